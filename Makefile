@@ -1,0 +1,99 @@
+# caskd build. `make run` and `make test` install missing Debian packages
+# first (see `deps`), so both work on a fresh machine.
+#
+# Trees:  build/        release objects, binary build/caskd, test binaries
+#         build/asan/   the same with ASan + UBSan; unit suites run here too
+
+CC       ?= gcc
+PKGS     := libevent libevent_pthreads libsystemd
+CPPFLAGS := -D_GNU_SOURCE -I.
+CWARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+CFLAGS   += $(CWARN) -pthread
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lsystemd) -pthread
+SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+
+# Debian packages the build, the tests and `make run` need.
+DEB_PKGS := gcc make pkg-config libevent-dev libcriterion-dev libsystemd-dev
+
+LIB_SRC  := $(wildcard ipc/*.c) $(wildcard engine/*.c) \
+            $(filter-out server/main.c,$(wildcard server/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+ITEST_SUPPORT := $(filter-out tests/integration/test_%.c,$(wildcard tests/integration/*.c))
+ITEST_SRC := $(wildcard tests/integration/test_*.c)
+HDRS     := $(wildcard */*.h tests/*/*.h)
+
+B := build
+A := build/asan
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
+LIB_AOBJ  := $(LIB_SRC:%.c=$(A)/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+UNIT_ABIN := $(UNIT_SRC:tests/unit/%.c=$(A)/tests/%)
+ITEST_BIN := $(ITEST_SRC:tests/integration/test_%.c=$(B)/tests/it_%)
+ITEST_SUP_OBJ := $(ITEST_SUPPORT:%.c=$(B)/%.o)
+
+PORT     ?= 7070
+DATA_DIR ?= ./data
+RUN_ARGS ?=
+
+.PHONY: all deps run test unit unit-asan integration clean asan
+all: $(B)/caskd
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(B)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(A)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CWARN) -pthread $(SANFLAGS) -c -o $@ $<
+
+$(B)/libcaskd.a: $(LIB_OBJ)
+	ar rcs $@ $^
+$(A)/libcaskd.a: $(LIB_AOBJ)
+	ar rcs $@ $^
+
+$(B)/caskd: $(B)/server/main.o $(B)/libcaskd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(A)/caskd: $(A)/server/main.o $(A)/libcaskd.a
+	$(CC) $(SANFLAGS) -pthread -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libcaskd.a
+	$(CC) $(CFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+$(A)/tests/%: $(A)/tests/unit/%.o $(A)/libcaskd.a
+	$(CC) $(SANFLAGS) -pthread -o $@ $^ -lcriterion $(LDLIBS)
+$(B)/tests/it_%: $(B)/tests/integration/test_%.o $(ITEST_SUP_OBJ) $(B)/libcaskd.a
+	$(CC) $(CFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+
+asan: $(A)/caskd $(UNIT_ABIN)
+
+run: deps $(B)/caskd
+	./$(B)/caskd --listen 127.0.0.1:$(PORT) --data-dir $(DATA_DIR) $(RUN_ARGS)
+
+# Unit suites run twice: as shipped, and under ASan + UBSan.
+unit: $(UNIT_BIN)
+	@set -e; for t in $^; do echo "== $$t"; ./$$t --jobs 2; done
+unit-asan: $(UNIT_ABIN)
+	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t --jobs 2; done
+# Integration suites start the real daemon (CASKD_BIN) on free ports.
+integration: $(B)/caskd $(ITEST_BIN)
+	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; CASKD_BIN=$(CURDIR)/$(B)/caskd ./$$t --jobs 1; done
+
+test: deps
+	$(MAKE) unit unit-asan integration
+
+clean:
+	rm -rf build

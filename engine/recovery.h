@@ -1,0 +1,46 @@
+/* engine/recovery.h — scanning database.bin: recovery and `caskd check`.
+ *
+ * Owns: walking the records of a mapped file, verifying every checksum,
+ * and classifying what is not a valid record:
+ *   - torn tail: nothing valid follows; cut it (a crash mid-append);
+ *   - abandoned reservation: zeros, or a record whose header is intact
+ *     and whose payload is torn, ending exactly where the next valid
+ *     record starts (a worker killed between reserving and writing, or a
+ *     write that failed with ENOSPC); skip it;
+ *   - corruption: anything else followed by valid records. Recovery
+ *     refuses to start; `caskd check --repair` drops it.
+ */
+#ifndef CASKD_ENGINE_RECOVERY_H
+#define CASKD_ENGINE_RECOVERY_H
+
+#include "engine/record.h"
+
+#include <stdint.h>
+
+enum eng_scan_kind {
+	ENG_SCAN_RECORD,    /* a valid record at off (h filled) */
+	ENG_SCAN_ABANDONED, /* [off, off+len) holds no record: skip */
+	ENG_SCAN_CORRUPT,   /* [off, off+len) is damaged, valid data after */
+	ENG_SCAN_TORN_TAIL, /* [off, end) holds no valid record: cut */
+	ENG_SCAN_END,
+};
+
+struct eng_scan {
+	const char *map;
+	uint64_t size;
+	uint64_t off;      /* next offset to look at */
+};
+
+struct eng_scan_item {
+	enum eng_scan_kind kind;
+	uint64_t off;
+	uint64_t len;
+	struct eng_rec_hdr h;
+};
+
+/* Starts a scan of a mapped file of size bytes after the file header. */
+void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size);
+/* The next item; returns its kind. */
+enum eng_scan_kind eng_scan_next(struct eng_scan *s, struct eng_scan_item *it);
+
+#endif

@@ -1,0 +1,27 @@
+/* ipc/failpoint.h — named failpoints for crash and fault drills.
+ *
+ * Owns: parsing CASKD_FAILPOINTS and deciding, at a named point, whether
+ * to crash the process or make the operation fail. The syntax is
+ *     CASKD_FAILPOINTS=name=action[@N][,name=action[@N]...]
+ * action: crash (SIGKILL self, like kill -9), exit (_exit(3)), enospc,
+ * eio (the call at that point fails with that errno), delay (sleep 200 ms,
+ * only on threads that may block). @N fires on the N-th hit in each
+ * process only; without it, every hit fires. The list of points is in
+ * docs/failpoints.md.
+ *
+ * Unarmed cost: one load and a predicted branch (IPC_FP checks a global
+ * flag before looking anything up).
+ */
+#ifndef CASKD_IPC_FAILPOINT_H
+#define CASKD_IPC_FAILPOINT_H
+
+extern int ipc_fp_armed;
+
+/* Reads CASKD_FAILPOINTS. 0, or -EINVAL for a malformed spec. */
+int ipc_fp_init(void);
+/* Evaluates point name: crashes, or returns 0 / -ENOSPC / -EIO. */
+int ipc_fp_eval(const char *name);
+
+#define IPC_FP(name) (__builtin_expect(ipc_fp_armed, 0) ? ipc_fp_eval(name) : 0)
+
+#endif

@@ -1,0 +1,53 @@
+/* ipc/mutex.h — process-shared, robust mutexes living in shared memory.
+ *
+ * Owns: the one place where EOWNERDEAD is handled. A process that dies
+ * holding an ipc_mtx (kill -9 of a worker) must not hang the others: the
+ * next locker gets EOWNERDEAD from the kernel's robust-futex list, calls the
+ * mutex's repair callback (which verifies or rebuilds whatever the mutex
+ * guards), marks the mutex consistent, and goes on as the owner. If repair
+ * fails the mutex is left unrecoverable and the locker exits: a broken
+ * index must never be served.
+ *
+ * Lock order across caskd (take left before right, never the reverse):
+ *     eng index mutex  ->  (nothing)
+ *     eng sync mutex   ->  (nothing)
+ *     OFD range locks on database.bin are never taken while holding
+ *     either mutex, and no mutex is held across file I/O or fdatasync.
+ *
+ * The owner pid is kept beside the mutex so that assert(ipc_mtx_held(m))
+ * works, and so the repair callback knows whose work it is finishing.
+ */
+#ifndef CASKD_IPC_MUTEX_H
+#define CASKD_IPC_MUTEX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct ipc_mtx;
+
+/* Called with the mutex held after its previous owner died holding it.
+ * dead_pid is that owner (0 if unknown). Return 0 if what the mutex guards
+ * is consistent again, or -errno if it cannot be repaired. */
+typedef int (*ipc_mtx_repair_fn)(struct ipc_mtx *m, pid_t dead_pid,
+				 void *arg);
+
+struct ipc_mtx {
+	pthread_mutex_t mtx;
+	_Atomic int32_t owner;          /* pid of the holder, 0 when free */
+	_Atomic uint32_t repairs;       /* EOWNERDEAD recoveries so far */
+	_Atomic uint64_t wait_ns;       /* time spent waiting for it, total */
+	_Atomic uint64_t acquisitions;  /* lock calls that had to wait */
+};
+
+/* Initialises m in shared memory (master, before fork). 0 or -errno. */
+int ipc_mtx_init(struct ipc_mtx *m);
+/* Locks m. On EOWNERDEAD calls repair(m, dead_pid, arg) first. Returns 0,
+ * or -errno (ENOTRECOVERABLE after a failed repair). */
+int ipc_mtx_lock(struct ipc_mtx *m, ipc_mtx_repair_fn repair, void *arg);
+void ipc_mtx_unlock(struct ipc_mtx *m);
+/* 1 if the calling process holds m. For assertions. */
+int ipc_mtx_held(const struct ipc_mtx *m);
+
+#endif

@@ -1,0 +1,21 @@
+/* ipc/shm.c — anonymous shared memory regions (see shm.h). */
+#include "ipc/shm.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+int ipc_shm_create(size_t size, void **out)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	*out = p;
+	return 0;
+}
+
+void ipc_shm_destroy(void *addr, size_t size)
+{
+	if (addr)
+		munmap(addr, size);
+}

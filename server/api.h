@@ -1,0 +1,41 @@
+/* server/api.h — caskd's HTTP API: routes and handlers.
+ *
+ * Owns: mapping requests to engine calls and engine results to status
+ * codes, headers and JSON errors, per ../docs/http-api.md. Writes answer
+ * only once durable (through server/commit), and a write to a key that
+ * another write holds is retried from the event loop (never by sleeping).
+ * Runs on a worker's event loop thread.
+ */
+#ifndef CASKD_SERVER_API_H
+#define CASKD_SERVER_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct eng_db;
+struct srv_commit;
+struct srv_config;
+struct srv_http_req;
+struct srv_shared;
+struct srv_wstats;
+
+struct srv_api {
+	struct event_base *base;
+	struct eng_db *db;
+	struct srv_commit *commit;
+	struct srv_shared *shared;
+	struct srv_wstats *stats;
+	const struct srv_config *cfg;
+	int slot;
+	int draining;      /* graceful stop begun: /healthz says 503 */
+	int access_fd;     /* -1: no access log */
+	size_t writes_in_flight;
+};
+
+size_t srv_api_body_limit(struct srv_http_req *req, void *arg);
+void srv_api_handle(struct srv_http_req *req, void *arg);
+void srv_api_logged(const struct srv_http_req *req, int status,
+		    size_t body_bytes, uint64_t duration_ns, void *arg);
+
+#endif

@@ -1,0 +1,9 @@
+/* server/check.h — the `caskd check [--repair] DIR` command. */
+#ifndef CASKD_SERVER_CHECK_H
+#define CASKD_SERVER_CHECK_H
+
+/* argv[0] is "check". Exit status: 0 the file opens (or was repaired),
+ * 1 damage found (check) or repair failed, 2 usage. */
+int srv_check_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,40 @@
+/* server/commit.h — a worker's durability thread (group commit's server
+ * half).
+ *
+ * Owns: the thread that blocks in fdatasync (or waits for another
+ * worker's) so the event loop never does, and the queue of responses
+ * waiting for durability. The loop hands in a ticket (engine/durable.h)
+ * and a callback; the thread makes sure a covering sync happens and pokes
+ * the loop through an eventfd; the loop then runs every callback whose
+ * ticket is covered, in order.
+ *
+ * In periodic mode nothing waits: the thread syncs every interval when
+ * the log has grown, and once more when the worker stops.
+ *
+ * Threads: srv_commit_wait and the callbacks run on the loop thread only.
+ */
+#ifndef CASKD_SERVER_COMMIT_H
+#define CASKD_SERVER_COMMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct eng_db;
+struct srv_commit;
+
+/* rc: 0 durable, ENG_EPOISONED or -errno: not durable, do not acknowledge */
+typedef void (*srv_commit_cb)(int rc, void *arg);
+
+int srv_commit_start(struct event_base *base, struct eng_db *db, int group,
+		     int interval_ms, struct srv_commit **out);
+/* Runs cb(rc, arg) on the loop once the write holding ticket is durable. */
+int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
+		    void *arg);
+/* Writes still waiting. */
+size_t srv_commit_pending(const struct srv_commit *c);
+/* Final sync (periodic mode), stops and joins the thread, frees c. Any
+ * waiter left gets -ECANCELED. */
+void srv_commit_stop(struct srv_commit *c);
+
+#endif

@@ -1,0 +1,316 @@
+/* server/config.c — options table, command line and config file (see
+ * config.h). */
+#include "server/config.h"
+
+#include "server/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CASKD_VERSION "0.1.0"
+#define CONF_LINE_MAX 4096
+
+enum opt_type { OPT_INT, OPT_U64, OPT_SIZE, OPT_STR, OPT_LISTEN, OPT_FSYNC,
+		OPT_LEVEL };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t off;
+	uint64_t min, max;
+	const char *help;
+};
+
+#define F(field) offsetof(struct srv_config, field)
+static const struct opt opts[] = {
+	{ "listen", OPT_LISTEN, F(listen), 0, 0,
+	  "HOST:PORT to serve (repeatable; default 127.0.0.1:7070)" },
+	{ "workers", OPT_INT, F(workers), 1, SRV_WORKERS_MAX,
+	  "worker processes (default: online CPUs)" },
+	{ "data-dir", OPT_STR, F(data_dir), 0, sizeof(((struct srv_config *)0)->data_dir),
+	  "directory of database.bin (default ./data)" },
+	{ "fsync", OPT_FSYNC, F(fsync), 0, 0,
+	  "group: acknowledge after fdatasync (default); periodic: from the page cache" },
+	{ "fsync-interval-ms", OPT_INT, F(fsync_interval_ms), 1, 60000,
+	  "periodic mode: fdatasync interval (default 1000)" },
+	{ "max-keys", OPT_U64, F(max_keys), 1, 1ull << 31,
+	  "index capacity in keys, 48 bytes of shared memory each (default 1000000)" },
+	{ "max-value-size", OPT_SIZE, F(max_value_size), 0, 1ull << 30,
+	  "largest value in bytes, k/m/g suffixes allowed (default 16m)" },
+	{ "log-level", OPT_LEVEL, F(log_level), 0, 0,
+	  "debug|info|warn|error (default info)" },
+	{ "config", OPT_STR, F(config_file), 0, sizeof(((struct srv_config *)0)->config_file),
+	  "file of 'name = value' lines with these names; flags win" },
+	{ "shutdown-timeout", OPT_INT, F(shutdown_timeout_s), 1, 3600,
+	  "seconds a graceful stop may take before workers are killed (default 30)" },
+	{ "worker-timeout", OPT_INT, F(worker_timeout_s), 1, 3600,
+	  "seconds without a worker heartbeat before it is replaced (default 10)" },
+	{ "max-conns", OPT_INT, F(max_conns), 1, 1000000,
+	  "open connections per worker before 503 (default 4096)" },
+	{ "access-log", OPT_STR, F(access_log), 0, sizeof(((struct srv_config *)0)->access_log),
+	  "file for one line per request ('-': stderr; default off)" },
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void defaults(struct srv_config *c)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen[0], SRV_ADDR_MAX, "127.0.0.1:7070");
+	c->nlisten = 1;
+	c->workers = cpus < 1 ? 1 : cpus > SRV_WORKERS_MAX ? SRV_WORKERS_MAX : (int)cpus;
+	snprintf(c->data_dir, sizeof(c->data_dir), "./data");
+	c->fsync = SRV_FSYNC_GROUP;
+	c->fsync_interval_ms = 1000;
+	c->max_keys = 1000000;
+	c->max_value_size = 16u << 20;
+	c->log_level = SRV_LOG_INFO;
+	c->shutdown_timeout_s = 30;
+	c->worker_timeout_s = 10;
+	c->max_conns = 4096;
+}
+
+static const struct opt *find_opt(const char *name, size_t n)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strlen(opts[i].name) == n && !strncmp(opts[i].name, name, n))
+			return &opts[i];
+	return NULL;
+}
+
+static int parse_u64(const char *s, uint64_t *out, int sizes)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (sizes && *end) {
+		int shift = 0;
+		switch (tolower((unsigned char)*end)) {
+		case 'k': shift = 10; break;
+		case 'm': shift = 20; break;
+		case 'g': shift = 30; break;
+		default: return -EINVAL;
+		}
+		end++;
+		if (v > (UINT64_MAX >> shift))
+			return -EINVAL;
+		v <<= shift;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Applies one name/value; "where" prefixes the error ("--workers" or
+ * "caskd.conf:3: workers"). */
+static int apply(struct srv_config *c, const struct opt *o, const char *val,
+		 int *listen_reset, const char *where, char *err, size_t errlen)
+{
+	char *field = (char *)c + o->off;
+	uint64_t v;
+	enum srv_log_level lv;
+
+	switch (o->type) {
+	case OPT_INT:
+	case OPT_U64:
+	case OPT_SIZE:
+		if (parse_u64(val, &v, o->type == OPT_SIZE) < 0 || v < o->min ||
+		    v > o->max) {
+			snprintf(err, errlen, "%s: '%s' is not a number from %llu to %llu",
+				 where, val, (unsigned long long)o->min,
+				 (unsigned long long)o->max);
+			return -1;
+		}
+		if (o->type == OPT_INT)
+			*(int *)field = (int)v;
+		else
+			*(uint64_t *)field = v;
+		return 0;
+	case OPT_STR:
+		if (strlen(val) >= o->max) {
+			snprintf(err, errlen, "%s: value too long", where);
+			return -1;
+		}
+		strcpy(field, val);
+		return 0;
+	case OPT_LISTEN:
+		if (!*listen_reset) {
+			c->nlisten = 0;
+			*listen_reset = 1;
+		}
+		if (c->nlisten == SRV_LISTEN_MAX || strlen(val) >= SRV_ADDR_MAX ||
+		    !strrchr(val, ':')) {
+			snprintf(err, errlen, "%s: '%s' is not HOST:PORT (at most %d)",
+				 where, val, SRV_LISTEN_MAX);
+			return -1;
+		}
+		strcpy(c->listen[c->nlisten++], val);
+		return 0;
+	case OPT_FSYNC:
+		if (!strcmp(val, "group"))
+			c->fsync = SRV_FSYNC_GROUP;
+		else if (!strcmp(val, "periodic"))
+			c->fsync = SRV_FSYNC_PERIODIC;
+		else {
+			snprintf(err, errlen, "%s: '%s' is not group or periodic", where, val);
+			return -1;
+		}
+		return 0;
+	case OPT_LEVEL:
+		if (srv_log_parse_level(val, &lv) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not debug, info, warn or error",
+				 where, val);
+			return -1;
+		}
+		c->log_level = (int)lv;
+		return 0;
+	}
+	return -1;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* Reads the config file; options in `skip` (set by flags) are ignored. */
+static int load_file(struct srv_config *c, const char *path, const int *skip,
+		     char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char line[CONF_LINE_MAX], where[PATH_MAX + 128];
+	int lineno = 0, listen_reset = 0, rc = 0;
+
+	if (!f) {
+		snprintf(err, errlen, "--config: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s = trim(line), *eq, *name, *val;
+		const struct opt *o;
+		lineno++;
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%d: expected 'name = value'", path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		name = trim(s);
+		val = trim(eq + 1);
+		o = find_opt(name, strlen(name));
+		if (!o || !strcmp(o->name, "config")) {
+			snprintf(err, errlen, "%s:%d: unknown setting '%s'", path, lineno, name);
+			rc = -1;
+			break;
+		}
+		if (skip[o - opts])
+			continue;
+		snprintf(where, sizeof(where), "%s:%d: %s", path, lineno, name);
+		if (apply(c, o, val, &listen_reset, where, err, errlen) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+void srv_config_usage(FILE *out)
+{
+	fprintf(out, "usage: caskd [options]\n"
+		     "       caskd check [--repair] DIR\n\n"
+		     "A key-value daemon: N worker processes serve an HTTP API over one\n"
+		     "append-only database.bin. Options (also valid in --config files):\n");
+	for (size_t i = 0; i < NOPTS; i++)
+		fprintf(out, "  --%-20s %s\n", opts[i].name, opts[i].help);
+	fprintf(out, "  --%-20s %s\n  --%-20s %s\n", "help", "this text",
+		"version", "print the version");
+}
+
+enum srv_config_result srv_config_load(int argc, char **argv,
+				       struct srv_config *c, char *err,
+				       size_t errlen)
+{
+	int set[NOPTS] = { 0 }, listen_reset = 0;
+	struct srv_config flags;
+
+	defaults(&flags);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val, *eq;
+		const struct opt *o;
+		char where[128];
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			srv_config_usage(stdout);
+			return SRV_CONFIG_HELP;
+		}
+		if (!strcmp(a, "--version")) {
+			printf("caskd %s\n", CASKD_VERSION);
+			return SRV_CONFIG_VERSION;
+		}
+		if (strncmp(a, "--", 2)) {
+			snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
+			return SRV_CONFIG_ERROR;
+		}
+		eq = strchr(a, '=');
+		o = find_opt(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
+		if (!o) {
+			snprintf(err, errlen, "unknown option '%.*s' (see --help)",
+				 eq ? (int)(eq - a) : (int)strlen(a), a);
+			return SRV_CONFIG_ERROR;
+		}
+		if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			snprintf(err, errlen, "--%s: missing value", o->name);
+			return SRV_CONFIG_ERROR;
+		}
+		snprintf(where, sizeof(where), "--%s", o->name);
+		if (apply(&flags, o, val, &listen_reset, where, err, errlen) < 0)
+			return SRV_CONFIG_ERROR;
+		set[o - opts] = 1;
+	}
+	/* The file goes under the flags: start from defaults, read the file
+	 * skipping what flags set, then take the flags' values. */
+	defaults(c);
+	if (flags.config_file[0] &&
+	    load_file(c, flags.config_file, set, err, errlen) < 0)
+		return SRV_CONFIG_ERROR;
+	for (size_t i = 0; i < NOPTS; i++) {
+		if (!set[i])
+			continue;
+		if (opts[i].type == OPT_LISTEN) {
+			memcpy(c->listen, flags.listen, sizeof(c->listen));
+			c->nlisten = flags.nlisten;
+		} else {
+			size_t sz = opts[i].type == OPT_STR ? opts[i].max
+				  : opts[i].type == OPT_INT || opts[i].type == OPT_FSYNC ||
+				    opts[i].type == OPT_LEVEL ? sizeof(int)
+				  : sizeof(uint64_t);
+			memcpy((char *)c + opts[i].off, (char *)&flags + opts[i].off, sz);
+		}
+	}
+	return SRV_CONFIG_OK;
+}

@@ -1,0 +1,52 @@
+/* server/config.h — caskd's settings: defaults, command line, config file.
+ *
+ * Owns: one table of options that serves both the command line
+ * (--name value or --name=value) and the config file (name = value lines,
+ * '#' comments). Flags win over the file. A bad option or value is one
+ * line naming it (and the file and line), and exit status 2.
+ */
+#ifndef CASKD_SERVER_CONFIG_H
+#define CASKD_SERVER_CONFIG_H
+
+#include <limits.h>
+#include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SRV_LISTEN_MAX 8
+#define SRV_WORKERS_MAX 64 /* engine slots are 2x this, for reloads */
+#define SRV_ADDR_MAX 256
+
+enum srv_fsync_mode { SRV_FSYNC_GROUP, SRV_FSYNC_PERIODIC };
+
+struct srv_config {
+	char listen[SRV_LISTEN_MAX][SRV_ADDR_MAX];
+	int nlisten;
+	int workers;
+	char data_dir[PATH_MAX];
+	enum srv_fsync_mode fsync;
+	int fsync_interval_ms;
+	uint64_t max_keys;
+	uint64_t max_value_size;
+	int log_level;          /* enum srv_log_level */
+	char config_file[PATH_MAX];
+	int shutdown_timeout_s;
+	int worker_timeout_s;
+	int max_conns;
+	char access_log[PATH_MAX]; /* "" off, "-" stderr */
+};
+
+enum srv_config_result {
+	SRV_CONFIG_OK,
+	SRV_CONFIG_HELP,     /* --help printed */
+	SRV_CONFIG_VERSION,  /* --version printed */
+	SRV_CONFIG_ERROR,    /* err holds the one-line message */
+};
+
+/* Defaults, then the config file named by --config, then the flags. */
+enum srv_config_result srv_config_load(int argc, char **argv,
+				       struct srv_config *cfg, char *err,
+				       size_t errlen);
+void srv_config_usage(FILE *out);
+
+#endif

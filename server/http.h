@@ -1,0 +1,126 @@
+/* server/http.h — caskd's HTTP/1.1 server layer, on libevent bufferevents.
+ *
+ * Owns: accepting connections on already-listening sockets, parsing
+ * requests (request line, headers, Content-Length and chunked bodies,
+ * Expect: 100-continue), keep-alive and pipelining (one request at a time
+ * per connection, answered in order), connection limits and timeouts, and
+ * writing responses. Every error this layer produces itself (400, 408,
+ * 413, 414, 431, 501, 503, 505) has a JSON body
+ * {"error":"<code>","message":"<text>"}, like every error of the API.
+ *
+ * Why not evhttp: it answers its own parse errors with HTML, buffers whole
+ * bodies before a handler can refuse them, and measured 0.85-0.9x nginx
+ * before any storage work (docs/decisions.md).
+ *
+ * Threading: everything here runs on the one event loop thread of a worker;
+ * nothing is thread-safe. Responses may be sent later than the handler
+ * call (asynchronously, e.g. after a group-commit fsync): a request stays
+ * valid until it is responded to, even if its connection died meanwhile.
+ */
+#ifndef CASKD_SERVER_HTTP_H
+#define CASKD_SERVER_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct srv_http_server;
+struct srv_http_req;
+
+enum srv_http_method {
+	SRV_HTTP_GET,
+	SRV_HTTP_HEAD,
+	SRV_HTTP_PUT,
+	SRV_HTTP_POST,
+	SRV_HTTP_DELETE,
+	SRV_HTTP_OTHER, /* any other token: the router answers 405 */
+};
+
+struct srv_http_opts {
+	size_t max_line_bytes;   /* request line longer: 414 (default 8 KiB) */
+	size_t max_header_bytes; /* all header lines longer: 431 (16 KiB) */
+	int max_conns;           /* more open connections: 503 and close (1024) */
+	int idle_timeout_ms;     /* keep-alive idle connection closed (60000) */
+	int read_timeout_ms;     /* a started request stalls: 408 (30000) */
+};
+
+struct srv_http_callbacks {
+	/* After the headers of a request are parsed: the largest body this
+	 * request may carry. A larger Content-Length (or a chunked body that
+	 * grows past it) gets 413 before the body is read, and the connection
+	 * closes after the response. NULL: no limit beyond SIZE_MAX. */
+	size_t (*body_limit)(struct srv_http_req *req, void *arg);
+	/* A complete request (body included). Must eventually call one of the
+	 * srv_http_respond*() functions, now or later. */
+	void (*handle)(struct srv_http_req *req, void *arg);
+	/* After each response is queued: for metrics and the access log.
+	 * method/path may be "-" for requests that never parsed. */
+	void (*logged)(const struct srv_http_req *req, int status,
+		       size_t body_bytes, uint64_t duration_ns, void *arg);
+};
+
+/* Fills *opts with the defaults above. */
+void srv_http_opts_default(struct srv_http_opts *opts);
+
+/* Serves the listening sockets fds[0..nfds) (already bound and listening,
+ * shared with other processes; made non-blocking here). NULL on failure
+ * with errno set. */
+struct srv_http_server *srv_http_server_new(struct event_base *base,
+					    const int *fds, int nfds,
+					    const struct srv_http_opts *opts,
+					    const struct srv_http_callbacks *cb,
+					    void *arg);
+/* Graceful stop: stop accepting (listeners freed; the fds stay open for
+ * the caller), close idle connections, answer requests already received
+ * with Connection: close, and call done(arg) once no connection is left.
+ * Calling it twice is harmless. */
+void srv_http_server_shutdown(struct srv_http_server *srv,
+			      void (*done)(void *arg), void *arg);
+/* Frees everything at once; pending requests are dropped. */
+void srv_http_server_free(struct srv_http_server *srv);
+/* Open connections right now. */
+int srv_http_server_conns(const struct srv_http_server *srv);
+
+/* Request accessors. Strings are NUL-terminated and live as long as req. */
+enum srv_http_method srv_http_req_method(const struct srv_http_req *req);
+const char *srv_http_req_method_str(const struct srv_http_req *req);
+/* The path as sent, before '?', not percent-decoded. */
+const char *srv_http_req_path(const struct srv_http_req *req);
+/* The raw query after '?', or NULL if none. */
+const char *srv_http_req_query(const struct srv_http_req *req);
+/* First header with this name (case-insensitive), value trimmed; or NULL. */
+const char *srv_http_req_header(const struct srv_http_req *req,
+				const char *name);
+/* The whole body (de-chunked); *len = 0 and a non-NULL pointer if none. */
+const void *srv_http_req_body(const struct srv_http_req *req, size_t *len);
+/* 1 if the peer is on a loopback address (127/8, ::1, unix). */
+int srv_http_req_peer_is_loopback(const struct srv_http_req *req);
+/* 0 once the connection of a pending request has gone away. */
+int srv_http_req_conn_alive(const struct srv_http_req *req);
+
+/* Adds a response header before responding (name and value are copied). */
+int srv_http_add_header(struct srv_http_req *req, const char *name,
+			const char *value);
+/* Responds and releases req. The body is copied. content_type may be NULL
+ * (no Content-Type). Content-Length is always sent; for HEAD the body is
+ * not. Server, Date and Connection headers are added here. */
+void srv_http_respond(struct srv_http_req *req, int status,
+		      const char *content_type, const void *body, size_t len);
+/* As srv_http_respond, without copying: body must stay valid until
+ * release(body, len, release_arg) is called (release may be NULL). Used to
+ * send values straight from the read-only mmap of database.bin. */
+void srv_http_respond_ref(struct srv_http_req *req, int status,
+			  const char *content_type, const void *body,
+			  size_t len,
+			  void (*release)(const void *body, size_t len,
+					  void *release_arg),
+			  void *release_arg);
+/* Error response: JSON body {"error":code,"message":message}, with the
+ * message JSON-escaped. */
+void srv_http_respond_error(struct srv_http_req *req, int status,
+			    const char *code, const char *message);
+
+/* "Not Found" for 404, etc.; "Unknown" for codes it does not know. */
+const char *srv_http_reason(int status);
+
+#endif

@@ -1,0 +1,40 @@
+/* server/main.c — the caskd command: the daemon, or `caskd check`.
+ *
+ * Exit status: 0 ok, 1 a runtime failure (named in the log), 2 a bad
+ * option or config (one line naming it).
+ */
+#include "ipc/failpoint.h"
+#include "server/check.h"
+#include "server/config.h"
+#include "server/log.h"
+#include "server/master.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define EXIT_USAGE 2
+
+int main(int argc, char **argv)
+{
+	struct srv_config cfg;
+	char err[512];
+
+	if (argc > 1 && !strcmp(argv[1], "check"))
+		return srv_check_main(argc - 1, argv + 1);
+	switch (srv_config_load(argc, argv, &cfg, err, sizeof(err))) {
+	case SRV_CONFIG_OK:
+		break;
+	case SRV_CONFIG_HELP:
+	case SRV_CONFIG_VERSION:
+		return 0;
+	case SRV_CONFIG_ERROR:
+		fprintf(stderr, "caskd: %s\n", err);
+		return EXIT_USAGE;
+	}
+	srv_log_init((enum srv_log_level)cfg.log_level);
+	if (ipc_fp_init() < 0) {
+		fprintf(stderr, "caskd: CASKD_FAILPOINTS: malformed (name=action[@N],...)\n");
+		return EXIT_USAGE;
+	}
+	return srv_master_run(&cfg, argc, argv);
+}

@@ -1,0 +1,615 @@
+/* server/master.c — the master process: supervisor only, never serves.
+ *
+ * Owns: recovery at start (through the engine), the shared regions, the
+ * listening sockets (bound once, shared by every worker, so no connection
+ * is refused while workers come and go), forking and respawning workers,
+ * reload, shutdown, and talking to systemd.
+ *
+ * Signals only set flags (nginx's way); the loop sleeps in sigsuspend()
+ * with every handled signal blocked outside it, and a 100 ms interval
+ * timer (SIGALRM) drives respawn backoff, heartbeats, reload steps and the
+ * watchdog.
+ *   TERM/INT  graceful stop within --shutdown-timeout, exit 0
+ *   QUIT      immediate stop
+ *   HUP       re-read the config, replace workers one at a time
+ *   CHLD      reap; respawn at once, with backoff if it keeps dying
+ *   USR2      (from a worker) the index cannot be trusted: restart all
+ *             workers through recovery, by re-executing the master
+ */
+#include "server/master.h"
+
+#include "engine/durable.h"
+#include "engine/errors.h"
+#include "engine/store.h"
+#include "server/config.h"
+#include "server/log.h"
+#include "server/metrics.h"
+#include "server/notify.h"
+#include "server/worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TICK_MS 100
+#define LISTEN_BACKLOG 4096     /* the kernel caps it at somaxconn */
+#define FAST_DEATH_MS 1000      /* dying sooner than this counts as a crash loop */
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 10000
+#define STATUS_EVERY_MS 2000
+
+enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_WAITING /* respawn due */ };
+
+struct mslot {
+	enum slot_state state;
+	pid_t pid;
+	unsigned gen;          /* configuration generation it runs */
+	int retiring;          /* sent SIGTERM; not to be respawned */
+	uint64_t started_ms;
+	uint64_t respawn_at;
+	int fast_deaths;
+};
+
+struct master {
+	struct srv_config cfg;
+	int argc;
+	char **argv;
+	struct eng_db db;
+	struct srv_shared *shared;
+	int fds[SRV_LISTEN_MAX];
+	int nfds;
+	struct mslot slots[SRV_SLOTS];
+	unsigned gen;
+	int stopping;
+	int reexec;            /* restart through recovery once stopped */
+	uint64_t stop_deadline;
+	int reloading;
+	int incoming;          /* slot of the new worker a reload waits for */
+	uint64_t watchdog_usec;
+	uint64_t last_watchdog_ms;
+	uint64_t last_status_ms;
+};
+
+static volatile sig_atomic_t got_chld, got_term, got_quit, got_hup, got_alrm,
+	got_usr2;
+
+static void on_signal(int sig)
+{
+	switch (sig) {
+	case SIGCHLD: got_chld = 1; break;
+	case SIGTERM:
+	case SIGINT: got_term = 1; break;
+	case SIGQUIT: got_quit = 1; break;
+	case SIGHUP: got_hup = 1; break;
+	case SIGALRM: got_alrm = 1; break;
+	case SIGUSR2: got_usr2 = 1; break;
+	}
+}
+
+static const int handled[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP,
+			       SIGALRM, SIGUSR2 };
+#define NHANDLED (sizeof(handled) / sizeof(handled[0]))
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- listening sockets ---------------------------------------------------- */
+
+static int bind_one(const char *spec)
+{
+	char host[SRV_ADDR_MAX], *port;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	int fd = -1, one = 1, rc;
+
+	snprintf(host, sizeof(host), "%s", spec);
+	port = strrchr(host, ':');
+	*port++ = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	rc = getaddrinfo(host[0] && strcmp(host, "*") ? host : NULL, port, &hints, &res);
+	if (rc) {
+		srv_error("cannot listen on %s: %s", spec, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (res->ai_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
+		srv_error("cannot listen on %s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int open_listeners(struct master *m)
+{
+	int n = srv_notify_listen_fds();
+
+	if (n > 0) {
+		/* socket activation: systemd bound them for us */
+		for (int i = 0; i < n && i < SRV_LISTEN_MAX; i++)
+			m->fds[m->nfds++] = SRV_LISTEN_FDS_START + i;
+		srv_info("serving %d socket(s) passed by the service manager", m->nfds);
+		return 0;
+	}
+	for (int i = 0; i < m->cfg.nlisten; i++) {
+		int fd = bind_one(m->cfg.listen[i]);
+		if (fd < 0)
+			return -1;
+		m->fds[m->nfds++] = fd;
+		srv_info("listening on %s", m->cfg.listen[i]);
+	}
+	return 0;
+}
+
+/* --- workers ----------------------------------------------------------------- */
+
+static int running(const struct master *m)
+{
+	int n = 0;
+	for (int i = 0; i < SRV_SLOTS; i++)
+		n += m->slots[i].state == SLOT_RUNNING;
+	return n;
+}
+
+static int spawn(struct master *m, int slot)
+{
+	struct mslot *s = &m->slots[slot];
+	struct srv_worker_args a = {
+		.cfg = &m->cfg, .db = &m->db, .shared = m->shared,
+		.fds = m->fds, .nfds = m->nfds, .slot = slot, .master = getpid(),
+	};
+	pid_t pid;
+
+	srv_metrics_reset_slot(m->shared, slot);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		srv_error("fork: %s; retrying", strerror(errno));
+		s->state = SLOT_WAITING;
+		s->respawn_at = mono_ms() + BACKOFF_FIRST_MS;
+		return -1;
+	}
+	if (pid == 0)
+		_exit(srv_worker_main(&a));
+	s->state = SLOT_RUNNING;
+	s->pid = pid;
+	s->gen = m->gen;
+	s->retiring = 0;
+	s->started_ms = mono_ms();
+	eng_db_set_worker(&m->db, slot, pid);
+	atomic_store(&m->shared->w[slot].pid, pid);
+	atomic_store(&m->shared->workers_up, (uint32_t)running(m));
+	srv_debug("worker %d started, pid %d", slot, (int)pid);
+	return 0;
+}
+
+static int free_slot(const struct master *m)
+{
+	for (int i = 0; i < SRV_SLOTS; i++)
+		if (m->slots[i].state == SLOT_FREE)
+			return i;
+	return -1;
+}
+
+static void describe_exit(int slot, pid_t pid, int status, char *buf, size_t n)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, n, "worker %d (pid %d) exited with status %d", slot,
+			 (int)pid, WEXITSTATUS(status));
+	else
+		snprintf(buf, n, "worker %d (pid %d) killed by signal %d (%s)", slot,
+			 (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+}
+
+static void worker_died(struct master *m, int slot, int status)
+{
+	struct mslot *s = &m->slots[slot];
+	uint64_t now = mono_ms(), delay;
+	char what[160];
+	int rc;
+
+	describe_exit(slot, s->pid, status, what, sizeof(what));
+	eng_sync_reap(&m->db, s->pid);
+	if ((rc = eng_db_reap_worker(&m->db, slot))) {
+		srv_error("%s; cleaning up after it failed (%s): restarting through recovery",
+			  what, eng_strerror(rc));
+		got_usr2 = 1;
+	}
+	atomic_store(&m->shared->w[slot].pid, 0);
+	atomic_store(&m->shared->w[slot].ready, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_EXIT_INDEX_LOST)
+		got_usr2 = 1;
+	if (m->stopping || s->retiring || s->gen != m->gen) {
+		srv_debug("%s", what);
+		s->state = SLOT_FREE;
+		s->pid = 0;
+		return;
+	}
+	/* An unexpected death: replace it now, or later if it keeps dying
+	 * right after starting (a crash loop must not spin the CPU). */
+	atomic_fetch_add(&m->shared->restarts, 1);
+	s->fast_deaths = now - s->started_ms < FAST_DEATH_MS ? s->fast_deaths + 1 : 0;
+	delay = 0;
+	if (s->fast_deaths > 1) {
+		delay = BACKOFF_FIRST_MS << (s->fast_deaths - 2 < 7 ? s->fast_deaths - 2 : 7);
+		if (delay > BACKOFF_MAX_MS)
+			delay = BACKOFF_MAX_MS;
+	}
+	srv_warn("%s; %s", what, delay ? "it keeps dying at start: backing off" : "replacing it");
+	if (delay)
+		srv_notify("STATUS=worker %d keeps dying; next start in %" PRIu64 " ms",
+			   slot, delay);
+	s->state = SLOT_WAITING;
+	s->pid = 0;
+	s->respawn_at = now + delay;
+}
+
+static void reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < SRV_SLOTS; i++)
+			if (m->slots[i].state == SLOT_RUNNING && m->slots[i].pid == pid) {
+				m->slots[i].state = SLOT_FREE;
+				m->slots[i].pid = pid;
+				worker_died(m, i, status);
+				break;
+			}
+	}
+	atomic_store(&m->shared->workers_up, (uint32_t)running(m));
+}
+
+static void signal_all(struct master *m, int sig)
+{
+	for (int i = 0; i < SRV_SLOTS; i++)
+		if (m->slots[i].state == SLOT_RUNNING)
+			kill(m->slots[i].pid, sig);
+}
+
+/* --- stop, reload ------------------------------------------------------------- */
+
+static void begin_stop(struct master *m, const char *why)
+{
+	if (m->stopping)
+		return;
+	m->stopping = 1;
+	m->stop_deadline = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000;
+	srv_info("%s: stopping workers gracefully (at most %d s)", why,
+		 m->cfg.shutdown_timeout_s);
+	srv_notify("STOPPING=1\nSTATUS=stopping");
+	atomic_store(&m->shared->shutting_down, 1);
+	signal_all(m, SIGTERM);
+	for (int i = 0; i < SRV_SLOTS; i++)
+		if (m->slots[i].state == SLOT_WAITING)
+			m->slots[i].state = SLOT_FREE;
+}
+
+static int same_str_list(const struct srv_config *a, const struct srv_config *b)
+{
+	if (a->nlisten != b->nlisten)
+		return 0;
+	for (int i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i], b->listen[i]))
+			return 0;
+	return 1;
+}
+
+static void begin_reload(struct master *m)
+{
+	struct srv_config next;
+	char err[512];
+
+	if (m->stopping)
+		return;
+	if (srv_config_load(m->argc, m->argv, &next, err, sizeof(err)) != SRV_CONFIG_OK) {
+		srv_error("reload: %s; keeping the running configuration and workers", err);
+		return;
+	}
+	srv_notify_reloading();
+	if (!same_str_list(&next, &m->cfg) || strcmp(next.data_dir, m->cfg.data_dir) ||
+	    next.max_keys != m->cfg.max_keys)
+		srv_warn("reload: listen, data-dir and max-keys changes take effect at the next restart");
+	memcpy(next.listen, m->cfg.listen, sizeof(next.listen));
+	next.nlisten = m->cfg.nlisten;
+	snprintf(next.data_dir, sizeof(next.data_dir), "%s", m->cfg.data_dir);
+	next.max_keys = m->cfg.max_keys;
+	m->cfg = next;
+	srv_log_set_level((enum srv_log_level)m->cfg.log_level);
+	m->gen++;
+	m->reloading = 1;
+	m->incoming = -1;
+	srv_info("reload: replacing workers one at a time (%d wanted)", m->cfg.workers);
+}
+
+static int count_gen(const struct master *m, unsigned gen, int current)
+{
+	int n = 0;
+	for (int i = 0; i < SRV_SLOTS; i++) {
+		const struct mslot *s = &m->slots[i];
+		if (s->state == SLOT_FREE || s->retiring)
+			continue;
+		n += current ? s->gen == gen : s->gen != gen;
+	}
+	return n;
+}
+
+static void retire_one_old(struct master *m)
+{
+	for (int i = 0; i < SRV_SLOTS; i++) {
+		struct mslot *s = &m->slots[i];
+		if (s->state == SLOT_RUNNING && s->gen != m->gen && !s->retiring) {
+			s->retiring = 1;
+			kill(s->pid, SIGTERM);
+			return;
+		}
+		if (s->state == SLOT_WAITING && s->gen != m->gen) {
+			s->state = SLOT_FREE;
+			return;
+		}
+	}
+}
+
+/* One step of a reload: start a new worker, and once it serves, retire
+ * one old worker; repeat. The listening sockets never close, so clients
+ * see no refused connection. */
+static void reload_step(struct master *m)
+{
+	if (m->incoming >= 0) {
+		struct mslot *s = &m->slots[m->incoming];
+		if (s->state == SLOT_RUNNING && !atomic_load(&m->shared->w[m->incoming].ready))
+			return;
+		m->incoming = -1;
+		retire_one_old(m);
+		return;
+	}
+	if (count_gen(m, m->gen, 1) < m->cfg.workers) {
+		int slot = free_slot(m);
+		if (slot >= 0 && spawn(m, slot) == 0)
+			m->incoming = slot;
+		return;
+	}
+	if (count_gen(m, m->gen, 0) > 0) {
+		retire_one_old(m);
+		return;
+	}
+	m->reloading = 0;
+	srv_info("reload: done, %d workers", m->cfg.workers);
+	srv_notify("READY=1\nSTATUS=reloaded; %d workers", m->cfg.workers);
+}
+
+/* --- periodic checks ---------------------------------------------------------- */
+
+static int heartbeats_ok(struct master *m, uint64_t now)
+{
+	int ok = 1;
+	for (int i = 0; i < SRV_SLOTS; i++) {
+		struct mslot *s = &m->slots[i];
+		uint64_t hb;
+		if (s->state != SLOT_RUNNING || s->retiring)
+			continue;
+		hb = atomic_load(&m->shared->w[i].heartbeat_ms);
+		if (!hb) /* still starting */
+			hb = s->started_ms;
+		if (now > hb + (uint64_t)m->cfg.worker_timeout_s * 1000) {
+			srv_error("worker %d (pid %d) missed its heartbeat for %d s: killing it",
+				  i, (int)s->pid, m->cfg.worker_timeout_s);
+			kill(s->pid, SIGKILL);
+			ok = 0;
+		}
+	}
+	return ok;
+}
+
+static void tick(struct master *m)
+{
+	uint64_t now = mono_ms();
+	int ok;
+
+	for (int i = 0; i < SRV_SLOTS && !m->stopping; i++)
+		if (m->slots[i].state == SLOT_WAITING && now >= m->slots[i].respawn_at)
+			spawn(m, i);
+	ok = heartbeats_ok(m, now);
+	if (m->reloading && !m->stopping)
+		reload_step(m);
+	if (!m->stopping && eng_sync_poisoned(&m->db)) {
+		srv_error("an fdatasync of database.bin failed: writes since the last good "
+			  "sync may be lost by the kernel; restarting through recovery");
+		m->reexec = 1;
+		begin_stop(m, "fsync failure");
+	}
+	if (m->stopping && now >= m->stop_deadline && running(m)) {
+		srv_warn("graceful stop timed out after %d s: killing %d worker(s)",
+			 m->cfg.shutdown_timeout_s, running(m));
+		signal_all(m, SIGKILL);
+		m->stop_deadline = UINT64_MAX;
+	}
+	if (m->watchdog_usec && ok && running(m) >= m->cfg.workers &&
+	    now - m->last_watchdog_ms >= m->watchdog_usec / 2000) {
+		srv_notify("WATCHDOG=1");
+		m->last_watchdog_ms = now;
+	}
+	if (!m->stopping && now - m->last_status_ms >= STATUS_EVERY_MS) {
+		struct eng_stats st;
+		eng_stats(&m->db, &st);
+		srv_notify("STATUS=%d/%d workers up; %" PRIu64 " keys; log %" PRIu64 " bytes",
+			   running(m), m->cfg.workers, st.keys, st.log_bytes);
+		m->last_status_ms = now;
+	}
+}
+
+/* --- start-up ------------------------------------------------------------------- */
+
+static int open_store(struct master *m)
+{
+	struct eng_opts o = {
+		.dir = m->cfg.data_dir,
+		.max_keys = m->cfg.max_keys,
+		.max_value = (uint32_t)m->cfg.max_value_size,
+	};
+	struct eng_recovery rep;
+	int rc = eng_db_open(&o, &m->db, &rep);
+
+	if (rc == -EBUSY) {
+		srv_error("data directory %s is in use by another caskd (pid %d, %s/caskd.lock); "
+			  "stop it first", m->cfg.data_dir, rep.holder_pid, m->cfg.data_dir);
+		return rc;
+	}
+	if (rc == ENG_ECORRUPT) {
+		srv_error("%s/database.bin is damaged at offset %" PRIu64 " with valid records "
+			  "after it; refusing to start. Inspect with 'caskd check %s', repair with "
+			  "'caskd check --repair %s' (keeps every intact record)",
+			  m->cfg.data_dir, rep.bad_off, m->cfg.data_dir, m->cfg.data_dir);
+		return rc;
+	}
+	if (rc == ENG_EFULL) {
+		srv_error("%s/database.bin holds more than --max-keys %" PRIu64 " keys; raise it",
+			  m->cfg.data_dir, m->cfg.max_keys);
+		return rc;
+	}
+	if (rc) {
+		srv_error("opening %s/database.bin: %s", m->cfg.data_dir, eng_strerror(rc));
+		return rc;
+	}
+	srv_info("recovered %s/database.bin: %" PRIu64 " records, %" PRIu64 " keys, "
+		 "%" PRIu64 " bytes in %.3f s (%.0f MB/s)%s",
+		 m->cfg.data_dir, rep.records, rep.keys, rep.tail, rep.seconds,
+		 rep.seconds > 0 ? (double)rep.file_bytes / rep.seconds / 1e6 : 0.0,
+		 rep.created ? "; created it" : "");
+	return 0;
+}
+
+static int install_signals(sigset_t *orig)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	struct itimerval it = { { 0, TICK_MS * 1000 }, { 0, TICK_MS * 1000 } };
+	sigset_t block;
+
+	sigemptyset(&block);
+	for (size_t i = 0; i < NHANDLED; i++)
+		sigaddset(&block, handled[i]);
+	if (sigprocmask(SIG_BLOCK, &block, orig) < 0)
+		return -errno;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < NHANDLED; i++)
+		if (sigaction(handled[i], &sa, NULL) < 0)
+			return -errno;
+	sigaction(SIGPIPE, &ign, NULL);
+	if (setitimer(ITIMER_REAL, &it, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+static void reexec(struct master *m)
+{
+	srv_info("re-executing to recover database.bin");
+	eng_db_close(&m->db);
+	for (int i = 0; i < m->nfds; i++)
+		close(m->fds[i]);
+	execv("/proc/self/exe", m->argv);
+	srv_error("execv(/proc/self/exe): %s", strerror(errno));
+}
+
+int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
+{
+	struct master *m = calloc(1, sizeof(*m));
+	sigset_t orig, wait_mask;
+	int rc = 1;
+
+	if (!m)
+		return 1;
+	m->cfg = *cfg;
+	m->argc = argc;
+	m->argv = argv;
+	m->incoming = -1;
+	srv_log_set_role("master");
+	if (install_signals(&orig) < 0) {
+		srv_error("installing signal handlers: %s", strerror(errno));
+		goto out_free;
+	}
+	if (open_store(m) < 0)
+		goto out_free;
+	if (open_listeners(m) < 0 || srv_metrics_create(&m->shared) < 0)
+		goto out_close;
+	for (int i = 0; i < m->cfg.workers; i++)
+		spawn(m, i);
+	m->watchdog_usec = srv_notify_watchdog_usec();
+	srv_notify("READY=1\nSTATUS=%d workers up", m->cfg.workers);
+	srv_info("caskd ready: %d workers, fsync %s, data in %s", m->cfg.workers,
+		 m->cfg.fsync == SRV_FSYNC_GROUP ? "group" : "periodic", m->cfg.data_dir);
+	wait_mask = orig;
+	for (size_t i = 0; i < NHANDLED; i++)
+		sigdelset(&wait_mask, handled[i]);
+	for (;;) {
+		if (!got_chld && !got_term && !got_quit && !got_hup && !got_alrm && !got_usr2)
+			sigsuspend(&wait_mask);
+		if (got_chld) {
+			got_chld = 0;
+			reap(m);
+		}
+		if (got_quit) {
+			srv_info("SIGQUIT: stopping now");
+			signal_all(m, SIGKILL);
+			m->stopping = 1;
+			got_quit = 0;
+		}
+		if (got_term) {
+			got_term = 0;
+			begin_stop(m, "SIGTERM/SIGINT");
+		}
+		if (got_usr2) {
+			got_usr2 = 0;
+			m->reexec = 1;
+			begin_stop(m, "shared index lost");
+		}
+		if (got_hup) {
+			got_hup = 0;
+			begin_reload(m);
+		}
+		if (got_alrm) {
+			got_alrm = 0;
+			tick(m);
+		}
+		if (m->stopping && running(m) == 0)
+			break;
+	}
+	rc = 0;
+	if (m->reexec)
+		reexec(m); /* returns only on failure */
+	srv_info("stopped");
+	if (m->reexec)
+		rc = 1;
+out_close:
+	if (m->shared)
+		srv_metrics_destroy(m->shared);
+	eng_db_close(&m->db);
+out_free:
+	free(m);
+	return rc;
+}

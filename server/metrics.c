@@ -1,0 +1,223 @@
+/* server/metrics.c — counters and the Prometheus text (see metrics.h). */
+#include "server/metrics.h"
+
+#include "engine/durable.h"
+#include "engine/shared.h"
+#include "engine/store.h"
+#include "ipc/shm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(SRV_SLOTS == ENG_WORKERS_MAX, "one stats block per worker slot");
+
+static const int codes[SRV_NCODES] = {
+	200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 408, 409,
+	412, 413, 414, 417, 431, 500, 501, 503, 505, 507, 0, 0,
+};
+static const char *const methods[SRV_METHODS] = {
+	"GET", "HEAD", "PUT", "POST", "DELETE", "other",
+};
+static const double dur_bounds[SRV_DUR_BUCKETS] = {
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300,
+};
+
+int srv_metrics_create(struct srv_shared **out)
+{
+	return ipc_shm_create(sizeof(struct srv_shared), (void **)out);
+}
+
+void srv_metrics_destroy(struct srv_shared *m)
+{
+	ipc_shm_destroy(m, sizeof(*m));
+}
+
+void srv_metrics_reset_slot(struct srv_shared *m, int slot)
+{
+	memset(&m->w[slot], 0, sizeof(m->w[slot]));
+}
+
+static int code_index(int status)
+{
+	for (int i = 0; i < SRV_NCODES && codes[i]; i++)
+		if (codes[i] == status)
+			return i;
+	return 17; /* counted as 500: an unlisted code is a bug too */
+}
+
+void srv_metrics_request(struct srv_wstats *w, int method, int status,
+			 uint64_t duration_ns)
+{
+	double s = (double)duration_ns / 1e9;
+	int b = 0;
+
+	if (method < 0 || method >= SRV_METHODS)
+		method = SRV_METHODS - 1;
+	srv_metrics_inc(&w->requests[method][code_index(status)]);
+	while (b < SRV_DUR_BUCKETS - 1 && s > dur_bounds[b])
+		b++;
+	srv_metrics_inc(&w->dur_hist[b]);
+	atomic_store_explicit(&w->dur_sum_ns,
+			      atomic_load_explicit(&w->dur_sum_ns, memory_order_relaxed) +
+				      duration_ns,
+			      memory_order_relaxed);
+}
+
+struct sbuf {
+	char *p;
+	size_t len, cap;
+	int err;
+};
+
+static void put(struct sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void put(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->err)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->err = -EINVAL;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		char *np = realloc(b->p, b->cap * 2 + (size_t)n);
+		if (!np) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->p = np;
+		b->cap = b->cap * 2 + (size_t)n;
+	}
+}
+
+static void histogram(struct sbuf *b, const char *name, const char *help,
+		      const double *bounds, const uint64_t *counts, int n,
+		      double sum)
+{
+	uint64_t cum = 0;
+
+	put(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (int i = 0; i < n; i++) {
+		cum += counts[i];
+		if (i == n - 1)
+			put(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+		else
+			put(b, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i],
+			    (unsigned long long)cum);
+	}
+	put(b, "%s_sum %.6f\n%s_count %llu\n", name, sum, name, (unsigned long long)cum);
+}
+
+static void gauge(struct sbuf *b, const char *name, const char *type,
+		  const char *help, double v)
+{
+	put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type,
+	    name, v);
+}
+
+static void requests(struct sbuf *b, struct srv_shared *m)
+{
+	put(b, "# HELP caskd_requests_total HTTP responses by method and status.\n"
+	       "# TYPE caskd_requests_total counter\n");
+	for (int mi = 0; mi < SRV_METHODS; mi++)
+		for (int ci = 0; ci < SRV_NCODES && codes[ci]; ci++) {
+			uint64_t n = 0;
+			for (int s = 0; s < SRV_SLOTS; s++)
+				n += atomic_load_explicit(&m->w[s].requests[mi][ci],
+							  memory_order_relaxed);
+			if (n)
+				put(b, "caskd_requests_total{method=\"%s\",code=\"%d\"} %llu\n",
+				    methods[mi], codes[ci], (unsigned long long)n);
+		}
+	put(b, "# HELP caskd_worker_requests_total HTTP responses per worker slot.\n"
+	       "# TYPE caskd_worker_requests_total counter\n");
+	for (int s = 0; s < SRV_SLOTS; s++) {
+		uint64_t n = 0;
+		if (!atomic_load(&m->w[s].pid))
+			continue;
+		for (int i = 0; i < SRV_DUR_BUCKETS; i++)
+			n += atomic_load_explicit(&m->w[s].dur_hist[i], memory_order_relaxed);
+		put(b, "caskd_worker_requests_total{worker=\"%d\",pid=\"%d\"} %llu\n", s,
+		    (int)atomic_load(&m->w[s].pid), (unsigned long long)n);
+	}
+}
+
+int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
+		       size_t *len)
+{
+	struct sbuf b = { .cap = 8192 };
+	struct eng_stats st;
+	uint64_t dur[SRV_DUR_BUCKETS] = { 0 }, fs[ENG_FSYNC_BUCKETS], wpf[ENG_WPF_BUCKETS];
+	uint64_t conns = 0, busy = 0;
+	double dur_sum = 0;
+
+	if (!(b.p = malloc(b.cap)))
+		return -ENOMEM;
+	eng_stats(db, &st);
+	for (int s = 0; s < SRV_SLOTS; s++) {
+		struct srv_wstats *w = &m->w[s];
+		for (int i = 0; i < SRV_DUR_BUCKETS; i++)
+			dur[i] += atomic_load_explicit(&w->dur_hist[i], memory_order_relaxed);
+		dur_sum += (double)atomic_load_explicit(&w->dur_sum_ns, memory_order_relaxed) / 1e9;
+		conns += atomic_load_explicit(&w->conns, memory_order_relaxed);
+		busy += atomic_load_explicit(&w->key_busy_retries, memory_order_relaxed);
+	}
+	for (int i = 0; i < ENG_FSYNC_BUCKETS; i++)
+		fs[i] = atomic_load(&db->sh->fsync_hist[i]);
+	for (int i = 0; i < ENG_WPF_BUCKETS; i++)
+		wpf[i] = atomic_load(&db->sh->wpf_hist[i]);
+
+	requests(&b, m);
+	histogram(&b, "caskd_request_duration_seconds", "Time from request start to response.",
+		  dur_bounds, dur, SRV_DUR_BUCKETS, dur_sum);
+	gauge(&b, "caskd_keys", "gauge", "Live keys in the index.", (double)st.keys);
+	gauge(&b, "caskd_index_capacity", "gauge", "Keys the index can hold (--max-keys).",
+	      (double)st.capacity);
+	gauge(&b, "caskd_log_bytes", "gauge", "Size of database.bin.", (double)st.log_bytes);
+	gauge(&b, "caskd_live_bytes", "gauge", "Bytes of database.bin holding live records.",
+	      (double)st.live_bytes);
+	gauge(&b, "caskd_fsync_total", "counter", "fdatasync calls on database.bin.",
+	      (double)st.fsync_total);
+	gauge(&b, "caskd_fsync_errors_total", "counter", "fdatasync calls that failed.",
+	      (double)st.fsync_errors);
+	histogram(&b, "caskd_fsync_duration_seconds", "Time spent in fdatasync.",
+		  eng_fsync_bounds_s, fs, ENG_FSYNC_BUCKETS, (double)st.fsync_ns_total / 1e9);
+	histogram(&b, "caskd_writes_per_fsync", "Writes made durable by one fdatasync.",
+		  eng_wpf_bounds, wpf, ENG_WPF_BUCKETS,
+		  (double)atomic_load(&db->sh->wpf_sum));
+	gauge(&b, "caskd_workers", "gauge", "Worker processes running.",
+	      (double)atomic_load(&m->workers_up));
+	gauge(&b, "caskd_worker_restarts_total", "counter",
+	      "Workers replaced after dying or hanging.", (double)atomic_load(&m->restarts));
+	gauge(&b, "caskd_lock_wait_seconds_total", "counter",
+	      "Time spent waiting for the shared index and sync mutexes.",
+	      (double)st.lock_wait_ns / 1e9);
+	gauge(&b, "caskd_mutex_repairs_total", "counter",
+	      "Index mutex recoveries after a holder died.", (double)st.mutex_repairs);
+	gauge(&b, "caskd_connections", "gauge", "Open client connections.", (double)conns);
+	gauge(&b, "caskd_key_busy_retries_total", "counter",
+	      "Writes that waited for another write to the same key.", (double)busy);
+	gauge(&b, "caskd_write_errors_poisoned", "gauge",
+	      "1 after an fdatasync failed: writes refused until restart.", (double)st.poisoned);
+	if (b.err) {
+		free(b.p);
+		return b.err;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}

@@ -1,0 +1,197 @@
+/* server/worker.c — a worker process (see worker.h). */
+#include "server/worker.h"
+
+#include "engine/errors.h"
+#include "engine/store.h"
+#include "server/api.h"
+#include "server/commit.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/log.h"
+#include "server/metrics.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEARTBEAT_MS 500
+
+struct worker {
+	const struct srv_worker_args *a;
+	struct event_base *base;
+	struct srv_http_server *http;
+	struct srv_commit *commit;
+	struct srv_api api;
+	struct srv_wstats *stats;
+	struct event *heartbeat;
+	struct event *sigterm;
+	struct event *sigquit;
+	int stopping;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The master kills a worker whose heartbeat stops: a wedged loop (stuck
+ * in a handler) stops beating because this runs on the loop. */
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	atomic_store(&w->stats->heartbeat_ms, mono_ms());
+	if (w->http)
+		atomic_store(&w->stats->conns, (uint64_t)srv_http_server_conns(w->http));
+}
+
+static void on_drained(void *arg)
+{
+	struct worker *w = arg;
+	event_base_loopexit(w->base, NULL);
+}
+
+static void on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)sig;
+	(void)what;
+	if (w->stopping)
+		return;
+	w->stopping = 1;
+	w->api.draining = 1;
+	srv_info("stopping: finishing in-flight requests");
+	srv_http_server_shutdown(w->http, on_drained, w);
+}
+
+static void on_sigquit(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	_exit(0);
+}
+
+/* Undo what the master set up for itself before fork(). */
+static int reset_signals(void)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, ign = { .sa_handler = SIG_IGN };
+	const int to_default[] = { SIGCHLD, SIGHUP, SIGALRM, SIGUSR1, SIGUSR2 };
+	sigset_t none;
+
+	for (size_t i = 0; i < sizeof(to_default) / sizeof(to_default[0]); i++)
+		sigaction(to_default[i], &dfl, NULL);
+	/* Ctrl-C in a terminal reaches the whole process group; the master
+	 * turns it into an orderly stop, so workers ignore it. */
+	sigaction(SIGINT, &ign, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+	sigemptyset(&none);
+	return sigprocmask(SIG_SETMASK, &none, NULL) < 0 ? -errno : 0;
+}
+
+static int open_access_log(const char *path)
+{
+	if (!path[0])
+		return -1;
+	if (!strcmp(path, "-"))
+		return dup(STDERR_FILENO);
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
+static int setup(struct worker *w)
+{
+	const struct srv_worker_args *a = w->a;
+	struct srv_http_opts ho;
+	struct srv_http_callbacks cb = {
+		.body_limit = srv_api_body_limit,
+		.handle = srv_api_handle,
+		.logged = srv_api_logged,
+	};
+	struct timeval beat = { 0, HEARTBEAT_MS * 1000 };
+	int rc;
+
+	if ((rc = eng_db_attach(a->db, a->slot))) {
+		srv_error("opening %s: %s", a->db->path, eng_strerror(rc));
+		return rc;
+	}
+	if (!(w->base = event_base_new()))
+		return -ENOMEM;
+	w->sigterm = evsignal_new(w->base, SIGTERM, on_sigterm, w);
+	w->sigquit = evsignal_new(w->base, SIGQUIT, on_sigquit, w);
+	w->heartbeat = event_new(w->base, -1, EV_PERSIST, on_heartbeat, w);
+	if (!w->sigterm || !w->sigquit || !w->heartbeat ||
+	    evsignal_add(w->sigterm, NULL) || evsignal_add(w->sigquit, NULL) ||
+	    evtimer_add(w->heartbeat, &beat))
+		return -ENOMEM;
+	if ((rc = reset_signals()))
+		return rc;
+	if ((rc = srv_commit_start(w->base, a->db, a->cfg->fsync == SRV_FSYNC_GROUP,
+				   a->cfg->fsync_interval_ms, &w->commit))) {
+		srv_error("starting the sync thread: %s", strerror(-rc));
+		return rc;
+	}
+	w->api = (struct srv_api){
+		.base = w->base, .db = a->db, .commit = w->commit,
+		.shared = a->shared, .stats = w->stats, .cfg = a->cfg,
+		.slot = a->slot, .access_fd = open_access_log(a->cfg->access_log),
+	};
+	srv_http_opts_default(&ho);
+	ho.max_conns = a->cfg->max_conns;
+	w->http = srv_http_server_new(w->base, a->fds, a->nfds, &ho, &cb, &w->api);
+	if (!w->http) {
+		srv_error("starting the HTTP server: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static void teardown(struct worker *w)
+{
+	/* Waiters of the commit queue hold requests: answer them first. */
+	srv_commit_stop(w->commit);
+	if (w->http)
+		srv_http_server_free(w->http);
+	if (w->heartbeat)
+		event_free(w->heartbeat);
+	if (w->sigterm)
+		event_free(w->sigterm);
+	if (w->sigquit)
+		event_free(w->sigquit);
+	if (w->api.access_fd >= 0)
+		close(w->api.access_fd);
+	if (w->base)
+		event_base_free(w->base);
+}
+
+int srv_worker_main(const struct srv_worker_args *a)
+{
+	struct worker w = { .a = a, .stats = &a->shared->w[a->slot] };
+	char role[32];
+	int rc;
+
+	w.api.access_fd = -1;
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != a->master)
+		return 1; /* the master is already gone */
+	snprintf(role, sizeof(role), "worker %d", a->slot);
+	srv_log_set_role(role);
+	if ((rc = setup(&w))) {
+		teardown(&w);
+		return 1;
+	}
+	on_heartbeat(-1, 0, &w);
+	atomic_store(&w.stats->ready, 1);
+	srv_debug("serving");
+	rc = event_base_dispatch(w.base);
+	atomic_store(&w.stats->ready, 0);
+	teardown(&w);
+	return rc < 0 ? 1 : 0;
+}

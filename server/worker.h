@@ -1,0 +1,36 @@
+/* server/worker.h — one worker process: an event loop serving the API.
+ *
+ * Owns: what a worker does after fork(): its own descriptor and mapping
+ * of database.bin, its event_base (created after fork, never inherited),
+ * its durability thread, its HTTP server on the shared listening sockets,
+ * its heartbeat, and its graceful stop on SIGTERM (stop accepting, finish
+ * in-flight requests and their syncs, exit 0). SIGQUIT stops at once.
+ * It dies with the master (PR_SET_PDEATHSIG), so no orphan keeps the port.
+ */
+#ifndef CASKD_SERVER_WORKER_H
+#define CASKD_SERVER_WORKER_H
+
+#include <sys/types.h>
+
+struct eng_db;
+struct srv_config;
+struct srv_shared;
+
+/* Exit status a worker uses when the shared index cannot be trusted: the
+ * master then restarts everything through recovery. */
+#define SRV_EXIT_INDEX_LOST 75
+
+struct srv_worker_args {
+	const struct srv_config *cfg;
+	struct eng_db *db;
+	struct srv_shared *shared;
+	const int *fds;
+	int nfds;
+	int slot;
+	pid_t master;
+};
+
+/* Runs the worker; returns its exit status. */
+int srv_worker_main(const struct srv_worker_args *a);
+
+#endif
