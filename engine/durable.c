@@ -3,6 +3,7 @@
 
 #include "engine/errors.h"
 #include "engine/io.h"
+#include "engine/record.h"
 #include "engine/shared.h"
 #include "ipc/wake.h"
 
@@ -72,13 +73,40 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Runs one fdatasync as generation g, with sync_mtx not held. */
-static void run_sync(struct eng_db *db, uint32_t g, uint64_t writes)
+/* Puts the durable mark reached by earlier syncs into the file header, so
+ * this sync makes it durable too. Only the mark of a sync that already
+ * completed is written: one computed for this sync could reach the disk
+ * before the data it vouches for. A failure only keeps the older mark. */
+static void write_mark(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
+	char mark[ENG_MARK_SIZE];
+	uint32_t seq = sh->mark_seq + 1;
+
+	if (sh->durable_mark <= sh->mark_written)
+		return;
+	eng_mark_encode(mark, sh->durable_mark, seq);
+	if (eng_io_pwrite_all(db->fd, mark, sizeof(mark),
+			      seq % 2 ? ENG_MARK_OFF_A : ENG_MARK_OFF_B) == 0) {
+		sh->mark_written = sh->durable_mark;
+		sh->mark_seq = seq;
+	}
+}
+
+/* Runs one fdatasync as generation g, with sync_mtx not held (this
+ * process is marked as the syncer). written: every byte below it was
+ * written before the sync began. */
+static void run_sync(struct eng_db *db, uint32_t g, uint64_t writes,
+		     uint64_t written)
 {
 	struct eng_shared *sh = db->sh;
 	uint64_t tail = sh->tail; /* a racy read: for the metric only */
-	uint64_t t0 = now_ns(), dt;
-	int rc = eng_io_datasync(db->fd);
+	uint64_t t0, dt;
+	int rc;
+
+	write_mark(db);
+	t0 = now_ns();
+	rc = eng_io_datasync(db->fd);
 
 	dt = now_ns() - t0;
 	if (ipc_mtx_lock(&sh->sync_mtx, sync_repair, sh) < 0)
@@ -91,6 +119,8 @@ static void run_sync(struct eng_db *db, uint32_t g, uint64_t writes)
 			"refusing writes until restart\n", strerror(-rc));
 	} else {
 		atomic_store(&sh->synced_tail, tail);
+		if (written > sh->durable_mark)
+			sh->durable_mark = written;
 	}
 	atomic_fetch_add(&sh->fsync_total, 1);
 	atomic_fetch_add(&sh->fsync_ns_total, dt);
@@ -111,10 +141,13 @@ int eng_sync_wait(struct eng_db *db, uint32_t ticket)
 	for (;;) {
 		uint32_t done = atomic_load(&sh->sync_done);
 		pid_t syncer;
-		uint64_t writes;
+		uint64_t writes, written;
 
 		if (gen_reached(done, ticket))
 			return eng_sync_poisoned(db) ? ENG_EPOISONED : 0;
+		/* Taken before the sync begins, outside sync_mtx (lock order:
+		 * the two mutexes are never nested). */
+		written = eng_db_written_below(db);
 		if ((rc = ipc_mtx_lock(&sh->sync_mtx, sync_repair, sh)))
 			return rc;
 		syncer = sh->syncing;
@@ -139,7 +172,7 @@ int eng_sync_wait(struct eng_db *db, uint32_t ticket)
 			uint32_t g = atomic_fetch_add(&sh->sync_started, 1) + 1;
 			sh->writes_at_sync = writes;
 			ipc_mtx_unlock(&sh->sync_mtx);
-			run_sync(db, g, n);
+			run_sync(db, g, n, written);
 		}
 	}
 }

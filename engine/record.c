@@ -111,8 +111,51 @@ void eng_file_hdr_encode(void *dst, uint64_t created)
 	v = htole32(ENG_FILE_HDR_SIZE);
 	memcpy(p + 12, &v, 4);
 	memcpy(p + 16, &c, 8);
-	v = htole32(eng_crc32c(0, p, ENG_FILE_HDR_SIZE - 4));
+	eng_mark_encode(p + ENG_MARK_OFF_A, ENG_FILE_HDR_SIZE, 1);
+	v = htole32(eng_crc32c(0, p, ENG_FILE_HDR_CRC_LEN));
 	memcpy(p + ENG_FILE_HDR_SIZE - 4, &v, 4);
+}
+
+void eng_mark_encode(void *dst, uint64_t mark, uint32_t seq)
+{
+	unsigned char *p = dst;
+	uint64_t m = htole64(mark);
+	uint32_t s = htole32(seq), crc;
+
+	memcpy(p, &m, 8);
+	memcpy(p + 8, &s, 4);
+	crc = htole32(eng_crc32c(0, p, 12));
+	memcpy(p + 12, &crc, 4);
+}
+
+static int mark_decode(const unsigned char *p, uint64_t *mark, uint32_t *seq)
+{
+	uint32_t crc;
+
+	memcpy(&crc, p + 12, 4);
+	if (le32toh(crc) != eng_crc32c(0, p, 12))
+		return -EBADMSG;
+	memcpy(mark, p, 8);
+	memcpy(seq, p + 8, 4);
+	*mark = le64toh(*mark);
+	*seq = le32toh(*seq);
+	return 0;
+}
+
+uint64_t eng_mark_read(const void *file_hdr, uint32_t *seq)
+{
+	const unsigned char *p = file_hdr;
+	uint64_t ma = 0, mb = 0;
+	uint32_t sa = 0, sb = 0;
+	int a = mark_decode(p + ENG_MARK_OFF_A, &ma, &sa) == 0;
+	int b = mark_decode(p + ENG_MARK_OFF_B, &mb, &sb) == 0;
+
+	if (a && (!b || (int32_t)(sa - sb) > 0)) {
+		*seq = sa;
+		return ma;
+	}
+	*seq = b ? sb : 0;
+	return b ? mb : UINT64_MAX; /* both damaged: trust no damage */
 }
 
 int eng_file_hdr_check(const void *p, uint64_t avail)
@@ -124,7 +167,7 @@ int eng_file_hdr_check(const void *p, uint64_t avail)
 	    memcmp(b, ENG_FILE_MAGIC, ENG_FILE_MAGIC_LEN))
 		return -EBADMSG;
 	memcpy(&crc, b + ENG_FILE_HDR_SIZE - 4, 4);
-	if (le32toh(crc) != eng_crc32c(0, b, ENG_FILE_HDR_SIZE - 4))
+	if (le32toh(crc) != eng_crc32c(0, b, ENG_FILE_HDR_CRC_LEN))
 		return -EBADMSG;
 	memcpy(&ver, b + 8, 4);
 	if (le32toh(ver) > ENG_FORMAT_VERSION)

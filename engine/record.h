@@ -7,7 +7,15 @@
  * File header (64 bytes):
  *   0  u8[8] magic "CASKDB\0\0"      8 u32 format version (1)
  *  12  u32 header size (64)          16 u64 created, unix seconds
- *  24  u8[36] zero                   60 u32 crc32c of bytes 0..60
+ *  24  durable mark A (16 bytes)     40 durable mark B (16 bytes)
+ *  56  u32 zero                      60 u32 crc32c of bytes 0..24
+ * Durable mark: u64 offset, u32 sequence, u32 crc32c of the first 12
+ * bytes. Every byte below the offset was durable (fdatasync'ed, fully
+ * written) when the mark was written; a mark is rewritten in place, so
+ * there are two, written alternately, and the valid one with the higher
+ * sequence counts. Recovery trusts damage above the mark to be a write
+ * torn by a crash before it was acknowledged; damage below it is
+ * corruption.
  *
  * Record header (32 bytes), then key, then value, then zero padding to 8:
  *   0  u32 magic 0x52444B43          4 u32 hcrc: crc32c of bytes 8..32
@@ -30,6 +38,10 @@
 #define ENG_FILE_MAGIC_LEN 8
 #define ENG_FORMAT_VERSION 1
 #define ENG_FILE_HDR_SIZE 64
+#define ENG_FILE_HDR_CRC_LEN 24   /* the fixed part; marks have their own */
+#define ENG_MARK_OFF_A 24
+#define ENG_MARK_OFF_B 40
+#define ENG_MARK_SIZE 16
 #define ENG_REC_MAGIC 0x52444B43u /* "CKDR" read as little-endian bytes */
 #define ENG_REC_HDR_SIZE 32
 #define ENG_REC_ALIGN 8           /* headers never straddle a word */
@@ -87,6 +99,13 @@ uint64_t eng_rec_total(const struct eng_rec_hdr *h);
 void eng_file_hdr_encode(void *dst, uint64_t created);
 /* 0, -EBADMSG (not a caskd file or damaged), -EPROTO (newer format). */
 int eng_file_hdr_check(const void *p, uint64_t avail);
+
+/* Encodes a durable mark (16 bytes) for offset mark, sequence seq. */
+void eng_mark_encode(void *dst, uint64_t mark, uint32_t seq);
+/* The valid durable mark with the higher sequence in a file header, or
+ * UINT64_MAX (with *seq = 0) when neither is valid: no damage is then
+ * taken for a torn write. */
+uint64_t eng_mark_read(const void *file_hdr, uint32_t *seq);
 
 /* The 64-bit hash the index uses for keys (not stored on disk). */
 uint64_t eng_key_hash(const void *key, size_t len);

@@ -5,9 +5,12 @@
 
 void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size)
 {
+	uint32_t seq;
+
 	s->map = map;
 	s->size = size;
 	s->off = ENG_FILE_HDR_SIZE;
+	s->mark = eng_mark_read(map, &seq);
 }
 
 static int valid_at(const struct eng_scan *s, uint64_t off,
@@ -50,7 +53,7 @@ static int abandoned(const struct eng_scan *s, uint64_t off, uint64_t next)
 {
 	struct eng_rec_hdr h;
 
-	if (all_zero(s->map + off, next - off))
+	if (off >= s->mark || all_zero(s->map + off, next - off))
 		return 1;
 	return eng_rec_check_hdr(s->map + off, next - off, &h) == 0 &&
 	       off + eng_rec_total(&h) == next;

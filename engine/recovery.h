@@ -3,12 +3,15 @@
  * Owns: walking the records of a mapped file, verifying every checksum,
  * and classifying what is not a valid record:
  *   - torn tail: nothing valid follows; cut it (a crash mid-append);
- *   - abandoned reservation: zeros, or a record whose header is intact
- *     and whose payload is torn, ending exactly where the next valid
- *     record starts (a worker killed between reserving and writing, or a
- *     write that failed with ENOSPC); skip it;
- *   - corruption: anything else followed by valid records. Recovery
- *     refuses to start; `caskd check --repair` drops it.
+ *   - abandoned: zeros, or a record whose header is intact and whose
+ *     payload is torn, ending exactly where the next valid record starts
+ *     (a worker killed between reserving and writing, or a write that
+ *     failed with ENOSPC), or any damage at or above the durable mark of
+ *     the file header (a write torn by a crash or power loss before it
+ *     was acknowledged: acknowledged writes lie below the mark); skip it;
+ *   - corruption: anything else followed by valid records, below the
+ *     durable mark. Recovery refuses to start; `caskd check --repair`
+ *     drops it.
  */
 #ifndef CASKD_ENGINE_RECOVERY_H
 #define CASKD_ENGINE_RECOVERY_H
@@ -29,6 +32,7 @@ struct eng_scan {
 	const char *map;
 	uint64_t size;
 	uint64_t off;      /* next offset to look at */
+	uint64_t mark;     /* durable mark: damage at or above it is a tear */
 };
 
 struct eng_scan_item {
@@ -38,7 +42,8 @@ struct eng_scan_item {
 	struct eng_rec_hdr h;
 };
 
-/* Starts a scan of a mapped file of size bytes after the file header. */
+/* Starts a scan of a mapped file of size bytes (header checked) after
+ * the file header. */
 void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size);
 /* The next item; returns its kind. */
 enum eng_scan_kind eng_scan_next(struct eng_scan *s, struct eng_scan_item *it);

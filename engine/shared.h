@@ -9,8 +9,10 @@
  * What protects what:
  *   index_mtx : seq, tail, the counters below it, every eng_ientry, every
  *               eng_inflight, rebuilding.
- *   sync_mtx  : syncing. sync_started/sync_done/poisoned are atomics,
- *               written only with sync_mtx held, read without it.
+ *   sync_mtx  : syncing, and durable_mark/mark_written/mark_seq (these
+ *               are also used by the one process marked as syncing,
+ *               without the mutex). sync_started/sync_done/poisoned are
+ *               atomics, written only with sync_mtx held, read without.
  *   (none)    : eng_wslot.pid is written by the master only.
  * Lock order: see ipc/mutex.h. Neither mutex is held across file I/O.
  */
@@ -104,6 +106,10 @@ struct eng_shared {
 	_Atomic uint64_t fsync_hist[ENG_HIST_SLOTS];  /* duration buckets */
 	_Atomic uint64_t wpf_hist[ENG_HIST_SLOTS];    /* writes per fsync */
 	_Atomic uint64_t wpf_sum;
+	uint64_t durable_mark;            /* all bytes below are durable */
+	uint64_t mark_written;            /* durable_mark last put in the
+					   * file header */
+	uint32_t mark_seq;                /* sequence of that header mark */
 
 	alignas(ENG_CACHELINE) struct eng_wslot wslots[ENG_WORKERS_MAX];
 	/* the table follows, at eng_shared_table() */

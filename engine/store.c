@@ -198,9 +198,13 @@ static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 			break;
 		case ENG_SCAN_ABANDONED:
 			log_recovery("skipped %" PRIu64 " bytes at offset %" PRIu64
-				     ": space reserved by a write that never completed",
+				     ": a write that never completed (never acknowledged)",
 				     it.len, it.off);
 			rep->skipped += it.len;
+			/* Wipe it: once the durable mark moves past it, only
+			 * zeros there still read as "abandoned". */
+			if ((rc = eng_io_discard(db->fd, it.off, it.len)))
+				return rc;
 			break;
 		case ENG_SCAN_CORRUPT:
 			rep->bad_off = it.off;
@@ -289,6 +293,29 @@ static int open_file(struct eng_db *db, struct eng_recovery *rep,
 	return 0;
 }
 
+/* What recovery read may have come from the page cache of a process that
+ * was killed before syncing: make it durable, then record that in the
+ * header's durable mark, so a later crash can never make it look torn. */
+static int mark_recovered(struct eng_db *db, uint64_t tail)
+{
+	struct eng_shared *sh = db->sh;
+	char mark[ENG_MARK_SIZE];
+	uint32_t seq;
+	int rc;
+
+	eng_mark_read(db->map, &seq);
+	seq++;
+	eng_mark_encode(mark, tail, seq);
+	if ((rc = eng_io_datasync(db->fd)) ||
+	    (rc = eng_io_pwrite_all(db->fd, mark, sizeof(mark),
+				    seq % 2 ? ENG_MARK_OFF_A : ENG_MARK_OFF_B)) ||
+	    (rc = eng_io_datasync(db->fd)))
+		return rc;
+	sh->durable_mark = sh->mark_written = tail;
+	sh->mark_seq = seq;
+	return 0;
+}
+
 static double mono_s(void)
 {
 	struct timespec ts;
@@ -331,7 +358,7 @@ int eng_db_open(const struct eng_opts *o, struct eng_db *db,
 	rep->keys = db->sh->live_keys;
 	atomic_store(&db->sh->synced_tail, rep->tail);
 	unlock_index(db);
-	if (rc)
+	if (rc || (rc = mark_recovered(db, rep->tail)))
 		goto out_close;
 	rep->seconds = mono_s() - t0;
 	return 0;
@@ -735,6 +762,24 @@ int eng_db_reap_worker(struct eng_db *db, int wslot)
 		fprintf(stderr, "caskd: wiped %d unfinished write(s) of dead worker slot %d\n",
 			wiped, wslot);
 	return 0;
+}
+
+uint64_t eng_db_written_below(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
+	uint64_t low;
+
+	if (lock_index(db))
+		return 0;
+	low = sh->tail;
+	for (int w = 0; w < ENG_WORKERS_MAX; w++) {
+		struct eng_wslot *ws = &sh->wslots[w];
+		for (int j = 0; ws->ninflight && j < ENG_INFLIGHT_MAX; j++)
+			if (ws->inflight[j].off && ws->inflight[j].off < low)
+				low = ws->inflight[j].off;
+	}
+	unlock_index(db);
+	return low;
 }
 
 /* --- stats and parsing -------------------------------------------------- */

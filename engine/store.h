@@ -123,6 +123,11 @@ struct eng_result {
 int eng_write(struct eng_db *db, const struct eng_op *op,
 	      struct eng_result *res);
 
+/* The lowest offset not known to be fully written: the start of the
+ * oldest in-flight reservation, or the tail. A sync that begins after this
+ * call makes every byte below it durable. */
+uint64_t eng_db_written_below(struct eng_db *db);
+
 /* Statistics for /metrics, read without locks (may be a moment old). */
 struct eng_stats {
 	uint64_t keys, capacity, log_bytes, live_bytes;
