@@ -1,0 +1,205 @@
+/* tests/integration/test_systemd.c — caskd and the service manager,
+ * without a running systemd: a unix datagram socket stands in for
+ * NOTIFY_SOCKET, a listening socket handed over as fd 3 with LISTEN_FDS
+ * stands in for socket activation, and systemd-analyze checks the units.
+ */
+#include "tests/integration/harness.h"
+#include "tests/integration/it_check.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MSG_MAX 1024
+#define NOTIFY_WAIT_MS 10000
+#define WATCHDOG_USEC "400000"
+
+static char base[256];
+
+static void setup(void)
+{
+	it_setup();
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+}
+
+static void teardown(void)
+{
+	it_teardown(); /* also removes base */
+}
+
+static int notify_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_lt(strlen(path), sizeof(sa.sun_path), "socket path too long: %s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s: %s",
+		     path, strerror(errno));
+	return fd;
+}
+
+/* Reads datagrams until one contains want; appends all to log. */
+static int wait_message(int fd, const char *want, char *log, size_t logn)
+{
+	int64_t deadline = it_now_ms() + NOTIFY_WAIT_MS;
+
+	while (it_now_ms() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char msg[MSG_MAX];
+		ssize_t n;
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = recv(fd, msg, sizeof(msg) - 1, 0);
+		if (n <= 0)
+			continue;
+		msg[n] = '\0';
+		strncat(log, msg, logn - strlen(log) - 2);
+		strcat(log, "|");
+		if (strstr(msg, want))
+			return 0;
+	}
+	return -ETIMEDOUT;
+}
+
+Test(it_systemd, notify_ready_status_watchdog_reload_stopping_in_order,
+     .init = setup, .fini = teardown, .timeout = 60)
+{
+	char path[300], dir[300], log[16384] = "";
+	struct it_daemon d;
+	const char *reloading, *ready2;
+	int fd, st;
+
+	snprintf(path, sizeof(path), "%s/notify.sock", base);
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	fd = notify_socket(path);
+	setenv("NOTIFY_SOCKET", path, 1);
+	setenv("WATCHDOG_USEC", WATCHDOG_USEC, 1);
+	cr_assert_eq(it_daemon_start(&d, dir, 2, NULL), 0);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+
+	cr_assert_eq(wait_message(fd, "READY=1", log, sizeof(log)), 0, "no READY=1: %s", log);
+	cr_assert_eq(wait_message(fd, "STATUS=", log, sizeof(log)), 0, "no STATUS=: %s", log);
+	cr_assert_eq(wait_message(fd, "WATCHDOG=1", log, sizeof(log)), 0,
+		     "no WATCHDOG=1 with WATCHDOG_USEC set: %s", log);
+
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	cr_assert_eq(wait_message(fd, "RELOADING=1", log, sizeof(log)), 0, "no RELOADING=1: %s", log);
+	reloading = strstr(log, "RELOADING=1");
+	cr_assert_not_null(strstr(reloading, "MONOTONIC_USEC="),
+			   "RELOADING=1 must carry MONOTONIC_USEC: %s", log);
+	cr_assert_eq(wait_message(fd, "READY=1", log, sizeof(log)), 0,
+		     "no READY=1 after the reload: %s", log);
+	ready2 = strstr(strstr(log, "RELOADING=1"), "READY=1");
+	cr_assert_not_null(ready2, "READY=1 must follow RELOADING=1: %s", log);
+	it_expect_value(d.port, "/healthz", "ok", 2, 0);
+
+	st = it_daemon_stop(&d);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "graceful stop status %d", st);
+	cr_assert_eq(wait_message(fd, "STOPPING=1", log, sizeof(log)), 0, "no STOPPING=1: %s", log);
+	cr_assert_gt(strstr(log, "STOPPING=1"), ready2, "STOPPING=1 must come last: %s", log);
+	close(fd);
+}
+
+static int listening_socket(int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(fd, 128), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+Test(it_systemd, serves_the_socket_passed_by_listen_fds, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	char dir[300];
+	const char *bin = getenv("CASKD_BIN");
+	int port, lfd, status = 0;
+	pid_t pid;
+
+	cr_assert_not_null(bin, "CASKD_BIN must name the daemon");
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	lfd = listening_socket(&port);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char pidbuf[32];
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		if (dup2(lfd, 3) < 0)
+			_exit(120);
+		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+		setenv("LISTEN_PID", pidbuf, 1);
+		setenv("LISTEN_FDS", "1", 1);
+		/* An address no interface has: binding it would fail, so a
+		 * served request proves the passed socket is used. */
+		execl(bin, bin, "--listen", "192.0.2.1:7", "--workers", "2", "--data-dir",
+		      dir, (char *)NULL);
+		_exit(121);
+	}
+	close(lfd);
+	{
+		int64_t deadline = it_now_ms() + 10000;
+		struct it_resp r = { 0 };
+		int ok = 0;
+		while (!ok && it_now_ms() < deadline) {
+			if (it_request(port, "GET", "/healthz", NULL, NULL, 0, &r) == 0) {
+				ok = r.status == 200;
+				it_resp_free(&r);
+			}
+			if (!ok)
+				usleep(50000);
+		}
+		cr_assert(ok, "the passed socket was never served");
+	}
+	{
+		uint64_t v = it_put(port, "/kv/activated", "yes", 3, 201);
+		it_expect_value(port, "/kv/activated", "yes", 3, v);
+	}
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d", status);
+}
+
+Test(it_systemd, contrib_units_pass_systemd_analyze_verify, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char cmd[2048], out[8192], err[8192];
+	const char *argv[] = { "/usr/bin/systemd-analyze", "verify", NULL, NULL, NULL };
+	char svc[300], sock[300];
+	int status = -1;
+
+	if (access("/usr/bin/systemd-analyze", X_OK) != 0)
+		cr_skip_test("systemd-analyze is not installed (Debian package systemd; .ci/run installs it)");
+	snprintf(svc, sizeof(svc), "%s/caskd.service", base);
+	snprintf(sock, sizeof(sock), "%s/caskd.socket", base);
+	snprintf(cmd, sizeof(cmd),
+		 "sed 's|/usr/local/bin/caskd|%s|' contrib/caskd.service > %s && cp contrib/caskd.socket %s",
+		 bin, svc, sock);
+	cr_assert_eq(system(cmd), 0, "copying the units (run from the repository root)");
+	argv[2] = svc;
+	argv[3] = sock;
+	cr_assert_eq(it_run_capture(argv, 30000, out, sizeof(out), err, sizeof(err), &status), 0);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "systemd-analyze verify failed: %s%s", out, err);
+}
