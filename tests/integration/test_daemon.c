@@ -1,0 +1,401 @@
+/* tests/integration/test_daemon.c — caskd as operators run it: reloads
+ * under load, config files, supervision (stuck and crash-looping
+ * workers), logs for journald, the access log, metrics across workers.
+ */
+#include "tests/integration/harness.h"
+#include "tests/integration/it_check.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RELOAD_CLIENTS 3
+#define RELOADS 3
+#define RELOAD_GAP_US 600000
+#define LOG_TAIL 65536
+
+static char base[256];
+
+static void setup(void)
+{
+	it_setup();
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+}
+
+static void teardown(void)
+{
+	it_teardown();
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+	fputs(text, f);
+	cr_assert_eq(fclose(f), 0);
+}
+
+static int count_children(pid_t master)
+{
+	char path[64], buf[4096];
+	FILE *f;
+	int n = 0;
+	size_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)master, (int)master);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
+		n++;
+	return n;
+}
+
+static pid_t first_child(pid_t master)
+{
+	char path[64], buf[4096];
+	FILE *f;
+	size_t len;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)master, (int)master);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	return (pid_t)atoi(buf);
+}
+
+static int wait_children(pid_t master, int want, int timeout_ms)
+{
+	int64_t deadline = it_now_ms() + timeout_ms;
+	while (it_now_ms() < deadline) {
+		if (count_children(master) == want)
+			return 0;
+		usleep(20000);
+	}
+	return -ETIMEDOUT;
+}
+
+/* --- reload under load ------------------------------------------------ */
+
+struct load {
+	int port;
+	volatile int stop;
+	struct {
+		long ok, refused, failed;
+	} c[RELOAD_CLIENTS];
+};
+
+/* Client 0 keeps one connection alive and reconnects only after the
+ * server said Connection: close; the others use a fresh connection per
+ * request. Any request that gets no response counts as failed. */
+static void hammer(int idx, void *arg)
+{
+	struct load *l = arg;
+	struct it_conn conn = { .fd = -1 };
+	int n = 0;
+
+	while (!l->stop) {
+		struct it_resp r = { 0 };
+		char path[64];
+		int rc;
+		snprintf(path, sizeof(path), "/kv/reload-%d-%d", idx, n++ % 50);
+		if (idx == 0) {
+			if (conn.fd < 0 && it_conn_open(&conn, l->port) < 0) {
+				l->c[idx].refused++;
+				continue;
+			}
+			rc = it_conn_request(&conn, "PUT", path, NULL, "v", 1, &r);
+		} else {
+			rc = it_request(l->port, "GET", "/healthz", NULL, NULL, 0, &r);
+		}
+		if (rc == -ECONNREFUSED)
+			l->c[idx].refused++;
+		else if (rc < 0 || (r.status != 200 && r.status != 201 && r.status != 204))
+			l->c[idx].failed++;
+		else
+			l->c[idx].ok++;
+		if (idx == 0 && (rc < 0 || (it_resp_header(&r, "Connection") &&
+					    !strcasecmp(it_resp_header(&r, "Connection"), "close"))))
+			it_conn_close(&conn);
+		it_resp_free(&r);
+	}
+	if (conn.fd >= 0)
+		it_conn_close(&conn);
+}
+
+Test(it_daemon, reload_replaces_workers_without_refusing_a_connection,
+     .init = setup, .fini = teardown, .timeout = 90)
+{
+	char conf[300], dir[300], arg[320];
+	const char *extra[] = { "--config", conf, NULL };
+	struct it_daemon d;
+	struct load *l = it_shared_alloc(sizeof(*l));
+	pid_t before, clients;
+	long ok = 0, refused = 0, failed = 0;
+
+	snprintf(conf, sizeof(conf), "%s/caskd.conf", base);
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	(void)arg;
+	write_file(conf, "# test config\nfsync = periodic\n");
+	cr_assert_eq(it_daemon_start(&d, dir, 2, extra), 0);
+	before = first_child(d.pid);
+	l->port = d.port;
+	clients = fork();
+	cr_assert_geq(clients, 0);
+	if (clients == 0)
+		_exit(it_fork_clients(RELOAD_CLIENTS, hammer, l) ? 1 : 0);
+	for (int i = 0; i < RELOADS; i++) {
+		usleep(RELOAD_GAP_US);
+		if (i == 1) /* flags win over the file: workers stays 2 */
+			write_file(conf, "fsync = group\nworkers = 3\n");
+		cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	}
+	usleep(RELOAD_GAP_US * 2);
+	l->stop = 1;
+	{
+		int st;
+		cr_assert_eq(waitpid(clients, &st, 0), clients);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "client processes failed");
+	}
+	for (int i = 0; i < RELOAD_CLIENTS; i++) {
+		ok += l->c[i].ok;
+		refused += l->c[i].refused;
+		failed += l->c[i].failed;
+	}
+	cr_log_info("reload under load: %d reloads, %ld requests ok, %ld refused, %ld failed",
+		    RELOADS, ok, refused, failed);
+	fprintf(stderr, "reload under load: %d reloads, %ld requests ok, %ld refused, %ld failed\n",
+		RELOADS, ok, refused, failed);
+	cr_assert_gt(ok, 100, "the clients made too little progress: %ld", ok);
+	cr_assert_eq(refused, 0, "%ld connections refused during reloads", refused);
+	cr_assert_eq(failed, 0, "%ld requests failed during reloads", failed);
+	cr_assert_eq(wait_children(d.pid, 2, 5000), 0, "--workers 2 on the command line wins");
+	cr_assert_neq(first_child(d.pid), before, "the workers were not replaced");
+	it_stop_clean(&d);
+	it_shared_free(l, sizeof(*l));
+}
+
+Test(it_daemon, bad_config_on_reload_keeps_the_old_workers, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	char conf[300], dir[300], log[LOG_TAIL];
+	const char *extra[] = { "--config", conf, NULL };
+	struct it_daemon d;
+	pid_t w;
+
+	snprintf(conf, sizeof(conf), "%s/caskd.conf", base);
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	write_file(conf, "log-level = info\n");
+	cr_assert_eq(it_daemon_start(&d, dir, 2, extra), 0);
+	w = first_child(d.pid);
+	write_file(conf, "log-level = info\nno-such-setting = 1\n");
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	usleep(700000);
+	cr_assert_eq(first_child(d.pid), w, "a bad config must not replace workers");
+	it_expect_value(d.port, "/healthz", "ok", 2, 0);
+	cr_assert_geq(it_read_tail(d.log, log, sizeof(log)), 0);
+	cr_assert_not_null(strstr(log, "caskd.conf:2: unknown setting 'no-such-setting'"),
+			   "the log must say why: %s", log);
+	cr_assert_not_null(strstr(log, "keeping the running configuration"), "%s", log);
+	it_stop_clean(&d);
+}
+
+Test(it_daemon, config_file_errors_name_file_and_line, .init = setup,
+     .fini = teardown, .timeout = 30)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char conf[300], out[4096], err[4096];
+	const char *argv[] = { bin, "--config", conf, NULL };
+	int st;
+
+	snprintf(conf, sizeof(conf), "%s/bad.conf", base);
+	write_file(conf, "# comment\n\nworkers = 2\nmax-keys = lots\n");
+	cr_assert_eq(it_run_capture(argv, 10000, out, sizeof(out), err, sizeof(err), &st), 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status %d", st);
+	cr_assert_not_null(strstr(err, "bad.conf:4: max-keys"), "stderr: %s", err);
+	cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+}
+
+/* --- supervision -------------------------------------------------------- */
+
+Test(it_daemon, stuck_worker_is_killed_and_replaced, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	char dir[300], log[LOG_TAIL];
+	const char *extra[] = { "--worker-timeout", "1", NULL };
+	struct it_daemon d;
+	pid_t stuck;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 2, extra), 0);
+	stuck = first_child(d.pid);
+	cr_assert_gt(stuck, 0);
+	cr_assert_eq(kill(stuck, SIGSTOP), 0); /* a wedged event loop */
+	{
+		int64_t deadline = it_now_ms() + 5000;
+		while (it_now_ms() < deadline && kill(stuck, 0) == 0)
+			usleep(50000);
+		/* kill(…, 0) keeps succeeding on a zombie; the master reaps */
+	}
+	cr_assert_eq(wait_children(d.pid, 2, 5000), 0);
+	cr_assert_geq(it_read_tail(d.log, log, sizeof(log)), 0);
+	cr_assert_not_null(strstr(log, "missed its heartbeat"), "%s", log);
+	it_expect_value(d.port, "/healthz", "ok", 2, 0);
+	it_stop_clean(&d);
+}
+
+Test(it_daemon, crash_looping_worker_is_restarted_with_backoff, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	char dir[300], log[LOG_TAIL];
+	const char *extra[] = { NULL };
+	struct it_daemon d;
+	const char *p;
+	int deaths = 0;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	setenv("CASKD_FAILPOINTS", "worker.start=exit", 1);
+	cr_assert_eq(it_daemon_spawn(&d, dir, 1, extra), 0);
+	unsetenv("CASKD_FAILPOINTS");
+	sleep(3);
+	cr_assert_geq(it_read_tail(d.log, log, sizeof(log)), 0);
+	for (p = log; (p = strstr(p, "exited with status 3")); p++)
+		deaths++;
+	cr_assert_not_null(strstr(log, "keeps dying at start: backing off"), "%s", log);
+	/* Without backoff a crash loop restarts thousands of times in 3 s;
+	 * with 100 ms doubling, about 6. */
+	cr_assert(deaths >= 3 && deaths <= 12, "%d deaths in 3 s", deaths);
+	cr_assert_eq(kill(d.pid, SIGTERM), 0);
+	cr_assert_eq(it_daemon_wait_exit(&d, 10000), 0);
+	cr_assert(WIFEXITED(d.status) && WEXITSTATUS(d.status) == 0, "status %d", d.status);
+}
+
+/* --- logs and metrics -------------------------------------------------- */
+
+/* Starts the daemon with stderr on logpath and JOURNAL_STREAM naming that
+ * file, as systemd does for a service whose output goes to the journal. */
+static pid_t spawn_journal(const char *logpath, const char *dir, const char *access,
+			   int port)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char listen[64];
+	pid_t pid;
+
+	cr_assert_not_null(bin);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct stat st;
+		char js[64];
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || fstat(fd, &st) < 0)
+			_exit(120);
+		snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_ino);
+		setenv("JOURNAL_STREAM", js, 1);
+		setpgid(0, 0);
+		execl(bin, bin, "--listen", listen, "--workers", "2", "--data-dir", dir,
+		      "--access-log", access, (char *)NULL);
+		_exit(121);
+	}
+	return pid;
+}
+
+Test(it_daemon, journald_priority_prefixes_and_access_log, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	char dir[300], access[300], logpath[300], log[LOG_TAIL], text[8192];
+	int port = it_free_port(), st, up = 0;
+	int64_t deadline = it_now_ms() + 10000;
+	pid_t pid;
+	FILE *f;
+	size_t n;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(access, sizeof(access), "%s/access.log", base);
+	snprintf(logpath, sizeof(logpath), "%s/journal.log", base);
+	pid = spawn_journal(logpath, dir, access, port);
+	while (!up && it_now_ms() < deadline) {
+		struct it_resp r = { 0 };
+		if (it_request(port, "GET", "/healthz", NULL, NULL, 0, &r) == 0)
+			up = r.status == 200;
+		it_resp_free(&r);
+		if (!up)
+			usleep(50000);
+	}
+	cr_assert(up, "daemon did not come up");
+	it_put(port, "/kv/logged", "x", 1, 201);
+	it_expect_error(port, "GET", "/kv/missing", NULL, NULL, 0, 404, "not_found");
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	cr_assert_geq(it_read_tail(logpath, log, sizeof(log)), 0);
+	cr_assert_not_null(strstr(log, "<6>master: caskd ready"),
+			   "journald lines start with <priority>: %s", log);
+	cr_assert_null(strstr(log, "Z master["), "no timestamps for journald: %s", log);
+	f = fopen(access, "r");
+	cr_assert_not_null(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	cr_assert_not_null(strstr(text, "PUT /kv/logged 201 0 "), "%s", text);
+	cr_assert_not_null(strstr(text, "GET /kv/missing 404 "), "%s", text);
+	cr_assert_not_null(strstr(text, "worker="), "%s", text);
+}
+
+Test(it_daemon, metrics_sum_over_workers_and_move_with_requests, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	char dir[300];
+	struct it_daemon d;
+	char *m1, *m2;
+	double before = 0, after = 0, workers = 0, keys = 0, per_worker = 0;
+	int served_by = 0;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 3, NULL), 0);
+	m1 = it_get_metrics(d.port);
+	it_metric_value(m1, "caskd_requests_total{method=\"PUT\",code=\"201\"}", 0, &before);
+	for (int i = 0; i < 60; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "/kv/m%d", i);
+		it_put(d.port, path, "v", 1, 201); /* fresh connections: spread */
+	}
+	m2 = it_get_metrics(d.port);
+	cr_assert_eq(it_metric_value(m2, "caskd_requests_total{method=\"PUT\",code=\"201\"}", 0,
+				     &after), 0, "%s", m2);
+	cr_assert_eq(after - before, 60, "PUT 201 moved by %g", after - before);
+	cr_assert_eq(it_metric_value(m2, "caskd_workers", 0, &workers), 0);
+	cr_assert_eq(workers, 3);
+	cr_assert_eq(it_metric_value(m2, "caskd_keys", 0, &keys), 0);
+	cr_assert_eq(keys, 60);
+	for (const char *p = m2; (p = strstr(p, "\ncaskd_worker_requests_total{")); p++) {
+		const char *v = strchr(p + 1, '}');
+		if (v && atof(v + 1) > 0)
+			served_by++;
+		per_worker += v ? atof(v + 1) : 0;
+	}
+	cr_assert_geq(served_by, 2, "requests over fresh connections should reach several workers");
+	cr_assert_geq(per_worker, 60);
+	for (const char *name = "caskd_request_duration_seconds_count\0caskd_fsync_total\0"
+				"caskd_index_capacity\0caskd_log_bytes\0caskd_live_bytes\0"
+				"caskd_writes_per_fsync_count\0caskd_worker_restarts_total\0"
+				"caskd_lock_wait_seconds_total\0caskd_fsync_duration_seconds_count\0";
+	     *name; name += strlen(name) + 1)
+		cr_assert_not_null(strstr(m2, name), "missing %s", name);
+	free(m1);
+	free(m2);
+	it_stop_clean(&d);
+}
