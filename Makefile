@@ -23,7 +23,8 @@ LIB_SRC  := $(wildcard ipc/*.c) $(wildcard engine/*.c) \
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 ITEST_SUPPORT := $(filter-out tests/integration/test_%.c,$(wildcard tests/integration/*.c))
 ITEST_SRC := $(wildcard tests/integration/test_*.c)
-HDRS     := $(wildcard */*.h tests/*/*.h)
+SRC_HDRS := $(wildcard ipc/*.h engine/*.h server/*.h)
+HDRS     := $(SRC_HDRS) $(wildcard tests/*/*.h)
 
 B := build
 A := build/asan
@@ -52,11 +53,17 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(B)/%.o: %.c $(HDRS)
+$(B)/%.o: %.c $(SRC_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+$(B)/tests/%.o: tests/%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(A)/%.o: %.c $(HDRS)
+$(A)/tests/%.o: tests/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CWARN) -pthread $(SANFLAGS) -c -o $@ $<
+$(A)/%.o: %.c $(SRC_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CWARN) -pthread $(SANFLAGS) -c -o $@ $<
 

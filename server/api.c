@@ -465,7 +465,9 @@ static void route_incr(struct srv_api *api, struct srv_http_req *req,
 
 static void route_healthz(struct srv_api *api, struct srv_http_req *req)
 {
-	if (api->draining) {
+	/* Only the daemon stopping counts: a worker replaced by a reload
+	 * drains too, but the service goes on. */
+	if (atomic_load(&api->shared->shutting_down)) {
 		srv_http_respond_error(req, 503, "shutting_down", "the daemon is stopping");
 		return;
 	}

@@ -28,7 +28,7 @@ struct srv_api {
 	struct srv_wstats *stats;
 	const struct srv_config *cfg;
 	int slot;
-	int draining;      /* graceful stop begun: /healthz says 503 */
+	int draining;      /* this worker is stopping */
 	int access_fd;     /* -1: no access log */
 	size_t writes_in_flight;
 };

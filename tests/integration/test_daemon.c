@@ -121,8 +121,10 @@ static void hammer(int idx, void *arg)
 		}
 		if (rc == -ECONNREFUSED)
 			l->c[idx].refused++;
-		else if (rc < 0 || (r.status != 200 && r.status != 201 && r.status != 204))
+		else if (rc < 0 || (r.status != 200 && r.status != 201 && r.status != 204)) {
 			l->c[idx].failed++;
+			fprintf(stderr, "client %d: rc %d status %d\n", idx, rc, r.status);
+		}
 		else
 			l->c[idx].ok++;
 		if (idx == 0 && (rc < 0 || (it_resp_header(&r, "Connection") &&
