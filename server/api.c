@@ -502,8 +502,11 @@ size_t srv_api_body_limit(struct srv_http_req *req, void *arg)
 	struct srv_api *api = arg;
 	const char *path = srv_http_req_path(req);
 
-	if (srv_http_req_method(req) == SRV_HTTP_PUT && prefixed(path, KV_PREFIX))
+	if (srv_http_req_method(req) == SRV_HTTP_PUT && prefixed(path, KV_PREFIX)) {
+		srv_http_req_limit_error(req, "value_too_large",
+					 "the value is larger than --max-value-size");
 		return api->cfg->max_value_size;
+	}
 	return SMALL_BODY_LIMIT;
 }
 

@@ -206,6 +206,8 @@ struct srv_http_field {
 
 /* What one request says about itself; reset between requests. */
 struct srv_req_state {
+	const char *limit_code; /* the 413 of srv_http_req_limit_error() */
+	const char *limit_msg;
 	enum srv_http_method method;
 	const char *method_str; /* "-" until the request line parsed */
 	const char *path;       /* "-" until the request line parsed */
@@ -1680,6 +1682,11 @@ static void srv_conn_fail(struct srv_http_conn *conn, int status,
 	const char *code;
 	struct srv_body b;
 
+	if (status == 413 && conn->req->st.limit_code) {
+		code = conn->req->st.limit_code;
+		msg = conn->req->st.limit_msg;
+		goto out_send;
+	}
 	switch (status) {
 	case 400: code = "bad_request"; break;
 	case 408: code = "request_timeout"; break;
@@ -1692,6 +1699,7 @@ static void srv_conn_fail(struct srv_http_conn *conn, int status,
 	case 505: code = "http_version_not_supported"; break;
 	default: code = "internal_error"; break;
 	}
+out_send:
 	len = srv_json_error(body, sizeof(body), code, msg ? msg : "");
 	b = (struct srv_body){ .data = body, .len = len, .copy = true };
 	conn->close_after = true;
@@ -2270,6 +2278,13 @@ void srv_http_server_free(struct srv_http_server *srv)
 		event_free(srv->done_ev);
 	free(srv->lev);
 	free(srv);
+}
+
+void srv_http_req_limit_error(struct srv_http_req *req, const char *code,
+			      const char *message)
+{
+	req->st.limit_code = code;
+	req->st.limit_msg = message;
 }
 
 int srv_http_server_conns(const struct srv_http_server *srv)

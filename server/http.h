@@ -98,6 +98,11 @@ int srv_http_req_peer_is_loopback(const struct srv_http_req *req);
 /* 0 once the connection of a pending request has gone away. */
 int srv_http_req_conn_alive(const struct srv_http_req *req);
 
+/* From body_limit: the JSON error code and message (static strings) of
+ * the 413 this request gets if its body is over the limit. */
+void srv_http_req_limit_error(struct srv_http_req *req, const char *code,
+			      const char *message);
+
 /* Adds a response header before responding (name and value are copied). */
 int srv_http_add_header(struct srv_http_req *req, const char *name,
 			const char *value);
