@@ -39,6 +39,7 @@ struct srv_commit {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	uint32_t want;
+	uint32_t poked;     /* the loop was poked once this ticket was covered */
 	int have_want;
 	int stop;
 	int fatal; /* the sync machinery itself failed */
@@ -94,6 +95,17 @@ static void *commit_thread(void *arg)
 			uint32_t t = c->want;
 			pthread_mutex_unlock(&c->mu);
 			sync_to(c, t);
+			pthread_mutex_lock(&c->mu);
+			c->poked = t;
+			continue;
+		}
+		/* Another worker's sync may have covered the ticket before
+		 * this thread looked: the loop must hear of it all the same,
+		 * or its waiters hang until some later write. */
+		if (c->group && c->have_want && c->poked != c->want) {
+			c->poked = c->want;
+			pthread_mutex_unlock(&c->mu);
+			poke_loop(c);
 			pthread_mutex_lock(&c->mu);
 			continue;
 		}

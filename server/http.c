@@ -48,6 +48,7 @@
  *   9. server lifecycle: new, shutdown, free
  */
 #include "server/http.h"
+#include "server/log.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -268,8 +269,6 @@ struct srv_http_conn {
 	const char *err_msg;  /* message for the status a parse step returned */
 	uint64_t linger_until_ms;
 	bool loopback;
-	bool reading;         /* rev is added */
-	bool writing;         /* wev is added */
 	bool busy;            /* one of its callbacks is on the stack */
 	bool kicked;          /* rev made active to flush and go on, not read */
 	bool out_blocked;     /* parsing waits for the output to drain */
@@ -401,15 +400,16 @@ static const char *srv_date(struct srv_http_server *srv)
 	return srv->date;
 }
 
-/* Rate-limited warning to stderr: these fire in hot paths. */
-static void srv_warn(struct srv_http_server *srv, const char *what, int err)
+/* Warnings from hot paths (accept failures) are rate-limited: one per
+ * SRV_HTTP_WARN_INTERVAL_S says enough. */
+static bool srv_may_warn(struct srv_http_server *srv)
 {
 	time_t now = srv_loop_time(srv).tv_sec;
 
 	if (srv->warned_at && now - srv->warned_at < SRV_HTTP_WARN_INTERVAL_S)
-		return;
+		return false;
 	srv->warned_at = now;
-	fprintf(stderr, "caskd: http: %s: %s\n", what, strerror(err));
+	return true;
 }
 
 /* Makes room for need bytes, growing by doubling up to max (need <= max
@@ -623,8 +623,9 @@ out_close_fd:
 	return rc;
 }
 
-static void srv_log(struct srv_http_server *srv,
-		    const struct srv_http_req *req, int status, size_t bytes)
+static void srv_log_response(struct srv_http_server *srv,
+			     const struct srv_http_req *req, int status,
+			     size_t bytes)
 {
 	uint64_t dur = 0;
 
@@ -657,7 +658,7 @@ static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd)
 
 	memcpy(p, body, blen);
 	p += blen;
-	srv_log(srv, &srv->blank, 503, blen);
+	srv_log_response(srv, &srv->blank, 503, blen);
 	/* Best effort on a fresh socket: its send buffer is empty. */
 	if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0) {
 		/* nothing arrived yet: fine */
@@ -679,9 +680,9 @@ static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		return;
 	}
 	rc = srv_conn_new(srv, fd, sa);
-	if (rc != 0)
-		srv_warn(srv, "dropped a new connection: out of memory "
-			      "or event setup failed", -rc);
+	if (rc != 0 && srv_may_warn(srv))
+		srv_warn("http: dropped a new connection: setting it up "
+			 "failed: %s", strerror(-rc));
 }
 
 static void srv_listeners_enable(struct srv_http_server *srv, bool on)
@@ -707,8 +708,10 @@ static void srv_accept_error_cb(struct evconnlistener *lev, void *arg)
 
 	srv_listeners_enable(srv, false);
 	evtimer_add(srv->accept_resume, &delay);
-	srv_warn(srv, "accept() failed, pausing accepts briefly (for EMFILE "
-		      "raise the open-file limit or lower max_conns)", err);
+	if (srv_may_warn(srv))
+		srv_warn("http: accept() failed: %s; pausing accepts for %d ms "
+			 "(for EMFILE raise the open-file limit or lower "
+			 "--max-conns)", strerror(err), SRV_HTTP_ACCEPT_PAUSE_MS);
 }
 
 static void srv_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
@@ -1459,15 +1462,13 @@ static int srv_conn_flush(struct srv_http_conn *conn)
 			return -err;
 	}
 	if (srv_out_len(conn) == 0) {
-		if (conn->writing && event_del(conn->wev) == 0)
-			conn->writing = false;
+		if (event_pending(conn->wev, EV_WRITE, NULL))
+			event_del(conn->wev);
 		return SRV_OK;
 	}
-	if (!conn->writing) {
-		if (event_add(conn->wev, &conn->srv->write_tv) != 0)
-			return -EIO;
-		conn->writing = true;
-	}
+	if (!event_pending(conn->wev, EV_WRITE, NULL) &&
+	    event_add(conn->wev, &conn->srv->write_tv) != 0)
+		return -EIO;
 	return SRV_AGAIN;
 }
 
@@ -1488,27 +1489,29 @@ static enum srv_tmo srv_conn_wanted_timeout(const struct srv_http_conn *conn)
 
 /* Reads while there is room and the client may still send; re-adds the
  * read event only when its timeout must change: the keep-alive fast path
- * (whole request in one read, answered at once) changes nothing. */
+ * (whole request in one read, answered at once) changes nothing. Asks
+ * libevent whether rev is added rather than keeping a flag: a kick runs
+ * rev's persist closure, which re-adds a deleted rev behind our back. */
 static int srv_conn_update_read(struct srv_http_conn *conn)
 {
 	struct srv_http_server *srv = conn->srv;
 	bool want = !conn->peer_eof && conn->state != SRV_CONN_CLOSING &&
 		    srv_in_len(conn) < srv->input_high;
+	bool added = event_pending(conn->rev, EV_READ, NULL);
 	enum srv_tmo tmo = srv_conn_wanted_timeout(conn);
 
 	if (!want) {
-		if (conn->reading && event_del(conn->rev) == 0)
-			conn->reading = false;
+		if (added)
+			event_del(conn->rev);
 		return 0;
 	}
 	/* While stopping, a connection that just went idle must get the
 	 * short grace timeout, not keep the long idle one. */
-	if (conn->reading && tmo == conn->tmo &&
+	if (added && tmo == conn->tmo &&
 	    !(srv->shutting_down && tmo == SRV_TMO_IDLE))
 		return 0;
 	if (event_add(conn->rev, &srv->read_tv[tmo]) != 0)
 		return -EIO;
-	conn->reading = true;
 	conn->tmo = tmo;
 	return 0;
 }
@@ -1982,7 +1985,7 @@ static void srv_send(struct srv_http_req *req, int status, const char *ctype,
 		closing = true;
 	}
 	req->st.dispatched = false;
-	srv_log(conn->srv, req, status, rc == 0 ? sent : 0);
+	srv_log_response(conn->srv, req, status, rc == 0 ? sent : 0);
 	srv_req_finish(conn, closing);
 }
 
@@ -2139,7 +2142,8 @@ static bool srv_opts_valid(const struct srv_http_opts *o)
 }
 
 /* A write to a socket the client closed raises SIGPIPE, which kills the
- * worker by default; libevent writes with writev, without MSG_NOSIGNAL.
+ * worker by default; evbuffer_write() uses writev, which has no
+ * MSG_NOSIGNAL.
  * A handler someone installed on purpose is left alone. */
 static void srv_ignore_sigpipe(void)
 {
@@ -2254,7 +2258,8 @@ void srv_http_server_shutdown(struct srv_http_server *srv,
 	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(SRV_HTTP_SHUTDOWN_GRACE_MS);
 	for (conn = srv->conns; conn; conn = next) {
 		next = conn->next;
-		if (srv_conn_is_idle(conn) && conn->reading &&
+		if (srv_conn_is_idle(conn) &&
+		    event_pending(conn->rev, EV_READ, NULL) &&
 		    event_add(conn->rev, &srv->read_tv[SRV_TMO_IDLE]) != 0)
 			srv_conn_free(conn);
 	}
