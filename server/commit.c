@@ -26,6 +26,7 @@ struct waiter {
 struct srv_commit {
 	struct eng_db *db;
 	int group;
+	int each;           /* --fsync always: one fdatasync per write */
 	int interval_ms;
 	int efd;
 	struct event *ev;
@@ -34,6 +35,7 @@ struct srv_commit {
 	/* loop thread only: a FIFO ring; tickets never decrease along it */
 	struct waiter *q;
 	size_t head, count, cap;
+	uint64_t each_popped;
 
 	/* shared with the thread, under mu */
 	pthread_mutex_t mu;
@@ -41,6 +43,8 @@ struct srv_commit {
 	uint32_t want;
 	uint32_t poked;     /* the loop was poked once this ticket was covered */
 	int have_want;
+	uint64_t each_queued; /* always mode: writes handed in ... */
+	uint64_t each_synced; /* ... and writes a sync of their own covered */
 	int stop;
 	int fatal; /* the sync machinery itself failed */
 };
@@ -91,6 +95,22 @@ static void *commit_thread(void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
+		if (c->each && c->each_synced < c->each_queued) {
+			/* A ticket taken now needs a sync that begins after
+			 * now: no sharing with writes queued earlier. */
+			uint32_t t = eng_sync_ticket(c->db);
+			int rc;
+			pthread_mutex_unlock(&c->mu);
+			rc = eng_sync_wait(c->db, t);
+			pthread_mutex_lock(&c->mu);
+			if (rc && rc != ENG_EPOISONED)
+				c->fatal = rc;
+			c->each_synced++;
+			pthread_mutex_unlock(&c->mu);
+			poke_loop(c);
+			pthread_mutex_lock(&c->mu);
+			continue;
+		}
 		if (c->group && c->have_want && !eng_sync_covered(c->db, c->want)) {
 			uint32_t t = c->want;
 			pthread_mutex_unlock(&c->mu);
@@ -109,7 +129,7 @@ static void *commit_thread(void *arg)
 			pthread_mutex_lock(&c->mu);
 			continue;
 		}
-		if (c->group) {
+		if (c->group || c->each) {
 			pthread_cond_wait(&c->cv, &c->mu);
 			continue;
 		}
@@ -121,17 +141,19 @@ static void *commit_thread(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (!c->group)
+	if (!c->group && !c->each)
 		sync_if_dirty(c); /* graceful stop: nothing left unsynced */
 	return NULL;
 }
 
 static void drain(struct srv_commit *c, int force_rc)
 {
+	uint64_t each_ready;
 	int fatal;
 
 	pthread_mutex_lock(&c->mu);
 	fatal = c->fatal;
+	each_ready = c->each_synced;
 	pthread_mutex_unlock(&c->mu);
 	while (c->count) {
 		struct waiter w = c->q[c->head];
@@ -140,12 +162,17 @@ static void drain(struct srv_commit *c, int force_rc)
 			rc = force_rc;
 		else if (fatal)
 			rc = fatal;
+		else if (c->each && c->each_popped < each_ready)
+			rc = eng_sync_poisoned(c->db) ? ENG_EPOISONED : 0;
+		else if (c->each)
+			break;
 		else if (eng_sync_covered(c->db, w.ticket))
 			rc = eng_sync_poisoned(c->db) ? ENG_EPOISONED : 0;
 		else
 			break;
 		c->head = (c->head + 1) % c->cap;
 		c->count--;
+		c->each_popped += c->each;
 		w.cb(rc, w.arg);
 	}
 }
@@ -161,8 +188,9 @@ static void on_poke(evutil_socket_t fd, short what, void *arg)
 	drain(c, 0);
 }
 
-int srv_commit_start(struct event_base *base, struct eng_db *db, int group,
-		     int interval_ms, struct srv_commit **out)
+int srv_commit_start(struct event_base *base, struct eng_db *db,
+		     enum srv_commit_mode mode, int interval_ms,
+		     struct srv_commit **out)
 {
 	struct srv_commit *c = calloc(1, sizeof(*c));
 	int rc;
@@ -170,7 +198,8 @@ int srv_commit_start(struct event_base *base, struct eng_db *db, int group,
 	if (!c)
 		return -ENOMEM;
 	c->db = db;
-	c->group = group;
+	c->group = mode == SRV_COMMIT_GROUP;
+	c->each = mode == SRV_COMMIT_EACH;
 	c->interval_ms = interval_ms;
 	c->cap = QUEUE_INIT;
 	c->q = calloc(c->cap, sizeof(*c->q));
@@ -227,7 +256,7 @@ int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
 {
 	int rc;
 
-	if (!c->group) {
+	if (!c->group && !c->each) {
 		cb(0, arg);
 		return 0;
 	}
@@ -236,6 +265,7 @@ int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
 	c->q[(c->head + c->count) % c->cap] = (struct waiter){ ticket, cb, arg };
 	c->count++;
 	pthread_mutex_lock(&c->mu);
+	c->each_queued += c->each;
 	if (!c->have_want || (int32_t)(ticket - c->want) > 0)
 		c->want = ticket;
 	c->have_want = 1;

@@ -8,6 +8,9 @@
  * the loop through an eventfd; the loop then runs every callback whose
  * ticket is covered, in order.
  *
+ * In always mode each write gets an fdatasync that begins after it, run
+ * one at a time by this thread: Redis's appendfsync always.
+ *
  * In periodic mode nothing waits: the thread syncs every interval when
  * the log has grown, and once more when the worker stops.
  *
@@ -26,8 +29,16 @@ struct srv_commit;
 /* rc: 0 durable, ENG_EPOISONED or -errno: not durable, do not acknowledge */
 typedef void (*srv_commit_cb)(int rc, void *arg);
 
-int srv_commit_start(struct event_base *base, struct eng_db *db, int group,
-		     int interval_ms, struct srv_commit **out);
+enum srv_commit_mode {
+	SRV_COMMIT_GROUP,    /* wait for a sync covering the write, shared */
+	SRV_COMMIT_PERIODIC, /* answer at once; sync every interval */
+	SRV_COMMIT_EACH,     /* one fdatasync of its own per write (the
+			      * baseline group commit is measured against) */
+};
+
+int srv_commit_start(struct event_base *base, struct eng_db *db,
+		     enum srv_commit_mode mode, int interval_ms,
+		     struct srv_commit **out);
 /* Runs cb(rc, arg) on the loop once the write holding ticket is durable. */
 int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
 		    void *arg);

@@ -34,7 +34,8 @@ static const struct opt opts[] = {
 	{ "data-dir", OPT_STR, F(data_dir), 0, sizeof(((struct srv_config *)0)->data_dir),
 	  "directory of database.bin (default ./data)" },
 	{ "fsync", OPT_FSYNC, F(fsync), 0, 0,
-	  "group: acknowledge after fdatasync (default); periodic: from the page cache" },
+	  "group: acknowledge after a shared fdatasync (default); periodic: from the\n"
+	  "                         page cache, synced every interval; always: one fdatasync per write" },
 	{ "fsync-interval-ms", OPT_INT, F(fsync_interval_ms), 1, 60000,
 	  "periodic mode: fdatasync interval (default 1000)" },
 	{ "max-keys", OPT_U64, F(max_keys), 1, 1ull << 31,
@@ -163,8 +164,10 @@ static int apply(struct srv_config *c, const struct opt *o, const char *val,
 			c->fsync = SRV_FSYNC_GROUP;
 		else if (!strcmp(val, "periodic"))
 			c->fsync = SRV_FSYNC_PERIODIC;
+		else if (!strcmp(val, "always"))
+			c->fsync = SRV_FSYNC_ALWAYS;
 		else {
-			snprintf(err, errlen, "%s: '%s' is not group or periodic", where, val);
+			snprintf(err, errlen, "%s: '%s' is not group, periodic or always", where, val);
 			return -1;
 		}
 		return 0;

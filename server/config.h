@@ -17,7 +17,7 @@
 #define SRV_WORKERS_MAX 64 /* engine slots are 2x this, for reloads */
 #define SRV_ADDR_MAX 256
 
-enum srv_fsync_mode { SRV_FSYNC_GROUP, SRV_FSYNC_PERIODIC };
+enum srv_fsync_mode { SRV_FSYNC_GROUP, SRV_FSYNC_PERIODIC, SRV_FSYNC_ALWAYS };
 
 struct srv_config {
 	char listen[SRV_LISTEN_MAX][SRV_ADDR_MAX];

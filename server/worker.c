@@ -108,6 +108,16 @@ static int open_access_log(const char *path)
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
+static enum srv_commit_mode commit_mode(enum srv_fsync_mode m)
+{
+	switch (m) {
+	case SRV_FSYNC_PERIODIC: return SRV_COMMIT_PERIODIC;
+	case SRV_FSYNC_ALWAYS: return SRV_COMMIT_EACH;
+	case SRV_FSYNC_GROUP: break;
+	}
+	return SRV_COMMIT_GROUP;
+}
+
 static int setup(struct worker *w)
 {
 	const struct srv_worker_args *a = w->a;
@@ -135,7 +145,7 @@ static int setup(struct worker *w)
 		return -ENOMEM;
 	if ((rc = reset_signals()))
 		return rc;
-	if ((rc = srv_commit_start(w->base, a->db, a->cfg->fsync == SRV_FSYNC_GROUP,
+	if ((rc = srv_commit_start(w->base, a->db, commit_mode(a->cfg->fsync),
 				   a->cfg->fsync_interval_ms, &w->commit))) {
 		srv_error("starting the sync thread: %s", strerror(-rc));
 		return rc;
