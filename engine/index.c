@@ -255,6 +255,33 @@ int eng_index_settle_writer(struct eng_shared *sh, const char *map,
 	return 0;
 }
 
+/* A holder killed in reserve() after it marked its key but before it
+ * recorded the reservation in its in-flight list leaves a key that
+ * nothing names: nobody would ever free it, and every write to it would
+ * get -EAGAIN until a restart. Worker w held the mutex when it died. */
+static void free_orphan_keys(struct eng_shared *sh, int w)
+{
+	struct eng_wslot *ws = &sh->wslots[w];
+	struct eng_ientry *t = eng_shared_table(sh);
+
+	for (uint64_t i = 0; i < sh->nslots; i++) {
+		struct eng_ientry *e = &t[i];
+		int named = 0;
+
+		/* PENDING without a writer: killed between the two stores */
+		if (e->writer != (uint32_t)w + 1 &&
+		    !(e->state == ENG_SLOT_PENDING && e->writer == 0))
+			continue;
+		for (int j = 0; j < ENG_INFLIGHT_MAX && !named; j++)
+			named = ws->inflight[j].off && ws->inflight[j].slot == i;
+		if (named)
+			continue;
+		if (e->state == ENG_SLOT_PENDING)
+			e->state = ENG_SLOT_DEAD; /* recounted by the caller */
+		e->writer = 0;
+	}
+}
+
 int eng_index_repair(struct eng_shared *sh, const char *map,
 		     uint64_t map_avail, pid_t dead_pid)
 {
@@ -262,10 +289,13 @@ int eng_index_repair(struct eng_shared *sh, const char *map,
 
 	if (sh->rebuilding)
 		return -EUCLEAN; /* died inside a purge: slots half moved */
-	for (int w = 0; dead_pid > 0 && w < ENG_WORKERS_MAX; w++)
-		if (atomic_load(&sh->wslots[w].pid) == dead_pid &&
-		    eng_index_settle_writer(sh, map, map_avail, w) < 0)
+	for (int w = 0; dead_pid > 0 && w < ENG_WORKERS_MAX; w++) {
+		if (atomic_load(&sh->wslots[w].pid) != dead_pid)
+			continue;
+		if (eng_index_settle_writer(sh, map, map_avail, w) < 0)
 			return -EUCLEAN;
+		free_orphan_keys(sh, w);
+	}
 	/* Whatever else the holder touched, every visible entry must point
 	 * at the record it claims. */
 	for (uint64_t i = 0; i < sh->nslots; i++) {

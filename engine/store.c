@@ -180,6 +180,15 @@ static void log_recovery(const char *fmt, ...)
 	va_end(ap);
 }
 
+static int all_zero_at(const char *p, uint64_t n)
+{
+	while (n && !*p) {
+		p++;
+		n--;
+	}
+	return n == 0;
+}
+
 static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 {
 	struct eng_scan s;
@@ -211,6 +220,7 @@ static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 			return ENG_ECORRUPT;
 		case ENG_SCAN_TORN_TAIL:
 			rep->cut_bytes = it.len;
+			rep->cut_zeros = all_zero_at(db->map + it.off, it.len);
 			break;
 		case ENG_SCAN_END:
 			break;
@@ -218,9 +228,13 @@ static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 	}
 	rep->tail = size - rep->cut_bytes;
 	if (rep->cut_bytes) {
-		log_recovery("cut a torn tail of %" PRIu64 " bytes at offset %" PRIu64
-			     " (an append interrupted by a crash; it was never acknowledged)",
-			     rep->cut_bytes, rep->tail);
+		if (rep->cut_zeros)
+			log_recovery("trimmed %" PRIu64 " bytes of zeros after offset %" PRIu64
+				     " (space prepared for appends)", rep->cut_bytes, rep->tail);
+		else
+			log_recovery("cut a torn tail of %" PRIu64 " bytes at offset %" PRIu64
+				     " (an append interrupted by a crash; it was never acknowledged)",
+				     rep->cut_bytes, rep->tail);
 		if ((rc = eng_io_truncate(db->fd, rep->tail)) ||
 		    (rc = eng_io_datasync(db->fd)))
 			return rc;
@@ -761,6 +775,58 @@ int eng_db_reap_worker(struct eng_db *db, int wslot)
 	if (wiped)
 		fprintf(stderr, "caskd: wiped %d unfinished write(s) of dead worker slot %d\n",
 			wiped, wslot);
+	return 0;
+}
+
+/* Zeros are kept this far ahead of the tail, written in chunks. */
+#define PREZERO_CHUNK_BYTES (8ull << 20)
+#define PREZERO_LEAD_BYTES (16ull << 20)
+#define ZERO_WRITE_BYTES (1u << 20)
+
+int eng_db_prezero(struct eng_db *db)
+{
+	static const char zeros[ZERO_WRITE_BYTES];
+	struct eng_shared *sh = db->sh;
+	uint64_t from, to;
+	int rc;
+
+	if ((rc = lock_index(db)))
+		return rc;
+	from = sh->zeroed_end > sh->tail ? sh->zeroed_end : eng_align8(sh->tail);
+	to = from + PREZERO_CHUNK_BYTES;
+	if (from >= sh->tail + PREZERO_LEAD_BYTES) {
+		unlock_index(db);
+		return 0; /* far enough ahead */
+	}
+	/* Nobody can hold a lock beyond the tail yet: writers lock only
+	 * what they reserved. */
+	rc = ipc_flock(db->fd, IPC_FLOCK_WRITE, from, to - from, 0);
+	unlock_index(db);
+	if (rc)
+		return rc;
+	for (uint64_t off = from; off < to && !rc; off += ZERO_WRITE_BYTES)
+		rc = eng_io_pwrite_all(db->fd, zeros, ZERO_WRITE_BYTES, off);
+	if (!rc)
+		rc = eng_io_datasync(db->fd);
+	if (!rc && !(rc = lock_index(db))) {
+		if (to > sh->zeroed_end)
+			sh->zeroed_end = to;
+		unlock_index(db);
+	}
+	ipc_flock(db->fd, IPC_FLOCK_UNLOCK, from, to - from, 0);
+	return rc;
+}
+
+int eng_db_trim(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
+	int rc;
+
+	if (sh->zeroed_end <= sh->tail)
+		return 0;
+	if ((rc = eng_io_truncate(db->fd, sh->tail)) || (rc = eng_io_datasync(db->fd)))
+		return rc;
+	sh->zeroed_end = sh->tail;
 	return 0;
 }
 

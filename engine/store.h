@@ -43,6 +43,7 @@ struct eng_recovery {
 	uint64_t file_bytes;   /* size before any truncation */
 	uint64_t tail;         /* where appends resume */
 	uint64_t cut_bytes;    /* torn tail dropped */
+	int cut_zeros;         /* ... and it was only zeros (prepared space) */
 	uint64_t skipped;      /* abandoned reservations skipped */
 	uint64_t max_version;
 	uint64_t bad_off;      /* ENG_ECORRUPT: offset of the damage */
@@ -127,6 +128,19 @@ int eng_write(struct eng_db *db, const struct eng_op *op,
  * oldest in-flight reservation, or the tail. A sync that begins after this
  * call makes every byte below it durable. */
 uint64_t eng_db_written_below(struct eng_db *db);
+
+/* Master, from its timer: keeps written zeros ahead of the tail, one
+ * chunk per call. An append into space the file already has does not
+ * change the file's size or extents, so its fdatasync writes only data
+ * (measured: 680 us instead of 1240 us per fdatasync on ext4). The chunk
+ * is zeroed under an OFD write lock taken while the index mutex shows it
+ * beyond the tail: a writer that reserves space inside it waits for the
+ * zeros to land before writing its record. Blocks; never on a loop.
+ * 0, or -errno (the caller retries later). */
+int eng_db_prezero(struct eng_db *db);
+/* Master, at a clean stop with no worker left: cuts the zeros ahead of
+ * the tail, so the file ends at its last record. */
+int eng_db_trim(struct eng_db *db);
 
 /* Statistics for /metrics, read without locks (may be a moment old). */
 struct eng_stats {

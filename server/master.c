@@ -78,6 +78,7 @@ struct master {
 	uint64_t watchdog_usec;
 	uint64_t last_watchdog_ms;
 	uint64_t last_status_ms;
+	int prezero_warned;
 };
 
 static volatile sig_atomic_t got_chld, got_term, got_quit, got_hup, got_alrm,
@@ -437,6 +438,12 @@ static void tick(struct master *m)
 	ok = heartbeats_ok(m, now);
 	if (m->reloading && !m->stopping)
 		reload_step(m);
+	if (!m->stopping && !eng_sync_poisoned(&m->db) && eng_db_prezero(&m->db) < 0 &&
+	    !m->prezero_warned) {
+		srv_warn("preparing space in database.bin failed (disk full?); appends go on "
+			 "without it");
+		m->prezero_warned = 1;
+	}
 	if (!m->stopping && eng_sync_poisoned(&m->db)) {
 		srv_error("an fdatasync of database.bin failed: writes since the last good "
 			  "sync may be lost by the kernel; restarting through recovery");
@@ -601,6 +608,9 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 			break;
 	}
 	rc = 0;
+	if (!m->reexec && eng_db_trim(&m->db) < 0)
+		srv_warn("trimming database.bin failed: %s (the next start trims it)",
+			 strerror(errno));
 	if (m->reexec)
 		reexec(m); /* returns only on failure */
 	srv_info("stopped");
