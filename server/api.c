@@ -531,6 +531,16 @@ void srv_api_handle(struct srv_http_req *req, void *arg)
 		srv_http_respond_error(req, 404, "not_found", "no such endpoint");
 }
 
+int srv_api_accept_pause(int nconns, void *arg)
+{
+	struct srv_api *api = arg;
+
+	/* A worker that is stopping takes no share of new connections. */
+	if (api->draining)
+		return 0;
+	return srv_metrics_accept_pause(api->shared, api->slot, nconns);
+}
+
 /* --- access log ------------------------------------------------------------ */
 
 void srv_api_logged(const struct srv_http_req *req, int status,

@@ -669,6 +669,8 @@ static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
+static void srv_listeners_enable(struct srv_http_server *srv, bool on);
+
 static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 			  struct sockaddr *sa, int salen, void *arg)
 {
@@ -683,6 +685,14 @@ static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	if (rc != 0 && srv_may_warn(srv))
 		srv_warn("http: dropped a new connection: setting it up "
 			 "failed: %s", strerror(-rc));
+	if (srv->cb.accept_pause_ms) {
+		int ms = srv->cb.accept_pause_ms(srv->nconns, srv->arg);
+		if (ms > 0) {
+			struct timeval delay = srv_ms_to_tv(ms);
+			srv_listeners_enable(srv, false);
+			evtimer_add(srv->accept_resume, &delay);
+		}
+	}
 }
 
 static void srv_listeners_enable(struct srv_http_server *srv, bool on)

@@ -57,6 +57,12 @@ struct srv_http_callbacks {
 	 * method/path may be "-" for requests that never parsed. */
 	void (*logged)(const struct srv_http_req *req, int status,
 		       size_t body_bytes, uint64_t duration_ns, void *arg);
+	/* After each accepted connection, with this server's count: how
+	 * many milliseconds to stop accepting (0: go on). Workers share one
+	 * listening socket and the first to wake takes every waiting
+	 * connection; this lets a busier worker leave new ones to the
+	 * others (nginx's accept_disabled). NULL: never pause. */
+	int (*accept_pause_ms)(int nconns, void *arg);
 };
 
 /* Fills *opts with the defaults above. */

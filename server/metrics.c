@@ -67,6 +67,29 @@ void srv_metrics_request(struct srv_wstats *w, int method, int status,
 			      memory_order_relaxed);
 }
 
+/* A worker may hold this many connections above the mean before it stops
+ * accepting for a moment; the pause is short because the others are
+ * accepting meanwhile. */
+#define ACCEPT_SLACK_CONNS 2
+#define ACCEPT_PAUSE_MS 2
+
+int srv_metrics_accept_pause(struct srv_shared *m, int slot, int nconns)
+{
+	uint64_t total = 0, workers = 0;
+
+	atomic_store_explicit(&m->w[slot].conns, (uint64_t)nconns, memory_order_relaxed);
+	for (int s = 0; s < SRV_SLOTS; s++) {
+		if (!atomic_load_explicit(&m->w[s].ready, memory_order_relaxed))
+			continue;
+		workers++;
+		total += atomic_load_explicit(&m->w[s].conns, memory_order_relaxed);
+	}
+	if (workers < 2)
+		return 0;
+	return (uint64_t)nconns * workers > total + ACCEPT_SLACK_CONNS * workers
+		       ? ACCEPT_PAUSE_MS : 0;
+}
+
 struct sbuf {
 	char *p;
 	size_t len, cap;

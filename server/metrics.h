@@ -54,6 +54,11 @@ static inline void srv_metrics_inc(_Atomic uint64_t *c)
 			      memory_order_relaxed);
 }
 
+/* Worker slot `slot` now has nconns connections: publishes it, and
+ * returns how long (ms) the worker should stop accepting because it holds
+ * more than its share (the mean over running workers, plus slack). */
+int srv_metrics_accept_pause(struct srv_shared *m, int slot, int nconns);
+
 /* Renders Prometheus text format 0.0.4 into a malloc'd buffer. */
 int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
 		       size_t *len);

@@ -126,6 +126,7 @@ static int setup(struct worker *w)
 		.body_limit = srv_api_body_limit,
 		.handle = srv_api_handle,
 		.logged = srv_api_logged,
+		.accept_pause_ms = srv_api_accept_pause,
 	};
 	struct timeval beat = { 0, HEARTBEAT_MS * 1000 };
 	int rc;
