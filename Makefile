@@ -104,3 +104,9 @@ test: deps
 
 clean:
 	rm -rf build
+
+# Benchmark: caskd beside nginx, redis and the naive design (bench/run.sh,
+# docs/benchmarks.md). BENCH_DURATION=N changes the seconds per run.
+.PHONY: bench
+bench: $(B)/caskd
+	bench/run.sh

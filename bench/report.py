@@ -1,0 +1,231 @@
+"""bench/report.py — renders the benchmark's results as one report.
+
+Input: the TSV bench/run.sh writes (server, workload, metric, value per
+line; see run.sh). Output on stdout: the results table (one column per
+server set-up, rows per workload and figure), the caskd-only figures
+(recovery, shared memory), and the targets of issue 5 as ratios, each
+marked met or MISSED. docs/benchmarks.md explains how to read it.
+
+Usage: report.py RESULTS.tsv
+"""
+
+import sys
+from collections import defaultdict
+
+# (result name, header line 1, header line 2)
+COLUMNS = [
+    ("caskd-w1-periodic", "caskd w1", "periodic"),
+    ("caskd-w1-group", "caskd w1", "group"),
+    ("caskd-w2-periodic", "caskd w2", "periodic"),
+    ("caskd-w2-group", "caskd w2", "group"),
+    ("nginx", "nginx", "static"),
+    ("redis", "redis", "no persist"),
+    ("redis-aof", "redis aof", "always"),
+    ("naive-shipped", "naive", "as shipped"),
+    ("naive-nodelay", "naive", "TCP_NODELAY"),
+]
+WORKLOADS = [
+    ("get100", "GET 100 B"),
+    ("put100", "PUT 100 B"),
+    ("mix100", "MIX 50/50 100 B"),
+    ("get1k", "GET 1 KiB"),
+    ("get64k", "GET 64 KiB"),
+]
+# The caskd set-up the targets are judged on (2 workers on 2 cores).
+HEAD_P = "caskd-w2-periodic"
+HEAD_G = "caskd-w2-group"
+
+LABEL_W = 24
+COL_W = 12
+
+
+def load(path):
+    res = defaultdict(dict)
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 4 or parts[3] == "":
+                continue
+            try:
+                res[(parts[0], parts[1])][parts[2]] = float(parts[3])
+            except ValueError:
+                pass
+    return res
+
+
+def fmt_rps(v):
+    if v is None:
+        return "-"
+    return "%.1fk" % (v / 1000) if v >= 10000 else "%.0f" % v
+
+
+def fmt_ms(us):
+    if us is None:
+        return "-"
+    ms = us / 1000
+    return "%.2f" % ms if ms < 10 else "%.1f" % ms if ms < 100 else "%.0f" % ms
+
+
+def row(label, cells):
+    return label.ljust(LABEL_W) + "".join(c.rjust(COL_W) for c in cells)
+
+
+def results_table(res):
+    out = [row("", [c[1] for c in COLUMNS]), row("", [c[2] for c in COLUMNS])]
+    out.append("-" * (LABEL_W + COL_W * len(COLUMNS)))
+
+    def get(server, workload, metric):
+        return res.get((server, workload), {}).get(metric)
+
+    for wl, title in WORKLOADS:
+        out.append(row(title + "  req/s",
+                       [fmt_rps(get(c[0], wl, "rps")) for c in COLUMNS]))
+        for metric, name in (("p50_us", "p50 ms"), ("p99_us", "p99 ms"),
+                             ("p999_us", "p99.9 ms")):
+            out.append(row("    " + name,
+                           [fmt_ms(get(c[0], wl, metric)) for c in COLUMNS]))
+        if any(get(c[0], wl, "busiest_worker_pct") is not None for c in COLUMNS):
+            out.append(row("    busiest worker %", [
+                "-" if get(c[0], wl, "busiest_worker_pct") is None
+                else "%.0f%%" % get(c[0], wl, "busiest_worker_pct") for c in COLUMNS]))
+    for wl, title in (("paced_get", "paced GET"),
+                      ("paced_put", "paced PUT")):
+        if not any((c[0], wl) in res for c in COLUMNS):
+            continue
+        rate = max(res.get((c[0], wl), {}).get("rate", 0) for c in COLUMNS)
+        out.append(row("%s @ %s/s" % (title, fmt_rps(rate)),
+                       ["" for c in COLUMNS]))
+        for metric, name in (("p50_us", "p50 ms"), ("p99_us", "p99 ms"),
+                             ("p999_us", "p99.9 ms"), ("max_us", "max ms")):
+            out.append(row("    " + name,
+                           [fmt_ms(get(c[0], wl, metric)) for c in COLUMNS]))
+        out.append(row("    late/errors/non-2xx", [
+            "-" if (c[0], wl) not in res else "%d/%d/%d" % (
+                get(c[0], wl, "incomplete"), get(c[0], wl, "errors"),
+                get(c[0], wl, "non2xx")) for c in COLUMNS]))
+
+    def errors(server):
+        st = so = 0
+        seen = False
+        for wl, _ in WORKLOADS:
+            r = res.get((server, wl))
+            if r is None:
+                continue
+            seen = True
+            st += r.get("err_status", 0)
+            so += sum(r.get(k, 0) for k in
+                      ("err_connect", "err_read", "err_write", "err_timeout"))
+        return "%d/%d" % (st, so) if seen and any(
+            "err_status" in res.get((server, wl), {}) for wl, _ in WORKLOADS) else "-"
+
+    out.append(row("wrk errors: >=400/socket", [errors(c[0]) for c in COLUMNS]))
+    out.append(row("server non-2xx/3xx", [
+        "%d" % get(c[0], "server", "non2xx")
+        if get(c[0], "server", "non2xx") is not None else "-" for c in COLUMNS]))
+
+    out.append(row("server warn/error logs", [
+        "%d" % get(c[0], "server", "log_warnings")
+        if get(c[0], "server", "log_warnings") is not None else "-" for c in COLUMNS]))
+
+    def stale(server):
+        r = res.get((server, "stale"))
+        if r is None:
+            return "-"
+        return "%d/%d" % (r.get("stale", 0) + r.get("notfound", 0), r.get("pairs", 0))
+
+    out.append(row("stale or 404 after PUT", [stale(c[0]) for c in COLUMNS]))
+    return out
+
+
+def caskd_only(res):
+    out = []
+    rec = res.get(("caskd", "recovery"))
+    if rec:
+        out.append("recovery: %d MiB database.bin scanned in %.3f s = %.2f GB/s "
+                   "(caskd's log); start to /healthz 200: %.3f s" % (
+                       rec.get("file_mib", 0), rec.get("seconds", 0),
+                       rec.get("mb_per_s", 0) / 1000,
+                       rec.get("start_to_healthz_s", 0)))
+    shm = res.get(("caskd", "shm"))
+    if shm:
+        out.append("shared memory: %d bytes at --max-keys %d = %.1f bytes/key "
+                   "(largest mapping, the index: %.1f bytes/key)" % (
+                       shm["bytes"], shm["max_keys"], shm["bytes"] / shm["max_keys"],
+                       shm.get("largest", 0) / shm["max_keys"]))
+    return out
+
+
+def targets(res):
+    def v(server, wl, metric):
+        return res.get((server, wl), {}).get(metric)
+
+    def ratio(a, b):
+        return None if a is None or not b else a / b
+
+    rps = lambda s, wl: v(s, wl, "rps")  # noqa: E731
+    rec = v("caskd", "recovery", "mb_per_s")
+    shm = v("caskd", "shm", "bytes")
+    shm_keys = v("caskd", "shm", "max_keys")
+    stale_c = [v(s, "stale", "stale") + v(s, "stale", "notfound")
+               for s in (HEAD_P, HEAD_G) if v(s, "stale", "pairs") is not None]
+
+    # (label, value, comparison, threshold, unit); ">=" or "<="; None = info
+    items = [
+        ("GET 100 B  caskd w2 / nginx", ratio(rps(HEAD_P, "get100"), rps("nginx", "get100")), ">=", 1.0, "x"),
+        ("GET 100 B  caskd w1 / nginx", ratio(rps("caskd-w1-periodic", "get100"), rps("nginx", "get100")), None, 1.0, "x"),
+        ("GET 100 B  caskd w2 / redis GET", ratio(rps(HEAD_P, "get100"), rps("redis", "get100")), ">=", 0.8, "x"),
+        ("PUT periodic / GET (w2)", ratio(rps(HEAD_P, "put100"), rps(HEAD_P, "get100")), ">=", 0.9, "x"),
+        ("PUT group / PUT periodic (w2)", ratio(rps(HEAD_G, "put100"), rps(HEAD_P, "put100")), ">=", 0.8, "x"),
+        ("PUT group / redis aof SET", ratio(rps(HEAD_G, "put100"), rps("redis-aof", "put100")), ">=", 0.7, "x"),
+        ("GET caskd / naive (nodelay)", ratio(rps(HEAD_P, "get100"), rps("naive-nodelay", "get100")), ">=", 60, "x"),
+        ("PUT caskd / naive (nodelay)", ratio(rps(HEAD_P, "put100"), rps("naive-nodelay", "put100")), ">=", 60, "x"),
+        ("GET caskd / naive (shipped)", ratio(rps(HEAD_P, "get100"), rps("naive-shipped", "get100")), ">=", 60, "x"),
+        ("PUT caskd / naive (shipped)", ratio(rps(HEAD_P, "put100"), rps("naive-shipped", "put100")), ">=", 60, "x"),
+        ("p99 GET 100 B (wrk, 64 conns)", (v(HEAD_P, "get100", "p99_us") or 0) / 1000 if v(HEAD_P, "get100", "p99_us") is not None else None, "<=", 2, " ms"),
+        ("p99 PUT periodic (wrk, 64 c.)", (v(HEAD_P, "put100", "p99_us") or 0) / 1000 if v(HEAD_P, "put100", "p99_us") is not None else None, "<=", 2, " ms"),
+        ("p99 GET paced", (v(HEAD_P, "paced_get", "p99_us") or 0) / 1000 if v(HEAD_P, "paced_get", "p99_us") is not None else None, "<=", 2, " ms"),
+        ("p99 PUT periodic paced", (v(HEAD_P, "paced_put", "p99_us") or 0) / 1000 if v(HEAD_P, "paced_put", "p99_us") is not None else None, "<=", 2, " ms"),
+        ("recovery from page cache", rec / 1000 if rec is not None else None, ">=", 1.0, " GB/s"),
+        ("shared memory per key", shm / shm_keys if shm is not None and shm_keys else None, "<=", 48, " B"),
+        ("caskd stale/404 after PUT", sum(stale_c) if stale_c else None, "<=", 0, ""),
+    ]
+    out = ["%-32s %12s  %-10s %s" % ("target (caskd = w2 unless named)", "measured", "target", "result")]
+    met = missed = 0
+    for label, val, cmp, thr, unit in items:
+        if val is None:
+            result = "n/a"
+        elif cmp is None:
+            result = "(info)"
+        elif (val >= thr) if cmp == ">=" else (val <= thr):
+            result = "met"
+            met += 1
+        else:
+            result = "MISSED"
+            missed += 1
+        shown = "-" if val is None else "%d" % val if unit == "" else (
+            "%.2f%s" % (val, unit) if abs(val) < 100 else "%.0f%s" % (val, unit))
+        tgt = "%s %g%s" % (cmp or "vs", thr, unit)
+        out.append("%-32s %12s  %-10s %s" % (label, shown, tgt, result))
+    out.append("%d met, %d missed" % (met, missed))
+    return out
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py RESULTS.tsv")
+    res = load(sys.argv[1])
+    lines = ["RESULTS (req/s: closed loop, wrk -t2 -c64; latency in ms)"]
+    lines += results_table(res)
+    lines += [
+        "redis columns: redis-benchmark -c64 --threads 2 (PUT row = SET; it reports no p99.9);",
+        "nginx serves every key from one static file; paced = bench/paced at a fixed rate,",
+        "latency from the scheduled send time; late = still unanswered 5 s after the run;",
+        "busiest worker % = share of the run's requests answered by caskd's busiest worker",
+        "(50% = even; 100% = one worker did everything)."]
+    lines += ["", "CASKD ONLY"] + caskd_only(res)
+    lines += ["", "TARGETS (issue 5)"] + targets(res)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
