@@ -16,9 +16,12 @@
  * probing's miss cost grows as 1/(1-load)^2, about 13 probes at 0.8. */
 #define LOAD_PURGE_NUM 4
 #define LOAD_PURGE_DEN 5
-/* 1.5 slots per key: max load 2/3 after a purge. */
-#define SLOTS_PER_KEY_NUM 3
-#define SLOTS_PER_KEY_DEN 2
+/* 1.45 slots per key: at most 69% load of live keys, so probes stay
+ * short, and 46.4 bytes of table per key, which leaves room for the fixed
+ * part of the region (worker slots, about 0.5 MiB) within 48 bytes per
+ * key at a million keys. */
+#define SLOTS_PER_KEY_NUM 29
+#define SLOTS_PER_KEY_DEN 20
 #define SLOTS_MIN 16
 
 uint64_t eng_index_slots_for(uint64_t max_keys)

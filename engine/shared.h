@@ -45,8 +45,8 @@ enum eng_slot_state {
 	ENG_SLOT_PENDING = 3, /* new key being written, not yet visible */
 };
 
-/* 32 bytes per slot; slots = 1.5 x max keys, so 48 bytes of shared memory
- * per key. The key itself is not here: it precedes the value in the
+/* 32 bytes per slot; slots = 1.45 x max keys, so 46.4 bytes of shared
+ * memory per key. The key itself is not here: it precedes the value in the
  * read-only mapping of database.bin. */
 struct eng_ientry {
 	uint64_t voff;    /* offset of the value in database.bin */

@@ -39,7 +39,7 @@ static const struct opt opts[] = {
 	{ "fsync-interval-ms", OPT_INT, F(fsync_interval_ms), 1, 60000,
 	  "periodic mode: fdatasync interval (default 1000)" },
 	{ "max-keys", OPT_U64, F(max_keys), 1, 1ull << 31,
-	  "index capacity in keys, 48 bytes of shared memory each (default 1000000)" },
+	  "index capacity in keys, about 47 bytes of shared memory each (default 1000000)" },
 	{ "max-value-size", OPT_SIZE, F(max_value_size), 0, 1ull << 30,
 	  "largest value in bytes, k/m/g suffixes allowed (default 16m)" },
 	{ "log-level", OPT_LEVEL, F(log_level), 0, 0,
