@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,15 @@ static void respond_engine_error(struct srv_http_req *req, int rc)
 	case -EAGAIN:
 		srv_http_respond_error(req, 503, "key_busy",
 				       "another write to this key did not finish; retry");
+		return;
+	case -ENOTRECOVERABLE:
+	case -EUCLEAN:
+		/* The shared index cannot be trusted after a crash inside a
+		 * purge: ask the master to restart everything through
+		 * recovery, which rebuilds it from database.bin. */
+		kill(getppid(), SIGUSR2);
+		srv_http_respond_error(req, 503, "index_lost",
+				       "the shared index is being rebuilt from database.bin; retry shortly");
 		return;
 	case ENG_EPOISONED:
 	case -EIO:
