@@ -242,8 +242,6 @@ static void worker_died(struct master *m, int slot, int status)
 	}
 	atomic_store(&m->shared->w[slot].pid, 0);
 	atomic_store(&m->shared->w[slot].ready, 0);
-	if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_EXIT_INDEX_LOST)
-		got_usr2 = 1;
 	if (m->stopping || s->retiring || s->gen != m->gen) {
 		srv_debug("%s", what);
 		s->state = SLOT_FREE;

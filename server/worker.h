@@ -16,10 +16,6 @@ struct eng_db;
 struct srv_config;
 struct srv_shared;
 
-/* Exit status a worker uses when the shared index cannot be trusted: the
- * master then restarts everything through recovery. */
-#define SRV_EXIT_INDEX_LOST 75
-
 struct srv_worker_args {
 	const struct srv_config *cfg;
 	struct eng_db *db;
