@@ -40,6 +40,7 @@ static int scan(int fd, const char *map, int repair, eng_check_note_fn note,
 	int rc;
 
 	eng_scan_init(&s, map, rep->file_bytes);
+	eng_scan_set_fd(&s, fd);
 	while (eng_scan_next(&s, &it) != ENG_SCAN_END) {
 		if (it.kind != ENG_SCAN_RECORD && note)
 			note(&it, arg);

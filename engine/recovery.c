@@ -2,6 +2,7 @@
 #include "engine/recovery.h"
 
 #include <string.h>
+#include <unistd.h>
 
 void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size)
 {
@@ -11,23 +12,62 @@ void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size)
 	s->size = size;
 	s->off = ENG_FILE_HDR_SIZE;
 	s->mark = eng_mark_read(map, &seq);
+	s->fd = -1;
+	s->data_start = s->data_end = 0;
 }
 
-static int valid_at(const struct eng_scan *s, uint64_t off,
-		    struct eng_rec_hdr *h)
+void eng_scan_set_fd(struct eng_scan *s, int fd)
 {
-	return eng_rec_check_hdr(s->map + off, s->size - off, h) == 0 &&
+	s->fd = fd;
+}
+
+/* The first offset >= off outside a hole (size if none). Holes read as
+ * zeros, but reading one through the mapping may have to allocate a page,
+ * which on a full tmpfs is SIGBUS: the scanner steps over them instead.
+ * Remembers the data extent found, so a scan costs a few lseeks. */
+static uint64_t data_from(struct eng_scan *s, uint64_t off)
+{
+	off_t d, h;
+
+	if (s->fd < 0 || (off >= s->data_start && off < s->data_end))
+		return off;
+	d = lseek(s->fd, (off_t)off, SEEK_DATA);
+	if (d < 0)
+		return s->size; /* ENXIO: only a hole from here on */
+	h = lseek(s->fd, d, SEEK_HOLE);
+	s->data_start = (uint64_t)d;
+	s->data_end = h < d ? s->size : (uint64_t)h;
+	return (uint64_t)d;
+}
+
+/* 1 if [off, off+n) lies in data the mapping may read. */
+static int readable(struct eng_scan *s, uint64_t off, uint64_t n)
+{
+	return data_from(s, off) == off && (s->fd < 0 || off + n <= s->data_end);
+}
+
+static int valid_at(struct eng_scan *s, uint64_t off, struct eng_rec_hdr *h)
+{
+	if (!readable(s, off, ENG_REC_HDR_SIZE) ||
+	    eng_rec_check_hdr(s->map + off, s->size - off, h) != 0)
+		return 0;
+	return readable(s, off, eng_rec_total(h)) &&
 	       eng_rec_check_data(s->map + off, h) == 0;
 }
 
 /* First offset after bad (8-aligned) holding a valid record, or size. */
-static uint64_t next_valid(const struct eng_scan *s, uint64_t bad)
+static uint64_t next_valid(struct eng_scan *s, uint64_t bad)
 {
 	struct eng_rec_hdr h;
 	uint32_t magic = ENG_REC_MAGIC;
 
 	for (uint64_t o = bad + ENG_REC_ALIGN; o + ENG_REC_HDR_SIZE <= s->size;
 	     o += ENG_REC_ALIGN) {
+		uint64_t d = data_from(s, o);
+		if (d != o) {
+			o = eng_align8(d) - ENG_REC_ALIGN; /* skip the hole */
+			continue;
+		}
 		if (memcmp(s->map + o, &magic, sizeof(magic)))
 			continue; /* cheap filter before the CRCs */
 		if (valid_at(s, o, &h))
@@ -36,26 +76,40 @@ static uint64_t next_valid(const struct eng_scan *s, uint64_t bad)
 	return s->size;
 }
 
-static int all_zero(const char *p, uint64_t n)
+int eng_scan_is_zero(struct eng_scan *s, uint64_t off, uint64_t n)
 {
 	static const char zeros[4096];
-	while (n) {
-		uint64_t k = n < sizeof(zeros) ? n : sizeof(zeros);
-		if (memcmp(p, zeros, k))
+	uint64_t end = off + n;
+
+	while (off < end) {
+		uint64_t k;
+		off = data_from(s, off); /* holes are zeros */
+		if (off >= end)
+			break;
+		k = end - off;
+		if (s->fd >= 0 && k > s->data_end - off)
+			k = s->data_end - off;
+		if (k > sizeof(zeros))
+			k = sizeof(zeros);
+		if (memcmp(s->map + off, zeros, k))
 			return 0;
-		p += k;
-		n -= k;
+		off += k;
 	}
 	return 1;
 }
 
-static int abandoned(const struct eng_scan *s, uint64_t off, uint64_t next)
+/* Damage at or above the durable mark was never acknowledged. Below it,
+ * only zeros (wiped space) are harmless. A record with an intact header
+ * whose payload is torn is taken for an unfinished write only when the
+ * file has no valid mark to tell. */
+static int abandoned(struct eng_scan *s, uint64_t off, uint64_t next)
 {
 	struct eng_rec_hdr h;
 
-	if (off >= s->mark || all_zero(s->map + off, next - off))
+	if (off >= s->mark || eng_scan_is_zero(s, off, next - off))
 		return 1;
-	return eng_rec_check_hdr(s->map + off, next - off, &h) == 0 &&
+	return s->mark == UINT64_MAX && readable(s, off, ENG_REC_HDR_SIZE) &&
+	       eng_rec_check_hdr(s->map + off, next - off, &h) == 0 &&
 	       off + eng_rec_total(&h) == next;
 }
 

@@ -3,12 +3,12 @@
  * Owns: walking the records of a mapped file, verifying every checksum,
  * and classifying what is not a valid record:
  *   - torn tail: nothing valid follows; cut it (a crash mid-append);
- *   - abandoned: zeros, or a record whose header is intact and whose
- *     payload is torn, ending exactly where the next valid record starts
- *     (a worker killed between reserving and writing, or a write that
- *     failed with ENOSPC), or any damage at or above the durable mark of
- *     the file header (a write torn by a crash or power loss before it
- *     was acknowledged: acknowledged writes lie below the mark); skip it;
+ *   - abandoned: zeros (space wiped after a failed or killed write), or
+ *     any damage at or above the durable mark of the file header (a write
+ *     torn by a crash or power loss before it was acknowledged:
+ *     acknowledged writes lie below the mark), or, in a file without a
+ *     valid mark, a record whose header is intact and whose payload is
+ *     torn, ending where the next valid record starts; skip it;
  *   - corruption: anything else followed by valid records, below the
  *     durable mark. Recovery refuses to start; `caskd check --repair`
  *     drops it.
@@ -33,6 +33,8 @@ struct eng_scan {
 	uint64_t size;
 	uint64_t off;      /* next offset to look at */
 	uint64_t mark;     /* durable mark: damage at or above it is a tear */
+	int fd;            /* for SEEK_DATA, or -1 */
+	uint64_t data_start, data_end; /* the data extent last found */
 };
 
 struct eng_scan_item {
@@ -45,6 +47,11 @@ struct eng_scan_item {
 /* Starts a scan of a mapped file of size bytes (header checked) after
  * the file header. */
 void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size);
+/* With the file's descriptor the scan steps over holes (SEEK_DATA)
+ * instead of reading them through the mapping, which can fault. */
+void eng_scan_set_fd(struct eng_scan *s, int fd);
+/* 1 if [off, off+n) reads as zeros (holes included). */
+int eng_scan_is_zero(struct eng_scan *s, uint64_t off, uint64_t n);
 /* The next item; returns its kind. */
 enum eng_scan_kind eng_scan_next(struct eng_scan *s, struct eng_scan_item *it);
 

@@ -90,6 +90,8 @@ struct eng_shared {
 	uint64_t dead;        /* DEAD slots */
 	uint64_t live_bytes;  /* record bytes of live keys */
 	uint32_t rebuilding;  /* set while eng_index_purge moves slots */
+	uint64_t unwiped;     /* lowest failed write whose wipe failed too:
+			       * the durable mark must stay below it */
 	uint64_t zeroed_end;  /* database.bin holds written zeros up to here
 			       * (eng_db_prezero), so appends below it do not
 			       * grow the file and fdatasync skips the journal */

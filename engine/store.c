@@ -108,6 +108,7 @@ static int create_shared(struct eng_db *db, uint64_t max_keys)
 	sh->total_size = size;
 	sh->max_keys = max_keys;
 	sh->nslots = nslots;
+	sh->unwiped = UINT64_MAX;
 	if ((rc = ipc_mtx_init(&sh->index_mtx)) ||
 	    (rc = ipc_mtx_init(&sh->sync_mtx))) {
 		ipc_shm_destroy(sh, size);
@@ -180,15 +181,6 @@ static void log_recovery(const char *fmt, ...)
 	va_end(ap);
 }
 
-static int all_zero_at(const char *p, uint64_t n)
-{
-	while (n && !*p) {
-		p++;
-		n--;
-	}
-	return n == 0;
-}
-
 static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 {
 	struct eng_scan s;
@@ -196,6 +188,7 @@ static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 	int rc;
 
 	eng_scan_init(&s, db->map, size);
+	eng_scan_set_fd(&s, db->fd);
 	while (eng_scan_next(&s, &it) != ENG_SCAN_END) {
 		switch (it.kind) {
 		case ENG_SCAN_RECORD:
@@ -220,7 +213,7 @@ static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 			return ENG_ECORRUPT;
 		case ENG_SCAN_TORN_TAIL:
 			rep->cut_bytes = it.len;
-			rep->cut_zeros = all_zero_at(db->map + it.off, it.len);
+			rep->cut_zeros = eng_scan_is_zero(&s, it.off, it.len);
 			break;
 		case ENG_SCAN_END:
 			break;
@@ -638,6 +631,8 @@ static void abandon(struct eng_db *db, struct wctx *w)
 			strerror(-rc));
 	if (lock_index(db))
 		return;
+	if (rc && w->off < sh->unwiped)
+		sh->unwiped = w->off; /* so it stays above the durable mark */
 	in = &ws->inflight[w->inflight];
 	e = &eng_shared_table(sh)[in->slot];
 	if (e->state == ENG_SLOT_PENDING) {
@@ -808,9 +803,13 @@ int eng_db_prezero(struct eng_db *db)
 		rc = eng_io_pwrite_all(db->fd, zeros, ZERO_WRITE_BYTES, off);
 	if (!rc)
 		rc = eng_io_datasync(db->fd);
-	if (!rc && !(rc = lock_index(db))) {
-		if (to > sh->zeroed_end)
+	if (!lock_index(db)) {
+		if (!rc && to > sh->zeroed_end)
 			sh->zeroed_end = to;
+		/* Failed (disk full): give the space back, unless a record
+		 * was already reserved in it. */
+		if (rc && sh->tail <= from)
+			eng_io_truncate(db->fd, from);
 		unlock_index(db);
 	}
 	ipc_flock(db->fd, IPC_FLOCK_UNLOCK, from, to - from, 0);
@@ -837,7 +836,7 @@ uint64_t eng_db_written_below(struct eng_db *db)
 
 	if (lock_index(db))
 		return 0;
-	low = sh->tail;
+	low = sh->tail < sh->unwiped ? sh->tail : sh->unwiped;
 	for (int w = 0; w < ENG_WORKERS_MAX; w++) {
 		struct eng_wslot *ws = &sh->wslots[w];
 		for (int j = 0; ws->ninflight && j < ENG_INFLIGHT_MAX; j++)

@@ -89,6 +89,13 @@ int ipc_fp_init(void)
 	return 0;
 }
 
+void ipc_fp_set_armed(int on)
+{
+	for (int i = 0; i < nfps; i++)
+		fps[i].hits = 0;
+	ipc_fp_armed = on && nfps > 0;
+}
+
 int ipc_fp_eval(const char *name)
 {
 	for (int i = 0; i < nfps; i++) {

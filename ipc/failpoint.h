@@ -7,7 +7,10 @@
  * eio (the call at that point fails with that errno), delay (sleep 200 ms,
  * only on threads that may block). @N fires on the N-th hit in each
  * process only; without it, every hit fires. The list of points is in
- * docs/failpoints.md.
+ * docs/failpoints.md. The daemon arms them in its workers only (each
+ * counting from zero after fork), never in the master: a drill crashes or
+ * fails the processes that serve requests, and the supervisor survives to
+ * show what it does about it.
  *
  * Unarmed cost: one load and a predicted branch (IPC_FP checks a global
  * flag before looking anything up).
@@ -19,6 +22,9 @@ extern int ipc_fp_armed;
 
 /* Reads CASKD_FAILPOINTS. 0, or -EINVAL for a malformed spec. */
 int ipc_fp_init(void);
+/* Arms (on, with every hit count back at zero) or disarms the parsed
+ * failpoints of this process. */
+void ipc_fp_set_armed(int on);
 /* Evaluates point name: crashes, or returns 0 / -ENOSPC / -EIO. */
 int ipc_fp_eval(const char *name);
 

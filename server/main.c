@@ -36,5 +36,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "caskd: CASKD_FAILPOINTS: malformed (name=action[@N],...)\n");
 		return EXIT_USAGE;
 	}
+	ipc_fp_set_armed(0); /* workers arm them after fork */
 	return srv_master_run(&cfg, argc, argv);
 }

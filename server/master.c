@@ -47,6 +47,7 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STATUS_EVERY_MS 2000
+#define PREZERO_RETRY_MS 10000  /* after a failure (disk full) */
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_WAITING /* respawn due */ };
 
@@ -79,6 +80,7 @@ struct master {
 	uint64_t last_watchdog_ms;
 	uint64_t last_status_ms;
 	int prezero_warned;
+	uint64_t prezero_retry_ms;
 };
 
 static volatile sig_atomic_t got_chld, got_term, got_quit, got_hup, got_alrm,
@@ -231,7 +233,7 @@ static void worker_died(struct master *m, int slot, int status)
 	struct mslot *s = &m->slots[slot];
 	uint64_t now = mono_ms(), delay;
 	char what[160];
-	int rc;
+	int rc, was_ready;
 
 	describe_exit(slot, s->pid, status, what, sizeof(what));
 	eng_sync_reap(&m->db, s->pid);
@@ -240,6 +242,7 @@ static void worker_died(struct master *m, int slot, int status)
 			  what, eng_strerror(rc));
 		got_usr2 = 1;
 	}
+	was_ready = atomic_load(&m->shared->w[slot].ready);
 	atomic_store(&m->shared->w[slot].pid, 0);
 	atomic_store(&m->shared->w[slot].ready, 0);
 	if (m->stopping || s->retiring || s->gen != m->gen) {
@@ -251,7 +254,10 @@ static void worker_died(struct master *m, int slot, int status)
 	/* An unexpected death: replace it now, or later if it keeps dying
 	 * right after starting (a crash loop must not spin the CPU). */
 	atomic_fetch_add(&m->shared->restarts, 1);
-	s->fast_deaths = now - s->started_ms < FAST_DEATH_MS ? s->fast_deaths + 1 : 0;
+	/* Only a worker that died before it served counts as a crash loop;
+	 * one killed while serving is replaced at once. */
+	s->fast_deaths = !was_ready && now - s->started_ms < FAST_DEATH_MS ?
+				 s->fast_deaths + 1 : 0;
 	delay = 0;
 	if (s->fast_deaths > 1) {
 		delay = BACKOFF_FIRST_MS << (s->fast_deaths - 2 < 7 ? s->fast_deaths - 2 : 7);
@@ -436,11 +442,13 @@ static void tick(struct master *m)
 	ok = heartbeats_ok(m, now);
 	if (m->reloading && !m->stopping)
 		reload_step(m);
-	if (!m->stopping && !eng_sync_poisoned(&m->db) && eng_db_prezero(&m->db) < 0 &&
-	    !m->prezero_warned) {
-		srv_warn("preparing space in database.bin failed (disk full?); appends go on "
-			 "without it");
+	if (!m->stopping && !eng_sync_poisoned(&m->db) && now >= m->prezero_retry_ms &&
+	    eng_db_prezero(&m->db) < 0) {
+		if (!m->prezero_warned)
+			srv_warn("preparing space in database.bin failed (disk full?); appends "
+				 "go on without it, retrying every %d s", PREZERO_RETRY_MS / 1000);
 		m->prezero_warned = 1;
+		m->prezero_retry_ms = now + PREZERO_RETRY_MS;
 	}
 	if (!m->stopping && eng_sync_poisoned(&m->db)) {
 		srv_error("an fdatasync of database.bin failed: writes since the last good "

@@ -195,6 +195,7 @@ int srv_worker_main(const struct srv_worker_args *a)
 		return 1; /* the master is already gone */
 	snprintf(role, sizeof(role), "worker %d", a->slot);
 	srv_log_set_role(role);
+	ipc_fp_set_armed(1);
 	if (IPC_FP("worker.start"))
 		return 1; /* drills: a worker that cannot start */
 	if ((rc = setup(&w))) {
