@@ -40,7 +40,7 @@ PORT     ?= 7070
 DATA_DIR ?= ./data
 RUN_ARGS ?=
 
-.PHONY: all deps run test unit unit-asan integration clean asan
+.PHONY: all deps run test unit unit-asan integration integration-asan clean asan
 all: $(B)/caskd
 
 deps:
@@ -99,8 +99,15 @@ unit-asan: $(UNIT_ABIN)
 integration: $(B)/caskd $(ITEST_BIN)
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; CASKD_BIN=$(CURDIR)/$(B)/caskd ./$$t --jobs 1; done
 
+# ... and again against the daemon built with ASan + UBSan: a sanitizer
+# report makes the process abort, which fails the drill that caused it.
+integration-asan: $(A)/caskd $(ITEST_BIN)
+	@set -e; for t in $(ITEST_BIN); do echo "== $$t (daemon with asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  CASKD_BIN=$(CURDIR)/$(A)/caskd ./$$t --jobs 1; done
+
 test: deps
-	$(MAKE) unit unit-asan integration
+	$(MAKE) unit unit-asan integration integration-asan
 
 clean:
 	rm -rf build
