@@ -119,7 +119,11 @@ static void run_sync(struct eng_db *db, uint32_t g, uint64_t writes,
 			"refusing writes until restart\n", strerror(-rc));
 	} else {
 		atomic_store(&sh->synced_tail, tail);
-		if (written > sh->durable_mark)
+		/* After a failed fdatasync a later one that works proves
+		 * nothing about the pages the failed one lost: the mark may
+		 * not move past them, or recovery would call their damage
+		 * corruption instead of an unacknowledged write. */
+		if (!atomic_load(&sh->poisoned) && written > sh->durable_mark)
 			sh->durable_mark = written;
 	}
 	atomic_fetch_add(&sh->fsync_total, 1);

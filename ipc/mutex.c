@@ -1,7 +1,7 @@
 /* ipc/mutex.c — robust process-shared mutexes (see mutex.h).
  *
- * Uncontended locks cost one trylock; only contended ones read the clock,
- * so the wait_ns statistic is free on the fast path.
+ * Uncontended locks cost one non-blocking try; only contended ones read
+ * the clock, so the wait_ns statistic is free on the fast path.
  */
 #include "ipc/mutex.h"
 
@@ -58,9 +58,23 @@ static int mtx_owner_died(struct ipc_mtx *m, ipc_mtx_repair_fn repair,
 	return -rc;
 }
 
+/* The non-blocking first try: 0, EBUSY, EOWNERDEAD or ENOTRECOVERABLE.
+ * Not pthread_mutex_trylock: on a mutex left not recoverable, glibc's
+ * trylock (2.36) returns ENOTRECOVERABLE but keeps the lock word taken by
+ * the caller, off its robust list, so every later locker sleeps forever
+ * instead of failing. A clocklock whose deadline has already passed tries
+ * the same way and gives the word back. */
+static int mtx_try(struct ipc_mtx *m)
+{
+	static const struct timespec already_past = { 0, 0 };
+	int rc = pthread_mutex_clocklock(&m->mtx, CLOCK_MONOTONIC,
+					 &already_past);
+	return rc == ETIMEDOUT ? EBUSY : rc;
+}
+
 int ipc_mtx_lock(struct ipc_mtx *m, ipc_mtx_repair_fn repair, void *arg)
 {
-	int rc = pthread_mutex_trylock(&m->mtx);
+	int rc = mtx_try(m);
 	if (rc == EBUSY) {
 		uint64_t t0 = mono_ns();
 		rc = pthread_mutex_lock(&m->mtx);
