@@ -559,6 +559,9 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 	w->version = ++sh->seq;
 	w->off = sh->tail;
 	sh->tail += w->len;
+	/* A SIGKILL can land between any two stores: keep the compiler from
+	 * reordering the steps repair depends on. */
+	atomic_signal_fence(memory_order_seq_cst);
 	e = &t[w->slot];
 	if (!cur) {
 		if (e->state == ENG_SLOT_DEAD)
@@ -570,6 +573,7 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 		e->state = ENG_SLOT_PENDING;
 	}
 	e->writer = (uint32_t)db->wslot + 1;
+	atomic_signal_fence(memory_order_seq_cst);
 	in = &ws->inflight[w->inflight];
 	in->len = (uint32_t)w->len;
 	in->slot = (uint32_t)w->slot;
@@ -594,6 +598,7 @@ static void publish(struct eng_db *db, struct wctx *w)
 	if (e->state == ENG_SLOT_LIVE)
 		sh->live_bytes -= eng_rec_size(e->klen, e->vlen);
 	e->voff = w->off + ENG_REC_HDR_SIZE + w->op->klen;
+	atomic_signal_fence(memory_order_seq_cst);
 	IPC_FP("index.locked");
 	e->vlen = w->vlen;
 	e->version = w->version;
@@ -609,6 +614,7 @@ static void publish(struct eng_db *db, struct wctx *w)
 		e->state = ENG_SLOT_LIVE;
 		sh->live_bytes += w->len;
 	}
+	atomic_signal_fence(memory_order_seq_cst);
 	e->writer = 0;
 	in->off = 0;
 	ws->ninflight--;
