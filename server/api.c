@@ -43,43 +43,6 @@
 
 /* --- parsing helpers ------------------------------------------------------ */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes s[0..n) into out (room for max bytes). Returns the
- * decoded length, or -1 for a bad escape, a NUL byte, or overflow. */
-static long pct_decode(const char *s, size_t n, char *out, size_t max)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-		if (c == '%') {
-			int hi, lo;
-			if (i + 2 >= n)
-				return -1;
-			hi = hexval(s[i + 1]);
-			lo = hexval(s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = hi << 4 | lo;
-			i += 2;
-		}
-		if (c == 0 || o == max)
-			return -1;
-		out[o++] = (char)c;
-	}
-	return (long)o;
-}
-
 /* The value of query parameter name, decoded, or 0 if absent. -1: bad. */
 static int query_param(const char *q, const char *name, char *out, size_t max)
 {
@@ -89,7 +52,7 @@ static int query_param(const char *q, const char *name, char *out, size_t max)
 		const char *end = strchr(q, '&');
 		size_t len = end ? (size_t)(end - q) : strlen(q);
 		if (len > nl && !strncmp(q, name, nl) && q[nl] == '=') {
-			long n = pct_decode(q + nl + 1, len - nl - 1, out, max - 1);
+			long n = srv_http_pct_decode(q + nl + 1, len - nl - 1, out, max - 1);
 			if (n < 0)
 				return -1;
 			out[n] = '\0';
@@ -419,7 +382,7 @@ static void method_not_allowed(struct srv_http_req *req, const char *allow)
 static long route_key(struct srv_http_req *req, const char *path,
 		      size_t prefix, char *key)
 {
-	long n = pct_decode(path + prefix, strlen(path + prefix), key, ENG_KEY_MAX);
+	long n = srv_http_pct_decode(path + prefix, strlen(path + prefix), key, ENG_KEY_MAX);
 
 	if (n <= 0) {
 		srv_http_respond_error(req, 400, "bad_key",

@@ -2295,6 +2295,30 @@ void srv_http_server_free(struct srv_http_server *srv)
 	free(srv);
 }
 
+long srv_http_pct_decode(const char *s, size_t n, char *out, size_t max)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '%') {
+			int hi, lo;
+			if (i + 2 >= n)
+				return -1;
+			hi = srv_hex_value(s[i + 1]);
+			lo = srv_hex_value(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		if (c == 0 || o == max)
+			return -1;
+		out[o++] = (char)c;
+	}
+	return (long)o;
+}
+
 void srv_http_req_limit_error(struct srv_http_req *req, const char *code,
 			      const char *message)
 {

@@ -42,19 +42,29 @@ static void write_file(const char *path, const char *text)
 	cr_assert_eq(fclose(f), 0);
 }
 
-static int count_children(pid_t master)
+/* The master's children, as /proc lists them, space-separated in buf. */
+static int read_children(pid_t master, char *buf, size_t n)
 {
-	char path[64], buf[4096];
+	char path[64];
 	FILE *f;
-	int n = 0;
 	size_t len;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)master, (int)master);
 	if (!(f = fopen(path, "r")))
 		return -1;
-	len = fread(buf, 1, sizeof(buf) - 1, f);
+	len = fread(buf, 1, n - 1, f);
 	fclose(f);
 	buf[len] = '\0';
+	return 0;
+}
+
+static int count_children(pid_t master)
+{
+	char buf[4096];
+	int n = 0;
+
+	if (read_children(master, buf, sizeof(buf)) < 0)
+		return -1;
 	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
 		n++;
 	return n;
@@ -62,16 +72,10 @@ static int count_children(pid_t master)
 
 static pid_t first_child(pid_t master)
 {
-	char path[64], buf[4096];
-	FILE *f;
-	size_t len;
+	char buf[4096];
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)master, (int)master);
-	if (!(f = fopen(path, "r")))
+	if (read_children(master, buf, sizeof(buf)) < 0)
 		return -1;
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
 	return (pid_t)atoi(buf);
 }
 
