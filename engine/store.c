@@ -147,8 +147,8 @@ static int replay(struct eng_db *db, uint64_t off, const struct eng_rec_hdr *h)
 	} else {
 		if (h->type == ENG_REC_DEL)
 			return 0;
-		if (sh->live_keys >= sh->max_keys)
-			return ENG_EFULL;
+		/* --max-keys is checked once replay is done: a log may have
+		 * held more live keys on the way than it holds at the end. */
 		f.slot = eng_index_take_free(sh, db->map, key, h->klen, hash,
 					     &f);
 		if (f.slot == ENG_NO_SLOT)
@@ -219,6 +219,8 @@ static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 			break;
 		}
 	}
+	if (db->sh->live_keys > db->sh->max_keys)
+		return ENG_EFULL;
 	rep->tail = size - rep->cut_bytes;
 	if (rep->cut_bytes) {
 		if (rep->cut_zeros)

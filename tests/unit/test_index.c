@@ -439,3 +439,31 @@ Test(engine_index, death_in_reserve_does_not_leave_a_key_busy, .timeout = 10)
 	uu_expect_val(&db, "new", "n");
 	uu_close(&db);
 }
+
+/* --max-keys bounds the keys a log holds at the end, not on the way: a
+ * log that once held more live keys reopens with a smaller limit as long
+ * as what is left fits. */
+Test(engine_index, reopens_with_fewer_max_keys_when_the_end_state_fits,
+     .timeout = 10)
+{
+	struct eng_db db;
+	struct eng_recovery rep;
+	char key[KEY_LEN];
+
+	uu_open_rw(fx.dir, 4 * SMALL_MAX_KEYS, &db, &rep);
+	/* the peak must still fit the smaller table physically (16 slots) */
+	for (int i = 0; i < SMALL_MAX_KEYS + 4; i++) {
+		key_n(key, "k", i);
+		cr_assert(eq(int, uu_put(&db, key, "v", NULL), 0));
+	}
+	for (int i = SMALL_MAX_KEYS; i < SMALL_MAX_KEYS + 4; i++) {
+		key_n(key, "k", i);
+		cr_assert(eq(int, uu_del(&db, key, NULL), 0));
+	}
+	uu_close(&db);
+	cr_assert(eq(int, uu_open(fx.dir, SMALL_MAX_KEYS, &db, &rep), 0));
+	cr_assert(eq(u64, rep.keys, SMALL_MAX_KEYS));
+	uu_close(&db);
+	/* ... and still refuses a limit below what is left */
+	cr_assert(eq(int, uu_open(fx.dir, SMALL_MAX_KEYS - 1, &db, &rep), ENG_EFULL));
+}
