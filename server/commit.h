@@ -1,8 +1,8 @@
 /* server/commit.h — a worker's durability thread (group commit's server
  * half).
  *
- * Owns: the thread that blocks in fdatasync (or waits for another
- * worker's) so the event loop never does, and the queue of responses
+ * Owns: the thread that blocks on fdatasync, or waits for another
+ * worker's, so the event loop never does; and the queue of responses
  * waiting for durability. The loop hands in a ticket (engine/durable.h)
  * and a callback; the thread makes sure a covering sync happens and pokes
  * the loop through an eventfd; the loop then runs every callback whose

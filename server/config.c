@@ -34,7 +34,7 @@ static const struct opt opts[] = {
 	{ "data-dir", OPT_STR, F(data_dir), 0, sizeof(((struct srv_config *)0)->data_dir),
 	  "directory of database.bin (default ./data)" },
 	{ "fsync", OPT_FSYNC, F(fsync), 0, 0,
-	  "group: acknowledge after a shared fdatasync (default); periodic: from the\n"
+	  "group (default): acknowledge after a shared fdatasync; periodic: from the\n"
 	  "                         page cache, synced every interval; always: one fdatasync per write" },
 	{ "fsync-interval-ms", OPT_INT, F(fsync_interval_ms), 1, 60000,
 	  "periodic mode: fdatasync interval (default 1000)" },
