@@ -234,7 +234,6 @@ static uint64_t now_ms(struct event_base *base)
 
 static void job_free(struct write_job *job)
 {
-	job->api->writes_in_flight--;
 	if (job->retry)
 		event_free(job->retry);
 	free(job);
@@ -348,7 +347,6 @@ static void start_write(struct srv_api *api, struct srv_http_req *req,
 		srv_http_respond_error(req, 503, "overloaded", "out of memory");
 		return;
 	}
-	api->writes_in_flight++;
 	job->api = api;
 	job->req = req;
 	job->started_ms = now_ms(api->base);

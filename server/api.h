@@ -30,7 +30,6 @@ struct srv_api {
 	int slot;
 	int draining;      /* this worker is stopping */
 	int access_fd;     /* -1: no access log */
-	size_t writes_in_flight;
 };
 
 size_t srv_api_body_limit(struct srv_http_req *req, void *arg);

@@ -274,11 +274,6 @@ int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
 	return 0;
 }
 
-size_t srv_commit_pending(const struct srv_commit *c)
-{
-	return c->count;
-}
-
 void srv_commit_stop(struct srv_commit *c)
 {
 	if (!c)

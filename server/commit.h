@@ -42,8 +42,6 @@ int srv_commit_start(struct event_base *base, struct eng_db *db,
 /* Runs cb(rc, arg) on the loop once the write holding ticket is durable. */
 int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
 		    void *arg);
-/* Writes still waiting. */
-size_t srv_commit_pending(const struct srv_commit *c);
 /* Final sync (periodic mode), stops and joins the thread, frees c. Any
  * waiter left gets -ECANCELED. */
 void srv_commit_stop(struct srv_commit *c);
