@@ -23,23 +23,7 @@
 #define SYNCERS 2
 #define MANY_WAITERS 6
 
-static struct uu_fixture fx;
-static struct eng_db db;
-static struct eng_recovery rep;
-
-static void setup(void)
-{
-	uu_fixture_setup(&fx, "durable");
-	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
-}
-
-static void teardown(void)
-{
-	uu_close(&db);
-	uu_fixture_teardown(&fx);
-}
-
-TestSuite(engine_durable, .init = setup, .fini = teardown);
+UU_STORE_SUITE(engine_durable, "durable");
 
 static uint64_t fsyncs(void)
 {

@@ -27,19 +27,7 @@
 #define CHURN_CYCLES 10000
 #define CHURN_CHECK_EVERY 500
 
-static struct uu_fixture fx;
-
-static void setup(void)
-{
-	uu_fixture_setup(&fx, "index");
-}
-
-static void teardown(void)
-{
-	uu_fixture_teardown(&fx);
-}
-
-TestSuite(engine_index, .init = setup, .fini = teardown);
+UU_DIR_SUITE(engine_index, "index");
 
 static void key_n(char *key, const char *prefix, long n)
 {

@@ -38,19 +38,7 @@
 #define BLOCKED_MS 100 /* long enough for a child to block on a lock */
 #define NKEYS 10
 
-static struct uu_fixture fx;
-
-static void setup(void)
-{
-	uu_fixture_setup(&fx, "mutex");
-}
-
-static void teardown(void)
-{
-	uu_fixture_teardown(&fx);
-}
-
-TestSuite(ipc_mutex, .init = setup, .fini = teardown);
+UU_DIR_SUITE(ipc_mutex, "mutex");
 TestSuite(engine_dead_worker, .init = setup, .fini = teardown);
 TestSuite(ipc_flock, .init = setup, .fini = teardown);
 

@@ -35,19 +35,7 @@
 #define PATH_MAX_LEN 128
 #define SCAN_ITEMS_MAX 32
 
-static struct uu_fixture fx;
-
-static void setup(void)
-{
-	uu_fixture_setup(&fx, "recovery");
-}
-
-static void teardown(void)
-{
-	uu_fixture_teardown(&fx);
-}
-
-TestSuite(engine_recovery, .init = setup, .fini = teardown);
+UU_DIR_SUITE(engine_recovery, "recovery");
 
 /* --- images built by hand -------------------------------------------------- */
 

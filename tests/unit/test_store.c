@@ -22,23 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static struct uu_fixture fx;
-static struct eng_db db;
-static struct eng_recovery rep;
-
-static void setup(void)
-{
-	uu_fixture_setup(&fx, "store");
-	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
-}
-
-static void teardown(void)
-{
-	uu_close(&db);
-	uu_fixture_teardown(&fx);
-}
-
-TestSuite(engine_store, .init = setup, .fini = teardown);
+UU_STORE_SUITE(engine_store, "store");
 
 static int put_if(const char *key, const char *val, int has_if_match,
 		  int any, uint64_t version, int none_any,

@@ -295,4 +295,30 @@ static inline pid_t uu_crash_writer(struct eng_db *db, int slot,
 	return pid;
 }
 
+
+/* A suite whose tests each get a fresh directory in fx (setup/teardown
+ * are also usable by further suites of the file). */
+#define UU_DIR_SUITE(suite, name)                                          \
+	static struct uu_fixture fx;                                       \
+	static void setup(void) { uu_fixture_setup(&fx, name); }           \
+	static void teardown(void) { uu_fixture_teardown(&fx); }           \
+	TestSuite(suite, .init = setup, .fini = teardown)
+
+/* The same, with a store open in it for writing (db, rep). */
+#define UU_STORE_SUITE(suite, name)                                        \
+	static struct uu_fixture fx;                                       \
+	static struct eng_db db;                                           \
+	static struct eng_recovery rep;                                    \
+	static void setup(void)                                            \
+	{                                                                  \
+		uu_fixture_setup(&fx, name);                               \
+		uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);                \
+	}                                                                  \
+	static void teardown(void)                                         \
+	{                                                                  \
+		uu_close(&db);                                             \
+		uu_fixture_teardown(&fx);                                  \
+	}                                                                  \
+	TestSuite(suite, .init = setup, .fini = teardown)
+
 #endif
