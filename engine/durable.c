@@ -1,6 +1,7 @@
 /* engine/durable.c — group commit (see durable.h). */
 #include "engine/durable.h"
 
+#include "engine/elog.h"
 #include "engine/errors.h"
 #include "engine/io.h"
 #include "engine/record.h"
@@ -50,6 +51,14 @@ uint32_t eng_sync_ticket(struct eng_db *db)
 int eng_sync_covered(struct eng_db *db, uint32_t ticket)
 {
 	return gen_reached(atomic_load(&db->sh->sync_done), ticket);
+}
+
+int eng_sync_dirty(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
+	uint64_t tail = __atomic_load_n(&sh->tail, __ATOMIC_RELAXED);
+
+	return atomic_load(&sh->synced_tail) != tail;
 }
 
 int eng_sync_poisoned(struct eng_db *db)
@@ -115,8 +124,8 @@ static void run_sync(struct eng_db *db, uint32_t g, uint64_t writes,
 	if (rc) {
 		atomic_store(&sh->poisoned, 1);
 		atomic_fetch_add(&sh->fsync_errors, 1);
-		fprintf(stderr, "caskd: fdatasync of database.bin failed: %s; "
-			"refusing writes until restart\n", strerror(-rc));
+		eng_log(ENG_LOG_ERROR, "fdatasync of database.bin failed: %s; "
+			"refusing writes until restart", strerror(-rc));
 	} else {
 		atomic_store(&sh->synced_tail, tail);
 		/* After a failed fdatasync a later one that works proves

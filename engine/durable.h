@@ -24,8 +24,8 @@
 
 #include <stdint.h>
 
-#define ENG_FSYNC_BUCKETS 12
-#define ENG_WPF_BUCKETS 11
+#define ENG_FSYNC_BUCKETS ENG_STATS_FSYNC_BUCKETS
+#define ENG_WPF_BUCKETS ENG_STATS_WPF_BUCKETS
 
 /* Histogram upper bounds for /metrics (the last is +Inf). */
 extern const double eng_fsync_bounds_s[ENG_FSYNC_BUCKETS];
@@ -38,6 +38,8 @@ int eng_sync_covered(struct eng_db *db, uint32_t ticket);
 /* Blocks until a sync covering ticket has finished, running it if nobody
  * else is. 0, ENG_EPOISONED, or -errno. */
 int eng_sync_wait(struct eng_db *db, uint32_t ticket);
+/* 1 if the log has grown since the last sync (periodic mode). */
+int eng_sync_dirty(struct eng_db *db);
 /* 1 after an fdatasync failed. */
 int eng_sync_poisoned(struct eng_db *db);
 /* Master, after reaping pid: a sync it was running will never finish. */

@@ -147,7 +147,7 @@ int eng_index_purge(struct eng_shared *sh)
 	for (uint64_t k = 0; k < n; k++)
 		to[k] = place(sh, &copy[k]);
 	/* In-flight writes name their slot: follow the moves. */
-	for (int w = 0; w < ENG_WORKERS_MAX; w++) {
+	for (int w = 0; w < ENG_WORKER_SLOTS; w++) {
 		struct eng_wslot *ws = &sh->wslots[w];
 		for (int j = 0; ws->ninflight && j < ENG_INFLIGHT_MAX; j++) {
 			struct eng_inflight *in = &ws->inflight[j];
@@ -292,7 +292,7 @@ int eng_index_repair(struct eng_shared *sh, const char *map,
 
 	if (sh->rebuilding)
 		return -EUCLEAN; /* died inside a purge: slots half moved */
-	for (int w = 0; dead_pid > 0 && w < ENG_WORKERS_MAX; w++) {
+	for (int w = 0; dead_pid > 0 && w < ENG_WORKER_SLOTS; w++) {
 		if (atomic_load(&sh->wslots[w].pid) != dead_pid)
 			continue;
 		if (eng_index_settle_writer(sh, map, map_avail, w) < 0)
@@ -311,7 +311,7 @@ int eng_index_repair(struct eng_shared *sh, const char *map,
 		    h.type != ENG_REC_PUT)
 			return -EUCLEAN;
 	}
-	for (int w = 0; w < ENG_WORKERS_MAX; w++) {
+	for (int w = 0; w < ENG_WORKER_SLOTS; w++) {
 		struct eng_wslot *ws = &sh->wslots[w];
 		uint32_t n = 0;
 		for (int j = 0; j < ENG_INFLIGHT_MAX; j++)

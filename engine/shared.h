@@ -28,15 +28,14 @@
 #define ENG_SHM_MAGIC 0x314D48534B534143ull /* "CASKSHM1" */
 #define ENG_SHM_VERSION 1
 #define ENG_CACHELINE 64
-/* Worker slots: twice the largest --workers, so a reload can run a new
- * generation beside the old one. */
-#define ENG_WORKERS_MAX 128
+#include "engine/store.h"
 /* Writes one worker may have between reservation and publish. 64
  * connections each with one write in flight is the expected peak; more
  * just wait (-EAGAIN) a moment. */
 #define ENG_INFLIGHT_MAX 256
 /* Histogram buckets kept for /metrics (bounds in engine/durable.c). */
 #define ENG_HIST_SLOTS 16
+_Static_assert(ENG_HIST_SLOTS >= 12, "room for the fsync histogram");
 
 enum eng_slot_state {
 	ENG_SLOT_EMPTY = 0,   /* never used: ends a probe */
@@ -116,7 +115,7 @@ struct eng_shared {
 					   * file header */
 	uint32_t mark_seq;                /* sequence of that header mark */
 
-	alignas(ENG_CACHELINE) struct eng_wslot wslots[ENG_WORKERS_MAX];
+	alignas(ENG_CACHELINE) struct eng_wslot wslots[ENG_WORKER_SLOTS];
 	/* the table follows, at eng_shared_table() */
 };
 

@@ -8,6 +8,7 @@
  */
 #include "engine/store.h"
 
+#include "engine/elog.h"
 #include "engine/errors.h"
 #include "engine/index.h"
 #include "engine/io.h"
@@ -22,7 +23,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,17 +169,7 @@ static int replay(struct eng_db *db, uint64_t off, const struct eng_rec_hdr *h)
 	return 0;
 }
 
-static void log_recovery(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static void log_recovery(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "caskd: recovery: ");
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
+#define log_recovery(...) eng_log(ENG_LOG_WARN, "recovery: " __VA_ARGS__)
 
 static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
 {
@@ -431,9 +421,9 @@ static int db_repair(struct ipc_mtx *m, pid_t dead, void *arg)
 
 	(void)m;
 	rc = eng_index_repair(db->sh, db->map, db->sh->tail, dead);
-	fprintf(stderr,
-		"caskd: pid %d died holding the index mutex; index %s\n",
-		(int)dead, rc ? "cannot be trusted: restarting" : "verified");
+	eng_log(rc ? ENG_LOG_ERROR : ENG_LOG_WARN,
+		"pid %d died holding the index mutex; index %s", (int)dead,
+		rc ? "cannot be trusted: restarting through recovery" : "verified");
 	return rc;
 }
 
@@ -634,9 +624,9 @@ static void abandon(struct eng_db *db, struct wctx *w)
 	int rc = eng_io_discard(db->fd, w->off, w->len);
 
 	if (rc)
-		fprintf(stderr, "caskd: wiping failed write at %" PRIu64
-			": %s (recovery will skip or cut it)\n", w->off,
-			strerror(-rc));
+		eng_log(ENG_LOG_ERROR, "wiping a failed write at offset %" PRIu64
+			" of database.bin: %s (recovery will skip or cut it)",
+			w->off, strerror(-rc));
 	if (lock_index(db))
 		return;
 	if (rc && w->off < sh->unwiped)
@@ -776,7 +766,7 @@ int eng_db_reap_worker(struct eng_db *db, int wslot)
 	atomic_store(&ws->pid, 0);
 	unlock_index(db);
 	if (wiped)
-		fprintf(stderr, "caskd: wiped %d unfinished write(s) of dead worker slot %d\n",
+		eng_log(ENG_LOG_WARN, "wiped %d unfinished write(s) of dead worker slot %d",
 			wiped, wslot);
 	return 0;
 }
@@ -845,7 +835,7 @@ uint64_t eng_db_written_below(struct eng_db *db)
 	if (lock_index(db))
 		return 0;
 	low = sh->tail < sh->unwiped ? sh->tail : sh->unwiped;
-	for (int w = 0; w < ENG_WORKERS_MAX; w++) {
+	for (int w = 0; w < ENG_WORKER_SLOTS; w++) {
 		struct eng_wslot *ws = &sh->wslots[w];
 		for (int j = 0; ws->ninflight && j < ENG_INFLIGHT_MAX; j++)
 			if (ws->inflight[j].off && ws->inflight[j].off < low)
@@ -868,6 +858,11 @@ void eng_stats(struct eng_db *db, struct eng_stats *st)
 	st->fsync_total = atomic_load(&sh->fsync_total);
 	st->fsync_ns_total = atomic_load(&sh->fsync_ns_total);
 	st->fsync_errors = atomic_load(&sh->fsync_errors);
+	for (int i = 0; i < ENG_STATS_FSYNC_BUCKETS; i++)
+		st->fsync_hist[i] = atomic_load(&sh->fsync_hist[i]);
+	for (int i = 0; i < ENG_STATS_WPF_BUCKETS; i++)
+		st->wpf_hist[i] = atomic_load(&sh->wpf_hist[i]);
+	st->wpf_sum = atomic_load(&sh->wpf_sum);
 	st->lock_wait_ns = atomic_load(&sh->index_mtx.wait_ns) +
 			   atomic_load(&sh->sync_mtx.wait_ns);
 	st->mutex_repairs = atomic_load(&sh->index_mtx.repairs);

@@ -30,6 +30,10 @@
 
 struct eng_shared;
 
+/* Worker slots: twice the largest --workers, so a reload can run a new
+ * generation beside the old one. */
+#define ENG_WORKER_SLOTS 128
+
 struct eng_opts {
 	const char *dir;
 	uint64_t max_keys;
@@ -142,10 +146,16 @@ int eng_db_prezero(struct eng_db *db);
  * the tail, so the file ends at its last record. */
 int eng_db_trim(struct eng_db *db);
 
+/* Histogram buckets of eng_stats (bounds in engine/durable.h). */
+#define ENG_STATS_FSYNC_BUCKETS 12
+#define ENG_STATS_WPF_BUCKETS 11
+
 /* Statistics for /metrics, read without locks (may be a moment old). */
 struct eng_stats {
 	uint64_t keys, capacity, log_bytes, live_bytes;
 	uint64_t fsync_total, fsync_ns_total, fsync_errors;
+	uint64_t fsync_hist[ENG_STATS_FSYNC_BUCKETS];
+	uint64_t wpf_hist[ENG_STATS_WPF_BUCKETS], wpf_sum;
 	uint64_t lock_wait_ns, mutex_repairs;
 	int poisoned;
 };

@@ -2,7 +2,6 @@
 #include "server/commit.h"
 
 #include "engine/durable.h"
-#include "engine/shared.h"
 #include "engine/errors.h"
 #include "server/log.h"
 
@@ -82,9 +81,7 @@ static void deadline_in(struct timespec *ts, int ms)
 /* Periodic: sync if the log grew since the last sync. */
 static void sync_if_dirty(struct srv_commit *c)
 {
-	struct eng_shared *sh = c->db->sh;
-
-	if (atomic_load(&sh->synced_tail) != sh->tail)
+	if (eng_sync_dirty(c->db))
 		sync_to(c, eng_sync_ticket(c->db));
 }
 

@@ -8,13 +8,17 @@
 #ifndef CASKD_SERVER_CONFIG_H
 #define CASKD_SERVER_CONFIG_H
 
+#include "engine/store.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define SRV_LISTEN_MAX 8
-#define SRV_WORKERS_MAX 64 /* engine slots are 2x this, for reloads */
+/* Half the engine's worker slots: a reload runs the new generation
+ * beside the old one. */
+#define SRV_WORKERS_MAX (ENG_WORKER_SLOTS / 2)
 #define SRV_ADDR_MAX 256
 
 enum srv_fsync_mode { SRV_FSYNC_GROUP, SRV_FSYNC_PERIODIC, SRV_FSYNC_ALWAYS };

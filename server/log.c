@@ -1,6 +1,8 @@
 /* server/log.c — log lines (see log.h). */
 #include "server/log.h"
 
+#include "engine/elog.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,10 +35,24 @@ static int stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
+_Static_assert((int)ENG_LOG_DEBUG == (int)SRV_LOG_DEBUG &&
+	       (int)ENG_LOG_INFO == (int)SRV_LOG_INFO &&
+	       (int)ENG_LOG_WARN == (int)SRV_LOG_WARN &&
+	       (int)ENG_LOG_ERROR == (int)SRV_LOG_ERROR,
+	       "engine and server log levels are the same scale");
+
+/* Engine lines get the same format, level filter and journald prefix. */
+static void engine_line(enum eng_log_level level, const char *msg, void *arg)
+{
+	(void)arg;
+	srv_log((enum srv_log_level)level, "%s", msg);
+}
+
 void srv_log_init(enum srv_log_level level)
 {
 	threshold = level;
 	journal = stderr_is_journal();
+	eng_log_set(engine_line, NULL);
 }
 
 void srv_log_set_level(enum srv_log_level level)

@@ -2,7 +2,6 @@
 #include "server/metrics.h"
 
 #include "engine/durable.h"
-#include "engine/shared.h"
 #include "engine/store.h"
 #include "ipc/shm.h"
 
@@ -11,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-_Static_assert(SRV_SLOTS == ENG_WORKERS_MAX, "one stats block per worker slot");
 
 static const int codes[SRV_NCODES] = {
 	200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 408, 409,
@@ -184,7 +181,7 @@ int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
 {
 	struct sbuf b = { .cap = 8192 };
 	struct eng_stats st;
-	uint64_t dur[SRV_DUR_BUCKETS] = { 0 }, fs[ENG_FSYNC_BUCKETS], wpf[ENG_WPF_BUCKETS];
+	uint64_t dur[SRV_DUR_BUCKETS] = { 0 };
 	uint64_t conns = 0, busy = 0;
 	double dur_sum = 0;
 
@@ -199,10 +196,6 @@ int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
 		conns += atomic_load_explicit(&w->conns, memory_order_relaxed);
 		busy += atomic_load_explicit(&w->key_busy_retries, memory_order_relaxed);
 	}
-	for (int i = 0; i < ENG_FSYNC_BUCKETS; i++)
-		fs[i] = atomic_load(&db->sh->fsync_hist[i]);
-	for (int i = 0; i < ENG_WPF_BUCKETS; i++)
-		wpf[i] = atomic_load(&db->sh->wpf_hist[i]);
 
 	requests(&b, m);
 	histogram(&b, "caskd_request_duration_seconds", "Time from request start to response.",
@@ -218,10 +211,9 @@ int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
 	gauge(&b, "caskd_fsync_errors_total", "counter", "fdatasync calls that failed.",
 	      (double)st.fsync_errors);
 	histogram(&b, "caskd_fsync_duration_seconds", "Time spent in fdatasync.",
-		  eng_fsync_bounds_s, fs, ENG_FSYNC_BUCKETS, (double)st.fsync_ns_total / 1e9);
+		  eng_fsync_bounds_s, st.fsync_hist, ENG_FSYNC_BUCKETS, (double)st.fsync_ns_total / 1e9);
 	histogram(&b, "caskd_writes_per_fsync", "Writes made durable by one fdatasync.",
-		  eng_wpf_bounds, wpf, ENG_WPF_BUCKETS,
-		  (double)atomic_load(&db->sh->wpf_sum));
+		  eng_wpf_bounds, st.wpf_hist, ENG_WPF_BUCKETS, (double)st.wpf_sum);
 	gauge(&b, "caskd_workers", "gauge", "Worker processes running.",
 	      (double)atomic_load(&m->workers_up));
 	gauge(&b, "caskd_worker_restarts_total", "counter",

@@ -9,6 +9,8 @@
 #ifndef CASKD_SERVER_METRICS_H
 #define CASKD_SERVER_METRICS_H
 
+#include "engine/store.h"
+
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -16,7 +18,7 @@
 
 struct eng_db;
 
-#define SRV_SLOTS 128      /* = ENG_WORKERS_MAX */
+#define SRV_SLOTS ENG_WORKER_SLOTS
 #define SRV_METHODS 6      /* GET HEAD PUT POST DELETE other */
 #define SRV_NCODES 24
 #define SRV_DUR_BUCKETS 14
