@@ -5,13 +5,13 @@
 #         build/asan/   the same with ASan + UBSan; unit suites run here too
 
 CC       ?= gcc
-PKGS     := libevent libevent_pthreads libsystemd
+PKGS     := libevent libsystemd
 CPPFLAGS := -D_GNU_SOURCE -I.
 CWARN    := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 CFLAGS   += $(CWARN) -pthread
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -levent_pthreads -lsystemd) -pthread
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -lsystemd) -pthread
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined
 
