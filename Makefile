@@ -36,12 +36,22 @@ UNIT_ABIN := $(UNIT_SRC:tests/unit/%.c=$(A)/tests/%)
 ITEST_BIN := $(ITEST_SRC:tests/integration/test_%.c=$(B)/tests/it_%)
 ITEST_SUP_OBJ := $(ITEST_SUPPORT:%.c=$(B)/%.o)
 
+# The source revision caskd reports (server/version.h): the stamp file
+# changes only when the revision does, so only version.o is rebuilt then.
+REVISION := $(shell git --no-optional-locks describe --always --dirty 2>/dev/null || echo unknown)
+
 PORT     ?= 7070
 DATA_DIR ?= ./data
 RUN_ARGS ?=
 
-.PHONY: all deps run test unit unit-asan integration integration-asan clean asan
+.PHONY: all deps run test unit unit-asan integration integration-asan clean asan FORCE
 all: $(B)/caskd
+
+$(B)/revision.stamp: FORCE
+	@mkdir -p $(B)
+	@echo '$(REVISION)' | cmp -s - $@ || echo '$(REVISION)' > $@
+$(B)/server/version.o $(A)/server/version.o: $(B)/revision.stamp
+$(B)/server/version.o $(A)/server/version.o: CPPFLAGS += -DCASKD_REVISION='"$(REVISION)"'
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -3,6 +3,7 @@
 #include "server/config.h"
 
 #include "server/log.h"
+#include "server/version.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CASKD_VERSION "0.1.0"
 #define CONF_LINE_MAX 4096
 
 enum opt_type { OPT_INT, OPT_U64, OPT_SIZE, OPT_STR, OPT_LISTEN, OPT_FSYNC,
@@ -268,7 +268,7 @@ enum srv_config_result srv_config_load(int argc, char **argv,
 			return SRV_CONFIG_HELP;
 		}
 		if (!strcmp(a, "--version")) {
-			printf("caskd %s\n", CASKD_VERSION);
+			printf("caskd %s (revision %s)\n", srv_version, srv_revision);
 			return SRV_CONFIG_VERSION;
 		}
 		if (strncmp(a, "--", 2)) {
