@@ -15,6 +15,7 @@
 #include "server/http.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/supervise.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -438,7 +439,7 @@ static void route_healthz(struct srv_api *api, struct srv_http_req *req)
 {
 	/* Only the daemon stopping counts: a worker replaced by a reload
 	 * drains too, but the service goes on. */
-	if (atomic_load(&api->shared->shutting_down)) {
+	if (srv_super_stopping(api->super)) {
 		srv_http_respond_error(req, 503, "shutting_down", "the daemon is stopping");
 		return;
 	}
@@ -455,7 +456,7 @@ static void route_metrics(struct srv_api *api, struct srv_http_req *req)
 	char *text;
 	size_t len;
 
-	if (srv_metrics_render(api->shared, api->db, &text, &len) < 0) {
+	if (srv_metrics_render(api->metrics, api->super, api->db, &text, &len) < 0) {
 		srv_http_respond_error(req, 503, "overloaded", "out of memory");
 		return;
 	}
@@ -509,7 +510,7 @@ int srv_api_accept_pause(int nconns, void *arg)
 	/* A worker that is stopping takes no share of new connections. */
 	if (api->draining)
 		return 0;
-	return srv_metrics_accept_pause(api->shared, api->slot, nconns);
+	return srv_super_accept_pause(api->super, api->slot, nconns);
 }
 
 /* --- access log ------------------------------------------------------------ */

@@ -17,14 +17,16 @@ struct eng_db;
 struct srv_commit;
 struct srv_config;
 struct srv_http_req;
-struct srv_shared;
+struct srv_metrics;
+struct srv_super;
 struct srv_wstats;
 
 struct srv_api {
 	struct event_base *base;
 	struct eng_db *db;
 	struct srv_commit *commit;
-	struct srv_shared *shared;
+	struct srv_super *super;
+	struct srv_metrics *metrics;
 	struct srv_wstats *stats;
 	const struct srv_config *cfg;
 	int slot;

@@ -25,6 +25,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/notify.h"
+#include "server/supervise.h"
 #include "server/worker.h"
 
 #include <errno.h>
@@ -66,7 +67,8 @@ struct master {
 	int argc;
 	char **argv;
 	struct eng_db db;
-	struct srv_shared *shared;
+	struct srv_super *super;
+	struct srv_metrics *metrics;
 	int fds[SRV_LISTEN_MAX];
 	int nfds;
 	struct mslot slots[SRV_SLOTS];
@@ -182,12 +184,12 @@ static int spawn(struct master *m, int slot)
 {
 	struct mslot *s = &m->slots[slot];
 	struct srv_worker_args a = {
-		.cfg = &m->cfg, .db = &m->db, .shared = m->shared,
+		.cfg = &m->cfg, .db = &m->db, .super = m->super, .metrics = m->metrics,
 		.fds = m->fds, .nfds = m->nfds, .slot = slot, .master = getpid(),
 	};
 	pid_t pid;
 
-	srv_metrics_reset_slot(m->shared, slot);
+	srv_metrics_reset_slot(m->metrics, slot);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -204,8 +206,8 @@ static int spawn(struct master *m, int slot)
 	s->retiring = 0;
 	s->started_ms = mono_ms();
 	eng_db_set_worker(&m->db, slot, pid);
-	atomic_store(&m->shared->w[slot].pid, pid);
-	atomic_store(&m->shared->workers_up, (uint32_t)running(m));
+	srv_super_started(m->super, slot, pid);
+	srv_super_set_workers_up(m->super, running(m));
 	srv_debug("worker %d started, pid %d", slot, (int)pid);
 	return 0;
 }
@@ -242,9 +244,8 @@ static void worker_died(struct master *m, int slot, int status)
 			  what, eng_strerror(rc));
 		got_usr2 = 1;
 	}
-	was_ready = atomic_load(&m->shared->w[slot].ready);
-	atomic_store(&m->shared->w[slot].pid, 0);
-	atomic_store(&m->shared->w[slot].ready, 0);
+	was_ready = srv_super_ready(m->super, slot);
+	srv_super_gone(m->super, slot);
 	if (m->stopping || s->retiring || s->gen != m->gen) {
 		srv_debug("%s", what);
 		s->state = SLOT_FREE;
@@ -253,7 +254,7 @@ static void worker_died(struct master *m, int slot, int status)
 	}
 	/* An unexpected death: replace it now, or later if it keeps dying
 	 * right after starting (a crash loop must not spin the CPU). */
-	atomic_fetch_add(&m->shared->restarts, 1);
+	srv_metrics_restarted(m->metrics);
 	/* Only a worker that died before it served counts as a crash loop;
 	 * one killed while serving is replaced at once. */
 	s->fast_deaths = !was_ready && now - s->started_ms < FAST_DEATH_MS ?
@@ -287,7 +288,7 @@ static void reap(struct master *m)
 				break;
 			}
 	}
-	atomic_store(&m->shared->workers_up, (uint32_t)running(m));
+	srv_super_set_workers_up(m->super, running(m));
 }
 
 static void signal_all(struct master *m, int sig)
@@ -308,7 +309,7 @@ static void begin_stop(struct master *m, const char *why)
 	srv_info("%s: stopping workers gracefully (at most %d s)", why,
 		 m->cfg.shutdown_timeout_s);
 	srv_notify("STOPPING=1\nSTATUS=stopping");
-	atomic_store(&m->shared->shutting_down, 1);
+	srv_super_set_stopping(m->super);
 	signal_all(m, SIGTERM);
 	for (int i = 0; i < SRV_SLOTS; i++)
 		if (m->slots[i].state == SLOT_WAITING)
@@ -387,7 +388,7 @@ static void reload_step(struct master *m)
 {
 	if (m->incoming >= 0) {
 		struct mslot *s = &m->slots[m->incoming];
-		if (s->state == SLOT_RUNNING && !atomic_load(&m->shared->w[m->incoming].ready))
+		if (s->state == SLOT_RUNNING && !srv_super_ready(m->super, m->incoming))
 			return;
 		m->incoming = -1;
 		retire_one_old(m);
@@ -418,7 +419,7 @@ static int heartbeats_ok(struct master *m, uint64_t now)
 		uint64_t hb;
 		if (s->state != SLOT_RUNNING || s->retiring)
 			continue;
-		hb = atomic_load(&m->shared->w[i].heartbeat_ms);
+		hb = srv_super_heartbeat(m->super, i);
 		if (!hb) /* still starting */
 			hb = s->started_ms;
 		if (now > hb + (uint64_t)m->cfg.worker_timeout_s * 1000) {
@@ -568,7 +569,8 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	}
 	if (open_store(m) < 0)
 		goto out_free;
-	if (open_listeners(m) < 0 || srv_metrics_create(&m->shared) < 0)
+	if (open_listeners(m) < 0 || srv_super_create(&m->super) < 0 ||
+	    srv_metrics_create(&m->metrics) < 0)
 		goto out_close;
 	for (int i = 0; i < m->cfg.workers; i++)
 		spawn(m, i);
@@ -623,8 +625,10 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	if (m->reexec)
 		rc = 1;
 out_close:
-	if (m->shared)
-		srv_metrics_destroy(m->shared);
+	if (m->metrics)
+		srv_metrics_destroy(m->metrics);
+	if (m->super)
+		srv_super_destroy(m->super);
 	eng_db_close(&m->db);
 out_free:
 	free(m);

@@ -23,19 +23,24 @@ static const double dur_bounds[SRV_DUR_BUCKETS] = {
 	0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300,
 };
 
-int srv_metrics_create(struct srv_shared **out)
+int srv_metrics_create(struct srv_metrics **out)
 {
-	return ipc_shm_create(sizeof(struct srv_shared), (void **)out);
+	return ipc_shm_create(sizeof(struct srv_metrics), (void **)out);
 }
 
-void srv_metrics_destroy(struct srv_shared *m)
+void srv_metrics_destroy(struct srv_metrics *m)
 {
 	ipc_shm_destroy(m, sizeof(*m));
 }
 
-void srv_metrics_reset_slot(struct srv_shared *m, int slot)
+void srv_metrics_reset_slot(struct srv_metrics *m, int slot)
 {
 	memset(&m->w[slot], 0, sizeof(m->w[slot]));
+}
+
+void srv_metrics_restarted(struct srv_metrics *m)
+{
+	atomic_fetch_add_explicit(&m->restarts, 1, memory_order_relaxed);
 }
 
 static int code_index(int status)
@@ -62,29 +67,6 @@ void srv_metrics_request(struct srv_wstats *w, int method, int status,
 			      atomic_load_explicit(&w->dur_sum_ns, memory_order_relaxed) +
 				      duration_ns,
 			      memory_order_relaxed);
-}
-
-/* A worker may hold this many connections above the mean before it stops
- * accepting for a moment; the pause is short because the others are
- * accepting meanwhile. */
-#define ACCEPT_SLACK_CONNS 2
-#define ACCEPT_PAUSE_MS 2
-
-int srv_metrics_accept_pause(struct srv_shared *m, int slot, int nconns)
-{
-	uint64_t total = 0, workers = 0;
-
-	atomic_store_explicit(&m->w[slot].conns, (uint64_t)nconns, memory_order_relaxed);
-	for (int s = 0; s < SRV_SLOTS; s++) {
-		if (!atomic_load_explicit(&m->w[s].ready, memory_order_relaxed))
-			continue;
-		workers++;
-		total += atomic_load_explicit(&m->w[s].conns, memory_order_relaxed);
-	}
-	if (workers < 2)
-		return 0;
-	return (uint64_t)nconns * workers > total + ACCEPT_SLACK_CONNS * workers
-		       ? ACCEPT_PAUSE_MS : 0;
 }
 
 struct sbuf {
@@ -149,7 +131,8 @@ static void gauge(struct sbuf *b, const char *name, const char *type,
 	    name, v);
 }
 
-static void requests(struct sbuf *b, struct srv_shared *m)
+static void requests(struct sbuf *b, struct srv_metrics *m,
+		     const struct srv_super *super)
 {
 	put(b, "# HELP caskd_requests_total HTTP responses by method and status.\n"
 	       "# TYPE caskd_requests_total counter\n");
@@ -167,22 +150,22 @@ static void requests(struct sbuf *b, struct srv_shared *m)
 	       "# TYPE caskd_worker_requests_total counter\n");
 	for (int s = 0; s < SRV_SLOTS; s++) {
 		uint64_t n = 0;
-		if (!atomic_load(&m->w[s].pid))
+		if (!atomic_load(&super->w[s].pid))
 			continue;
 		for (int i = 0; i < SRV_DUR_BUCKETS; i++)
 			n += atomic_load_explicit(&m->w[s].dur_hist[i], memory_order_relaxed);
 		put(b, "caskd_worker_requests_total{worker=\"%d\",pid=\"%d\"} %llu\n", s,
-		    (int)atomic_load(&m->w[s].pid), (unsigned long long)n);
+		    (int)atomic_load(&super->w[s].pid), (unsigned long long)n);
 	}
 }
 
-int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
-		       size_t *len)
+int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
+		       struct eng_db *db, char **out, size_t *len)
 {
 	struct sbuf b = { .cap = 8192 };
 	struct eng_stats st;
 	uint64_t dur[SRV_DUR_BUCKETS] = { 0 };
-	uint64_t conns = 0, busy = 0;
+	uint64_t busy = 0;
 	double dur_sum = 0;
 
 	if (!(b.p = malloc(b.cap)))
@@ -193,11 +176,10 @@ int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
 		for (int i = 0; i < SRV_DUR_BUCKETS; i++)
 			dur[i] += atomic_load_explicit(&w->dur_hist[i], memory_order_relaxed);
 		dur_sum += (double)atomic_load_explicit(&w->dur_sum_ns, memory_order_relaxed) / 1e9;
-		conns += atomic_load_explicit(&w->conns, memory_order_relaxed);
 		busy += atomic_load_explicit(&w->key_busy_retries, memory_order_relaxed);
 	}
 
-	requests(&b, m);
+	requests(&b, m, super);
 	histogram(&b, "caskd_request_duration_seconds", "Time from request start to response.",
 		  dur_bounds, dur, SRV_DUR_BUCKETS, dur_sum);
 	gauge(&b, "caskd_keys", "gauge", "Live keys in the index.", (double)st.keys);
@@ -215,7 +197,7 @@ int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
 	histogram(&b, "caskd_writes_per_fsync", "Writes made durable by one fdatasync.",
 		  eng_wpf_bounds, st.wpf_hist, ENG_WPF_BUCKETS, (double)st.wpf_sum);
 	gauge(&b, "caskd_workers", "gauge", "Worker processes running.",
-	      (double)atomic_load(&m->workers_up));
+	      (double)srv_super_workers_up(super));
 	gauge(&b, "caskd_worker_restarts_total", "counter",
 	      "Workers replaced after dying or hanging.", (double)atomic_load(&m->restarts));
 	gauge(&b, "caskd_lock_wait_seconds_total", "counter",
@@ -223,7 +205,8 @@ int srv_metrics_render(struct srv_shared *m, struct eng_db *db, char **out,
 	      (double)st.lock_wait_ns / 1e9);
 	gauge(&b, "caskd_mutex_repairs_total", "counter",
 	      "Index mutex recoveries after a holder died.", (double)st.mutex_repairs);
-	gauge(&b, "caskd_connections", "gauge", "Open client connections.", (double)conns);
+	gauge(&b, "caskd_connections", "gauge", "Open client connections.",
+	      (double)srv_super_conns(super));
 	gauge(&b, "caskd_key_busy_retries_total", "counter",
 	      "Writes that waited for another write to the same key.", (double)busy);
 	gauge(&b, "caskd_write_errors_poisoned", "gauge",

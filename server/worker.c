@@ -10,6 +10,7 @@
 #include "server/http.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/supervise.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -20,8 +21,6 @@
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
-
-#define HEARTBEAT_MS 500
 
 struct worker {
 	const struct srv_worker_args *a;
@@ -50,9 +49,8 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 	struct worker *w = arg;
 	(void)fd;
 	(void)what;
-	atomic_store(&w->stats->heartbeat_ms, mono_ms());
-	if (w->http)
-		atomic_store(&w->stats->conns, (uint64_t)srv_http_server_conns(w->http));
+	srv_super_beat(w->a->super, w->a->slot, mono_ms(),
+		       w->http ? srv_http_server_conns(w->http) : 0);
 }
 
 static void on_drained(void *arg)
@@ -128,7 +126,7 @@ static int setup(struct worker *w)
 		.logged = srv_api_logged,
 		.accept_pause_ms = srv_api_accept_pause,
 	};
-	struct timeval beat = { 0, HEARTBEAT_MS * 1000 };
+	struct timeval beat = { 0, SRV_HEARTBEAT_MS * 1000 };
 	int rc;
 
 	if ((rc = eng_db_attach(a->db, a->slot))) {
@@ -153,7 +151,8 @@ static int setup(struct worker *w)
 	}
 	w->api = (struct srv_api){
 		.base = w->base, .db = a->db, .commit = w->commit,
-		.shared = a->shared, .stats = w->stats, .cfg = a->cfg,
+		.super = a->super, .metrics = a->metrics, .stats = w->stats,
+		.cfg = a->cfg,
 		.slot = a->slot, .access_fd = open_access_log(a->cfg->access_log),
 	};
 	srv_http_opts_default(&ho);
@@ -186,7 +185,7 @@ static void teardown(struct worker *w)
 
 int srv_worker_main(const struct srv_worker_args *a)
 {
-	struct worker w = { .a = a, .stats = &a->shared->w[a->slot] };
+	struct worker w = { .a = a, .stats = &a->metrics->w[a->slot] };
 	char role[32];
 	int rc;
 
@@ -203,10 +202,10 @@ int srv_worker_main(const struct srv_worker_args *a)
 		return 1;
 	}
 	on_heartbeat(-1, 0, &w);
-	atomic_store(&w.stats->ready, 1);
+	srv_super_set_ready(a->super, a->slot, 1);
 	srv_debug("serving");
 	rc = event_base_dispatch(w.base);
-	atomic_store(&w.stats->ready, 0);
+	srv_super_set_ready(a->super, a->slot, 0);
 	teardown(&w);
 	return rc < 0 ? 1 : 0;
 }

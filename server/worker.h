@@ -14,12 +14,14 @@
 
 struct eng_db;
 struct srv_config;
-struct srv_shared;
+struct srv_metrics;
+struct srv_super;
 
 struct srv_worker_args {
 	const struct srv_config *cfg;
 	struct eng_db *db;
-	struct srv_shared *shared;
+	struct srv_super *super;
+	struct srv_metrics *metrics;
 	const int *fds;
 	int nfds;
 	int slot;
