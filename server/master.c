@@ -1,9 +1,16 @@
 /* server/master.c — the master process: supervisor only, never serves.
  *
  * Owns: recovery at start (through the engine), the shared regions, the
- * listening sockets (bound once, shared by every worker, so no connection
- * is refused while workers come and go), forking and respawning workers,
- * reload, shutdown, and talking to systemd.
+ * listening sockets (bound once, or taken from systemd, and shared by
+ * every worker, so no connection is refused while workers come and go),
+ * forking and respawning workers, reload, shutdown, and talking to
+ * systemd.
+ *
+ * Descriptors 3.. are the listening sockets' whenever sockets are handed
+ * over: by systemd (LISTEN_FDS) or by this master to its own next image
+ * across a re-exec (CASKD_LISTEN_FDS). They are taken before any other
+ * file is opened, and a re-exec puts them back there, without
+ * close-on-exec, so the next image serves the same sockets.
  *
  * Signals only set flags (nginx's way); the loop sleeps in sigsuspend()
  * with every handled signal blocked outside it, and a 100 ms interval
@@ -14,7 +21,9 @@
  *   HUP       re-read the config, replace workers one at a time
  *   CHLD      reap; respawn at once, with backoff if it keeps dying
  *   USR2      (from a worker) the index cannot be trusted: restart all
- *             workers through recovery, by re-executing the master
+ *             workers through recovery, by re-executing the master (a
+ *             failed fdatasync does the same); connections queue on the
+ *             kept sockets meanwhile
  */
 #include "server/master.h"
 
@@ -29,6 +38,7 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -49,6 +59,10 @@
 #define BACKOFF_MAX_MS 10000
 #define STATUS_EVERY_MS 2000
 #define PREZERO_RETRY_MS 10000  /* after a failure (disk full) */
+/* Our own listening sockets across a re-exec, as LISTEN_FDS/LISTEN_PID
+ * are systemd's. */
+#define REEXEC_FDS_ENV "CASKD_LISTEN_FDS"
+#define REEXEC_PID_ENV "CASKD_LISTEN_PID"
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_WAITING /* respawn due */ };
 
@@ -71,6 +85,7 @@ struct master {
 	struct srv_metrics *metrics;
 	int fds[SRV_LISTEN_MAX];
 	int nfds;
+	int fds_passed;        /* systemd's (socket activation), not ours */
 	struct mslot slots[SRV_SLOTS];
 	unsigned gen;
 	int stopping;
@@ -114,6 +129,8 @@ static uint64_t mono_ms(void)
 
 /* --- listening sockets ---------------------------------------------------- */
 
+/* Binds and listens on spec (HOST:PORT, validated by config). The fd, or
+ * -errno (-EINVAL for an address that does not resolve). */
 static int bind_one(const char *spec)
 {
 	char host[SRV_ADDR_MAX], *port;
@@ -132,7 +149,7 @@ static int bind_one(const char *spec)
 	rc = getaddrinfo(host[0] && strcmp(host, "*") ? host : NULL, port, &hints, &res);
 	if (rc) {
 		srv_error("cannot listen on %s: %s", spec, gai_strerror(rc));
-		return -1;
+		return -EINVAL;
 	}
 	fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
@@ -140,34 +157,137 @@ static int bind_one(const char *spec)
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
 	    listen(fd, LISTEN_BACKLOG) < 0) {
-		srv_error("cannot listen on %s: %s", spec, strerror(errno));
+		rc = -errno;
+		srv_error("cannot listen on %s: %s", spec, strerror(-rc));
 		if (fd >= 0)
 			close(fd);
-		fd = -1;
+		fd = rc;
 	}
 	freeaddrinfo(res);
 	return fd;
 }
 
-static int open_listeners(struct master *m)
+/* Is fd a listening stream socket? */
+static int is_listener(int fd)
+{
+	int type = 0, acc = 0;
+	socklen_t tl = sizeof(type), al = sizeof(acc);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+	       getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) == 0 &&
+	       type == SOCK_STREAM && acc;
+}
+
+/* Our own sockets handed across a re-exec: CASKD_LISTEN_FDS=n when
+ * CASKD_LISTEN_PID is our pid (as sd_listen_fds checks LISTEN_PID). The
+ * variables are cleared: they describe this image's fds only. */
+static int inherited_fds(void)
+{
+	const char *n = getenv(REEXEC_FDS_ENV), *pid = getenv(REEXEC_PID_ENV);
+	int count = n && pid && atoi(pid) == (int)getpid() ? atoi(n) : 0;
+
+	unsetenv(REEXEC_FDS_ENV);
+	unsetenv(REEXEC_PID_ENV);
+	return count;
+}
+
+/* Takes the sockets handed over at fds 3..: systemd's (socket activation)
+ * or our own from before a re-exec. Runs before anything else is opened,
+ * so no other file can take one of those numbers, and checks each really
+ * is a listening socket: serving a data file as one would leave clients
+ * waiting on a daemon that says it is ready. 0 (possibly none) or
+ * -EINVAL. */
+static int adopt_listeners(struct master *m)
 {
 	int n = srv_notify_listen_fds();
+	const char *from = "LISTEN_FDS (socket activation)";
 
-	if (n > 0) {
-		/* socket activation: systemd bound them for us */
-		for (int i = 0; i < n && i < SRV_LISTEN_MAX; i++)
-			m->fds[m->nfds++] = SRV_LISTEN_FDS_START + i;
-		srv_info("serving %d socket(s) passed by the service manager", m->nfds);
-		return 0;
+	m->fds_passed = n > 0;
+	if (!n) {
+		n = inherited_fds();
+		from = "the master before its re-exec";
 	}
+	if (n > SRV_LISTEN_MAX) {
+		srv_error("%s passes %d sockets; caskd serves at most %d", from, n,
+			  SRV_LISTEN_MAX);
+		return -EINVAL;
+	}
+	for (int i = 0; i < n; i++) {
+		int fd = SRV_LISTEN_FDS_START + i;
+		if (!is_listener(fd)) {
+			srv_error("fd %d from %s is not a listening stream socket; "
+				  "refusing to start", fd, from);
+			return -EINVAL;
+		}
+		/* Workers inherit them by fork, nothing else by exec. */
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+			srv_error("fcntl(%d, F_SETFD): %s", fd, strerror(errno));
+			return -errno;
+		}
+		m->fds[m->nfds++] = fd;
+	}
+	if (n)
+		srv_info("serving %d socket(s) %s", n, m->fds_passed ?
+			 "passed by the service manager" : "kept across the re-exec");
+	return 0;
+}
+
+/* Binds --listen, unless sockets were handed over. 0 or -errno. */
+static int open_listeners(struct master *m)
+{
+	if (m->nfds)
+		return 0;
 	for (int i = 0; i < m->cfg.nlisten; i++) {
 		int fd = bind_one(m->cfg.listen[i]);
 		if (fd < 0)
-			return -1;
+			return fd;
 		m->fds[m->nfds++] = fd;
 		srv_info("listening on %s", m->cfg.listen[i]);
 	}
 	return 0;
+}
+
+/* Hands the listening sockets to the next image of the master at fds
+ * 3.. without FD_CLOEXEC, so no connection is refused while it recovers.
+ * systemd's already sit there, and LISTEN_FDS / LISTEN_PID stay true
+ * (execv keeps our pid). Our own are moved there and described by
+ * CASKD_LISTEN_FDS / CASKD_LISTEN_PID. Every other descriptor is
+ * close-on-exec, so nothing else reaches the next image. 0 or -errno. */
+static int pass_listeners(struct master *m)
+{
+	int tmp[SRV_LISTEN_MAX], rc = 0, i;
+	char num[16];
+
+	for (i = 0; i < m->nfds; i++) {
+		/* Above the target range, so no dup2 below closes a socket
+		 * not yet copied. */
+		tmp[i] = fcntl(m->fds[i], F_DUPFD_CLOEXEC, SRV_LISTEN_FDS_START + m->nfds);
+		if (tmp[i] < 0) {
+			rc = -errno;
+			goto out_close_tmp;
+		}
+	}
+	for (i = 0; i < m->nfds; i++) {
+		int fd = SRV_LISTEN_FDS_START + i;
+		if (dup2(tmp[i], fd) < 0) { /* the copy has no FD_CLOEXEC */
+			rc = -errno;
+			break;
+		}
+		m->fds[i] = fd;
+	}
+	i = m->nfds;
+	if (!rc && !m->fds_passed) {
+		snprintf(num, sizeof(num), "%d", m->nfds);
+		if (setenv(REEXEC_FDS_ENV, num, 1) < 0)
+			rc = -errno;
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		if (!rc && setenv(REEXEC_PID_ENV, num, 1) < 0)
+			rc = -errno;
+	}
+out_close_tmp:
+	while (i-- > 0)
+		close(tmp[i]);
+	return rc;
 }
 
 /* --- workers ----------------------------------------------------------------- */
@@ -542,10 +662,14 @@ static int install_signals(sigset_t *orig)
 
 static void reexec(struct master *m)
 {
+	int rc;
+
 	srv_info("re-executing to recover database.bin");
 	eng_db_close(&m->db);
-	for (int i = 0; i < m->nfds; i++)
-		close(m->fds[i]);
+	if ((rc = pass_listeners(m)) < 0) {
+		srv_error("keeping the listening sockets for the re-exec: %s", strerror(-rc));
+		return;
+	}
 	execv("/proc/self/exe", m->argv);
 	srv_error("execv(/proc/self/exe): %s", strerror(errno));
 }
@@ -567,7 +691,7 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 		srv_error("installing signal handlers: %s", strerror(errno));
 		goto out_free;
 	}
-	if (open_store(m) < 0)
+	if (adopt_listeners(m) < 0 || open_store(m) < 0)
 		goto out_free;
 	if (open_listeners(m) < 0 || srv_super_create(&m->super) < 0 ||
 	    srv_metrics_create(&m->metrics) < 0)

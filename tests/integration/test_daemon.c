@@ -233,6 +233,87 @@ Test(it_daemon, config_file_errors_name_file_and_line, .init = setup,
 	cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
 }
 
+/* --- re-exec through recovery -------------------------------------------- */
+
+struct prober {
+	int port;
+	volatile int stop;
+	long ok, refused, failed;
+};
+
+/* Fresh connections back to back: any refused one is a gap in serving. */
+static void probe(int idx, void *arg)
+{
+	struct prober *p = arg;
+
+	(void)idx;
+	while (!p->stop) {
+		struct it_resp r = { 0 };
+		int rc = it_request(p->port, "GET", "/healthz", NULL, NULL, 0, &r);
+		if (rc == -ECONNREFUSED)
+			p->refused++;
+		else if (rc < 0)
+			p->failed++;
+		else
+			p->ok++;
+		it_resp_free(&r);
+	}
+}
+
+static int log_count(const struct it_daemon *d, const char *what)
+{
+	char log[LOG_TAIL];
+	int n = 0;
+
+	if (it_read_tail(d->log, log, sizeof(log)) < 0)
+		return -1;
+	for (const char *p = log; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
+Test(it_daemon, reexec_keeps_its_own_listening_socket_and_refuses_nothing,
+     .init = setup, .fini = teardown, .timeout = 60)
+{
+	char dir[300];
+	struct it_daemon d;
+	struct prober *p = it_shared_alloc(sizeof(*p));
+	int64_t deadline;
+	pid_t clients;
+	int st;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 2, NULL), 0);
+	it_put(d.port, "/kv/before", "b", 1, 201);
+	p->port = d.port;
+	clients = fork();
+	cr_assert_geq(clients, 0);
+	if (clients == 0)
+		_exit(it_fork_clients(1, probe, p) ? 1 : 0);
+	usleep(200000);
+	/* What a worker sends when the shared index cannot be trusted: the
+	 * master stops its workers and re-executes through recovery. */
+	cr_assert_eq(kill(d.pid, SIGUSR2), 0);
+	deadline = it_now_ms() + 15000;
+	while (log_count(&d, "caskd ready") < 2 && it_now_ms() < deadline)
+		usleep(20000);
+	usleep(200000);
+	p->stop = 1;
+	cr_assert_eq(waitpid(clients, &st, 0), clients);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the probe failed");
+	cr_assert_eq(log_count(&d, "re-executing"), 1, "no re-exec happened");
+	cr_assert_eq(log_count(&d, "caskd ready"), 2, "the re-executed master is not ready");
+	cr_assert_gt(p->ok, 10, "the probe made too little progress: %ld", p->ok);
+	cr_assert_eq(p->refused, 0, "%ld connections refused during the re-exec", p->refused);
+	cr_assert_eq(p->failed, 0, "%ld probes failed during the re-exec", p->failed);
+	cr_assert_eq(log_count(&d, "kept across the re-exec"), 1,
+		     "the socket must be handed to the new image, not bound again");
+	it_expect_value(d.port, "/kv/before", "b", 1, 0);
+	it_put(d.port, "/kv/after", "a", 1, 201);
+	it_stop_clean(&d);
+	it_shared_free(p, sizeof(*p));
+}
+
 /* --- supervision -------------------------------------------------------- */
 
 Test(it_daemon, stuck_worker_is_killed_and_replaced, .init = setup,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -202,4 +203,217 @@ Test(it_systemd, contrib_units_pass_systemd_analyze_verify, .init = setup,
 	cr_assert_eq(it_run_capture(argv, 30000, out, sizeof(out), err, sizeof(err), &status), 0);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "systemd-analyze verify failed: %s%s", out, err);
+}
+
+/* --- socket activation across a re-exec ----------------------------------- */
+
+/* A daemon started as systemd-socket-activate starts it: the listening
+ * socket at fd 3, LISTEN_FDS=1 and LISTEN_PID naming it, and no other
+ * copy of the socket anywhere (the test closes its own), so a daemon
+ * that loses the socket makes clients fail instead of queue. */
+struct activated {
+	pid_t pid;
+	int port;
+	char log[300];
+};
+
+static void spawn_activated(struct activated *a, const char *dir,
+			    const char *failpoints)
+{
+	const char *bin = getenv("CASKD_BIN");
+	int lfd;
+
+	cr_assert_not_null(bin, "CASKD_BIN must name the daemon");
+	snprintf(a->log, sizeof(a->log), "%s/activated.log", base);
+	lfd = listening_socket(&a->port);
+	a->pid = fork();
+	cr_assert_geq(a->pid, 0);
+	if (a->pid == 0) {
+		char pidbuf[32];
+		int logfd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (logfd < 0 || dup2(logfd, STDOUT_FILENO) < 0 ||
+		    dup2(logfd, STDERR_FILENO) < 0 || dup2(lfd, 3) < 0)
+			_exit(120);
+		close_range(4, ~0U, 0);
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+		setenv("LISTEN_PID", pidbuf, 1);
+		setenv("LISTEN_FDS", "1", 1);
+		if (failpoints)
+			setenv("CASKD_FAILPOINTS", failpoints, 1);
+		execl(bin, bin, "--listen", "192.0.2.1:7", "--workers", "1", "--data-dir",
+		      dir, (char *)NULL);
+		_exit(121);
+	}
+	close(lfd);
+}
+
+static int count_in_log(const char *path, const char *what)
+{
+	char log[16384];
+	int n = 0;
+
+	if (it_read_tail(path, log, sizeof(log)) < 0)
+		return -1;
+	for (const char *p = log; (p = strstr(p, what)); p++)
+		n++;
+	return n;
+}
+
+/* Waits until the log says "caskd ready" `times` times. */
+static int wait_ready_lines(const char *log, int times, int timeout_ms)
+{
+	int64_t deadline = it_now_ms() + timeout_ms;
+
+	for (;;) {
+		if (count_in_log(log, "caskd ready") >= times)
+			return 0;
+		if (it_now_ms() >= deadline)
+			return -ETIMEDOUT;
+		usleep(20000);
+	}
+}
+
+static void dump(const char *path)
+{
+	char log[8192];
+
+	if (it_read_tail(path, log, sizeof(log)) == 0)
+		fprintf(stderr, "---- %s ----\n%s---- end ----\n", path, log);
+}
+
+/* What a re-executed master must still be: serving the socket it was
+ * given, at fd 3, with nothing of libevent's complaining about fd 3. */
+static void expect_serving_after_reexec(struct activated *a, const char *key)
+{
+	char link[64], target[256];
+	struct it_resp r;
+	ssize_t n;
+	int rc;
+
+	rc = it_request(a->port, "PUT", key, NULL, "again", 5, &r);
+	if (rc != 0 || r.status != 201)
+		dump(a->log);
+	cr_assert_eq(rc, 0, "PUT %s after the re-exec: no response (%s): the "
+		     "passed socket was lost", key, strerror(-rc));
+	cr_assert_eq(r.status, 201, "PUT %s after the re-exec: %s", key, it_resp_brief(&r));
+	it_resp_free(&r);
+	it_expect_value(a->port, key, "again", 5, 0);
+	snprintf(link, sizeof(link), "/proc/%d/fd/3", (int)a->pid);
+	n = readlink(link, target, sizeof(target) - 1);
+	cr_assert_gt(n, 0, "readlink %s: %s", link, strerror(errno));
+	target[n] = '\0';
+	cr_assert(!strncmp(target, "socket:", 7),
+		  "fd 3 of the re-executed master is %s, not the passed socket", target);
+	cr_assert_eq(count_in_log(a->log, "Epoll ADD"), 0, "libevent could not watch fd 3");
+	cr_assert_eq(count_in_log(a->log, "passed by the service manager"), 2,
+		     "both images must serve the passed socket");
+}
+
+static void stop_activated(struct activated *a)
+{
+	int status = 0;
+
+	cr_assert_eq(kill(a->pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(a->pid, &status, 0), a->pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status 0x%x", status);
+}
+
+Test(it_systemd, passed_socket_survives_the_reexec_after_a_failed_fdatasync,
+     .init = setup, .fini = teardown, .timeout = 60)
+{
+	struct activated a;
+	char dir[300];
+	int st[3], n = 0;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	/* The worker's own 3rd fdatasync fails: the store is poisoned and
+	 * the master restarts through recovery by re-executing itself. */
+	spawn_activated(&a, dir, "io.fsync=eio@3");
+	cr_assert_eq(wait_ready_lines(a.log, 1, 10000), 0, "never ready");
+	for (; n < 3; n++) {
+		char key[32];
+		struct it_resp r;
+		snprintf(key, sizeof(key), "/kv/k%d", n);
+		cr_assert_eq(it_request(a.port, "PUT", key, NULL, "v", 1, &r), 0);
+		st[n] = r.status;
+		it_resp_free(&r);
+	}
+	cr_assert(st[0] == 201 && st[1] == 201 && st[2] == 503,
+		  "PUTs got %d %d %d; want 201 201 503", st[0], st[1], st[2]);
+	if (wait_ready_lines(a.log, 2, 15000) != 0)
+		dump(a.log);
+	cr_assert_eq(count_in_log(a.log, "re-executing"), 1, "no re-exec");
+	cr_assert_eq(wait_ready_lines(a.log, 2, 0), 0, "the re-executed master never got ready");
+	expect_serving_after_reexec(&a, "/kv/after-fsync-failure");
+	stop_activated(&a);
+}
+
+Test(it_systemd, passed_socket_survives_the_reexec_for_a_lost_index,
+     .init = setup, .fini = teardown, .timeout = 60)
+{
+	struct activated a;
+	char dir[300];
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	spawn_activated(&a, dir, NULL);
+	cr_assert_eq(wait_ready_lines(a.log, 1, 10000), 0, "never ready");
+	it_put(a.port, "/kv/before", "b", 1, 201);
+	/* What a worker sends when the shared index cannot be trusted. */
+	cr_assert_eq(kill(a.pid, SIGUSR2), 0);
+	if (wait_ready_lines(a.log, 2, 15000) != 0)
+		dump(a.log);
+	cr_assert_eq(wait_ready_lines(a.log, 2, 0), 0, "the re-executed master never got ready");
+	expect_serving_after_reexec(&a, "/kv/after-index-lost");
+	it_expect_value(a.port, "/kv/before", "b", 1, 0);
+	stop_activated(&a);
+}
+
+Test(it_systemd, listen_fds_naming_something_else_than_a_socket_is_refused,
+     .init = setup, .fini = teardown, .timeout = 30)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char dir[300], path[300], log[4096];
+	int status = 0;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(path, sizeof(path), "%s/stderr.log", base);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		char pidbuf[32];
+		int logfd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		int file = open("/dev/null", O_RDONLY);
+		if (logfd < 0 || file < 0 || dup2(logfd, STDERR_FILENO) < 0 ||
+		    dup2(file, 3) < 0)
+			_exit(120);
+		close_range(4, ~0U, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+		setenv("LISTEN_PID", pidbuf, 1);
+		setenv("LISTEN_FDS", "1", 1);
+		execl(bin, bin, "--workers", "1", "--data-dir", dir, (char *)NULL);
+		_exit(121);
+	}
+	{
+		int64_t deadline = it_now_ms() + 10000;
+		pid_t got = 0;
+		while (got == 0 && it_now_ms() < deadline) {
+			got = waitpid(pid, &status, WNOHANG);
+			if (got == 0)
+				usleep(20000);
+		}
+		if (got == 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+		cr_assert_eq(got, pid, "caskd served /dev/null as a listening socket");
+	}
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+		  "want exit status 1, got 0x%x", status);
+	cr_assert_eq(it_read_tail(path, log, sizeof(log)), 0);
+	cr_assert_not_null(strstr(log, "fd 3"), "the error must name fd 3: %s", log);
+	cr_assert_not_null(strstr(log, "LISTEN_FDS"), "the error must name LISTEN_FDS: %s", log);
 }
