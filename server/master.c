@@ -420,11 +420,26 @@ static void signal_all(struct master *m, int sig)
 
 /* --- stop, reload ------------------------------------------------------------- */
 
+/* A stop for good refuses new connections at once, rather than leave
+ * them in the accept queue until the shutdown timeout: every copy of our
+ * own sockets closes (this one here, the workers' when they get
+ * SIGTERM). systemd's stay open: systemd queues on them for the next
+ * instance. A re-exec keeps them for the next image. */
+static void close_listeners(struct master *m)
+{
+	if (m->reexec || m->fds_passed)
+		return;
+	for (int i = 0; i < m->nfds; i++)
+		close(m->fds[i]);
+	m->nfds = 0;
+}
+
 static void begin_stop(struct master *m, const char *why)
 {
 	if (m->stopping)
 		return;
 	m->stopping = 1;
+	close_listeners(m);
 	m->stop_deadline = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000;
 	srv_info("%s: stopping workers gracefully (at most %d s)", why,
 		 m->cfg.shutdown_timeout_s);

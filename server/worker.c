@@ -70,6 +70,12 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 	w->api.draining = 1;
 	srv_info("stopping: finishing in-flight requests");
 	srv_http_server_shutdown(w->http, on_drained, w);
+	/* The listeners are gone; our copies of the sockets go too, so that
+	 * once the master closes its own a stopping daemon refuses new
+	 * connections instead of queueing them (on a reload the master and
+	 * the new workers keep the sockets open). */
+	for (int i = 0; i < w->a->nfds; i++)
+		close(w->a->fds[i]);
 }
 
 static void on_sigquit(evutil_socket_t sig, short what, void *arg)

@@ -314,6 +314,54 @@ Test(it_daemon, reexec_keeps_its_own_listening_socket_and_refuses_nothing,
 	it_shared_free(p, sizeof(*p));
 }
 
+/* --- graceful stop ---------------------------------------------------------- */
+
+#define REFUSE_WITHIN_MS 2000
+
+/* While a graceful stop waits for a request in flight, a new connection
+ * is refused (or reset) at once instead of waiting in the accept queue
+ * for a worker that will never accept it. */
+Test(it_daemon, graceful_stop_refuses_new_connections_at_once, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	static const char head[] = "PUT /kv/in-flight HTTP/1.1\r\nHost: x\r\n"
+				   "Content-Length: 10\r\n\r\n01234";
+	const char *extra[] = { "--shutdown-timeout", "20", NULL };
+	char dir[300];
+	struct it_daemon d;
+	struct it_conn c;
+	struct it_resp r = { 0 };
+	int64_t t0, took;
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 2, extra), 0);
+	IT_OK(it_conn_open(&c, d.port));
+	IT_OK(it_conn_send_raw(&c, head, sizeof(head) - 1)); /* half a body */
+	usleep(200000);
+	cr_assert_eq(kill(d.pid, SIGTERM), 0);
+	usleep(500000);
+	cr_assert_eq(it_daemon_wait_exit(&d, 0), -ETIMEDOUT,
+		     "the stop must wait for the request in flight");
+	t0 = it_now_ms();
+	rc = it_request(d.port, "GET", "/healthz", NULL, NULL, 0, &r);
+	took = it_now_ms() - t0;
+	if (rc == 0)
+		it_resp_free(&r);
+	cr_assert(rc == -ECONNREFUSED || rc == -ECONNRESET,
+		  "a connection during the stop got %s (status %d) after %lld ms; "
+		  "want it refused at once", rc ? strerror(-rc) : "a response", r.status,
+		  (long long)took);
+	cr_assert_lt(took, REFUSE_WITHIN_MS, "refusing took %lld ms", (long long)took);
+	/* The request in flight still completes, then the daemon exits 0. */
+	IT_OK(it_conn_send_raw(&c, "56789", 5));
+	IT_OK(it_conn_read_response(&c, 0, &r));
+	cr_assert_eq(r.status, 201, "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	it_conn_close(&c);
+	it_stop_clean(&d);
+}
+
 /* --- supervision -------------------------------------------------------- */
 
 Test(it_daemon, stuck_worker_is_killed_and_replaced, .init = setup,

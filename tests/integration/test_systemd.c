@@ -417,3 +417,41 @@ Test(it_systemd, listen_fds_naming_something_else_than_a_socket_is_refused,
 	cr_assert_not_null(strstr(log, "fd 3"), "the error must name fd 3: %s", log);
 	cr_assert_not_null(strstr(log, "LISTEN_FDS"), "the error must name LISTEN_FDS: %s", log);
 }
+
+/* systemd queues connections on its socket for the next instance: a
+ * stopping caskd must not close its copy (with systemd-socket-activate
+ * there is no other). */
+Test(it_systemd, graceful_stop_keeps_a_passed_socket_open, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	static const char head[] = "PUT /kv/in-flight HTTP/1.1\r\nHost: x\r\n"
+				   "Content-Length: 10\r\n\r\n01234";
+	struct activated a;
+	struct it_conn c, late;
+	struct it_resp r;
+	char dir[300];
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	spawn_activated(&a, dir, NULL);
+	cr_assert_eq(wait_ready_lines(a.log, 1, 10000), 0, "never ready");
+	usleep(100000); /* the worker serves once the master said ready */
+	IT_OK(it_conn_open(&c, a.port));
+	IT_OK(it_conn_send_raw(&c, head, sizeof(head) - 1));
+	usleep(200000);
+	cr_assert_eq(kill(a.pid, SIGTERM), 0);
+	usleep(500000);
+	cr_assert_eq(waitpid(a.pid, NULL, WNOHANG), 0, "the stop must wait for the request");
+	/* Queued by the kernel, not refused. */
+	IT_OK(it_conn_open(&late, a.port));
+	it_conn_close(&late);
+	IT_OK(it_conn_send_raw(&c, "56789", 5));
+	IT_OK(it_conn_read_response(&c, 0, &r));
+	cr_assert_eq(r.status, 201, "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	it_conn_close(&c);
+	{
+		int status = 0;
+		cr_assert_eq(waitpid(a.pid, &status, 0), a.pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
+	}
+}
