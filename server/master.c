@@ -309,7 +309,6 @@ static int spawn(struct master *m, int slot)
 	};
 	pid_t pid;
 
-	srv_metrics_reset_slot(m->metrics, slot);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -366,6 +365,7 @@ static void worker_died(struct master *m, int slot, int status)
 	}
 	was_ready = srv_super_ready(m->super, slot);
 	srv_super_gone(m->super, slot);
+	srv_metrics_retire_slot(m->metrics, slot);
 	if (m->stopping || s->retiring || s->gen != m->gen) {
 		srv_debug("%s", what);
 		s->state = SLOT_FREE;

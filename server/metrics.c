@@ -33,9 +33,39 @@ void srv_metrics_destroy(struct srv_metrics *m)
 	ipc_shm_destroy(m, sizeof(*m));
 }
 
-void srv_metrics_reset_slot(struct srv_metrics *m, int slot)
+/* Seqlock writer side (the master is the only writer of seq): odd while
+ * the retired totals and the slot disagree. */
+static void fold(_Atomic uint64_t *to, _Atomic uint64_t *from)
 {
-	memset(&m->w[slot], 0, sizeof(m->w[slot]));
+	uint64_t v = atomic_load_explicit(from, memory_order_relaxed);
+
+	atomic_store_explicit(to, atomic_load_explicit(to, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+	atomic_store_explicit(from, 0, memory_order_relaxed);
+}
+
+void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
+{
+	struct srv_wstats *w = &m->w[slot], *r = &m->retired;
+	uint32_t seq = atomic_load_explicit(&m->seq, memory_order_relaxed);
+	uint64_t served = 0;
+
+	atomic_store_explicit(&m->seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	for (int i = 0; i < SRV_DUR_BUCKETS; i++) {
+		served += atomic_load_explicit(&w->dur_hist[i], memory_order_relaxed);
+		fold(&r->dur_hist[i], &w->dur_hist[i]);
+	}
+	for (int mi = 0; mi < SRV_METHODS; mi++)
+		for (int ci = 0; ci < SRV_NCODES; ci++)
+			fold(&r->requests[mi][ci], &w->requests[mi][ci]);
+	fold(&r->dur_sum_ns, &w->dur_sum_ns);
+	fold(&r->key_busy_retries, &w->key_busy_retries);
+	atomic_store_explicit(&m->retired_by_slot[slot],
+			      atomic_load_explicit(&m->retired_by_slot[slot],
+						   memory_order_relaxed) + served,
+			      memory_order_relaxed);
+	atomic_store_explicit(&m->seq, seq + 2, memory_order_release);
 }
 
 void srv_metrics_restarted(struct srv_metrics *m)
@@ -131,57 +161,99 @@ static void gauge(struct sbuf *b, const char *name, const char *type,
 	    name, v);
 }
 
-static void requests(struct sbuf *b, struct srv_metrics *m,
+/* The request counters summed over the retired totals and every slot,
+ * as of one moment between folds. */
+struct snapshot {
+	uint64_t requests[SRV_METHODS][SRV_NCODES];
+	uint64_t dur[SRV_DUR_BUCKETS];
+	uint64_t dur_sum_ns;
+	uint64_t busy;
+	uint64_t by_slot[SRV_SLOTS];
+};
+
+/* A fold takes microseconds; a master killed inside one must not wedge
+ * every scrape, so after this many tries the sums are taken as they are. */
+#define SNAPSHOT_TRIES 1000
+
+static uint64_t ld(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void add_block(struct snapshot *sn, struct srv_wstats *w, uint64_t *served)
+{
+	for (int mi = 0; mi < SRV_METHODS; mi++)
+		for (int ci = 0; ci < SRV_NCODES; ci++)
+			sn->requests[mi][ci] += ld(&w->requests[mi][ci]);
+	for (int i = 0; i < SRV_DUR_BUCKETS; i++) {
+		uint64_t n = ld(&w->dur_hist[i]);
+		sn->dur[i] += n;
+		*served += n;
+	}
+	sn->dur_sum_ns += ld(&w->dur_sum_ns);
+	sn->busy += ld(&w->key_busy_retries);
+}
+
+static void snapshot(struct srv_metrics *m, struct snapshot *sn)
+{
+	for (int tries = 0; tries < SNAPSHOT_TRIES; tries++) {
+		uint32_t seq = atomic_load_explicit(&m->seq, memory_order_acquire);
+		uint64_t retired = 0;
+
+		if (seq & 1)
+			continue;
+		memset(sn, 0, sizeof(*sn));
+		add_block(sn, &m->retired, &retired);
+		for (int s = 0; s < SRV_SLOTS; s++) {
+			sn->by_slot[s] = ld(&m->retired_by_slot[s]);
+			add_block(sn, &m->w[s], &sn->by_slot[s]);
+		}
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&m->seq, memory_order_relaxed) == seq)
+			return;
+	}
+}
+
+static void requests(struct sbuf *b, const struct snapshot *sn,
 		     const struct srv_super *super)
 {
 	put(b, "# HELP caskd_requests_total HTTP responses by method and status.\n"
 	       "# TYPE caskd_requests_total counter\n");
 	for (int mi = 0; mi < SRV_METHODS; mi++)
-		for (int ci = 0; ci < SRV_NCODES && codes[ci]; ci++) {
-			uint64_t n = 0;
-			for (int s = 0; s < SRV_SLOTS; s++)
-				n += atomic_load_explicit(&m->w[s].requests[mi][ci],
-							  memory_order_relaxed);
-			if (n)
+		for (int ci = 0; ci < SRV_NCODES && codes[ci]; ci++)
+			if (sn->requests[mi][ci])
 				put(b, "caskd_requests_total{method=\"%s\",code=\"%d\"} %llu\n",
-				    methods[mi], codes[ci], (unsigned long long)n);
-		}
+				    methods[mi], codes[ci],
+				    (unsigned long long)sn->requests[mi][ci]);
+	/* By slot, not pid: pids change with every restart and would make a
+	 * new series each time. A slot keeps its count across its workers. */
 	put(b, "# HELP caskd_worker_requests_total HTTP responses per worker slot.\n"
 	       "# TYPE caskd_worker_requests_total counter\n");
-	for (int s = 0; s < SRV_SLOTS; s++) {
-		uint64_t n = 0;
-		if (!atomic_load(&super->w[s].pid))
-			continue;
-		for (int i = 0; i < SRV_DUR_BUCKETS; i++)
-			n += atomic_load_explicit(&m->w[s].dur_hist[i], memory_order_relaxed);
-		put(b, "caskd_worker_requests_total{worker=\"%d\",pid=\"%d\"} %llu\n", s,
-		    (int)atomic_load(&super->w[s].pid), (unsigned long long)n);
-	}
+	for (int s = 0; s < SRV_SLOTS; s++)
+		if (sn->by_slot[s] || atomic_load(&super->w[s].pid))
+			put(b, "caskd_worker_requests_total{worker=\"%d\"} %llu\n", s,
+			    (unsigned long long)sn->by_slot[s]);
 }
 
 int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 		       struct eng_db *db, char **out, size_t *len)
 {
 	struct sbuf b = { .cap = 8192 };
+	struct snapshot *sn;
 	struct eng_stats st;
-	uint64_t dur[SRV_DUR_BUCKETS] = { 0 };
-	uint64_t busy = 0;
-	double dur_sum = 0;
 
-	if (!(b.p = malloc(b.cap)))
+	if (!(sn = malloc(sizeof(*sn))))
 		return -ENOMEM;
-	eng_stats(db, &st);
-	for (int s = 0; s < SRV_SLOTS; s++) {
-		struct srv_wstats *w = &m->w[s];
-		for (int i = 0; i < SRV_DUR_BUCKETS; i++)
-			dur[i] += atomic_load_explicit(&w->dur_hist[i], memory_order_relaxed);
-		dur_sum += (double)atomic_load_explicit(&w->dur_sum_ns, memory_order_relaxed) / 1e9;
-		busy += atomic_load_explicit(&w->key_busy_retries, memory_order_relaxed);
+	if (!(b.p = malloc(b.cap))) {
+		free(sn);
+		return -ENOMEM;
 	}
+	eng_stats(db, &st);
+	snapshot(m, sn);
 
-	requests(&b, m, super);
+	requests(&b, sn, super);
 	histogram(&b, "caskd_request_duration_seconds", "Time from request start to response.",
-		  dur_bounds, dur, SRV_DUR_BUCKETS, dur_sum);
+		  dur_bounds, sn->dur, SRV_DUR_BUCKETS, (double)sn->dur_sum_ns / 1e9);
 	gauge(&b, "caskd_keys", "gauge", "Live keys in the index.", (double)st.keys);
 	gauge(&b, "caskd_index_capacity", "gauge", "Keys the index can hold (--max-keys).",
 	      (double)st.capacity);
@@ -208,9 +280,10 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	gauge(&b, "caskd_connections", "gauge", "Open client connections.",
 	      (double)srv_super_conns(super));
 	gauge(&b, "caskd_key_busy_retries_total", "counter",
-	      "Writes that waited for another write to the same key.", (double)busy);
+	      "Writes that waited for another write to the same key.", (double)sn->busy);
 	gauge(&b, "caskd_write_errors_poisoned", "gauge",
 	      "1 after an fdatasync failed: writes refused until restart.", (double)st.poisoned);
+	free(sn);
 	if (b.err) {
 		free(b.p);
 		return b.err;

@@ -2,9 +2,11 @@
  *
  * Owns: the metrics region: one cache-line-aligned block of counters per
  * worker slot (each written only by its worker, with relaxed atomics: no
- * lock, no contention) and the master's counters (restarts). A scrape
- * sums the blocks without locking anything, so it never blocks a
- * request. Gauges of supervision (workers up, connections) are read from
+ * lock, no contention), the totals of workers that are gone, and the
+ * master's counters (restarts). A scrape sums the blocks without taking
+ * a lock, so it never blocks a request, and no counter it shows ever
+ * goes down while the master lives (a re-exec starts from zero, and
+ * process_start_time_seconds says so). Gauges of supervision (workers up, connections) are read from
  * server/supervise.h, which owns them; the engine's from eng_stats().
  */
 #ifndef CASKD_SERVER_METRICS_H
@@ -30,16 +32,25 @@ struct srv_wstats {
 	_Atomic uint64_t key_busy_retries;
 };
 
+/* Counters never go backwards while the master lives (Prometheus reads a
+ * decrease as a reset): when a worker is reaped the master folds its
+ * block into `retired` and clears it for the next worker of the slot.
+ * A scrape sums retired and every slot inside a seqlock, so a fold is
+ * never seen half done (counted twice or not at all). */
 struct srv_metrics {
+	_Atomic uint32_t seq;            /* odd while the master folds a slot */
 	_Atomic uint64_t restarts;       /* master only */
+	struct srv_wstats retired;       /* master only: workers reaped */
+	_Atomic uint64_t retired_by_slot[SRV_SLOTS]; /* their requests */
 	struct srv_wstats w[SRV_SLOTS];
 };
 
 /* Master, before fork. 0 or -errno. */
 int srv_metrics_create(struct srv_metrics **out);
 void srv_metrics_destroy(struct srv_metrics *m);
-/* Resets a slot for a new worker (master, before forking it). */
-void srv_metrics_reset_slot(struct srv_metrics *m, int slot);
+/* Master, once the worker of slot is reaped: adds its counts to the
+ * retired totals and leaves the slot at zero for the next worker. */
+void srv_metrics_retire_slot(struct srv_metrics *m, int slot);
 /* Master: a worker died unexpectedly and is being replaced. */
 void srv_metrics_restarted(struct srv_metrics *m);
 

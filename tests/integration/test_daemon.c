@@ -534,3 +534,116 @@ Test(it_daemon, metrics_sum_over_workers_and_move_with_requests, .init = setup,
 	free(m2);
 	it_stop_clean(&d);
 }
+
+/* --- counters that never go backwards --------------------------------------- */
+
+/* 1 if the sample line l (up to eol) belongs to a counter or histogram
+ * family of text: those must never decrease while the master lives. */
+static int is_monotonic_sample(const char *text, const char *l, size_t n)
+{
+	char fam[128];
+	size_t k = 0;
+
+	while (k < n && k < sizeof(fam) - 1 && l[k] != '{' && l[k] != ' ')
+		k++;
+	memcpy(fam, l, k);
+	fam[k] = '\0';
+	for (const char *suffix = "_bucket\0_count\0_sum\0"; *suffix;
+	     suffix += strlen(suffix) + 1) {
+		size_t fl = strlen(fam), sl = strlen(suffix);
+		if (fl > sl && !strcmp(fam + fl - sl, suffix)) {
+			char t[200];
+			fam[fl - sl] = '\0';
+			snprintf(t, sizeof(t), "# TYPE %s histogram\n", fam);
+			return strstr(text, t) != NULL;
+		}
+	}
+	{
+		char t[200];
+		snprintf(t, sizeof(t), "# TYPE %s counter\n", fam);
+		return strstr(text, t) != NULL;
+	}
+}
+
+/* Every counter sample of before is in after, with a value no smaller. */
+static void assert_no_counter_decreased(const char *before, const char *after,
+					const char *when)
+{
+	int checked = 0;
+
+	for (const char *l = before; *l;) {
+		const char *eol = strchr(l, '\n');
+		size_t n = eol ? (size_t)(eol - l) : strlen(l);
+		const char *sp = memrchr(l, ' ', n);
+		if (*l != '#' && sp && is_monotonic_sample(before, l, n)) {
+			char key[512];
+			double was = atof(sp + 1), now = -1;
+			const char *hit;
+			snprintf(key, sizeof(key), "\n%.*s ", (int)(sp - l), l);
+			hit = strstr(after, key);
+			cr_assert_not_null(hit, "%s: the series %s vanished", when, key + 1);
+			now = atof(hit + strlen(key));
+			cr_assert_geq(now, was, "%s: %s went from %g to %g", when, key + 1, was, now);
+			checked++;
+		}
+		l = eol ? eol + 1 : l + n;
+	}
+	cr_assert_gt(checked, 10, "%s: only %d counter samples compared", when, checked);
+}
+
+static void traffic(int port, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char path[32];
+		snprintf(path, sizeof(path), "/kv/mono-%d", i);
+		it_put(port, path, "v", 1, 0); /* fresh connections: every worker */
+		it_expect_value(port, path, "v", 1, 0);
+	}
+}
+
+Test(it_daemon, counters_never_decrease_across_a_worker_kill9_and_a_reload,
+     .init = setup, .fini = teardown, .timeout = 90)
+{
+	char dir[300];
+	struct it_daemon d;
+	char *m1, *m2, *m3;
+	pid_t victim;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 2, NULL), 0);
+	traffic(d.port, 40);
+	m1 = it_get_metrics(d.port);
+	victim = first_child(d.pid);
+	cr_assert_gt(victim, 0);
+	cr_assert_eq(kill(victim, SIGKILL), 0);
+	{
+		int64_t deadline = it_now_ms() + 5000;
+		while (it_now_ms() < deadline &&
+		       (first_child(d.pid) == victim || count_children(d.pid) != 2))
+			usleep(20000);
+	}
+	cr_assert_eq(count_children(d.pid), 2, "the killed worker was not replaced");
+	it_expect_value(d.port, "/healthz", "ok", 2, 0);
+	m2 = it_get_metrics(d.port);
+	assert_no_counter_decreased(m1, m2, "after kill -9 of a worker");
+	traffic(d.port, 10);
+	m2 = (free(m2), it_get_metrics(d.port));
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	{
+		int64_t deadline = it_now_ms() + 15000;
+		char log[LOG_TAIL];
+		while (it_now_ms() < deadline) {
+			if (it_read_tail(d.log, log, sizeof(log)) == 0 &&
+			    strstr(log, "reload: done"))
+				break;
+			usleep(50000);
+		}
+		cr_assert_not_null(strstr(log, "reload: done"), "the reload never finished");
+	}
+	m3 = it_get_metrics(d.port);
+	assert_no_counter_decreased(m2, m3, "after a reload (SIGHUP)");
+	free(m1);
+	free(m2);
+	free(m3);
+	it_stop_clean(&d);
+}
