@@ -515,6 +515,27 @@ int srv_api_accept_pause(int nconns, void *arg)
 
 /* --- access log ------------------------------------------------------------ */
 
+/* The metrics' route label, by path prefix (routes still to come
+ * included, so their series exist from the day they do). */
+static enum srv_route route_of(const char *path)
+{
+	if (prefixed(path, KV_PREFIX))
+		return SRV_ROUTE_KV;
+	if (prefixed(path, INCR_PREFIX))
+		return SRV_ROUTE_INCR;
+	if (prefixed(path, "/keys"))
+		return SRV_ROUTE_KEYS;
+	if (prefixed(path, "/batch"))
+		return SRV_ROUTE_BATCH;
+	if (prefixed(path, "/admin/"))
+		return SRV_ROUTE_ADMIN;
+	if (!strcmp(path, "/healthz"))
+		return SRV_ROUTE_HEALTHZ;
+	if (!strcmp(path, "/metrics"))
+		return SRV_ROUTE_METRICS;
+	return SRV_ROUTE_OTHER;
+}
+
 void srv_api_logged(const struct srv_http_req *req, int status,
 		    size_t body_bytes, uint64_t duration_ns, void *arg)
 {
@@ -522,8 +543,8 @@ void srv_api_logged(const struct srv_http_req *req, int status,
 	char line[LOG_LINE_MAX];
 	int n;
 
-	srv_metrics_request(api->stats, (int)srv_http_req_method(req), status,
-			    duration_ns);
+	srv_metrics_request(api->stats, route_of(srv_http_req_path(req)),
+			    (int)srv_http_req_method(req), status, duration_ns);
 	if (api->access_fd < 0)
 		return;
 	n = snprintf(line, sizeof(line), "%s %.1024s %d %zu %.3fms worker=%d\n",

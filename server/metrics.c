@@ -4,12 +4,14 @@
 #include "engine/durable.h"
 #include "engine/store.h"
 #include "ipc/shm.h"
+#include "server/version.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const int codes[SRV_NCODES] = {
 	200, 201, 202, 204, 304, 400, 401, 403, 404, 405, 408, 409,
@@ -18,14 +20,24 @@ static const int codes[SRV_NCODES] = {
 static const char *const methods[SRV_METHODS] = {
 	"GET", "HEAD", "PUT", "POST", "DELETE", "other",
 };
+static const char *const routes[SRV_ROUTES] = {
+	"kv", "incr", "keys", "batch", "admin", "healthz", "metrics", "other",
+};
 static const double dur_bounds[SRV_DUR_BUCKETS] = {
 	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-	0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300,
+	0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 1e300,
 };
 
 int srv_metrics_create(struct srv_metrics **out)
 {
-	return ipc_shm_create(sizeof(struct srv_metrics), (void **)out);
+	struct timespec now;
+	int rc = ipc_shm_create(sizeof(struct srv_metrics), (void **)out);
+
+	if (rc)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &now);
+	(*out)->start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	return 0;
 }
 
 void srv_metrics_destroy(struct srv_metrics *m)
@@ -52,14 +64,16 @@ void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
 
 	atomic_store_explicit(&m->seq, seq + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	for (int i = 0; i < SRV_DUR_BUCKETS; i++) {
-		served += atomic_load_explicit(&w->dur_hist[i], memory_order_relaxed);
-		fold(&r->dur_hist[i], &w->dur_hist[i]);
+	for (int ri = 0; ri < SRV_ROUTES; ri++) {
+		for (int i = 0; i < SRV_DUR_BUCKETS; i++) {
+			served += atomic_load_explicit(&w->dur_hist[ri][i], memory_order_relaxed);
+			fold(&r->dur_hist[ri][i], &w->dur_hist[ri][i]);
+		}
+		for (int mi = 0; mi < SRV_METHODS; mi++)
+			for (int ci = 0; ci < SRV_NCODES; ci++)
+				fold(&r->requests[ri][mi][ci], &w->requests[ri][mi][ci]);
+		fold(&r->dur_sum_ns[ri], &w->dur_sum_ns[ri]);
 	}
-	for (int mi = 0; mi < SRV_METHODS; mi++)
-		for (int ci = 0; ci < SRV_NCODES; ci++)
-			fold(&r->requests[mi][ci], &w->requests[mi][ci]);
-	fold(&r->dur_sum_ns, &w->dur_sum_ns);
 	fold(&r->key_busy_retries, &w->key_busy_retries);
 	atomic_store_explicit(&m->retired_by_slot[slot],
 			      atomic_load_explicit(&m->retired_by_slot[slot],
@@ -81,20 +95,22 @@ static int code_index(int status)
 	return 17; /* counted as 500: an unlisted code is a bug too */
 }
 
-void srv_metrics_request(struct srv_wstats *w, int method, int status,
-			 uint64_t duration_ns)
+void srv_metrics_request(struct srv_wstats *w, enum srv_route route, int method,
+			 int status, uint64_t duration_ns)
 {
-	double s = (double)duration_ns / 1e9;
+	double sec = (double)duration_ns / 1e9;
 	int b = 0;
 
+	if (route < 0 || route >= SRV_ROUTES)
+		route = SRV_ROUTE_OTHER;
 	if (method < 0 || method >= SRV_METHODS)
 		method = SRV_METHODS - 1;
-	srv_metrics_inc(&w->requests[method][code_index(status)]);
-	while (b < SRV_DUR_BUCKETS - 1 && s > dur_bounds[b])
+	srv_metrics_inc(&w->requests[route][method][code_index(status)]);
+	while (b < SRV_DUR_BUCKETS - 1 && sec > dur_bounds[b])
 		b++;
-	srv_metrics_inc(&w->dur_hist[b]);
-	atomic_store_explicit(&w->dur_sum_ns,
-			      atomic_load_explicit(&w->dur_sum_ns, memory_order_relaxed) +
+	srv_metrics_inc(&w->dur_hist[route][b]);
+	atomic_store_explicit(&w->dur_sum_ns[route],
+			      atomic_load_explicit(&w->dur_sum_ns[route], memory_order_relaxed) +
 				      duration_ns,
 			      memory_order_relaxed);
 }
@@ -164,9 +180,9 @@ static void gauge(struct sbuf *b, const char *name, const char *type,
 /* The request counters summed over the retired totals and every slot,
  * as of one moment between folds. */
 struct snapshot {
-	uint64_t requests[SRV_METHODS][SRV_NCODES];
-	uint64_t dur[SRV_DUR_BUCKETS];
-	uint64_t dur_sum_ns;
+	uint64_t requests[SRV_ROUTES][SRV_METHODS][SRV_NCODES];
+	uint64_t dur[SRV_ROUTES][SRV_DUR_BUCKETS];
+	uint64_t dur_sum_ns[SRV_ROUTES];
 	uint64_t busy;
 	uint64_t by_slot[SRV_SLOTS];
 };
@@ -182,15 +198,17 @@ static uint64_t ld(_Atomic uint64_t *c)
 
 static void add_block(struct snapshot *sn, struct srv_wstats *w, uint64_t *served)
 {
-	for (int mi = 0; mi < SRV_METHODS; mi++)
-		for (int ci = 0; ci < SRV_NCODES; ci++)
-			sn->requests[mi][ci] += ld(&w->requests[mi][ci]);
-	for (int i = 0; i < SRV_DUR_BUCKETS; i++) {
-		uint64_t n = ld(&w->dur_hist[i]);
-		sn->dur[i] += n;
-		*served += n;
+	for (int ri = 0; ri < SRV_ROUTES; ri++) {
+		for (int mi = 0; mi < SRV_METHODS; mi++)
+			for (int ci = 0; ci < SRV_NCODES; ci++)
+				sn->requests[ri][mi][ci] += ld(&w->requests[ri][mi][ci]);
+		for (int i = 0; i < SRV_DUR_BUCKETS; i++) {
+			uint64_t n = ld(&w->dur_hist[ri][i]);
+			sn->dur[ri][i] += n;
+			*served += n;
+		}
+		sn->dur_sum_ns[ri] += ld(&w->dur_sum_ns[ri]);
 	}
-	sn->dur_sum_ns += ld(&w->dur_sum_ns);
 	sn->busy += ld(&w->key_busy_retries);
 }
 
@@ -217,14 +235,15 @@ static void snapshot(struct srv_metrics *m, struct snapshot *sn)
 static void requests(struct sbuf *b, const struct snapshot *sn,
 		     const struct srv_super *super)
 {
-	put(b, "# HELP caskd_requests_total HTTP responses by method and status.\n"
+	put(b, "# HELP caskd_requests_total HTTP responses by route, method and status.\n"
 	       "# TYPE caskd_requests_total counter\n");
-	for (int mi = 0; mi < SRV_METHODS; mi++)
-		for (int ci = 0; ci < SRV_NCODES && codes[ci]; ci++)
-			if (sn->requests[mi][ci])
-				put(b, "caskd_requests_total{method=\"%s\",code=\"%d\"} %llu\n",
-				    methods[mi], codes[ci],
-				    (unsigned long long)sn->requests[mi][ci]);
+	for (int ri = 0; ri < SRV_ROUTES; ri++)
+		for (int mi = 0; mi < SRV_METHODS; mi++)
+			for (int ci = 0; ci < SRV_NCODES && codes[ci]; ci++)
+				if (sn->requests[ri][mi][ci])
+					put(b, "caskd_requests_total{route=\"%s\",method=\"%s\","
+					       "code=\"%d\"} %llu\n", routes[ri], methods[mi],
+					    codes[ci], (unsigned long long)sn->requests[ri][mi][ci]);
 	/* By slot, not pid: pids change with every restart and would make a
 	 * new series each time. A slot keeps its count across its workers. */
 	put(b, "# HELP caskd_worker_requests_total HTTP responses per worker slot.\n"
@@ -233,6 +252,48 @@ static void requests(struct sbuf *b, const struct snapshot *sn,
 		if (sn->by_slot[s] || atomic_load(&super->w[s].pid))
 			put(b, "caskd_worker_requests_total{worker=\"%d\"} %llu\n", s,
 			    (unsigned long long)sn->by_slot[s]);
+}
+
+/* caskd_request_duration_seconds by route; a route no request took is
+ * left out (it has no series yet, as Prometheus client libraries do). */
+static void durations(struct sbuf *b, const struct snapshot *sn)
+{
+	const char *name = "caskd_request_duration_seconds";
+
+	put(b, "# HELP %s Time from the first byte of a request to its response, by route.\n"
+	       "# TYPE %s histogram\n", name, name);
+	for (int ri = 0; ri < SRV_ROUTES; ri++) {
+		uint64_t cum = 0;
+		for (int i = 0; i < SRV_DUR_BUCKETS; i++)
+			cum += sn->dur[ri][i];
+		if (!cum)
+			continue;
+		cum = 0;
+		for (int i = 0; i < SRV_DUR_BUCKETS; i++) {
+			cum += sn->dur[ri][i];
+			if (i == SRV_DUR_BUCKETS - 1)
+				put(b, "%s_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name,
+				    routes[ri], (unsigned long long)cum);
+			else
+				put(b, "%s_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
+				    routes[ri], dur_bounds[i], (unsigned long long)cum);
+		}
+		put(b, "%s_sum{route=\"%s\"} %.6f\n%s_count{route=\"%s\"} %llu\n", name,
+		    routes[ri], (double)sn->dur_sum_ns[ri] / 1e9, name, routes[ri],
+		    (unsigned long long)cum);
+	}
+}
+
+static void build_info(struct sbuf *b, const struct srv_metrics *m)
+{
+	put(b, "# HELP caskd_build_info The version and source revision running.\n"
+	       "# TYPE caskd_build_info gauge\n"
+	       "caskd_build_info{version=\"%s\",revision=\"%s\"} 1\n",
+	    srv_version, srv_revision);
+	put(b, "# HELP process_start_time_seconds When the master started counting "
+	       "(its start or last re-exec), in Unix time.\n"
+	       "# TYPE process_start_time_seconds gauge\n"
+	       "process_start_time_seconds %.3f\n", m->start_time);
 }
 
 int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
@@ -252,8 +313,8 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	snapshot(m, sn);
 
 	requests(&b, sn, super);
-	histogram(&b, "caskd_request_duration_seconds", "Time from request start to response.",
-		  dur_bounds, sn->dur, SRV_DUR_BUCKETS, (double)sn->dur_sum_ns / 1e9);
+	durations(&b, sn);
+	build_info(&b, m);
 	gauge(&b, "caskd_keys", "gauge", "Live keys in the index.", (double)st.keys);
 	gauge(&b, "caskd_index_capacity", "gauge", "Keys the index can hold (--max-keys).",
 	      (double)st.capacity);

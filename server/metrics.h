@@ -23,12 +23,26 @@ struct eng_db;
 
 #define SRV_METHODS 6      /* GET HEAD PUT POST DELETE other */
 #define SRV_NCODES 24
-#define SRV_DUR_BUCKETS 14
+/* 50 us .. 60 s: a GET from the page cache to a large upload. */
+#define SRV_DUR_BUCKETS 20
+
+/* What a request was for, by path (the "route" label). */
+enum srv_route {
+	SRV_ROUTE_KV,
+	SRV_ROUTE_INCR,
+	SRV_ROUTE_KEYS,
+	SRV_ROUTE_BATCH,
+	SRV_ROUTE_ADMIN,
+	SRV_ROUTE_HEALTHZ,
+	SRV_ROUTE_METRICS,
+	SRV_ROUTE_OTHER,   /* unknown paths, unparsable requests */
+	SRV_ROUTES
+};
 
 struct srv_wstats {
-	alignas(64) _Atomic uint64_t requests[SRV_METHODS][SRV_NCODES];
-	_Atomic uint64_t dur_hist[SRV_DUR_BUCKETS];
-	_Atomic uint64_t dur_sum_ns;
+	alignas(64) _Atomic uint64_t requests[SRV_ROUTES][SRV_METHODS][SRV_NCODES];
+	_Atomic uint64_t dur_hist[SRV_ROUTES][SRV_DUR_BUCKETS];
+	_Atomic uint64_t dur_sum_ns[SRV_ROUTES];
 	_Atomic uint64_t key_busy_retries;
 };
 
@@ -39,13 +53,15 @@ struct srv_wstats {
  * never seen half done (counted twice or not at all). */
 struct srv_metrics {
 	_Atomic uint32_t seq;            /* odd while the master folds a slot */
+	double start_time;               /* Unix time, set before fork */
 	_Atomic uint64_t restarts;       /* master only */
 	struct srv_wstats retired;       /* master only: workers reaped */
 	_Atomic uint64_t retired_by_slot[SRV_SLOTS]; /* their requests */
 	struct srv_wstats w[SRV_SLOTS];
 };
 
-/* Master, before fork. 0 or -errno. */
+/* Master, before fork: the region, counting from now (a re-exec starts
+ * a new one). 0 or -errno. */
 int srv_metrics_create(struct srv_metrics **out);
 void srv_metrics_destroy(struct srv_metrics *m);
 /* Master, once the worker of slot is reaped: adds its counts to the
@@ -55,8 +71,8 @@ void srv_metrics_retire_slot(struct srv_metrics *m, int slot);
 void srv_metrics_restarted(struct srv_metrics *m);
 
 /* Worker: count one response. method is enum srv_http_method. */
-void srv_metrics_request(struct srv_wstats *w, int method, int status,
-			 uint64_t duration_ns);
+void srv_metrics_request(struct srv_wstats *w, enum srv_route route, int method,
+			 int status, uint64_t duration_ns);
 static inline void srv_metrics_inc(_Atomic uint64_t *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,

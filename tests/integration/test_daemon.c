@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RELOAD_CLIENTS 3
@@ -502,14 +503,14 @@ Test(it_daemon, metrics_sum_over_workers_and_move_with_requests, .init = setup,
 	snprintf(dir, sizeof(dir), "%s/data", base);
 	cr_assert_eq(it_daemon_start(&d, dir, 3, NULL), 0);
 	m1 = it_get_metrics(d.port);
-	it_metric_value(m1, "caskd_requests_total{method=\"PUT\",code=\"201\"}", 0, &before);
+	it_metric_value(m1, "caskd_requests_total{route=\"kv\",method=\"PUT\",code=\"201\"}", 0, &before);
 	for (int i = 0; i < 60; i++) {
 		char path[32];
 		snprintf(path, sizeof(path), "/kv/m%d", i);
 		it_put(d.port, path, "v", 1, 201); /* fresh connections: spread */
 	}
 	m2 = it_get_metrics(d.port);
-	cr_assert_eq(it_metric_value(m2, "caskd_requests_total{method=\"PUT\",code=\"201\"}", 0,
+	cr_assert_eq(it_metric_value(m2, "caskd_requests_total{route=\"kv\",method=\"PUT\",code=\"201\"}", 0,
 				     &after), 0, "%s", m2);
 	cr_assert_eq(after - before, 60, "PUT 201 moved by %g", after - before);
 	cr_assert_eq(it_metric_value(m2, "caskd_workers", 0, &workers), 0);
@@ -645,5 +646,58 @@ Test(it_daemon, counters_never_decrease_across_a_worker_kill9_and_a_reload,
 	free(m1);
 	free(m2);
 	free(m3);
+	it_stop_clean(&d);
+}
+
+/* --- what an operator plans with -------------------------------------------- */
+
+static double metric(const char *text, const char *series)
+{
+	double v = -1;
+
+	cr_assert_eq(it_metric_value(text, series, 0, &v), 0, "no %s in:\n%.3000s", series, text);
+	return v;
+}
+
+Test(it_daemon, metrics_label_routes_and_carry_build_info_and_start_time,
+     .init = setup, .fini = teardown, .timeout = 60)
+{
+	char dir[300];
+	struct it_daemon d;
+	struct it_resp r;
+	char *m;
+	double start;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 1, NULL), 0);
+	it_put(d.port, "/kv/a", "1", 1, 201);
+	it_expect_value(d.port, "/kv/a", "1", 1, 0);
+	it_do(d.port, "POST", "/incr/c", NULL, NULL, 0, &r, 200);
+	it_resp_free(&r);
+	for (int i = 0; i < 3; i++)
+		it_expect_value(d.port, "/healthz", "ok", 2, 0);
+	it_expect_error(d.port, "GET", "/nowhere", NULL, NULL, 0, 404, NULL);
+	free(it_get_metrics(d.port));
+	m = it_get_metrics(d.port);
+	/* /healthz and /metrics are not kv GETs any more */
+	cr_assert_eq(metric(m, "caskd_requests_total{route=\"kv\",method=\"GET\",code=\"200\"}"), 1);
+	cr_assert_eq(metric(m, "caskd_requests_total{route=\"kv\",method=\"PUT\",code=\"201\"}"), 1);
+	cr_assert_eq(metric(m, "caskd_requests_total{route=\"incr\",method=\"POST\",code=\"200\"}"), 1);
+	cr_assert_geq(metric(m, "caskd_requests_total{route=\"healthz\",method=\"GET\",code=\"200\"}"), 3);
+	cr_assert_geq(metric(m, "caskd_requests_total{route=\"metrics\",method=\"GET\",code=\"200\"}"), 1);
+	cr_assert_eq(metric(m, "caskd_requests_total{route=\"other\",method=\"GET\",code=\"404\"}"), 1);
+	/* duration per route, with buckets for uploads that take a minute */
+	cr_assert_eq(metric(m, "caskd_request_duration_seconds_count{route=\"kv\"}"), 2);
+	cr_assert_eq(metric(m, "caskd_request_duration_seconds_bucket{route=\"kv\",le=\"60\"}"), 2);
+	cr_assert_eq(metric(m, "caskd_request_duration_seconds_bucket{route=\"kv\",le=\"+Inf\"}"), 2);
+	cr_assert_geq(metric(m, "caskd_request_duration_seconds_count{route=\"healthz\"}"), 3);
+	cr_assert_not_null(strstr(m, "# TYPE caskd_build_info gauge\n"), "%.3000s", m);
+	cr_assert_not_null(strstr(m, "\ncaskd_build_info{version=\"0.1.0\",revision=\""),
+			   "%.3000s", m);
+	cr_assert_eq(metric(m, "caskd_build_info"), 1);
+	start = metric(m, "process_start_time_seconds");
+	cr_assert(start > (double)time(NULL) - 600 && start <= (double)time(NULL) + 1,
+		  "process_start_time_seconds %f is not when the daemon started", start);
+	free(m);
 	it_stop_clean(&d);
 }
