@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define CONF_LINE_MAX 4096
+#define MAX_PORT 65535
 
 enum opt_type { OPT_INT, OPT_U64, OPT_SIZE, OPT_STR, OPT_LISTEN, OPT_FSYNC,
 		OPT_LEVEL };
@@ -114,6 +115,27 @@ static int parse_u64(const char *s, uint64_t *out, int sizes)
 	return 0;
 }
 
+/* HOST:PORT, [IPV6]:PORT or :PORT (every address), with a decimal port
+ * 0..65535; 0 asks the kernel for a free port, which the master logs.
+ * 0 or -EINVAL. The host itself is resolved when binding. */
+static int check_listen(const char *val)
+{
+	const char *colon = strrchr(val, ':'), *p;
+	size_t hlen;
+	uint64_t port;
+
+	if (strlen(val) >= SRV_ADDR_MAX || !colon || parse_u64(colon + 1, &port, 0) < 0 ||
+	    port > MAX_PORT || strlen(colon + 1) > 5)
+		return -EINVAL;
+	hlen = (size_t)(colon - val);
+	if (hlen && val[0] == '[')
+		return hlen >= 2 && val[hlen - 1] == ']' ? 0 : -EINVAL;
+	for (p = val; p < colon; p++)
+		if (*p == ':' || *p == '[' || *p == ']')
+			return -EINVAL; /* an IPv6 address needs brackets */
+	return 0;
+}
+
 /* Applies one name/value; "where" prefixes the error ("--workers" or
  * "caskd.conf:3: workers"). */
 static int apply(struct srv_config *c, const struct opt *o, const char *val,
@@ -151,10 +173,14 @@ static int apply(struct srv_config *c, const struct opt *o, const char *val,
 			c->nlisten = 0;
 			*listen_reset = 1;
 		}
-		if (c->nlisten == SRV_LISTEN_MAX || strlen(val) >= SRV_ADDR_MAX ||
-		    !strrchr(val, ':')) {
-			snprintf(err, errlen, "%s: '%s' is not HOST:PORT (at most %d)",
-				 where, val, SRV_LISTEN_MAX);
+		if (c->nlisten == SRV_LISTEN_MAX) {
+			snprintf(err, errlen, "%s: '%s': at most %d addresses", where, val,
+				 SRV_LISTEN_MAX);
+			return -1;
+		}
+		if (check_listen(val) < 0) {
+			snprintf(err, errlen, "%s: '%s' is not HOST:PORT with a port from 0 to "
+				 "65535 (0: any free port; an IPv6 host in brackets)", where, val);
 			return -1;
 		}
 		strcpy(c->listen[c->nlisten++], val);

@@ -232,9 +232,28 @@ static int adopt_listeners(struct master *m)
 	return 0;
 }
 
+/* The address fd is bound to, as HOST:PORT ([HOST]:PORT for IPv6): with
+ * port 0 in --listen only this says where caskd serves. */
+static void bound_address(int fd, const char *spec, char *buf, size_t n)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    getnameinfo((struct sockaddr *)&sa, len, host, sizeof(host), port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(buf, n, "%s", spec);
+		return;
+	}
+	snprintf(buf, n, sa.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+}
+
 /* Binds --listen, unless sockets were handed over. 0 or -errno. */
 static int open_listeners(struct master *m)
 {
+	char addr[SRV_ADDR_MAX + NI_MAXSERV];
+
 	if (m->nfds)
 		return 0;
 	for (int i = 0; i < m->cfg.nlisten; i++) {
@@ -242,7 +261,8 @@ static int open_listeners(struct master *m)
 		if (fd < 0)
 			return fd;
 		m->fds[m->nfds++] = fd;
-		srv_info("listening on %s", m->cfg.listen[i]);
+		bound_address(fd, m->cfg.listen[i], addr, sizeof(addr));
+		srv_info("listening on %s", addr);
 	}
 	return 0;
 }

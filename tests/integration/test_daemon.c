@@ -701,3 +701,108 @@ Test(it_daemon, metrics_label_routes_and_carry_build_info_and_start_time,
 	free(m);
 	it_stop_clean(&d);
 }
+
+/* --- the command line ---------------------------------------------------------- */
+
+/* Runs caskd with one --listen value; it must exit 2 at once with one
+ * line naming --listen and the value. */
+static void expect_listen_refused(const char *value)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char dir[300], out[4096], err[4096];
+	const char *argv[] = { bin, "--data-dir", dir, "--workers", "1", "--listen", value, NULL };
+	int st = 0, rc;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	rc = it_run_capture(argv, 5000, out, sizeof(out), err, sizeof(err), &st);
+	cr_assert_eq(rc, 0, "caskd --listen '%s' did not exit within 5 s (it served)", value);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2,
+		  "caskd --listen '%s': want exit 2, got 0x%x; stderr: %s", value, st, err);
+	cr_assert_not_null(strstr(err, "--listen"), "the error must name --listen: %s", err);
+	cr_assert_not_null(strstr(err, value), "the error must quote '%s': %s", value, err);
+	cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+}
+
+Test(it_daemon, listen_with_a_port_out_of_range_or_missing_exits_2, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	expect_listen_refused("127.0.0.1:99999");
+	expect_listen_refused("127.0.0.1:65536");
+	expect_listen_refused("127.0.0.1:");
+	expect_listen_refused("127.0.0.1:http");
+	expect_listen_refused("127.0.0.1:80x");
+	expect_listen_refused("127.0.0.1:-1");
+	expect_listen_refused("::1:7070"); /* IPv6 needs brackets */
+	expect_listen_refused("[::1:7070");
+}
+
+Test(it_daemon, listen_port_errors_in_a_config_file_name_file_and_line, .init = setup,
+     .fini = teardown, .timeout = 30)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char conf[300], out[4096], err[4096];
+	const char *argv[] = { bin, "--config", conf, NULL };
+	int st;
+
+	snprintf(conf, sizeof(conf), "%s/listen.conf", base);
+	write_file(conf, "workers = 1\nlisten = 127.0.0.1:99999\n");
+	cr_assert_eq(it_run_capture(argv, 5000, out, sizeof(out), err, sizeof(err), &st), 0,
+		     "caskd did not exit within 5 s");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status 0x%x", st);
+	cr_assert_not_null(strstr(err, "listen.conf:2: listen"), "stderr: %s", err);
+}
+
+/* Port 0 lets the kernel choose: allowed, since the log says which. */
+Test(it_daemon, listen_on_port_0_logs_the_port_it_got, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char dir[300], logpath[300], log[LOG_TAIL];
+	const char *p = NULL;
+	int64_t deadline = it_now_ms() + 10000;
+	int port = 0, st;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(logpath, sizeof(logpath), "%s/port0.log", base);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+			_exit(120);
+		setpgid(0, 0);
+		execl(bin, bin, "--listen", "127.0.0.1:0", "--workers", "1", "--data-dir", dir,
+		      (char *)NULL);
+		_exit(121);
+	}
+	while (!p && it_now_ms() < deadline) {
+		usleep(50000);
+		if (it_read_tail(logpath, log, sizeof(log)) == 0)
+			p = strstr(log, "listening on 127.0.0.1:");
+	}
+	if (p)
+		port = atoi(p + strlen("listening on 127.0.0.1:"));
+	if (port <= 0)
+		kill(pid, SIGKILL);
+	cr_assert_gt(port, 0, "the log does not name the port: %s", log);
+	cr_assert(port <= 65535);
+	{
+		int up = 0;
+		deadline = it_now_ms() + 10000;
+		while (!up && it_now_ms() < deadline) {
+			struct it_resp r = { 0 };
+			if (it_request(port, "GET", "/healthz", NULL, NULL, 0, &r) == 0)
+				up = r.status == 200;
+			it_resp_free(&r);
+			if (!up)
+				usleep(50000);
+		}
+		if (!up)
+			kill(pid, SIGKILL);
+		cr_assert(up, "nothing serves on the logged port %d", port);
+	}
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+}
