@@ -40,7 +40,6 @@
 #define BUSY_SPIN_TRIES 32
 #define BUSY_RETRY_US 1000
 #define BUSY_GIVE_UP_MS 10000
-#define LOG_LINE_MAX 2048
 
 /* --- parsing helpers ------------------------------------------------------ */
 
@@ -540,20 +539,16 @@ void srv_api_logged(const struct srv_http_req *req, int status,
 		    size_t body_bytes, uint64_t duration_ns, void *arg)
 {
 	struct srv_api *api = arg;
-	char line[LOG_LINE_MAX];
-	int n;
+	char peer[SRV_ADDR_MAX];
 
 	srv_metrics_request(api->stats, route_of(srv_http_req_path(req)),
 			    (int)srv_http_req_method(req), status, duration_ns);
 	if (api->access_fd < 0)
 		return;
-	n = snprintf(line, sizeof(line), "%s %.1024s %d %zu %.3fms worker=%d\n",
-		     srv_http_req_method_str(req), srv_http_req_path(req), status,
-		     body_bytes, (double)duration_ns / 1e6, api->slot);
-	if (n > (int)sizeof(line) - 1)
-		n = (int)sizeof(line) - 1;
-	/* O_APPEND and one write per line: lines of workers never mix */
-	if (write(api->access_fd, line, (size_t)n) < 0) {
-		/* a full disk must not stop requests; the log just loses it */
-	}
+	srv_http_req_peer_str(req, peer, sizeof(peer));
+	srv_access_write(api->access_fd, &(struct srv_access){
+		.peer = peer, .method = srv_http_req_method_str(req),
+		.path = srv_http_req_path(req), .status = status, .bytes = body_bytes,
+		.duration_ns = duration_ns, .worker = api->slot,
+	});
 }

@@ -52,6 +52,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -2125,6 +2126,35 @@ int srv_http_req_peer_is_loopback(const struct srv_http_req *req)
 int srv_http_req_conn_alive(const struct srv_http_req *req)
 {
 	return req->conn != NULL;
+}
+
+int srv_http_req_peer_str(const struct srv_http_req *req, char *buf, size_t len)
+{
+	struct sockaddr_storage sa;
+	socklen_t salen = sizeof(sa);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	int n;
+
+	if (!req->conn) {
+		snprintf(buf, len, "-");
+		return 0;
+	}
+	if (getpeername(req->conn->fd, (struct sockaddr *)&sa, &salen) < 0) {
+		n = -errno;
+		snprintf(buf, len, "-");
+		return n;
+	}
+	if (sa.ss_family == AF_UNIX) {
+		n = snprintf(buf, len, "unix");
+		return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+	}
+	if (getnameinfo((struct sockaddr *)&sa, salen, host, sizeof(host), port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(buf, len, "-");
+		return -EINVAL;
+	}
+	n = snprintf(buf, len, sa.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
 /* ==== 9. server lifecycle ============================================== */

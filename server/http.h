@@ -103,6 +103,9 @@ const void *srv_http_req_body(const struct srv_http_req *req, size_t *len);
 int srv_http_req_peer_is_loopback(const struct srv_http_req *req);
 /* 0 once the connection of a pending request has gone away. */
 int srv_http_req_conn_alive(const struct srv_http_req *req);
+/* The peer's address as text into buf ("127.0.0.1:5678", "[::1]:5678";
+ * "-" once the connection is gone). 0 or -errno. */
+int srv_http_req_peer_str(const struct srv_http_req *req, char *buf, size_t len);
 
 /* From body_limit: the JSON error code and message (static strings) of
  * the 413 this request gets if its body is over the limit. */

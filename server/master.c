@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #define TICK_MS 100
+#define EXIT_USAGE 2            /* a bad option or config (main.c) */
 #define LISTEN_BACKLOG 4096     /* the kernel caps it at somaxconn */
 #define FAST_DEATH_MS 1000      /* dying sooner than this counts as a crash loop */
 #define BACKOFF_FIRST_MS 100
@@ -86,6 +87,7 @@ struct master {
 	int fds[SRV_LISTEN_MAX];
 	int nfds;
 	int fds_passed;        /* systemd's (socket activation), not ours */
+	int access_fd;         /* -1: no access log; workers inherit it */
 	struct mslot slots[SRV_SLOTS];
 	unsigned gen;
 	int stopping;
@@ -325,7 +327,8 @@ static int spawn(struct master *m, int slot)
 	struct mslot *s = &m->slots[slot];
 	struct srv_worker_args a = {
 		.cfg = &m->cfg, .db = &m->db, .super = m->super, .metrics = m->metrics,
-		.fds = m->fds, .nfds = m->nfds, .slot = slot, .master = getpid(),
+		.fds = m->fds, .nfds = m->nfds, .access_fd = m->access_fd,
+		.slot = slot, .master = getpid(),
 	};
 	pid_t pid;
 
@@ -481,6 +484,26 @@ static int same_str_list(const struct srv_config *a, const struct srv_config *b)
 	return 1;
 }
 
+/* On SIGHUP, as logrotate expects: the access log named by the new
+ * config is opened afresh (the file may have been moved away). If that
+ * fails the open one is kept, and so is its name. New workers get the
+ * new fd; old ones write to the old file until they retire. */
+static void reopen_access_log(struct master *m, struct srv_config *next)
+{
+	int fd = -1;
+
+	if (next->access_log[0] && (fd = srv_access_open(next->access_log)) < 0) {
+		srv_error("reload: --access-log: cannot open %s: %s; keeping the open log%s%s",
+			  next->access_log, strerror(-fd), m->cfg.access_log[0] ? " " : "",
+			  m->cfg.access_log);
+		memcpy(next->access_log, m->cfg.access_log, sizeof(next->access_log));
+		return;
+	}
+	if (m->access_fd >= 0)
+		close(m->access_fd);
+	m->access_fd = fd;
+}
+
 static void begin_reload(struct master *m)
 {
 	struct srv_config next;
@@ -493,6 +516,7 @@ static void begin_reload(struct master *m)
 		return;
 	}
 	srv_notify_reloading();
+	reopen_access_log(m, &next);
 	if (!same_str_list(&next, &m->cfg) || strcmp(next.data_dir, m->cfg.data_dir) ||
 	    next.max_keys != m->cfg.max_keys)
 		srv_warn("reload: listen, data-dir and max-keys changes take effect at the next restart");
@@ -721,13 +745,22 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	m->argc = argc;
 	m->argv = argv;
 	m->incoming = -1;
+	m->access_fd = -1;
 	srv_log_set_role("master");
 	if (install_signals(&orig) < 0) {
 		srv_error("installing signal handlers: %s", strerror(errno));
 		goto out_free;
 	}
-	if (adopt_listeners(m) < 0 || open_store(m) < 0)
+	if (adopt_listeners(m) < 0)
 		goto out_free;
+	if (m->cfg.access_log[0] && (m->access_fd = srv_access_open(m->cfg.access_log)) < 0) {
+		srv_error("--access-log: cannot open %s: %s", m->cfg.access_log,
+			  strerror(-m->access_fd));
+		rc = EXIT_USAGE;
+		goto out_free;
+	}
+	if (open_store(m) < 0)
+		goto out_close_access;
 	if (open_listeners(m) < 0 || srv_super_create(&m->super) < 0 ||
 	    srv_metrics_create(&m->metrics) < 0)
 		goto out_close;
@@ -789,6 +822,9 @@ out_close:
 	if (m->super)
 		srv_super_destroy(m->super);
 	eng_db_close(&m->db);
+out_close_access:
+	if (m->access_fd >= 0)
+		close(m->access_fd);
 out_free:
 	free(m);
 	return rc;

@@ -103,15 +103,6 @@ static int reset_signals(void)
 	return sigprocmask(SIG_SETMASK, &none, NULL) < 0 ? -errno : 0;
 }
 
-static int open_access_log(const char *path)
-{
-	if (!path[0])
-		return -1;
-	if (!strcmp(path, "-"))
-		return dup(STDERR_FILENO);
-	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-}
-
 static enum srv_commit_mode commit_mode(enum srv_fsync_mode m)
 {
 	switch (m) {
@@ -159,7 +150,7 @@ static int setup(struct worker *w)
 		.base = w->base, .db = a->db, .commit = w->commit,
 		.super = a->super, .metrics = a->metrics, .stats = w->stats,
 		.cfg = a->cfg,
-		.slot = a->slot, .access_fd = open_access_log(a->cfg->access_log),
+		.slot = a->slot, .access_fd = a->access_fd,
 	};
 	srv_http_opts_default(&ho);
 	ho.max_conns = a->cfg->max_conns;

@@ -24,6 +24,7 @@ struct srv_worker_args {
 	struct srv_metrics *metrics;
 	const int *fds;
 	int nfds;
+	int access_fd;       /* the master's, -1 for none */
 	int slot;
 	pid_t master;
 };

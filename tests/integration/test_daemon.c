@@ -806,3 +806,107 @@ Test(it_daemon, listen_on_port_0_logs_the_port_it_got, .init = setup,
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
 }
+
+/* --- the access log ------------------------------------------------------------ */
+
+Test(it_daemon, access_log_that_cannot_be_opened_exits_2_naming_it, .init = setup,
+     .fini = teardown, .timeout = 30)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char dir[300], out[4096], err[4096];
+	const char *path = "/nonexistent/dir/x.log";
+	const char *argv[] = { bin, "--data-dir", dir, "--workers", "1", "--listen",
+			       "127.0.0.1:0", "--access-log", path, NULL };
+	int st = 0;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_run_capture(argv, 5000, out, sizeof(out), err, sizeof(err), &st), 0,
+		     "caskd with an unusable access log did not exit within 5 s");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "want exit 2, got 0x%x: %s", st, err);
+	cr_assert_not_null(strstr(err, path), "the error must name the path: %s", err);
+	cr_assert_not_null(strstr(err, "access-log"), "the error must name the option: %s", err);
+}
+
+static int file_has(const char *path, const char *what, int timeout_ms)
+{
+	int64_t deadline = it_now_ms() + timeout_ms;
+	char text[LOG_TAIL];
+
+	for (;;) {
+		if (it_read_tail(path, text, sizeof(text)) == 0 && strstr(text, what))
+			return 1;
+		if (it_now_ms() >= deadline)
+			return 0;
+		usleep(20000);
+	}
+}
+
+/* Every field of a line, as docs/operations.md documents it:
+ * TIME PEER METHOD PATH STATUS BYTES DURATIONms worker=N */
+static void expect_access_line(const char *path, const char *method, const char *target,
+			       int status, size_t bytes)
+{
+	char text[LOG_TAIL], want[256], ts[64], peer[128], m[16], p[256], dur[32], w[32];
+	const char *line;
+	int st = 0, nf;
+	size_t nb = 0;
+
+	cr_assert_eq(it_read_tail(path, text, sizeof(text)), 0, "no access log at %s", path);
+	snprintf(want, sizeof(want), " %s %s %d ", method, target, status);
+	line = strstr(text, want);
+	cr_assert_not_null(line, "no line for%s in:\n%s", want, text);
+	while (line > text && line[-1] != '\n')
+		line--;
+	nf = sscanf(line, "%63s %127s %15s %255s %d %zu %31s %31s", ts, peer, m, p, &st, &nb,
+		    dur, w);
+	cr_assert_eq(nf, 8, "malformed line: %.200s", line);
+	cr_assert(strlen(ts) == 24 && ts[4] == '-' && ts[10] == 'T' && ts[23] == 'Z',
+		  "timestamp %s is not YYYY-MM-DDTHH:MM:SS.mmmZ", ts);
+	cr_assert(!strncmp(peer, "127.0.0.1:", 10) && atoi(peer + 10) > 0,
+		  "client address %s is not 127.0.0.1:PORT", peer);
+	cr_assert_eq(nb, bytes, "bytes %zu, want %zu: %.200s", nb, bytes, line);
+	cr_assert(strlen(dur) > 2 && !strcmp(dur + strlen(dur) - 2, "ms") && atof(dur) >= 0,
+		  "duration %s is not <float>ms", dur);
+	cr_assert(!strncmp(w, "worker=", 7), "last field %s", w);
+}
+
+Test(it_daemon, access_log_lines_and_reopen_on_sighup, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	char conf[300], dir[300], access[300], moved[300], text[512];
+	const char *extra[] = { "--config", conf, NULL };
+	struct it_daemon d;
+
+	snprintf(conf, sizeof(conf), "%s/caskd.conf", base);
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(access, sizeof(access), "%s/access.log", base);
+	snprintf(moved, sizeof(moved), "%s/access.log.1", base);
+	snprintf(text, sizeof(text), "access-log = %s\n", access);
+	write_file(conf, text);
+	cr_assert_eq(it_daemon_start(&d, dir, 2, extra), 0);
+	it_put(d.port, "/kv/one", "12345", 5, 201);
+	it_expect_value(d.port, "/kv/one", "12345", 5, 0);
+	cr_assert(file_has(access, " GET /kv/one 200 ", 2000), "no line for the GET");
+	expect_access_line(access, "PUT", "/kv/one", 201, 0);
+	expect_access_line(access, "GET", "/kv/one", 200, 5);
+
+	/* logrotate's way: move the file, then SIGHUP */
+	cr_assert_eq(rename(access, moved), 0);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	cr_assert(file_has(d.log, "reload: done", 10000), "the reload never finished");
+	it_put(d.port, "/kv/two", "x", 1, 201);
+	cr_assert(file_has(access, " PUT /kv/two 201 ", 2000),
+		  "after SIGHUP lines go to a new %s", access);
+	cr_assert(file_has(moved, " PUT /kv/one 201 ", 0), "the old lines stay in the moved file");
+
+	/* A reopen that fails is logged and the open log is kept. */
+	write_file(conf, "access-log = /nonexistent/dir/x.log\n");
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	cr_assert(file_has(d.log, "/nonexistent/dir/x.log", 5000),
+		  "the failed reopen is not logged");
+	usleep(1500000);
+	it_put(d.port, "/kv/three", "x", 1, 201);
+	cr_assert(file_has(access, " PUT /kv/three 201 ", 2000),
+		  "after a failed reopen the old access log must go on");
+	it_stop_clean(&d);
+}
