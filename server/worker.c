@@ -86,6 +86,17 @@ static void on_sigquit(evutil_socket_t sig, short what, void *arg)
 	_exit(0);
 }
 
+/* libevent's own complaints (e.g. a descriptor epoll refuses) go through
+ * our logger too, with a level, instead of a bare "[warn]" on stderr. */
+static void on_libevent_log(int severity, const char *msg)
+{
+	enum srv_log_level level = severity == EVENT_LOG_DEBUG ? SRV_LOG_DEBUG :
+				   severity == EVENT_LOG_MSG ? SRV_LOG_INFO :
+				   severity == EVENT_LOG_WARN ? SRV_LOG_WARN : SRV_LOG_ERROR;
+
+	srv_log(level, "libevent: %s", msg);
+}
+
 /* Undo what the master set up for itself before fork(). */
 static int reset_signals(void)
 {
@@ -130,6 +141,7 @@ static int setup(struct worker *w)
 		srv_error("opening %s: %s", a->db->path, eng_strerror(rc));
 		return rc;
 	}
+	event_set_log_callback(on_libevent_log);
 	if (!(w->base = event_base_new()))
 		return -ENOMEM;
 	w->sigterm = evsignal_new(w->base, SIGTERM, on_sigterm, w);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -420,7 +421,8 @@ Test(it_daemon, crash_looping_worker_is_restarted_with_backoff, .init = setup,
 /* --- logs and metrics -------------------------------------------------- */
 
 /* Starts the daemon with stderr on logpath and JOURNAL_STREAM naming that
- * file, as systemd does for a service whose output goes to the journal. */
+ * file, as systemd does for a service whose output goes to the journal.
+ * access NULL: no access log. */
 static pid_t spawn_journal(const char *logpath, const char *dir, const char *access,
 			   int port)
 {
@@ -442,8 +444,13 @@ static pid_t spawn_journal(const char *logpath, const char *dir, const char *acc
 			 (unsigned long long)st.st_ino);
 		setenv("JOURNAL_STREAM", js, 1);
 		setpgid(0, 0);
-		execl(bin, bin, "--listen", listen, "--workers", "2", "--data-dir", dir,
-		      "--access-log", access, (char *)NULL);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (access)
+			execl(bin, bin, "--listen", listen, "--workers", "2", "--data-dir", dir,
+			      "--access-log", access, (char *)NULL);
+		else
+			execl(bin, bin, "--listen", listen, "--workers", "2", "--data-dir", dir,
+			      (char *)NULL);
 		_exit(121);
 	}
 	return pid;
@@ -909,4 +916,82 @@ Test(it_daemon, access_log_lines_and_reopen_on_sighup, .init = setup,
 	cr_assert(file_has(access, " PUT /kv/three 201 ", 2000),
 		  "after a failed reopen the old access log must go on");
 	it_stop_clean(&d);
+}
+
+/* --- engine lines through the logger ------------------------------------------- */
+
+/* Leaves database.bin with space prepared after its last record, which
+ * the next start's recovery reports (an engine line, level warn). */
+static void kill9_after_a_write(const char *dir)
+{
+	struct it_daemon d;
+
+	cr_assert_eq(it_daemon_start(&d, dir, 1, NULL), 0);
+	it_put(d.port, "/kv/k", "v", 1, 0);
+	usleep(300000); /* the master's timer prepares space after the tail */
+	IT_OK(it_daemon_kill9_all(&d));
+}
+
+/* The line of log holding what, copied into buf. */
+static const char *line_with(const char *log, const char *what, char *buf, size_t n)
+{
+	const char *p = strstr(log, what), *b, *e;
+
+	if (!p)
+		return NULL;
+	for (b = p; b > log && b[-1] != '\n'; b--)
+		;
+	e = strchr(p, '\n');
+	snprintf(buf, n, "%.*s", (int)(e ? e - b : (long)strlen(b)), b);
+	return buf;
+}
+
+Test(it_daemon, engine_lines_carry_time_level_and_journal_prefix_and_obey_log_level,
+     .init = setup, .fini = teardown, .timeout = 90)
+{
+	const char *quiet[] = { "--log-level", "error", NULL };
+	char dir[300], log[LOG_TAIL], line[1024], jpath[300];
+	struct it_daemon d;
+	int port, st, up = 0;
+	int64_t deadline;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	kill9_after_a_write(dir);
+	cr_assert_eq(it_daemon_start(&d, dir, 1, NULL), 0);
+	cr_assert_geq(it_read_tail(d.log, log, sizeof(log)), 0);
+	cr_assert_not_null(line_with(log, "recovery: ", line, sizeof(line)),
+			   "recovery reported nothing after a kill -9: %s", log);
+	/* 2026-12-02T17:36:24.755Z master[123] warn: recovery: ... */
+	cr_assert(strlen(line) > 25 && line[4] == '-' && line[10] == 'T' && line[23] == 'Z' &&
+		  strstr(line, " master[") && strstr(line, "] warn: recovery: "),
+		  "an engine line without the logger's format: %s", line);
+	cr_assert_null(strstr(log, "caskd: recovery"), "a raw engine line: %s", log);
+	it_stop_clean(&d);
+
+	kill9_after_a_write(dir);
+	cr_assert_eq(it_daemon_start(&d, dir, 1, quiet), 0);
+	cr_assert_geq(it_read_tail(d.log, log, sizeof(log)), 0);
+	cr_assert_null(strstr(log, "recovery: "), "--log-level error shows warnings: %s", log);
+	it_stop_clean(&d);
+
+	kill9_after_a_write(dir);
+	snprintf(jpath, sizeof(jpath), "%s/journal.log", base);
+	port = it_free_port();
+	pid = spawn_journal(jpath, dir, NULL, port);
+	for (deadline = it_now_ms() + 10000; !up && it_now_ms() < deadline;) {
+		struct it_resp r = { 0 };
+		if (it_request(port, "GET", "/healthz", NULL, NULL, 0, &r) == 0)
+			up = r.status == 200;
+		it_resp_free(&r);
+		if (!up)
+			usleep(50000);
+	}
+	cr_assert(up, "daemon did not come up");
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert_geq(it_read_tail(jpath, log, sizeof(log)), 0);
+	cr_assert_not_null(line_with(log, "recovery: ", line, sizeof(line)), "%s", log);
+	cr_assert(!strncmp(line, "<4>master: recovery: ", 21),
+		  "an engine warning for journald must start <4>master: %s", line);
 }
