@@ -53,6 +53,10 @@ static const struct opt opts[] = {
 	  "seconds without a worker heartbeat before it is replaced (default 10)" },
 	{ "max-conns", OPT_INT, F(max_conns), 1, 1000000,
 	  "open connections per worker before 503 (default 4096)" },
+	{ "idle-timeout", OPT_INT, F(idle_timeout_s), 1, 86400,
+	  "seconds a keep-alive connection may stay idle before it is closed (default 60)" },
+	{ "read-timeout", OPT_INT, F(read_timeout_s), 1, 3600,
+	  "seconds a started request may stall (headers or body) before 408 (default 30)" },
 	{ "access-log", OPT_STR, F(access_log), 0, sizeof(((struct srv_config *)0)->access_log),
 	  "file for one line per request ('-': stderr; default off)" },
 };
@@ -75,6 +79,8 @@ static void defaults(struct srv_config *c)
 	c->shutdown_timeout_s = 30;
 	c->worker_timeout_s = 10;
 	c->max_conns = 4096;
+	c->idle_timeout_s = 60;
+	c->read_timeout_s = 30;
 }
 
 static const struct opt *find_opt(const char *name, size_t n)

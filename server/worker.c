@@ -166,6 +166,8 @@ static int setup(struct worker *w)
 	};
 	srv_http_opts_default(&ho);
 	ho.max_conns = a->cfg->max_conns;
+	ho.idle_timeout_ms = a->cfg->idle_timeout_s * 1000;
+	ho.read_timeout_ms = a->cfg->read_timeout_s * 1000;
 	w->http = srv_http_server_new(w->base, a->fds, a->nfds, &ho, &cb, &w->api);
 	if (!w->http) {
 		srv_error("starting the HTTP server: %s", strerror(errno));

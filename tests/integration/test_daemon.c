@@ -995,3 +995,39 @@ Test(it_daemon, engine_lines_carry_time_level_and_journal_prefix_and_obey_log_le
 	cr_assert(!strncmp(line, "<4>master: recovery: ", 21),
 		  "an engine warning for journald must start <4>master: %s", line);
 }
+
+/* --- connection timeouts --------------------------------------------------------- */
+
+Test(it_daemon, idle_and_read_timeouts_are_options, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	const char *extra[] = { "--idle-timeout", "1", "--read-timeout", "1", NULL };
+	char dir[300];
+	struct it_daemon d;
+	struct it_conn c;
+	struct it_resp r;
+	int64_t t0;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 1, extra), 0);
+	/* idle: a keep-alive connection is closed after about a second */
+	IT_OK(it_conn_open(&c, d.port));
+	IT_OK(it_conn_request(&c, "GET", "/healthz", NULL, NULL, 0, &r));
+	it_resp_free(&r);
+	t0 = it_now_ms();
+	cr_assert_eq(it_conn_peer_closed(&c, 5000), 1, "the idle connection stayed open");
+	cr_assert_lt(it_now_ms() - t0, 3000, "closed after %lld ms, want ~1000",
+		     (long long)(it_now_ms() - t0));
+	it_conn_close(&c);
+	/* read: a request whose headers stall gets 408 after about a second */
+	IT_OK(it_conn_open(&c, d.port));
+	IT_OK(it_conn_send_raw(&c, "GET /healthz HTTP/1.1\r\nHost:", 29));
+	t0 = it_now_ms();
+	IT_OK(it_conn_read_response(&c, 0, &r));
+	cr_assert_eq(r.status, 408, "%s", it_resp_brief(&r));
+	cr_assert_lt(it_now_ms() - t0, 3000, "408 after %lld ms, want ~1000",
+		     (long long)(it_now_ms() - t0));
+	it_resp_free(&r);
+	it_conn_close(&c);
+	it_stop_clean(&d);
+}
