@@ -26,6 +26,18 @@ struct opt {
 	const char *help;
 };
 
+static const char *const fsync_names[] = {
+	[SRV_FSYNC_GROUP] = "group",
+	[SRV_FSYNC_PERIODIC] = "periodic",
+	[SRV_FSYNC_ALWAYS] = "always",
+};
+#define NFSYNC (int)(sizeof(fsync_names) / sizeof(fsync_names[0]))
+
+const char *srv_config_fsync_name(enum srv_fsync_mode mode)
+{
+	return (int)mode >= 0 && (int)mode < NFSYNC ? fsync_names[mode] : "?";
+}
+
 #define F(field) offsetof(struct srv_config, field)
 static const struct opt opts[] = {
 	{ "listen", OPT_LISTEN, F(listen), 0, 0,
@@ -192,17 +204,13 @@ static int apply(struct srv_config *c, const struct opt *o, const char *val,
 		strcpy(c->listen[c->nlisten++], val);
 		return 0;
 	case OPT_FSYNC:
-		if (!strcmp(val, "group"))
-			c->fsync = SRV_FSYNC_GROUP;
-		else if (!strcmp(val, "periodic"))
-			c->fsync = SRV_FSYNC_PERIODIC;
-		else if (!strcmp(val, "always"))
-			c->fsync = SRV_FSYNC_ALWAYS;
-		else {
-			snprintf(err, errlen, "%s: '%s' is not group, periodic or always", where, val);
-			return -1;
-		}
-		return 0;
+		for (int m = 0; m < NFSYNC; m++)
+			if (!strcmp(val, fsync_names[m])) {
+				c->fsync = (enum srv_fsync_mode)m;
+				return 0;
+			}
+		snprintf(err, errlen, "%s: '%s' is not group, periodic or always", where, val);
+		return -1;
 	case OPT_LEVEL:
 		if (srv_log_parse_level(val, &lv) < 0) {
 			snprintf(err, errlen, "%s: '%s' is not debug, info, warn or error",

@@ -21,6 +21,8 @@
 #define SRV_WORKERS_MAX (ENG_WORKER_SLOTS / 2)
 #define SRV_ADDR_MAX 256
 
+/* --fsync: one name per mode, the option's word (group, periodic,
+ * always); worker.c maps them to server/commit.h's modes. */
 enum srv_fsync_mode { SRV_FSYNC_GROUP, SRV_FSYNC_PERIODIC, SRV_FSYNC_ALWAYS };
 
 struct srv_config {
@@ -54,5 +56,7 @@ enum srv_config_result srv_config_load(int argc, char **argv,
 				       struct srv_config *cfg, char *err,
 				       size_t errlen);
 void srv_config_usage(FILE *out);
+/* "group", "periodic" or "always". */
+const char *srv_config_fsync_name(enum srv_fsync_mode mode);
 
 #endif

@@ -769,8 +769,7 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	m->watchdog_usec = srv_notify_watchdog_usec();
 	srv_notify("READY=1\nSTATUS=%d workers up", m->cfg.workers);
 	srv_info("caskd ready: %d workers, fsync %s, data in %s", m->cfg.workers,
-		 m->cfg.fsync == SRV_FSYNC_GROUP ? "group" :
-		 m->cfg.fsync == SRV_FSYNC_PERIODIC ? "periodic" : "always", m->cfg.data_dir);
+		 srv_config_fsync_name(m->cfg.fsync), m->cfg.data_dir);
 	wait_mask = orig;
 	for (size_t i = 0; i < NHANDLED; i++)
 		sigdelset(&wait_mask, handled[i]);

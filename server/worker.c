@@ -114,6 +114,7 @@ static int reset_signals(void)
 	return sigprocmask(SIG_SETMASK, &none, NULL) < 0 ? -errno : 0;
 }
 
+/* server/commit.h names --fsync always "EACH" (one sync each write). */
 static enum srv_commit_mode commit_mode(enum srv_fsync_mode m)
 {
 	switch (m) {
