@@ -155,7 +155,7 @@ static int check_listen(const char *val)
 }
 
 /* Applies one name/value; "where" prefixes the error ("--workers" or
- * "caskd.conf:3: workers"). */
+ * "caskd.conf:3: workers"). 0, or -EINVAL with err filled. */
 static int apply(struct srv_config *c, const struct opt *o, const char *val,
 		 int *listen_reset, const char *where, char *err, size_t errlen)
 {
@@ -172,7 +172,7 @@ static int apply(struct srv_config *c, const struct opt *o, const char *val,
 			snprintf(err, errlen, "%s: '%s' is not a number from %llu to %llu",
 				 where, val, (unsigned long long)o->min,
 				 (unsigned long long)o->max);
-			return -1;
+			return -EINVAL;
 		}
 		if (o->type == OPT_INT)
 			*(int *)field = (int)v;
@@ -182,7 +182,7 @@ static int apply(struct srv_config *c, const struct opt *o, const char *val,
 	case OPT_STR:
 		if (strlen(val) >= o->max) {
 			snprintf(err, errlen, "%s: value too long", where);
-			return -1;
+			return -EINVAL;
 		}
 		strcpy(field, val);
 		return 0;
@@ -194,12 +194,12 @@ static int apply(struct srv_config *c, const struct opt *o, const char *val,
 		if (c->nlisten == SRV_LISTEN_MAX) {
 			snprintf(err, errlen, "%s: '%s': at most %d addresses", where, val,
 				 SRV_LISTEN_MAX);
-			return -1;
+			return -EINVAL;
 		}
 		if (check_listen(val) < 0) {
 			snprintf(err, errlen, "%s: '%s' is not HOST:PORT with a port from 0 to "
 				 "65535 (0: any free port; an IPv6 host in brackets)", where, val);
-			return -1;
+			return -EINVAL;
 		}
 		strcpy(c->listen[c->nlisten++], val);
 		return 0;
@@ -210,17 +210,17 @@ static int apply(struct srv_config *c, const struct opt *o, const char *val,
 				return 0;
 			}
 		snprintf(err, errlen, "%s: '%s' is not group, periodic or always", where, val);
-		return -1;
+		return -EINVAL;
 	case OPT_LEVEL:
 		if (srv_log_parse_level(val, &lv) < 0) {
 			snprintf(err, errlen, "%s: '%s' is not debug, info, warn or error",
 				 where, val);
-			return -1;
+			return -EINVAL;
 		}
 		c->log_level = (int)lv;
 		return 0;
 	}
-	return -1;
+	return -EINVAL;
 }
 
 static char *trim(char *s)
@@ -234,7 +234,8 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Reads the config file; options in `skip` (set by flags) are ignored. */
+/* Reads the config file; options in `skip` (set by flags) are ignored.
+ * 0, or -errno with err filled. */
 static int load_file(struct srv_config *c, const char *path, const int *skip,
 		     char *err, size_t errlen)
 {
@@ -243,8 +244,9 @@ static int load_file(struct srv_config *c, const char *path, const int *skip,
 	int lineno = 0, listen_reset = 0, rc = 0;
 
 	if (!f) {
-		snprintf(err, errlen, "--config: cannot open %s: %s", path, strerror(errno));
-		return -1;
+		rc = -errno;
+		snprintf(err, errlen, "--config: cannot open %s: %s", path, strerror(-rc));
+		return rc;
 	}
 	while (fgets(line, sizeof(line), f)) {
 		char *s = trim(line), *eq, *name, *val;
@@ -255,7 +257,7 @@ static int load_file(struct srv_config *c, const char *path, const int *skip,
 		eq = strchr(s, '=');
 		if (!eq) {
 			snprintf(err, errlen, "%s:%d: expected 'name = value'", path, lineno);
-			rc = -1;
+			rc = -EINVAL;
 			break;
 		}
 		*eq = '\0';
@@ -264,16 +266,20 @@ static int load_file(struct srv_config *c, const char *path, const int *skip,
 		o = find_opt(name, strlen(name));
 		if (!o || !strcmp(o->name, "config")) {
 			snprintf(err, errlen, "%s:%d: unknown setting '%s'", path, lineno, name);
-			rc = -1;
+			rc = -EINVAL;
 			break;
 		}
 		if (skip[o - opts])
 			continue;
 		snprintf(where, sizeof(where), "%s:%d: %s", path, lineno, name);
 		if (apply(c, o, val, &listen_reset, where, err, errlen) < 0) {
-			rc = -1;
+			rc = -EINVAL;
 			break;
 		}
+	}
+	if (!rc && ferror(f)) {
+		rc = -EIO;
+		snprintf(err, errlen, "--config: reading %s failed", path);
 	}
 	fclose(f);
 	return rc;

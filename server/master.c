@@ -322,6 +322,8 @@ static int running(const struct master *m)
 	return n;
 }
 
+/* Forks the worker of slot; on failure its respawn is due shortly.
+ * 0 or -errno. */
 static int spawn(struct master *m, int slot)
 {
 	struct mslot *s = &m->slots[slot];
@@ -335,10 +337,11 @@ static int spawn(struct master *m, int slot)
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
-		srv_error("fork: %s; retrying", strerror(errno));
+		int rc = -errno;
+		srv_error("fork: %s; retrying", strerror(-rc));
 		s->state = SLOT_WAITING;
 		s->respawn_at = mono_ms() + BACKOFF_FIRST_MS;
-		return -1;
+		return rc;
 	}
 	if (pid == 0)
 		_exit(srv_worker_main(&a));
@@ -354,12 +357,13 @@ static int spawn(struct master *m, int slot)
 	return 0;
 }
 
+/* A free worker slot, or -ENOSPC. */
 static int free_slot(const struct master *m)
 {
 	for (int i = 0; i < SRV_SLOTS; i++)
 		if (m->slots[i].state == SLOT_FREE)
 			return i;
-	return -1;
+	return -ENOSPC;
 }
 
 static void describe_exit(int slot, pid_t pid, int status, char *buf, size_t n)
@@ -747,10 +751,12 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	m->incoming = -1;
 	m->access_fd = -1;
 	srv_log_set_role("master");
-	if (install_signals(&orig) < 0) {
-		srv_error("installing signal handlers: %s", strerror(errno));
+	if ((rc = install_signals(&orig)) < 0) {
+		srv_error("installing signal handlers: %s", strerror(-rc));
+		rc = 1;
 		goto out_free;
 	}
+	rc = 1;
 	if (adopt_listeners(m) < 0)
 		goto out_free;
 	if (m->cfg.access_log[0] && (m->access_fd = srv_access_open(m->cfg.access_log)) < 0) {
@@ -806,10 +812,10 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 		if (m->stopping && running(m) == 0)
 			break;
 	}
-	rc = 0;
-	if (!m->reexec && eng_db_trim(&m->db) < 0)
+	if (!m->reexec && (rc = eng_db_trim(&m->db)) < 0)
 		srv_warn("trimming database.bin failed: %s (the next start trims it)",
-			 strerror(errno));
+			 eng_strerror(rc));
+	rc = 0;
 	if (m->reexec)
 		reexec(m); /* returns only on failure */
 	srv_info("stopped");
