@@ -3,8 +3,10 @@
  * Owns: what a worker does after fork(): its own descriptor and mapping
  * of database.bin, its event_base (created after fork, never inherited),
  * its durability thread, its HTTP server on the shared listening sockets,
- * its heartbeat, and its graceful stop on SIGTERM (stop accepting, finish
+ * its heartbeat (server/supervise.h), and its graceful stop on SIGTERM
+ * (stop accepting and close its copies of the listening sockets, finish
  * in-flight requests and their syncs, exit 0). SIGQUIT stops at once.
+ * The listening sockets and the access log are the master's, inherited.
  * It dies with the master (PR_SET_PDEATHSIG), so no orphan keeps the port.
  */
 #ifndef CASKD_SERVER_WORKER_H

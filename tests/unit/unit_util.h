@@ -1,7 +1,7 @@
 /* tests/unit/unit_util.h — helpers the unit suites share (header only).
  *
  * Owns: the per-test fixture (a fresh directory under /tmp, removed
- * afterwards, and the teardown checks of STYLE.md item 14: no descriptor
+ * afterwards, and the teardown checks every suite makes: no descriptor
  * leaked, no child left unreaped), opening a store inside the test
  * process, small key/value wrappers, and the fork/wait plumbing of the
  * multi-process tests.
