@@ -455,3 +455,45 @@ Test(it_systemd, graceful_stop_keeps_a_passed_socket_open, .init = setup,
 		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x", status);
 	}
 }
+
+/* contrib/caskd.conf lists every option of --help, and with every
+ * setting uncommented it is a valid config (its defaults parse). */
+Test(it_systemd, contrib_config_lists_every_option_and_parses, .init = setup,
+     .fini = teardown, .timeout = 30)
+{
+	const char *bin = getenv("CASKD_BIN");
+	const char *help[] = { bin, "--help", NULL };
+	char out[8192], err[4096], conf[300], cmd[1024], dir[300];
+	const char *run[] = { bin, "--config", conf, "--data-dir", dir, "--workers", "1",
+			      "--log-level", "error", NULL };
+	FILE *f;
+	char text[8192];
+	size_t n;
+	int st, listed = 0;
+
+	cr_assert_not_null(bin);
+	cr_assert_eq(it_run_capture(help, 5000, out, sizeof(out), err, sizeof(err), &st), 0);
+	f = fopen("contrib/caskd.conf", "r");
+	cr_assert_not_null(f, "contrib/caskd.conf (run from the repository root)");
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	for (char *l = strstr(out, "\n  --"); l; l = strstr(l + 1, "\n  --")) {
+		char name[64], want[80];
+		if (sscanf(l + 5, "%63s", name) != 1 || !strcmp(name, "config") ||
+		    !strcmp(name, "help") || !strcmp(name, "version"))
+			continue;
+		snprintf(want, sizeof(want), "\n# %s =", name);
+		cr_assert_not_null(strstr(text, want), "contrib/caskd.conf lacks '# %s ='", name);
+		listed++;
+	}
+	cr_assert_geq(listed, 14, "only %d options in --help", listed);
+	snprintf(conf, sizeof(conf), "%s/all.conf", base);
+	snprintf(dir, sizeof(dir), "%s/no/such/dir/data", base);
+	snprintf(cmd, sizeof(cmd), "sed -E 's/^# ([a-z-]+ =)/\\1/' contrib/caskd.conf > %s", conf);
+	cr_assert_eq(system(cmd), 0);
+	/* The store cannot open there (exit 1): the config itself parsed. */
+	cr_assert_eq(it_run_capture(run, 10000, out, sizeof(out), err, sizeof(err), &st), 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 2,
+		  "the uncommented contrib/caskd.conf is rejected: %s", err);
+}
