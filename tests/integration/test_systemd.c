@@ -1,7 +1,9 @@
 /* tests/integration/test_systemd.c — caskd and the service manager,
  * without a running systemd: a unix datagram socket stands in for
  * NOTIFY_SOCKET, a listening socket handed over as fd 3 with LISTEN_FDS
- * stands in for socket activation, and systemd-analyze checks the units.
+ * stands in for socket activation (also across the master's re-execs and
+ * a graceful stop), systemd-analyze checks the units, and the example
+ * config is held to --help.
  */
 #include "tests/integration/harness.h"
 #include "tests/integration/it_check.h"
