@@ -67,10 +67,11 @@ $(A)/%.o: %.c $(SRC_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CWARN) -pthread $(SANFLAGS) -c -o $@ $<
 
+# Rebuilt from scratch: `ar r` would keep members of deleted sources.
 $(B)/libcaskd.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 $(A)/libcaskd.a: $(LIB_AOBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(B)/caskd: $(B)/server/main.o $(B)/libcaskd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
