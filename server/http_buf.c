@@ -40,7 +40,8 @@ static int srv_buf_move(struct srv_http_buf *b, size_t cap)
 		data = srv_buf_map(cap);
 		if (!data)
 			return -ENOMEM;
-		memcpy(data, b->data, b->len);
+		if (b->len)
+			memcpy(data, b->data, b->len);
 		free(b->data);
 	}
 	b->data = data;

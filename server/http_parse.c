@@ -977,6 +977,50 @@ const char *srv_http_parse_strerror(int rc)
 	}
 }
 
+bool srv_http_is_token(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!srv_is_tchar((unsigned char)*s))
+			return false;
+	return true;
+}
+
+bool srv_http_is_field_value(const char *s)
+{
+	for (; *s; s++)
+		if (!srv_is_value_char((unsigned char)*s))
+			return false;
+	return true;
+}
+
+long srv_http_pct_decode(const char *s, size_t n, char *out, size_t max)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= n)
+				return -1;
+			hi = srv_hex_value((unsigned char)s[i + 1]);
+			lo = srv_hex_value((unsigned char)s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		if (c == 0 || o == max)
+			return -1;
+		out[o++] = (char)c;
+	}
+	return (long)o;
+}
+
 void srv_http_msg_reset(struct srv_http_msg *msg)
 {
 	struct srv_http_buf head = msg->head;

@@ -182,6 +182,12 @@ bool srv_http_parse_in_head(const struct srv_http_parser *p);
 /* Short text for an SRV_HTTP_PE_* code, for a person. */
 const char *srv_http_parse_strerror(int rc);
 
+/* s is a non-empty token (RFC 9110 5.6.2): a valid field name. */
+bool srv_http_is_token(const char *s);
+/* Every byte of s may be in a field value: no CR, LF, NUL or other
+ * control but HTAB (a response header cannot be injected through it). */
+bool srv_http_is_field_value(const char *s);
+
 /* Empties a message for the next request; a large head buffer is freed. */
 void srv_http_msg_reset(struct srv_http_msg *msg);
 void srv_http_msg_free(struct srv_http_msg *msg);
