@@ -7,6 +7,8 @@
  * writing responses. Every error this layer produces itself (400, 408,
  * 413, 414, 417, 431, 501, 503, 505) has a JSON body
  * {"error":"<code>","message":"<text>"}, like every error of the API.
+ * Every 503, the layer's own and a handler's, carries Retry-After (1 s
+ * unless the handler added one).
  *
  * Files: http_parse.c is the parser (pure: state and bytes in, a code
  * out; strict RFC 9112), http_conn.c the connection layer (sockets,
@@ -123,8 +125,8 @@ int srv_http_add_header(struct srv_http_req *req, const char *name,
 			const char *value);
 /* Responds and releases req. The body is copied. content_type may be NULL
  * (no Content-Type). Content-Length is always sent; for HEAD the body is
- * not. Server, Date and Connection headers are added here. Called from
- * outside the connection's callbacks,
+ * not. Server, Date and Connection headers are added here, and
+ * Retry-After on a 503. Called from outside the connection's callbacks,
  * it writes the response before it returns (the write event is armed only
  * if the socket is full). */
 void srv_http_respond(struct srv_http_req *req, int status,

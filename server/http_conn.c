@@ -439,6 +439,7 @@ static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd)
 		.length = blen,
 		.ctype = "application/json",
 		.connection = "close",
+		.retry_after = true,
 	};
 	char *p = srv_http_format_head(resp, &h);
 

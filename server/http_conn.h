@@ -40,7 +40,8 @@ struct event_base;
 /* Bound of a response's status line plus the headers this layer writes
  * itself, without Content-Type and added headers: status line 46, Server
  * 15, Date 37, Content-Length 38, "Content-Type: " + CRLF 16,
- * "Connection: keep-alive" + CRLF 24, final CRLF 2 = 178. */
+ * "Connection: keep-alive" + CRLF 24, "Retry-After: " 1 CRLF 16, final
+ * CRLF 2 = 194. */
 #define SRV_HTTP_HEAD_FIXED_BYTES 256
 
 /* What one request says about itself beyond its head; reset between
@@ -144,6 +145,7 @@ struct srv_http_head {
 	const char *extra;      /* added headers, CRLF-terminated */
 	size_t extra_len;
 	const char *connection; /* NULL: no Connection header */
+	bool retry_after;       /* a 503 without a Retry-After of its own */
 };
 
 /* ---- http_conn.c, for the response writer ---- */

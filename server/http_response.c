@@ -4,7 +4,7 @@
  * Owns: turning a handler's (or the connection layer's own) response into
  * bytes in the connection's output: the status line and the headers this
  * layer writes itself (Server, Date, Content-Length, Content-Type,
- * Connection), the headers a handler added, JSON
+ * Connection, Retry-After on a 503), the headers a handler added, JSON
  * error bodies, and the body, copied or referenced. It does not write to
  * the socket: http_conn.c does, told by srv_http_conn_responded().
  *
@@ -29,6 +29,11 @@
 /* Statuses a handler may respond with; others are sent as 500. */
 #define SRV_HTTP_STATUS_MIN 200
 #define SRV_HTTP_STATUS_MAX 599
+/* What a 503 tells the client to wait, in seconds, when its handler did
+ * not say: every overload caskd answers 503 for (over --max-conns, a busy
+ * key, out of memory, a worker handing over on a stop) passes within
+ * about a second, and a client retrying at once only adds to it. */
+#define SRV_HTTP_RETRY_AFTER "1"
 /* CR LF. */
 #define SRV_HTTP_EOL_BYTES 2
 
@@ -131,6 +136,8 @@ char *srv_http_format_head(char *p, const struct srv_http_head *h)
 		p = srv_put_str(p, h->ctype);
 		p = SRV_PUT_LIT(p, "\r\n");
 	}
+	if (h->retry_after)
+		p = SRV_PUT_LIT(p, "Retry-After: " SRV_HTTP_RETRY_AFTER "\r\n");
 	if (h->extra_len)
 		p = srv_put(p, h->extra, h->extra_len);
 	if (h->connection) {
@@ -199,6 +206,24 @@ static bool srv_name_is(const char *name, size_t len, const char *lit)
 	return len == strlen(lit) && strncasecmp(name, lit, len) == 0;
 }
 
+/* Did the handler add a Retry-After of its own? */
+static bool srv_extra_has_retry_after(const struct srv_http_buf *x)
+{
+	static const char name[] = "retry-after:";
+
+	for (size_t i = 0; i + sizeof(name) - 1 <= x->len;) {
+		const char *line = x->data + i;
+		const char *nl = memchr(line, '\n', x->len - i);
+
+		if (srv_name_is(line, sizeof(name) - 1, name))
+			return true;
+		if (!nl)
+			break;
+		i = (size_t)(nl - x->data) + 1;
+	}
+	return false;
+}
+
 /* Queues the status line, headers and (if copied) the body. */
 static int srv_write_head(struct srv_http_conn *conn, int status,
 			  const char *ctype, const struct srv_body *b,
@@ -219,6 +244,8 @@ static int srv_write_head(struct srv_http_conn *conn, int status,
 		.extra_len = req->extra.len,
 		.connection = closing ? "close"
 			      : req->msg.minor == 0 ? "keep-alive" : NULL,
+		.retry_after = status == 503 &&
+			       !srv_extra_has_retry_after(&req->extra),
 	};
 	char *p;
 

@@ -24,6 +24,7 @@
  *                 300 ms timer
  *   /inline       responds from a 10 ms timer, then blocks the loop for
  *                 T_BLOCK_MS: the response must leave before that
+ *   /busy         503 from the handler; /busy5 adds its own Retry-After
  *   anything else echoes the request: method, path, query, X-Test, body
  *                 length, FNV-1a of the body, loopback flag.
  * The body limit is T_BODY_LIMIT bytes, T_BIG_LIMIT for paths /big*,
@@ -200,7 +201,11 @@ static void t_handle(struct srv_http_req *req, void *arg)
 
 	if (strcmp(path, "/async") == 0 || strcmp(path, "/inline") == 0) {
 		t_later(req, T_ASYNC_MS, false, false);
-
+	} else if (strcmp(path, "/busy") == 0) {
+		srv_http_respond_error(req, 503, "key_busy", "retry");
+	} else if (strcmp(path, "/busy5") == 0) {
+		srv_http_add_header(req, "Retry-After", "5");
+		srv_http_respond_error(req, 503, "overloaded", "retry");
 	} else if (strcmp(path, "/late") == 0) {
 		t_later(req, T_LATE_MS, true, false);
 	} else if (strcmp(path, "/latelarge") == 0) {
@@ -1113,6 +1118,7 @@ Test(srv_http, max_conns_gets_503, .timeout = 10)
 	c3 = t_connect();
 	t_read_resp(c3, &r, false);
 	t_assert_error(&r, 503, "service_unavailable");
+	cr_assert(t_has(&r, "\r\nRetry-After: 1\r\n"), "%s", r.head);
 	cr_assert(t_eof(c3));
 	cr_assert(t_wait_for(&g_last_status, 503, 2000), "503 not logged");
 	/* The two admitted connections still work. */
@@ -1473,6 +1479,35 @@ Test(srv_http, async_response_leaves_in_the_callback_that_made_it,
 	t_send(c, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
 	t_read_resp(c, &r, false);
 	cr_assert(strstr(r.body, "path=/next "), "%s", r.body);
+	t_close(c);
+}
+
+/* Issue 13 item 10: every 503 tells the client when to come back, the
+ * handler's as well as this layer's own; a handler's value wins. */
+Test(srv_http, handler_503_carries_retry_after, .timeout = 10)
+{
+	struct tconn *c;
+	struct tresp r;
+	char v[32];
+
+	t_start();
+	c = t_connect();
+	t_send(c, "GET /busy HTTP/1.1\r\nHost: t\r\n\r\n"
+		  "GET /busy5 HTTP/1.1\r\nHost: t\r\n\r\n"
+		  "GET /error HTTP/1.1\r\nHost: t\r\n\r\n");
+	t_read_resp(c, &r, false);
+	cr_assert_eq(r.status, 503);
+	cr_assert(t_hdr(&r, "Retry-After", v, sizeof(v)), "%s", r.head);
+	cr_assert_str_eq(v, "1");
+	t_read_resp(c, &r, false);
+	cr_assert_eq(r.status, 503);
+	cr_assert(t_hdr(&r, "Retry-After", v, sizeof(v)), "%s", r.head);
+	cr_assert_str_eq(v, "5");
+	cr_assert_eq(strstr(strstr(r.head, "Retry-After") + 1, "Retry-After"), NULL,
+		     "two Retry-After fields: %s", r.head);
+	t_read_resp(c, &r, false);
+	cr_assert_eq(r.status, 404);
+	cr_assert_null(t_hdr(&r, "Retry-After", v, sizeof(v)), "%s", r.head);
 	t_close(c);
 }
 
