@@ -110,6 +110,11 @@ const char *srv_http_req_header(const struct srv_http_req *req,
 const void *srv_http_req_body(const struct srv_http_req *req, size_t *len);
 /* 1 if the peer is on a loopback address (127/8, ::1, unix). */
 int srv_http_req_peer_is_loopback(const struct srv_http_req *req);
+/* The peer's address as text into buf (len bytes): "127.0.0.1:5555",
+ * "[::1]:5555", "unix", or "-" when unknown. 0, or -ENOSPC if buf is too
+ * small (64 bytes always suffice). */
+int srv_http_req_peer_str(const struct srv_http_req *req, char *buf,
+			  size_t len);
 /* 0 once the connection of a pending request has gone away (reset, or
  * freed with the server). A client that only half-closed still counts:
  * it is answered. */

@@ -54,6 +54,7 @@
 #include "server/http_conn.h"
 #include "server/log.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -65,6 +66,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -225,7 +227,9 @@ static void srv_req_reset(struct srv_http_req *req)
 	req->st = (struct srv_req_state){ .body_limit = SIZE_MAX };
 }
 
-static struct srv_http_req *srv_req_new(struct srv_http_conn *conn)
+static struct srv_http_req *srv_req_new(struct srv_http_conn *conn,
+					const struct sockaddr *sa,
+					socklen_t salen)
 {
 	struct srv_http_req *req = calloc(1, sizeof(*req));
 
@@ -233,6 +237,10 @@ static struct srv_http_req *srv_req_new(struct srv_http_conn *conn)
 		return NULL;
 	req->conn = conn;
 	req->loopback = conn->loopback;
+	if (salen > 0 && (size_t)salen <= sizeof(req->peer))
+		memcpy(&req->peer, sa, (size_t)salen);
+	else
+		req->peer.ss_family = AF_UNSPEC;
 	srv_req_reset(req);
 	return req;
 }
@@ -355,7 +363,7 @@ static void srv_conn_unlink(struct srv_http_conn *conn)
 /* Takes ownership of fd (already non-blocking: the listener accepts so):
  * on failure it is closed. */
 static int srv_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
-			const struct sockaddr *sa)
+			const struct sockaddr *sa, socklen_t salen)
 {
 	struct srv_http_limits lim = {
 		.max_line_bytes = srv->opts.max_line_bytes,
@@ -370,7 +378,7 @@ static int srv_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
 	conn->srv = srv;
 	conn->fd = fd;
 	conn->loopback = srv_addr_is_loopback(sa);
-	conn->req = srv_req_new(conn);
+	conn->req = srv_req_new(conn, sa, salen);
 	if (!conn->req)
 		goto out_free_conn;
 	srv_http_parser_init(&conn->parser, &lim);
@@ -423,7 +431,8 @@ void srv_http_log_response(struct srv_http_server *srv,
 
 /* Over max_conns: answer 503 straight from the stack and close, without
  * allocating anything for a connection we cannot afford. */
-static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd)
+static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd,
+		       const struct sockaddr *sa, socklen_t salen)
 {
 	char body[SRV_HTTP_ERROR_BODY_BYTES];
 	char resp[SRV_HTTP_HEAD_FIXED_BYTES + sizeof("application/json") +
@@ -445,7 +454,10 @@ static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd)
 
 	memcpy(p, body, blen);
 	p += blen;
+	if (salen > 0 && (size_t)salen <= sizeof(srv->blank.peer))
+		memcpy(&srv->blank.peer, sa, (size_t)salen);
 	srv_http_log_response(srv, &srv->blank, 503, blen);
+	srv->blank.peer.ss_family = AF_UNSPEC;
 	/* Best effort on a fresh socket: its send buffer is empty. */
 	if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0) {
 		/* nothing arrived yet: fine */
@@ -465,10 +477,10 @@ static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	int rc;
 
 	if (srv->nconns >= srv->opts.max_conns) {
-		srv_refuse(srv, fd);
+		srv_refuse(srv, fd, sa, (socklen_t)salen);
 		return;
 	}
-	rc = srv_conn_new(srv, fd, sa);
+	rc = srv_conn_new(srv, fd, sa, (socklen_t)salen);
 	if (rc != 0 && srv_may_warn(srv))
 		srv_warn("http: dropped a new connection: setting it up "
 			 "failed: %s", strerror(-rc));
@@ -1128,6 +1140,37 @@ int srv_http_req_peer_is_loopback(const struct srv_http_req *req)
 	return req->loopback;
 }
 
+int srv_http_req_peer_str(const struct srv_http_req *req, char *buf,
+			  size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	int n;
+
+	switch (req->peer.ss_family) {
+	case AF_INET:
+		memcpy(&sin, &req->peer, sizeof(sin));
+		if (!inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host)))
+			return -errno;
+		n = snprintf(buf, len, "%s:%u", host, ntohs(sin.sin_port));
+		break;
+	case AF_INET6:
+		memcpy(&sin6, &req->peer, sizeof(sin6));
+		if (!inet_ntop(AF_INET6, &sin6.sin6_addr, host, sizeof(host)))
+			return -errno;
+		n = snprintf(buf, len, "[%s]:%u", host, ntohs(sin6.sin6_port));
+		break;
+	case AF_UNIX:
+		n = snprintf(buf, len, "unix");
+		break;
+	default: /* not known: a refusal logged without an address */
+		n = snprintf(buf, len, "-");
+		break;
+	}
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
 int srv_http_req_conn_alive(const struct srv_http_req *req)
 {
 	return req->conn != NULL;
@@ -1244,6 +1287,7 @@ struct srv_http_server *srv_http_server_new(struct event_base *base,
 		srv_http_opts_default(&srv->opts);
 	srv_setup_times(srv);
 	srv_req_reset(&srv->blank);
+	srv->blank.peer.ss_family = AF_UNSPEC;
 	srv->done_ev = event_new(base, -1, 0, srv_done_cb, srv);
 	srv->accept_resume = evtimer_new(base, srv_accept_resume_cb, srv);
 	if (!srv->done_ev || !srv->accept_resume)

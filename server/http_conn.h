@@ -57,6 +57,7 @@ struct srv_req_state {
 struct srv_http_req {
 	struct srv_http_conn *conn; /* NULL once orphaned */
 	bool loopback;              /* copied from the connection */
+	struct sockaddr_storage peer;
 	struct srv_http_msg msg;    /* the parsed head */
 	struct srv_req_state st;
 	struct srv_http_buf body;

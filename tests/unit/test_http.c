@@ -26,7 +26,7 @@
  *                 T_BLOCK_MS: the response must leave before that
  *   /busy         503 from the handler; /busy5 adds its own Retry-After
  *   anything else echoes the request: method, path, query, X-Test, body
- *                 length, FNV-1a of the body, loopback flag.
+ *                 length, FNV-1a of the body, loopback flag, peer.
  * The body limit is T_BODY_LIMIT bytes, T_BIG_LIMIT for paths /big*,
  * T_HUGE_LIMIT for /huge*.
  */
@@ -126,13 +126,18 @@ static void t_echo(struct srv_http_req *req)
 	const void *body = srv_http_req_body(req, &blen);
 	const char *q = srv_http_req_query(req);
 	const char *xt = srv_http_req_header(req, "x-test");
-	int n = snprintf(out, sizeof(out),
-			 "method=%s m=%d path=%s query=%s x-test=%s len=%zu "
-			 "sum=%08x loopback=%d\n",
-			 srv_http_req_method_str(req), srv_http_req_method(req),
-			 srv_http_req_path(req), q ? q : "(none)",
-			 xt ? xt : "(none)", blen, t_fnv1a(body, blen),
-			 srv_http_req_peer_is_loopback(req));
+	char peer[64];
+	int n;
+
+	if (srv_http_req_peer_str(req, peer, sizeof(peer)) != 0)
+		snprintf(peer, sizeof(peer), "(error)");
+	n = snprintf(out, sizeof(out),
+		     "method=%s m=%d path=%s query=%s x-test=%s len=%zu "
+		     "sum=%08x loopback=%d peer=%s\n",
+		     srv_http_req_method_str(req), srv_http_req_method(req),
+		     srv_http_req_path(req), q ? q : "(none)",
+		     xt ? xt : "(none)", blen, t_fnv1a(body, blen),
+		     srv_http_req_peer_is_loopback(req), peer);
 
 	srv_http_respond(req, 200, "text/plain", out, (size_t)n);
 }
@@ -1508,6 +1513,25 @@ Test(srv_http, handler_503_carries_retry_after, .timeout = 10)
 	t_read_resp(c, &r, false);
 	cr_assert_eq(r.status, 404);
 	cr_assert_null(t_hdr(&r, "Retry-After", v, sizeof(v)), "%s", r.head);
+	t_close(c);
+}
+
+/* The peer address as text, for the access log. */
+Test(srv_http, peer_address_is_given_as_text, .timeout = 10)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	struct tconn *c;
+	struct tresp r;
+	char want[64];
+
+	t_start();
+	c = t_connect();
+	cr_assert(getsockname(c->fd, (struct sockaddr *)&sin, &len) == 0);
+	snprintf(want, sizeof(want), "peer=127.0.0.1:%u\n", ntohs(sin.sin_port));
+	t_send(c, "GET /who HTTP/1.1\r\nHost: t\r\n\r\n");
+	t_read_resp(c, &r, false);
+	cr_assert(strstr(r.body, want), "%s (want %s)", r.body, want);
 	t_close(c);
 }
 
