@@ -394,6 +394,32 @@ Test(it_api, if_match_current_version_is_204, .timeout = 30)
 	finish();
 }
 
+/* RFC 9110 13.1.1: If-Match uses the strong comparison, so a weak tag
+ * never matches, not even the current version (issue 12); If-None-Match
+ * on a read compares weakly, so the same tag gives 304 there. */
+Test(it_api, if_match_with_a_weak_tag_is_412_even_for_the_current_version,
+     .timeout = 30)
+{
+	struct it_resp r;
+	char hdr[64];
+	uint64_t v;
+
+	start();
+	v = it_put(d.port, "/kv/weak", "a", 1, 201);
+	snprintf(hdr, sizeof(hdr), "If-Match: W/\"%" PRIu64 "\"\r\n", v);
+	it_expect_error(d.port, "PUT", "/kv/weak", hdr, "b", 1, 412,
+			"precondition_failed");
+	it_expect_error(d.port, "DELETE", "/kv/weak", hdr, NULL, 0, 412,
+			"precondition_failed");
+	it_expect_error(d.port, "PUT", "/kv/weak-absent", hdr, "b", 1, 412,
+			"precondition_failed");
+	it_expect_value(d.port, "/kv/weak", "a", 1, v);
+	snprintf(hdr, sizeof(hdr), "If-None-Match: W/\"%" PRIu64 "\"\r\n", v);
+	it_do(d.port, "GET", "/kv/weak", hdr, NULL, 0, &r, 304);
+	it_resp_free(&r);
+	finish();
+}
+
 Test(it_api, if_match_stale_version_is_412_and_value_unchanged,
      .timeout = 30)
 {
