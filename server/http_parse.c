@@ -417,10 +417,14 @@ struct srv_framing {
 	bool conn_keep;
 };
 
-/* uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2); empty is allowed
- * (RFC 9110 7.2: a target without authority). */
+/* uri-host [ ":" port ] (RFC 9112 3.2, RFC 3986 3.2.2). An empty host is
+ * refused, with or without a port: RFC 9110 7.2 keeps an empty Host for
+ * targets without an authority, which an http request never has, and
+ * nginx refuses both. */
 static bool srv_host_ok(const char *h)
 {
+	if (*h == '\0' || *h == ':')
+		return false;
 	if (*h == '[') { /* IP-literal: IPv6address or IPvFuture */
 		const char *close = strchr(h, ']');
 

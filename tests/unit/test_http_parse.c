@@ -206,7 +206,9 @@ static const struct pcase host_cases[] = {
 	{ "an IPv6 literal and port", HOST_IS("[::1]:7070"), OK_GET("/") },
 	{ "an empty port", HOST_IS("example.com:"), OK_GET("/") },
 	{ "an escape", HOST_IS("ex%41mple"), OK_GET("/") },
-	{ "empty (RFC 9110 7.2)", HOST_IS(""), OK_GET("/") },
+	{ "empty (as nginx: an http target always has an authority)", HOST_IS(""),
+	  "error HOST_INVALID" },
+	{ "only a port", HOST_IS(":80"), "error HOST_INVALID" },
 };
 
 Test(srv_http_parse, host)
