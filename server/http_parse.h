@@ -66,35 +66,48 @@ enum {
 #define SRV_HTTP_PE(n) (-(SRV_HTTP_PE_BASE + (n)))
 enum srv_http_perr {
 	SRV_HTTP_PE_EMPTY_LINES = SRV_HTTP_PE(1), /* 400 */
-	SRV_HTTP_PE_BARE_LF = SRV_HTTP_PE(2), /* 400: a line ends in LF without CR */
+	/* 400: a line ends in LF without CR */
+	SRV_HTTP_PE_BARE_LF = SRV_HTTP_PE(2),
 	SRV_HTTP_PE_REQUEST_LINE = SRV_HTTP_PE(3), /* 400 */
-	SRV_HTTP_PE_TARGET = SRV_HTTP_PE(4), /* 400: a byte RFC 3986 does not allow */
+	/* 400: a byte RFC 3986 does not allow */
+	SRV_HTTP_PE_TARGET = SRV_HTTP_PE(4),
 	SRV_HTTP_PE_VERSION = SRV_HTTP_PE(5), /* 400: not HTTP/DIGIT.DIGIT */
-	SRV_HTTP_PE_VERSION_UNSUPPORTED = SRV_HTTP_PE(6), /* 505: not 1.0 or 1.1 */
+	/* 505: not 1.0 or 1.1 */
+	SRV_HTTP_PE_VERSION_UNSUPPORTED = SRV_HTTP_PE(6),
 	SRV_HTTP_PE_LINE_TOO_LONG = SRV_HTTP_PE(7), /* 414 */
 	SRV_HTTP_PE_HEADERS_TOO_LARGE = SRV_HTTP_PE(8), /* 431 */
 	SRV_HTTP_PE_TOO_MANY_FIELDS = SRV_HTTP_PE(9), /* 431 */
 	SRV_HTTP_PE_FIELD = SRV_HTTP_PE(10), /* 400: malformed field line */
-	SRV_HTTP_PE_OBS_FOLD = SRV_HTTP_PE(11), /* 400: a field line starts with SP/HTAB */
-	SRV_HTTP_PE_FIELD_VALUE = SRV_HTTP_PE(12), /* 400: a byte not allowed in a value */
-	SRV_HTTP_PE_HOST_MISSING = SRV_HTTP_PE(13), /* 400: none in an HTTP/1.1 request */
+	/* 400: a field line starts with SP/HTAB */
+	SRV_HTTP_PE_OBS_FOLD = SRV_HTTP_PE(11),
+	/* 400: a byte not allowed in a value */
+	SRV_HTTP_PE_FIELD_VALUE = SRV_HTTP_PE(12),
+	/* 400: none in an HTTP/1.1 request */
+	SRV_HTTP_PE_HOST_MISSING = SRV_HTTP_PE(13),
 	SRV_HTTP_PE_HOST_REPEATED = SRV_HTTP_PE(14), /* 400 */
-	SRV_HTTP_PE_HOST_INVALID = SRV_HTTP_PE(15), /* 400: not uri-host [ ":" port ] */
-	SRV_HTTP_PE_CONTENT_LENGTH = SRV_HTTP_PE(16), /* 400: malformed or too large */
+	/* 400: not uri-host [ ":" port ] */
+	SRV_HTTP_PE_HOST_INVALID = SRV_HTTP_PE(15),
+	/* 400: malformed or too large */
+	SRV_HTTP_PE_CONTENT_LENGTH = SRV_HTTP_PE(16),
 	SRV_HTTP_PE_CL_REPEATED = SRV_HTTP_PE(17), /* 400 */
 	SRV_HTTP_PE_CL_AND_TE = SRV_HTTP_PE(18), /* 400 */
 	SRV_HTTP_PE_TE_HTTP10 = SRV_HTTP_PE(19), /* 400 */
 	SRV_HTTP_PE_TE_UNSUPPORTED = SRV_HTTP_PE(20), /* 501 */
 	SRV_HTTP_PE_EXPECT = SRV_HTTP_PE(21), /* 417 */
-	SRV_HTTP_PE_CHUNK_SIZE = SRV_HTTP_PE(22), /* 400: not 1*HEXDIG, or overflow */
+	/* 400: not 1*HEXDIG, or overflow */
+	SRV_HTTP_PE_CHUNK_SIZE = SRV_HTTP_PE(22),
 	SRV_HTTP_PE_CHUNK_EXT = SRV_HTTP_PE(23), /* 400: chunk-ext grammar */
 	SRV_HTTP_PE_CHUNK_LINE_TOO_LONG = SRV_HTTP_PE(24), /* 400 */
-	SRV_HTTP_PE_CHUNK_EOL = SRV_HTTP_PE(25), /* 400: chunk line not ended by CRLF */
-	SRV_HTTP_PE_CHUNK_DATA_EOL = SRV_HTTP_PE(26), /* 400: chunk data not followed by CRLF */
-	SRV_HTTP_PE_TRAILER = SRV_HTTP_PE(27), /* 400: malformed trailer field */
+	/* 400: chunk line not ended by CRLF */
+	SRV_HTTP_PE_CHUNK_EOL = SRV_HTTP_PE(25),
+	/* 400: chunk data not followed by CRLF */
+	SRV_HTTP_PE_CHUNK_DATA_EOL = SRV_HTTP_PE(26),
+	/* 400: malformed trailer field */
+	SRV_HTTP_PE_TRAILER = SRV_HTTP_PE(27),
 	SRV_HTTP_PE_TRAILER_TOO_LARGE = SRV_HTTP_PE(28), /* 431 */
 	SRV_HTTP_PE_BODY_TOO_LARGE = SRV_HTTP_PE(29), /* 413 */
-	SRV_HTTP_PE_NOMEM = SRV_HTTP_PE(30), /* 503: the head buffer could not grow */
+	/* 503: the head buffer could not grow */
+	SRV_HTTP_PE_NOMEM = SRV_HTTP_PE(30),
 	SRV_HTTP_PE_LAST = SRV_HTTP_PE_NOMEM,
 };
 
