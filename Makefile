@@ -3,6 +3,7 @@
 #
 # Trees:  build/        release objects, binary build/caskd, test binaries
 #         build/asan/   the same with ASan + UBSan; unit suites run here too
+#         build/fuzz/   libFuzzer harnesses (clang, ASan + UBSan)
 
 CC       ?= gcc
 PKGS     := libevent libsystemd
@@ -15,8 +16,10 @@ LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -lsyst
 SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
             -fno-sanitize-recover=undefined
 
-# Debian packages the build, the tests and `make run` need.
-DEB_PKGS := gcc make pkg-config libevent-dev libcriterion-dev libsystemd-dev
+# Debian packages the build, the tests and `make run` need; clang and its
+# runtime libraries (libFuzzer among them) for the fuzz harnesses.
+DEB_PKGS := gcc make pkg-config libevent-dev libcriterion-dev libsystemd-dev \
+            clang libclang-rt-dev
 
 LIB_SRC  := $(wildcard ipc/*.c) $(wildcard engine/*.c) \
             $(filter-out server/main.c,$(wildcard server/*.c))
@@ -28,6 +31,7 @@ HDRS     := $(SRC_HDRS) $(wildcard tests/*/*.h)
 
 B := build
 A := build/asan
+F := build/fuzz
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/%.o)
 LIB_AOBJ  := $(LIB_SRC:%.c=$(A)/%.o)
@@ -44,7 +48,8 @@ PORT     ?= 7070
 DATA_DIR ?= ./data
 RUN_ARGS ?=
 
-.PHONY: all deps run test unit unit-asan integration integration-asan clean asan FORCE
+.PHONY: all deps run test unit unit-asan integration integration-asan clean asan \
+        fuzz fuzz-smoke FORCE
 all: $(B)/caskd
 
 $(B)/revision.stamp: FORCE
@@ -77,10 +82,11 @@ $(A)/%.o: %.c $(SRC_HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CWARN) -pthread $(SANFLAGS) -c -o $@ $<
 
+# Rebuilt from scratch: `ar r` would keep members of deleted sources.
 $(B)/libcaskd.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 $(A)/libcaskd.a: $(LIB_AOBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(B)/caskd: $(B)/server/main.o $(B)/libcaskd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -117,7 +123,37 @@ integration-asan: $(A)/caskd $(ITEST_BIN)
 	  CASKD_BIN=$(CURDIR)/$(A)/caskd ./$$t --jobs 1; done
 
 test: deps
-	$(MAKE) unit unit-asan integration integration-asan
+	$(MAKE) unit unit-asan integration integration-asan fuzz-smoke
+
+# Fuzzing: each tests/fuzz/fuzz_NAME.c is a libFuzzer harness (a new file
+# is picked up as it is), built with Debian's clang, ASan and UBSan over
+# the whole library, seeded from tests/fuzz/corpus/NAME/ and replaying
+# tests/fuzz/regressions/NAME/ first (tests/fuzz/run.sh).
+# `make fuzz FUZZ_SECONDS=N` fuzzes each for N seconds, one at a time;
+# `make test` runs fuzz-smoke: the regressions, the seeds and a few seconds.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(F)/fuzz_%)
+LIB_FOBJ     := $(LIB_SRC:%.c=$(F)/%.o)
+
+$(F)/%.o: %.c $(SRC_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(CWARN) -pthread $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(F)/libcaskd.a: $(LIB_FOBJ)
+	rm -f $@ && ar rcs $@ $^
+$(F)/fuzz_%: tests/fuzz/fuzz_%.c $(F)/libcaskd.a $(HDRS)
+	$(FUZZ_CC) $(CPPFLAGS) $(CWARN) -pthread $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(F)/libcaskd.a $(LDLIBS)
+
+fuzz: deps
+	$(MAKE) $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_NAMES)
+fuzz-smoke: $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_SMOKE_SECONDS) $(FUZZ_NAMES)
 
 clean:
 	rm -rf build

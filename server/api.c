@@ -63,16 +63,17 @@ static int query_param(const char *q, const char *name, char *out, size_t max)
 	return 0;
 }
 
-/* Parses an entity tag: "123" (W/ accepted) or *. 1 for *, 0 for a
- * version in *v, -1 if malformed (including a list, which caskd does not
- * take for If-Match). */
+/* Parses an entity tag: "123", W/"123" or *. 1 for *, 0 for a version in
+ * *v, 2 for a weak tag (version in *v), -1 if malformed (including a
+ * list, which caskd does not take for If-Match). */
 static int parse_etag(const char *s, uint64_t *v)
 {
+	int weak = !strncmp(s, "W/", 2);
 	char *end;
 
 	if (!strcmp(s, "*"))
 		return 1;
-	if (!strncmp(s, "W/", 2))
+	if (weak)
 		s += 2;
 	if (s[0] != '"' || s[1] < '0' || s[1] > '9')
 		return -1;
@@ -80,7 +81,7 @@ static int parse_etag(const char *s, uint64_t *v)
 	*v = strtoull(s + 1, &end, 10);
 	if (errno || end[0] != '"' || end[1] != '\0')
 		return -1;
-	return 0;
+	return weak ? 2 : 0;
 }
 
 /* If-None-Match on a read: 1 if it matches version (so 304). A list of
@@ -107,7 +108,7 @@ static int none_match(const char *h, uint64_t version)
 		r = parse_etag(tag, &v);
 		if (r < 0)
 			return -1;
-		if (r == 1 || v == version)
+		if (r == 1 || v == version) /* weak comparison: W/ too */
 			return 1;
 		h += n;
 	}
@@ -324,6 +325,10 @@ static int write_conditions(struct srv_http_req *req, struct eng_op *op)
 		}
 		op->has_if_match = 1;
 		op->if_match_any = r == 1;
+		/* RFC 9110 13.1.1: If-Match compares strongly, so a weak tag
+		 * never matches; no version is 0, so this always fails. */
+		if (r == 2)
+			op->if_match = 0;
 	}
 	if (inm) {
 		if (strcmp(inm, "*")) {

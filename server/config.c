@@ -234,20 +234,14 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Reads the config file; options in `skip` (set by flags) are ignored.
- * 0, or -errno with err filled. */
-static int load_file(struct srv_config *c, const char *path, const int *skip,
-		     char *err, size_t errlen)
+/* Reads config lines from f, named path in messages; options in `skip`
+ * (set by flags) are ignored. 0, or -errno with err filled. */
+static int load_stream(struct srv_config *c, FILE *f, const char *path,
+		       const int *skip, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
 	char line[CONF_LINE_MAX], where[PATH_MAX + 128];
 	int lineno = 0, listen_reset = 0, rc = 0;
 
-	if (!f) {
-		rc = -errno;
-		snprintf(err, errlen, "--config: cannot open %s: %s", path, strerror(-rc));
-		return rc;
-	}
 	while (fgets(line, sizeof(line), f)) {
 		char *s = trim(line), *eq, *name, *val;
 		const struct opt *o;
@@ -281,6 +275,45 @@ static int load_file(struct srv_config *c, const char *path, const int *skip,
 		rc = -EIO;
 		snprintf(err, errlen, "--config: reading %s failed", path);
 	}
+	return rc;
+}
+
+/* Reads the config file; options in `skip` (set by flags) are ignored.
+ * 0, or -errno with err filled. */
+static int load_file(struct srv_config *c, const char *path, const int *skip,
+		     char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	int rc;
+
+	if (!f) {
+		rc = -errno;
+		snprintf(err, errlen, "--config: cannot open %s: %s", path, strerror(-rc));
+		return rc;
+	}
+	rc = load_stream(c, f, path, skip, err, errlen);
+	fclose(f);
+	return rc;
+}
+
+int srv_config_parse_text(const char *text, size_t len, const char *name,
+			  struct srv_config *c, char *err, size_t errlen)
+{
+	int skip[NOPTS] = { 0 };
+	FILE *f;
+	int rc;
+
+	defaults(c);
+	if (len == 0)
+		return 0;
+	/* The same line reader as a file gets: fgets over a memory stream. */
+	f = fmemopen((void *)text, len, "r");
+	if (!f) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: fmemopen: %s", name, strerror(-rc));
+		return rc;
+	}
+	rc = load_stream(c, f, name, skip, err, errlen) < 0 ? -EINVAL : 0;
 	fclose(f);
 	return rc;
 }

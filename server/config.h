@@ -58,5 +58,10 @@ enum srv_config_result srv_config_load(int argc, char **argv,
 void srv_config_usage(FILE *out);
 /* "group", "periodic" or "always". */
 const char *srv_config_fsync_name(enum srv_fsync_mode mode);
+/* Defaults, then config-file text[0..len) (named `name` in messages), as
+ * --config would read it; for the fuzz harness and tests. 0, or -EINVAL
+ * with the one-line message in err. */
+int srv_config_parse_text(const char *text, size_t len, const char *name,
+			  struct srv_config *cfg, char *err, size_t errlen);
 
 #endif

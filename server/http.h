@@ -1,12 +1,20 @@
-/* server/http.h — caskd's HTTP/1.1 server layer, on libevent bufferevents.
+/* server/http.h — caskd's HTTP/1.1 server layer, on a libevent loop.
  *
  * Owns: accepting connections on already-listening sockets, parsing
  * requests (request line, headers, Content-Length and chunked bodies,
  * Expect: 100-continue), keep-alive and pipelining (one request at a time
  * per connection, answered in order), connection limits and timeouts, and
  * writing responses. Every error this layer produces itself (400, 408,
- * 413, 414, 431, 501, 503, 505) has a JSON body
+ * 413, 414, 417, 431, 501, 503, 505) has a JSON body
  * {"error":"<code>","message":"<text>"}, like every error of the API.
+ * Every 503, the layer's own and a handler's, carries Retry-After (1 s
+ * unless the handler added one).
+ *
+ * Files: http_parse.c is the parser (pure: state and bytes in, a code
+ * out; strict RFC 9112), http_conn.c the connection layer (sockets,
+ * timeouts, lingering close, parse errors to statuses), http_response.c
+ * the response writer, http_buf.c the buffers. Each connection has its
+ * own input buffer and event pair, not a bufferevent (docs/decisions.md).
  *
  * Why not evhttp: it answers its own parse errors with HTML, buffers whole
  * bodies before a handler can refuse them, and measured 0.85-0.9x nginx
@@ -14,8 +22,9 @@
  *
  * Threading: everything here runs on the one event loop thread of a worker;
  * nothing is thread-safe. Responses may be sent later than the handler
- * call (asynchronously, e.g. after a group-commit fsync): a request stays
- * valid until it is responded to, even if its connection died meanwhile.
+ * call (asynchronously, e.g. after a group-commit fsync), from any
+ * callback of that loop, and are written at once: a request stays valid
+ * until it is responded to, even if its connection died meanwhile.
  */
 #ifndef CASKD_SERVER_HTTP_H
 #define CASKD_SERVER_HTTP_H
@@ -39,7 +48,7 @@ enum srv_http_method {
 struct srv_http_opts {
 	size_t max_line_bytes;   /* request line longer: 414 (default 8 KiB) */
 	size_t max_header_bytes; /* all header lines longer: 431 (16 KiB) */
-	int max_conns;           /* more open connections: 503 and close (1024) */
+	int max_conns;           /* more open connections: 503 and close (4096) */
 	int idle_timeout_ms;     /* keep-alive idle connection closed (60000) */
 	int read_timeout_ms;     /* a started request stalls: 408 (30000) */
 };
@@ -101,7 +110,14 @@ const char *srv_http_req_header(const struct srv_http_req *req,
 const void *srv_http_req_body(const struct srv_http_req *req, size_t *len);
 /* 1 if the peer is on a loopback address (127/8, ::1, unix). */
 int srv_http_req_peer_is_loopback(const struct srv_http_req *req);
-/* 0 once the connection of a pending request has gone away. */
+/* The peer's address as text into buf (len bytes): "127.0.0.1:5555",
+ * "[::1]:5555", "unix", or "-" when unknown. 0, or -ENOSPC if buf is too
+ * small (64 bytes always suffice). */
+int srv_http_req_peer_str(const struct srv_http_req *req, char *buf,
+			  size_t len);
+/* 0 once the connection of a pending request has gone away (reset, or
+ * freed with the server). A client that only half-closed still counts:
+ * it is answered. */
 int srv_http_req_conn_alive(const struct srv_http_req *req);
 /* The peer's address as text into buf ("127.0.0.1:5678", "[::1]:5678";
  * "-" once the connection is gone). 0 or -errno. */
@@ -117,7 +133,10 @@ int srv_http_add_header(struct srv_http_req *req, const char *name,
 			const char *value);
 /* Responds and releases req. The body is copied. content_type may be NULL
  * (no Content-Type). Content-Length is always sent; for HEAD the body is
- * not. Server, Date and Connection headers are added here. */
+ * not. Server, Date and Connection headers are added here, and
+ * Retry-After on a 503. Called from outside the connection's callbacks,
+ * it writes the response before it returns (the write event is armed only
+ * if the socket is full). */
 void srv_http_respond(struct srv_http_req *req, int status,
 		      const char *content_type, const void *body, size_t len);
 /* As srv_http_respond, without copying: body must stay valid until

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "tests/integration/harness.h"
@@ -390,6 +391,32 @@ Test(it_api, if_match_current_version_is_204, .timeout = 30)
 	cr_assert_gt(v2, v);
 	it_resp_free(&r);
 	it_expect_value(d.port, "/kv/cas", "b", 1, v2);
+	finish();
+}
+
+/* RFC 9110 13.1.1: If-Match uses the strong comparison, so a weak tag
+ * never matches, not even the current version (issue 12); If-None-Match
+ * on a read compares weakly, so the same tag gives 304 there. */
+Test(it_api, if_match_with_a_weak_tag_is_412_even_for_the_current_version,
+     .timeout = 30)
+{
+	struct it_resp r;
+	char hdr[64];
+	uint64_t v;
+
+	start();
+	v = it_put(d.port, "/kv/weak", "a", 1, 201);
+	snprintf(hdr, sizeof(hdr), "If-Match: W/\"%" PRIu64 "\"\r\n", v);
+	it_expect_error(d.port, "PUT", "/kv/weak", hdr, "b", 1, 412,
+			"precondition_failed");
+	it_expect_error(d.port, "DELETE", "/kv/weak", hdr, NULL, 0, 412,
+			"precondition_failed");
+	it_expect_error(d.port, "PUT", "/kv/weak-absent", hdr, "b", 1, 412,
+			"precondition_failed");
+	it_expect_value(d.port, "/kv/weak", "a", 1, v);
+	snprintf(hdr, sizeof(hdr), "If-None-Match: W/\"%" PRIu64 "\"\r\n", v);
+	it_do(d.port, "GET", "/kv/weak", hdr, NULL, 0, &r, 304);
+	it_resp_free(&r);
 	finish();
 }
 
@@ -854,6 +881,67 @@ Test(it_api, header_line_without_colon_is_400_json, .timeout = 30)
 }
 
 /* ---- process level ------------------------------------------------------------------------ */
+
+/* Issue 12: a request received whole before the client half-closed was
+ * applied and never answered, so a client that retried applied it twice.
+ * It is answered, exactly once. */
+Test(it_api, request_before_a_half_close_is_applied_and_answered_once,
+     .timeout = 30)
+{
+	static const char raw[] = "POST /incr/half HTTP/1.1\r\nHost: t\r\n"
+				  "Content-Length: 0\r\n\r\n";
+	struct it_conn c;
+	struct it_resp r;
+	int64_t n;
+
+	start();
+	IT_OK(it_conn_open(&c, d.port));
+	IT_OK(it_conn_send_raw(&c, raw, strlen(raw)));
+	cr_assert_eq(shutdown(c.fd, SHUT_WR), 0);
+	IT_OK(it_conn_read_response(&c, 0, &r));
+	cr_assert_eq(r.status, 200, "%s", it_resp_brief(&r));
+	IT_OK(it_body_int64(&r, &n));
+	cr_assert_eq(n, 1, "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	cr_assert_eq(it_conn_peer_closed(&c, 2000), 1,
+		     "the connection stays open after the half-close");
+	it_conn_close(&c);
+	it_expect_value(d.port, "/kv/half", "1", 1, 0);
+	finish();
+}
+
+/* Issue 12: with a bare LF ending a chunk-size line, the request hidden
+ * in the body ran too (both got 201). Now the first is refused and the
+ * second never runs. */
+Test(it_api, a_request_hidden_behind_a_bare_lf_chunk_line_never_runs,
+     .timeout = 30)
+{
+	static const char raw[] =
+		"PUT /kv/outer HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+		"\r\n2;\nxx\r\n0\r\n\r\n"
+		"PUT /kv/hidden HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx";
+
+	start();
+	expect_raw_400(raw);
+	it_expect_error(d.port, "GET", "/kv/outer", NULL, NULL, 0, 404, "not_found");
+	it_expect_error(d.port, "GET", "/kv/hidden", NULL, NULL, 0, 404, "not_found");
+	finish();
+}
+
+/* Issue 12: raw non-ASCII in the target must be percent-encoded; the
+ * encoded key is fine. */
+Test(it_api, raw_non_ascii_in_the_target_is_400_and_encoded_is_fine,
+     .timeout = 30)
+{
+	start();
+	expect_raw_400("PUT /kv/caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n"
+		       "Content-Length: 1\r\n\r\nx");
+	expect_raw_400("GET /kv/a b HTTP/1.1\r\nHost: t\r\n\r\n");
+	expect_raw_400("GET /kv/x HTTP/1.1\r\nHost: exa mple/x\r\n\r\n");
+	it_put(d.port, "/kv/caf%C3%A9", "x", 1, 201);
+	it_expect_value(d.port, "/kv/caf%C3%A9", "x", 1, 0);
+	finish();
+}
 
 Test(it_api, second_instance_on_same_data_dir_exits_and_first_serves,
      .timeout = 40)

@@ -1161,6 +1161,9 @@ Test(it_drills, eio_on_fsync_never_acknowledged_and_daemon_recovers,
 			cr_assert(it_is_json_error(&r, "io_error"), "PUT %s: want"
 				  " 503 {\"error\":\"io_error\"}, got %s", path,
 				  it_resp_brief(&r));
+			cr_assert(it_resp_header(&r, "Retry-After"), "PUT %s: "
+				  "a 503 without Retry-After: %s", path,
+				  it_resp_brief(&r));
 			failed = i;
 		}
 		it_resp_free(&r);

@@ -1,0 +1,1355 @@
+/* server/http_conn.c — the connection layer of caskd's HTTP/1.1 server
+ * (API and contract in server/http.h; shared structures in
+ * server/http_conn.h; the parser is server/http_parse.c, the response
+ * writer server/http_response.c).
+ *
+ * Owns: the listeners of one worker, every client connection of that
+ * worker (struct srv_http_conn): accepting, reading, feeding the parser
+ * and mapping its error codes to statuses, the body limit and
+ * 100-continue, handing requests to the handler, writing, timeouts,
+ * half-closes and the lingering close; the server's lifecycle and the
+ * request accessors. Everything runs on the worker's one event loop
+ * thread; nothing here is thread-safe.
+ *
+ * Why not bufferevents: per request they cost an ioctl(FIONREAD) before
+ * each read and an epoll_ctl pair to arm and disarm the write event. Here
+ * a connection reads with one read() into its own linear buffer and
+ * writes its responses with one writev(): at the end of the callback that
+ * produced them, or at once when a response comes from outside the
+ * connection's callbacks (the commit queue, a timer). The write event is
+ * armed only when the socket buffer is full. Steady keep-alive traffic
+ * costs a read, a writev and a share of epoll_wait per request.
+ *
+ * Invariants:
+ *  - A connection works on one request at a time (conn->req). The next
+ *    pipelined request is parsed only after the current one was answered,
+ *    so responses leave in order; the socket is still read meanwhile, up
+ *    to srv->input_high bytes.
+ *  - A connection is freed only when none of its callbacks is on the
+ *    stack (conn->busy): at the end of its own callbacks, from a response
+ *    written outside them, by shutdown (idle ones only) or by
+ *    srv_http_server_free. Handlers may call srv_http_server_shutdown().
+ *  - A response from outside the connection's callbacks is written at
+ *    once; a pipelined request behind it is parsed from a callback of the
+ *    connection's own (a "kick": rev made active, run without reading),
+ *    so no handler ever runs nested in another one's callback.
+ *  - A request received whole is answered even if the client half-closes
+ *    after sending it (as nginx does); the connection closes after the
+ *    responses to what arrived whole, and a partial request is dropped.
+ *  - Parse errors, 408, 413 etc. are answered with a JSON error and
+ *    Connection: close; the connection then half-closes and discards input
+ *    for a moment (lingering close) so the client reads the error instead
+ *    of a TCP reset.
+ *
+ * Map of this file:
+ *   1. constants
+ *   2. helpers: clocks, the cached Date, request objects, input buffer
+ *   3. accept: listeners, accept backoff, new connections, 503 at the limit
+ *   4. requests: the parser loop, parse errors, body, dispatch
+ *   5. connection: reading, writing, timeouts, half-close, closing
+ *   6. after a response: the response writer's hooks
+ *   7. request accessors
+ *   8. server lifecycle: new, shutdown, free
+ */
+#include "server/http_conn.h"
+#include "server/log.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+/* ==== 1. constants ===================================================== */
+
+/* Defaults, as documented in http.h. */
+#define SRV_HTTP_DEFAULT_LINE_BYTES   (8u * 1024)
+#define SRV_HTTP_DEFAULT_HEADER_BYTES (16u * 1024)
+#define SRV_HTTP_DEFAULT_MAX_CONNS    4096
+#define SRV_HTTP_DEFAULT_IDLE_MS      60000
+#define SRV_HTTP_DEFAULT_READ_MS      30000
+/* On a graceful stop an idle keep-alive connection gets this long to send
+ * one more request (answered with Connection: close) before it is closed:
+ * closing it at once races with a request already on the wire, which the
+ * client then sees fail (reload drills count exactly that). */
+#define SRV_HTTP_SHUTDOWN_GRACE_MS    1000
+
+/* Input buffered while a request is handled (pipelining); reading pauses
+ * beyond it. The parser copies heads out as they arrive, so the input
+ * never has to hold a whole head. */
+#define SRV_HTTP_INPUT_HIGH_BYTES (64u * 1024)
+/* First size of a connection's input buffer: one read takes in many
+ * pipelined requests, and libevent reads at most this much, too. An
+ * input buffer grown past it is freed once empty between requests. */
+#define SRV_HTTP_READ_BYTES (16u * 1024)
+/* Less room than this left at the end of the input buffer: move the
+ * unparsed rest to the front (or grow) before reading again. */
+#define SRV_HTTP_READ_MIN_BYTES 2048
+/* Body reads at least this large go straight into the body buffer,
+ * skipping the copy through the input buffer. */
+#define SRV_HTTP_DIRECT_READ_BYTES (16u * 1024)
+/* Responses queued for a client that does not read them: its next
+ * pipelined request waits until the queue has been written. */
+#define SRV_HTTP_OUTPUT_HIGH_BYTES (1024u * 1024)
+/* Lingering close: how long a half-closed connection may stay silent,
+ * and how long it may keep sending, before it is closed for good. */
+#define SRV_HTTP_LINGER_READ_MS  1000
+#define SRV_HTTP_LINGER_TOTAL_MS 5000
+/* Accept failures like EMFILE pause accepting this long instead of
+ * spinning on a listener that stays readable... */
+#define SRV_HTTP_ACCEPT_PAUSE_MS 100
+/* ...and warnings are printed at most this often. */
+#define SRV_HTTP_WARN_INTERVAL_S 60
+/* Bytes drained from a connection refused with 503 before closing it:
+ * closing with unread input makes the kernel send a reset, which can
+ * destroy the 503 before the client reads it. */
+#define SRV_HTTP_REFUSE_DRAIN_BYTES 4096
+/* Steps return an HTTP status from here up to refuse a request. */
+#define SRV_HTTP_ERROR_MIN 400
+
+#define SRV_HTTP_MS_PER_S  1000u
+#define SRV_HTTP_US_PER_MS 1000u
+#define SRV_HTTP_NS_PER_S  1000000000ull
+
+/* Steps return one of these, or an HTTP status >= 400 to answer with
+ * (the message is left in conn->err_msg). */
+enum {
+	SRV_OK = 0,    /* step done, go on */
+	SRV_AGAIN = 1, /* need more input (or must wait) */
+};
+
+static void srv_conn_process(struct srv_http_conn *conn);
+static void srv_conn_free(struct srv_http_conn *conn);
+static void srv_conn_fail(struct srv_http_conn *conn, int status,
+			  const char *msg);
+
+/* ==== 2. helpers ======================================================= */
+
+static uint64_t srv_now_ns(void)
+{
+	struct timespec ts;
+
+	/* vDSO on Linux: no system call per request. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * SRV_HTTP_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* Wall time as of this loop iteration: libevent caches it, so timeouts
+ * and the Date header cost no system call. */
+static struct timeval srv_loop_time(struct srv_http_server *srv)
+{
+	struct timeval tv;
+
+	if (event_base_gettimeofday_cached(srv->base, &tv) != 0) {
+		tv.tv_sec = time(NULL);
+		tv.tv_usec = 0;
+	}
+	return tv;
+}
+
+static uint64_t srv_now_ms(struct srv_http_server *srv)
+{
+	struct timeval tv = srv_loop_time(srv);
+
+	return (uint64_t)tv.tv_sec * SRV_HTTP_MS_PER_S +
+	       (uint64_t)tv.tv_usec / SRV_HTTP_US_PER_MS;
+}
+
+static struct timeval srv_ms_to_tv(int ms)
+{
+	struct timeval tv = {
+		.tv_sec = ms / (int)SRV_HTTP_MS_PER_S,
+		.tv_usec = (ms % (int)SRV_HTTP_MS_PER_S) * (int)SRV_HTTP_US_PER_MS,
+	};
+	return tv;
+}
+
+/* The IMF-fixdate of RFC 9110, formatted by hand: strftime follows the
+ * locale. Reformatted once a second at most. */
+const char *srv_http_date(struct srv_http_server *srv)
+{
+	static const char wday[][4] = { "Sun", "Mon", "Tue", "Wed", "Thu",
+					"Fri", "Sat" };
+	static const char mon[][4] = { "Jan", "Feb", "Mar", "Apr", "May",
+				       "Jun", "Jul", "Aug", "Sep", "Oct",
+				       "Nov", "Dec" };
+	struct timeval tv = srv_loop_time(srv);
+	struct tm tm;
+
+	if (tv.tv_sec == srv->date_sec)
+		return srv->date;
+	if (!gmtime_r(&tv.tv_sec, &tm))
+		return srv->date;
+	snprintf(srv->date, sizeof(srv->date),
+		 "%s, %02d %s %04d %02d:%02d:%02d GMT", wday[tm.tm_wday % 7],
+		 tm.tm_mday % 100, mon[tm.tm_mon % 12],
+		 (tm.tm_year + 1900) % 10000, tm.tm_hour % 100,
+		 tm.tm_min % 100, tm.tm_sec % 100);
+	srv->date_sec = tv.tv_sec;
+	return srv->date;
+}
+
+
+/* Warnings from hot paths (accept failures) are rate-limited: one per
+ * SRV_HTTP_WARN_INTERVAL_S says enough. */
+static bool srv_may_warn(struct srv_http_server *srv)
+{
+	time_t now = srv_loop_time(srv).tv_sec;
+
+	if (srv->warned_at && now - srv->warned_at < SRV_HTTP_WARN_INTERVAL_S)
+		return false;
+	srv->warned_at = now;
+	return true;
+}
+
+/* Empties req for the next request: big buffers go back (a connection
+ * that carried one large body keeps no more than small buffers). */
+static void srv_req_reset(struct srv_http_req *req)
+{
+	srv_http_msg_reset(&req->msg);
+	srv_http_buf_reset(&req->body);
+	srv_http_buf_reset(&req->extra);
+	req->st = (struct srv_req_state){ .body_limit = SIZE_MAX };
+}
+
+static struct srv_http_req *srv_req_new(struct srv_http_conn *conn,
+					const struct sockaddr *sa,
+					socklen_t salen)
+{
+	struct srv_http_req *req = calloc(1, sizeof(*req));
+
+	if (!req)
+		return NULL;
+	req->conn = conn;
+	req->loopback = conn->loopback;
+	if (salen > 0 && (size_t)salen <= sizeof(req->peer))
+		memcpy(&req->peer, sa, (size_t)salen);
+	else
+		req->peer.ss_family = AF_UNSPEC;
+	srv_req_reset(req);
+	return req;
+}
+
+void srv_http_req_free(struct srv_http_req *req)
+{
+	srv_http_msg_free(&req->msg);
+	srv_http_buf_free(&req->body);
+	srv_http_buf_free(&req->extra);
+	free(req);
+}
+
+/* Sets conn->err_msg and hands the status back, for steps. */
+static int srv_reject(struct srv_http_conn *conn, int status, const char *msg)
+{
+	conn->err_msg = msg;
+	return status;
+}
+
+static size_t srv_in_len(const struct srv_http_conn *conn)
+{
+	return conn->in.end - conn->in.start;
+}
+
+static char *srv_in_data(const struct srv_http_conn *conn)
+{
+	return conn->in.data + conn->in.start;
+}
+
+static void srv_in_drain(struct srv_http_conn *conn, size_t n)
+{
+	conn->in.start += n;
+	if (conn->in.start == conn->in.end) /* the usual case: no memmove */
+		conn->in.start = conn->in.end = 0;
+}
+
+/* Between requests: an input buffer that grew for a burst of pipelined
+ * requests goes back once empty. */
+static void srv_in_shrink(struct srv_http_conn *conn)
+{
+	if (srv_in_len(conn) > 0 || conn->in.cap <= SRV_HTTP_READ_BYTES)
+		return;
+	free(conn->in.data);
+	conn->in = (struct srv_ibuf){ 0 };
+}
+
+static size_t srv_out_len(const struct srv_http_conn *conn)
+{
+	return evbuffer_get_length(conn->out);
+}
+
+/* ==== 3. accept ======================================================== */
+
+
+static bool srv_addr_is_loopback(const struct sockaddr *sa)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	switch (sa->sa_family) {
+	case AF_UNIX:
+		return true;
+	case AF_INET:
+		memcpy(&sin, sa, sizeof(sin));
+		return ntohl(sin.sin_addr.s_addr) >> IN_CLASSA_NSHIFT ==
+		       IN_LOOPBACKNET;
+	case AF_INET6:
+		memcpy(&sin6, sa, sizeof(sin6));
+		if (IN6_IS_ADDR_LOOPBACK(&sin6.sin6_addr))
+			return true;
+		/* ::ffff:127.x.y.z: the first byte of the IPv4 part. */
+		return IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr) &&
+		       sin6.sin6_addr.s6_addr[12] == IN_LOOPBACKNET;
+	default:
+		return false;
+	}
+}
+
+/* Small responses must not wait for Nagle's algorithm and delayed ACKs. */
+static void srv_set_nodelay(evutil_socket_t fd, const struct sockaddr *sa)
+{
+	int one = 1;
+
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return;
+	/* Failure only costs latency; the connection still works. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static void srv_conn_read_cb(evutil_socket_t fd, short what, void *arg);
+static void srv_conn_write_cb(evutil_socket_t fd, short what, void *arg);
+static int srv_conn_update_read(struct srv_http_conn *conn);
+
+static void srv_conn_link(struct srv_http_conn *conn)
+{
+	struct srv_http_server *srv = conn->srv;
+
+	conn->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = conn;
+	srv->conns = conn;
+	srv->nconns++;
+}
+
+static void srv_conn_unlink(struct srv_http_conn *conn)
+{
+	struct srv_http_server *srv = conn->srv;
+
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		srv->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	srv->nconns--;
+}
+
+/* Takes ownership of fd (already non-blocking: the listener accepts so):
+ * on failure it is closed. */
+/* Takes ownership of fd (already non-blocking: the listener accepts so):
+ * on failure it is closed. */
+static int srv_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
+			const struct sockaddr *sa, socklen_t salen)
+{
+	struct srv_http_limits lim = {
+		.max_line_bytes = srv->opts.max_line_bytes,
+		.max_header_bytes = srv->opts.max_header_bytes,
+	};
+	struct srv_http_conn *conn;
+	int rc = -ENOMEM;
+
+	conn = calloc(1, sizeof(*conn));
+	if (!conn)
+		goto out_close_fd;
+	conn->srv = srv;
+	conn->fd = fd;
+	conn->loopback = srv_addr_is_loopback(sa);
+	conn->req = srv_req_new(conn, sa, salen);
+	if (!conn->req)
+		goto out_free_conn;
+	srv_http_parser_init(&conn->parser, &lim);
+	srv_http_parser_start(&conn->parser, &conn->req->msg);
+	conn->out = evbuffer_new();
+	if (!conn->out)
+		goto out_free_req;
+	conn->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST,
+			      srv_conn_read_cb, conn);
+	if (!conn->rev)
+		goto out_free_out;
+	conn->wev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST,
+			      srv_conn_write_cb, conn);
+	if (!conn->wev)
+		goto out_free_rev;
+	srv_set_nodelay(fd, sa);
+	rc = srv_conn_update_read(conn);
+	if (rc != 0)
+		goto out_free_wev;
+	srv_conn_link(conn);
+	return 0;
+
+out_free_wev:
+	event_free(conn->wev);
+out_free_rev:
+	event_free(conn->rev); /* deletes it if added */
+out_free_out:
+	evbuffer_free(conn->out);
+out_free_req:
+	srv_http_req_free(conn->req);
+out_free_conn:
+	free(conn);
+out_close_fd:
+	evutil_closesocket(fd);
+	return rc;
+}
+
+void srv_http_log_response(struct srv_http_server *srv,
+			   const struct srv_http_req *req, int status,
+			   size_t bytes)
+{
+	uint64_t dur = 0;
+
+	if (!srv->cb.logged)
+		return;
+	if (req->st.start_ns)
+		dur = srv_now_ns() - req->st.start_ns;
+	srv->cb.logged(req, status, bytes, dur, srv->arg);
+}
+
+/* Over max_conns: answer 503 straight from the stack and close, without
+ * allocating anything for a connection we cannot afford. */
+static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd,
+		       const struct sockaddr *sa, socklen_t salen)
+{
+	char body[SRV_HTTP_ERROR_BODY_BYTES];
+	char resp[SRV_HTTP_HEAD_FIXED_BYTES + sizeof("application/json") +
+		  SRV_HTTP_ERROR_BODY_BYTES];
+	char sink[SRV_HTTP_REFUSE_DRAIN_BYTES];
+	size_t blen = srv_http_json_error(body, sizeof(body),
+					  "service_unavailable",
+					  "too many open connections, retry later");
+	struct srv_http_head h = {
+		.status = 503,
+		.date = srv_http_date(srv),
+		.has_length = true,
+		.length = blen,
+		.ctype = "application/json",
+		.connection = "close",
+		.retry_after = true,
+	};
+	char *p = srv_http_format_head(resp, &h);
+
+	memcpy(p, body, blen);
+	p += blen;
+	if (salen > 0 && (size_t)salen <= sizeof(srv->blank.peer))
+		memcpy(&srv->blank.peer, sa, (size_t)salen);
+	srv_http_log_response(srv, &srv->blank, 503, blen);
+	srv->blank.peer.ss_family = AF_UNSPEC;
+	/* Best effort on a fresh socket: its send buffer is empty. */
+	if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0) {
+		/* nothing arrived yet: fine */
+	}
+	if (send(fd, resp, (size_t)(p - resp), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* the client is gone already */
+	}
+	evutil_closesocket(fd);
+}
+
+static void srv_listeners_enable(struct srv_http_server *srv, bool on);
+
+static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+			  struct sockaddr *sa, int salen, void *arg)
+{
+	struct srv_http_server *srv = arg;
+	int rc;
+
+	if (srv->nconns >= srv->opts.max_conns) {
+		srv_refuse(srv, fd, sa, (socklen_t)salen);
+		return;
+	}
+	rc = srv_conn_new(srv, fd, sa, (socklen_t)salen);
+	if (rc != 0 && srv_may_warn(srv))
+		srv_warn("http: dropped a new connection: setting it up "
+			 "failed: %s", strerror(-rc));
+	if (srv->cb.accept_pause_ms) {
+		int ms = srv->cb.accept_pause_ms(srv->nconns, srv->arg);
+		if (ms > 0) {
+			struct timeval delay = srv_ms_to_tv(ms);
+			srv_listeners_enable(srv, false);
+			evtimer_add(srv->accept_resume, &delay);
+		}
+	}
+}
+
+static void srv_listeners_enable(struct srv_http_server *srv, bool on)
+{
+	for (int i = 0; i < srv->nlev; i++) {
+		if (!srv->lev[i])
+			continue;
+		if (on)
+			evconnlistener_enable(srv->lev[i]);
+		else
+			evconnlistener_disable(srv->lev[i]);
+	}
+}
+
+/* accept() failed for another reason than "someone else took it" (libevent
+ * filters EAGAIN, EINTR and ECONNABORTED). EMFILE and friends leave the
+ * listener readable, so accepting again at once would spin: pause. */
+static void srv_accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct srv_http_server *srv = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval delay = srv_ms_to_tv(SRV_HTTP_ACCEPT_PAUSE_MS);
+
+	srv_listeners_enable(srv, false);
+	evtimer_add(srv->accept_resume, &delay);
+	if (srv_may_warn(srv))
+		srv_warn("http: accept() failed: %s; pausing accepts for %d ms "
+			 "(for EMFILE raise the open-file limit or lower "
+			 "--max-conns)", strerror(err), SRV_HTTP_ACCEPT_PAUSE_MS);
+}
+
+static void srv_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_http_server *srv = arg;
+
+	if (!srv->shutting_down)
+		srv_listeners_enable(srv, true);
+}
+
+static void srv_listeners_free(struct srv_http_server *srv)
+{
+	for (int i = 0; i < srv->nlev; i++) {
+		/* Without LEV_OPT_CLOSE_ON_FREE: the fd stays open for the
+		 * other workers and the master. */
+		if (srv->lev[i])
+			evconnlistener_free(srv->lev[i]);
+		srv->lev[i] = NULL;
+	}
+	if (srv->accept_resume)
+		evtimer_del(srv->accept_resume);
+}
+
+/* ==== 4. requests ====================================================== */
+
+/* The status each parse error is answered with, as nginx's callers of
+ * ngx_http_parse_request_line() pick one per NGX_HTTP_PARSE_* code. */
+static int srv_parse_status(int rc)
+{
+	switch (rc) {
+	case SRV_HTTP_PE_LINE_TOO_LONG:
+		return 414;
+	case SRV_HTTP_PE_HEADERS_TOO_LARGE:
+	case SRV_HTTP_PE_TOO_MANY_FIELDS:
+	case SRV_HTTP_PE_TRAILER_TOO_LARGE:
+		return 431;
+	case SRV_HTTP_PE_BODY_TOO_LARGE:
+		return 413;
+	case SRV_HTTP_PE_EXPECT:
+		return 417;
+	case SRV_HTTP_PE_TE_UNSUPPORTED:
+		return 501;
+	case SRV_HTTP_PE_NOMEM:
+		return 503;
+	case SRV_HTTP_PE_VERSION_UNSUPPORTED:
+		return 505;
+	default:
+		return 400;
+	}
+}
+
+static int srv_reject_parse(struct srv_http_conn *conn, int rc)
+{
+	return srv_reject(conn, srv_parse_status(rc),
+			  srv_http_parse_strerror(rc));
+}
+
+/* A head is still arriving. Inactivity is caught by the read timeout of
+ * conn->rev; this caps the whole head (a client sending a byte now and
+ * then), like nginx's client_header_timeout. */
+static int srv_head_wait(struct srv_http_conn *conn)
+{
+	uint64_t now = srv_now_ms(conn->srv);
+
+	if (conn->head_deadline_ms == 0)
+		conn->head_deadline_ms = now + (uint64_t)conn->srv->opts.read_timeout_ms;
+	else if (now >= conn->head_deadline_ms)
+		return srv_reject(conn, 408, "request head not received in time");
+	return SRV_AGAIN;
+}
+
+/* The head is parsed: ask for the body limit (a larger Content-Length is
+ * refused before any of the body is read), make room for the body, and
+ * invite it with 100 if asked to. */
+static int srv_conn_head(struct srv_http_conn *conn)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct srv_http_server *srv = conn->srv;
+	struct srv_http_req *req = conn->req;
+	const struct srv_http_msg *m = &req->msg;
+	size_t cl = m->has_cl ? m->content_length : 0;
+	int rc;
+
+	if (srv->cb.body_limit)
+		req->st.body_limit = srv->cb.body_limit(req, srv->arg);
+	rc = srv_http_parse_body_limit(&conn->parser, req->st.body_limit);
+	if (rc != 0)
+		return srv_reject_parse(conn, rc);
+	if (cl && srv_http_buf_reserve(&req->body, cl, cl) != 0)
+		return srv_reject(conn, 503, "out of memory");
+	/* 9110 10.1.1: a client already sending the body needs no 100. */
+	if (m->expect_continue && (cl || m->chunked) && srv_in_len(conn) == 0 &&
+	    evbuffer_add(conn->out, cont, sizeof(cont) - 1) != 0)
+		return srv_reject(conn, 503, "out of memory");
+	return SRV_OK;
+}
+
+static int srv_conn_body(struct srv_http_conn *conn, const char *p, size_t n)
+{
+	struct srv_http_req *req = conn->req;
+
+	if (srv_http_buf_append(&req->body, p, n, req->st.body_limit) != 0)
+		return srv_reject(conn, 503, "out of memory");
+	return SRV_OK;
+}
+
+static int srv_conn_dispatch(struct srv_http_conn *conn)
+{
+	struct srv_http_server *srv = conn->srv;
+	struct srv_http_req *req = conn->req;
+
+	conn->state = SRV_CONN_HANDLER;
+	req->st.dispatched = true;
+	srv->cb.handle(req, srv->arg);
+	return SRV_OK;
+}
+
+/* Gives the buffered input to the parser once and acts on its answer. */
+static int srv_conn_step(struct srv_http_conn *conn)
+{
+	struct srv_http_parser *p = &conn->parser;
+	struct srv_http_span span = { 0 };
+	size_t used;
+	int rc;
+
+	if (conn->state != SRV_CONN_READING)
+		return SRV_AGAIN;
+	if (!srv_http_parse_started(p)) {
+		if (srv_in_len(conn) == 0)
+			return SRV_AGAIN;
+		/* Pipelining client not reading its responses: wait. */
+		if (srv_out_len(conn) > SRV_HTTP_OUTPUT_HIGH_BYTES) {
+			conn->out_blocked = true;
+			return SRV_AGAIN;
+		}
+		if (conn->req->st.start_ns == 0 && conn->srv->cb.logged)
+			conn->req->st.start_ns = srv_now_ns();
+	}
+	rc = srv_http_parse(p, srv_in_data(conn), srv_in_len(conn), &used, &span);
+	if (rc == SRV_HTTP_PARSE_BODY)
+		rc = srv_conn_body(conn, srv_in_data(conn) + span.off, span.len);
+	else if (rc < 0)
+		return srv_reject_parse(conn, rc);
+	srv_in_drain(conn, used);
+	switch (rc) {
+	case SRV_HTTP_PARSE_AGAIN:
+		return srv_http_parse_in_head(p) ? srv_head_wait(conn) : SRV_AGAIN;
+	case SRV_HTTP_PARSE_HEAD:
+		return srv_conn_head(conn);
+	case SRV_HTTP_PARSE_DONE:
+		return srv_conn_dispatch(conn);
+	default: /* SRV_OK after a body span, or a status */
+		return rc;
+	}
+}
+
+/* Works through the buffered input until it runs out or a request waits
+ * for its handler. Responses only queue up here; srv_conn_settle() writes
+ * them, all pipelined ones in one writev. */
+static void srv_conn_process(struct srv_http_conn *conn)
+{
+	int rc;
+
+	do
+		rc = srv_conn_step(conn);
+	while (rc == SRV_OK);
+	if (rc >= SRV_HTTP_ERROR_MIN)
+		srv_conn_fail(conn, rc, conn->err_msg);
+}
+
+/* Answers a request this layer refuses, and closes after it. */
+static void srv_conn_fail(struct srv_http_conn *conn, int status,
+			  const char *msg)
+{
+	const struct srv_req_state *st = &conn->req->st;
+	const char *code;
+
+	switch (status) {
+	case 400: code = "bad_request"; break;
+	case 408: code = "request_timeout"; break;
+	case 413: code = "payload_too_large"; break;
+	case 414: code = "uri_too_long"; break;
+	case 417: code = "expectation_failed"; break;
+	case 431: code = "headers_too_large"; break;
+	case 501: code = "not_implemented"; break;
+	case 503: code = "service_unavailable"; break;
+	case 505: code = "http_version_not_supported"; break;
+	default: code = "internal_error"; break;
+	}
+	if (status == 413 && st->limit_code) {
+		code = st->limit_code;
+		msg = st->limit_msg;
+	}
+	conn->close_after = true;
+	conn->linger = true;
+	srv_http_send_error(conn->req, status, code, msg);
+}
+
+/* ==== 5. connection ==================================================== */
+
+/* Room at the end of the input buffer for a read: moves the unparsed rest
+ * to the front or grows the buffer when little is left. 0 if the buffer
+ * holds input_high bytes (reading pauses) or cannot grow. */
+static size_t srv_in_room(struct srv_http_conn *conn)
+{
+	struct srv_ibuf *b = &conn->in;
+	size_t max = conn->srv->input_high, cap;
+	char *data;
+
+	if (b->cap - b->end >= SRV_HTTP_READ_MIN_BYTES)
+		return b->cap - b->end;
+	if (b->start > 0) {
+		memmove(b->data, b->data + b->start, b->end - b->start);
+		b->end -= b->start;
+		b->start = 0;
+	}
+	if (b->cap - b->end >= SRV_HTTP_READ_MIN_BYTES || b->cap >= max)
+		return b->cap - b->end;
+	cap = b->cap ? b->cap * 2 : SRV_HTTP_READ_BYTES;
+	if (cap > max)
+		cap = max;
+	data = realloc(b->data, cap);
+	if (data) {
+		b->data = data;
+		b->cap = cap;
+	}
+	return b->cap - b->end;
+}
+
+/* A large Content-Length body with nothing buffered: read it straight
+ * into the body, saving a copy of every byte. */
+static bool srv_conn_reads_body(const struct srv_http_conn *conn)
+{
+	return conn->state == SRV_CONN_READING && srv_in_len(conn) == 0 &&
+	       srv_http_parse_cl_left(&conn->parser) >= SRV_HTTP_DIRECT_READ_BYTES;
+}
+
+/* One read() per readiness: the poll is level-triggered, so what is left
+ * is reported again. > 0 bytes read, 0 at EOF, -EAGAIN, or -errno. */
+static ssize_t srv_conn_fill(struct srv_http_conn *conn)
+{
+	struct srv_http_buf *body = &conn->req->body;
+	bool direct = srv_conn_reads_body(conn);
+	size_t room = direct ? srv_http_parse_cl_left(&conn->parser)
+			     : srv_in_room(conn);
+	char *dst = direct ? body->data + body->len : conn->in.data + conn->in.end;
+	ssize_t n;
+
+	if (room == 0) /* full: srv_conn_update_read() stops reading */
+		return srv_in_len(conn) >= conn->srv->input_high ? -EAGAIN
+								  : -ENOMEM;
+	/* The body buffer has room for the whole Content-Length. */
+	assert(!direct || body->cap - body->len >= room);
+	n = read(conn->fd, dst, room);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+			       ? -EAGAIN
+			       : -errno;
+	if (direct) {
+		body->len += (size_t)n;
+		srv_http_parse_skip_body(&conn->parser, (size_t)n);
+	} else {
+		conn->in.end += (size_t)n;
+	}
+	return n;
+}
+
+/* Writes what is queued with one writev; arms the write event only while
+ * the socket buffer is full. SRV_OK when all is written, SRV_AGAIN, or
+ * -errno when the connection is dead. */
+static int srv_conn_flush(struct srv_http_conn *conn)
+{
+	if (srv_out_len(conn) > 0 && evbuffer_write(conn->out, conn->fd) < 0) {
+		int err = errno;
+
+		if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+			return -err;
+	}
+	if (srv_out_len(conn) == 0) {
+		if (event_pending(conn->wev, EV_WRITE, NULL))
+			event_del(conn->wev);
+		return SRV_OK;
+	}
+	if (!event_pending(conn->wev, EV_WRITE, NULL) &&
+	    event_add(conn->wev, &conn->srv->write_tv) != 0)
+		return -EIO;
+	return SRV_AGAIN;
+}
+
+static enum srv_tmo srv_conn_wanted_timeout(const struct srv_http_conn *conn)
+{
+	switch (conn->state) {
+	case SRV_CONN_READING:
+		return srv_http_parse_started(&conn->parser) || srv_in_len(conn)
+			       ? SRV_TMO_READ
+			       : SRV_TMO_IDLE;
+	case SRV_CONN_LINGER:
+		return SRV_TMO_LINGER;
+	default:
+		/* Handling: a timeout then is ignored; keep what is set. */
+		return conn->tmo;
+	}
+}
+
+/* Reads while there is room and the client may still send; re-adds the
+ * read event only when its timeout must change: the keep-alive fast path
+ * (whole request in one read, answered at once) changes nothing. Asks
+ * libevent whether rev is added rather than keeping a flag: a kick runs
+ * rev's persist closure, which re-adds a deleted rev behind our back. */
+static int srv_conn_update_read(struct srv_http_conn *conn)
+{
+	struct srv_http_server *srv = conn->srv;
+	bool want = !conn->peer_eof && conn->state != SRV_CONN_CLOSING &&
+		    srv_in_len(conn) < srv->input_high;
+	bool added = event_pending(conn->rev, EV_READ, NULL);
+	enum srv_tmo tmo = srv_conn_wanted_timeout(conn);
+
+	if (!want) {
+		if (added)
+			event_del(conn->rev);
+		return 0;
+	}
+	/* While stopping, a connection that just went idle must get the
+	 * short grace timeout, not keep the long idle one. */
+	if (added && tmo == conn->tmo &&
+	    !(srv->shutting_down && tmo == SRV_TMO_IDLE))
+		return 0;
+	if (event_add(conn->rev, &srv->read_tv[tmo]) != 0)
+		return -EIO;
+	conn->tmo = tmo;
+	return 0;
+}
+
+static bool srv_conn_is_idle(const struct srv_http_conn *conn)
+{
+	return conn->state == SRV_CONN_READING && !conn->busy &&
+	       !srv_http_parse_started(&conn->parser) &&
+	       srv_in_len(conn) == 0 && srv_out_len(conn) == 0;
+}
+
+/* Half-closes and discards input for a while, so a client still sending
+ * (the body we refused, more pipelined requests) reads our last response
+ * instead of losing it to the reset a close with unread data causes. */
+static void srv_conn_linger(struct srv_http_conn *conn)
+{
+	conn->in.start = conn->in.end = 0;
+	if (shutdown(conn->fd, SHUT_WR) != 0) {
+		srv_conn_free(conn);
+		return;
+	}
+	conn->state = SRV_CONN_LINGER;
+	conn->linger_until_ms = srv_now_ms(conn->srv) + SRV_HTTP_LINGER_TOTAL_MS;
+	if (srv_conn_update_read(conn) != 0)
+		srv_conn_free(conn);
+}
+
+static void srv_conn_linger_read(struct srv_http_conn *conn)
+{
+	conn->in.start = conn->in.end = 0;
+	if (srv_now_ms(conn->srv) >= conn->linger_until_ms)
+		srv_conn_free(conn);
+}
+
+/* The last response has been written. */
+static void srv_conn_close(struct srv_http_conn *conn)
+{
+	bool more_input = conn->linger || srv_in_len(conn) > 0;
+
+	if (!conn->broken && !conn->peer_eof && more_input)
+		srv_conn_linger(conn);
+	else
+		srv_conn_free(conn);
+}
+
+/* The end of every callback of a connection, and of a response written
+ * from outside them: write what was queued, then close, pause or go on
+ * reading. Callers touch conn no more. */
+static void srv_conn_settle(struct srv_http_conn *conn)
+{
+	int rc = srv_conn_flush(conn);
+
+	/* The client caught up (a fast socket may take all at once, again
+	 * and again: the input is finite). */
+	while (rc == SRV_OK && conn->out_blocked) {
+		conn->out_blocked = false;
+		conn->busy = true;
+		srv_conn_process(conn);
+		conn->busy = false;
+		rc = srv_conn_flush(conn);
+	}
+	/* A client that closed its side sends nothing more: what was
+	 * received whole has been answered, a partial request is dropped. */
+	if (conn->peer_eof && conn->state == SRV_CONN_READING &&
+	    !conn->out_blocked)
+		conn->state = SRV_CONN_CLOSING;
+	if (rc < 0) {
+		srv_conn_free(conn);
+	} else if (rc == SRV_OK && conn->state == SRV_CONN_CLOSING) {
+		srv_conn_close(conn);
+	} else if (srv_conn_update_read(conn) != 0) {
+		srv_conn_free(conn);
+	}
+}
+
+/* The client closed its side (or just its sending half: shutdown(SHUT_WR)
+ * after its last request). A request received whole is answered all the
+ * same, as nginx does, and so are complete pipelined ones behind it;
+ * then the connection closes. If the client is gone for good, writing the
+ * answer fails and frees the connection; the request was applied either
+ * way. */
+static void srv_conn_eof(struct srv_http_conn *conn)
+{
+	conn->peer_eof = true;
+	switch (conn->state) {
+	case SRV_CONN_LINGER:
+		srv_conn_free(conn);
+		return;
+	case SRV_CONN_HANDLER:
+		/* Stop reading; responding settles the connection. */
+		if (srv_conn_update_read(conn) != 0)
+			srv_conn_free(conn);
+		return;
+	default:
+		srv_conn_settle(conn);
+		return;
+	}
+}
+
+/* No input for the current read timeout. */
+static void srv_conn_timeout(struct srv_http_conn *conn)
+{
+	/* Output waiting means a client that does not read: the write
+	 * timeout watches that. */
+	if (srv_out_len(conn) > 0)
+		return;
+	switch (conn->state) {
+	case SRV_CONN_READING:
+		if (!srv_http_parse_started(&conn->parser) &&
+		    srv_in_len(conn) == 0) { /* idle keep-alive connection */
+			srv_conn_free(conn);
+			return;
+		}
+		break;
+	case SRV_CONN_LINGER:
+		srv_conn_free(conn);
+		return;
+	default: /* the handler is working: not the client's fault */
+		return;
+	}
+	conn->busy = true;
+	srv_conn_fail(conn, 408, "request not received in time");
+	conn->busy = false;
+	srv_conn_settle(conn);
+}
+
+static void srv_conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_http_conn *conn = arg;
+	bool kicked = conn->kicked;
+	ssize_t n;
+
+	conn->kicked = false;
+	if (what == EV_TIMEOUT && !kicked) {
+		srv_conn_timeout(conn);
+		return;
+	}
+	if (!kicked && !conn->peer_eof) {
+		n = srv_conn_fill(conn);
+		if (n == 0) {
+			srv_conn_eof(conn);
+			return;
+		}
+		if (n < 0 && n != -EAGAIN) {
+			srv_conn_free(conn);
+			return;
+		}
+	}
+	if (conn->state == SRV_CONN_LINGER) {
+		srv_conn_linger_read(conn);
+		return;
+	}
+	conn->busy = true;
+	srv_conn_process(conn);
+	conn->busy = false;
+	srv_conn_settle(conn);
+}
+
+static void srv_conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_http_conn *conn = arg;
+
+	if (what == EV_TIMEOUT) { /* not reading its responses */
+		srv_conn_free(conn);
+		return;
+	}
+	srv_conn_settle(conn);
+}
+
+/* Has the read callback run in the next loop iteration, without reading,
+ * to parse what is buffered. */
+static void srv_conn_kick(struct srv_http_conn *conn)
+{
+	conn->kicked = true;
+	event_active(conn->rev, EV_READ, 1);
+}
+
+/* Once shut down and empty, done() runs from the loop: never from inside
+ * srv_http_server_shutdown() or a respond call, whose callers would not
+ * expect the server to be gone when they return. */
+static void srv_maybe_done(struct srv_http_server *srv)
+{
+	if (!srv->shutting_down || srv->nconns || !srv->done ||
+	    srv->done_queued)
+		return;
+	srv->done_queued = true;
+	event_active(srv->done_ev, EV_TIMEOUT, 1);
+}
+
+static void srv_conn_free(struct srv_http_conn *conn)
+{
+	struct srv_http_server *srv = conn->srv;
+
+	if (conn->state == SRV_CONN_HANDLER)
+		conn->req->conn = NULL; /* the handler still holds it */
+	else
+		srv_http_req_free(conn->req);
+	srv_conn_unlink(conn);
+	event_free(conn->rev);
+	event_free(conn->wev);
+	/* Reference bodies still queued get their release now. */
+	evbuffer_free(conn->out);
+	evutil_closesocket(conn->fd);
+	free(conn->in.data);
+	free(conn);
+	srv_maybe_done(srv);
+}
+
+/* ==== 6. after a response ============================================== */
+
+bool srv_http_conn_must_close(const struct srv_http_conn *conn)
+{
+	return !conn->req->msg.keep_alive || conn->close_after ||
+	       conn->srv->shutting_down;
+}
+
+/* A response from outside the connection's callbacks (the commit queue,
+ * a timer, another connection's handler): it leaves now, in the loop turn
+ * that produced it. Input buffered behind it is parsed from a callback
+ * of this connection's own, in the next turn. */
+static void srv_conn_resume(struct srv_http_conn *conn)
+{
+	if (conn->state == SRV_CONN_READING && srv_in_len(conn) > 0) {
+		if (srv_conn_flush(conn) < 0) {
+			srv_conn_free(conn);
+			return;
+		}
+		srv_conn_kick(conn);
+		return;
+	}
+	srv_conn_settle(conn);
+}
+
+void srv_http_conn_responded(struct srv_http_conn *conn, bool closing)
+{
+	if (closing) {
+		conn->state = SRV_CONN_CLOSING;
+	} else {
+		srv_req_reset(conn->req);
+		srv_http_parser_start(&conn->parser, &conn->req->msg);
+		srv_in_shrink(conn);
+		conn->head_deadline_ms = 0;
+		conn->state = SRV_CONN_READING;
+	}
+	if (!conn->busy)
+		srv_conn_resume(conn);
+}
+
+/* ==== 7. request accessors ============================================= */
+
+enum srv_http_method srv_http_req_method(const struct srv_http_req *req)
+{
+	return req->msg.method;
+}
+
+const char *srv_http_req_method_str(const struct srv_http_req *req)
+{
+	return req->msg.method_str;
+}
+
+const char *srv_http_req_path(const struct srv_http_req *req)
+{
+	return req->msg.path;
+}
+
+const char *srv_http_req_query(const struct srv_http_req *req)
+{
+	return req->msg.query;
+}
+
+const char *srv_http_req_header(const struct srv_http_req *req,
+				const char *name)
+{
+	for (int i = 0; i < req->msg.nfields; i++)
+		if (strcasecmp(req->msg.fields[i].name, name) == 0)
+			return req->msg.fields[i].value;
+	return NULL;
+}
+
+const void *srv_http_req_body(const struct srv_http_req *req, size_t *len)
+{
+	*len = req->body.len;
+	return req->body.len ? req->body.data : "";
+}
+
+int srv_http_req_peer_is_loopback(const struct srv_http_req *req)
+{
+	return req->loopback;
+}
+
+int srv_http_req_peer_str(const struct srv_http_req *req, char *buf,
+			  size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	int n;
+
+	switch (req->peer.ss_family) {
+	case AF_INET:
+		memcpy(&sin, &req->peer, sizeof(sin));
+		if (!inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host)))
+			return -errno;
+		n = snprintf(buf, len, "%s:%u", host, ntohs(sin.sin_port));
+		break;
+	case AF_INET6:
+		memcpy(&sin6, &req->peer, sizeof(sin6));
+		if (!inet_ntop(AF_INET6, &sin6.sin6_addr, host, sizeof(host)))
+			return -errno;
+		n = snprintf(buf, len, "[%s]:%u", host, ntohs(sin6.sin6_port));
+		break;
+	case AF_UNIX:
+		n = snprintf(buf, len, "unix");
+		break;
+	default: /* not known: a refusal logged without an address */
+		n = snprintf(buf, len, "-");
+		break;
+	}
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+int srv_http_req_conn_alive(const struct srv_http_req *req)
+{
+	return req->conn != NULL;
+}
+
+void srv_http_req_limit_error(struct srv_http_req *req, const char *code,
+			      const char *message)
+{
+	req->st.limit_code = code;
+	req->st.limit_msg = message;
+}
+
+/* ==== 8. server lifecycle ============================================== */
+
+void srv_http_opts_default(struct srv_http_opts *opts)
+{
+	*opts = (struct srv_http_opts){
+		.max_line_bytes = SRV_HTTP_DEFAULT_LINE_BYTES,
+		.max_header_bytes = SRV_HTTP_DEFAULT_HEADER_BYTES,
+		.max_conns = SRV_HTTP_DEFAULT_MAX_CONNS,
+		.idle_timeout_ms = SRV_HTTP_DEFAULT_IDLE_MS,
+		.read_timeout_ms = SRV_HTTP_DEFAULT_READ_MS,
+	};
+}
+
+static bool srv_opts_valid(const struct srv_http_opts *o)
+{
+	/* The limits must leave room for the smallest request, and their
+	 * sum must not overflow the head scan arithmetic. */
+	return o->max_line_bytes >= sizeof("GET / HTTP/1.1") &&
+	       o->max_header_bytes >= sizeof("Host: x") &&
+	       o->max_line_bytes < SIZE_MAX / 4 &&
+	       o->max_header_bytes < SIZE_MAX / 4 && o->max_conns > 0 &&
+	       o->idle_timeout_ms > 0 && o->read_timeout_ms > 0;
+}
+
+/* A write to a socket the client closed raises SIGPIPE, which kills the
+ * worker by default; evbuffer_write() uses writev, which has no
+ * MSG_NOSIGNAL.
+ * A handler someone installed on purpose is left alone. */
+static void srv_ignore_sigpipe(void)
+{
+	struct sigaction sa;
+
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
+}
+
+static void srv_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_http_server *srv = arg;
+	void (*done)(void *) = srv->done;
+
+	srv->done = NULL;
+	if (done)
+		done(srv->done_arg); /* may free srv: touch nothing after */
+}
+
+static void srv_setup_times(struct srv_http_server *srv)
+{
+	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(srv->opts.idle_timeout_ms);
+	srv->read_tv[SRV_TMO_READ] = srv_ms_to_tv(srv->opts.read_timeout_ms);
+	srv->read_tv[SRV_TMO_LINGER] = srv_ms_to_tv(SRV_HTTP_LINGER_READ_MS);
+	/* A client that stops reading its responses is idle, too. */
+	srv->write_tv = srv_ms_to_tv(srv->opts.idle_timeout_ms);
+	srv->input_high = SRV_HTTP_INPUT_HIGH_BYTES;
+}
+
+static int srv_listen_all(struct srv_http_server *srv, const int *fds,
+			  int nfds)
+{
+	srv->lev = calloc((size_t)(nfds > 0 ? nfds : 1), sizeof(*srv->lev));
+	if (!srv->lev)
+		return -ENOMEM;
+	srv->nlev = nfds;
+	for (int i = 0; i < nfds; i++) {
+		if (evutil_make_socket_nonblocking(fds[i]) != 0)
+			return -errno;
+		/* Not LEV_OPT_CLOSE_ON_FREE: the fd is shared with the other
+		 * workers and the master. CLOSE_ON_EXEC applies to the
+		 * accepted sockets, so a job process does not inherit them. */
+		srv->lev[i] = evconnlistener_new(srv->base, srv_accept_cb, srv,
+						 LEV_OPT_CLOSE_ON_EXEC, 0,
+						 fds[i]);
+		if (!srv->lev[i])
+			return errno ? -errno : -EINVAL;
+		evconnlistener_set_error_cb(srv->lev[i], srv_accept_error_cb);
+	}
+	return 0;
+}
+
+struct srv_http_server *srv_http_server_new(struct event_base *base,
+					    const int *fds, int nfds,
+					    const struct srv_http_opts *opts,
+					    const struct srv_http_callbacks *cb,
+					    void *arg)
+{
+	struct srv_http_server *srv;
+	int rc = -EINVAL;
+
+	if (!base || !cb || !cb->handle || nfds < 0 || (nfds && !fds) ||
+	    (opts && !srv_opts_valid(opts)))
+		goto out_fail;
+	rc = -ENOMEM;
+	srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		goto out_fail;
+	srv->base = base;
+	srv->cb = *cb;
+	srv->arg = arg;
+	if (opts)
+		srv->opts = *opts;
+	else
+		srv_http_opts_default(&srv->opts);
+	srv_setup_times(srv);
+	srv_req_reset(&srv->blank);
+	srv->blank.peer.ss_family = AF_UNSPEC;
+	srv->done_ev = event_new(base, -1, 0, srv_done_cb, srv);
+	srv->accept_resume = evtimer_new(base, srv_accept_resume_cb, srv);
+	if (!srv->done_ev || !srv->accept_resume)
+		goto out_free_srv;
+	rc = srv_listen_all(srv, fds, nfds);
+	if (rc != 0)
+		goto out_free_srv;
+	srv_ignore_sigpipe();
+	return srv;
+
+out_free_srv:
+	srv_http_server_free(srv);
+out_fail:
+	errno = -rc;
+	return NULL;
+}
+
+void srv_http_server_shutdown(struct srv_http_server *srv,
+			      void (*done)(void *arg), void *arg)
+{
+	struct srv_http_conn *conn, *next;
+
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = true;
+	srv->done = done;
+	srv->done_arg = arg;
+	srv_listeners_free(srv);
+	/* The rest finish their request: srv_conn_must_close() now says
+	 * close. Idle ones get a short grace to send one last request. */
+	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(SRV_HTTP_SHUTDOWN_GRACE_MS);
+	for (conn = srv->conns; conn; conn = next) {
+		next = conn->next;
+		if (srv_conn_is_idle(conn) &&
+		    event_pending(conn->rev, EV_READ, NULL) &&
+		    event_add(conn->rev, &srv->read_tv[SRV_TMO_IDLE]) != 0)
+			srv_conn_free(conn);
+	}
+	srv_maybe_done(srv);
+}
+
+void srv_http_server_free(struct srv_http_server *srv)
+{
+	if (!srv)
+		return;
+	srv->done = NULL;
+	if (srv->lev)
+		srv_listeners_free(srv);
+	/* Requests with their handler are orphaned, not freed: the handler
+	 * may still respond to them. */
+	while (srv->conns)
+		srv_conn_free(srv->conns);
+	if (srv->accept_resume)
+		event_free(srv->accept_resume);
+	if (srv->done_ev)
+		event_free(srv->done_ev);
+	free(srv->lev);
+	free(srv);
+}
+
+
+int srv_http_server_conns(const struct srv_http_server *srv)
+{
+	return srv->nconns;
+}
