@@ -29,6 +29,8 @@ ITEST_SRC := $(wildcard tests/integration/test_*.c)
 SRC_HDRS := $(wildcard ipc/*.h engine/*.h server/*.h)
 HDRS     := $(SRC_HDRS) $(wildcard tests/*/*.h)
 
+empty :=
+space := $(empty) $(empty)
 B := build
 A := build/asan
 F := build/fuzz
@@ -49,7 +51,7 @@ DATA_DIR ?= ./data
 RUN_ARGS ?=
 
 .PHONY: all deps run test unit unit-asan integration integration-asan clean asan \
-        fuzz fuzz-smoke FORCE
+        fuzz fuzz-smoke layers FORCE
 all: $(B)/caskd
 
 $(B)/revision.stamp: FORCE
@@ -123,7 +125,19 @@ integration-asan: $(A)/caskd $(ITEST_BIN)
 	  CASKD_BIN=$(CURDIR)/$(A)/caskd ./$$t --jobs 1; done
 
 test: deps
-	$(MAKE) unit unit-asan integration integration-asan fuzz-smoke
+	$(MAKE) layers unit unit-asan integration integration-asan fuzz-smoke
+
+# Dependencies point one way (server -> engine -> ipc), and the server
+# uses the engine's API, never its shared-memory layout or internals.
+ENGINE_PRIVATE := engine/shared.h engine/store_int.h engine/index.h
+layers:
+	@bad=$$(grep -lE '#include "($(subst $(space),|,$(ENGINE_PRIVATE)))"' server/*.c server/*.h); \
+	if [ -n "$$bad" ]; then echo "layers: server/ includes engine internals: $$bad"; exit 1; fi; \
+	bad=$$(grep -lE '#include "(server|engine)/' ipc/*.c ipc/*.h); \
+	if [ -n "$$bad" ]; then echo "layers: ipc/ includes engine or server headers: $$bad"; exit 1; fi; \
+	bad=$$(grep -lE '#include "server/' engine/*.c engine/*.h); \
+	if [ -n "$$bad" ]; then echo "layers: engine/ includes server headers: $$bad"; exit 1; fi; \
+	echo "layers: ok"
 
 # Fuzzing: each tests/fuzz/fuzz_NAME.c is a libFuzzer harness (a new file
 # is picked up as it is), built with Debian's clang, ASan and UBSan over

@@ -1,21 +1,38 @@
 /* engine/check.c — offline verify and repair (see check.h). */
 #include "engine/check.h"
 
+#include "engine/idxsnap.h"
 #include "engine/io.h"
 #include "engine/record.h"
+#include "engine/replay.h"
 #include "engine/store.h"
+#include "engine/store_int.h"
+#include "ipc/flock.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define ZERO_CHUNK 65536
+
+struct ck {
+	int fd;
+	const char *map;
+	enum eng_repair_mode mode;
+	eng_check_note_fn note;
+	void *arg;
+	struct eng_check_report *rep;
+	struct eng_check_item pending; /* waits for the next record's version */
+	int have_pending;
+	uint64_t last_version;
+	uint64_t cut_at;               /* truncate mode: the first damage */
+};
 
 static int zero_range(int fd, uint64_t off, uint64_t len)
 {
@@ -32,100 +49,275 @@ static int zero_range(int fd, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int scan(int fd, const char *map, int repair, eng_check_note_fn note,
-		void *arg, struct eng_check_report *rep)
+/* Drops a damaged region, leaving a record that says so. */
+static int drop_region(int fd, uint64_t off, uint64_t len)
 {
-	struct eng_scan s;
-	struct eng_scan_item it;
+	char pad[ENG_REC_HDR_SIZE];
+
+	if (len < ENG_REC_HDR_SIZE)
+		return zero_range(fd, off, len);
+	eng_rec_encode_pad(pad, len, ENG_REC_F_REPAIRED);
+	return eng_io_pwrite_all(fd, pad, sizeof(pad), off);
+}
+
+static int repair_item(struct ck *c, const struct eng_check_item *it)
+{
+	if (c->mode == ENG_REPAIR_NONE)
+		return 0;
+	switch (it->kind) {
+	case ENG_SCAN_CORRUPT:
+		if (c->mode == ENG_REPAIR_TRUNCATE) {
+			if (c->cut_at == UINT64_MAX)
+				c->cut_at = it->off;
+			return 0;
+		}
+		c->rep->repaired = 1;
+		return drop_region(c->fd, it->off, it->len);
+	case ENG_SCAN_TORN_TAIL:
+	case ENG_SCAN_UNUSED:
+		if (c->cut_at == UINT64_MAX)
+			c->cut_at = it->off;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int emit(struct ck *c, uint64_t next_version)
+{
+	struct eng_check_item *it = &c->pending;
+
+	if (!c->have_pending)
+		return 0;
+	c->have_pending = 0;
+	it->version_before = next_version;
+	if (c->note)
+		c->note(it, c->arg);
+	return repair_item(c, it);
+}
+
+static int finding(struct ck *c, enum eng_scan_kind kind, uint64_t off,
+		   uint64_t len, int dropped_batch, int repaired_before)
+{
+	struct eng_check_report *rep = c->rep;
+	int rc = emit(c, 0);
+
+	switch (kind) {
+	case ENG_SCAN_ABANDONED:
+		if (dropped_batch)
+			rep->dropped_bytes += len;
+		else if (repaired_before)
+			rep->repaired_bytes += len;
+		else
+			rep->abandoned_bytes += len;
+		break;
+	case ENG_SCAN_CORRUPT:
+		rep->corrupt_regions++;
+		rep->corrupt_bytes += len;
+		break;
+	case ENG_SCAN_TORN_TAIL:
+		rep->torn_tail_bytes = len;
+		break;
+	case ENG_SCAN_UNUSED:
+		rep->unused_bytes = len;
+		break;
+	default:
+		break;
+	}
+	c->pending = (struct eng_check_item){
+		.kind = kind, .off = off, .len = len, .dropped_batch = dropped_batch,
+		.repaired_before = repaired_before, .version_after = c->last_version,
+	};
+	c->have_pending = 1;
+	return rc;
+}
+
+static int on_record(struct ck *c, const struct eng_replay_item *it)
+{
 	int rc;
 
-	eng_scan_init(&s, map, rep->file_bytes);
-	eng_scan_set_fd(&s, fd);
-	while (eng_scan_next(&s, &it) != ENG_SCAN_END) {
-		if (it.kind != ENG_SCAN_RECORD && note)
-			note(&it, arg);
-		switch (it.kind) {
-		case ENG_SCAN_RECORD:
-			rep->records++;
-			break;
-		case ENG_SCAN_ABANDONED:
-			rep->abandoned_bytes += it.len;
-			break;
-		case ENG_SCAN_CORRUPT:
-			rep->corrupt_regions++;
-			rep->corrupt_bytes += it.len;
-			if (repair && (rc = zero_range(fd, it.off, it.len)))
-				return rc;
-			break;
-		case ENG_SCAN_TORN_TAIL:
-			rep->torn_tail_bytes = it.len;
-			if (repair && (rc = eng_io_truncate(fd, it.off)))
-				return rc;
-			break;
-		case ENG_SCAN_END:
-			break;
-		}
+	if (it->h.type == ENG_REC_PAD) {
+		if (it->h.flags & ENG_REC_F_REPAIRED)
+			return finding(c, ENG_SCAN_ABANDONED, it->off, it->len, 0, 1);
+		c->rep->abandoned_bytes += it->len;
+		return 0;
+	}
+	if ((rc = emit(c, it->h.version)))
+		return rc;
+	if (c->cut_at != UINT64_MAX) {
+		c->rep->truncated_records++;
+		return 0;
+	}
+	c->rep->records++;
+	if (it->parts && it->part == 0)
+		c->rep->batches++;
+	c->last_version = it->h.version;
+	if (it->h.version > c->rep->max_version)
+		c->rep->max_version = it->h.version;
+	return 0;
+}
+
+static int scan(struct ck *c)
+{
+	struct eng_scan s;
+	struct eng_replay rp;
+	struct eng_replay_item it;
+	int rc = 0;
+
+	eng_scan_init(&s, c->map, c->rep->file_bytes);
+	eng_scan_set_fd(&s, c->fd);
+	c->rep->durable_mark = s.mark;
+	eng_replay_init(&rp, &s);
+	while (!rc && !(rc = eng_replay_next(&rp, &it)) && it.kind != ENG_REPLAY_END) {
+		if (it.kind == ENG_REPLAY_RECORD)
+			rc = on_record(c, &it);
+		else if (it.kind == ENG_REPLAY_DROPPED)
+			rc = finding(c, ENG_SCAN_ABANDONED, it.off, it.len, 1, 0);
+		else
+			rc = finding(c, it.scan, it.off, it.len, 0, 0);
+	}
+	eng_replay_free(&rp);
+	return rc ? rc : emit(c, 0);
+}
+
+/* --- opening --------------------------------------------------------------- */
+
+/* The database file of path, and the directory it lives in. */
+static int resolve(const char *path, char *file, size_t fl, char *dir, size_t dl,
+		   int *is_dir)
+{
+	struct stat st;
+	char tmp[PATH_MAX];
+
+	if (stat(path, &st) < 0)
+		return -errno;
+	*is_dir = S_ISDIR(st.st_mode);
+	if (*is_dir) {
+		snprintf(dir, dl, "%s", path);
+		snprintf(file, fl, "%s/%s", path, ENG_DB_FILE);
+	} else {
+		snprintf(file, fl, "%s", path);
+		snprintf(tmp, sizeof(tmp), "%s", path);
+		snprintf(dir, dl, "%s", dirname(tmp));
 	}
 	return 0;
 }
 
-int eng_check(const char *dir, int repair, eng_check_note_fn note, void *arg,
-	      struct eng_check_report *rep)
+/* A read-only look at whether a caskd holds dir: nothing is created. */
+static void probe_in_use(const char *dir, struct eng_check_report *rep)
 {
-	char path[4096], hdr[ENG_FILE_HDR_SIZE];
-	int lock_fd = -1, fd, rc;
+	char lock[PATH_MAX + 16], pid[24];
+	int fd, n;
+
+	snprintf(lock, sizeof(lock), "%s/%s", dir, ENG_LOCK_FILE);
+	fd = open(lock, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ipc_flock_holder(fd, 0, 0) != 0) {
+		rep->in_use = 1;
+		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		rep->holder_pid = atoi(pid);
+	}
+	close(fd);
+}
+
+static int rewrite_header(int fd, uint64_t max_version)
+{
+	char hdr[ENG_FILE_HDR_SIZE];
+	/* the lease is lost with the header: resume past every version seen */
+	struct eng_mark m = { ENG_FILE_HDR_SIZE, max_version };
+
+	eng_file_hdr_encode(hdr, eng_file_id_new(), &m);
+	return eng_io_pwrite_all(fd, hdr, sizeof(hdr), 0);
+}
+
+static int finish_repair(struct ck *c, const char *dir)
+{
+	struct eng_check_report *rep = c->rep;
+	int rc;
+
+	if (c->cut_at != UINT64_MAX) {
+		if ((rc = eng_io_truncate(c->fd, c->cut_at)))
+			return rc;
+		rep->repaired = 1;
+	}
+	if (rep->header_bad) {
+		if (rep->file_bytes < ENG_FILE_HDR_SIZE)
+			rc = eng_io_truncate(c->fd, 0); /* start-up writes a new one */
+		else
+			rc = rewrite_header(c->fd, rep->max_version);
+		if (rc)
+			return rc;
+		rep->repaired = 1;
+	}
+	if (!rep->repaired)
+		return 0;
+	/* A snapshot of the index may name records that are gone now. */
+	eng_idx_remove(dir);
+	return eng_io_datasync(c->fd);
+}
+
+int eng_check(const char *path, enum eng_repair_mode mode,
+	      eng_check_note_fn note, void *arg, struct eng_check_report *rep)
+{
+	char dir[PATH_MAX];
+	struct ck c = { .fd = -1, .mode = mode, .note = note, .arg = arg,
+			.rep = rep, .cut_at = UINT64_MAX };
+	struct eng_recovery lockrep;
+	int lock_fd = -1, is_dir, rc;
 	struct stat st;
 	void *map = MAP_FAILED;
 
 	memset(rep, 0, sizeof(*rep));
-	if ((rc = eng_lock_dir(dir, &lock_fd, &rep->holder_pid)))
+	memset(&lockrep, 0, sizeof(lockrep));
+	if ((rc = resolve(path, rep->path, sizeof(rep->path), dir, sizeof(dir), &is_dir)))
 		return rc;
-	snprintf(path, sizeof(path), "%s/database.bin", dir);
-	fd = open(path, (repair ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0) {
+	if (mode == ENG_REPAIR_NONE) {
+		probe_in_use(dir, rep);
+	} else if (is_dir && (rc = eng_lock_dir(dir, 0, &lock_fd, &lockrep))) {
+		rep->holder_pid = lockrep.holder_pid;
+		return rc;
+	}
+	c.fd = open(rep->path, (mode ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (c.fd < 0) {
 		rc = -errno;
 		goto out_unlock;
 	}
-	if (fstat(fd, &st) < 0) {
+	if (mode && ipc_flock(c.fd, IPC_FLOCK_WRITE, 0, 0, 0) == -EAGAIN) {
+		rc = -EBUSY; /* a caskd appends to it (its workers hold leases) */
+		goto out_close;
+	}
+	if (fstat(c.fd, &st) < 0) {
 		rc = -errno;
 		goto out_close;
 	}
 	rep->file_bytes = (uint64_t)st.st_size;
 	if (st.st_size > 0) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, c.fd, 0);
 		if (map == MAP_FAILED) {
 			rc = -errno;
 			goto out_close;
 		}
+		c.map = map;
 	}
-	rc = map == MAP_FAILED ? -EBADMSG : eng_file_hdr_check(map, rep->file_bytes);
+	rc = map == MAP_FAILED ? -EBADMSG :
+		eng_file_hdr_check(map, rep->file_bytes, &rep->format);
 	if (rc == -EPROTO)
 		goto out_unmap;
-	if (rc) {
-		rep->header_bad = 1;
-		if (!repair || rep->file_bytes < ENG_FILE_HDR_SIZE)
-			goto out_done;
-		eng_file_hdr_encode(hdr, (uint64_t)time(NULL));
-		if ((rc = eng_io_pwrite_all(fd, hdr, sizeof(hdr), 0)))
-			goto out_unmap;
-	}
-	if ((rc = scan(fd, map, repair, note, arg, rep)))
-		goto out_unmap;
-out_done:
+	rep->header_bad = rc != 0;
 	rc = 0;
-	if (repair && (rep->header_bad || rep->corrupt_regions || rep->torn_tail_bytes)) {
-		if (rep->file_bytes < ENG_FILE_HDR_SIZE)
-			rc = eng_io_truncate(fd, 0); /* start-up writes a new header */
-		if (!rc)
-			rc = eng_io_datasync(fd);
-		rep->repaired = rc == 0;
-	}
+	if (!rep->header_bad || (mode && rep->file_bytes >= ENG_FILE_HDR_SIZE))
+		rc = scan(&c);
+	if (!rc && mode)
+		rc = finish_repair(&c, dir);
 out_unmap:
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)st.st_size);
 out_close:
-	close(fd);
+	close(c.fd);
 out_unlock:
-	close(lock_fd);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return rc;
 }

@@ -1,38 +1,76 @@
-/* engine/check.h — verifying and repairing database.bin offline, as
- * redis-check-aof does for Redis.
+/* engine/check.h — verifying and repairing a database file offline, as
+ * redis-check-aof does for Redis (the `caskd check` command).
  *
- * Owns: the offline scan of a data directory (with the instance lock
- * held, so never beside a running caskd) and the repair: damaged regions
- * in the middle are overwritten with zeros, which recovery skips as space
- * that holds no record, and a torn tail is cut. Every intact record stays
- * where it is; nothing else in the file is touched.
+ * Owns: the read-only scan of a database file (a data directory's
+ * database.bin, or any file such as a backup from GET /admin/snapshot),
+ * and the repair. A check opens the file read-only and creates nothing:
+ * it works on read-only media and beside a running caskd (whose writes
+ * in flight may then show as a torn tail). A repair needs the file to
+ * itself (the directory's instance lock, or an exclusive lock on the
+ * file) and offers two ways, both of which drop database.idx:
+ *   - skip (default): each damaged region becomes a PAD record flagged
+ *     "repaired" (or zeros, if shorter than a record header), so every
+ *     intact record stays where it is, and later starts say what check
+ *     dropped rather than call it an unfinished write;
+ *   - truncate: the file is cut at the first damage, dropping every
+ *     record after it too (for when what follows damage is not trusted).
+ * A repair cannot vouch for what the damage held: the report names each
+ * region and the versions it may have held (records are in version
+ * order, so the intact neighbours bound them), and that keys written
+ * there may show an older value, or come back if a delete was lost.
  */
 #ifndef CASKD_ENGINE_CHECK_H
 #define CASKD_ENGINE_CHECK_H
 
-#include "engine/recovery.h"
+#include "engine/scan.h"
 
+#include <limits.h>
 #include <stdint.h>
 
+enum eng_repair_mode {
+	ENG_REPAIR_NONE,
+	ENG_REPAIR_SKIP,
+	ENG_REPAIR_TRUNCATE,
+};
+
+/* One finding of the check. */
+struct eng_check_item {
+	enum eng_scan_kind kind;   /* ABANDONED, CORRUPT, TORN_TAIL, UNUSED */
+	int dropped_batch;         /* parts of a batch that never committed */
+	int repaired_before;       /* a region an earlier repair dropped */
+	uint64_t off, len;
+	uint64_t version_after;    /* the intact record before it (0: none) */
+	uint64_t version_before;   /* the intact record after it (0: none) */
+};
+
 struct eng_check_report {
+	char path[PATH_MAX];       /* the file checked */
 	uint64_t file_bytes;
 	uint64_t records;
+	uint64_t batches;          /* committed batches */
+	uint64_t max_version;
 	uint64_t abandoned_bytes;  /* skipped at start-up anyway */
+	uint64_t dropped_bytes;    /* batches that never committed */
+	uint64_t repaired_bytes;   /* regions an earlier repair dropped */
 	uint64_t corrupt_regions;
 	uint64_t corrupt_bytes;
 	uint64_t torn_tail_bytes;  /* cut at start-up anyway */
+	uint64_t unused_bytes;     /* zeros after the last record */
+	uint64_t truncated_records;/* truncate mode: intact records dropped */
+	uint64_t durable_mark;     /* UINT64_MAX: no valid mark */
+	int format;
 	int header_bad;
 	int repaired;
-	int holder_pid;            /* -EBUSY: the running caskd */
+	int in_use;                /* a caskd holds the directory */
+	int holder_pid;
 };
 
-/* Called for every region that is not a valid record. */
-typedef void (*eng_check_note_fn)(const struct eng_scan_item *it, void *arg);
+typedef void (*eng_check_note_fn)(const struct eng_check_item *it, void *arg);
 
-/* Checks dir/database.bin; with repair, fixes it. 0 (see the report for
- * what was found), -EBUSY if a caskd holds the directory, -ENOENT,
- * -EPROTO for a newer format, or -errno. */
-int eng_check(const char *dir, int repair, eng_check_note_fn note, void *arg,
-	      struct eng_check_report *rep);
+/* Checks path (a file, or a directory holding database.bin); repairs it
+ * when mode says so. 0 (see the report), -EBUSY (repair: a caskd holds
+ * it), -ENOENT, -EPROTO (a newer format), or -errno. */
+int eng_check(const char *path, enum eng_repair_mode mode,
+	      eng_check_note_fn note, void *arg, struct eng_check_report *rep);
 
 #endif

@@ -6,12 +6,15 @@
 #include "engine/io.h"
 #include "engine/record.h"
 #include "engine/shared.h"
+#include "engine/store_int.h"
 #include "ipc/wake.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +40,11 @@ static int sync_repair(struct ipc_mtx *m, pid_t dead, void *arg)
 	return 0;
 }
 
+int eng_lock_sync(struct eng_shared *sh)
+{
+	return ipc_mtx_lock(&sh->sync_mtx, sync_repair, sh);
+}
+
 /* Generations wrap at 2^32: compare by signed distance. */
 static int gen_reached(uint32_t have, uint32_t want)
 {
@@ -53,17 +61,19 @@ int eng_sync_covered(struct eng_db *db, uint32_t ticket)
 	return gen_reached(atomic_load(&db->sh->sync_done), ticket);
 }
 
+int eng_sync_poisoned(struct eng_db *db)
+{
+	return (int)atomic_load(&db->sh->poisoned);
+}
+
 int eng_sync_dirty(struct eng_db *db)
 {
 	struct eng_shared *sh = db->sh;
 	uint64_t tail = __atomic_load_n(&sh->tail, __ATOMIC_RELAXED);
 
-	return atomic_load(&sh->synced_tail) != tail;
-}
-
-int eng_sync_poisoned(struct eng_db *db)
-{
-	return (int)atomic_load(&db->sh->poisoned);
+	return atomic_load(&sh->synced_tail) != tail ||
+	       __atomic_load_n(&sh->seq, __ATOMIC_RELAXED) + ENG_LEASE_VERSIONS / 2 >
+		       atomic_load(&sh->lease);
 }
 
 static void observe(_Atomic uint64_t *hist, const double *bounds, int n,
@@ -82,119 +92,181 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Puts the durable mark reached by earlier syncs into the file header, so
- * this sync makes it durable too. Only the mark of a sync that already
- * completed is written: one computed for this sync could reach the disk
- * before the data it vouches for. A failure only keeps the older mark. */
-static void write_mark(struct eng_db *db)
+/* What one sync does, decided under sync_mtx when it begins. */
+struct sync_plan {
+	uint32_t gen;         /* its number */
+	uint64_t file_gen;    /* the file it syncs */
+	uint64_t writes;      /* writes it covers, for the histogram */
+	uint64_t written;     /* every byte below was written before it began */
+	uint64_t tail;        /* for the periodic mode's dirty check */
+	struct eng_mark mark; /* to put in the header first, if */
+	int write_mark;       /* ... it differs from what is there */
+	int mark_slot;
+};
+
+/* Puts in the header the mark earlier syncs reached (never one computed
+ * for this sync: it could reach the disk before the data it vouches
+ * for) and, when half of the lease is used, a new lease, which this sync
+ * makes durable before any version above the old one is handed out. */
+static void plan_mark(struct eng_shared *sh, struct sync_plan *p)
+{
+	uint64_t lease = atomic_load(&sh->lease);
+	uint64_t seq = __atomic_load_n(&sh->seq, __ATOMIC_RELAXED);
+
+	p->mark.durable = atomic_load(&sh->durable_end);
+	p->mark.lease = lease;
+	if (seq + ENG_LEASE_VERSIONS / 2 > lease)
+		p->mark.lease = seq + ENG_LEASE_VERSIONS;
+	/* A new lease goes in at once; a new durable offset at most every
+	 * mark_interval_ns, since the header page is one more write for
+	 * the sync to wait for. */
+	p->write_mark = sh->mark_file_gen == p->file_gen &&
+			(p->mark.lease > sh->mark.lease ||
+			 (p->mark.durable > sh->mark.durable &&
+			  now_ns() - sh->mark_at_ns >= sh->mark_interval_ns));
+	p->mark_slot = !sh->mark_slot;
+}
+
+/* Runs one fdatasync of fd, with sync_mtx not held (this process is
+ * marked as the syncer). */
+static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 {
 	struct eng_shared *sh = db->sh;
 	char mark[ENG_MARK_SIZE];
-	uint32_t seq = sh->mark_seq + 1;
-
-	if (sh->durable_mark <= sh->mark_written)
-		return;
-	eng_mark_encode(mark, sh->durable_mark, seq);
-	if (eng_io_pwrite_all(db->fd, mark, sizeof(mark),
-			      seq % 2 ? ENG_MARK_OFF_A : ENG_MARK_OFF_B) == 0) {
-		sh->mark_written = sh->durable_mark;
-		sh->mark_seq = seq;
-	}
-}
-
-/* Runs one fdatasync as generation g, with sync_mtx not held (this
- * process is marked as the syncer). written: every byte below it was
- * written before the sync began. */
-static void run_sync(struct eng_db *db, uint32_t g, uint64_t writes,
-		     uint64_t written)
-{
-	struct eng_shared *sh = db->sh;
-	uint64_t tail = sh->tail; /* a racy read: for the metric only */
+	int mark_ok = 0, same_file;
 	uint64_t t0, dt;
 	int rc;
 
-	write_mark(db);
+	if (p->write_mark) {
+		eng_mark_encode(mark, &p->mark);
+		mark_ok = eng_io_pwrite_all(fd, mark, sizeof(mark),
+					    eng_mark_off(p->mark_slot)) == 0;
+	}
 	t0 = now_ns();
-	rc = eng_io_datasync(db->fd);
-
+	rc = eng_io_datasync(fd);
 	dt = now_ns() - t0;
-	if (ipc_mtx_lock(&sh->sync_mtx, sync_repair, sh) < 0)
+	if (eng_lock_sync(sh) < 0)
 		return;
 	sh->syncing = 0;
+	same_file = atomic_load(&sh->file_gen) == p->file_gen;
 	if (rc) {
 		atomic_store(&sh->poisoned, 1);
 		atomic_fetch_add(&sh->fsync_errors, 1);
 		eng_log(ENG_LOG_ERROR, "fdatasync of database.bin failed: %s; "
 			"refusing writes until restart", strerror(-rc));
-	} else {
-		atomic_store(&sh->synced_tail, tail);
+	} else if (same_file) {
 		/* After a failed fdatasync a later one that works proves
 		 * nothing about the pages the failed one lost: the mark may
 		 * not move past them, or recovery would call their damage
 		 * corruption instead of an unacknowledged write. */
-		if (!atomic_load(&sh->poisoned) && written > sh->durable_mark)
-			sh->durable_mark = written;
+		atomic_store(&sh->synced_tail, p->tail);
+		if (!atomic_load(&sh->poisoned)) {
+			if (p->written > atomic_load(&sh->durable_end))
+				atomic_store(&sh->durable_end, p->written);
+			if (mark_ok) {
+				sh->mark = p->mark;
+				sh->mark_slot = p->mark_slot;
+				sh->mark_at_ns = t0;
+				if (p->mark.lease > atomic_load(&sh->lease))
+					atomic_store(&sh->lease, p->mark.lease);
+			}
+		}
 	}
 	atomic_fetch_add(&sh->fsync_total, 1);
 	atomic_fetch_add(&sh->fsync_ns_total, dt);
 	observe(sh->fsync_hist, eng_fsync_bounds_s, ENG_FSYNC_BUCKETS,
 		(double)dt / 1e9);
-	observe(sh->wpf_hist, eng_wpf_bounds, ENG_WPF_BUCKETS, (double)writes);
-	atomic_fetch_add(&sh->wpf_sum, writes);
-	atomic_store(&sh->sync_done, g);
+	observe(sh->wpf_hist, eng_wpf_bounds, ENG_WPF_BUCKETS, (double)p->writes);
+	atomic_fetch_add(&sh->wpf_sum, p->writes);
+	atomic_store(&sh->sync_done, p->gen);
 	ipc_mtx_unlock(&sh->sync_mtx);
 	ipc_wake_all(&sh->sync_done);
 }
 
-int eng_sync_wait(struct eng_db *db, uint32_t ticket)
+/* db is the caller's own: a thread of its own syncs through an
+ * eng_syncer's copy, whose mapping and descriptor nobody else switches. */
+static int sync_wait(struct eng_db *db, uint32_t ticket)
 {
 	struct eng_shared *sh = db->sh;
 	int rc;
 
 	for (;;) {
 		uint32_t done = atomic_load(&sh->sync_done);
+		struct sync_plan p;
 		pid_t syncer;
-		uint64_t writes, written;
 
 		if (gen_reached(done, ticket))
 			return eng_sync_poisoned(db) ? ENG_EPOISONED : 0;
-		/* Taken before the sync begins, outside sync_mtx (lock order:
-		 * the two mutexes are never nested). */
-		written = eng_db_written_below(db);
-		if ((rc = ipc_mtx_lock(&sh->sync_mtx, sync_repair, sh)))
+		if (db->file_gen != atomic_load(&sh->file_gen) &&
+		    (rc = eng_db_refresh(db)))
+			return rc;
+		/* Taken before the sync begins, outside sync_mtx (the
+		 * two mutexes are only ever nested index -> sync). */
+		p.written = eng_db_written_below(db);
+		p.tail = __atomic_load_n(&sh->tail, __ATOMIC_RELAXED);
+		if ((rc = eng_lock_sync(sh)))
 			return rc;
 		syncer = sh->syncing;
 		if (syncer && kill(syncer, 0) < 0 && errno == ESRCH)
 			syncer = sh->syncing = 0; /* died in fdatasync */
 		if (syncer) {
 			ipc_mtx_unlock(&sh->sync_mtx);
-			rc = ipc_wake_wait(&sh->sync_done, done,
-					   SYNC_WAIT_SLICE_MS);
+			rc = ipc_wake_wait(&sh->sync_done, done, SYNC_WAIT_SLICE_MS);
 			if (rc && rc != -ETIMEDOUT && rc != -EINTR)
 				return rc;
 			continue;
 		}
-		if (gen_reached(atomic_load(&sh->sync_done), ticket)) {
+		if (gen_reached(atomic_load(&sh->sync_done), ticket) ||
+		    db->file_gen != atomic_load(&sh->file_gen)) {
 			ipc_mtx_unlock(&sh->sync_mtx);
 			continue;
 		}
 		sh->syncing = getpid();
-		writes = atomic_load(&sh->writes_total);
-		{
-			uint64_t n = writes - sh->writes_at_sync;
-			uint32_t g = atomic_fetch_add(&sh->sync_started, 1) + 1;
-			sh->writes_at_sync = writes;
-			ipc_mtx_unlock(&sh->sync_mtx);
-			run_sync(db, g, n, written);
-		}
+		p.file_gen = db->file_gen;
+		p.writes = atomic_load(&sh->writes_total) - sh->writes_at_sync;
+		sh->writes_at_sync += p.writes;
+		p.gen = atomic_fetch_add(&sh->sync_started, 1) + 1;
+		plan_mark(sh, &p);
+		ipc_mtx_unlock(&sh->sync_mtx);
+		run_sync(db, db->fd, &p);
 	}
+}
+
+int eng_sync_wait(struct eng_db *db, uint32_t ticket)
+{
+	return sync_wait(db, ticket);
+}
+
+int eng_syncer_init(struct eng_syncer *s, struct eng_db *db)
+{
+	/* A copy that shares the regions but maps the file on its own: its
+	 * repairs and refreshes never touch the loop thread's mapping. */
+	memset(&s->own, 0, sizeof(s->own));
+	s->own.sh = db->sh;
+	s->own.dir = db->dir;
+	s->own.path = db->path;
+	s->own.wslot = db->wslot;
+	s->own.is_syncer = 1;
+	s->own.lock_fd = -1;
+	s->own.fd = -1;
+	return eng_db_refresh(&s->own);
+}
+
+int eng_syncer_wait(struct eng_syncer *s, uint32_t ticket)
+{
+	return sync_wait(&s->own, ticket);
+}
+
+void eng_syncer_close(struct eng_syncer *s)
+{
+	eng_db_unmap(&s->own);
 }
 
 void eng_sync_reap(struct eng_db *db, pid_t pid)
 {
 	struct eng_shared *sh = db->sh;
 
-	if (ipc_mtx_lock(&sh->sync_mtx, sync_repair, sh))
+	if (eng_lock_sync(sh))
 		return;
 	if (sh->syncing == pid)
 		sh->syncing = 0;

@@ -3,6 +3,9 @@
 
 #include "engine/record.h"
 #include "ipc/failpoint.h"
+#include "ipc/mutex.h"
+
+#include <assert.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,9 +34,10 @@ void eng_io_set_backend(const struct eng_io_backend *b)
 int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const char *p = buf;
-	int rc = IPC_FP("io.write");
+	int rc;
 
-	if (rc)
+	assert(!ipc_mtx_held_any()); /* no mutex across file I/O (mutex.h) */
+	if ((rc = IPC_FP("io.write")))
 		return rc;
 	while (len) {
 		ssize_t n = io->pwrite(fd, p, len, (off_t)off);
@@ -55,6 +59,7 @@ int eng_io_datasync(int fd)
 {
 	int rc;
 
+	assert(!ipc_mtx_held_any());
 	IPC_FP("sync.before");
 	rc = IPC_FP("io.fsync");
 	if (rc == 0 && io->fdatasync(fd) < 0)
@@ -78,6 +83,7 @@ int eng_io_syncdir(const char *dir)
 
 int eng_io_truncate(int fd, uint64_t len)
 {
+	assert(!ipc_mtx_held_any());
 	while (io->ftruncate(fd, (off_t)len) < 0) {
 		if (errno != EINTR)
 			return -errno;
@@ -89,11 +95,12 @@ int eng_io_discard(int fd, uint64_t off, uint64_t len)
 {
 	char pad[ENG_REC_HDR_SIZE];
 
+	assert(!ipc_mtx_held_any());
 	if (io->fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			  (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP && errno != ENOSYS)
 		return -errno;
-	eng_rec_encode_pad(pad, len);
+	eng_rec_encode_pad(pad, len, 0);
 	return eng_io_pwrite_all(fd, pad, sizeof(pad), off);
 }

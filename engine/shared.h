@@ -1,99 +1,163 @@
-/* engine/shared.h — the layout of the engine's shared memory region.
+/* engine/shared.h — the layout of the engine's shared memory.
  *
- * Owns: the one mmap'd region every process of a caskd instance shares:
- * a versioned header, the index mutex and what it guards, the sync state
- * of group commit, one slot per worker (its in-flight reservations), and
- * the key -> offset hash table. The master creates it before fork(), so it
- * sits at the same address everywhere and holds plain pointers.
+ * Owns: the control region every process of a caskd instance shares (a
+ * versioned header, the index mutex and what it guards, the sync state of
+ * group commit, the job table, one slot per worker), and the table arena:
+ * ENG_AREAS areas of address space reserved before fork (MAP_NORESERVE:
+ * memory is spent only for the pages a table touches), each big enough
+ * for the largest table. One area holds the current table; a rebuild
+ * (growth, shrink, compaction) fills another, then flips to it and
+ * releases the old one's pages. Both regions are created by the master
+ * before fork(), so they sit at the same address everywhere and hold
+ * plain pointers.
  *
  * What protects what:
- *   index_mtx : seq, tail, the counters below it, every eng_ientry, every
- *               eng_inflight, rebuilding.
- *   sync_mtx  : syncing, and durable_mark/mark_written/mark_seq (these
- *               are also used by the one process marked as syncing,
- *               without the mutex). sync_started/sync_done/poisoned are
- *               atomics, written only with sync_mtx held, read without.
- *   (none)    : eng_wslot.pid is written by the master only.
- * Lock order: see ipc/mutex.h. Neither mutex is held across file I/O.
+ *   index_mtx : seq, tail, unwiped, zeroed_end, zeroing, frozen,
+ *               disk_full, want_resize, areas[], flip, every wslot's
+ *               inflight and publishing, and every table slot's state
+ *               changes (slots are also read without it: see index.h).
+ *   (atomics) : cur, pub_seq, file_gen, durable_end, del_end, lease are
+ *               written with index_mtx (durable_end and lease: with
+ *               sync_mtx) held and read by anyone without a lock.
+ *   sync_mtx  : syncing, mark (the durable mark last put in the header),
+ *               writes_at_sync. sync_started/sync_done/poisoned are
+ *               atomics written with sync_mtx held, read without.
+ *   job_mtx   : jobs[], job_seq, job_request.
+ *   wslot.pid : written by the master (fork, reap) and by the worker
+ *               itself at attach; reading: by anyone, atomically.
+ *   wslot.reading : written by its own process only.
+ * Lock order: see ipc/mutex.h. No mutex is held across file I/O.
  */
 #ifndef CASKD_ENGINE_SHARED_H
 #define CASKD_ENGINE_SHARED_H
 
+#include "engine/index.h"
+#include "engine/record.h"
+#include "engine/store.h"
 #include "ipc/mutex.h"
 
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define ENG_SHM_MAGIC 0x314D48534B534143ull /* "CASKSHM1" */
-#define ENG_SHM_VERSION 1
+#define ENG_SHM_MAGIC 0x324D48534B534143ull /* "CASKSHM2" */
+#define ENG_SHM_VERSION 2
 #define ENG_CACHELINE 64
-#include "engine/store.h"
-/* Writes one worker may have between reservation and publish. 64
- * connections each with one write in flight is the expected peak; more
- * just wait (-EAGAIN) a moment. */
-#define ENG_INFLIGHT_MAX 256
+/* Two areas: the current table and the one a rebuild fills. */
+#define ENG_AREAS 2
 /* Histogram buckets kept for /metrics (bounds in engine/durable.c). */
 #define ENG_HIST_SLOTS 16
-_Static_assert(ENG_HIST_SLOTS >= 12, "room for the fsync histogram");
+_Static_assert(ENG_HIST_SLOTS >= ENG_STATS_FSYNC_BUCKETS &&
+	       ENG_HIST_SLOTS >= ENG_STATS_WPF_BUCKETS,
+	       "room for the histograms");
+/* Job records kept for GET /admin/jobs/{id}. */
+#define ENG_JOBS_KEPT 16
+#define ENG_JOB_ERROR_MAX 160 /* = ENG_JOB_ERROR_LEN */
 
-enum eng_slot_state {
-	ENG_SLOT_EMPTY = 0,   /* never used: ends a probe */
-	ENG_SLOT_LIVE = 1,    /* key present */
-	ENG_SLOT_DEAD = 2,    /* key deleted: probing continues past it */
-	ENG_SLOT_PENDING = 3, /* new key being written, not yet visible */
+enum eng_area_state {
+	ENG_AREA_FREE = 0,
+	ENG_AREA_CURRENT,
+	ENG_AREA_BUILDING, /* a rebuild fills it; nobody reads it */
+	ENG_AREA_RETIRED,  /* flipped away from; freed once no reader is in it */
 };
 
-/* 32 bytes per slot; slots = 1.45 x max keys, so 46.4 bytes of shared
- * memory per key. The key itself is not here: it precedes the value in the
- * read-only mapping of database.bin. */
-struct eng_ientry {
-	uint64_t voff;    /* offset of the value in database.bin */
-	uint64_t version;
-	uint32_t vlen;
-	uint32_t hash;    /* upper 32 bits of eng_key_hash() */
-	uint16_t klen;
-	uint8_t state;    /* enum eng_slot_state */
-	uint8_t pad;
-	uint32_t writer;  /* worker slot + 1 writing this key now, or 0 */
+struct eng_area {
+	uint32_t state;      /* enum eng_area_state */
+	uint32_t builder;    /* pid filling it (BUILDING) */
+	uint64_t gen;        /* generation of the table in it */
 };
-_Static_assert(sizeof(struct eng_ientry) == 32, "index slot is 32 bytes");
 
-/* A reservation of log space not yet published. off == 0 marks a free
- * entry (offset 0 is the file header, never a record). */
+/* A worker's one write between reservation and publish: eng_write runs
+ * its steps in one call on the worker's loop thread, so a worker never
+ * has more than one. off == 0: none (offset 0 is the file header). */
 struct eng_inflight {
 	uint64_t off;
-	uint32_t len;
-	uint32_t slot;    /* index slot of the key */
+	uint64_t len;
+	uint32_t slot;       /* a single write: its key's slot */
+	uint32_t nrec;       /* records in the range (a batch: its parts) */
 };
 
 struct eng_wslot {
 	alignas(ENG_CACHELINE) _Atomic int32_t pid; /* 0: slot unused */
-	uint32_t ninflight; /* entries in use, for a fast "none" check */
-	struct eng_inflight inflight[ENG_INFLIGHT_MAX];
+	uint32_t publishing;         /* publish of inflight under way */
+	/* Generation of the table this process is reading without the
+	 * mutex right now, 0 when none: a retired area is freed only once
+	 * no slot reads it (index.h). */
+	_Atomic uint64_t reading;
+	/* The oldest database.bin generation this process (and its sync
+	 * thread) still maps, 0 none: the master closes its own hold on an
+	 * old file only once no process maps it (eng_db_release_old). */
+	_Atomic uint64_t oldest_gen;
+	_Atomic uint64_t oldest_gen_sync;
+	struct eng_inflight inflight;
+};
+
+
+/* A rebuild's flip, staged before it is applied so that a holder killed
+ * half way leaves something eng_index_repair can finish. */
+struct eng_flip {
+	uint32_t active;
+	uint32_t area;
+	uint64_t gen;
+	uint64_t file_gen;
+	uint64_t tail;
+	uint64_t zeroed_end;
+	uint64_t durable;    /* durable_end of the new file (compaction) */
+	uint64_t file_id;
+	uint64_t lease;
+};
+
+struct eng_job {
+	uint64_t id;         /* 0: unused record */
+	uint32_t kind;       /* enum eng_job_kind */
+	uint32_t state;      /* enum eng_job_state */
+	int32_t pid;
+	uint32_t stage;      /* enum eng_job_stage: how far it got */
+	uint64_t started_ms, finished_ms; /* unix ms */
+	uint64_t bytes_before, bytes_after;
+	uint64_t keys;
+	char error[ENG_JOB_ERROR_MAX];
+	/* From ENG_STAGE_RENAMED on, what the master needs to finish the
+	 * flip of a compaction whose process died after its rename. */
+	struct eng_flip flip;
 };
 
 struct eng_shared {
 	uint64_t magic;
 	uint32_t version;
 	uint32_t hdr_size;
-	uint64_t total_size;
-	uint64_t max_keys;
-	uint64_t nslots;
+	uint64_t max_keys;     /* 0: no bound */
+	int32_t notify_pid;    /* SIGUSR1 here when a rebuild is wanted */
+	char *arena;           /* ENG_AREAS areas of area_bytes each */
+	uint64_t area_bytes;
+	uint64_t area_slots;   /* the largest table an area holds */
 
 	alignas(ENG_CACHELINE) struct ipc_mtx index_mtx;
-	uint64_t seq;         /* highest version handed out */
-	uint64_t tail;        /* next free offset in database.bin */
-	uint64_t live_keys;   /* LIVE slots */
-	uint64_t pending;     /* PENDING slots */
-	uint64_t dead;        /* DEAD slots */
-	uint64_t live_bytes;  /* record bytes of live keys */
-	uint32_t rebuilding;  /* set while eng_index_purge moves slots */
-	uint64_t unwiped;     /* lowest failed write whose wipe failed too:
-			       * the durable mark must stay below it */
-	uint64_t zeroed_end;  /* database.bin holds written zeros up to here
-			       * (eng_db_prezero), so appends below it do not
-			       * grow the file and fdatasync skips the journal */
+	uint64_t seq;          /* highest version handed out */
+	uint64_t tail;         /* next free offset in database.bin */
+	uint64_t unwiped;      /* lowest failed write whose wipe failed too:
+				* the durable mark must stay below it */
+	uint64_t zeroed_end;   /* database.bin holds written zeros up to here
+				* (eng_db_prezero), so appends below it do
+				* not grow the file and fdatasync skips the
+				* journal */
+	uint64_t zeroing_from, zeroing_to; /* the master zeroes this now:
+				* no reservation may enter it */
+	int32_t frozen;        /* pid of a job holding new writes off */
+	uint32_t disk_full;    /* the last prezero hit ENOSPC: the last
+				* ENG_DELETE_RESERVE bytes are for deletes */
+	uint32_t want_resize;  /* a writer asked the master for a rebuild */
+	uint64_t table_gen;    /* the last generation given to a table */
+	struct eng_area areas[ENG_AREAS];
+	struct eng_flip flip;
+
+	alignas(ENG_CACHELINE) _Atomic uint64_t cur; /* table gen << 1 | area */
+	_Atomic uint32_t pub_seq;      /* odd while a batch is published */
+	_Atomic uint64_t file_gen;     /* compaction swapped database.bin */
+	_Atomic uint64_t file_id;      /* ... and the header id of the new one */
+	_Atomic uint64_t durable_end;  /* every byte below is durable */
+	_Atomic uint64_t del_end;      /* end of the newest tombstone */
+	_Atomic uint64_t lease;        /* no version above may be handed out */
 
 	alignas(ENG_CACHELINE) struct ipc_mtx sync_mtx;
 	int32_t syncing;                  /* pid in fdatasync now, or 0 */
@@ -110,18 +174,46 @@ struct eng_shared {
 	_Atomic uint64_t fsync_hist[ENG_HIST_SLOTS];  /* duration buckets */
 	_Atomic uint64_t wpf_hist[ENG_HIST_SLOTS];    /* writes per fsync */
 	_Atomic uint64_t wpf_sum;
-	uint64_t durable_mark;            /* all bytes below are durable */
-	uint64_t mark_written;            /* durable_mark last put in the
-					   * file header */
-	uint32_t mark_seq;                /* sequence of that header mark */
+	struct eng_mark mark;             /* last put in the file header */
+	int32_t mark_slot;                /* ... in this slot (0 A, 1 B) */
+	uint64_t mark_file_gen;           /* ... of this file */
+	uint64_t mark_at_ns;              /* ... when (CLOCK_MONOTONIC) */
+	uint64_t mark_interval_ns;        /* durable offsets go in this often */
 
-	alignas(ENG_CACHELINE) struct eng_wslot wslots[ENG_WORKER_SLOTS];
-	/* the table follows, at eng_shared_table() */
+	alignas(ENG_CACHELINE) struct ipc_mtx job_mtx;
+	uint64_t job_seq;
+	uint32_t job_request;             /* enum eng_job_kind wanted, or 0 */
+	struct eng_job jobs[ENG_JOBS_KEPT];
+	_Atomic uint64_t compactions[3];  /* started, done, failed */
+	_Atomic uint64_t compact_ns_total;
+	_Atomic uint64_t reclaimed_total;
+
+	/* wslots[ENG_WORKER_SLOTS] is the job process's */
+	alignas(ENG_CACHELINE) struct eng_wslot wslots[ENG_WORKER_SLOTS + 1];
 };
 
-static inline struct eng_ientry *eng_shared_table(struct eng_shared *sh)
+#define ENG_JOB_WSLOT ENG_WORKER_SLOTS
+
+static inline struct eng_table *eng_area_table(const struct eng_shared *sh,
+					       uint32_t area)
 {
-	return (struct eng_ientry *)((char *)sh + sh->hdr_size);
+	return (struct eng_table *)(sh->arena + (uint64_t)area * sh->area_bytes);
+}
+
+static inline uint32_t eng_cur_area(uint64_t cur)
+{
+	return (uint32_t)(cur & 1);
+}
+
+static inline uint64_t eng_cur_gen(uint64_t cur)
+{
+	return cur >> 1;
+}
+
+/* The current table; only stable with index_mtx held. */
+static inline struct eng_table *eng_cur_table(struct eng_shared *sh)
+{
+	return eng_area_table(sh, eng_cur_area(atomic_load(&sh->cur)));
 }
 
 #endif

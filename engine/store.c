@@ -1,28 +1,32 @@
-/* engine/store.c — opening, recovering, reading and writing the store
- * (see store.h for the life cycle and the three-step write).
+/* engine/store.c — opening, attaching, mapping and reading the store (see
+ * store.h for the life cycle; writes are in write.c, recovery in
+ * recover.c, prepared space in space.c).
  *
  * Map of this file:
- *   open/recover (master) - attach (worker) - the index mutex's repair
- *   hook - get - write (reserve, write, publish, abandon) - reap a dead
- *   worker - stats - small parsers.
+ *   the index mutex and its repair hook - the instance lock - open
+ *   (master) - mappings and refresh - attach (worker) - get - reap a dead
+ *   worker - stats.
  */
 #include "engine/store.h"
 
 #include "engine/elog.h"
 #include "engine/errors.h"
+#include "engine/idxsnap.h"
 #include "engine/index.h"
 #include "engine/io.h"
 #include "engine/record.h"
-#include "engine/recovery.h"
 #include "engine/shared.h"
-#include "ipc/failpoint.h"
+#include "engine/store_int.h"
 #include "ipc/flock.h"
 #include "ipc/shm.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,31 +35,106 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DB_FILE "database.bin"
-#define LOCK_FILE "caskd.lock"
-#define DIR_MODE 0750
-#define FILE_MODE 0640
-/* The read-only mapping covers this much address space from the start,
- * so it never has to move while the file grows (MAP_NORESERVE: costs no
- * memory until read). database.bin is limited to this size. */
-#define MAP_BYTES (1ull << 40)
-#define INT64_DIGITS_MAX 20
+/* A reader that sees a batch being published spins this many times for
+ * it before it takes the mutex (which also repairs a dead publisher). */
+#define PUB_SPINS 4096
+#define GET_TRIES 64
+#define LOCK_WAIT_STEP_MS 100
+#define LOCK_WAIT_LOG_MS 1000
+
+/* --- the index mutex ------------------------------------------------------ */
 
 static int db_repair(struct ipc_mtx *m, pid_t dead, void *arg);
 
-static int lock_index(struct eng_db *db)
+int eng_lock_index(struct eng_db *db)
 {
+	db->mutex_locks++;
 	return ipc_mtx_lock(&db->sh->index_mtx, db_repair, db);
 }
 
-static void unlock_index(struct eng_db *db)
+void eng_unlock_index(struct eng_db *db)
 {
 	ipc_mtx_unlock(&db->sh->index_mtx);
 }
 
-/* --- open and recover (master) ----------------------------------------- */
+void eng_apply_flip(struct eng_shared *sh)
+{
+	struct eng_flip *f = &sh->flip;
+	uint32_t old = eng_cur_area(atomic_load(&sh->cur));
+	int sync_locked;
 
-static int path_join(char **out, const char *dir, const char *name)
+	assert(ipc_mtx_held(&sh->index_mtx));
+	if (old != f->area) {
+		sh->areas[old].state = ENG_AREA_RETIRED;
+		sh->areas[f->area].state = ENG_AREA_CURRENT;
+		sh->areas[f->area].gen = f->gen;
+		eng_area_table(sh, f->area)->guard = &sh->index_mtx;
+	}
+	if (f->file_gen != atomic_load(&sh->file_gen)) {
+		/* A new database.bin: its header holds mark A {header size,
+		 * lease} from its creation and mark B {tail, lease} from the
+		 * swap, both synced. */
+		sync_locked = eng_lock_sync(sh) == 0;
+		sh->tail = f->tail;
+		sh->zeroed_end = f->zeroed_end;
+		sh->unwiped = UINT64_MAX;
+		sh->mark.durable = f->durable;
+		sh->mark.lease = f->lease;
+		sh->mark_slot = 1;
+		sh->mark_file_gen = f->file_gen;
+		atomic_store(&sh->del_end, 0);
+		atomic_store(&sh->durable_end, f->durable);
+		atomic_store(&sh->synced_tail, f->durable);
+		atomic_store(&sh->file_id, f->file_id);
+		atomic_store(&sh->file_gen, f->file_gen);
+		if (sync_locked)
+			ipc_mtx_unlock(&sh->sync_mtx);
+	}
+	atomic_store(&sh->cur, f->gen << 1 | f->area);
+	f->active = 0;
+}
+
+/* EOWNERDEAD: finish what the dead holder was doing, then check the table
+ * against the log. Runs with the mutex held. */
+static int db_repair(struct ipc_mtx *m, pid_t dead, void *arg)
+{
+	struct eng_db *db = arg;
+	struct eng_shared *sh = db->sh;
+	struct eng_table *t;
+	int rc = 0;
+
+	(void)m;
+	if (sh->flip.active)
+		eng_apply_flip(sh); /* a rebuild died half way through its flip */
+	if ((rc = eng_db_refresh(db)))
+		goto out;
+	t = eng_cur_table(sh);
+	for (int w = 0; dead > 0 && w <= ENG_WORKER_SLOTS; w++) {
+		struct eng_wslot *ws = &sh->wslots[w];
+		if (atomic_load(&ws->pid) != dead)
+			continue;
+		if (ws->publishing) {
+			if ((rc = eng_finish_publish(db, w)))
+				goto out;
+		} else if (!ws->inflight.off) {
+			/* killed in reserve before it named its range: the
+			 * keys it marked belong to nothing */
+			eng_index_free_writer(t, (uint8_t)(w + 1));
+		}
+	}
+	if (atomic_load(&sh->pub_seq) & 1)
+		atomic_fetch_add(&sh->pub_seq, 1);
+	rc = eng_index_verify(t, db->map, sh->tail);
+out:
+	eng_log(rc ? ENG_LOG_ERROR : ENG_LOG_WARN,
+		"pid %d died holding the index mutex; index %s", (int)dead,
+		rc ? "cannot be trusted: restarting through recovery" : "verified");
+	return rc ? -EUCLEAN : 0;
+}
+
+/* --- the instance lock ----------------------------------------------------- */
+
+int eng_path_join(char **out, const char *dir, const char *name)
 {
 	if (asprintf(out, "%s/%s", dir, name) < 0) {
 		*out = NULL;
@@ -64,25 +143,283 @@ static int path_join(char **out, const char *dir, const char *name)
 	return 0;
 }
 
-static int map_file(struct eng_db *db)
+/* The processes that have caskd.lock (dev/ino) open: a dead master's
+ * workers that are still exiting. */
+static int lock_holders(const struct stat *lk, int *pids, int max)
 {
-	void *p = mmap(NULL, MAP_BYTES, PROT_READ, MAP_SHARED | MAP_NORESERVE,
-		       db->fd, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	db->map = p;
-	db->map_size = MAP_BYTES;
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	if (!proc)
+		return 0;
+	while ((de = readdir(proc)) && n < max) {
+		char fddir[64], link[64 + 256];
+		DIR *fds;
+		struct dirent *fe;
+		int pid = atoi(de->d_name);
+
+		if (pid <= 0 || pid == (int)getpid())
+			continue;
+		snprintf(fddir, sizeof(fddir), "/proc/%d/fd", pid);
+		if (!(fds = opendir(fddir)))
+			continue;
+		while ((fe = readdir(fds))) {
+			struct stat st;
+			if (fe->d_name[0] == '.')
+				continue;
+			snprintf(link, sizeof(link), "%s/%s", fddir, fe->d_name);
+			if (stat(link, &st) == 0 && st.st_dev == lk->st_dev &&
+			    st.st_ino == lk->st_ino) {
+				pids[n++] = pid;
+				break;
+			}
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+	return n;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* One caskd per data directory: the master holds an OFD write lock on
+ * caskd.lock for its whole life (workers inherit the descriptor, so they
+ * keep it until they are gone too), and writes its pid there for the
+ * message the next one prints. A separate file, not a range of
+ * database.bin, so that compaction can swap database.bin without moving
+ * the lock. When the master named there is dead but the lock is still
+ * held, its workers are exiting (one may be inside an fdatasync): wait
+ * for them, a bounded time, rather than refuse or start beside them. */
+int eng_lock_dir(const char *dir, int wait_ms, int *lock_fd,
+		 struct eng_recovery *rep)
+{
+	char *path, pid[24];
+	int rc, n, fd, waited = 0, logged = 0;
+	struct stat st;
+
+	if ((rc = eng_path_join(&path, dir, ENG_LOCK_FILE)))
+		return rc;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, ENG_FILE_MODE);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(rep->failed, sizeof(rep->failed), "opening %s", path);
+		free(path);
+		return rc;
+	}
+	for (;;) {
+		rc = ipc_flock(fd, IPC_FLOCK_WRITE, 0, 0, 0);
+		if (rc != -EAGAIN)
+			break;
+		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		rep->holder_pid = atoi(pid);
+		rep->holder_dead = rep->holder_pid > 0 &&
+				   kill(rep->holder_pid, 0) < 0 && errno == ESRCH;
+		rep->nholders = fstat(fd, &st) == 0 ?
+			lock_holders(&st, rep->holders, ENG_HOLDERS_MAX) : 0;
+		if (!rep->holder_dead || waited >= wait_ms) {
+			rc = -EBUSY;
+			goto out_close;
+		}
+		if (waited - logged >= LOCK_WAIT_LOG_MS || !waited) {
+			char list[ENG_HOLDERS_MAX * 12] = "";
+			for (int i = 0, k = 0; i < rep->nholders; i++)
+				k += snprintf(list + k, sizeof(list) - (size_t)k, "%s%d",
+					      i ? ", " : "", rep->holders[i]);
+			eng_log(ENG_LOG_WARN, "%s: caskd pid %d is gone, but %s still "
+				"hold%s it (exiting); waiting up to %d ms", path,
+				rep->holder_pid, rep->nholders ? list : "its processes",
+				rep->nholders == 1 ? "s" : "", wait_ms - waited);
+			logged = waited;
+		}
+		sleep_ms(LOCK_WAIT_STEP_MS);
+		waited += LOCK_WAIT_STEP_MS;
+	}
+	if (rc) {
+		snprintf(rep->failed, sizeof(rep->failed), "locking %s", path);
+		goto out_close;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if ((rc = eng_io_truncate(fd, 0)) ||
+	    (rc = eng_io_pwrite_all(fd, pid, (size_t)n, 0))) {
+		snprintf(rep->failed, sizeof(rep->failed), "writing %s", path);
+		goto out_close;
+	}
+	free(path);
+	*lock_fd = fd;
+	return 0;
+out_close:
+	free(path);
+	close(fd);
+	return rc;
+}
+
+/* --- mappings --------------------------------------------------------------- */
+
+int eng_map_open(const char *path, int readonly, uint64_t file_gen,
+		 struct eng_map **out)
+{
+	struct eng_map *m = calloc(1, sizeof(*m));
+	void *p;
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	m->fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (m->fd < 0) {
+		rc = -errno;
+		free(m);
+		return rc;
+	}
+	p = mmap(NULL, ENG_MAP_BYTES, PROT_READ, MAP_SHARED | MAP_NORESERVE,
+		 m->fd, 0);
+	if (p == MAP_FAILED) {
+		rc = -errno;
+		close(m->fd);
+		free(m);
+		return rc;
+	}
+	m->base = p;
+	m->file_gen = file_gen;
+	*out = m;
 	return 0;
 }
 
-/* A new or empty database.bin gets its header, made durable with the
- * directory entry (ALICE: a created file needs its directory synced). */
+void eng_map_close(struct eng_map *m)
+{
+	if (!m)
+		return;
+	munmap((void *)m->base, ENG_MAP_BYTES);
+	close(m->fd);
+	free(m);
+}
+
+static void set_current(struct eng_db *db, struct eng_map *m)
+{
+	db->cur = m;
+	db->map = m ? m->base : NULL;
+	db->fd = m ? m->fd : -1;
+	db->file_gen = m ? m->file_gen : 0;
+}
+
+/* The oldest generation this eng_db maps, for the master's release. */
+static void publish_oldest(struct eng_db *db)
+{
+	uint64_t oldest = db->cur ? db->cur->file_gen : 0;
+
+	if (db->wslot < 0 || !db->sh)
+		return;
+	for (struct eng_map *m = db->cur ? db->cur->next : NULL; m; m = m->next)
+		if (m->file_gen < oldest)
+			oldest = m->file_gen;
+	atomic_store(db->is_syncer ? &db->sh->wslots[db->wslot].oldest_gen_sync
+				   : &db->sh->wslots[db->wslot].oldest_gen, oldest);
+}
+
+void eng_map_put(struct eng_db *db, struct eng_map *m)
+{
+	assert(m && m->refs > 0);
+	if (--m->refs || m == db->cur)
+		return;
+	/* an old mapping that was kept only for this reference */
+	for (struct eng_map **pp = &db->cur->next; *pp; pp = &(*pp)->next)
+		if (*pp == m) {
+			*pp = m->next;
+			eng_map_close(m);
+			publish_oldest(db);
+			return;
+		}
+}
+
+void eng_val_release(struct eng_db *db, struct eng_val *v)
+{
+	if (v->map)
+		eng_map_put(db, v->map);
+	v->map = NULL;
+}
+
+int eng_db_refresh(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
+
+	for (int tries = 0; tries < GET_TRIES; tries++) {
+		uint64_t gen = atomic_load(&sh->file_gen);
+		uint64_t id = atomic_load(&sh->file_id);
+		struct eng_map *m, *olds;
+		int rc;
+
+		if (db->cur && gen == db->file_gen)
+			return 0;
+		if ((rc = eng_map_open(db->path, 0, gen, &m)))
+			return rc;
+		/* The file the path names may already be the next one (its
+		 * rename comes before its flip): make sure it is this gen's. */
+		if (eng_file_id(m->base) != id || atomic_load(&sh->file_gen) != gen) {
+			eng_map_close(m);
+			continue;
+		}
+		olds = db->cur ? db->cur->next : NULL;
+		if (db->cur) {
+			eng_lease_drop(db);
+			if (db->cur->refs || db->keep_old) {
+				db->cur->next = olds;
+				olds = db->cur;
+			} else {
+				eng_map_close(db->cur);
+			}
+		}
+		m->next = olds;
+		set_current(db, m);
+		publish_oldest(db);
+		return 0;
+	}
+	return -ESTALE;
+}
+
+static int mapped_somewhere(struct eng_shared *sh, uint64_t gen)
+{
+	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
+		struct eng_wslot *ws = &sh->wslots[w];
+		uint64_t a = atomic_load(&ws->oldest_gen), b = atomic_load(&ws->oldest_gen_sync);
+		if (atomic_load(&ws->pid) && ((a && a <= gen) || (b && b <= gen)))
+			return 1;
+	}
+	return 0;
+}
+
+void eng_db_release_old(struct eng_db *db)
+{
+	struct eng_map **pp = db->cur ? &db->cur->next : NULL;
+
+	while (pp && *pp) {
+		struct eng_map *m = *pp;
+		if (m->refs || mapped_somewhere(db->sh, m->file_gen)) {
+			pp = &m->next;
+			continue;
+		}
+		*pp = m->next;
+		eng_map_close(m);
+	}
+}
+
+/* --- open (master) ---------------------------------------------------------- */
+
 static int init_file(struct eng_db *db, struct eng_recovery *rep)
 {
 	char hdr[ENG_FILE_HDR_SIZE];
+	struct eng_mark m = { ENG_FILE_HDR_SIZE, 0 };
 	int rc;
 
-	eng_file_hdr_encode(hdr, (uint64_t)time(NULL));
+	/* A new or empty database.bin gets its header, made durable with the
+	 * directory entry (ALICE: a created file needs its directory synced). */
+	eng_file_hdr_encode(hdr, eng_file_id_new(), &m);
 	if ((rc = eng_io_truncate(db->fd, 0)) ||
 	    (rc = eng_io_pwrite_all(db->fd, hdr, sizeof(hdr), 0)) ||
 	    (rc = eng_io_datasync(db->fd)) ||
@@ -92,226 +429,122 @@ static int init_file(struct eng_db *db, struct eng_recovery *rep)
 	return 0;
 }
 
-static int create_shared(struct eng_db *db, uint64_t max_keys)
+static int create_shared(struct eng_db *db, uint64_t max_keys,
+			 struct eng_recovery *rep)
 {
-	uint64_t nslots = eng_index_slots_for(max_keys);
-	size_t hdr = sizeof(struct eng_shared);
-	size_t size = hdr + nslots * sizeof(struct eng_ientry);
+	uint64_t slots = eng_index_max_slots(max_keys);
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t area = (eng_index_table_bytes(slots) + (uint64_t)page - 1) &
+			~((uint64_t)page - 1);
 	struct eng_shared *sh;
+	void *arena;
 	int rc;
 
-	if ((rc = ipc_shm_create(size, (void **)&sh)))
+	if ((rc = ipc_shm_create(sizeof(*sh), (void **)&sh))) {
+		snprintf(rep->failed, sizeof(rep->failed),
+			 "allocating %zu bytes of shared memory", sizeof(*sh));
 		return rc;
+	}
+	if ((rc = ipc_shm_reserve(area * ENG_AREAS, &arena))) {
+		snprintf(rep->failed, sizeof(rep->failed),
+			 "reserving %" PRIu64 " MiB of address space for the shared index "
+			 "(set --max-keys to bound it)", area * ENG_AREAS >> 20);
+		ipc_shm_destroy(sh, sizeof(*sh));
+		return rc;
+	}
 	sh->magic = ENG_SHM_MAGIC;
 	sh->version = ENG_SHM_VERSION;
-	sh->hdr_size = (uint32_t)hdr;
-	sh->total_size = size;
+	sh->hdr_size = (uint32_t)sizeof(*sh);
 	sh->max_keys = max_keys;
-	sh->nslots = nslots;
+	sh->arena = arena;
+	sh->area_bytes = area;
+	sh->area_slots = slots;
 	sh->unwiped = UINT64_MAX;
 	if ((rc = ipc_mtx_init(&sh->index_mtx)) ||
-	    (rc = ipc_mtx_init(&sh->sync_mtx))) {
-		ipc_shm_destroy(sh, size);
+	    (rc = ipc_mtx_init(&sh->sync_mtx)) ||
+	    (rc = ipc_mtx_init(&sh->job_mtx))) {
+		snprintf(rep->failed, sizeof(rep->failed), "initialising the shared mutexes");
+		ipc_shm_destroy(arena, area * ENG_AREAS);
+		ipc_shm_destroy(sh, sizeof(*sh));
 		return rc;
 	}
 	db->sh = sh;
-	db->shm_size = size;
+	db->shm_size = sizeof(*sh);
+	db->arena_size = area * ENG_AREAS;
 	return 0;
 }
 
-/* Replays one valid record into the index. Records are in version order
- * in the file (version and offset are assigned together under the index
- * mutex), so the last record of a key wins. */
-static int replay(struct eng_db *db, uint64_t off, const struct eng_rec_hdr *h)
-{
-	struct eng_shared *sh = db->sh;
-	struct eng_ientry *t = eng_shared_table(sh);
-	const char *key = db->map + off + ENG_REC_HDR_SIZE;
-	uint32_t hash = eng_index_hash32(eng_key_hash(key, h->klen));
-	uint64_t voff = off + ENG_REC_HDR_SIZE + h->klen;
-	struct eng_find f;
-	struct eng_ientry *e;
-
-	if (h->type == ENG_REC_PAD)
-		return 0;
-	eng_index_find(sh, db->map, key, h->klen, hash, &f);
-	if (f.slot != ENG_NO_SLOT) {
-		e = &t[f.slot];
-		sh->live_bytes -= eng_rec_size(e->klen, e->vlen);
-		if (h->type == ENG_REC_DEL) {
-			e->state = ENG_SLOT_DEAD;
-			sh->live_keys--;
-			sh->dead++;
-			return 0;
-		}
-	} else {
-		if (h->type == ENG_REC_DEL)
-			return 0;
-		/* --max-keys is checked once replay is done: a log may have
-		 * held more live keys on the way than it holds at the end. */
-		f.slot = eng_index_take_free(sh, db->map, key, h->klen, hash,
-					     &f);
-		if (f.slot == ENG_NO_SLOT)
-			return ENG_EFULL;
-		e = &t[f.slot];
-		if (e->state == ENG_SLOT_DEAD)
-			sh->dead--;
-		sh->live_keys++;
-		e->hash = hash;
-		e->klen = h->klen;
-		e->writer = 0;
-		e->state = ENG_SLOT_LIVE;
-	}
-	e->voff = voff;
-	e->vlen = h->vlen;
-	e->version = h->version;
-	sh->live_bytes += eng_rec_total(h);
-	return 0;
-}
-
-#define log_recovery(...) eng_log(ENG_LOG_WARN, "recovery: " __VA_ARGS__)
-
-static int recover(struct eng_db *db, uint64_t size, struct eng_recovery *rep)
-{
-	struct eng_scan s;
-	struct eng_scan_item it;
-	int rc;
-
-	eng_scan_init(&s, db->map, size);
-	eng_scan_set_fd(&s, db->fd);
-	while (eng_scan_next(&s, &it) != ENG_SCAN_END) {
-		switch (it.kind) {
-		case ENG_SCAN_RECORD:
-			rep->records++;
-			if (it.h.version > rep->max_version)
-				rep->max_version = it.h.version;
-			if ((rc = replay(db, it.off, &it.h)))
-				return rc;
-			break;
-		case ENG_SCAN_ABANDONED:
-			log_recovery("skipped %" PRIu64 " bytes at offset %" PRIu64
-				     ": a write that never completed (never acknowledged)",
-				     it.len, it.off);
-			rep->skipped += it.len;
-			/* Wipe it: once the durable mark moves past it, only
-			 * zeros there still read as "abandoned". */
-			if ((rc = eng_io_discard(db->fd, it.off, it.len)))
-				return rc;
-			break;
-		case ENG_SCAN_CORRUPT:
-			rep->bad_off = it.off;
-			return ENG_ECORRUPT;
-		case ENG_SCAN_TORN_TAIL:
-			rep->cut_bytes = it.len;
-			rep->cut_zeros = eng_scan_is_zero(&s, it.off, it.len);
-			break;
-		case ENG_SCAN_END:
-			break;
-		}
-	}
-	if (db->sh->live_keys > db->sh->max_keys)
-		return ENG_EFULL;
-	rep->tail = size - rep->cut_bytes;
-	if (rep->cut_bytes) {
-		if (rep->cut_zeros)
-			log_recovery("trimmed %" PRIu64 " bytes of zeros after offset %" PRIu64
-				     " (space prepared for appends)", rep->cut_bytes, rep->tail);
-		else
-			log_recovery("cut a torn tail of %" PRIu64 " bytes at offset %" PRIu64
-				     " (an append interrupted by a crash; it was never acknowledged)",
-				     rep->cut_bytes, rep->tail);
-		if ((rc = eng_io_truncate(db->fd, rep->tail)) ||
-		    (rc = eng_io_datasync(db->fd)))
-			return rc;
-	}
-	return 0;
-}
-
-/* One caskd per data directory: the master holds an OFD write lock on
- * caskd.lock for its whole life (workers inherit the descriptor, so orphans
- * keep it too), and writes its pid there for the message the next one
- * prints. A separate file, not a range of database.bin, so that a future
- * compaction can swap database.bin without dropping the lock. */
-int eng_lock_dir(const char *dir, int *lock_fd, int *holder_pid)
-{
-	char *path, pid[24];
-	int rc, n, fd;
-
-	if ((rc = path_join(&path, dir, LOCK_FILE)))
-		return rc;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
-	free(path);
-	if (fd < 0)
-		return -errno;
-	rc = ipc_flock(fd, IPC_FLOCK_WRITE, 0, 0, 0);
-	if (rc == -EAGAIN) {
-		n = (int)pread(fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		*holder_pid = atoi(pid);
-		rc = -EBUSY;
-		goto out_close;
-	}
-	if (rc)
-		goto out_close;
-	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if ((rc = eng_io_truncate(fd, 0)) ||
-	    (rc = eng_io_pwrite_all(fd, pid, (size_t)n, 0)))
-		goto out_close;
-	*lock_fd = fd;
-	return 0;
-out_close:
-	close(fd);
-	return rc;
-}
-
+/* Opens (creating) database.bin and maps it; *size is its length. */
 static int open_file(struct eng_db *db, struct eng_recovery *rep,
 		     uint64_t *size)
 {
+	struct eng_map *m;
 	struct stat st;
-	int rc;
+	int fd, rc;
 
-	if (mkdir(db->dir, DIR_MODE) < 0 && errno != EEXIST)
-		return -errno;
-	if ((rc = eng_lock_dir(db->dir, &db->lock_fd, &rep->holder_pid)))
+	fd = open(db->path, O_RDWR | O_CREAT | O_CLOEXEC, ENG_FILE_MODE);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(rep->failed, sizeof(rep->failed), "opening %s", db->path);
 		return rc;
-	db->fd = open(db->path, O_RDWR | O_CREAT | O_CLOEXEC, FILE_MODE);
-	if (db->fd < 0)
-		return -errno;
+	}
+	close(fd);
+	if ((rc = eng_map_open(db->path, 0, 1, &m))) {
+		snprintf(rep->failed, sizeof(rep->failed), "mapping %s (1 TiB of address "
+			 "space: an address-space limit such as LimitAS= must allow it)", db->path);
+		return rc;
+	}
+	set_current(db, m);
 	if (fstat(db->fd, &st) < 0)
 		return -errno;
 	/* Shorter than a header: a crash while creating it, nothing else
 	 * can be inside. */
 	if (st.st_size < ENG_FILE_HDR_SIZE) {
-		if ((rc = init_file(db, rep)))
+		if ((rc = init_file(db, rep))) {
+			snprintf(rep->failed, sizeof(rep->failed), "creating %s", db->path);
 			return rc;
+		}
 		st.st_size = ENG_FILE_HDR_SIZE;
 	}
-	if ((uint64_t)st.st_size > MAP_BYTES)
+	if ((uint64_t)st.st_size > ENG_MAP_BYTES) {
+		snprintf(rep->failed, sizeof(rep->failed), "%s is larger than %llu bytes",
+			 db->path, (unsigned long long)ENG_MAP_BYTES);
 		return -EFBIG;
+	}
 	*size = (uint64_t)st.st_size;
 	return 0;
 }
 
-/* What recovery read may have come from the page cache of a process that
- * was killed before syncing: make it durable, then record that in the
- * header's durable mark, so a later crash can never make it look torn. */
-static int mark_recovered(struct eng_db *db, uint64_t tail)
+/* A compaction that never finished leaves its new file: drop it. */
+static void drop_stale_compaction(struct eng_db *db)
 {
-	struct eng_shared *sh = db->sh;
-	char mark[ENG_MARK_SIZE];
-	uint32_t seq;
-	int rc;
+	char *p;
 
-	eng_mark_read(db->map, &seq);
-	seq++;
-	eng_mark_encode(mark, tail, seq);
-	if ((rc = eng_io_datasync(db->fd)) ||
-	    (rc = eng_io_pwrite_all(db->fd, mark, sizeof(mark),
-				    seq % 2 ? ENG_MARK_OFF_A : ENG_MARK_OFF_B)) ||
-	    (rc = eng_io_datasync(db->fd)))
-		return rc;
-	sh->durable_mark = sh->mark_written = tail;
-	sh->mark_seq = seq;
+	if (eng_path_join(&p, db->dir, ENG_COMPACT_FILE))
+		return;
+	if (unlink(p) == 0)
+		eng_log(ENG_LOG_WARN, "removed %s: a compaction that did not finish "
+			"(database.bin was not touched by it)", p);
+	free(p);
+}
+
+/* mkdir -p: the parents too, so --data-dir /var/lib/caskd/data works. */
+static int make_dirs(const char *dir)
+{
+	char p[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n >= sizeof(p))
+		return -ENAMETOOLONG;
+	memcpy(p, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, ENG_DIR_MODE) < 0 && errno != EEXIST)
+			return -errno;
+		p[i] = i == n ? '\0' : '/';
+	}
 	return 0;
 }
 
@@ -322,6 +555,14 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static void db_init(struct eng_db *db)
+{
+	memset(db, 0, sizeof(*db));
+	db->fd = -1;
+	db->lock_fd = -1;
+	db->wslot = -1;
+}
+
 int eng_db_open(const struct eng_opts *o, struct eng_db *db,
 		struct eng_recovery *rep)
 {
@@ -329,36 +570,38 @@ int eng_db_open(const struct eng_opts *o, struct eng_db *db,
 	double t0 = mono_s();
 	int rc;
 
-	memset(db, 0, sizeof(*db));
+	db_init(db);
 	memset(rep, 0, sizeof(*rep));
-	db->fd = -1;
-	db->lock_fd = -1;
-	db->wslot = -1;
 	db->max_value = o->max_value;
+	if (!o->dir[0]) {
+		snprintf(rep->failed, sizeof(rep->failed),
+			 "the data directory: --data-dir is empty");
+		return -EINVAL;
+	}
 	if (!(db->dir = strdup(o->dir)))
 		return -ENOMEM;
-	if ((rc = path_join(&db->path, o->dir, DB_FILE)))
+	if ((rc = eng_path_join(&db->path, o->dir, ENG_DB_FILE)))
 		goto out_close;
-	if ((rc = open_file(db, rep, &size)) || (rc = map_file(db)))
-		goto out_close;
-	rep->file_bytes = size;
-	if ((rc = eng_file_hdr_check(db->map, size))) {
-		rep->bad_off = 0;
-		rc = rc == -EPROTO ? rc : ENG_ECORRUPT;
+	if ((rc = make_dirs(db->dir))) {
+		snprintf(rep->failed, sizeof(rep->failed),
+			 "creating the data directory %s", db->dir);
 		goto out_close;
 	}
-	if ((rc = create_shared(db, o->max_keys)))
+	if ((rc = eng_lock_dir(db->dir, o->lock_wait_ms, &db->lock_fd, rep)))
 		goto out_close;
-	if ((rc = lock_index(db)))
+	drop_stale_compaction(db);
+	if ((rc = open_file(db, rep, &size)))
 		goto out_close;
-	rc = recover(db, size, rep);
-	db->sh->seq = rep->max_version;
-	db->sh->tail = rep->tail;
-	rep->keys = db->sh->live_keys;
-	atomic_store(&db->sh->synced_tail, rep->tail);
-	unlock_index(db);
-	if (rc || (rc = mark_recovered(db, rep->tail)))
+	rep->file_bytes = size;
+	if ((rc = create_shared(db, o->max_keys, rep)))
 		goto out_close;
+	db->sh->mark_interval_ns = (uint64_t)o->mark_interval_ms * 1000000u;
+	/* No other process yet: recovery builds the table as its only
+	 * builder (no mutex, so it may do the file I/O it needs). */
+	if ((rc = eng_recover(db, o, size, rep)))
+		goto out_close;
+	eng_cur_table(db->sh)->guard = &db->sh->index_mtx;
+	rep->keys = eng_cur_table(db->sh)->live;
 	rep->seconds = mono_s() - t0;
 	return 0;
 out_close:
@@ -366,45 +609,56 @@ out_close:
 	return rc;
 }
 
+void eng_db_unmap(struct eng_db *db)
+{
+	struct eng_map *m = db->cur ? db->cur->next : NULL;
+
+	while (m) {
+		struct eng_map *n = m->next;
+		eng_map_close(m);
+		m = n;
+	}
+	if (db->cur)
+		eng_map_close(db->cur);
+	set_current(db, NULL);
+}
+
 void eng_db_close(struct eng_db *db)
 {
-	if (db->map)
-		munmap((void *)db->map, db->map_size);
-	if (db->fd >= 0)
-		close(db->fd);
+	eng_db_unmap(db);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
-	if (db->sh && db->wslot < 0)
+	if (db->sh && db->wslot < 0) {
+		ipc_shm_destroy(db->sh->arena, db->arena_size);
 		ipc_shm_destroy(db->sh, db->shm_size);
+	}
 	free(db->dir);
 	free(db->path);
 	free(db->buf);
-	memset(db, 0, sizeof(*db));
-	db->fd = -1;
-	db->lock_fd = -1;
+	db_init(db);
 }
 
-/* --- attach (worker) ---------------------------------------------------- */
+/* --- attach (worker, job) ---------------------------------------------------- */
 
 int eng_db_attach(struct eng_db *db, int wslot)
 {
-	int rc;
-
 	/* The descriptor inherited from the master shares its open file
-	 * description, and so its OFD locks: open our own. */
-	if (db->map)
-		munmap((void *)db->map, db->map_size);
-	db->map = NULL;
-	if (db->fd >= 0)
-		close(db->fd);
-	db->fd = open(db->path, O_RDWR | O_CLOEXEC);
-	if (db->fd < 0)
-		return -errno;
-	if ((rc = map_file(db)))
-		return rc;
+	 * description, and so its OFD locks: open our own. Older mappings
+	 * inherited across fork are the master's business. */
+	if (db->cur) {
+		struct eng_map *m = db->cur->next;
+		while (m) {
+			struct eng_map *n = m->next;
+			eng_map_close(m);
+			m = n;
+		}
+		eng_map_close(db->cur);
+		set_current(db, NULL);
+	}
+	db->lease_lo = db->lease_hi = 0;
 	db->wslot = wslot;
 	atomic_store(&db->sh->wslots[wslot].pid, getpid());
-	return 0;
+	return eng_db_refresh(db);
 }
 
 void eng_db_set_worker(struct eng_db *db, int wslot, pid_t pid)
@@ -412,19 +666,22 @@ void eng_db_set_worker(struct eng_db *db, int wslot, pid_t pid)
 	atomic_store(&db->sh->wslots[wslot].pid, pid);
 }
 
-/* --- EOWNERDEAD ----------------------------------------------------------- */
-
-static int db_repair(struct ipc_mtx *m, pid_t dead, void *arg)
+void eng_db_set_notify(struct eng_db *db, pid_t pid)
 {
-	struct eng_db *db = arg;
+	db->sh->notify_pid = pid;
+}
+
+int eng_db_save_index(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
 	int rc;
 
-	(void)m;
-	rc = eng_index_repair(db->sh, db->map, db->sh->tail, dead);
-	eng_log(rc ? ENG_LOG_ERROR : ENG_LOG_WARN,
-		"pid %d died holding the index mutex; index %s", (int)dead,
-		rc ? "cannot be trusted: restarting through recovery" : "verified");
-	return rc;
+	if ((rc = eng_db_refresh(db)))
+		return rc;
+	if (atomic_load(&sh->poisoned))
+		return -EIO;
+	return eng_idx_write(db, db->dir, eng_cur_table(sh), eng_file_id(db->map),
+			     sh->tail, sh->seq);
 }
 
 /* --- get -------------------------------------------------------------------- */
@@ -434,287 +691,138 @@ static int key_ok(size_t klen)
 	return klen >= 1 && klen <= ENG_KEY_MAX;
 }
 
+/* Publishes that this process reads the current table: a retired area is
+ * not freed under it (see the reclaim in rebuild.c). Returns cur. */
+static uint64_t begin_read(struct eng_shared *sh, _Atomic uint64_t *reading)
+{
+	for (;;) {
+		uint64_t cur = atomic_load(&sh->cur);
+		atomic_store(reading, eng_cur_gen(cur)); /* seq_cst: before the re-check */
+		if (atomic_load(&sh->cur) == cur)
+			return cur;
+	}
+}
+
+/* With the mutex: for a reader that met a slot left odd or a batch that
+ * seemed never to finish publishing (the lock repairs both). */
+static int get_locked(struct eng_db *db, const void *key, uint16_t klen,
+		      uint32_t hash, struct eng_entry *e)
+{
+	struct eng_find f;
+	int rc;
+
+	if ((rc = eng_db_refresh(db)) || (rc = eng_lock_index(db)))
+		return rc;
+	if (db->file_gen != atomic_load(&db->sh->file_gen)) {
+		rc = -EAGAIN; /* swapped since: the caller looks again */
+	} else {
+		struct eng_table *t = eng_cur_table(db->sh);
+		eng_index_find(t, db->map, key, klen, hash, &f);
+		if (f.slot == ENG_NO_SLOT) {
+			rc = 0;
+		} else {
+			rc = eng_index_read_slot(t, f.slot, e);
+		}
+	}
+	eng_unlock_index(db);
+	return rc;
+}
+
+static int record_intact(const char *map, const struct eng_entry *e)
+{
+	const char *rec = map + e->voff - e->klen - ENG_REC_HDR_SIZE;
+	struct eng_rec_hdr h;
+
+	if (eng_rec_check_hdr(rec, eng_rec_size(e->klen, e->vlen), &h) ||
+	    h.version != e->version || h.vlen != e->vlen ||
+	    eng_rec_check_data(rec, &h))
+		return -EBADMSG;
+	return 0;
+}
+
+static int wait_publish_done(struct eng_shared *sh, uint32_t *p)
+{
+	for (int i = 0; i < PUB_SPINS; i++) {
+		*p = atomic_load_explicit(&sh->pub_seq, memory_order_acquire);
+		if (!(*p & 1))
+			return 0;
+	}
+	return -EAGAIN;
+}
+
 int eng_get(struct eng_db *db, const void *key, size_t klen,
 	    struct eng_val *v)
 {
+	struct eng_shared *sh = db->sh;
+	_Atomic uint64_t *reading = &sh->wslots[db->wslot].reading;
 	uint32_t hash;
-	struct eng_find f;
-	int rc;
+	struct eng_entry e;
+	int rc = -EAGAIN;
 
+	memset(v, 0, sizeof(*v));
 	if (!key_ok(klen))
 		return -EINVAL;
 	hash = eng_index_hash32(eng_key_hash(key, klen));
-	if ((rc = lock_index(db)))
-		return rc;
-	eng_index_find(db->sh, db->map, key, (uint16_t)klen, hash, &f);
-	if (f.slot == ENG_NO_SLOT) {
-		rc = -ENOENT;
-	} else {
-		const struct eng_ientry *e = &eng_shared_table(db->sh)[f.slot];
-		v->data = db->map + e->voff;
-		v->len = e->vlen;
-		v->version = e->version;
-	}
-	unlock_index(db);
-	return rc;
-}
+	for (int tries = 0; tries < GET_TRIES; tries++) {
+		uint64_t cur;
+		uint32_t p1;
+		struct eng_table *t;
+		int stale;
 
-/* --- write ------------------------------------------------------------------ */
-
-/* Everything a write carries between its three steps. */
-struct wctx {
-	const struct eng_op *op;
-	uint32_t hash;
-	uint64_t slot;
-	int inflight;    /* index into our in-flight list */
-	uint64_t off;    /* reserved log range */
-	uint64_t len;
-	uint64_t version;
-	int created;
-	const void *val; /* what is written as the value */
-	uint32_t vlen;
-	char num[INT64_DIGITS_MAX + 1];
-};
-
-static int check_conditions(const struct eng_op *op,
-			    const struct eng_ientry *cur)
-{
-	if (op->has_if_match &&
-	    (!cur || (!op->if_match_any && cur->version != op->if_match)))
-		return ENG_EPRECOND;
-	if (op->if_none_match_any && cur)
-		return ENG_EPRECOND;
-	if (op->kind == ENG_OP_DEL && !cur)
-		return -ENOENT;
-	return 0;
-}
-
-static int incr_value(struct eng_db *db, struct wctx *w,
-		      const struct eng_ientry *cur, int64_t *out)
-{
-	int64_t v = 0;
-
-	if (cur && eng_parse_i64(db->map + cur->voff, cur->vlen, &v) < 0)
-		return ENG_ENOTINT;
-	if (__builtin_add_overflow(v, w->op->by, &v))
-		return ENG_EOVERFLOW;
-	w->vlen = (uint32_t)snprintf(w->num, sizeof(w->num), "%" PRId64, v);
-	w->val = w->num;
-	*out = v;
-	return 0;
-}
-
-static int take_inflight(struct eng_wslot *ws)
-{
-	for (int j = 0; j < ENG_INFLIGHT_MAX; j++)
-		if (!ws->inflight[j].off)
-			return j;
-	return -1;
-}
-
-/* Step 1, under the index mutex: decide, version, reserve, mark busy. */
-static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
-{
-	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[db->wslot];
-	const struct eng_op *op = w->op;
-	struct eng_ientry *t = eng_shared_table(sh), *cur = NULL, *e;
-	struct eng_inflight *in;
-	struct eng_find f;
-	int rc;
-
-	if (atomic_load(&sh->poisoned))
-		return ENG_EPOISONED;
-	eng_index_find(sh, db->map, op->key, (uint16_t)op->klen, w->hash, &f);
-	if (f.busy || (w->inflight = take_inflight(ws)) < 0)
-		return -EAGAIN;
-	if (f.slot != ENG_NO_SLOT)
-		cur = &t[f.slot];
-	if ((rc = check_conditions(op, cur)))
-		return rc;
-	if (op->kind == ENG_OP_INCR && (rc = incr_value(db, w, cur, &res->value)))
-		return rc;
-	w->len = eng_rec_size((uint32_t)op->klen, w->vlen);
-	if (cur) {
-		w->slot = f.slot;
-	} else {
-		if (sh->live_keys + sh->pending >= sh->max_keys)
-			return ENG_EFULL;
-		w->slot = eng_index_take_free(sh, db->map, op->key,
-					      (uint16_t)op->klen, w->hash, &f);
-		if (w->slot == ENG_NO_SLOT)
-			return ENG_EFULL;
-	}
-	/* Order matters for eng_index_repair: tail first (a death after it
-	 * leaves only a hole of zeros), then the key, then the in-flight
-	 * entry that lets the master wipe the range. */
-	w->version = ++sh->seq;
-	w->off = sh->tail;
-	sh->tail += w->len;
-	/* A SIGKILL can land between any two stores: keep the compiler from
-	 * reordering the steps repair depends on. */
-	atomic_signal_fence(memory_order_seq_cst);
-	e = &t[w->slot];
-	if (!cur) {
-		if (e->state == ENG_SLOT_DEAD)
-			sh->dead--;
-		sh->pending++;
-		e->hash = w->hash;
-		e->klen = (uint16_t)op->klen;
-		e->voff = 0;
-		e->state = ENG_SLOT_PENDING;
-	}
-	e->writer = (uint32_t)db->wslot + 1;
-	atomic_signal_fence(memory_order_seq_cst);
-	in = &ws->inflight[w->inflight];
-	in->len = (uint32_t)w->len;
-	in->slot = (uint32_t)w->slot;
-	in->off = w->off;
-	ws->ninflight++;
-	w->created = !cur;
-	return 0;
-}
-
-/* Step 3, under the index mutex: make the record visible, free the key.
- * voff is written first: eng_index_repair reads it to tell a publish that
- * began from one that did not. */
-static void publish(struct eng_db *db, struct wctx *w)
-{
-	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[db->wslot];
-	struct eng_inflight *in;
-	struct eng_ientry *e;
-
-	in = &ws->inflight[w->inflight];
-	e = &eng_shared_table(sh)[in->slot]; /* a purge may have moved it */
-	if (e->state == ENG_SLOT_LIVE)
-		sh->live_bytes -= eng_rec_size(e->klen, e->vlen);
-	e->voff = w->off + ENG_REC_HDR_SIZE + w->op->klen;
-	atomic_signal_fence(memory_order_seq_cst);
-	IPC_FP("index.locked");
-	e->vlen = w->vlen;
-	e->version = w->version;
-	if (w->op->kind == ENG_OP_DEL) {
-		e->state = ENG_SLOT_DEAD;
-		sh->live_keys--;
-		sh->dead++;
-	} else {
-		if (e->state == ENG_SLOT_PENDING) {
-			sh->pending--;
-			sh->live_keys++;
+		if (atomic_load(&sh->file_gen) != db->file_gen &&
+		    (rc = eng_db_refresh(db)))
+			return rc;
+		cur = begin_read(sh, reading);
+		t = eng_area_table(sh, eng_cur_area(cur));
+		if (t->file_gen != db->file_gen) {
+			/* a compaction's flip in progress: the next try maps
+			 * the new file */
+			atomic_store_explicit(reading, 0, memory_order_release);
+			rc = -EAGAIN;
+			continue;
 		}
-		e->state = ENG_SLOT_LIVE;
-		sh->live_bytes += w->len;
+		if (wait_publish_done(sh, &p1) < 0) {
+			atomic_store_explicit(reading, 0, memory_order_release);
+			rc = -EAGAIN;
+			break; /* a publish that does not end: lock */
+		}
+		rc = eng_index_lookup(t, db->map, key, (uint16_t)klen, hash, &e);
+		atomic_thread_fence(memory_order_acquire);
+		stale = atomic_load_explicit(&sh->pub_seq, memory_order_relaxed) != p1 ||
+			atomic_load(&sh->cur) != cur;
+		atomic_store_explicit(reading, 0, memory_order_release);
+		if (rc == -EAGAIN)
+			break; /* a slot left odd: lock (and repair) */
+		if (!stale)
+			break;
+		rc = -EAGAIN;
 	}
-	atomic_signal_fence(memory_order_seq_cst);
-	e->writer = 0;
-	in->off = 0;
-	ws->ninflight--;
-}
-
-/* The write failed: wipe whatever part of the range reached the file
- * (so recovery sees an abandoned reservation, never a half record), then
- * free the key. Called without the index mutex. */
-static void abandon(struct eng_db *db, struct wctx *w)
-{
-	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[db->wslot];
-	struct eng_inflight *in;
-	struct eng_ientry *e;
-	int rc = eng_io_discard(db->fd, w->off, w->len);
-
-	if (rc)
-		eng_log(ENG_LOG_ERROR, "wiping a failed write at offset %" PRIu64
-			" of database.bin: %s (recovery will skip or cut it)",
-			w->off, strerror(-rc));
-	if (lock_index(db))
-		return;
-	if (rc && w->off < sh->unwiped)
-		sh->unwiped = w->off; /* so it stays above the durable mark */
-	in = &ws->inflight[w->inflight];
-	e = &eng_shared_table(sh)[in->slot];
-	if (e->state == ENG_SLOT_PENDING) {
-		e->state = ENG_SLOT_DEAD;
-		sh->pending--;
-		sh->dead++;
+	for (int tries = 0; rc == -EAGAIN && tries < GET_TRIES; tries++)
+		rc = get_locked(db, key, (uint16_t)klen, hash, &e);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		v->end = atomic_load(&sh->del_end);
+		return -ENOENT;
 	}
-	e->writer = 0;
-	in->off = 0;
-	ws->ninflight--;
-	unlock_index(db);
-}
-
-static int ensure_buf(struct eng_db *db, size_t n)
-{
-	char *p;
-
-	if (n <= db->buf_size)
-		return 0;
-	if (!(p = realloc(db->buf, n)))
-		return -ENOMEM;
-	db->buf = p;
-	db->buf_size = n;
+	/* The start-up may have trusted an index snapshot instead of reading
+	 * this record: check it before it is served, never send damage. */
+	if ((rc = record_intact(db->map, &e))) {
+		v->end = e.voff - e.klen - ENG_REC_HDR_SIZE; /* where the damage is */
+		return rc;
+	}
+	v->data = db->map + e.voff;
+	v->len = e.vlen;
+	v->version = e.version;
+	v->end = e.voff + e.vlen;
+	v->map = db->cur;
+	db->cur->refs++;
 	return 0;
 }
 
-/* Step 2, no mutex: the bytes go to the page cache under an OFD write
- * lock on exactly the reserved range (so `caskd check --repair`, the
- * master wiping a dead worker's range, or anything else that locks the
- * file, never sees a record half written). */
-static int write_record(struct eng_db *db, struct wctx *w)
+uint64_t eng_durable_end(struct eng_db *db)
 {
-	enum eng_rec_type type = w->op->kind == ENG_OP_DEL ? ENG_REC_DEL
-							   : ENG_REC_PUT;
-	int rc;
-
-	if ((rc = ensure_buf(db, w->len)))
-		return rc;
-	eng_rec_encode(db->buf, type, w->version, w->op->key,
-		       (uint16_t)w->op->klen, w->val, w->vlen);
-	IPC_FP("log.after_reserve");
-	if ((rc = ipc_flock(db->fd, IPC_FLOCK_WRITE, w->off, w->len, 1)))
-		return rc;
-	rc = eng_io_pwrite_all(db->fd, db->buf, w->len, w->off);
-	ipc_flock(db->fd, IPC_FLOCK_UNLOCK, w->off, w->len, 0);
-	if (rc == 0)
-		IPC_FP("log.after_write");
-	return rc;
-}
-
-int eng_write(struct eng_db *db, const struct eng_op *op,
-	      struct eng_result *res)
-{
-	struct wctx w = { .op = op, .val = op->val, .vlen = (uint32_t)op->vlen };
-	int rc;
-
-	assert(db->wslot >= 0);
-	if (!key_ok(op->klen))
-		return -EINVAL;
-	if (op->kind == ENG_OP_PUT && op->vlen > db->max_value)
-		return -E2BIG;
-	if (op->kind == ENG_OP_DEL)
-		w.vlen = 0;
-	w.hash = eng_index_hash32(eng_key_hash(op->key, op->klen));
-	memset(res, 0, sizeof(*res));
-	if ((rc = lock_index(db)))
-		return rc;
-	rc = reserve(db, &w, res);
-	unlock_index(db);
-	if (rc)
-		return rc;
-	if ((rc = write_record(db, &w))) {
-		abandon(db, &w);
-		return rc;
-	}
-	if ((rc = lock_index(db)))
-		return rc;
-	publish(db, &w);
-	unlock_index(db);
-	atomic_fetch_add(&db->sh->writes_total, 1);
-	res->version = w.version;
-	res->created = w.created;
-	res->end = w.off + w.len;
-	return 0;
+	return atomic_load(&db->sh->durable_end);
 }
 
 /* --- reap a dead worker (master) --------------------------------------- */
@@ -723,138 +831,52 @@ int eng_db_reap_worker(struct eng_db *db, int wslot)
 {
 	struct eng_shared *sh = db->sh;
 	struct eng_wslot *ws = &sh->wslots[wslot];
-	struct eng_ientry *t = eng_shared_table(sh);
-	int rc, wiped = 0;
+	struct eng_inflight in;
+	int rc;
 
-	if ((rc = lock_index(db)))
+	if ((rc = eng_db_refresh(db)) || (rc = eng_lock_index(db)))
 		return rc;
-	rc = eng_index_settle_writer(sh, db->map, sh->tail, wslot);
-	unlock_index(db);
-	if (rc)
-		return rc;
+	in = ws->inflight;
+	eng_unlock_index(db);
 	/* What is left was never published, and its keys stay busy until
-	 * the wipe is done, so nobody else touches these ranges meanwhile.
-	 * The dead worker's OFD locks went with its descriptor. */
-	for (int j = 0; j < ENG_INFLIGHT_MAX; j++) {
-		struct eng_inflight *in = &ws->inflight[j];
-		if (!in->off)
-			continue;
-		if ((rc = ipc_flock(db->fd, IPC_FLOCK_WRITE, in->off, in->len, 1)) ||
-		    (rc = eng_io_discard(db->fd, in->off, in->len)))
-			return rc;
-		ipc_flock(db->fd, IPC_FLOCK_UNLOCK, in->off, in->len, 0);
-		wiped++;
-	}
-	if ((rc = lock_index(db)))
+	 * the wipe is done, so nobody else touches the range meanwhile. */
+	if (in.off && (rc = eng_io_discard(db->fd, in.off, in.len)))
 		return rc;
-	for (int j = 0; j < ENG_INFLIGHT_MAX; j++) {
-		struct eng_inflight *in = &ws->inflight[j];
-		struct eng_ientry *e = &t[in->slot];
-		if (!in->off)
-			continue;
-		if (e->writer == (uint32_t)wslot + 1) {
-			if (e->state == ENG_SLOT_PENDING) {
-				e->state = ENG_SLOT_DEAD;
-				sh->pending--;
-				sh->dead++;
-			}
-			e->writer = 0;
-		}
-		in->off = 0;
+	if ((rc = eng_lock_index(db)))
+		return rc;
+	if (in.off) {
+		struct eng_table *t = eng_cur_table(sh);
+		if (in.nrec == 1 && in.slot != UINT32_MAX)
+			eng_index_release(t, in.slot);
+		else
+			eng_index_free_writer(t, (uint8_t)(wslot + 1));
+		ws->inflight.off = 0;
 	}
-	ws->ninflight = 0;
+	atomic_store(&ws->reading, 0);
+	atomic_store(&ws->oldest_gen, 0);
+	atomic_store(&ws->oldest_gen_sync, 0);
 	atomic_store(&ws->pid, 0);
-	unlock_index(db);
-	if (wiped)
-		eng_log(ENG_LOG_WARN, "wiped %d unfinished write(s) of dead worker slot %d",
-			wiped, wslot);
+	eng_unlock_index(db);
+	if (in.off)
+		eng_log(ENG_LOG_WARN, "wiped 1 unfinished write of dead worker slot %d "
+			"(%" PRIu64 " bytes at offset %" PRIu64 "; never acknowledged)",
+			wslot, in.len, in.off);
 	return 0;
 }
 
-/* Zeros are kept this far ahead of the tail, written in chunks. */
-#define PREZERO_CHUNK_BYTES (8ull << 20)
-#define PREZERO_LEAD_BYTES (16ull << 20)
-#define ZERO_WRITE_BYTES (1u << 20)
-
-int eng_db_prezero(struct eng_db *db)
-{
-	static const char zeros[ZERO_WRITE_BYTES];
-	struct eng_shared *sh = db->sh;
-	uint64_t from, to;
-	int rc;
-
-	if ((rc = lock_index(db)))
-		return rc;
-	from = sh->zeroed_end > sh->tail ? sh->zeroed_end : eng_align8(sh->tail);
-	to = from + PREZERO_CHUNK_BYTES;
-	if (from >= sh->tail + PREZERO_LEAD_BYTES) {
-		unlock_index(db);
-		return 0; /* far enough ahead */
-	}
-	/* Nobody can hold a lock beyond the tail yet: writers lock only
-	 * what they reserved. */
-	rc = ipc_flock(db->fd, IPC_FLOCK_WRITE, from, to - from, 0);
-	unlock_index(db);
-	if (rc)
-		return rc;
-	for (uint64_t off = from; off < to && !rc; off += ZERO_WRITE_BYTES)
-		rc = eng_io_pwrite_all(db->fd, zeros, ZERO_WRITE_BYTES, off);
-	if (!rc)
-		rc = eng_io_datasync(db->fd);
-	if (!lock_index(db)) {
-		if (!rc && to > sh->zeroed_end)
-			sh->zeroed_end = to;
-		/* Failed (disk full): give the space back, unless a record
-		 * was already reserved in it. */
-		if (rc && sh->tail <= from)
-			eng_io_truncate(db->fd, from);
-		unlock_index(db);
-	}
-	ipc_flock(db->fd, IPC_FLOCK_UNLOCK, from, to - from, 0);
-	return rc;
-}
-
-int eng_db_trim(struct eng_db *db)
-{
-	struct eng_shared *sh = db->sh;
-	int rc;
-
-	if (sh->zeroed_end <= sh->tail)
-		return 0;
-	if ((rc = eng_io_truncate(db->fd, sh->tail)) || (rc = eng_io_datasync(db->fd)))
-		return rc;
-	sh->zeroed_end = sh->tail;
-	return 0;
-}
-
-uint64_t eng_db_written_below(struct eng_db *db)
-{
-	struct eng_shared *sh = db->sh;
-	uint64_t low;
-
-	if (lock_index(db))
-		return 0;
-	low = sh->tail < sh->unwiped ? sh->tail : sh->unwiped;
-	for (int w = 0; w < ENG_WORKER_SLOTS; w++) {
-		struct eng_wslot *ws = &sh->wslots[w];
-		for (int j = 0; ws->ninflight && j < ENG_INFLIGHT_MAX; j++)
-			if (ws->inflight[j].off && ws->inflight[j].off < low)
-				low = ws->inflight[j].off;
-	}
-	unlock_index(db);
-	return low;
-}
-
-/* --- stats and parsing -------------------------------------------------- */
+/* --- stats ------------------------------------------------------------------- */
 
 void eng_stats(struct eng_db *db, struct eng_stats *st)
 {
 	struct eng_shared *sh = db->sh;
+	struct eng_table *t = eng_area_table(sh, eng_cur_area(atomic_load(&sh->cur)));
 
-	st->keys = sh->live_keys;
+	memset(st, 0, sizeof(*st));
+	st->keys = __atomic_load_n(&t->live, __ATOMIC_RELAXED);
 	st->capacity = sh->max_keys;
-	st->log_bytes = sh->tail;
-	st->live_bytes = sh->live_bytes;
+	st->table_slots = __atomic_load_n(&t->nslots, __ATOMIC_RELAXED);
+	st->log_bytes = __atomic_load_n(&sh->tail, __ATOMIC_RELAXED);
+	st->live_bytes = __atomic_load_n(&t->live_bytes, __ATOMIC_RELAXED);
 	st->fsync_total = atomic_load(&sh->fsync_total);
 	st->fsync_ns_total = atomic_load(&sh->fsync_ns_total);
 	st->fsync_errors = atomic_load(&sh->fsync_errors);
@@ -866,28 +888,12 @@ void eng_stats(struct eng_db *db, struct eng_stats *st)
 	st->lock_wait_ns = atomic_load(&sh->index_mtx.wait_ns) +
 			   atomic_load(&sh->sync_mtx.wait_ns);
 	st->mutex_repairs = atomic_load(&sh->index_mtx.repairs);
+	st->compactions_started = atomic_load(&sh->compactions[0]);
+	st->compactions_done = atomic_load(&sh->compactions[1]);
+	st->compactions_failed = atomic_load(&sh->compactions[2]);
+	st->compact_ns_total = atomic_load(&sh->compact_ns_total);
+	st->reclaimed_bytes = atomic_load(&sh->reclaimed_total);
+	st->shm_bytes = sizeof(*sh) + eng_index_table_bytes(st->table_slots);
+	st->version_lease = atomic_load(&sh->lease);
 	st->poisoned = (int)atomic_load(&sh->poisoned);
-}
-
-int eng_parse_i64(const char *s, size_t n, int64_t *out)
-{
-	int neg = 0;
-	uint64_t v = 0, lim;
-
-	if (n && s[0] == '-') {
-		neg = 1;
-		s++;
-		n--;
-	}
-	if (n == 0 || n > INT64_DIGITS_MAX - 1 || (s[0] == '0' && (n > 1 || neg)))
-		return -EINVAL;
-	lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d = (unsigned char)s[i] - '0';
-		if (d > 9 || v > (lim - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
-	return 0;
 }

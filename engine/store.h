@@ -2,42 +2,77 @@
  *
  * Owns: opening a data directory (master: recover, create shared memory),
  * attaching a worker (its own descriptor and read-only mapping), reads,
- * writes with their conditions, and cleaning up after a dead worker.
+ * writes and batches with their conditions, listings, and cleaning up
+ * after a dead worker.
  *
  * Life cycle:
- *   master:  eng_db_open()  -> fork workers -> eng_db_reap_worker() for
- *            each worker that dies -> eng_db_close()
+ *   master:  eng_db_open()  -> fork workers and jobs -> eng_db_reap_worker()
+ *            for each worker that dies -> eng_db_close()
  *   worker:  eng_db_attach(slot) after fork -> eng_get/eng_write ...
+ *   job:     eng_db_attach(ENG_JOB_SLOT) after fork -> eng_job_run()
  *
- * A write (eng_write) runs in three steps so that no lock is held across
- * file I/O: under the index mutex it checks conditions, takes a version
- * and reserves log space, and marks the key busy; then it writes the
- * record with pwrite under an OFD write lock on exactly that byte range;
- * then under the mutex again it publishes the record in the index. A
- * second write to a busy key gets -EAGAIN and retries, which serialises
- * writes per key (so If-Match and incr cannot lose updates) while writes
- * to different keys proceed in parallel, in all workers.
+ * Reads take no lock: they read the shared table optimistically
+ * (engine/index.h) and the value from this process's read-only mapping
+ * of database.bin. A value handed out holds a reference on its mapping,
+ * which stays valid after a compaction replaced the file until
+ * eng_val_release().
  *
- * A write is visible to readers once published (its bytes are in the page
- * cache); the server acknowledges it only once durable (eng_sync_*).
+ * A write (eng_write, eng_batch) runs in three steps so that no lock is
+ * held across file I/O: under the index mutex it checks conditions,
+ * takes a version and reserves log space, and marks its keys busy; then
+ * it writes the records with one pwrite; then under the mutex again it
+ * publishes them in the index (a batch all at once, so no reader sees
+ * part of it). A second write to a busy key gets -EAGAIN and retries,
+ * which serialises writes per key (so If-Match and incr cannot lose
+ * updates) while writes to different keys proceed in parallel, in all
+ * workers. -EAGAIN also means "wait a moment" while a rebuild or a
+ * compaction swaps the table or the file.
+ *
+ * Byte-range locks on database.bin (OFD, ipc/flock.h): a writer holds a
+ * shared lock on the 1 MiB chunks it appends into (taken once per chunk,
+ * not per record); the master holds an exclusive lock on the range it
+ * fills with zeros ahead of the tail, which no reservation may enter;
+ * `caskd check --repair` locks the whole file. A dead worker's unwritten
+ * range is wiped by the master without a byte lock: its keys stay busy,
+ * so nobody else touches it.
+ *
+ * A write is visible to readers once published; the server acknowledges
+ * it, and in group mode shows it to readers, only once durable
+ * (eng_val.end against eng_durable_end(), and engine/durable.h).
  */
 #ifndef CASKD_ENGINE_STORE_H
 #define CASKD_ENGINE_STORE_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 struct eng_shared;
+struct eng_map;
 
 /* Worker slots: twice the largest --workers, so a reload can run a new
  * generation beside the old one. */
 #define ENG_WORKER_SLOTS 128
+/* The slot a job process (compaction, rebuild) attaches to. */
+#define ENG_JOB_SLOT ENG_WORKER_SLOTS
+/* A dead caskd's processes that may still hold the directory's lock. */
+#define ENG_HOLDERS_MAX 16
 
 struct eng_opts {
 	const char *dir;
-	uint64_t max_keys;
+	uint64_t max_keys;      /* 0: no bound but memory */
 	uint32_t max_value;
+	/* Called now and then during a long recovery (may be NULL). */
+	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	void *progress_arg;
+	/* How long to wait for the exiting processes of a dead caskd that
+	 * still hold the directory's lock (ms; 0: do not wait). */
+	int lock_wait_ms;
+	/* Syncs put the durable offset in the file header at most this
+	 * often (0: every sync; a new version lease always goes in at
+	 * once). See engine/durable.h. */
+	int mark_interval_ms;
 };
 
 /* What recovery found. */
@@ -46,59 +81,110 @@ struct eng_recovery {
 	uint64_t keys;         /* live keys after replay */
 	uint64_t file_bytes;   /* size before any truncation */
 	uint64_t tail;         /* where appends resume */
-	uint64_t cut_bytes;    /* torn tail dropped */
+	uint64_t cut_bytes;    /* torn tail (or unused zeros) dropped */
 	int cut_zeros;         /* ... and it was only zeros (prepared space) */
 	uint64_t skipped;      /* abandoned reservations skipped */
+	uint64_t repaired;     /* regions caskd check --repair dropped, bytes */
+	uint64_t dropped;      /* bytes of batches that never committed */
 	uint64_t max_version;
+	uint64_t version_base; /* versions resume after this */
 	uint64_t bad_off;      /* ENG_ECORRUPT: offset of the damage */
+	uint64_t bad_len;
 	int holder_pid;        /* -EBUSY: the caskd holding the directory */
+	int holders[ENG_HOLDERS_MAX]; /* -EBUSY: processes holding caskd.lock */
+	int nholders;
+	int holder_dead;       /* the caskd named in caskd.lock is gone */
 	int created;           /* database.bin was new */
+	int upgraded;          /* format 1 header rewritten as format 2 */
+	int from_snapshot;     /* the index came from database.idx */
+	uint64_t scanned;      /* bytes scanned (all of them without one) */
+	char note[256];        /* why database.idx was not used, or "" */
+	char failed[PATH_MAX + 96]; /* what could not be opened or made */
 	double seconds;
 };
 
 struct eng_db {
 	struct eng_shared *sh;
 	size_t shm_size;
+	size_t arena_size;
 	char *dir;
 	char *path;          /* dir/database.bin */
-	int fd;              /* this process's own descriptor */
 	int lock_fd;         /* caskd.lock, OFD-locked by the master */
-	const char *map;     /* read-only mapping of database.bin */
-	size_t map_size;
-	int wslot;           /* this worker's slot, -1 in the master */
+	/* This process's current mapping of database.bin; `map` and `fd`
+	 * are its base and descriptor, for the engine's own use. */
+	struct eng_map *cur;
+	const char *map;
+	int fd;
+	uint64_t file_gen;
+	int wslot;           /* this process's slot, -1 in the master */
 	uint32_t max_value;
-	char *buf;           /* record being written (one per process) */
+	char *buf;           /* records being written (one per process) */
 	size_t buf_size;
+	uint64_t lease_lo, lease_hi; /* the chunks we hold a shared lock on */
+	uint64_t mutex_locks;        /* index mutex acquisitions by us */
+	int grow_asked;              /* signalled the master for a rebuild */
+	int keep_old;                /* master: hold old files until unused */
+	int is_syncer;               /* a sync thread's copy (eng_syncer) */
 };
 
-/* Master: opens or creates dir/database.bin, recovers it (truncating a
- * torn tail, refusing damage in the middle with ENG_ECORRUPT and
- * rep->bad_off) and builds the shared index. -EBUSY (and
- * rep->holder_pid) if another caskd has the directory. 0 or -errno/ENG_E*. */
+/* Master: opens or creates dir/database.bin, recovers it (from
+ * dir/database.idx when that is valid, truncating a torn tail, refusing
+ * damage with ENG_ECORRUPT and rep->bad_off) and builds the shared index.
+ * -EBUSY (and rep->holder_pid) if another caskd has the directory.
+ * 0 or -errno/ENG_E*; on failure rep->failed names what failed. */
 int eng_db_open(const struct eng_opts *o, struct eng_db *db,
 		struct eng_recovery *rep);
 /* Takes the instance lock of dir (dir/caskd.lock) into *lock_fd; -EBUSY
- * and *holder_pid if a running caskd has it. */
-int eng_lock_dir(const char *dir, int *lock_fd, int *holder_pid);
-/* Worker, after fork: opens its own descriptor and mapping. */
+ * and rep->holder_pid / holders if a caskd (or what is left of one) has
+ * it. Waits up to o->lock_wait_ms while only exiting processes of a dead
+ * caskd hold it. */
+int eng_lock_dir(const char *dir, int wait_ms, int *lock_fd,
+		 struct eng_recovery *rep);
+/* Worker or job, after fork: opens its own descriptor and mapping. */
 int eng_db_attach(struct eng_db *db, int wslot);
 /* Records which pid runs a worker slot (master, after fork). */
 void eng_db_set_worker(struct eng_db *db, int wslot, pid_t pid);
+/* Processes send pid SIGUSR1 when a job is wanted (a table rebuild, a
+ * compaction asked for); 0: nobody (tests). */
+void eng_db_set_notify(struct eng_db *db, pid_t pid);
+/* Master, at a clean stop with no worker left: writes database.idx so
+ * the next start loads the index instead of scanning the log. */
+int eng_db_save_index(struct eng_db *db);
 /* Master, after reaping a dead worker: wipes the log space it reserved
  * and never published, and frees the keys it was writing. */
 int eng_db_reap_worker(struct eng_db *db, int wslot);
 void eng_db_close(struct eng_db *db);
+/* Closes this process's mappings of database.bin only (a copy of a db
+ * made for another thread: see eng_syncer). */
+void eng_db_unmap(struct eng_db *db);
+/* After a compaction swapped database.bin: maps the new file (the old
+ * mapping lives on while values handed out from it are referenced).
+ * Called by every operation itself; 0 or -errno. */
+int eng_db_refresh(struct eng_db *db);
+/* Master, from its timer: closes its hold on old files no process maps
+ * any more. The master keeps one on every replaced file so that the last
+ * close, which frees the file's blocks (and on a mount with `discard`
+ * waits for the device: 49 ms traced), never happens on a worker's loop. */
+void eng_db_release_old(struct eng_db *db);
 
-/* A value, pointing into the read-only mapping (valid while db is). */
+/* A value, pointing into a read-only mapping (valid until released). */
 struct eng_val {
 	const char *data;
 	uint32_t len;
 	uint64_t version;
+	/* The log offset up to which the answer depends on records: a GET
+	 * in group mode waits until eng_durable_end() passes it. */
+	uint64_t end;
+	struct eng_map *map; /* reference held (NULL when nothing found) */
 };
 
-/* 0 and *v, or -ENOENT. */
+/* 0 and *v (release it), -ENOENT (v->end still set), or -EBADMSG: the
+ * key's record fails its checksum (v->end: its offset). */
 int eng_get(struct eng_db *db, const void *key, size_t klen,
 	    struct eng_val *v);
+void eng_val_release(struct eng_db *db, struct eng_val *v);
+/* Releases a mapping reference taken by eng_get or eng_backup_begin. */
+void eng_map_put(struct eng_db *db, struct eng_map *m);
 
 enum eng_op_kind { ENG_OP_PUT, ENG_OP_DEL, ENG_OP_INCR };
 
@@ -120,13 +206,49 @@ struct eng_result {
 	int created;          /* PUT of a key that was absent */
 	int64_t value;        /* INCR: the new value */
 	uint64_t end;         /* log offset after the record */
+	/* On a refusal decided from the index (precondition, absent key,
+	 * not an integer): the log offset the decision depended on. */
+	uint64_t seen_end;
+	int want_sync;        /* the version lease runs low: sync soon */
 };
 
-/* Applies op. 0, or -EAGAIN (key busy: retry shortly), -ENOENT (DEL of an
- * absent key), ENG_EPRECOND, ENG_EFULL, ENG_ENOTINT, ENG_EOVERFLOW,
- * -ENOSPC / -EIO (nothing was published), -EINVAL, -E2BIG, ENG_EPOISONED. */
+/* Applies op. 0, or -EAGAIN (key busy, or the store is swapping tables:
+ * retry shortly), -ENOENT (DEL of an absent key), ENG_EPRECOND,
+ * ENG_EFULL, ENG_ENOTINT, ENG_EOVERFLOW, -ENOSPC / -EIO (nothing was
+ * published), -EINVAL, -E2BIG, ENG_EPOISONED. */
 int eng_write(struct eng_db *db, const struct eng_op *op,
 	      struct eng_result *res);
+
+enum eng_batch_kind { ENG_BATCH_PUT, ENG_BATCH_DEL, ENG_BATCH_CHECK };
+
+struct eng_batch_op {
+	enum eng_batch_kind kind;
+	const void *key;
+	size_t klen;
+	const void *val;        /* PUT */
+	size_t vlen;
+	uint64_t version;       /* CHECK: the version it must have (0 absent) */
+};
+
+struct eng_batch_result {
+	uint64_t version;       /* every key the batch wrote has it */
+	uint32_t applied;       /* put and del operations that wrote */
+	uint32_t failed;        /* ENG_EPRECOND: index of the first failed check */
+	uint64_t end;
+	uint64_t seen_end;
+	int want_sync;
+};
+
+/* Applies ops[0..n) all or nothing, under one version: every check
+ * holds at the moment the batch applies, or ENG_EPRECOND and nothing is
+ * applied. A del of an absent key writes nothing. Keys written twice are
+ * the caller's to refuse (-EINVAL here). Errors as eng_write; -E2BIG if
+ * the batch's records exceed the format's limits. */
+int eng_batch(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
+	      struct eng_batch_result *res);
+
+/* Every byte below this offset of the current database.bin is durable. */
+uint64_t eng_durable_end(struct eng_db *db);
 
 /* The lowest offset not known to be fully written: the start of the
  * oldest in-flight reservation, or the tail. A sync that begins after this
@@ -134,35 +256,73 @@ int eng_write(struct eng_db *db, const struct eng_op *op,
 uint64_t eng_db_written_below(struct eng_db *db);
 
 /* Master, from its timer: keeps written zeros ahead of the tail, one
- * chunk per call. An append into space the file already has does not
+ * piece per call. An append into space the file already has does not
  * change the file's size or extents, so its fdatasync writes only data
- * (measured: 680 us instead of 1240 us per fdatasync on ext4). The chunk
- * is zeroed under an OFD write lock taken while the index mutex shows it
- * beyond the tail: a writer that reserves space inside it waits for the
- * zeros to land before writing its record. Blocks; never on a loop.
- * 0, or -errno (the caller retries later). */
+ * (measured: 680 us instead of 1240 us per fdatasync on ext4). The zeros
+ * are written with O_DIRECT where the file system allows it, so they
+ * never sit dirty in the page cache for a worker's fdatasync to flush
+ * (that made single syncs 100-1000 times slower than the mean), and read
+ * back into the cache so appends do not read the disk. Blocks; never on
+ * a loop. 0, 1 (nothing to do), or -errno (the caller retries later). */
 int eng_db_prezero(struct eng_db *db);
 /* Master, at a clean stop with no worker left: cuts the zeros ahead of
- * the tail, so the file ends at its last record. */
+ * the tail, so the file ends at its last record, and puts the tail in
+ * the durable mark (so damage to any record is named, never cut). */
 int eng_db_trim(struct eng_db *db);
 
-/* Histogram buckets of eng_stats (bounds in engine/durable.h). */
+/* A listing of live keys in byte order, page by page (GET /keys). It
+ * reads the table without the mutex, a bounded number of slots per
+ * eng_list_step, so a big table never stalls writers nor, for long, the
+ * caller's loop. */
+struct eng_list;
+int eng_list_begin(struct eng_db *db, const void *prefix, size_t plen,
+		   const void *after, size_t alen, size_t limit,
+		   struct eng_list **out);
+/* Scans up to max_slots more slots: 1 when the listing is complete, 0 if
+ * there is more to scan, -errno. */
+int eng_list_step(struct eng_db *db, struct eng_list *l, uint64_t max_slots);
+/* After the last step: the keys found, sorted; *more if more keys
+ * matched than the limit. Pointers stay valid until eng_list_end. */
+size_t eng_list_keys(struct eng_list *l, const char *const **keys,
+		     const uint16_t **lens, int *more, uint64_t *end);
+void eng_list_end(struct eng_db *db, struct eng_list *l);
+
+/* A consistent cut for GET /admin/snapshot: bytes [0, end) of map's
+ * file are a complete database file (the prefix of an append-only log
+ * never changes, its header's marks are rewritten in place one at a
+ * time, and map stays valid while referenced, even after a compaction).
+ * Every write reserved before the target was taken is inside it, and no
+ * part of a batch without the rest (end falls between reservations). */
+struct eng_backup {
+	struct eng_map *map;
+	const char *base;
+	uint64_t end;
+};
+/* The offset a cut must reach to hold every write acknowledged so far. */
+uint64_t eng_backup_target(struct eng_db *db, uint64_t *file_gen);
+/* 0 and *b; -EAGAIN while writes below target are still in flight (try
+ * again shortly); -ESTALE if a compaction swapped the file since the
+ * target was taken (take a new one). */
+int eng_backup_begin(struct eng_db *db, uint64_t target, uint64_t file_gen,
+		     struct eng_backup *b);
+void eng_backup_end(struct eng_db *db, struct eng_backup *b);
+
+/* Statistics for /metrics, read without locks (may be a moment old). */
 #define ENG_STATS_FSYNC_BUCKETS 12
 #define ENG_STATS_WPF_BUCKETS 11
 
-/* Statistics for /metrics, read without locks (may be a moment old). */
 struct eng_stats {
-	uint64_t keys, capacity, log_bytes, live_bytes;
+	uint64_t keys, capacity, table_slots, log_bytes, live_bytes;
 	uint64_t fsync_total, fsync_ns_total, fsync_errors;
 	uint64_t fsync_hist[ENG_STATS_FSYNC_BUCKETS];
 	uint64_t wpf_hist[ENG_STATS_WPF_BUCKETS], wpf_sum;
 	uint64_t lock_wait_ns, mutex_repairs;
+	uint64_t compactions_started, compactions_done, compactions_failed;
+	uint64_t compact_ns_total, reclaimed_bytes;
+	uint64_t shm_bytes;   /* shared memory the table's pages use now */
+	uint64_t version_lease;
 	int poisoned;
 };
 void eng_stats(struct eng_db *db, struct eng_stats *st);
-
-/* Parses a canonical decimal int64 ("0", "-12"; no '+', no leading
- * zeros, no "-0"). 0 or -EINVAL. Shared with the HTTP query parser. */
-int eng_parse_i64(const char *s, size_t n, int64_t *out);
 
 #endif

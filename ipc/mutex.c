@@ -28,6 +28,15 @@ out_destroy_attr:
 	return -rc;
 }
 
+/* Mutexes this thread holds (the lock rules in mutex.h are per thread:
+ * a worker's loop and its sync thread each keep their own). */
+static _Thread_local int held_here;
+
+int ipc_mtx_held_any(void)
+{
+	return held_here;
+}
+
 static void forget_pid(void);
 
 static void mtx_register_atfork(void)
@@ -83,6 +92,8 @@ static int mtx_owner_died(struct ipc_mtx *m, ipc_mtx_repair_fn repair,
 	}
 	atomic_fetch_add(&m->repairs, 1);
 	rc = pthread_mutex_consistent(&m->mtx);
+	if (!rc)
+		held_here++;
 	return -rc;
 }
 
@@ -114,11 +125,13 @@ int ipc_mtx_lock(struct ipc_mtx *m, ipc_mtx_repair_fn repair, void *arg)
 	if (rc)
 		return -rc;
 	atomic_store(&m->owner, self());
+	held_here++;
 	return 0;
 }
 
 void ipc_mtx_unlock(struct ipc_mtx *m)
 {
+	held_here--;
 	atomic_store(&m->owner, 0);
 	pthread_mutex_unlock(&m->mtx);
 }

@@ -9,10 +9,17 @@
  * index must never be served.
  *
  * Lock order across caskd (take left before right, never the reverse):
- *     eng index mutex  ->  (nothing)
- *     eng sync mutex   ->  (nothing)
- *     OFD range locks on database.bin are never taken while holding
- *     either mutex, and no mutex is held across file I/O or fdatasync.
+ *     eng index mutex  ->  eng sync mutex   (only a compaction's flip, and
+ *                                            its repair, nest them)
+ *     eng job mutex    ->  (nothing)
+ *     OFD range locks on database.bin are never taken while holding any
+ *     of them (writers take their chunk leases, the master the range it
+ *     zeroes, after unlocking), and no mutex is held across file I/O or
+ *     fdatasync: engine/io.c asserts ipc_mtx_held_any() == 0 on every
+ *     write-side call. The one exception is a repair after EOWNERDEAD,
+ *     which may map the current database.bin (open, mmap) with the index
+ *     mutex held, so that it verifies the table against the right file;
+ *     it reads the mapping, it writes nothing.
  *
  * The owner pid is kept beside the mutex so that assert(ipc_mtx_held(m))
  * works, and so the repair callback knows whose work it is finishing.
@@ -49,5 +56,7 @@ int ipc_mtx_lock(struct ipc_mtx *m, ipc_mtx_repair_fn repair, void *arg);
 void ipc_mtx_unlock(struct ipc_mtx *m);
 /* 1 if the calling process holds m. For assertions. */
 int ipc_mtx_held(const struct ipc_mtx *m);
+/* How many ipc_mtx the calling thread holds now. For assertions. */
+int ipc_mtx_held_any(void);
 
 #endif

@@ -12,7 +12,14 @@
 
 /* Maps size bytes of zeroed shared memory into *out. 0 or -errno. */
 int ipc_shm_create(size_t size, void **out);
-/* Unmaps a region made by ipc_shm_create. */
+/* Reserves size bytes of shared address space that cost memory only for
+ * the pages touched (MAP_NORESERVE): room for a table that grows. */
+int ipc_shm_reserve(size_t size, void **out);
+/* Gives the pages of [addr, addr+size) (page aligned, inside a region)
+ * back to the kernel, in every process at once; they read as zeros
+ * after. 0 or -errno. */
+int ipc_shm_release(void *addr, size_t size);
+/* Unmaps a region made by ipc_shm_create or ipc_shm_reserve. */
 void ipc_shm_destroy(void *addr, size_t size);
 
 #endif

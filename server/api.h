@@ -2,9 +2,12 @@
  *
  * Owns: mapping requests to engine calls and engine results to status
  * codes, headers and JSON errors, per ../docs/http-api.md. Writes answer
- * only once durable (through server/commit), and a write to a key that
- * another write holds is retried from the event loop (never by sleeping).
- * Runs on a worker's event loop thread.
+ * only once durable (through server/commit), and so do reads, in group
+ * and always mode, of records no sync has covered yet; a write to a key
+ * that another write holds is retried from the event loop (never by
+ * sleeping), and so are listings, a bounded slice of the table per loop
+ * turn. Runs on a worker's event loop thread. The routes live in
+ * api_kv.c, api_keys.c, api_batch.c and api_admin.c.
  */
 #ifndef CASKD_SERVER_API_H
 #define CASKD_SERVER_API_H
@@ -32,6 +35,11 @@ struct srv_api {
 	int slot;
 	int draining;      /* this worker is stopping */
 	int access_fd;     /* -1: no access log */
+	const char *admin_token; /* NULL: admin answers loopback peers only */
+	/* The store cannot be trusted (a repair failed): the worker decides
+	 * how to escalate (the master restarts through recovery). */
+	void (*escalate)(int rc, void *arg);
+	void *escalate_arg;
 };
 
 size_t srv_api_body_limit(struct srv_http_req *req, void *arg);

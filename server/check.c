@@ -1,5 +1,10 @@
-/* server/check.c — `caskd check`: report (and repair) database.bin damage,
- * for operators (see engine/check.h for what repair does). */
+/* server/check.c — `caskd check [--repair[=skip|truncate]] PATH`: report
+ * (and repair) damage in a database file, for operators (see
+ * engine/check.h for what a check reads and what a repair does).
+ *
+ * Exit status: 0 the file opens as it is (or was repaired), 1 damage
+ * caskd would refuse (or a failure), 2 a usage error.
+ */
 #include "server/check.h"
 
 #include "engine/check.h"
@@ -10,67 +15,134 @@
 #include <stdio.h>
 #include <string.h>
 
-static void note(const struct eng_scan_item *it, void *arg)
-{
-	static const char *const what[] = {
-		[ENG_SCAN_ABANDONED] = "abandoned reservation (skipped at start-up)",
-		[ENG_SCAN_CORRUPT] = "CORRUPT region, valid records follow",
-		[ENG_SCAN_TORN_TAIL] = "torn tail (cut at start-up)",
-	};
-	int repair = *(int *)arg;
+#define USAGE "usage: caskd check [--repair[=skip|truncate]] FILE|DIR"
 
-	printf("  offset %" PRIu64 ", %" PRIu64 " bytes: %s%s\n", it->off, it->len,
-	       what[it->kind],
-	       repair && it->kind == ENG_SCAN_CORRUPT ? " -> zeroed, dropped" :
-	       repair && it->kind == ENG_SCAN_TORN_TAIL ? " -> cut" : "");
+struct run {
+	enum eng_repair_mode mode;
+};
+
+static void versions(const struct eng_check_item *it, char *buf, size_t n)
+{
+	if (it->version_after && it->version_before)
+		snprintf(buf, n, "versions after %" PRIu64 " and before %" PRIu64,
+			 it->version_after, it->version_before);
+	else if (it->version_after)
+		snprintf(buf, n, "versions after %" PRIu64, it->version_after);
+	else if (it->version_before)
+		snprintf(buf, n, "versions before %" PRIu64, it->version_before);
+	else
+		snprintf(buf, n, "any version");
+}
+
+static void note(const struct eng_check_item *it, void *arg)
+{
+	const struct run *r = arg;
+	char v[96];
+
+	versions(it, v, sizeof(v));
+	switch (it->kind) {
+	case ENG_SCAN_ABANDONED:
+		printf("  offset %" PRIu64 ", %" PRIu64 " bytes: %s\n", it->off, it->len,
+		       it->dropped_batch ? "a batch that never committed (none of it applies)" :
+		       it->repaired_before ? "dropped by an earlier repair" :
+		       "abandoned: space of a write that never completed (skipped at start-up)");
+		break;
+	case ENG_SCAN_CORRUPT:
+		printf("  offset %" PRIu64 ", %" PRIu64 " bytes: CORRUPT (the durable mark says "
+		       "it was synced); it may have held %s%s\n", it->off, it->len, v,
+		       r->mode == ENG_REPAIR_SKIP ? " -> dropped" :
+		       r->mode == ENG_REPAIR_TRUNCATE ? " -> the file is cut here" : "");
+		break;
+	case ENG_SCAN_TORN_TAIL:
+		printf("  offset %" PRIu64 ", %" PRIu64 " bytes: torn tail (an append a crash "
+		       "interrupted, never acknowledged; cut at start-up)%s\n", it->off, it->len,
+		       r->mode ? " -> cut" : "");
+		break;
+	case ENG_SCAN_UNUSED:
+		printf("  offset %" PRIu64 ", %" PRIu64 " bytes: unused space (zeros prepared "
+		       "for appends; not damage)%s\n", it->off, it->len, r->mode ? " -> cut" : "");
+		break;
+	default:
+		break;
+	}
+}
+
+static int parse_args(int argc, char **argv, struct run *r, const char **path)
+{
+	*path = NULL;
+	r->mode = ENG_REPAIR_NONE;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--repair") || !strcmp(argv[i], "--repair=skip"))
+			r->mode = ENG_REPAIR_SKIP;
+		else if (!strcmp(argv[i], "--repair=truncate"))
+			r->mode = ENG_REPAIR_TRUNCATE;
+		else if (argv[i][0] == '-' || *path) {
+			fprintf(stderr, "caskd check: unexpected argument '%s'; " USAGE "\n", argv[i]);
+			return -1;
+		} else
+			*path = argv[i];
+	}
+	if (!*path) {
+		fprintf(stderr, "caskd check: missing FILE or DIR; " USAGE "\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void summary(const struct eng_check_report *rep)
+{
+	printf("%" PRIu64 " bytes, format %d, %" PRIu64 " valid records (%" PRIu64
+	       " batches), versions up to %" PRIu64 "\n", rep->file_bytes, rep->format,
+	       rep->records, rep->batches, rep->max_version);
+	printf("%" PRIu64 " corrupt region(s) (%" PRIu64 " bytes), %" PRIu64 " torn-tail bytes, "
+	       "%" PRIu64 " bytes of unfinished writes, %" PRIu64 " bytes of uncommitted "
+	       "batches, %" PRIu64 " bytes dropped by earlier repairs, %" PRIu64
+	       " bytes of unused space\n", rep->corrupt_regions, rep->corrupt_bytes,
+	       rep->torn_tail_bytes, rep->abandoned_bytes, rep->dropped_bytes,
+	       rep->repaired_bytes, rep->unused_bytes);
 }
 
 int srv_check_main(int argc, char **argv)
 {
 	struct eng_check_report rep;
-	const char *dir = NULL;
-	int repair = 0, rc;
+	struct run r;
+	const char *path;
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--repair"))
-			repair = 1;
-		else if (argv[i][0] == '-' || dir) {
-			fprintf(stderr, "caskd check: unexpected argument '%s'; usage: caskd check [--repair] DIR\n",
-				argv[i]);
-			return 2;
-		} else
-			dir = argv[i];
-	}
-	if (!dir) {
-		fprintf(stderr, "caskd check: missing DIR; usage: caskd check [--repair] DIR\n");
+	if (parse_args(argc, argv, &r, &path) < 0)
 		return 2;
-	}
-	printf("checking %s/database.bin%s\n", dir, repair ? " (repair)" : "");
-	rc = eng_check(dir, repair, note, &repair, &rep);
+	rc = eng_check(path, r.mode, note, &r, &rep);
 	if (rc == -EBUSY) {
-		fprintf(stderr, "caskd check: %s is in use by a running caskd (pid %d); stop it first\n",
-			dir, rep.holder_pid);
+		fprintf(stderr, "caskd check: %s is in use by a running caskd (pid %d); stop it "
+			"before a repair\n", path, rep.holder_pid);
 		return 1;
 	}
 	if (rc) {
-		fprintf(stderr, "caskd check: %s/database.bin: %s\n", dir, eng_strerror(rc));
+		fprintf(stderr, "caskd check: %s: %s\n", rep.path[0] ? rep.path : path,
+			eng_strerror(rc));
 		return 1;
 	}
+	printf("checked %s%s\n", rep.path, r.mode == ENG_REPAIR_SKIP ? " (repair: skip damage)" :
+	       r.mode == ENG_REPAIR_TRUNCATE ? " (repair: truncate at damage)" : " (read-only)");
+	if (rep.in_use)
+		printf("  note: a caskd (pid %d) serves it now: writes in flight may show as a "
+		       "torn tail\n", rep.holder_pid);
 	if (rep.header_bad)
 		printf("  file header: damaged or not a caskd file%s\n",
-		       repair ? " -> rewritten" : "");
-	printf("%" PRIu64 " bytes, %" PRIu64 " valid records, %" PRIu64
-	       " corrupt region(s) (%" PRIu64 " bytes), %" PRIu64 " abandoned bytes, %" PRIu64
-	       " torn-tail bytes\n",
-	       rep.file_bytes, rep.records, rep.corrupt_regions, rep.corrupt_bytes,
-	       rep.abandoned_bytes, rep.torn_tail_bytes);
+		       r.mode ? " -> rewritten (versions resume after the highest found)" : "");
+	summary(&rep);
+	if (rep.truncated_records)
+		printf("truncate: %" PRIu64 " intact records after the damage were dropped too\n",
+		       rep.truncated_records);
 	if (rep.corrupt_regions || rep.header_bad) {
-		if (repair && rep.repaired) {
-			printf("repaired: dropped %" PRIu64 " damaged bytes; every intact record kept\n",
-			       rep.corrupt_bytes);
+		if (r.mode && rep.repaired) {
+			printf("repaired. It cannot vouch for what the damage held: keys written "
+			       "there may show an older value, or come back if a delete was lost "
+			       "(see the versions above). database.idx was removed.\n");
 			return 0;
 		}
-		printf("damaged: caskd will refuse to start; run 'caskd check --repair %s'\n", dir);
+		printf("damaged: caskd will refuse to start; 'caskd check --repair %s' drops "
+		       "the damage (or --repair=truncate cuts the file there)\n", path);
 		return 1;
 	}
 	printf("ok: caskd will open it\n");

@@ -1,4 +1,4 @@
-/* server/check.h — the `caskd check [--repair] DIR` command. */
+/* server/check.h — the `caskd check [--repair[=skip|truncate]] FILE|DIR` command. */
 #ifndef CASKD_SERVER_CHECK_H
 #define CASKD_SERVER_CHECK_H
 

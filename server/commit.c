@@ -1,4 +1,11 @@
-/* server/commit.c — the durability thread and its queue (see commit.h). */
+/* server/commit.c — the durability thread and its queues (see commit.h).
+ *
+ * Two FIFOs, both touched by the loop thread only: `tq` holds waiters
+ * for a sync that covers a ticket (group-mode writes, and reads in every
+ * durable mode), in ticket order, since tickets taken later are never
+ * smaller; `eq` holds always-mode writes, each owed an fdatasync of its
+ * own, in the order the thread runs them.
+ */
 #include "server/commit.h"
 
 #include "engine/durable.h"
@@ -22,8 +29,14 @@ struct waiter {
 	void *arg;
 };
 
+struct fifo {
+	struct waiter *q;
+	size_t head, count, cap;
+};
+
 struct srv_commit {
 	struct eng_db *db;
+	struct eng_syncer syncer; /* the thread's own descriptor */
 	int group;
 	int each;           /* --fsync always: one fdatasync per write */
 	int interval_ms;
@@ -31,9 +44,8 @@ struct srv_commit {
 	struct event *ev;
 	pthread_t thread;
 
-	/* loop thread only: a FIFO ring; tickets never decrease along it */
-	struct waiter *q;
-	size_t head, count, cap;
+	/* loop thread only */
+	struct fifo tq, eq;
 	uint64_t each_popped;
 
 	/* shared with the thread, under mu */
@@ -45,8 +57,41 @@ struct srv_commit {
 	uint64_t each_queued; /* always mode: writes handed in ... */
 	uint64_t each_synced; /* ... and writes a sync of their own covered */
 	int stop;
-	int fatal; /* the sync machinery itself failed */
+	int kicked;         /* sync soon: the version lease runs low */
+	int fatal;          /* the sync machinery itself failed */
 };
+
+/* --- the FIFOs ------------------------------------------------------------ */
+
+static int fifo_push(struct fifo *f, struct waiter w)
+{
+	if (f->count == f->cap) {
+		size_t ncap = f->cap ? f->cap * 2 : QUEUE_INIT;
+		struct waiter *nq = malloc(ncap * sizeof(*nq));
+		if (!nq)
+			return -ENOMEM;
+		for (size_t i = 0; i < f->count; i++)
+			nq[i] = f->q[(f->head + i) % f->cap];
+		free(f->q);
+		f->q = nq;
+		f->cap = ncap;
+		f->head = 0;
+	}
+	f->q[(f->head + f->count) % f->cap] = w;
+	f->count++;
+	return 0;
+}
+
+static struct waiter fifo_pop(struct fifo *f)
+{
+	struct waiter w = f->q[f->head];
+
+	f->head = (f->head + 1) % f->cap;
+	f->count--;
+	return w;
+}
+
+/* --- the thread ------------------------------------------------------------ */
 
 static void poke_loop(struct srv_commit *c)
 {
@@ -55,16 +100,16 @@ static void poke_loop(struct srv_commit *c)
 		;
 }
 
-static void sync_to(struct srv_commit *c, uint32_t ticket)
+static int sync_to(struct srv_commit *c, uint32_t ticket)
 {
-	int rc = eng_sync_wait(c->db, ticket);
+	int rc = eng_syncer_wait(&c->syncer, ticket);
 
 	if (rc && rc != ENG_EPOISONED) {
 		pthread_mutex_lock(&c->mu);
 		c->fatal = rc;
 		pthread_mutex_unlock(&c->mu);
 	}
-	poke_loop(c);
+	return rc;
 }
 
 static void deadline_in(struct timespec *ts, int ms)
@@ -78,11 +123,54 @@ static void deadline_in(struct timespec *ts, int ms)
 	}
 }
 
-/* Periodic: sync if the log grew since the last sync. */
+/* Periodic: sync if the log grew (or the lease needs renewing). */
 static void sync_if_dirty(struct srv_commit *c)
 {
 	if (eng_sync_dirty(c->db))
 		sync_to(c, eng_sync_ticket(c->db));
+}
+
+/* One step of the thread's work, with mu held; 0 when there is none. */
+static int step(struct srv_commit *c)
+{
+	if (c->each && c->each_synced < c->each_queued) {
+		/* A ticket taken now needs a sync that begins after now: no
+		 * sharing with writes queued earlier. */
+		uint32_t t = eng_sync_ticket(c->db);
+		pthread_mutex_unlock(&c->mu);
+		sync_to(c, t);
+		poke_loop(c);
+		pthread_mutex_lock(&c->mu);
+		c->each_synced++;
+		return 1;
+	}
+	if (c->have_want && !eng_sync_covered(c->db, c->want)) {
+		uint32_t t = c->want;
+		pthread_mutex_unlock(&c->mu);
+		sync_to(c, t);
+		poke_loop(c);
+		pthread_mutex_lock(&c->mu);
+		c->poked = t;
+		return 1;
+	}
+	/* Another worker's sync may have covered the ticket before this
+	 * thread looked: the loop must hear of it all the same, or its
+	 * waiters hang until some later write. */
+	if (c->have_want && c->poked != c->want) {
+		c->poked = c->want;
+		pthread_mutex_unlock(&c->mu);
+		poke_loop(c);
+		pthread_mutex_lock(&c->mu);
+		return 1;
+	}
+	if (c->kicked) {
+		c->kicked = 0;
+		pthread_mutex_unlock(&c->mu);
+		sync_if_dirty(c);
+		pthread_mutex_lock(&c->mu);
+		return 1;
+	}
+	return 0;
 }
 
 static void *commit_thread(void *arg)
@@ -92,40 +180,8 @@ static void *commit_thread(void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
-		if (c->each && c->each_synced < c->each_queued) {
-			/* A ticket taken now needs a sync that begins after
-			 * now: no sharing with writes queued earlier. */
-			uint32_t t = eng_sync_ticket(c->db);
-			int rc;
-			pthread_mutex_unlock(&c->mu);
-			rc = eng_sync_wait(c->db, t);
-			pthread_mutex_lock(&c->mu);
-			if (rc && rc != ENG_EPOISONED)
-				c->fatal = rc;
-			c->each_synced++;
-			pthread_mutex_unlock(&c->mu);
-			poke_loop(c);
-			pthread_mutex_lock(&c->mu);
+		if (step(c))
 			continue;
-		}
-		if (c->group && c->have_want && !eng_sync_covered(c->db, c->want)) {
-			uint32_t t = c->want;
-			pthread_mutex_unlock(&c->mu);
-			sync_to(c, t);
-			pthread_mutex_lock(&c->mu);
-			c->poked = t;
-			continue;
-		}
-		/* Another worker's sync may have covered the ticket before
-		 * this thread looked: the loop must hear of it all the same,
-		 * or its waiters hang until some later write. */
-		if (c->group && c->have_want && c->poked != c->want) {
-			c->poked = c->want;
-			pthread_mutex_unlock(&c->mu);
-			poke_loop(c);
-			pthread_mutex_lock(&c->mu);
-			continue;
-		}
 		if (c->group || c->each) {
 			pthread_cond_wait(&c->cv, &c->mu);
 			continue;
@@ -143,6 +199,15 @@ static void *commit_thread(void *arg)
 	return NULL;
 }
 
+/* --- the loop side ------------------------------------------------------------ */
+
+static int ready_rc(struct srv_commit *c, int fatal)
+{
+	if (fatal)
+		return fatal;
+	return eng_sync_poisoned(c->db) ? ENG_EPOISONED : 0;
+}
+
 static void drain(struct srv_commit *c, int force_rc)
 {
 	uint64_t each_ready;
@@ -152,25 +217,15 @@ static void drain(struct srv_commit *c, int force_rc)
 	fatal = c->fatal;
 	each_ready = c->each_synced;
 	pthread_mutex_unlock(&c->mu);
-	while (c->count) {
-		struct waiter w = c->q[c->head];
-		int rc;
-		if (force_rc)
-			rc = force_rc;
-		else if (fatal)
-			rc = fatal;
-		else if (c->each && c->each_popped < each_ready)
-			rc = eng_sync_poisoned(c->db) ? ENG_EPOISONED : 0;
-		else if (c->each)
-			break;
-		else if (eng_sync_covered(c->db, w.ticket))
-			rc = eng_sync_poisoned(c->db) ? ENG_EPOISONED : 0;
-		else
-			break;
-		c->head = (c->head + 1) % c->cap;
-		c->count--;
-		c->each_popped += c->each;
-		w.cb(rc, w.arg);
+	while (c->eq.count && (force_rc || fatal || c->each_popped < each_ready)) {
+		struct waiter w = fifo_pop(&c->eq);
+		c->each_popped++;
+		w.cb(force_rc ? force_rc : ready_rc(c, fatal), w.arg);
+	}
+	while (c->tq.count &&
+	       (force_rc || fatal || eng_sync_covered(c->db, c->tq.q[c->tq.head].ticket))) {
+		struct waiter w = fifo_pop(&c->tq);
+		w.cb(force_rc ? force_rc : ready_rc(c, fatal), w.arg);
 	}
 }
 
@@ -190,6 +245,7 @@ int srv_commit_start(struct event_base *base, struct eng_db *db,
 		     struct srv_commit **out)
 {
 	struct srv_commit *c = calloc(1, sizeof(*c));
+	pthread_condattr_t ca;
 	int rc;
 
 	if (!c)
@@ -198,21 +254,18 @@ int srv_commit_start(struct event_base *base, struct eng_db *db,
 	c->group = mode == SRV_COMMIT_GROUP;
 	c->each = mode == SRV_COMMIT_EACH;
 	c->interval_ms = interval_ms;
-	c->cap = QUEUE_INIT;
-	c->q = calloc(c->cap, sizeof(*c->q));
 	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (!c->q || c->efd < 0) {
-		rc = c->q ? -errno : -ENOMEM;
+	if (c->efd < 0) {
+		rc = -errno;
 		goto out_free;
 	}
+	if ((rc = eng_syncer_init(&c->syncer, db)))
+		goto out_free;
 	pthread_mutex_init(&c->mu, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&c->cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	c->ev = event_new(base, c->efd, EV_READ | EV_PERSIST, on_poke, c);
 	if (!c->ev || event_add(c->ev, NULL) < 0) {
 		rc = -ENOMEM;
@@ -223,52 +276,66 @@ int srv_commit_start(struct event_base *base, struct eng_db *db,
 	*out = c;
 	return 0;
 out_free:
+	eng_syncer_close(&c->syncer);
 	if (c->ev)
 		event_free(c->ev);
 	if (c->efd >= 0)
 		close(c->efd);
-	free(c->q);
 	free(c);
 	return rc;
 }
 
-static int grow(struct srv_commit *c)
+static int enqueue(struct srv_commit *c, struct fifo *f, uint32_t ticket,
+		   srv_commit_cb cb, void *arg)
 {
-	size_t ncap = c->cap * 2;
-	struct waiter *nq = malloc(ncap * sizeof(*nq));
+	int rc = fifo_push(f, (struct waiter){ ticket, cb, arg });
 
-	if (!nq)
-		return -ENOMEM;
-	for (size_t i = 0; i < c->count; i++)
-		nq[i] = c->q[(c->head + i) % c->cap];
-	free(c->q);
-	c->q = nq;
-	c->cap = ncap;
-	c->head = 0;
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->mu);
+	if (f == &c->eq) {
+		c->each_queued++;
+	} else {
+		if (!c->have_want || (int32_t)(ticket - c->want) > 0)
+			c->want = ticket;
+		c->have_want = 1;
+	}
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
 	return 0;
 }
 
 int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
 		    void *arg)
 {
-	int rc;
-
 	if (!c->group && !c->each) {
 		cb(0, arg);
 		return 0;
 	}
-	if (c->count == c->cap && (rc = grow(c)))
-		return rc;
-	c->q[(c->head + c->count) % c->cap] = (struct waiter){ ticket, cb, arg };
-	c->count++;
+	return enqueue(c, c->each ? &c->eq : &c->tq, ticket, cb, arg);
+}
+
+int srv_commit_wait_read(struct srv_commit *c, uint32_t ticket,
+			 srv_commit_cb cb, void *arg)
+{
+	if (!c->group && !c->each) {
+		cb(0, arg);
+		return 0;
+	}
+	return enqueue(c, &c->tq, ticket, cb, arg);
+}
+
+int srv_commit_reads_wait(const struct srv_commit *c)
+{
+	return c->group || c->each;
+}
+
+void srv_commit_kick(struct srv_commit *c)
+{
 	pthread_mutex_lock(&c->mu);
-	c->each_queued += c->each;
-	if (!c->have_want || (int32_t)(ticket - c->want) > 0)
-		c->want = ticket;
-	c->have_want = 1;
+	c->kicked = 1;
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
-	return 0;
 }
 
 void srv_commit_stop(struct srv_commit *c)
@@ -286,6 +353,8 @@ void srv_commit_stop(struct srv_commit *c)
 	close(c->efd);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
-	free(c->q);
+	eng_syncer_close(&c->syncer);
+	free(c->tq.q);
+	free(c->eq.q);
 	free(c);
 }

@@ -11,8 +11,13 @@
  * In always mode each write gets an fdatasync that begins after it, run
  * one at a time by this thread: Redis's appendfsync always.
  *
+ * Reads that found a record not yet durable wait for a covering sync in
+ * group and always mode (HTTP-API.md: no response shows a write before
+ * it is durable); in periodic mode they answer at once.
+ *
  * In periodic mode nothing waits: the thread syncs every interval when
- * the log has grown, and once more when the worker stops.
+ * the log has grown, when kicked (the version lease runs low), and once
+ * more when the worker stops.
  *
  * Threads: srv_commit_wait and the callbacks run on the loop thread only.
  */
@@ -42,6 +47,14 @@ int srv_commit_start(struct event_base *base, struct eng_db *db,
 /* Runs cb(rc, arg) on the loop once the write holding ticket is durable. */
 int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
 		    void *arg);
+/* The same for a read that found a record a sync has not covered yet:
+ * ticket from eng_sync_ticket() after the lookup. */
+int srv_commit_wait_read(struct srv_commit *c, uint32_t ticket,
+			 srv_commit_cb cb, void *arg);
+/* 1 if reads of records not yet durable must wait (group, always). */
+int srv_commit_reads_wait(const struct srv_commit *c);
+/* Asks for a sync soon whatever the mode (the version lease runs low). */
+void srv_commit_kick(struct srv_commit *c);
 /* Final sync (periodic mode), stops and joins the thread, frees c. Any
  * waiter left gets -ECANCELED. */
 void srv_commit_stop(struct srv_commit *c);

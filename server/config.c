@@ -51,8 +51,9 @@ static const struct opt opts[] = {
 	  "                         page cache, synced every interval; always: one fdatasync per write" },
 	{ "fsync-interval-ms", OPT_INT, F(fsync_interval_ms), 1, 60000,
 	  "periodic mode: fdatasync interval (default 1000)" },
-	{ "max-keys", OPT_U64, F(max_keys), 1, 1ull << 31,
-	  "index capacity in keys, about 47 bytes of shared memory each (default 1000000)" },
+	{ "max-keys", OPT_U64, F(max_keys), 0, 1ull << 31,
+	  "most keys the store takes, 507 past it (default 0: no bound; the index\n"
+	  "                         grows with the keys, under 48 bytes of shared memory each)" },
 	{ "max-value-size", OPT_SIZE, F(max_value_size), 0, 1ull << 30,
 	  "largest value in bytes, k/m/g suffixes allowed (default 16m)" },
 	{ "log-level", OPT_LEVEL, F(log_level), 0, 0,
@@ -71,6 +72,15 @@ static const struct opt opts[] = {
 	  "seconds a started request may stall (headers or body) before 408 (default 30)" },
 	{ "access-log", OPT_STR, F(access_log), 0, sizeof(((struct srv_config *)0)->access_log),
 	  "file for one line per request ('-': stderr; default off)" },
+	{ "max-batch-size", OPT_SIZE, F(max_batch_size), 1, 1ull << 30,
+	  "largest POST /batch body in bytes, k/m/g suffixes allowed (default 16m)" },
+	{ "admin-token-file", OPT_STR, F(admin_token_file), 0,
+	  sizeof(((struct srv_config *)0)->admin_token_file),
+	  "file holding the Bearer token /admin/ requires (default none: loopback only)" },
+	{ "compact-garbage-pct", OPT_INT, F(compact_garbage_pct), 0, 100,
+	  "compact by itself once garbage passes this % of database.bin (default 50; 0: never)" },
+	{ "compact-min-size", OPT_SIZE, F(compact_min_size), 0, 1ull << 40,
+	  "... and database.bin is at least this big (default 64m)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -85,7 +95,10 @@ static void defaults(struct srv_config *c)
 	snprintf(c->data_dir, sizeof(c->data_dir), "./data");
 	c->fsync = SRV_FSYNC_GROUP;
 	c->fsync_interval_ms = 1000;
-	c->max_keys = 1000000;
+	c->max_keys = 0;
+	c->max_batch_size = 16u << 20;
+	c->compact_garbage_pct = 50;
+	c->compact_min_size = 64u << 20;
 	c->max_value_size = 16u << 20;
 	c->log_level = SRV_LOG_INFO;
 	c->shutdown_timeout_s = 30;

@@ -42,6 +42,10 @@ struct srv_config {
 	int idle_timeout_s;     /* keep-alive connection idle: closed */
 	int read_timeout_s;     /* a started request stalls: 408 */
 	char access_log[PATH_MAX]; /* "" off, "-" stderr */
+	uint64_t max_batch_size;
+	char admin_token_file[PATH_MAX]; /* "" none */
+	int compact_garbage_pct;
+	uint64_t compact_min_size;
 };
 
 enum srv_config_result {

@@ -20,16 +20,24 @@
  *   QUIT      immediate stop
  *   HUP       re-read the config, replace workers one at a time
  *   CHLD      reap; respawn at once, with backoff if it keeps dying
+ *   USR1      (from a worker or a writer) a job is wanted: a compaction
+ *             asked for, or a table rebuild
  *   USR2      (from a worker) the index cannot be trusted: restart all
  *             workers through recovery, by re-executing the master (a
  *             failed fdatasync does the same); connections queue on the
  *             kept sockets meanwhile
+ *
+ * Jobs (compaction, table rebuilds) run in a process of their own that
+ * the master forks, one at a time (engine/job.h); the master records
+ * them, reaps them, and undoes or finishes what one that died left.
  */
 #include "server/master.h"
 
 #include "engine/durable.h"
 #include "engine/errors.h"
+#include "engine/job.h"
 #include "engine/store.h"
+#include "ipc/failpoint.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -46,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -59,16 +68,29 @@
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 10000
 #define STATUS_EVERY_MS 2000
-#define PREZERO_RETRY_MS 10000  /* after a failure (disk full) */
+#define PREZERO_RETRY_MS 1000   /* after a failure (disk full) */
+/* During a long recovery systemd is told to wait this much longer each
+ * time more of the log is read (EXTEND_TIMEOUT_USEC). */
+#define RECOVERY_EXTEND_USEC 15000000ull
+#define RECOVERY_NOTIFY_MS 1000
+#define TOKEN_MAX 256
+/* A dead master's workers get this long beyond their own drain to let
+ * go of the directory before a new master refuses to start. */
+#define LOCK_WAIT_SLACK_MS 5000
+/* Syncs put the durable offset in the header at most this often: one
+ * page write less per group commit (engine/durable.h). */
+#define MARK_INTERVAL_MS 100
 /* Our own listening sockets across a re-exec, as LISTEN_FDS/LISTEN_PID
  * are systemd's. */
 #define REEXEC_FDS_ENV "CASKD_LISTEN_FDS"
 #define REEXEC_PID_ENV "CASKD_LISTEN_PID"
 
-enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_WAITING /* respawn due */ };
+/* A worker process the master runs in a worker slot (worker slots are
+ * numbered as the engine's and the metrics' are). */
+enum wproc_state { WPROC_NONE, WPROC_RUNNING, WPROC_WAITING /* respawn due */ };
 
-struct mslot {
-	enum slot_state state;
+struct wproc {
+	enum wproc_state state;
 	pid_t pid;
 	unsigned gen;          /* configuration generation it runs */
 	int retiring;          /* sent SIGTERM; not to be respawned */
@@ -88,7 +110,7 @@ struct master {
 	int nfds;
 	int fds_passed;        /* systemd's (socket activation), not ours */
 	int access_fd;         /* -1: no access log; workers inherit it */
-	struct mslot slots[SRV_SLOTS];
+	struct wproc slots[SRV_SLOTS];
 	unsigned gen;
 	int stopping;
 	int reexec;            /* restart through recovery once stopped */
@@ -100,10 +122,15 @@ struct master {
 	uint64_t last_status_ms;
 	int prezero_warned;
 	uint64_t prezero_retry_ms;
+	pid_t job_pid;          /* the job process running, or 0 */
+	uint64_t job_id;
+	char admin_token[TOKEN_MAX];
+	int have_token;
+	uint64_t recovery_notified_ms;
 };
 
 static volatile sig_atomic_t got_chld, got_term, got_quit, got_hup, got_alrm,
-	got_usr2;
+	got_usr1, got_usr2;
 
 static void on_signal(int sig)
 {
@@ -114,12 +141,13 @@ static void on_signal(int sig)
 	case SIGQUIT: got_quit = 1; break;
 	case SIGHUP: got_hup = 1; break;
 	case SIGALRM: got_alrm = 1; break;
+	case SIGUSR1: got_usr1 = 1; break;
 	case SIGUSR2: got_usr2 = 1; break;
 	}
 }
 
 static const int handled[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP,
-			       SIGALRM, SIGUSR2 };
+			       SIGALRM, SIGUSR1, SIGUSR2 };
 #define NHANDLED (sizeof(handled) / sizeof(handled[0]))
 
 static uint64_t mono_ms(void)
@@ -318,7 +346,7 @@ static int running(const struct master *m)
 {
 	int n = 0;
 	for (int i = 0; i < SRV_SLOTS; i++)
-		n += m->slots[i].state == SLOT_RUNNING;
+		n += m->slots[i].state == WPROC_RUNNING;
 	return n;
 }
 
@@ -326,11 +354,12 @@ static int running(const struct master *m)
  * 0 or -errno. */
 static int spawn(struct master *m, int slot)
 {
-	struct mslot *s = &m->slots[slot];
+	struct wproc *s = &m->slots[slot];
 	struct srv_worker_args a = {
 		.cfg = &m->cfg, .db = &m->db, .super = m->super, .metrics = m->metrics,
 		.fds = m->fds, .nfds = m->nfds, .access_fd = m->access_fd,
 		.slot = slot, .master = getpid(),
+		.admin_token = m->have_token ? m->admin_token : NULL,
 	};
 	pid_t pid;
 
@@ -339,13 +368,13 @@ static int spawn(struct master *m, int slot)
 	if (pid < 0) {
 		int rc = -errno;
 		srv_error("fork: %s; retrying", strerror(-rc));
-		s->state = SLOT_WAITING;
+		s->state = WPROC_WAITING;
 		s->respawn_at = mono_ms() + BACKOFF_FIRST_MS;
 		return rc;
 	}
 	if (pid == 0)
 		_exit(srv_worker_main(&a));
-	s->state = SLOT_RUNNING;
+	s->state = WPROC_RUNNING;
 	s->pid = pid;
 	s->gen = m->gen;
 	s->retiring = 0;
@@ -361,7 +390,7 @@ static int spawn(struct master *m, int slot)
 static int free_slot(const struct master *m)
 {
 	for (int i = 0; i < SRV_SLOTS; i++)
-		if (m->slots[i].state == SLOT_FREE)
+		if (m->slots[i].state == WPROC_NONE)
 			return i;
 	return -ENOSPC;
 }
@@ -378,7 +407,7 @@ static void describe_exit(int slot, pid_t pid, int status, char *buf, size_t n)
 
 static void worker_died(struct master *m, int slot, int status)
 {
-	struct mslot *s = &m->slots[slot];
+	struct wproc *s = &m->slots[slot];
 	uint64_t now = mono_ms(), delay;
 	char what[160];
 	int rc, was_ready;
@@ -395,7 +424,7 @@ static void worker_died(struct master *m, int slot, int status)
 	srv_metrics_retire_slot(m->metrics, slot);
 	if (m->stopping || s->retiring || s->gen != m->gen) {
 		srv_debug("%s", what);
-		s->state = SLOT_FREE;
+		s->state = WPROC_NONE;
 		s->pid = 0;
 		return;
 	}
@@ -416,9 +445,73 @@ static void worker_died(struct master *m, int slot, int status)
 	if (delay)
 		srv_notify("STATUS=worker %d keeps dying; next start in %" PRIu64 " ms",
 			   slot, delay);
-	s->state = SLOT_WAITING;
+	s->state = WPROC_WAITING;
 	s->pid = 0;
 	s->respawn_at = now + delay;
+}
+
+/* --- jobs ---------------------------------------------------------------------- */
+
+static void job_reaped(struct master *m, int status)
+{
+	uint64_t id = eng_job_reaped(&m->db, m->job_pid, status);
+
+	srv_debug("job %" PRIu64 " (pid %d) ended", id, (int)m->job_pid);
+	m->job_pid = 0;
+	m->job_id = 0;
+}
+
+/* The job process: a child like a worker, that runs one job and exits. */
+static int job_child(struct master *m, uint64_t id)
+{
+	char role[32];
+	int rc;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		return 1;
+	for (size_t i = 0; i < NHANDLED; i++)
+		signal(handled[i], SIG_DFL);
+	{
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+	}
+	for (int i = 0; i < m->nfds; i++)
+		close(m->fds[i]);
+	snprintf(role, sizeof(role), "job %" PRIu64, id);
+	srv_log_set_role(role);
+	ipc_fp_set_armed(1);
+	if ((rc = eng_db_attach(&m->db, ENG_JOB_SLOT))) {
+		srv_error("job %" PRIu64 ": opening %s: %s", id, m->db.path, eng_strerror(rc));
+		return 1;
+	}
+	return eng_job_run(&m->db, id);
+}
+
+static void maybe_start_job(struct master *m)
+{
+	struct eng_compact_policy p = {
+		.garbage_pct = (unsigned)m->cfg.compact_garbage_pct,
+		.min_bytes = m->cfg.compact_min_size,
+	};
+	uint64_t id;
+	pid_t pid;
+
+	if (m->stopping || m->job_pid || eng_sync_poisoned(&m->db) ||
+	    !eng_job_next(&m->db, &p, &id))
+		return;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(job_child(m, id));
+	eng_job_started(&m->db, id, pid < 0 ? -errno : pid);
+	if (pid < 0) {
+		srv_error("fork of job %" PRIu64 ": %s", id, strerror(errno));
+		return;
+	}
+	m->job_pid = pid;
+	m->job_id = id;
+	srv_debug("job %" PRIu64 " started, pid %d", id, (int)pid);
 }
 
 static void reap(struct master *m)
@@ -427,9 +520,13 @@ static void reap(struct master *m)
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == m->job_pid) {
+			job_reaped(m, status);
+			continue;
+		}
 		for (int i = 0; i < SRV_SLOTS; i++)
-			if (m->slots[i].state == SLOT_RUNNING && m->slots[i].pid == pid) {
-				m->slots[i].state = SLOT_FREE;
+			if (m->slots[i].state == WPROC_RUNNING && m->slots[i].pid == pid) {
+				m->slots[i].state = WPROC_NONE;
 				m->slots[i].pid = pid;
 				worker_died(m, i, status);
 				break;
@@ -441,7 +538,7 @@ static void reap(struct master *m)
 static void signal_all(struct master *m, int sig)
 {
 	for (int i = 0; i < SRV_SLOTS; i++)
-		if (m->slots[i].state == SLOT_RUNNING)
+		if (m->slots[i].state == WPROC_RUNNING)
 			kill(m->slots[i].pid, sig);
 }
 
@@ -473,9 +570,11 @@ static void begin_stop(struct master *m, const char *why)
 	srv_notify("STOPPING=1\nSTATUS=stopping");
 	srv_super_set_stopping(m->super);
 	signal_all(m, SIGTERM);
+	if (m->job_pid)
+		kill(m->job_pid, SIGKILL); /* undone when reaped; the next start redoes it */
 	for (int i = 0; i < SRV_SLOTS; i++)
-		if (m->slots[i].state == SLOT_WAITING)
-			m->slots[i].state = SLOT_FREE;
+		if (m->slots[i].state == WPROC_WAITING)
+			m->slots[i].state = WPROC_NONE;
 }
 
 static int same_str_list(const struct srv_config *a, const struct srv_config *b)
@@ -487,6 +586,8 @@ static int same_str_list(const struct srv_config *a, const struct srv_config *b)
 			return 0;
 	return 1;
 }
+
+static int load_token(struct master *m, const struct srv_config *cfg);
 
 /* On SIGHUP, as logrotate expects: the access log named by the new
  * config is opened afresh (the file may have been moved away). If that
@@ -519,6 +620,10 @@ static void begin_reload(struct master *m)
 		srv_error("reload: %s; keeping the running configuration and workers", err);
 		return;
 	}
+	if (load_token(m, &next) < 0) {
+		srv_error("reload: keeping the running configuration and workers");
+		return;
+	}
 	srv_notify_reloading();
 	reopen_access_log(m, &next);
 	if (!same_str_list(&next, &m->cfg) || strcmp(next.data_dir, m->cfg.data_dir) ||
@@ -540,8 +645,8 @@ static int count_gen(const struct master *m, unsigned gen, int current)
 {
 	int n = 0;
 	for (int i = 0; i < SRV_SLOTS; i++) {
-		const struct mslot *s = &m->slots[i];
-		if (s->state == SLOT_FREE || s->retiring)
+		const struct wproc *s = &m->slots[i];
+		if (s->state == WPROC_NONE || s->retiring)
 			continue;
 		n += current ? s->gen == gen : s->gen != gen;
 	}
@@ -551,14 +656,14 @@ static int count_gen(const struct master *m, unsigned gen, int current)
 static void retire_one_old(struct master *m)
 {
 	for (int i = 0; i < SRV_SLOTS; i++) {
-		struct mslot *s = &m->slots[i];
-		if (s->state == SLOT_RUNNING && s->gen != m->gen && !s->retiring) {
+		struct wproc *s = &m->slots[i];
+		if (s->state == WPROC_RUNNING && s->gen != m->gen && !s->retiring) {
 			s->retiring = 1;
 			kill(s->pid, SIGTERM);
 			return;
 		}
-		if (s->state == SLOT_WAITING && s->gen != m->gen) {
-			s->state = SLOT_FREE;
+		if (s->state == WPROC_WAITING && s->gen != m->gen) {
+			s->state = WPROC_NONE;
 			return;
 		}
 	}
@@ -570,8 +675,8 @@ static void retire_one_old(struct master *m)
 static void reload_step(struct master *m)
 {
 	if (m->incoming >= 0) {
-		struct mslot *s = &m->slots[m->incoming];
-		if (s->state == SLOT_RUNNING && !srv_super_ready(m->super, m->incoming))
+		struct wproc *s = &m->slots[m->incoming];
+		if (s->state == WPROC_RUNNING && !srv_super_ready(m->super, m->incoming))
 			return;
 		m->incoming = -1;
 		retire_one_old(m);
@@ -598,9 +703,9 @@ static int heartbeats_ok(struct master *m, uint64_t now)
 {
 	int ok = 1;
 	for (int i = 0; i < SRV_SLOTS; i++) {
-		struct mslot *s = &m->slots[i];
+		struct wproc *s = &m->slots[i];
 		uint64_t hb;
-		if (s->state != SLOT_RUNNING || s->retiring)
+		if (s->state != WPROC_RUNNING || s->retiring)
 			continue;
 		hb = srv_super_heartbeat(m->super, i);
 		if (!hb) /* still starting */
@@ -621,7 +726,7 @@ static void tick(struct master *m)
 	int ok;
 
 	for (int i = 0; i < SRV_SLOTS && !m->stopping; i++)
-		if (m->slots[i].state == SLOT_WAITING && now >= m->slots[i].respawn_at)
+		if (m->slots[i].state == WPROC_WAITING && now >= m->slots[i].respawn_at)
 			spawn(m, i);
 	ok = heartbeats_ok(m, now);
 	if (m->reloading && !m->stopping)
@@ -633,6 +738,11 @@ static void tick(struct master *m)
 				 "go on without it, retrying every %d s", PREZERO_RETRY_MS / 1000);
 		m->prezero_warned = 1;
 		m->prezero_retry_ms = now + PREZERO_RETRY_MS;
+	}
+	if (!m->stopping) {
+		eng_job_reclaim(&m->db);
+		eng_db_release_old(&m->db);
+		maybe_start_job(m);
 	}
 	if (!m->stopping && eng_sync_poisoned(&m->db)) {
 		srv_error("an fdatasync of database.bin failed: writes since the last good "
@@ -662,26 +772,63 @@ static void tick(struct master *m)
 
 /* --- start-up ------------------------------------------------------------------- */
 
+/* Recovery reads a long log: tell systemd it is making progress, so its
+ * start timeout does not kill it. */
+static void recovery_progress(uint64_t done, uint64_t total, void *arg)
+{
+	struct master *m = arg;
+	uint64_t now = mono_ms();
+
+	if (now - m->recovery_notified_ms < RECOVERY_NOTIFY_MS)
+		return;
+	m->recovery_notified_ms = now;
+	srv_notify("EXTEND_TIMEOUT_USEC=%llu\nSTATUS=recovering database.bin: %" PRIu64
+		   " of %" PRIu64 " MB", (unsigned long long)RECOVERY_EXTEND_USEC,
+		   done >> 20, total >> 20);
+}
+
+static void busy_message(const struct master *m, const struct eng_recovery *rep)
+{
+	char list[ENG_HOLDERS_MAX * 12] = "";
+
+	for (int i = 0, k = 0; i < rep->nholders; i++)
+		k += snprintf(list + k, sizeof(list) - (size_t)k, "%s%d", i ? ", " : "",
+			      rep->holders[i]);
+	if (rep->holder_dead)
+		srv_error("data directory %s: the caskd that had it (pid %d) is gone, but "
+			  "process(es) %s still hold %s/caskd.lock after waiting; they may still "
+			  "be writing: stop them first", m->cfg.data_dir, rep->holder_pid,
+			  rep->nholders ? list : "(unknown)", m->cfg.data_dir);
+	else
+		srv_error("data directory %s is in use by another caskd (pid %d, %s/caskd.lock); "
+			  "stop it first, or give this one its own --data-dir", m->cfg.data_dir,
+			  rep->holder_pid, m->cfg.data_dir);
+}
+
 static int open_store(struct master *m)
 {
 	struct eng_opts o = {
 		.dir = m->cfg.data_dir,
 		.max_keys = m->cfg.max_keys,
 		.max_value = (uint32_t)m->cfg.max_value_size,
+		.progress = recovery_progress,
+		.progress_arg = m,
+		.lock_wait_ms = m->cfg.shutdown_timeout_s * 1000 + LOCK_WAIT_SLACK_MS,
+		.mark_interval_ms = MARK_INTERVAL_MS,
 	};
 	struct eng_recovery rep;
 	int rc = eng_db_open(&o, &m->db, &rep);
 
 	if (rc == -EBUSY) {
-		srv_error("data directory %s is in use by another caskd (pid %d, %s/caskd.lock); "
-			  "stop it first", m->cfg.data_dir, rep.holder_pid, m->cfg.data_dir);
+		busy_message(m, &rep);
 		return rc;
 	}
 	if (rc == ENG_ECORRUPT) {
-		srv_error("%s/database.bin is damaged at offset %" PRIu64 " with valid records "
-			  "after it; refusing to start. Inspect with 'caskd check %s', repair with "
-			  "'caskd check --repair %s' (keeps every intact record)",
-			  m->cfg.data_dir, rep.bad_off, m->cfg.data_dir, m->cfg.data_dir);
+		srv_error("%s/database.bin is damaged at offset %" PRIu64 " (%" PRIu64 " bytes) in "
+			  "records the durable mark says were synced; refusing to start. Inspect "
+			  "with 'caskd check %s'; 'caskd check --repair %s' drops the damage and "
+			  "says what it cannot vouch for", m->cfg.data_dir, rep.bad_off, rep.bad_len,
+			  m->cfg.data_dir, m->cfg.data_dir);
 		return rc;
 	}
 	if (rc == ENG_EFULL) {
@@ -690,14 +837,49 @@ static int open_store(struct master *m)
 		return rc;
 	}
 	if (rc) {
-		srv_error("opening %s/database.bin: %s", m->cfg.data_dir, eng_strerror(rc));
+		srv_error("%s: %s", rep.failed[0] ? rep.failed : "opening the data directory",
+			  eng_strerror(rc));
 		return rc;
 	}
-	srv_info("recovered %s/database.bin: %" PRIu64 " records, %" PRIu64 " keys, "
-		 "%" PRIu64 " bytes in %.3f s (%.0f MB/s)%s",
-		 m->cfg.data_dir, rep.records, rep.keys, rep.tail, rep.seconds,
-		 rep.seconds > 0 ? (double)rep.file_bytes / rep.seconds / 1e6 : 0.0,
-		 rep.created ? "; created it" : "");
+	eng_db_set_notify(&m->db, getpid());
+	m->db.keep_old = 1;
+	srv_info("recovered %s/database.bin: %" PRIu64 " keys, %" PRIu64 " bytes, in %.3f s "
+		 "(%s; %" PRIu64 " bytes scanned, %" PRIu64 " records)%s%s",
+		 m->cfg.data_dir, rep.keys, rep.tail, rep.seconds,
+		 rep.from_snapshot ? "index from database.idx" : "full scan",
+		 rep.scanned, rep.records, rep.created ? "; created it" : "",
+		 rep.upgraded ? "; upgraded its header to format 2" : "");
+	return 0;
+}
+
+/* --admin-token-file: read at start and at each reload. 0, or -1 with
+ * the error logged. */
+static int load_token(struct master *m, const struct srv_config *cfg)
+{
+	char tok[TOKEN_MAX];
+	FILE *f;
+	size_t n;
+
+	if (!cfg->admin_token_file[0]) {
+		m->have_token = 0;
+		return 0;
+	}
+	if (!(f = fopen(cfg->admin_token_file, "re"))) {
+		srv_error("--admin-token-file %s: %s", cfg->admin_token_file, strerror(errno));
+		return -1;
+	}
+	n = fread(tok, 1, sizeof(tok) - 1, f);
+	fclose(f);
+	tok[n] = '\0';
+	while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
+		tok[--n] = '\0';
+	if (!n) {
+		srv_error("--admin-token-file %s is empty", cfg->admin_token_file);
+		return -1;
+	}
+	/* only now: a failed reload keeps the token that was in force */
+	memcpy(m->admin_token, tok, sizeof(tok));
+	m->have_token = 1;
 	return 0;
 }
 
@@ -757,6 +939,8 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 		goto out_free;
 	}
 	rc = 1;
+	if (load_token(m, cfg) < 0)
+		goto out_free;
 	if (adopt_listeners(m) < 0)
 		goto out_free;
 	if (m->cfg.access_log[0] && (m->access_fd = srv_access_open(m->cfg.access_log)) < 0) {
@@ -780,7 +964,8 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	for (size_t i = 0; i < NHANDLED; i++)
 		sigdelset(&wait_mask, handled[i]);
 	for (;;) {
-		if (!got_chld && !got_term && !got_quit && !got_hup && !got_alrm && !got_usr2)
+		if (!got_chld && !got_term && !got_quit && !got_hup && !got_alrm && !got_usr1 &&
+		    !got_usr2)
 			sigsuspend(&wait_mask);
 		if (got_chld) {
 			got_chld = 0;
@@ -796,6 +981,10 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 			got_term = 0;
 			begin_stop(m, "SIGTERM/SIGINT");
 		}
+		if (got_usr1) {
+			got_usr1 = 0;
+			maybe_start_job(m);
+		}
 		if (got_usr2) {
 			got_usr2 = 0;
 			m->reexec = 1;
@@ -809,12 +998,17 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 			got_alrm = 0;
 			tick(m);
 		}
-		if (m->stopping && running(m) == 0)
+		if (m->stopping && running(m) == 0 && !m->job_pid)
 			break;
 	}
-	if (!m->reexec && (rc = eng_db_trim(&m->db)) < 0)
-		srv_warn("trimming database.bin failed: %s (the next start trims it)",
-			 eng_strerror(rc));
+	if (!m->reexec) {
+		if ((rc = eng_db_trim(&m->db)) < 0)
+			srv_warn("trimming database.bin failed: %s (the next start trims it)",
+				 eng_strerror(rc));
+		else if ((rc = eng_db_save_index(&m->db)) < 0)
+			srv_warn("writing %s/database.idx failed: %s (the next start scans "
+				 "database.bin instead)", m->cfg.data_dir, eng_strerror(rc));
+	}
 	rc = 0;
 	if (m->reexec)
 		reexec(m); /* returns only on failure */

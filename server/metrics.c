@@ -69,9 +69,11 @@ void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
 			served += atomic_load_explicit(&w->dur_hist[ri][i], memory_order_relaxed);
 			fold(&r->dur_hist[ri][i], &w->dur_hist[ri][i]);
 		}
-		for (int mi = 0; mi < SRV_METHODS; mi++)
+		for (int mi = 0; mi < SRV_METHODS; mi++) {
 			for (int ci = 0; ci < SRV_NCODES; ci++)
 				fold(&r->requests[ri][mi][ci], &w->requests[ri][mi][ci]);
+			fold(&r->index_locks[ri][mi], &w->index_locks[ri][mi]);
+		}
 		fold(&r->dur_sum_ns[ri], &w->dur_sum_ns[ri]);
 	}
 	fold(&r->key_busy_retries, &w->key_busy_retries);
@@ -112,6 +114,21 @@ void srv_metrics_request(struct srv_wstats *w, enum srv_route route, int method,
 	atomic_store_explicit(&w->dur_sum_ns[route],
 			      atomic_load_explicit(&w->dur_sum_ns[route], memory_order_relaxed) +
 				      duration_ns,
+			      memory_order_relaxed);
+}
+
+void srv_metrics_locks(struct srv_wstats *w, enum srv_route route, int method,
+		       uint64_t n)
+{
+	if (!n)
+		return;
+	if (route < 0 || route >= SRV_ROUTES)
+		route = SRV_ROUTE_OTHER;
+	if (method < 0 || method >= SRV_METHODS)
+		method = SRV_METHODS - 1;
+	atomic_store_explicit(&w->index_locks[route][method],
+			      atomic_load_explicit(&w->index_locks[route][method],
+						   memory_order_relaxed) + n,
 			      memory_order_relaxed);
 }
 
@@ -184,6 +201,7 @@ struct snapshot {
 	uint64_t dur[SRV_ROUTES][SRV_DUR_BUCKETS];
 	uint64_t dur_sum_ns[SRV_ROUTES];
 	uint64_t busy;
+	uint64_t locks[SRV_ROUTES][SRV_METHODS];
 	uint64_t by_slot[SRV_SLOTS];
 };
 
@@ -199,9 +217,11 @@ static uint64_t ld(_Atomic uint64_t *c)
 static void add_block(struct snapshot *sn, struct srv_wstats *w, uint64_t *served)
 {
 	for (int ri = 0; ri < SRV_ROUTES; ri++) {
-		for (int mi = 0; mi < SRV_METHODS; mi++)
+		for (int mi = 0; mi < SRV_METHODS; mi++) {
 			for (int ci = 0; ci < SRV_NCODES; ci++)
 				sn->requests[ri][mi][ci] += ld(&w->requests[ri][mi][ci]);
+			sn->locks[ri][mi] += ld(&w->index_locks[ri][mi]);
+		}
 		for (int i = 0; i < SRV_DUR_BUCKETS; i++) {
 			uint64_t n = ld(&w->dur_hist[ri][i]);
 			sn->dur[ri][i] += n;
@@ -244,6 +264,22 @@ static void requests(struct sbuf *b, const struct snapshot *sn,
 					put(b, "caskd_requests_total{route=\"%s\",method=\"%s\","
 					       "code=\"%d\"} %llu\n", routes[ri], methods[mi],
 					    codes[ci], (unsigned long long)sn->requests[ri][mi][ci]);
+	/* Divided by caskd_requests_total of the same labels: acquisitions
+	 * per request. Every route and method that served a request has a
+	 * series, 0 included (GET shows 0). */
+	put(b, "# HELP caskd_index_mutex_acquisitions_total Index mutex acquisitions made "
+	       "for requests, by route and method.\n"
+	       "# TYPE caskd_index_mutex_acquisitions_total counter\n");
+	for (int ri = 0; ri < SRV_ROUTES; ri++)
+		for (int mi = 0; mi < SRV_METHODS; mi++) {
+			uint64_t served = 0;
+			for (int ci = 0; ci < SRV_NCODES; ci++)
+				served += sn->requests[ri][mi][ci];
+			if (served)
+				put(b, "caskd_index_mutex_acquisitions_total{route=\"%s\","
+				       "method=\"%s\"} %llu\n", routes[ri], methods[mi],
+				    (unsigned long long)sn->locks[ri][mi]);
+		}
 	/* By slot, not pid: pids change with every restart and would make a
 	 * new series each time. A slot keeps its count across its workers. */
 	put(b, "# HELP caskd_worker_requests_total HTTP responses per worker slot.\n"
@@ -342,6 +378,26 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	      (double)srv_super_conns(super));
 	gauge(&b, "caskd_key_busy_retries_total", "counter",
 	      "Writes that waited for another write to the same key.", (double)sn->busy);
+	gauge(&b, "caskd_index_slots", "gauge",
+	      "Slots of the index table now (it grows and shrinks with the keys).",
+	      (double)st.table_slots);
+	gauge(&b, "caskd_index_shared_bytes", "gauge",
+	      "Shared memory the index uses now (control region and table).",
+	      (double)st.shm_bytes);
+	gauge(&b, "caskd_compactions_started_total", "counter", "Compactions started.",
+	      (double)st.compactions_started);
+	gauge(&b, "caskd_compactions_done_total", "counter", "Compactions finished.",
+	      (double)st.compactions_done);
+	gauge(&b, "caskd_compactions_failed_total", "counter",
+	      "Compactions that failed (database.bin went on as before).",
+	      (double)st.compactions_failed);
+	gauge(&b, "caskd_compaction_seconds_total", "counter",
+	      "Time compactions took, in all.", (double)st.compact_ns_total / 1e9);
+	gauge(&b, "caskd_compaction_reclaimed_bytes_total", "counter",
+	      "Bytes of database.bin compactions gave back.", (double)st.reclaimed_bytes);
+	gauge(&b, "caskd_version_lease", "gauge",
+	      "No version above this is handed out before a sync renews it.",
+	      (double)st.version_lease);
 	gauge(&b, "caskd_write_errors_poisoned", "gauge",
 	      "1 after an fdatasync failed: writes refused until restart.", (double)st.poisoned);
 	free(sn);

@@ -44,6 +44,9 @@ struct srv_wstats {
 	_Atomic uint64_t dur_hist[SRV_ROUTES][SRV_DUR_BUCKETS];
 	_Atomic uint64_t dur_sum_ns[SRV_ROUTES];
 	_Atomic uint64_t key_busy_retries;
+	/* Index mutex acquisitions made for requests: 0 for a GET, which
+	 * reads the table without it. */
+	_Atomic uint64_t index_locks[SRV_ROUTES][SRV_METHODS];
 };
 
 /* Counters never go backwards while the master lives (Prometheus reads a
@@ -73,6 +76,9 @@ void srv_metrics_restarted(struct srv_metrics *m);
 /* Worker: count one response. method is enum srv_http_method. */
 void srv_metrics_request(struct srv_wstats *w, enum srv_route route, int method,
 			 int status, uint64_t duration_ns);
+/* Worker: n index mutex acquisitions were made for a request. */
+void srv_metrics_locks(struct srv_wstats *w, enum srv_route route, int method,
+		       uint64_t n);
 static inline void srv_metrics_inc(_Atomic uint64_t *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,

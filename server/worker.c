@@ -22,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A worker whose master died stops within this (see on_sigterm). */
+#define ORPHAN_DRAIN_MS 1000
+
 struct worker {
 	const struct srv_worker_args *a;
 	struct event_base *base;
@@ -53,6 +56,18 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 		       w->http ? srv_http_server_conns(w->http) : 0);
 }
 
+/* The store cannot be trusted (a repair failed): only a restart through
+ * recovery rebuilds the index from database.bin, and only the master
+ * can do it. */
+static void escalate(int rc, void *arg)
+{
+	struct worker *w = arg;
+
+	srv_error("the shared index cannot be trusted (%s): asking the master to "
+		  "restart through recovery", eng_strerror(rc));
+	kill(w->a->master, SIGUSR2);
+}
+
 static void on_drained(void *arg)
 {
 	struct worker *w = arg;
@@ -68,7 +83,17 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 		return;
 	w->stopping = 1;
 	w->api.draining = 1;
-	srv_info("stopping: finishing in-flight requests");
+	if (getppid() != w->a->master) {
+		/* The master died (PR_SET_PDEATHSIG): a new one may be waiting
+		 * for the directory's lock we hold. Finish what is in flight,
+		 * briefly, then go. */
+		struct timeval cap = { ORPHAN_DRAIN_MS / 1000, (ORPHAN_DRAIN_MS % 1000) * 1000 };
+		srv_warn("the master is gone: finishing in-flight requests for at most %d ms",
+			 ORPHAN_DRAIN_MS);
+		event_base_loopexit(w->base, &cap);
+	} else {
+		srv_info("stopping: finishing in-flight requests");
+	}
 	srv_http_server_shutdown(w->http, on_drained, w);
 	/* The listeners are gone; our copies of the sockets go too, so that
 	 * once the master closes its own a stopping daemon refuses new
@@ -164,6 +189,7 @@ static int setup(struct worker *w)
 		.super = a->super, .metrics = a->metrics, .stats = w->stats,
 		.cfg = a->cfg,
 		.slot = a->slot, .access_fd = a->access_fd,
+		.admin_token = a->admin_token, .escalate = escalate, .escalate_arg = w,
 	};
 	srv_http_opts_default(&ho);
 	ho.max_conns = a->cfg->max_conns;

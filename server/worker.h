@@ -29,6 +29,7 @@ struct srv_worker_args {
 	int access_fd;       /* the master's, -1 for none */
 	int slot;
 	pid_t master;
+	const char *admin_token; /* NULL: admin endpoints for loopback only */
 };
 
 /* Runs the worker; returns its exit status. */

@@ -33,7 +33,7 @@ static void fz_check_config(const struct srv_config *c)
 	fz_check_str(c->config_file, sizeof(c->config_file));
 	fz_check_str(c->access_log, sizeof(c->access_log));
 	if (c->workers < 1 || c->workers > SRV_WORKERS_MAX ||
-	    c->fsync_interval_ms < 1 || c->max_keys < 1 ||
+	    c->fsync_interval_ms < 1 || c->max_batch_size < 1 ||
 	    c->max_value_size > (1ull << 30) || c->max_conns < 1 ||
 	    c->shutdown_timeout_s < 1 || c->worker_timeout_s < 1)
 		abort();

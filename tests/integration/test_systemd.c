@@ -491,7 +491,8 @@ Test(it_systemd, contrib_config_lists_every_option_and_parses, .init = setup,
 	}
 	cr_assert_geq(listed, 14, "only %d options in --help", listed);
 	snprintf(conf, sizeof(conf), "%s/all.conf", base);
-	snprintf(dir, sizeof(dir), "%s/no/such/dir/data", base);
+	/* a directory under a regular file: it cannot be created */
+	snprintf(dir, sizeof(dir), "%s/all.conf/data", base);
 	snprintf(cmd, sizeof(cmd), "sed -E 's/^# ([a-z-]+ =)/\\1/' contrib/caskd.conf > %s", conf);
 	cr_assert_eq(system(cmd), 0);
 	/* The store cannot open there (exit 1): the config itself parsed. */

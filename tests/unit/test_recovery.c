@@ -1,4 +1,4 @@
-/* tests/unit/test_recovery.c — recovery of database.bin (engine/recovery.h
+/* tests/unit/test_recovery.c — recovery of database.bin (engine/scan.h
  * and eng_db_open in engine/store.c).
  *
  * Two kinds of input: files written through the store itself (what a
@@ -14,7 +14,7 @@
 #include "engine/crc32c.h"
 #include "engine/errors.h"
 #include "engine/record.h"
-#include "engine/recovery.h"
+#include "engine/scan.h"
 #include "engine/store.h"
 #include "tests/unit/unit_util.h"
 

@@ -1,4 +1,4 @@
-/* engine/recovery.h — scanning database.bin: recovery and `caskd check`.
+/* engine/scan.h — scanning database.bin: recovery and `caskd check`.
  *
  * Owns: walking the records of a mapped file, verifying every checksum,
  * and classifying what is not a valid record:
@@ -21,10 +21,11 @@
 #include <stdint.h>
 
 enum eng_scan_kind {
-	ENG_SCAN_RECORD,    /* a valid record at off (h filled) */
+	ENG_SCAN_RECORD,    /* a valid record at off (h filled; PADs too) */
 	ENG_SCAN_ABANDONED, /* [off, off+len) holds no record: skip */
-	ENG_SCAN_CORRUPT,   /* [off, off+len) is damaged, valid data after */
+	ENG_SCAN_CORRUPT,   /* [off, off+len) is damaged below the mark */
 	ENG_SCAN_TORN_TAIL, /* [off, end) holds no valid record: cut */
+	ENG_SCAN_UNUSED,    /* [off, end) is zeros: cut */
 	ENG_SCAN_END,
 };
 
@@ -47,6 +48,8 @@ struct eng_scan_item {
 /* Starts a scan of a mapped file of size bytes (header checked) after
  * the file header. */
 void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size);
+/* Goes on from off (a record boundary: after a snapshot's cover). */
+void eng_scan_seek(struct eng_scan *s, uint64_t off);
 /* With the file's descriptor the scan steps over holes (SEEK_DATA)
  * instead of reading them through the mapping, which can fault. */
 void eng_scan_set_fd(struct eng_scan *s, int fd);

@@ -1,19 +1,28 @@
-/* engine/recovery.c — the record scanner (see recovery.h). */
-#include "engine/recovery.h"
+/* engine/scan.c — the record scanner (see scan.h). */
+#include "engine/scan.h"
+
+#include <stdint.h>
 
 #include <string.h>
 #include <unistd.h>
 
 void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size)
 {
-	uint32_t seq;
+	struct eng_mark m;
+	int slot;
 
+	eng_mark_read(map, &m, &slot);
 	s->map = map;
 	s->size = size;
 	s->off = ENG_FILE_HDR_SIZE;
-	s->mark = eng_mark_read(map, &seq);
+	s->mark = m.durable;
 	s->fd = -1;
 	s->data_start = s->data_end = 0;
+}
+
+void eng_scan_seek(struct eng_scan *s, uint64_t off)
+{
+	s->off = off;
 }
 
 void eng_scan_set_fd(struct eng_scan *s, int fd)
@@ -132,7 +141,11 @@ enum eng_scan_kind eng_scan_next(struct eng_scan *s, struct eng_scan_item *it)
 	if (next >= s->size) {
 		s->off = s->size;
 		it->len = s->size - it->off;
-		return it->kind = ENG_SCAN_TORN_TAIL;
+		if (eng_scan_is_zero(s, it->off, it->len))
+			return it->kind = ENG_SCAN_UNUSED;
+		/* A tail the mark says was durable was not torn by a crash. */
+		return it->kind = it->off >= s->mark ? ENG_SCAN_TORN_TAIL
+						     : ENG_SCAN_CORRUPT;
 	}
 	it->kind = abandoned(s, s->off, next) ? ENG_SCAN_ABANDONED
 					      : ENG_SCAN_CORRUPT;

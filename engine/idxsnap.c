@@ -1,0 +1,354 @@
+/* engine/idxsnap.c — database.idx, the index snapshot that makes a
+ * start-up take time in proportion to the keys, not the bytes of the log.
+ *
+ * Owns: writing a snapshot of a table (at a clean stop, and after a
+ * compaction), and loading one into the current table at start-up after
+ * checking it against database.bin. Layout in docs/format.md:
+ *   header (64 bytes): magic "CASKIDX\0", u32 version, u32 header size,
+ *     u64 file id of the database.bin it indexes, u64 covered_from,
+ *     u64 keys, u64 max version, u32 crc32c of the entries, u32 zero,
+ *     u32 zero, u32 crc32c of bytes 0..60
+ *   keys x 32-byte entries: u32 hash, u32 value length, u64 value
+ *     offset, u64 version, u16 key length, 6 zero bytes
+ * A snapshot says: every record below covered_from is reflected in the
+ * entries; records from covered_from on are replayed by the scan as
+ * usual. It may be taken while writers run (the table read without the
+ * mutex) because replay applies only records newer than what a key
+ * holds; its entries point only at records made durable before the
+ * snapshot itself was written.
+ *
+ * A snapshot is trusted only if its checksums hold, it names this
+ * file's id, its entries lie inside the file, and a sample of them match
+ * the record headers they point at; otherwise it is ignored, with the
+ * reason in the recovery report, and the whole log is scanned.
+ */
+#include "engine/idxsnap.h"
+
+#include "engine/crc32c.h"
+#include "engine/elog.h"
+#include "engine/index.h"
+#include "engine/io.h"
+#include "engine/record.h"
+#include "engine/shared.h"
+#include "engine/store_int.h"
+
+#include <endian.h>
+#include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define IDX_MAGIC "CASKIDX\0"
+#define IDX_VERSION 1
+#define IDX_HDR_SIZE 64
+#define IDX_ENTRY_SIZE 32
+#define IDX_BUF_ENTRIES 2048
+#define IDX_SAMPLES 64
+
+struct idx_hdr {
+	char magic[8];
+	uint32_t version;
+	uint32_t hdr_size;
+	uint64_t file_id;
+	uint64_t covered_from;
+	uint64_t keys;
+	uint64_t max_version;
+	uint32_t entries_crc;
+	uint32_t zero[2];
+	uint32_t crc;
+};
+_Static_assert(sizeof(struct idx_hdr) == IDX_HDR_SIZE, "idx header is 64 bytes");
+
+struct idx_entry {
+	uint32_t hash;
+	uint32_t vlen;
+	uint64_t voff;
+	uint64_t version;
+	uint16_t klen;
+	uint8_t zero[6];
+};
+_Static_assert(sizeof(struct idx_entry) == IDX_ENTRY_SIZE, "idx entry is 32 bytes");
+
+static void entry_encode(struct idx_entry *d, const struct eng_entry *e)
+{
+	memset(d, 0, sizeof(*d));
+	d->hash = htole32(e->hash);
+	d->vlen = htole32(e->vlen);
+	d->voff = htole64(e->voff);
+	d->version = htole64(e->version);
+	d->klen = htole16(e->klen);
+}
+
+static void entry_decode(struct eng_entry *e, const struct idx_entry *s)
+{
+	e->hash = le32toh(s->hash);
+	e->vlen = le32toh(s->vlen);
+	e->voff = le64toh(s->voff);
+	e->version = le64toh(s->version);
+	e->klen = le16toh(s->klen);
+	e->state = ENG_SLOT_LIVE;
+}
+
+/* --- writing -------------------------------------------------------------- */
+
+static int flush_entries(int fd, const struct idx_entry *buf, size_t n,
+			 uint64_t *off, uint32_t *crc)
+{
+	size_t bytes = n * sizeof(*buf);
+	int rc;
+
+	*crc = eng_crc32c(*crc, buf, bytes);
+	if ((rc = eng_io_pwrite_all(fd, buf, bytes, *off)))
+		return rc;
+	*off += bytes;
+	return 0;
+}
+
+/* The entries of t, read without the mutex (a slot that stays odd makes
+ * the snapshot fail: one missing key would be a lost key). */
+static int write_entries(int fd, const struct eng_table *t, uint64_t *keys,
+			 uint32_t *crc, uint64_t *max_version)
+{
+	struct idx_entry *buf = malloc(IDX_BUF_ENTRIES * sizeof(*buf));
+	uint64_t off = IDX_HDR_SIZE;
+	size_t n = 0;
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	*keys = 0;
+	*crc = 0;
+	for (uint64_t i = 0; i < t->nslots && !rc; i++) {
+		struct eng_entry e;
+		int r = eng_index_read_slot(t, i, &e);
+		if (r < 0) {
+			rc = -EAGAIN;
+			break;
+		}
+		if (!r)
+			continue;
+		if (e.version > *max_version)
+			*max_version = e.version;
+		entry_encode(&buf[n++], &e);
+		(*keys)++;
+		if (n == IDX_BUF_ENTRIES) {
+			rc = flush_entries(fd, buf, n, &off, crc);
+			n = 0;
+		}
+	}
+	if (!rc && n)
+		rc = flush_entries(fd, buf, n, &off, crc);
+	free(buf);
+	return rc;
+}
+
+int eng_idx_write(struct eng_db *db, const char *dir, const struct eng_table *t,
+		  uint64_t file_id, uint64_t covered_from, uint64_t max_version)
+{
+	struct idx_hdr h = { .magic = IDX_MAGIC };
+	char *path = NULL, *tmp = NULL;
+	uint64_t keys;
+	uint32_t crc;
+	int fd, rc;
+
+	if ((rc = eng_path_join(&path, dir, ENG_IDX_FILE)) ||
+	    asprintf(&tmp, "%s.tmp", path) < 0) {
+		free(path);
+		return -ENOMEM;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, ENG_FILE_MODE);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	/* The entries may name records written a moment ago: make them
+	 * durable before a snapshot can vouch for them. */
+	if ((rc = eng_io_datasync(db->fd)) ||
+	    (rc = write_entries(fd, t, &keys, &crc, &max_version)))
+		goto out_close;
+	h.version = htole32(IDX_VERSION);
+	h.hdr_size = htole32(IDX_HDR_SIZE);
+	h.file_id = htole64(file_id);
+	h.covered_from = htole64(covered_from);
+	h.keys = htole64(keys);
+	h.max_version = htole64(max_version);
+	h.entries_crc = htole32(crc);
+	h.crc = htole32(eng_crc32c(0, &h, offsetof(struct idx_hdr, crc)));
+	if ((rc = eng_io_pwrite_all(fd, &h, sizeof(h), 0)) ||
+	    (rc = eng_io_datasync(fd)))
+		goto out_close;
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	rc = eng_io_syncdir(dir);
+out_close:
+	close(fd);
+	if (rc)
+		unlink(tmp);
+out_free:
+	free(tmp);
+	free(path);
+	return rc;
+}
+
+void eng_idx_remove(const char *dir)
+{
+	char *path;
+
+	if (eng_path_join(&path, dir, ENG_IDX_FILE))
+		return;
+	unlink(path);
+	free(path);
+}
+
+/* --- loading --------------------------------------------------------------- */
+
+static int header_ok(const struct idx_hdr *h, uint64_t idx_size,
+		     uint64_t file_id, uint64_t db_size, char *why, size_t n)
+{
+	if (memcmp(h->magic, IDX_MAGIC, 8) || le32toh(h->version) != IDX_VERSION ||
+	    le32toh(h->hdr_size) != IDX_HDR_SIZE ||
+	    le32toh(h->crc) != eng_crc32c(0, h, offsetof(struct idx_hdr, crc))) {
+		snprintf(why, n, "its header is damaged or of another version");
+		return 0;
+	}
+	if (!file_id || le64toh(h->file_id) != file_id) {
+		snprintf(why, n, "it was made for another database.bin (file id %016" PRIx64
+			 ", this one is %016" PRIx64 ")", le64toh(h->file_id), file_id);
+		return 0;
+	}
+	if (le64toh(h->covered_from) < ENG_FILE_HDR_SIZE ||
+	    le64toh(h->covered_from) > db_size) {
+		snprintf(why, n, "it covers %" PRIu64 " bytes, more than database.bin's %" PRIu64,
+			 le64toh(h->covered_from), db_size);
+		return 0;
+	}
+	if (idx_size != IDX_HDR_SIZE + le64toh(h->keys) * IDX_ENTRY_SIZE) {
+		snprintf(why, n, "its size does not match its %" PRIu64 " entries",
+			 le64toh(h->keys));
+		return 0;
+	}
+	return 1;
+}
+
+/* Does entry e point at a valid PUT record of its key in the map? */
+static int entry_matches(const char *map, uint64_t db_size,
+			 const struct eng_entry *e)
+{
+	struct eng_rec_hdr h;
+	uint64_t roff;
+
+	if (e->voff < ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)e->klen)
+		return 0;
+	roff = e->voff - e->klen - ENG_REC_HDR_SIZE;
+	return eng_rec_check_hdr(map + roff, db_size - roff, &h) == 0 &&
+	       h.type == ENG_REC_PUT && h.klen == e->klen &&
+	       h.vlen == e->vlen && h.version == e->version &&
+	       eng_index_hash32(eng_key_hash(map + roff + ENG_REC_HDR_SIZE, e->klen)) == e->hash;
+}
+
+static int entries_ok(const struct idx_entry *ents, uint64_t keys,
+		      const char *map, uint64_t db_size, char *why, size_t n)
+{
+	uint64_t step = keys / IDX_SAMPLES + 1;
+
+	for (uint64_t i = 0; i < keys; i++) {
+		struct eng_entry e;
+		entry_decode(&e, &ents[i]);
+		if (e.klen < 1 || e.klen > ENG_KEY_MAX || e.voff + e.vlen > db_size ||
+		    e.voff < ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)e.klen) {
+			snprintf(why, n, "entry %" PRIu64 " points outside database.bin", i);
+			return 0;
+		}
+		if (i % step == 0 && !entry_matches(map, db_size, &e)) {
+			snprintf(why, n, "entry %" PRIu64 " does not match the record it "
+				 "points at", i);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
+		 uint64_t *covered_from, uint64_t *max_version, char *why,
+		 size_t whylen)
+{
+	char *path;
+	struct stat st;
+	const struct idx_hdr *h;
+	const struct idx_entry *ents;
+	void *p = MAP_FAILED;
+	int fd, rc = -ENOENT;
+
+	why[0] = '\0';
+	if (eng_path_join(&path, db->dir, ENG_IDX_FILE))
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -errno;
+	if (fstat(fd, &st) < 0 || st.st_size < IDX_HDR_SIZE) {
+		snprintf(why, whylen, "it is shorter than its header");
+		goto out_close;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(why, whylen, "it cannot be mapped: %s", strerror(errno));
+		goto out_close;
+	}
+	h = p;
+	ents = (const struct idx_entry *)((const char *)p + IDX_HDR_SIZE);
+	rc = -EBADMSG;
+	if (!header_ok(h, (uint64_t)st.st_size, eng_file_id(db->map), db_size, why, whylen))
+		goto out_unmap;
+	if (eng_crc32c(0, ents, le64toh(h->keys) * IDX_ENTRY_SIZE) != le32toh(h->entries_crc)) {
+		snprintf(why, whylen, "its entries fail their checksum");
+		goto out_unmap;
+	}
+	if (!entries_ok(ents, le64toh(h->keys), db->map, db_size, why, whylen))
+		goto out_unmap;
+	for (uint64_t i = 0; i < le64toh(h->keys); i++) {
+		struct eng_entry e;
+		entry_decode(&e, &ents[i]);
+		if (eng_index_place(t, &e) < 0) {
+			snprintf(why, whylen, "it holds more keys than the table has room for");
+			rc = -ENOSPC;
+			goto out_unmap;
+		}
+	}
+	*covered_from = le64toh(h->covered_from);
+	*max_version = le64toh(h->max_version);
+	rc = 0;
+out_unmap:
+	munmap(p, (size_t)st.st_size);
+out_close:
+	close(fd);
+	return rc;
+}
+
+uint64_t eng_idx_keys(struct eng_db *db)
+{
+	char *path;
+	struct idx_hdr h;
+	uint64_t keys = 0;
+	int fd;
+
+	if (eng_path_join(&path, db->dir, ENG_IDX_FILE))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+	    !memcmp(h.magic, IDX_MAGIC, 8))
+		keys = le64toh(h.keys);
+	close(fd);
+	return keys;
+}

@@ -1,0 +1,353 @@
+/* engine/job.c — job records and the master's side of a job's life (see
+ * job.h; the work itself is in rebuild.c). */
+#include "engine/job.h"
+
+#include "engine/elog.h"
+#include "engine/index.h"
+#include "engine/io.h"
+#include "engine/shared.h"
+#include "engine/store_int.h"
+#include "ipc/shm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(ENG_JOB_ERROR_MAX == ENG_JOB_ERROR_LEN, "one error length");
+
+/* After an automatic compaction failed, the policy waits this long
+ * before it tries again (a full disk would fail it in a loop). */
+#define AUTO_RETRY_MS 60000
+
+static uint64_t unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *eng_job_kind_name(enum eng_job_kind k)
+{
+	return k == ENG_JOB_COMPACT ? "compact" : k == ENG_JOB_RESIZE ? "resize" : "none";
+}
+
+const char *eng_job_state_name(enum eng_job_state s)
+{
+	static const char *const names[] = { "pending", "running", "done", "failed" };
+	return (unsigned)s < 4 ? names[s] : "unknown";
+}
+
+static int lock_jobs(struct eng_shared *sh)
+{
+	return ipc_mtx_lock(&sh->job_mtx, NULL, NULL);
+}
+
+static struct eng_job *job_at(struct eng_shared *sh, uint64_t id)
+{
+	struct eng_job *j = &sh->jobs[id % ENG_JOBS_KEPT];
+	return j->id == id ? j : NULL;
+}
+
+/* The job pending or running, if any (job_mtx held). */
+static struct eng_job *active(struct eng_shared *sh)
+{
+	for (int i = 0; i < ENG_JOBS_KEPT; i++) {
+		struct eng_job *j = &sh->jobs[i];
+		if (j->id && (j->state == ENG_JOB_PENDING || j->state == ENG_JOB_RUNNING))
+			return j;
+	}
+	return NULL;
+}
+
+static struct eng_job *new_job(struct eng_shared *sh, enum eng_job_kind kind)
+{
+	uint64_t id = ++sh->job_seq;
+	struct eng_job *j = &sh->jobs[id % ENG_JOBS_KEPT];
+
+	memset(j, 0, sizeof(*j));
+	j->id = id;
+	j->kind = kind;
+	j->state = ENG_JOB_PENDING;
+	return j;
+}
+
+int eng_job_request_compact(struct eng_db *db, uint64_t *id)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_job *j;
+	int rc;
+
+	if ((rc = lock_jobs(sh)))
+		return rc;
+	for (int i = 0; i < ENG_JOBS_KEPT; i++) {
+		j = &sh->jobs[i];
+		if (j->id && j->kind == ENG_JOB_COMPACT &&
+		    (j->state == ENG_JOB_PENDING || j->state == ENG_JOB_RUNNING)) {
+			*id = j->id;
+			ipc_mtx_unlock(&sh->job_mtx);
+			return 0;
+		}
+	}
+	j = new_job(sh, ENG_JOB_COMPACT);
+	*id = j->id;
+	ipc_mtx_unlock(&sh->job_mtx);
+	if (sh->notify_pid > 0)
+		kill(sh->notify_pid, SIGUSR1);
+	return 0;
+}
+
+int eng_job_get(struct eng_db *db, uint64_t id, struct eng_job_info *out)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_job *j;
+	int rc;
+
+	if ((rc = lock_jobs(sh)))
+		return rc;
+	if (!id || !(j = job_at(sh, id))) {
+		ipc_mtx_unlock(&sh->job_mtx);
+		return -ENOENT;
+	}
+	out->id = j->id;
+	out->kind = (enum eng_job_kind)j->kind;
+	out->state = (enum eng_job_state)j->state;
+	out->stage = (enum eng_job_stage)j->stage;
+	out->started_ms = j->started_ms;
+	out->finished_ms = j->finished_ms;
+	out->bytes_before = j->bytes_before;
+	out->bytes_after = j->bytes_after;
+	out->keys = j->keys;
+	memcpy(out->error, j->error, sizeof(out->error));
+	ipc_mtx_unlock(&sh->job_mtx);
+	return 0;
+}
+
+/* --- the master's side ----------------------------------------------------- */
+
+static uint64_t auto_retry_at;
+
+/* Does the table want a rebuild (too full, or too empty)? Only if the
+ * rebuild would change it: at the largest size with no DEAD slot a
+ * rebuild frees nothing. A writer's request that a rebuild since
+ * answered is dropped. Index mutex held. */
+static int resize_wanted(struct eng_shared *sh)
+{
+	struct eng_table *t = eng_cur_table(sh);
+	uint64_t target = eng_index_slots_for(t->live + t->pending, sh->area_slots);
+
+	sh->want_resize = 0;
+	return eng_index_wants_rebuild(t) && (target != t->nslots || t->dead);
+}
+
+static int policy_wants(struct eng_db *db, const struct eng_compact_policy *p)
+{
+	struct eng_stats st;
+
+	if (!p->garbage_pct || unix_ms() < auto_retry_at)
+		return 0;
+	eng_stats(db, &st);
+	return st.log_bytes >= p->min_bytes && st.log_bytes > st.live_bytes &&
+	       (st.log_bytes - st.live_bytes) * 100 >= (uint64_t)p->garbage_pct * st.log_bytes;
+}
+
+int eng_job_next(struct eng_db *db, const struct eng_compact_policy *p,
+		 uint64_t *id)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_job *j;
+	int resize, area_free, rc;
+
+	if (eng_lock_index(db))
+		return 0;
+	resize = resize_wanted(sh);
+	area_free = sh->areas[!eng_cur_area(atomic_load(&sh->cur))].state == ENG_AREA_FREE;
+	eng_unlock_index(db);
+	if (!area_free)
+		return 0; /* the last table flipped away from is still read */
+	if ((rc = lock_jobs(sh)))
+		return 0;
+	j = active(sh);
+	if (j && j->state == ENG_JOB_RUNNING) {
+		ipc_mtx_unlock(&sh->job_mtx);
+		return 0;
+	}
+	/* A wanted rebuild goes first: writers of new keys may be waiting. */
+	if (!j && resize)
+		j = new_job(sh, ENG_JOB_RESIZE);
+	else if (!j && policy_wants(db, p)) {
+		j = new_job(sh, ENG_JOB_COMPACT);
+		eng_log(ENG_LOG_INFO, "starting compaction %" PRIu64 " by itself: garbage "
+			"passed %u%% of database.bin", j->id, p->garbage_pct);
+	}
+	if (j)
+		*id = j->id;
+	ipc_mtx_unlock(&sh->job_mtx);
+	return j != NULL;
+}
+
+void eng_job_started(struct eng_db *db, uint64_t id, pid_t pid)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_job *j;
+
+	if (lock_jobs(sh))
+		return;
+	if ((j = job_at(sh, id))) {
+		j->started_ms = unix_ms();
+		if (pid > 0) {
+			j->pid = pid;
+			j->state = ENG_JOB_RUNNING;
+			if (j->kind == ENG_JOB_COMPACT)
+				atomic_fetch_add(&sh->compactions[0], 1);
+		} else {
+			j->state = ENG_JOB_FAILED;
+			j->finished_ms = j->started_ms;
+			snprintf(j->error, sizeof(j->error), "fork: %s", strerror((int)-pid));
+		}
+	}
+	ipc_mtx_unlock(&sh->job_mtx);
+}
+
+static void describe_death(int status, char *buf, size_t n)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, n, "the job process was killed by signal %d (%s)",
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, n, "the job process exited with status %d without finishing",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* A compaction died after its rename: database.bin is the new file, whole
+ * and synced, and its table is complete. Finish what it left: the
+ * directory entry, the flip, the freeze. */
+static int finish_flip(struct eng_db *db, const struct eng_flip *f)
+{
+	struct eng_shared *sh = db->sh;
+	int rc = eng_io_syncdir(db->dir);
+
+	if (rc)
+		return rc;
+	if ((rc = eng_lock_index(db)))
+		return rc;
+	if (eng_cur_gen(atomic_load(&sh->cur)) != f->gen) {
+		sh->flip = *f;
+		sh->flip.active = 1;
+		eng_apply_flip(sh);
+	}
+	sh->frozen = 0;
+	eng_unlock_index(db);
+	return eng_db_refresh(db);
+}
+
+/* A job died before it was done: undo what it began. */
+static void undo(struct eng_db *db, pid_t pid)
+{
+	struct eng_shared *sh = db->sh;
+	char *tmp;
+
+	if (eng_path_join(&tmp, db->dir, ENG_COMPACT_FILE) == 0) {
+		unlink(tmp);
+		free(tmp);
+	}
+	if (eng_lock_index(db))
+		return;
+	if (sh->frozen == pid)
+		sh->frozen = 0;
+	for (int a = 0; a < ENG_AREAS; a++)
+		if (sh->areas[a].state == ENG_AREA_BUILDING &&
+		    sh->areas[a].builder == (uint32_t)pid) {
+			ipc_shm_release(eng_area_table(sh, (uint32_t)a), sh->area_bytes);
+			sh->areas[a].state = ENG_AREA_FREE;
+		}
+	eng_unlock_index(db);
+}
+
+uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_job *j = NULL, copy;
+	char why[ENG_JOB_ERROR_MAX];
+	int rc;
+
+	if (lock_jobs(sh))
+		return 0;
+	for (int i = 0; i < ENG_JOBS_KEPT && !j; i++)
+		if (sh->jobs[i].id && sh->jobs[i].pid == pid)
+			j = &sh->jobs[i];
+	if (!j) {
+		ipc_mtx_unlock(&sh->job_mtx);
+		return 0;
+	}
+	copy = *j;
+	ipc_mtx_unlock(&sh->job_mtx);
+	atomic_store(&sh->wslots[ENG_JOB_WSLOT].reading, 0);
+	atomic_store(&sh->wslots[ENG_JOB_WSLOT].oldest_gen, 0);
+	atomic_store(&sh->wslots[ENG_JOB_WSLOT].pid, 0);
+	if (copy.state != ENG_JOB_RUNNING) {
+		/* it wrote its own outcome (and undid its own work) */
+		if (copy.state == ENG_JOB_FAILED && copy.kind == ENG_JOB_COMPACT)
+			auto_retry_at = unix_ms() + AUTO_RETRY_MS;
+		return copy.id;
+	}
+	describe_death(status, why, sizeof(why));
+	if (copy.stage >= ENG_STAGE_RENAMED && copy.kind == ENG_JOB_COMPACT) {
+		rc = copy.stage == ENG_STAGE_FLIPPED ? 0 : finish_flip(db, &copy.flip);
+		eng_log(rc ? ENG_LOG_ERROR : ENG_LOG_WARN, "job %" PRIu64 ": %s after its "
+			"new database.bin was in place; %s", copy.id, why,
+			rc ? "finishing the swap failed" : "the master finished the swap");
+	} else {
+		rc = -ECANCELED;
+		undo(db, pid);
+		eng_log(ENG_LOG_WARN, "job %" PRIu64 " (%s): %s; undone, database.bin "
+			"goes on as before", copy.id, eng_job_kind_name((enum eng_job_kind)copy.kind),
+			why);
+	}
+	if (lock_jobs(sh))
+		return copy.id;
+	if ((j = job_at(sh, copy.id))) {
+		j->finished_ms = unix_ms();
+		j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
+		if (rc)
+			snprintf(j->error, sizeof(j->error), "%s", why);
+		if (j->kind == ENG_JOB_COMPACT)
+			atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
+		if (rc && j->kind == ENG_JOB_COMPACT)
+			auto_retry_at = unix_ms() + AUTO_RETRY_MS;
+	}
+	ipc_mtx_unlock(&sh->job_mtx);
+	return copy.id;
+}
+
+/* Is any process still reading a table of generation gen or older? */
+static int read_by_someone(struct eng_shared *sh, uint64_t gen)
+{
+	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
+		uint64_t r = atomic_load(&sh->wslots[w].reading);
+		if (r && r <= gen && atomic_load(&sh->wslots[w].pid))
+			return 1;
+	}
+	return 0;
+}
+
+void eng_job_reclaim(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
+
+	if (eng_lock_index(db))
+		return;
+	for (uint32_t a = 0; a < ENG_AREAS; a++) {
+		if (sh->areas[a].state != ENG_AREA_RETIRED ||
+		    read_by_someone(sh, sh->areas[a].gen))
+			continue;
+		ipc_shm_release(eng_area_table(sh, a), sh->area_bytes);
+		sh->areas[a].state = ENG_AREA_FREE;
+	}
+	eng_unlock_index(db);
+}

@@ -1,0 +1,99 @@
+/* engine/job.h — long jobs: compaction and table rebuilds.
+ *
+ * Owns: the job records every process can read (GET /admin/jobs/{id}),
+ * asking for a compaction (POST /admin/compact, or the master's policy),
+ * and the master's side of a job's life: what to start next, recording
+ * the process that runs it, cleaning up after one that died at any
+ * step, and freeing the memory of tables no reader is in any more. The
+ * work itself runs in a process of its own that the master forks
+ * (eng_job_run, engine/rebuild.c), never in a request, never on a loop.
+ *
+ * One job runs at a time. A compaction asked for while one is pending or
+ * running gets that job's id.
+ */
+#ifndef CASKD_ENGINE_JOB_H
+#define CASKD_ENGINE_JOB_H
+
+#include "engine/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum eng_job_kind {
+	ENG_JOB_NONE = 0,
+	ENG_JOB_COMPACT,  /* rewrite database.bin with only live records */
+	ENG_JOB_RESIZE,   /* rebuild the table bigger, smaller, or without
+			   * DEAD slots */
+};
+
+enum eng_job_state {
+	ENG_JOB_PENDING,  /* asked for; the master forks it soon */
+	ENG_JOB_RUNNING,
+	ENG_JOB_DONE,
+	ENG_JOB_FAILED,
+};
+
+/* How far a job got: what the master must undo or finish if it dies. */
+enum eng_job_stage {
+	ENG_STAGE_START,
+	ENG_STAGE_COPY,      /* compaction: copying live records */
+	ENG_STAGE_CATCHUP,   /* replaying what was written meanwhile */
+	ENG_STAGE_FROZEN,    /* new writes held off for the swap */
+	ENG_STAGE_RENAMED,   /* compaction: the new file is database.bin */
+	ENG_STAGE_FLIPPED,   /* the new table (and file) are current */
+};
+
+#define ENG_JOB_ERROR_LEN 160
+
+struct eng_job_info {
+	uint64_t id;
+	enum eng_job_kind kind;
+	enum eng_job_state state;
+	enum eng_job_stage stage;
+	uint64_t started_ms, finished_ms;   /* unix ms; 0 if not yet */
+	uint64_t bytes_before, bytes_after; /* database.bin, compaction */
+	uint64_t keys;
+	char error[ENG_JOB_ERROR_LEN];
+};
+
+/* When the master starts a compaction by itself: garbage (log bytes not
+ * holding live records) past pct percent of a log of at least min_bytes,
+ * as Redis's auto-aof-rewrite-percentage / -min-size and Bitcask's merge
+ * triggers. pct 0: never. */
+struct eng_compact_policy {
+	unsigned garbage_pct;
+	uint64_t min_bytes;
+};
+
+const char *eng_job_kind_name(enum eng_job_kind k);
+const char *eng_job_state_name(enum eng_job_state s);
+
+/* Any process: asks for a compaction. 0 and *id: a new job, or the one
+ * already pending or running. */
+int eng_job_request_compact(struct eng_db *db, uint64_t *id);
+/* Any process: 0 and *out, or -ENOENT for an id not (or no longer) kept. */
+int eng_job_get(struct eng_db *db, uint64_t id, struct eng_job_info *out);
+
+/* Master: the job to start now, if any (a compaction asked for, a table
+ * rebuild writers want, or a compaction the policy calls for): 1 and *id,
+ * 0 for none. Records it as pending. */
+int eng_job_next(struct eng_db *db, const struct eng_compact_policy *p,
+		 uint64_t *id);
+/* Master: job id runs in process pid now (or could not be forked: pid
+ * -errno, and the job fails). */
+void eng_job_started(struct eng_db *db, uint64_t id, pid_t pid);
+/* Master: the process of a job exited with this wait status. If the job
+ * did not finish its own record it died: what it began is undone, or
+ * finished where only the flip was left. Returns the job's id, 0 if pid
+ * ran no job. */
+uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status);
+/* Master, from its timer: frees the pages of tables flipped away from
+ * once no process reads them. */
+void eng_job_reclaim(struct eng_db *db);
+
+/* The job process (forked by the master, attached to ENG_JOB_SLOT): runs
+ * job id. Returns the process's exit status (0 done, 1 failed). */
+int eng_job_run(struct eng_db *db, uint64_t id);
+
+#endif

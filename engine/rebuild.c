@@ -1,0 +1,739 @@
+/* engine/rebuild.c — the job process: compaction and table rebuilds.
+ *
+ * Both build a new table in the spare area while workers go on reading
+ * and writing the current one, then flip to it:
+ *   1. cut: under the index mutex take T0, below which every record is
+ *      written and published, and claim the spare area;
+ *   2. fill: a rebuild copies the current table's entries (read without
+ *      the mutex); a compaction copies each record below T0 that the
+ *      current table still points at into database.bin.compact (as a
+ *      plain record: a batch below T0 committed long ago) and indexes it;
+ *   3. catch up: replay (a compaction: copy byte for byte, then index)
+ *      the records written since, until little is left; replay applies
+ *      a record only if it is newer than what a key holds, so the copy
+ *      made while writers ran needs no more than that;
+ *   4. freeze: hold new reservations off (writers retry, -EAGAIN, from
+ *      their loops: nothing blocks), wait for the ones in flight to
+ *      publish, catch up the rest; a compaction then syncs the new file,
+ *      puts its tail and the version lease in its header, renames it over
+ *      database.bin and syncs the directory (ALICE: the new file and its
+ *      directory entry are durable before the old one is dropped);
+ *   5. flip, under the mutex: the new table (and file) become current;
+ *      workers map the new file on their next operation and keep the old
+ *      mapping until the values they are sending from it are released.
+ * Readers never wait: until the flip they read the old table and file,
+ * which hold the same logical state.
+ *
+ * A compaction then writes database.idx for the new file, so the next
+ * start loads the index instead of scanning the log.
+ *
+ * Failpoints at every step (docs/failpoints.md): compact.copy,
+ * compact.catchup, compact.swap (frozen, before the rename),
+ * compact.rename (after it), compact.dirsync (after the directory sync),
+ * compact.unlink (after the flip, dropping the old index snapshot),
+ * compact.done. The master undoes or finishes what a job that died left
+ * (job.c).
+ */
+#include "engine/job.h"
+
+#include "engine/elog.h"
+#include "engine/errors.h"
+#include "engine/idxsnap.h"
+#include "engine/index.h"
+#include "engine/io.h"
+#include "engine/record.h"
+#include "engine/replay.h"
+#include "engine/scan.h"
+#include "engine/shared.h"
+#include "engine/store_int.h"
+#include "ipc/failpoint.h"
+#include "ipc/flock.h"
+#include "ipc/shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUT_BUF_BYTES (4u << 20)
+/* Write-back is started for every this much copied, so the final
+ * fdatasync has little left and the page cache never holds the whole
+ * new file dirty. */
+#define WRITEBACK_BYTES (32ull << 20)
+/* Catch-up passes go on until one has less than this to do, or this
+ * many passes ran: the rest is done frozen. */
+#define CATCHUP_SMALL_BYTES (256u << 10)
+#define CATCHUP_PASSES 16
+#define DRAIN_STEP_US 100
+#define DRAIN_MAX_MS 10000
+#define COPY_CHUNK_BYTES (1u << 20)
+#define SLOT_RETRIES 1000
+
+struct rb {
+	struct eng_db *db;
+	struct eng_shared *sh;
+	uint64_t id;
+	int compact;
+	uint32_t area;
+	struct eng_table *t;      /* the table being built */
+	uint64_t gen;
+	uint64_t pos;             /* the current file: replayed up to here */
+	uint64_t max_version;
+	/* a compaction's new file */
+	char *npath;
+	int nfd;
+	const char *nmap;
+	uint64_t ntail;
+	uint64_t file_id;
+	uint64_t file_gen;
+	char *buf;                /* records copied, not yet written */
+	size_t used;
+	uint64_t buf_off;
+	uint64_t written_back;
+	int frozen;
+	struct eng_flip pf;       /* the flip a compaction will make */
+	uint64_t ns_copy, ns_catchup, ns_sync, ns_frozen; /* where time went */
+	char err[ENG_JOB_ERROR_MAX];
+};
+
+static uint64_t unix_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int fail(struct rb *r, int rc, const char *what)
+{
+	if (!r->err[0])
+		snprintf(r->err, sizeof(r->err), "%s: %s", what, eng_strerror(rc));
+	return rc;
+}
+
+/* --- the job record ------------------------------------------------------ */
+
+static void set_stage(struct rb *r, enum eng_job_stage st)
+{
+	struct eng_job *j = &r->sh->jobs[r->id % ENG_JOBS_KEPT];
+
+	if (ipc_mtx_lock(&r->sh->job_mtx, NULL, NULL))
+		return;
+	if (j->id == r->id) {
+		j->stage = st;
+		if (st == ENG_STAGE_RENAMED)
+			j->flip = r->pf;
+	}
+	ipc_mtx_unlock(&r->sh->job_mtx);
+}
+
+static void finish_record(struct rb *r, int rc, uint64_t before, uint64_t after,
+			  uint64_t keys)
+{
+	struct eng_shared *sh = r->sh;
+	struct eng_job *j = &sh->jobs[r->id % ENG_JOBS_KEPT];
+
+	if (ipc_mtx_lock(&sh->job_mtx, NULL, NULL))
+		return;
+	if (j->id == r->id) {
+		j->finished_ms = unix_ms();
+		j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
+		j->bytes_before = before;
+		j->bytes_after = after;
+		j->keys = keys;
+		snprintf(j->error, sizeof(j->error), "%s", rc ? r->err : "");
+		if (r->compact) {
+			atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
+			atomic_fetch_add(&sh->compact_ns_total,
+					 (j->finished_ms - j->started_ms) * 1000000u);
+			if (!rc && after < before)
+				atomic_fetch_add(&sh->reclaimed_total, before - after);
+		}
+	}
+	ipc_mtx_unlock(&sh->job_mtx);
+}
+
+/* --- 1. the cut --------------------------------------------------------------- */
+
+static int cut(struct rb *r, uint64_t *bytes_before)
+{
+	struct eng_db *db = r->db;
+	struct eng_shared *sh = r->sh;
+	struct eng_table *cur;
+	uint64_t keys, nslots;
+	int rc;
+
+	if ((rc = eng_lock_index(db)))
+		return fail(r, rc, "locking the index");
+	cur = eng_cur_table(sh);
+	r->area = !eng_cur_area(atomic_load(&sh->cur));
+	if (sh->areas[r->area].state != ENG_AREA_FREE) {
+		eng_unlock_index(db);
+		return fail(r, -EBUSY, "the spare table area");
+	}
+	sh->areas[r->area].state = ENG_AREA_BUILDING;
+	sh->areas[r->area].builder = (uint32_t)getpid();
+	keys = cur->live + cur->pending;
+	/* sized as any rebuild (the keys at 7/20): keys added while it runs
+	 * have room up to 9/10 */
+	nslots = eng_index_slots_for(keys, sh->area_slots);
+	if (!r->compact)
+		sh->want_resize = 0;
+	r->gen = ++sh->table_gen;
+	r->file_gen = atomic_load(&sh->file_gen) + (r->compact ? 1 : 0);
+	r->pos = eng_written_below_locked(sh);
+	*bytes_before = sh->tail;
+	eng_unlock_index(db);
+	r->t = eng_area_table(sh, r->area);
+	ipc_shm_release(r->t, sh->area_bytes);
+	eng_index_init(r->t, r->gen, r->file_gen, nslots);
+	return 0;
+}
+
+/* --- the new file (compaction) ------------------------------------------------- */
+
+static int out_flush(struct rb *r)
+{
+	int rc;
+
+	if (!r->used)
+		return 0;
+	IPC_FP("compact.copy");
+	if ((rc = eng_io_pwrite_all(r->nfd, r->buf, r->used, r->buf_off)))
+		return fail(r, rc, "writing database.bin.compact");
+	r->buf_off += r->used;
+	r->used = 0;
+	if (r->buf_off - r->written_back >= WRITEBACK_BYTES) {
+		sync_file_range(r->nfd, (off_t)r->written_back,
+				(off_t)(r->buf_off - r->written_back), SYNC_FILE_RANGE_WRITE);
+		r->written_back = r->buf_off;
+	}
+	return 0;
+}
+
+static int out_put(struct rb *r, const void *p, size_t n)
+{
+	int rc;
+
+	if (r->used + n > OUT_BUF_BYTES && (rc = out_flush(r)))
+		return rc;
+	if (n > OUT_BUF_BYTES) {
+		IPC_FP("compact.copy");
+		if ((rc = eng_io_pwrite_all(r->nfd, p, n, r->buf_off)))
+			return fail(r, rc, "writing database.bin.compact");
+		r->buf_off += n;
+	} else {
+		memcpy(r->buf + r->used, p, n);
+		r->used += n;
+	}
+	r->ntail += n;
+	return 0;
+}
+
+static int create_new_file(struct rb *r)
+{
+	struct eng_mark m = { ENG_FILE_HDR_SIZE, atomic_load(&r->sh->lease) };
+	char hdr[ENG_FILE_HDR_SIZE];
+	void *p;
+	int rc;
+
+	if ((rc = eng_path_join(&r->npath, r->db->dir, ENG_COMPACT_FILE)))
+		return fail(r, rc, "naming database.bin.compact");
+	r->nfd = open(r->npath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, ENG_FILE_MODE);
+	if (r->nfd < 0)
+		return fail(r, -errno, "creating database.bin.compact");
+	/* nobody else writes it; the lock says so to anyone who looks */
+	if ((rc = ipc_flock(r->nfd, IPC_FLOCK_WRITE, 0, 0, 0)))
+		return fail(r, rc, "locking database.bin.compact");
+	p = mmap(NULL, ENG_MAP_BYTES, PROT_READ, MAP_SHARED | MAP_NORESERVE, r->nfd, 0);
+	if (p == MAP_FAILED)
+		return fail(r, -errno, "mapping database.bin.compact");
+	r->nmap = p;
+	if (!(r->buf = malloc(OUT_BUF_BYTES)))
+		return fail(r, -ENOMEM, "a copy buffer");
+	r->file_id = eng_file_id_new();
+	eng_file_hdr_encode(hdr, r->file_id, &m);
+	r->buf_off = 0;
+	r->ntail = 0;
+	return out_put(r, hdr, sizeof(hdr));
+}
+
+/* A full disk: give back the zeros prepared ahead of database.bin's tail
+ * (keeping the deletes' reserve), so the new file has room to start. */
+static void make_room(struct rb *r)
+{
+	struct eng_db *db = r->db;
+	struct eng_shared *sh = r->sh;
+	struct statvfs vfs;
+	uint64_t keep, need, end;
+
+	if (statvfs(db->dir, &vfs) < 0)
+		return;
+	need = eng_cur_table(sh)->live_bytes + (16u << 20);
+	if ((uint64_t)vfs.f_bavail * vfs.f_frsize >= need || eng_lock_index(db))
+		return;
+	keep = (sh->tail + ENG_DELETE_RESERVE + ENG_LEASE_CHUNK - 1) & ~(ENG_LEASE_CHUNK - 1);
+	if (sh->zeroed_end <= keep || sh->zeroing_to) {
+		eng_unlock_index(db);
+		return;
+	}
+	/* claimed as being zeroed, so no reservation enters it meanwhile */
+	end = sh->zeroed_end;
+	sh->zeroed_end = keep;
+	sh->zeroing_from = keep;
+	sh->zeroing_to = end;
+	eng_unlock_index(db);
+	if (eng_io_truncate(db->fd, keep) == 0)
+		eng_log(ENG_LOG_INFO, "compaction: the disk is short of space; released %"
+			PRIu64 " bytes prepared ahead of database.bin's tail", end - keep);
+	if (eng_lock_index(db))
+		return;
+	sh->zeroing_from = sh->zeroing_to = 0;
+	eng_unlock_index(db);
+}
+
+/* --- 2. fill -------------------------------------------------------------- */
+
+/* A consistent copy of slot i of the current table, waiting out (or
+ * repairing, through the mutex) a slot left odd. */
+static int read_slot(struct rb *r, const struct eng_table *t, uint64_t i,
+		     struct eng_entry *e)
+{
+	for (int n = 0; n < SLOT_RETRIES; n++) {
+		int rc = eng_index_read_slot(t, i, e);
+		if (rc >= 0)
+			return rc;
+		if (n % 100 == 99 && !eng_lock_index(r->db))
+			eng_unlock_index(r->db);
+	}
+	return fail(r, -EAGAIN, "reading the table");
+}
+
+static int copy_table(struct rb *r)
+{
+	struct eng_shared *sh = r->sh;
+	_Atomic uint64_t *reading = &sh->wslots[ENG_JOB_WSLOT].reading;
+	const struct eng_table *cur;
+	uint64_t c;
+	int rc = 0;
+
+	c = atomic_load(&sh->cur);
+	atomic_store(reading, eng_cur_gen(c));
+	cur = eng_area_table(sh, eng_cur_area(c));
+	for (uint64_t i = 0; i < cur->nslots && !rc; i++) {
+		struct eng_entry e;
+		int got = read_slot(r, cur, i, &e);
+		if (got < 0)
+			rc = got;
+		else if (got && (rc = eng_index_merge(r->t, r->db->map, &e)))
+			rc = fail(r, rc, "the new table is full");
+	}
+	atomic_store(reading, 0);
+	return rc;
+}
+
+/* Is the record at off the one the current table points at for its key? */
+static int still_live(struct rb *r, uint64_t off, const struct eng_rec_hdr *h)
+{
+	struct eng_shared *sh = r->sh;
+	_Atomic uint64_t *reading = &sh->wslots[ENG_JOB_WSLOT].reading;
+	const char *key = r->db->map + off + ENG_REC_HDR_SIZE;
+	uint32_t hash = eng_index_hash32(eng_key_hash(key, h->klen));
+	struct eng_entry e;
+	int found;
+
+	for (int n = 0;; n++) {
+		uint64_t c = atomic_load(&sh->cur);
+		atomic_store(reading, eng_cur_gen(c));
+		found = eng_index_lookup(eng_area_table(sh, eng_cur_area(c)), r->db->map,
+					 key, h->klen, hash, &e);
+		atomic_store(reading, 0);
+		if (found >= 0)
+			break;
+		if (n == SLOT_RETRIES)
+			return fail(r, -EAGAIN, "reading the table");
+		if (!eng_lock_index(r->db))
+			eng_unlock_index(r->db);
+	}
+	return found && e.voff == off + ENG_REC_HDR_SIZE + h->klen;
+}
+
+static int copy_live(struct rb *r, const struct eng_replay_item *it)
+{
+	char hdr[ENG_REC_HDR_SIZE];
+	const char *rec = r->db->map + it->off;
+	struct eng_entry e = {
+		.version = it->h.version, .vlen = it->h.vlen, .klen = it->h.klen,
+		.state = ENG_SLOT_LIVE,
+	};
+	int rc;
+
+	if (it->h.type != ENG_REC_PUT || (rc = still_live(r, it->off, &it->h)) == 0)
+		return 0;
+	if (rc < 0)
+		return rc;
+	e.hash = eng_index_hash32(eng_key_hash(rec + ENG_REC_HDR_SIZE, it->h.klen));
+	e.voff = r->ntail + ENG_REC_HDR_SIZE + it->h.klen;
+	/* committed long ago: a plain record in the new file */
+	memcpy(hdr, rec, sizeof(hdr));
+	eng_rec_unbatch(hdr);
+	if ((rc = out_put(r, hdr, sizeof(hdr))) ||
+	    (rc = out_put(r, rec + sizeof(hdr), it->len - sizeof(hdr))))
+		return rc;
+	if (it->h.version > r->max_version)
+		r->max_version = it->h.version;
+	if ((rc = eng_index_place(r->t, &e)))
+		return fail(r, rc, "the new table is full");
+	return 0;
+}
+
+/* Walks the committed records of [from, to) of the current file. */
+static int walk(struct rb *r, uint64_t from, uint64_t to,
+		int (*fn)(struct rb *, const struct eng_replay_item *))
+{
+	struct eng_scan s;
+	struct eng_replay rp;
+	struct eng_replay_item it;
+	int rc = 0;
+
+	eng_scan_init(&s, r->db->map, to);
+	eng_scan_set_fd(&s, r->db->fd);
+	eng_scan_seek(&s, from);
+	eng_replay_init(&rp, &s);
+	while (!rc && !(rc = eng_replay_next(&rp, &it)) && it.kind != ENG_REPLAY_END) {
+		if (it.kind == ENG_REPLAY_RECORD) {
+			rc = fn(r, &it);
+		} else if (it.kind == ENG_REPLAY_SCAN && it.scan != ENG_SCAN_ABANDONED &&
+			   it.scan != ENG_SCAN_UNUSED) {
+			snprintf(r->err, sizeof(r->err), "database.bin is damaged at offset %"
+				 PRIu64 " (%" PRIu64 " bytes); run 'caskd check'", it.off, it.len);
+			rc = ENG_ECORRUPT;
+		}
+	}
+	eng_replay_free(&rp);
+	return rc;
+}
+
+/* --- 3. catch up ------------------------------------------------------------------ */
+
+static uint64_t catchup_delta; /* new offset - old offset of the pass */
+
+static int index_one(struct rb *r, const struct eng_replay_item *it)
+{
+	const char *map = r->compact ? r->nmap : r->db->map;
+	uint64_t off = it->off + (r->compact ? catchup_delta : 0);
+	int rc;
+
+	if (it->h.version > r->max_version)
+		r->max_version = it->h.version;
+	if ((rc = eng_index_apply(r->t, map, off, &it->h)))
+		return fail(r, rc, "the new table is full");
+	return 0;
+}
+
+/* Replays [r->pos, to): a compaction copies the bytes as they are (so
+ * batches stay whole and offsets move by one constant), then indexes
+ * the records from the copy. */
+static int catch_up(struct rb *r, uint64_t to)
+{
+	int rc;
+
+	if (to <= r->pos)
+		return 0;
+	IPC_FP("compact.catchup");
+	if (r->compact) {
+		if ((rc = out_flush(r)))
+			return rc;
+		catchup_delta = r->ntail - r->pos;
+		for (uint64_t o = r->pos; o < to; o += COPY_CHUNK_BYTES) {
+			uint64_t n = to - o < COPY_CHUNK_BYTES ? to - o : COPY_CHUNK_BYTES;
+			if ((rc = eng_io_pwrite_all(r->nfd, r->db->map + o, n, o + catchup_delta)))
+				return fail(r, rc, "writing database.bin.compact");
+		}
+		r->ntail += to - r->pos;
+		r->buf_off = r->ntail;
+	}
+	if ((rc = walk(r, r->pos, to, index_one)))
+		return rc;
+	r->pos = to;
+	return 0;
+}
+
+static uint64_t written_below(struct rb *r)
+{
+	uint64_t w;
+
+	if (eng_lock_index(r->db))
+		return r->pos;
+	w = eng_written_below_locked(r->sh);
+	eng_unlock_index(r->db);
+	return w;
+}
+
+static int catch_up_while_running(struct rb *r)
+{
+	int rc;
+
+	for (int pass = 0; pass < CATCHUP_PASSES; pass++) {
+		uint64_t to = written_below(r);
+		uint64_t n = to > r->pos ? to - r->pos : 0;
+		if ((rc = catch_up(r, to)))
+			return rc;
+		if (n < CATCHUP_SMALL_BYTES)
+			break;
+	}
+	return 0;
+}
+
+/* --- 4. freeze -------------------------------------------------------------- */
+
+static int inflight(struct eng_shared *sh)
+{
+	for (int w = 0; w <= ENG_WORKER_SLOTS; w++)
+		if (sh->wslots[w].inflight.off)
+			return 1;
+	return 0;
+}
+
+/* Holds new reservations off and waits for those in flight; returns the
+ * tail, which stays put until the flip. */
+static int freeze(struct rb *r, uint64_t *tail)
+{
+	struct eng_shared *sh = r->sh;
+	struct timespec step = { 0, DRAIN_STEP_US * 1000 };
+	int rc;
+
+	if ((rc = eng_lock_index(r->db)))
+		return fail(r, rc, "locking the index");
+	sh->frozen = getpid();
+	eng_unlock_index(r->db);
+	r->frozen = 1;
+	set_stage(r, ENG_STAGE_FROZEN);
+	for (uint64_t waited = 0;; waited += DRAIN_STEP_US) {
+		if ((rc = eng_lock_index(r->db)))
+			return fail(r, rc, "locking the index");
+		if (!inflight(sh)) {
+			*tail = sh->tail;
+			eng_unlock_index(r->db);
+			return 0;
+		}
+		eng_unlock_index(r->db);
+		if (waited > DRAIN_MAX_MS * 1000ull)
+			return fail(r, -ETIMEDOUT, "waiting for writes in flight");
+		nanosleep(&step, NULL);
+	}
+}
+
+static int unfreeze(struct rb *r)
+{
+	int rc;
+
+	if (!r->frozen)
+		return 0;
+	if ((rc = eng_lock_index(r->db)))
+		return rc;
+	if (r->sh->frozen == getpid())
+		r->sh->frozen = 0;
+	eng_unlock_index(r->db);
+	r->frozen = 0;
+	return 0;
+}
+
+/* The new file's last steps before the flip: synced, its tail and the
+ * lease in its header, renamed over database.bin, directory synced. */
+static int swap_file(struct rb *r, uint64_t lease)
+{
+	struct eng_mark m = { r->ntail, lease };
+	char mark[ENG_MARK_SIZE];
+	int rc;
+
+	if ((rc = out_flush(r)) || (rc = eng_io_datasync(r->nfd)))
+		return fail(r, rc, "syncing database.bin.compact");
+	eng_mark_encode(mark, &m);
+	if ((rc = eng_io_pwrite_all(r->nfd, mark, sizeof(mark), eng_mark_off(1))) ||
+	    (rc = eng_io_datasync(r->nfd)))
+		return fail(r, rc, "writing the header of database.bin.compact");
+	IPC_FP("compact.swap");
+	/* From the rename on it is database.bin, where writers take their
+	 * shared chunk leases: our exclusive lock must not outlive the
+	 * freeze (it held every writer up while we wrote database.idx). */
+	ipc_flock(r->nfd, IPC_FLOCK_UNLOCK, 0, 0, 0);
+	/* What the master needs to finish if we die from here on. */
+	r->pf = (struct eng_flip){
+		.area = r->area, .gen = r->gen, .file_gen = r->file_gen,
+		.tail = r->ntail, .zeroed_end = r->ntail, .durable = r->ntail,
+		.file_id = r->file_id, .lease = lease,
+	};
+	if (rename(r->npath, r->db->path) < 0)
+		return fail(r, -errno, "renaming database.bin.compact to database.bin");
+	set_stage(r, ENG_STAGE_RENAMED);
+	IPC_FP("compact.rename");
+	if ((rc = eng_io_syncdir(r->db->dir)))
+		return fail(r, rc, "syncing the data directory");
+	IPC_FP("compact.dirsync");
+	return 0;
+}
+
+/* --- 5. flip -------------------------------------------------------------- */
+
+static int flip(struct rb *r, uint64_t lease)
+{
+	struct eng_shared *sh = r->sh;
+	int rc;
+
+	if ((rc = eng_lock_index(r->db)))
+		return fail(r, rc, "locking the index");
+	r->t->guard = &sh->index_mtx;
+	sh->flip = (struct eng_flip){
+		.active = 1, .area = r->area, .gen = r->gen,
+		.file_gen = r->compact ? r->file_gen : atomic_load(&sh->file_gen),
+		.tail = r->ntail, .zeroed_end = r->ntail, .durable = r->ntail,
+		.file_id = r->file_id, .lease = lease,
+	};
+	eng_apply_flip(sh);
+	if (r->compact)
+		atomic_store(&sh->lease, lease);
+	sh->frozen = 0;
+	r->frozen = 0;
+	eng_unlock_index(r->db);
+	set_stage(r, ENG_STAGE_FLIPPED);
+	return 0;
+}
+
+/* After a compaction: an index snapshot for the new file. Failing it
+ * costs only a slower next start. */
+static void write_snapshot(struct rb *r)
+{
+	struct eng_db *db = r->db;
+	uint64_t from;
+	int rc;
+
+	if (eng_db_refresh(db))
+		return;
+	eng_idx_remove(db->dir);
+	IPC_FP("compact.unlink");
+	from = written_below(r);
+	rc = eng_idx_write(db, db->dir, eng_cur_table(r->sh), r->file_id, from,
+			   r->max_version);
+	if (rc)
+		eng_log(ENG_LOG_WARN, "compaction: writing %s/%s failed: %s (the next "
+			"start scans database.bin instead)", db->dir, ENG_IDX_FILE,
+			strerror(-rc));
+}
+
+/* --- the job -------------------------------------------------------------------- */
+
+static void cleanup_failed(struct rb *r)
+{
+	struct eng_shared *sh = r->sh;
+
+	if (r->npath && !(sh->jobs[r->id % ENG_JOBS_KEPT].stage >= ENG_STAGE_RENAMED))
+		unlink(r->npath);
+	unfreeze(r);
+	if (eng_lock_index(r->db))
+		return;
+	if (sh->areas[r->area].state == ENG_AREA_BUILDING &&
+	    sh->areas[r->area].builder == (uint32_t)getpid()) {
+		ipc_shm_release(r->t, sh->area_bytes);
+		sh->areas[r->area].state = ENG_AREA_FREE;
+	}
+	eng_unlock_index(r->db);
+}
+
+static int run(struct rb *r, uint64_t *before)
+{
+	uint64_t t0 = 0, tail, lease, t = mono_ns();
+	int rc;
+
+	if (r->compact)
+		make_room(r);
+	if ((rc = cut(r, before)))
+		return rc;
+	t0 = r->pos;
+	set_stage(r, ENG_STAGE_COPY);
+	if (r->compact) {
+		if ((rc = create_new_file(r)) ||
+		    (rc = walk(r, ENG_FILE_HDR_SIZE, t0, copy_live)))
+			return rc;
+	} else if ((rc = copy_table(r))) {
+		return rc;
+	}
+	r->ns_copy = mono_ns() - t;
+	t = mono_ns();
+	set_stage(r, ENG_STAGE_CATCHUP);
+	if ((rc = catch_up_while_running(r)))
+		return rc;
+	r->ns_catchup = mono_ns() - t;
+	t = mono_ns();
+	if (r->compact && ((rc = out_flush(r)) || (rc = eng_io_datasync(r->nfd))))
+		return fail(r, rc, "syncing database.bin.compact");
+	r->ns_sync = mono_ns() - t;
+	t = mono_ns();
+	if ((rc = freeze(r, &tail)) || (rc = catch_up(r, tail)))
+		return rc;
+	/* No version is handed out while frozen: the lease the new file
+	 * gets covers every one so far, with a fresh half to spare. */
+	lease = atomic_load(&r->sh->lease);
+	if (r->sh->seq + ENG_LEASE_VERSIONS / 2 > lease)
+		lease = r->sh->seq + ENG_LEASE_VERSIONS;
+	if (r->compact && (rc = swap_file(r, lease)))
+		return rc;
+	if (!r->compact)
+		r->ntail = tail;
+	rc = flip(r, lease);
+	r->ns_frozen = mono_ns() - t;
+	return rc;
+}
+
+int eng_job_run(struct eng_db *db, uint64_t id)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_job *j = &sh->jobs[id % ENG_JOBS_KEPT];
+	struct rb r = { .db = db, .sh = sh, .id = id, .nfd = -1 };
+	uint64_t before = 0, t0 = mono_ns();
+	int rc;
+
+	if (j->id != id)
+		return 1;
+	r.compact = j->kind == ENG_JOB_COMPACT;
+	rc = run(&r, &before);
+	if (rc) {
+		cleanup_failed(&r);
+		eng_log(ENG_LOG_ERROR, "%s job %" PRIu64 " failed: %s; database.bin goes on as before",
+			eng_job_kind_name((enum eng_job_kind)j->kind), id, r.err);
+	} else {
+		if (r.compact) {
+			IPC_FP("compact.done");
+			write_snapshot(&r);
+			eng_log(ENG_LOG_INFO, "compaction %" PRIu64 " done in %.2f s: database.bin "
+				"%" PRIu64 " -> %" PRIu64 " bytes, %" PRIu64 " keys (copy %.3f s, "
+				"catch-up %.3f s, sync %.3f s, writes held off %.1f ms)", id,
+				(double)(mono_ns() - t0) / 1e9, before, r.ntail, r.t->live,
+				(double)r.ns_copy / 1e9, (double)r.ns_catchup / 1e9,
+				(double)r.ns_sync / 1e9, (double)r.ns_frozen / 1e6);
+		} else {
+			eng_log(ENG_LOG_INFO, "index rebuilt: %" PRIu64 " slots for %" PRIu64 " keys",
+				r.t->nslots, r.t->live);
+		}
+	}
+	finish_record(&r, rc, before, r.compact ? r.ntail : before, rc ? 0 : r.t->live);
+	if (r.nmap)
+		munmap((void *)r.nmap, ENG_MAP_BYTES);
+	if (r.nfd >= 0)
+		close(r.nfd);
+	free(r.npath);
+	free(r.buf);
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,301 @@
+/* engine/recover.c — recovery at start-up (master, before fork).
+ *
+ * Owns: building the first table from database.idx (when it is valid)
+ * and a replay of the log after what it covers (all of the log without
+ * one); cutting a torn tail; wiping abandoned reservations and batches
+ * that never committed; growing the table as keys turn up, so its size
+ * follows the keys found and not --max-keys; resuming versions above the
+ * durable lease; upgrading a format 1 header; and making what was
+ * recovered durable before anything is served.
+ *
+ * It runs before any other process exists, as the table's only builder:
+ * without the index mutex (the table's guard is set once it is done).
+ *
+ * Outcomes: 0 with the report filled (what was cut, skipped, dropped),
+ * ENG_ECORRUPT with the offset (damage the durable mark says was
+ * synced), ENG_EFULL (more keys than --max-keys), or -errno.
+ */
+#include "engine/store.h"
+
+#include "engine/elog.h"
+#include "engine/errors.h"
+#include "engine/idxsnap.h"
+#include "engine/index.h"
+#include "engine/io.h"
+#include "engine/record.h"
+#include "engine/replay.h"
+#include "engine/scan.h"
+#include "engine/shared.h"
+#include "engine/store_int.h"
+#include "ipc/shm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PROGRESS_EVERY_BYTES (64ull << 20)
+
+/* Installs a fresh table of nslots in area a as the current one. */
+static struct eng_table *new_table(struct eng_shared *sh, uint32_t a,
+				   uint64_t nslots)
+{
+	struct eng_table *t = eng_area_table(sh, a);
+
+	ipc_shm_release(t, sh->area_bytes);
+	eng_index_init(t, ++sh->table_gen, 1, nslots);
+	sh->areas[a].state = ENG_AREA_CURRENT;
+	sh->areas[a].gen = t->gen;
+	sh->areas[!a].state = ENG_AREA_FREE;
+	atomic_store(&sh->cur, t->gen << 1 | a);
+	return t;
+}
+
+int eng_recover_grow(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
+	uint32_t a = eng_cur_area(atomic_load(&sh->cur));
+	struct eng_table *old = eng_area_table(sh, a);
+	uint64_t n = eng_index_slots_for((old->live + old->pending) * 2 + 1,
+					 sh->area_slots);
+	struct eng_table *t;
+
+	if (n <= old->nslots && old->dead == 0)
+		return ENG_EFULL;
+	t = eng_area_table(sh, !a);
+	ipc_shm_release(t, sh->area_bytes);
+	eng_index_init(t, ++sh->table_gen, old->file_gen, n);
+	for (uint64_t i = 0; i < old->nslots; i++) {
+		struct eng_entry e;
+		if (eng_index_read_slot(old, i, &e) == 1 && eng_index_place(t, &e) < 0)
+			return ENG_EFULL;
+	}
+	sh->areas[!a].state = ENG_AREA_CURRENT;
+	sh->areas[!a].gen = t->gen;
+	atomic_store(&sh->cur, t->gen << 1 | !a);
+	sh->areas[a].state = ENG_AREA_FREE;
+	ipc_shm_release(old, sh->area_bytes);
+	return 0;
+}
+
+static int apply(struct eng_db *db, const struct eng_replay_item *it)
+{
+	int rc;
+
+	while ((rc = eng_index_apply(eng_cur_table(db->sh), db->map, it->off,
+				     &it->h)) == -ENOSPC)
+		if ((rc = eng_recover_grow(db)))
+			return rc;
+	return rc;
+}
+
+struct rscan {
+	struct eng_db *db;
+	const struct eng_opts *o;
+	struct eng_recovery *rep;
+	uint64_t size;
+	uint64_t next_progress;
+};
+
+static int on_record(struct rscan *r, const struct eng_replay_item *it)
+{
+	struct eng_recovery *rep = r->rep;
+
+	if (it->h.type == ENG_REC_PAD) {
+		if (it->h.flags & ENG_REC_F_REPAIRED) {
+			rep->repaired += it->len;
+			eng_log(ENG_LOG_WARN, "recovery: skipping %" PRIu64 " bytes at offset %"
+				PRIu64 " that 'caskd check --repair' dropped as damaged",
+				it->len, it->off);
+		} else {
+			rep->skipped += it->len;
+		}
+		return 0;
+	}
+	rep->records++;
+	if (it->h.version > rep->max_version)
+		rep->max_version = it->h.version;
+	return apply(r->db, it);
+}
+
+/* Wipes [off, off+len): once the durable mark moves past it, only zeros
+ * there still read as "nothing". */
+static int wipe(struct eng_db *db, uint64_t off, uint64_t len)
+{
+	return eng_io_discard(db->fd, off, len);
+}
+
+static int on_other(struct rscan *r, const struct eng_replay_item *it)
+{
+	struct eng_recovery *rep = r->rep;
+
+	if (it->kind == ENG_REPLAY_DROPPED) {
+		eng_log(ENG_LOG_WARN, "recovery: dropped %" PRIu64 " bytes at offset %" PRIu64
+			": a batch that never committed (never acknowledged; none of it applied)",
+			it->len, it->off);
+		rep->dropped += it->len;
+		return wipe(r->db, it->off, it->len);
+	}
+	switch (it->scan) {
+	case ENG_SCAN_ABANDONED:
+		eng_log(ENG_LOG_WARN, "recovery: skipped %" PRIu64 " bytes at offset %" PRIu64
+			": a write that never completed (never acknowledged)",
+			it->len, it->off);
+		rep->skipped += it->len;
+		return wipe(r->db, it->off, it->len);
+	case ENG_SCAN_CORRUPT:
+		rep->bad_off = it->off;
+		rep->bad_len = it->len;
+		return ENG_ECORRUPT;
+	case ENG_SCAN_TORN_TAIL:
+	case ENG_SCAN_UNUSED:
+		rep->cut_bytes = it->len;
+		rep->cut_zeros = it->scan == ENG_SCAN_UNUSED;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static void progress(struct rscan *r, uint64_t off)
+{
+	if (!r->o->progress || off < r->next_progress)
+		return;
+	r->next_progress = off + PROGRESS_EVERY_BYTES;
+	r->o->progress(off, r->size, r->o->progress_arg);
+}
+
+/* Replays [from, size) into the current table. */
+static int replay_log(struct rscan *r, uint64_t from)
+{
+	struct eng_scan s;
+	struct eng_replay rp;
+	struct eng_replay_item it;
+	int rc = 0;
+
+	eng_scan_init(&s, r->db->map, r->size);
+	eng_scan_set_fd(&s, r->db->fd);
+	eng_scan_seek(&s, from);
+	eng_replay_init(&rp, &s);
+	r->next_progress = from + PROGRESS_EVERY_BYTES;
+	while (!rc && !(rc = eng_replay_next(&rp, &it)) && it.kind != ENG_REPLAY_END) {
+		progress(r, it.off);
+		rc = it.kind == ENG_REPLAY_RECORD ? on_record(r, &it) : on_other(r, &it);
+	}
+	eng_replay_free(&rp);
+	r->rep->scanned = r->size - from;
+	return rc;
+}
+
+/* The table from database.idx when it can be trusted; else an empty one.
+ * Returns where the replay of the log starts. */
+static uint64_t start_table(struct rscan *r)
+{
+	struct eng_db *db = r->db;
+	struct eng_shared *sh = db->sh;
+	uint64_t claimed = eng_idx_keys(db), from = ENG_FILE_HDR_SIZE, maxv = 0;
+	struct eng_table *t;
+	int rc;
+
+	t = new_table(sh, 0, eng_index_slots_for(claimed, sh->area_slots));
+	rc = eng_idx_load(db, r->size, t, &from, &maxv, r->rep->note,
+			  sizeof(r->rep->note));
+	if (rc == 0) {
+		r->rep->from_snapshot = 1;
+		r->rep->max_version = maxv;
+		return from;
+	}
+	if (rc != -ENOENT)
+		eng_log(ENG_LOG_WARN, "recovery: ignoring %s/%s: %s; scanning all of "
+			"database.bin instead", db->dir, ENG_IDX_FILE, r->rep->note);
+	else
+		r->rep->note[0] = '\0';
+	new_table(sh, 0, ENG_INDEX_MIN_SLOTS);
+	return ENG_FILE_HDR_SIZE;
+}
+
+/* What recovery read may have come from the page cache of a process that
+ * was killed before syncing: make it durable, then record that (and the
+ * new version lease) in the header's durable mark, so a later crash can
+ * never make it look torn nor hand a version out twice. A format 1
+ * header is rewritten as format 2 here. */
+static int mark_recovered(struct eng_db *db, int format, struct eng_recovery *rep)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_mark m = { sh->tail, atomic_load(&sh->lease) };
+	char buf[ENG_FILE_HDR_SIZE];
+	int rc, slot;
+
+	if ((rc = eng_io_datasync(db->fd)))
+		return rc;
+	if (format == ENG_FORMAT_V1) {
+		eng_file_hdr_encode(buf, eng_file_id_new(), &m);
+		if ((rc = eng_io_pwrite_all(db->fd, buf, sizeof(buf), 0)))
+			return rc;
+		rep->upgraded = 1;
+		slot = 0;
+	} else {
+		struct eng_mark old;
+		eng_mark_read(db->map, &old, &slot);
+		slot = !slot;
+		eng_mark_encode(buf, &m);
+		if ((rc = eng_io_pwrite_all(db->fd, buf, ENG_MARK_SIZE, eng_mark_off(slot))))
+			return rc;
+	}
+	if ((rc = eng_io_datasync(db->fd)))
+		return rc;
+	sh->mark = m;
+	sh->mark_slot = slot;
+	sh->mark_file_gen = 1;
+	atomic_store(&sh->file_id, eng_file_id(db->map));
+	atomic_store(&sh->durable_end, sh->tail);
+	atomic_store(&sh->synced_tail, sh->tail);
+	return 0;
+}
+
+int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
+		struct eng_recovery *rep)
+{
+	struct eng_shared *sh = db->sh;
+	struct rscan r = { .db = db, .o = o, .rep = rep, .size = size };
+	struct eng_mark m;
+	uint64_t from, base;
+	int format, rc, slot;
+
+	if ((rc = eng_file_hdr_check(db->map, size, &format))) {
+		rep->bad_off = 0;
+		snprintf(rep->failed, sizeof(rep->failed), "reading the header of %s", db->path);
+		return rc == -EPROTO ? rc : ENG_ECORRUPT;
+	}
+	eng_mark_read(db->map, &m, &slot);
+	atomic_store(&sh->file_gen, 1);
+	db->cur->file_gen = db->file_gen = 1;
+	from = start_table(&r);
+	if ((rc = replay_log(&r, from)))
+		return rc;
+	if (sh->max_keys && eng_cur_table(sh)->live > sh->max_keys)
+		return ENG_EFULL;
+	rep->tail = size - rep->cut_bytes;
+	if (rep->cut_bytes) {
+		if (rep->cut_zeros)
+			eng_log(ENG_LOG_INFO, "recovery: trimmed %" PRIu64 " bytes of zeros after "
+				"offset %" PRIu64 " (space prepared for appends)",
+				rep->cut_bytes, rep->tail);
+		else
+			eng_log(ENG_LOG_WARN, "recovery: cut a torn tail of %" PRIu64 " bytes at "
+				"offset %" PRIu64 " (an append interrupted by a crash, above the "
+				"durable mark: it was never acknowledged)", rep->cut_bytes, rep->tail);
+		if ((rc = eng_io_truncate(db->fd, rep->tail)))
+			return rc;
+	}
+	/* Versions resume above both what the log holds and the lease: a
+	 * version a reader saw of a write that power loss took back is
+	 * never given to another value. */
+	base = rep->max_version > m.lease ? rep->max_version : m.lease;
+	rep->version_base = base;
+	sh->seq = base;
+	atomic_store(&sh->lease, base + ENG_LEASE_VERSIONS);
+	sh->tail = rep->tail;
+	sh->zeroed_end = rep->tail;
+	return mark_recovered(db, format, rep);
+}

@@ -1,0 +1,219 @@
+/* engine/space.c — the space of database.bin around its tail: the
+ * append lease, the written zeros kept ahead of the tail, the reserve
+ * for deletes on a full disk, and the trim at a clean stop.
+ *
+ * Lock rules here (see store.h): a writer holds a shared OFD lock on the
+ * ENG_LEASE_CHUNK-aligned chunks around what it appends; the master takes
+ * an exclusive lock on the piece it zeroes, which starts at a chunk
+ * boundary at or past the tail's chunk, and publishes the piece in
+ * zeroing_from/to under the index mutex so that no reservation enters it
+ * meanwhile. The two can therefore never wait for each other.
+ */
+#include "engine/store.h"
+
+#include "engine/elog.h"
+#include "engine/io.h"
+#include "engine/record.h"
+#include "engine/shared.h"
+#include "engine/store_int.h"
+#include "ipc/flock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Zeros are kept a quarter of the log ahead of the tail, between these
+ * bounds (a small store does not carry 16 MiB of zeros), in pieces of
+ * PREZERO_PIECE_BYTES; a call zeroes at most PREZERO_PIECES pieces, and
+ * syncs the allocation once per PREZERO_SYNC_BYTES so that a worker's
+ * fdatasync never has to commit it. */
+#define PREZERO_LEAD_MIN_BYTES (2ull << 20)
+#define PREZERO_LEAD_MAX_BYTES (16ull << 20)
+#define PREZERO_PIECE_BYTES ENG_LEASE_CHUNK
+#define PREZERO_PIECES 8
+#define PREZERO_SYNC_BYTES (8ull << 20)
+#define PREZERO_STEP_BYTES (64u << 10)
+
+static uint64_t align_up(uint64_t n, uint64_t a)
+{
+	return (n + a - 1) & ~(a - 1);
+}
+
+/* --- the append lease --------------------------------------------------- */
+
+int eng_lease_range(struct eng_db *db, uint64_t off, uint64_t len)
+{
+	uint64_t lo = off & ~(ENG_LEASE_CHUNK - 1);
+	uint64_t hi = align_up(off + len, ENG_LEASE_CHUNK);
+	int rc;
+
+	if (lo >= db->lease_lo && hi <= db->lease_hi)
+		return 0;
+	/* Never waits: the master zeroes only beyond every reserved
+	 * chunk (see the header). */
+	if ((rc = ipc_flock(db->fd, IPC_FLOCK_READ, lo, hi - lo, 1)))
+		return rc;
+	if (db->lease_hi > db->lease_lo) {
+		if (db->lease_lo < lo)
+			ipc_flock(db->fd, IPC_FLOCK_UNLOCK, db->lease_lo,
+				  (db->lease_hi < lo ? db->lease_hi : lo) - db->lease_lo, 0);
+		if (db->lease_hi > hi)
+			ipc_flock(db->fd, IPC_FLOCK_UNLOCK, hi, db->lease_hi - hi, 0);
+	}
+	db->lease_lo = lo;
+	db->lease_hi = hi;
+	return 0;
+}
+
+void eng_lease_drop(struct eng_db *db)
+{
+	if (db->lease_hi > db->lease_lo && db->fd >= 0)
+		ipc_flock(db->fd, IPC_FLOCK_UNLOCK, db->lease_lo,
+			  db->lease_hi - db->lease_lo, 0);
+	db->lease_lo = db->lease_hi = 0;
+}
+
+/* --- zeros ahead of the tail ------------------------------------------------- */
+
+static char zero_buf[PREZERO_STEP_BYTES];
+
+/* Zeros through the page cache (appends then find cached pages and read
+ * nothing), a step at a time, each written back at once: never more
+ * than a step sits dirty for a worker's fdatasync to flush, and a
+ * buffered write holds the inode lock only for its copy. (O_DIRECT
+ * would leave nothing dirty, but an extending direct write holds the
+ * inode lock for the whole device write: traced, every worker's pwrite
+ * then waited 5-15 ms behind it.) */
+static int zero_piece(struct eng_db *db, uint64_t off, uint64_t len)
+{
+	int rc;
+
+	for (uint64_t o = off; o < off + len; o += PREZERO_STEP_BYTES) {
+		uint64_t n = off + len - o < PREZERO_STEP_BYTES ? off + len - o : PREZERO_STEP_BYTES;
+		if ((rc = eng_io_pwrite_all(db->fd, zero_buf, n, o)))
+			return rc;
+		if (sync_file_range(db->fd, (off_t)o, (off_t)n,
+				    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+				    SYNC_FILE_RANGE_WAIT_AFTER) < 0 && errno != ENOSYS)
+			return -errno;
+	}
+	return 0;
+}
+
+static uint64_t lead_for(uint64_t tail)
+{
+	uint64_t lead = tail / 4;
+
+	return lead < PREZERO_LEAD_MIN_BYTES ? PREZERO_LEAD_MIN_BYTES :
+	       lead > PREZERO_LEAD_MAX_BYTES ? PREZERO_LEAD_MAX_BYTES : lead;
+}
+
+/* One piece: claims it under the mutex, zeroes it under an exclusive
+ * byte lock, publishes it. 0, 1 when far enough ahead, -errno. */
+static int prezero_one(struct eng_db *db, uint64_t *synced_upto)
+{
+	struct eng_shared *sh = db->sh;
+	uint64_t from, to, gen;
+	int rc;
+
+	if ((rc = eng_db_refresh(db)))
+		return rc == -ESTALE ? 1 : rc; /* mid-swap: next time */
+	if ((rc = eng_lock_index(db)))
+		return rc;
+	gen = db->file_gen;
+	if (atomic_load(&sh->file_gen) != gen) {
+		eng_unlock_index(db);
+		return 1; /* a compaction just swapped the file: next time */
+	}
+	from = align_up(sh->tail, ENG_LEASE_CHUNK);
+	if (sh->zeroed_end > from)
+		from = sh->zeroed_end;
+	if (from >= sh->tail + lead_for(sh->tail)) {
+		eng_unlock_index(db);
+		return 1;
+	}
+	to = from + PREZERO_PIECE_BYTES;
+	sh->zeroing_from = from;
+	sh->zeroing_to = to;
+	eng_unlock_index(db);
+
+	rc = ipc_flock(db->fd, IPC_FLOCK_WRITE, from, to - from, 0);
+	if (rc == 0) {
+		rc = zero_piece(db, from, to - from);
+		ipc_flock(db->fd, IPC_FLOCK_UNLOCK, from, to - from, 0);
+	}
+	if (rc == 0 && to - *synced_upto >= PREZERO_SYNC_BYTES) {
+		rc = eng_io_datasync(db->fd); /* the allocation's metadata */
+		*synced_upto = to;
+	}
+	/* Failed (disk full): give the space back. The piece is still
+	 * claimed, so no reservation can have entered it; one before it may
+	 * still be writing, so only what lies past the tail goes. */
+	if (rc) {
+		uint64_t tail;
+		if (eng_lock_index(db))
+			return -ENOTRECOVERABLE;
+		tail = atomic_load(&sh->file_gen) == gen ? sh->tail : UINT64_MAX;
+		eng_unlock_index(db);
+		if (tail <= from)
+			eng_io_truncate(db->fd, from);
+	}
+	if (eng_lock_index(db))
+		return -ENOTRECOVERABLE;
+	sh->zeroing_from = sh->zeroing_to = 0;
+	if (atomic_load(&sh->file_gen) != gen) {
+		/* swapped meanwhile: those zeros went to the old file */
+	} else if (rc == 0) {
+		if (to > sh->zeroed_end)
+			sh->zeroed_end = to;
+		sh->disk_full = 0;
+	} else if (rc == -ENOSPC || rc == -EDQUOT) {
+		sh->disk_full = 1;
+	}
+	eng_unlock_index(db);
+	return rc;
+}
+
+int eng_db_prezero(struct eng_db *db)
+{
+	static uint64_t synced_upto;
+	int rc = 0;
+
+	for (int i = 0; i < PREZERO_PIECES && rc == 0; i++)
+		rc = prezero_one(db, &synced_upto);
+	return rc;
+}
+
+/* --- a clean stop ------------------------------------------------------------- */
+
+int eng_db_trim(struct eng_db *db)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_mark m;
+	char mark[ENG_MARK_SIZE];
+	int rc, slot;
+
+	if ((rc = eng_db_refresh(db)))
+		return rc;
+	if (atomic_load(&sh->poisoned))
+		return 0; /* a failed fdatasync: vouch for nothing more */
+	if ((sh->zeroed_end > sh->tail && (rc = eng_io_truncate(db->fd, sh->tail))) ||
+	    (rc = eng_io_datasync(db->fd)))
+		return rc;
+	sh->zeroed_end = sh->tail;
+	/* Every record is durable now: say so, so that damage to any of
+	 * them is named as corruption at the next start, never cut as a
+	 * write torn by a crash. */
+	eng_mark_read(db->map, &m, &slot);
+	m.durable = sh->tail;
+	if (atomic_load(&sh->lease) > m.lease)
+		m.lease = atomic_load(&sh->lease);
+	eng_mark_encode(mark, &m);
+	if ((rc = eng_io_pwrite_all(db->fd, mark, sizeof(mark), eng_mark_off(!slot))) ||
+	    (rc = eng_io_datasync(db->fd)))
+		return rc;
+	return 0;
+}

@@ -1,0 +1,279 @@
+/* server/api_admin.c — /admin/: compaction, jobs, snapshots.
+ *
+ * Admin requests need `Authorization: Bearer <token>` when the daemon has
+ * a token (--admin-token-file: 401 without one, 403 for a wrong one, the
+ * comparison in constant time); without a token file they are answered
+ * for loopback peers only (403 otherwise). The work is never done here:
+ * a compaction runs in a job process the master forks (engine/job.h),
+ * and a snapshot is the bytes of a consistent cut, sent from the
+ * worker's mapping of database.bin.
+ */
+#include "engine/job.h"
+#include "engine/store.h"
+#include "server/api_int.h"
+#include "server/http.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define JOBS_PREFIX "/admin/jobs/"
+#define JSON_MAX 768
+#define ID_DIGITS_MAX 20
+
+/* --- authorization --------------------------------------------------------- */
+
+/* Equal strings, in time that depends only on their lengths. */
+static int same_secret(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
+	unsigned char diff = la != lb;
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)(i < lb ? b[i] : 0);
+	return diff == 0;
+}
+
+static int authorized(struct srv_api *api, struct srv_http_req *req)
+{
+	const char *h = srv_http_req_header(req, "Authorization");
+
+	if (!api->admin_token) {
+		if (srv_http_req_peer_is_loopback(req))
+			return 1;
+		srv_http_respond_error(req, 403, "forbidden",
+				       "admin endpoints answer loopback peers only unless "
+				       "--admin-token-file is set");
+		return 0;
+	}
+	if (!h || strncasecmp(h, "Bearer ", 7)) {
+		srv_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"caskd admin\"");
+		srv_http_respond_error(req, 401, "unauthorized",
+				       "admin endpoints need Authorization: Bearer <token>");
+		return 0;
+	}
+	if (!same_secret(h + 7, api->admin_token)) {
+		srv_http_respond_error(req, 403, "forbidden", "wrong admin token");
+		return 0;
+	}
+	return 1;
+}
+
+/* --- jobs ---------------------------------------------------------------------- */
+
+static void iso_time(char *buf, size_t n, uint64_t ms)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!ms) {
+		snprintf(buf, n, "null");
+		return;
+	}
+	gmtime_r(&s, &tm);
+	snprintf(buf, n, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03uZ\"", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned)(ms % 1000));
+}
+
+/* error is a message of ours: no quote or backslash to escape but what
+ * strerror may hold, which we drop. */
+static void json_text(char *dst, size_t n, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 1 < n; s++)
+		if (*s != '"' && *s != '\\' && (unsigned char)*s >= 0x20)
+			dst[o++] = *s;
+	dst[o] = '\0';
+}
+
+static void job_json(struct srv_http_req *req, const struct eng_job_info *j)
+{
+	char body[JSON_MAX], started[64], finished[64], err[ENG_JOB_ERROR_LEN + 2];
+	int n;
+
+	iso_time(started, sizeof(started), j->started_ms);
+	iso_time(finished, sizeof(finished), j->finished_ms);
+	json_text(err, sizeof(err), j->error);
+	n = snprintf(body, sizeof(body),
+		     "{\"id\":\"%" PRIu64 "\",\"kind\":\"%s\",\"state\":\"%s\","
+		     "\"started\":%s,\"finished\":%s,\"bytes_before\":%" PRIu64 ","
+		     "\"bytes_after\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"error\":%s%s%s}",
+		     j->id, eng_job_kind_name(j->kind), eng_job_state_name(j->state),
+		     started, finished, j->bytes_before, j->bytes_after, j->keys,
+		     j->error[0] ? "\"" : "", j->error[0] ? err : "null",
+		     j->error[0] ? "\"" : "");
+	srv_http_respond(req, 200, "application/json", body, (size_t)n);
+}
+
+static void route_compact(struct srv_api *api, struct srv_http_req *req)
+{
+	char body[64], loc[64];
+	uint64_t id;
+	int rc = eng_job_request_compact(api->db, &id), n;
+
+	if (rc) {
+		srv_api_error(api, req, rc);
+		return;
+	}
+	snprintf(loc, sizeof(loc), JOBS_PREFIX "%" PRIu64, id);
+	srv_http_add_header(req, "Location", loc);
+	n = snprintf(body, sizeof(body), "{\"job\":\"%" PRIu64 "\"}", id);
+	srv_http_respond(req, 202, "application/json", body, (size_t)n);
+}
+
+static int parse_id(const char *s, uint64_t *id)
+{
+	size_t n = strlen(s);
+	uint64_t v = 0;
+
+	if (!n || n > ID_DIGITS_MAX || s[0] == '0')
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned char)s[i] - '0';
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*id = v;
+	return 0;
+}
+
+static void route_job(struct srv_api *api, struct srv_http_req *req, const char *idstr)
+{
+	struct eng_job_info j;
+	uint64_t id;
+
+	if (parse_id(idstr, &id) < 0 || eng_job_get(api->db, id, &j) < 0) {
+		srv_http_respond_error(req, 404, "not_found", "no such job");
+		return;
+	}
+	job_json(req, &j);
+}
+
+static void method_not_allowed(struct srv_http_req *req, const char *allow)
+{
+	char msg[96];
+	snprintf(msg, sizeof(msg), "this path takes %s", allow);
+	srv_http_add_header(req, "Allow", allow);
+	srv_http_respond_error(req, 405, "method_not_allowed", msg);
+}
+
+/* --- snapshots ------------------------------------------------------------------ */
+
+struct snap_job {
+	struct srv_api *api;
+	struct srv_http_req *req;
+	struct event *retry;
+	struct eng_backup b;
+	uint64_t target, file_gen;
+	uint64_t started_ms;
+};
+
+static void snap_free(struct snap_job *j)
+{
+	if (j->retry)
+		event_free(j->retry);
+	eng_backup_end(j->api->db, &j->b);
+	free(j);
+}
+
+static void snap_release(const void *body, size_t len, void *arg)
+{
+	(void)body;
+	(void)len;
+	snap_free(arg);
+}
+
+static void snap_send(int rc, void *arg)
+{
+	struct snap_job *j = arg;
+
+	if (rc) {
+		srv_api_error(j->api, j->req, rc);
+		snap_free(j);
+		return;
+	}
+	/* The file as it is up to the cut: its header is the live file's
+	 * (marks are rewritten in place, and one of the two is always
+	 * whole), its records never change. */
+	srv_http_add_header(j->req, "Content-Disposition",
+			    "attachment; filename=\"database.bin\"");
+	srv_http_respond_ref(j->req, 200, "application/octet-stream", j->b.base,
+			     j->b.end, snap_release, j);
+}
+
+static void snap_try(evutil_socket_t fd, short what, void *arg)
+{
+	struct snap_job *j = arg;
+	struct timeval tv = { 0, SRV_BUSY_RETRY_US };
+	int rc;
+
+	(void)fd;
+	(void)what;
+	rc = eng_backup_begin(j->api->db, j->target, j->file_gen, &j->b);
+	if (rc == -ESTALE) {
+		/* a compaction swapped the file: its copy holds everything */
+		j->target = eng_backup_target(j->api->db, &j->file_gen);
+		rc = -EAGAIN;
+	}
+	if (rc == -EAGAIN && srv_api_now_ms(j->api) - j->started_ms < SRV_BUSY_GIVE_UP_MS) {
+		if ((j->retry || (j->retry = evtimer_new(j->api->base, snap_try, j))) &&
+		    evtimer_add(j->retry, &tv) == 0)
+			return;
+		rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		rc = srv_api_after_durable(j->api, j->b.end, snap_send, j);
+		if (rc > 0)
+			return;
+	}
+	snap_send(rc, j);
+}
+
+static void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req)
+{
+	struct snap_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		srv_api_error(api, req, -ENOMEM);
+		return;
+	}
+	j->api = api;
+	j->req = req;
+	j->started_ms = srv_api_now_ms(api);
+	/* Every write acknowledged before now was reserved below this. */
+	j->target = eng_backup_target(api->db, &j->file_gen);
+	snap_try(-1, 0, j);
+}
+
+void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path)
+{
+	enum srv_http_method m = srv_http_req_method(req);
+
+	if (!authorized(api, req))
+		return;
+	if (!strcmp(path, "/admin/compact")) {
+		if (m != SRV_HTTP_POST)
+			method_not_allowed(req, "POST");
+		else
+			route_compact(api, req);
+	} else if (!strncmp(path, JOBS_PREFIX, strlen(JOBS_PREFIX))) {
+		if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD)
+			method_not_allowed(req, "GET, HEAD");
+		else
+			route_job(api, req, path + strlen(JOBS_PREFIX));
+	} else if (!strcmp(path, "/admin/snapshot")) {
+		if (m != SRV_HTTP_GET)
+			method_not_allowed(req, "GET");
+		else
+			srv_api_snapshot(api, req);
+	} else {
+		srv_http_respond_error(req, 404, "not_found", "no such admin endpoint");
+	}
+}

@@ -1,0 +1,62 @@
+/* server/api_int.h — what the files of the API share (api.c: routes,
+ * errors, the access log; api_kv.c: keys and counters; api_keys.c:
+ * listings; api_batch.c: batches; api_admin.c: compaction, jobs,
+ * snapshots). Nothing outside server/api*.c includes it.
+ */
+#ifndef CASKD_SERVER_API_INT_H
+#define CASKD_SERVER_API_INT_H
+
+#include "server/api.h"
+#include "server/commit.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct srv_http_req;
+
+/* A busy key (or a store swapping tables) is retried on the next loop
+ * turn this many times (the other write is usually done within
+ * microseconds), then every millisecond, and given up (503) after
+ * SRV_BUSY_GIVE_UP_MS: only a worker that died mid-write and was not
+ * reaped yet, or a stuck job, holds writes off that long. */
+#define SRV_BUSY_SPIN_TRIES 32
+#define SRV_BUSY_RETRY_US 1000
+#define SRV_BUSY_GIVE_UP_MS 10000
+/* Seconds a client is told to wait after a 503 (Retry-After). */
+#define SRV_RETRY_AFTER_S "1"
+
+/* What a request's metrics are filed under, kept past its answer. */
+struct srv_api_tag {
+	int route;   /* enum srv_route */
+	int method;  /* enum srv_http_method */
+};
+void srv_api_tag(struct srv_http_req *req, struct srv_api_tag *tag);
+/* Counts the index mutex acquisitions made since `before` (a reading
+ * of api->db->mutex_locks) for a request (retries run outside the
+ * router's own count). */
+void srv_api_locks_since(struct srv_api *api, const struct srv_api_tag *tag,
+			 uint64_t before);
+
+/* Maps an engine result to its status and JSON error, and nothing else
+ * (escalation is api->escalate's). */
+void srv_api_error(struct srv_api *api, struct srv_http_req *req, int rc);
+void srv_api_set_etag(struct srv_http_req *req, uint64_t version);
+uint64_t srv_api_now_ms(struct srv_api *api);
+/* Value of query parameter name of q, decoded into out (room for max,
+ * NUL-terminated): its length, -ENOENT if absent, -EINVAL if bad. */
+long srv_api_query_param(const char *q, const char *name, char *out, size_t max);
+/* An answer that depends on records up to log offset end: 0 if it may
+ * go now (durable, or periodic mode), 1 if cb(rc, arg) runs once it
+ * may, -errno. */
+int srv_api_after_durable(struct srv_api *api, uint64_t end, srv_commit_cb cb,
+			  void *arg);
+/* The version lease runs low: have a sync soon. */
+void srv_api_want_sync(struct srv_api *api);
+
+void srv_api_kv(struct srv_api *api, struct srv_http_req *req, const char *path);
+void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *path);
+void srv_api_keys(struct srv_api *api, struct srv_http_req *req);
+void srv_api_batch(struct srv_api *api, struct srv_http_req *req);
+void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path);
+
+#endif
