@@ -143,24 +143,36 @@ Test(engine_durable, durable_mark_reaches_the_file_one_sync_later,
      .timeout = 10)
 {
 	struct eng_result res;
+	struct eng_mark m0, m;
 	uint64_t first_end;
-	uint32_t seq0, seq;
+	int slot0, slot, slot1, format;
 
-	eng_mark_read(db.map, &seq0);
+	cr_assert(eq(int, eng_mark_read(db.map, &m0, &slot0), 0));
 	cr_assert(eq(int, uu_put(&db, "a", "1", &res), 0));
 	first_end = res.end;
 	cr_assert(eq(int, eng_sync_wait(&db, eng_sync_ticket(&db)), 0));
-	cr_assert(eq(u64, db.sh->durable_mark, first_end));
-	cr_assert(eq(u64, eng_mark_read(db.map, &seq), ENG_FILE_HDR_SIZE),
+	cr_assert(eq(u64, atomic_load(&db.sh->durable_end), first_end));
+	cr_assert(eq(int, eng_mark_read(db.map, &m, &slot), 0));
+	cr_assert(lt(u64, m.durable, first_end),
 		  "the header mark waits for the next sync");
-	cr_assert(eq(u32, seq, seq0));
+	cr_assert(ge(u64, m.lease, res.version),
+		  "the lease covers every version handed out");
+	slot1 = slot;
 
 	cr_assert(eq(int, uu_put(&db, "b", "2", &res), 0));
 	cr_assert(eq(int, eng_sync_wait(&db, eng_sync_ticket(&db)), 0));
-	cr_assert(eq(u64, eng_mark_read(db.map, &seq), first_end));
-	cr_assert(eq(u32, seq, seq0 + 1));
-	cr_assert(eq(u64, db.sh->durable_mark, res.end));
-	cr_assert(eq(int, eng_file_hdr_check(db.map, ENG_FILE_HDR_SIZE), 0));
+	cr_assert(eq(int, eng_mark_read(db.map, &m, &slot), 0));
+	cr_assert(eq(u64, m.durable, first_end));
+	cr_assert(ge(u64, m.lease, res.version));
+	cr_assert(ne(int, slot, slot1),
+		  "marks alternate between the two slots: a torn one leaves "
+		  "the other");
+	cr_assert(eq(u64, atomic_load(&db.sh->durable_end), res.end));
+	cr_assert(eq(int, eng_file_hdr_check(db.map, ENG_FILE_HDR_SIZE,
+					     &format), 0));
+	cr_assert(eq(int, format, 2));
+	cr_assert(ge(u64, m.durable, m0.durable));
+	(void)slot0;
 }
 
 /* A write still in flight (reserved, not yet written) holds the durable
@@ -170,13 +182,13 @@ Test(engine_durable, inflight_write_holds_the_mark_back, .timeout = 10)
 	uint64_t hole;
 
 	uu_crash_writer(&db, 1, "log.after_reserve=crash", "slow", "v");
-	hole = db.sh->wslots[1].inflight[0].off;
+	hole = db.sh->wslots[1].inflight.off;
 	cr_assert(eq(int, uu_put(&db, "later", "v", NULL), 0));
 	cr_assert(eq(int, eng_sync_wait(&db, eng_sync_ticket(&db)), 0));
-	cr_assert(eq(u64, db.sh->durable_mark, hole));
+	cr_assert(eq(u64, atomic_load(&db.sh->durable_end), hole));
 	cr_assert(eq(int, eng_db_reap_worker(&db, 1), 0));
 	cr_assert(eq(int, eng_sync_wait(&db, eng_sync_ticket(&db)), 0));
-	cr_assert(eq(u64, db.sh->durable_mark, db.sh->tail));
+	cr_assert(eq(u64, atomic_load(&db.sh->durable_end), db.sh->tail));
 }
 
 /* fsyncgate: after one failed fdatasync nothing more is acknowledged and
@@ -222,7 +234,7 @@ Test(engine_durable, failed_fdatasync_poisons_the_store, .timeout = 10)
 	/* this process's disk works; the store stays poisoned all the same */
 	rc = eng_sync_wait(&db, eng_sync_ticket(&db));
 	cr_assert(eq(int, rc, ENG_EPOISONED), "%s", eng_strerror(rc));
-	cr_assert(eq(u64, db.sh->durable_mark, ENG_FILE_HDR_SIZE),
+	cr_assert(eq(u64, atomic_load(&db.sh->durable_end), ENG_FILE_HDR_SIZE),
 		  "a failed sync vouches for nothing");
 }
 

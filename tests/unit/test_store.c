@@ -84,7 +84,7 @@ Test(engine_store, delete_of_absent_key_is_enoent, .timeout = 5)
 	cr_assert(eq(int, uu_del(&db, "once", NULL), 0));
 	cr_assert(eq(int, uu_del(&db, "once", &res), -ENOENT),
 		  "a second delete finds nothing");
-	cr_assert(eq(u64, db.sh->live_keys, 0));
+	cr_assert(eq(u64, eng_cur_table(db.sh)->live, 0));
 }
 
 Test(engine_store, binary_keys_and_values_are_exact, .timeout = 5)
@@ -320,7 +320,7 @@ Test(engine_store, key_length_must_be_1_to_1024, .timeout = 5)
 	cr_assert(eq(int, v.len == 1 && v.data[0] == 'v', 1));
 	cr_assert(eq(int, eng_get(&db, key, 1, &v), 0));
 	cr_assert(eq(int, v.len == 1 && v.data[0] == 'w', 1));
-	cr_assert(eq(u64, db.sh->live_keys, 2));
+	cr_assert(eq(u64, eng_cur_table(db.sh)->live, 2));
 }
 
 Test(engine_store, value_over_max_is_e2big, .timeout = 5)
@@ -368,8 +368,8 @@ Test(engine_store, failed_write_publishes_nothing, .timeout = 10)
 	uu_expect_exit_ok(pid, "enospc writer");
 	uu_expect_val(&db, "k", "kept");
 	uu_expect_val(&db, "new", NULL);
-	cr_assert(eq(u64, db.sh->pending, 0), "the new key's slot was freed");
-	cr_assert(eq(u32, db.sh->wslots[1].ninflight, 0));
+	cr_assert(eq(u64, eng_cur_table(db.sh)->pending, 0), "the new key's slot was freed");
+	cr_assert(eq(u64, db.sh->wslots[1].inflight.off, 0));
 	cr_assert(eq(int, uu_put(&db, "k", "next", NULL), 0), "key not busy");
 	cr_assert(eq(int, uu_put(&db, "new", "here", NULL), 0));
 

@@ -17,6 +17,7 @@
 #define CASKD_TESTS_UNIT_UTIL_H
 
 #include "engine/errors.h"
+#include "engine/record.h"
 #include "engine/store.h"
 #include "ipc/failpoint.h"
 
@@ -185,6 +186,17 @@ static inline void uu_expect_val(struct eng_db *db, const char *key,
 	cr_assert(eq(int, memcmp(v.data, val, v.len), 0),
 		  "key '%s' holds '%.*s', expected '%s'", key, (int)v.len,
 		  v.data, val);
+}
+
+/* The durable offset the file header at map vouches for (UINT64_MAX
+ * when neither mark slot is valid). */
+static inline uint64_t uu_mark_durable(const void *map)
+{
+	struct eng_mark m;
+	int slot;
+
+	(void)eng_mark_read(map, &m, &slot);
+	return m.durable;
 }
 
 /* --- files and children --------------------------------------------------- */
