@@ -318,6 +318,8 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
 			snprintf(j->error, sizeof(j->error), "%s", why);
 		if (j->kind == ENG_JOB_COMPACT)
 			atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
+		if (!rc && j->kind == ENG_JOB_COMPACT && j->bytes_after < j->bytes_before)
+			atomic_fetch_add(&sh->reclaimed_total, j->bytes_before - j->bytes_after);
 		if (rc && j->kind == ENG_JOB_COMPACT)
 			auto_retry_at = unix_ms() + AUTO_RETRY_MS;
 	}

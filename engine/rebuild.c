@@ -98,6 +98,7 @@ struct rb {
 	uint64_t written_back;
 	int frozen;
 	struct eng_flip pf;       /* the flip a compaction will make */
+	uint64_t before;          /* database.bin's size at the cut */
 	uint64_t ns_copy, ns_catchup, ns_sync, ns_frozen; /* where time went */
 	char err[ENG_JOB_ERROR_MAX];
 };
@@ -133,8 +134,13 @@ static void set_stage(struct rb *r, enum eng_job_stage st)
 		return;
 	if (j->id == r->id) {
 		j->stage = st;
-		if (st == ENG_STAGE_RENAMED)
+		if (st == ENG_STAGE_RENAMED) {
+			/* what the master reports if it must finish for us */
 			j->flip = r->pf;
+			j->bytes_before = r->before;
+			j->bytes_after = r->pf.tail;
+			j->keys = r->t->live;
+		}
 	}
 	ipc_mtx_unlock(&r->sh->job_mtx);
 }
@@ -210,8 +216,8 @@ static int out_flush(struct rb *r)
 
 	if (!r->used)
 		return 0;
-	IPC_FP("compact.copy");
-	if ((rc = eng_io_pwrite_all(r->nfd, r->buf, r->used, r->buf_off)))
+	if ((rc = IPC_FP("compact.copy")) ||
+	    (rc = eng_io_pwrite_all(r->nfd, r->buf, r->used, r->buf_off)))
 		return fail(r, rc, "writing database.bin.compact");
 	r->buf_off += r->used;
 	r->used = 0;
@@ -230,8 +236,8 @@ static int out_put(struct rb *r, const void *p, size_t n)
 	if (r->used + n > OUT_BUF_BYTES && (rc = out_flush(r)))
 		return rc;
 	if (n > OUT_BUF_BYTES) {
-		IPC_FP("compact.copy");
-		if ((rc = eng_io_pwrite_all(r->nfd, p, n, r->buf_off)))
+		if ((rc = IPC_FP("compact.copy")) ||
+		    (rc = eng_io_pwrite_all(r->nfd, p, n, r->buf_off)))
 			return fail(r, rc, "writing database.bin.compact");
 		r->buf_off += n;
 	} else {
@@ -661,6 +667,7 @@ static int run(struct rb *r, uint64_t *before)
 		make_room(r);
 	if ((rc = cut(r, before)))
 		return rc;
+	r->before = *before;
 	t0 = r->pos;
 	set_stage(r, ENG_STAGE_COPY);
 	if (r->compact) {

@@ -1,0 +1,864 @@
+/* tests/integration/test_compact.c — compaction, snapshots, the admin
+ * endpoints and fast restarts, against the real daemon.
+ *
+ * What must hold (../shared/HTTP-API.md, "Admin endpoints" and
+ * "Compaction"): a compaction job shrinks database.bin to about the live
+ * data while every request is served, keeps values, versions and ETags,
+ * loses no acknowledged write, and a kill -9 of the job at any of its
+ * steps leaves a directory that serves every acknowledged write, now and
+ * after a restart. A snapshot is a consistent cut that `caskd check`
+ * accepts and a caskd started on it serves. Admin endpoints are guarded
+ * by a Bearer token when one is configured. A database.idx is used only
+ * when it matches database.bin.
+ *
+ * Compaction crash drills arm failpoints in the daemon's environment: the
+ * master arms them in the job process (and in workers, which never pass
+ * compact.* points).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+#include "tests/integration/it_check.h"
+
+#define JOB_WAIT_MS 30000
+#define NKEYS 200          /* live keys of the standard fill */
+#define OVERWRITES 10      /* each key is written this many times */
+#define VAL_LEN 4000
+#define WRITERS 3          /* clients writing while a job runs */
+#define WRITES_EACH 300
+/* database.bin holds zeros prepared ahead of the tail: up to 2 MiB, in
+ * 1 MiB pieces (engine/space.c). */
+#define PREZERO_SLACK (3u << 20)
+
+static struct it_daemon d;
+static char base[256];
+
+static void setup(void) { it_setup(); }
+static void teardown(void) { it_teardown(); }
+TestSuite(it_compact, .init = setup, .fini = teardown, .timeout = 120);
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void data_dir(char *out, size_t n)
+{
+	cr_assert_lt((size_t)snprintf(out, n, "%s/data", base), n);
+}
+
+static uint64_t file_size(const char *name)
+{
+	char path[400];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data/%s", base, name);
+	cr_assert_eq(stat(path, &st), 0, "stat %s: %s", path, strerror(errno));
+	return (uint64_t)st.st_size;
+}
+
+static int file_exists(const char *name)
+{
+	char path[400];
+
+	snprintf(path, sizeof(path), "%s/data/%s", base, name);
+	return access(path, F_OK) == 0;
+}
+
+/* The value of key i after write round r: recognisable, VAL_LEN bytes. */
+static void value_of(char *buf, int i, int r)
+{
+	int n = snprintf(buf, VAL_LEN + 1, "key %d round %d:", i, r);
+
+	memset(buf + n, 'a' + (i + r) % 26, (size_t)(VAL_LEN - n));
+	buf[VAL_LEN] = '\0';
+}
+
+/* Writes every key OVERWRITES times, then deletes every fourth key:
+ * most of the file is garbage. vers[i]: key i's last version (0 deleted). */
+static void fill(int port, uint64_t *vers)
+{
+	char path[64], val[VAL_LEN + 1];
+	struct it_resp r;
+
+	for (int rnd = 0; rnd < OVERWRITES; rnd++)
+		for (int i = 0; i < NKEYS; i++) {
+			snprintf(path, sizeof(path), "/kv/k%04d", i);
+			value_of(val, i, rnd);
+			vers[i] = it_put(port, path, val, VAL_LEN, 0);
+		}
+	for (int i = 0; i < NKEYS; i += 4) {
+		snprintf(path, sizeof(path), "/kv/k%04d", i);
+		it_do(port, "DELETE", path, NULL, NULL, 0, &r, 204);
+		it_resp_free(&r);
+		vers[i] = 0;
+	}
+}
+
+/* Every key holds its last value with its last version (absent if 0). */
+static void expect_fill(int port, const uint64_t *vers)
+{
+	char path[64], val[VAL_LEN + 1];
+
+	for (int i = 0; i < NKEYS; i++) {
+		snprintf(path, sizeof(path), "/kv/k%04d", i);
+		if (!vers[i]) {
+			it_expect_error(port, "GET", path, NULL, NULL, 0, 404, NULL);
+			continue;
+		}
+		value_of(val, i, OVERWRITES - 1);
+		it_expect_value(port, path, val, VAL_LEN, vers[i]);
+	}
+}
+
+/* Pulls "field":"<text>" or "field":<number> out of a flat JSON object. */
+static int json_field(const char *body, const char *field, char *out,
+		      size_t n)
+{
+	char pat[64];
+	const char *p;
+	size_t len = 0;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", field);
+	if (!(p = strstr(body, pat)))
+		return -ENOENT;
+	p += strlen(pat);
+	if (*p == '"') {
+		p++;
+		while (p[len] && p[len] != '"')
+			len++;
+	} else {
+		while (p[len] && p[len] != ',' && p[len] != '}')
+			len++;
+	}
+	if (len >= n)
+		return -ENOSPC;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return 0;
+}
+
+static uint64_t json_u64(const char *body, const char *field)
+{
+	char buf[32];
+
+	cr_assert_eq(json_field(body, field, buf, sizeof(buf)), 0,
+		     "no \"%s\" in %s", field, body);
+	return strtoull(buf, NULL, 10);
+}
+
+/* POST /admin/compact: 202 and the job id. */
+static uint64_t start_compact(int port, const char *hdrs)
+{
+	struct it_resp r;
+	uint64_t id;
+
+	it_do(port, "POST", "/admin/compact", hdrs, "", 0, &r, 202);
+	id = json_u64(r.body, "job");
+	cr_assert_gt(id, 0, "job id in %s", r.body);
+	it_resp_free(&r);
+	return id;
+}
+
+/* Polls the job until it is no longer running; returns its JSON body
+ * (malloc'd) and its state in state. */
+static char *wait_job(int port, uint64_t id, const char *hdrs, char *state,
+		      size_t n)
+{
+	int64_t deadline = it_now_ms() + JOB_WAIT_MS;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/admin/jobs/%" PRIu64, id);
+	for (;;) {
+		struct it_resp r;
+		char *body;
+
+		it_do(port, "GET", path, hdrs, NULL, 0, &r, 200);
+		cr_assert_eq(json_field(r.body, "state", state, n), 0,
+			     "job without state: %s", r.body);
+		cr_assert_eq(json_u64(r.body, "id"), id);
+		if (strcmp(state, "running") && strcmp(state, "pending")) {
+			body = strdup(r.body);
+			it_resp_free(&r);
+			return body;
+		}
+		it_resp_free(&r);
+		cr_assert_lt(it_now_ms(), deadline, "job %" PRIu64
+			     " still running after %d ms", id, JOB_WAIT_MS);
+		sleep_ms(20);
+	}
+}
+
+/* Runs one compaction to the end; asserts it is done and, if shrink,
+ * that it shrank the log. Returns bytes_after. */
+static uint64_t compact_run(int port, const char *hdrs, int shrink)
+{
+	char state[32];
+	uint64_t id = start_compact(port, hdrs), before, after;
+	char *job = wait_job(port, id, hdrs, state, sizeof(state));
+
+	cr_assert_str_eq(state, "done", "job: %s", job);
+	before = json_u64(job, "bytes_before");
+	after = json_u64(job, "bytes_after");
+	if (shrink)
+		cr_assert_lt(after, before, "compaction reclaimed nothing: %s", job);
+	else
+		cr_assert_leq(after, before, "compaction grew the log: %s", job);
+	free(job);
+	return after;
+}
+
+static uint64_t compact_done(int port, const char *hdrs)
+{
+	return compact_run(port, hdrs, 1);
+}
+
+static double metric(int port, const char *name)
+{
+	char *text = it_get_metrics(port);
+	double v = -1;
+
+	cr_assert_eq(it_metric_value(text, name, 1, &v), 0,
+		     "/metrics has no %s", name);
+	free(text);
+	return v;
+}
+
+static int log_has(const struct it_daemon *dm, const char *s)
+{
+	char *buf = malloc(1 << 20);
+	int found;
+
+	cr_assert_not_null(buf);
+	found = it_read_tail(dm->log, buf, 1 << 20) >= 0 && strstr(buf, s);
+	free(buf);
+	return found;
+}
+
+/* --- compaction ------------------------------------------------------------ */
+
+Test(it_compact, shrinks_the_file_and_keeps_values_and_versions)
+{
+	uint64_t vers[NKEYS], before, after, live;
+	struct it_resp r;
+	char dir[300];
+
+	it_start(&d, base, sizeof(base), NULL);
+	fill(d.port, vers);
+	before = file_size("database.bin");
+	live = (uint64_t)metric(d.port, "caskd_live_bytes");
+	cr_assert_lt(live * 4, before, "the fill left mostly garbage");
+
+	after = compact_done(d.port, NULL);
+	/* the file also holds the zeros prepared ahead of the tail */
+	cr_assert_lt(file_size("database.bin"), before / 2,
+		     "database.bin did not shrink: %" PRIu64 " -> %" PRIu64,
+		     before, file_size("database.bin"));
+	cr_assert_leq(file_size("database.bin"), after + PREZERO_SLACK);
+	cr_assert_leq(after, live * 2 + (2u << 20),
+		      "the new file holds about the live data");
+	cr_assert(!file_exists("database.bin.compact"),
+		  "no temporary file is left behind");
+	expect_fill(d.port, vers);
+	cr_assert_eq(metric(d.port, "caskd_compactions_done_total"), 1);
+
+	/* writes go on after it, with versions above every old one */
+	{
+		uint64_t max = 0, v;
+
+		for (int i = 0; i < NKEYS; i++)
+			if (vers[i] > max)
+				max = vers[i];
+		v = it_put(d.port, "/kv/after", "x", 1, 201);
+		cr_assert_gt(v, max, "versions keep growing");
+	}
+
+	/* and a restart from the compacted file serves the same */
+	it_stop_clean(&d);
+	data_dir(dir, sizeof(dir));
+	it_restart(&d, dir, NULL);
+	expect_fill(d.port, vers);
+	it_do(d.port, "GET", "/kv/after", NULL, NULL, 0, &r, 200);
+	it_resp_free(&r);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+Test(it_compact, a_second_post_while_running_returns_the_same_job)
+{
+	uint64_t vers[NKEYS], id1, id2;
+	char state[32], *job;
+	int rc;
+
+	rc = it_tmpdir(base, sizeof(base));
+	cr_assert_eq(rc, 0);
+	{
+		char dir[300];
+
+		data_dir(dir, sizeof(dir));
+		/* every piece the job copies sleeps 200 ms: it runs long
+		 * enough to be asked again */
+		setenv("CASKD_FAILPOINTS", "compact.copy=delay", 1);
+		rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
+		unsetenv("CASKD_FAILPOINTS");
+		cr_assert_eq(rc, 0);
+	}
+	fill(d.port, vers);
+	id1 = start_compact(d.port, NULL);
+	id2 = start_compact(d.port, NULL);
+	cr_assert_eq(id1, id2, "a job runs: the same id comes back");
+	job = wait_job(d.port, id1, NULL, state, sizeof(state));
+	cr_assert_str_eq(state, "done", "%s", job);
+	free(job);
+	id2 = start_compact(d.port, NULL);
+	cr_assert_gt(id2, id1, "a new request after it ends is a new job");
+	job = wait_job(d.port, id2, NULL, state, sizeof(state));
+	cr_assert_str_eq(state, "done", "%s", job);
+	free(job);
+	expect_fill(d.port, vers);
+	it_expect_error(d.port, "GET", "/admin/jobs/999999", NULL, NULL, 0, 404,
+			NULL);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* Writers own disjoint keys and record what was acknowledged; the test
+ * compacts meanwhile, then checks every key holds its last ack. */
+struct acks {
+	volatile uint64_t last[WRITERS];   /* last acknowledged round + 1 */
+	volatile uint64_t ver[WRITERS][8];
+	volatile int stop;
+};
+
+static void writer(int idx, void *arg)
+{
+	struct acks *a = arg;
+	char path[64], val[64];
+
+	for (int i = 0; i < WRITES_EACH; i++) {
+		struct it_resp r;
+		int k = i % 8, n;
+
+		snprintf(path, sizeof(path), "/kv/w%d-%d", idx, k);
+		n = snprintf(val, sizeof(val), "w%d-%d-%d", idx, k, i);
+		if (it_request(d.port, "PUT", path, NULL, val, (size_t)n, &r))
+			it_child_fail("PUT %s: no response", path);
+		if (r.status != 201 && r.status != 204)
+			it_child_fail("PUT %s: %s", path, it_resp_brief(&r));
+		{
+			uint64_t v;
+
+			if (it_resp_version(&r, &v))
+				it_child_fail("PUT %s: no ETag", path);
+			if (v <= a->ver[idx][k])
+				it_child_fail("version went back on %s", path);
+			a->ver[idx][k] = v;
+		}
+		it_resp_free(&r);
+		a->last[idx] = (uint64_t)i + 1;
+	}
+}
+
+/* Readers check the fill's keys while the job swaps files under them. */
+static void reader(int idx, void *arg)
+{
+	const uint64_t *vers = arg;
+	char path[64], val[VAL_LEN + 1];
+
+	for (int n = 0; n < 600; n++) {
+		int i = (n * 7 + idx) % NKEYS;
+		struct it_resp r;
+		uint64_t v;
+
+		snprintf(path, sizeof(path), "/kv/k%04d", i);
+		if (it_request(d.port, "GET", path, NULL, NULL, 0, &r))
+			it_child_fail("GET %s: no response", path);
+		if (!vers[i]) {
+			if (r.status != 404)
+				it_child_fail("deleted %s: %s", path, it_resp_brief(&r));
+		} else {
+			value_of(val, i, OVERWRITES - 1);
+			if (r.status != 200 || r.body_len != VAL_LEN ||
+			    memcmp(r.body, val, VAL_LEN))
+				it_child_fail("GET %s during compaction: %s", path,
+					      it_resp_brief(&r));
+			if (it_resp_version(&r, &v) || v != vers[i])
+				it_child_fail("GET %s: version changed", path);
+		}
+		it_resp_free(&r);
+	}
+}
+
+struct load {
+	struct acks *acks;
+	uint64_t *vers;
+};
+
+static void client(int idx, void *arg)
+{
+	struct load *l = arg;
+
+	if (idx < WRITERS)
+		writer(idx, l->acks);
+	else
+		reader(idx - WRITERS, l->vers);
+}
+
+static void expect_acks(int port, const struct acks *a)
+{
+	for (int w = 0; w < WRITERS; w++)
+		for (int k = 0; k < 8 && (uint64_t)k < a->last[w]; k++) {
+			char path[64], val[64];
+			/* the last round i < last with i % 8 == k */
+			uint64_t i = ((a->last[w] - 1 - (uint64_t)k) / 8) * 8 + (uint64_t)k;
+			int n;
+
+			snprintf(path, sizeof(path), "/kv/w%d-%d", w, k);
+			n = snprintf(val, sizeof(val), "w%d-%d-%" PRIu64, w, k, i);
+			it_expect_value(port, path, val, (size_t)n, a->ver[w][k]);
+		}
+}
+
+Test(it_compact, readers_and_writers_during_jobs_lose_nothing)
+{
+	struct acks *a = it_shared_alloc(sizeof(*a));
+	uint64_t *vers = it_shared_alloc(sizeof(uint64_t) * NKEYS);
+	struct load l = { a, vers };
+	pid_t pid;
+	int jobs = 0, failed, st;
+	char dir[300];
+
+	it_start(&d, base, sizeof(base), NULL);
+	fill(d.port, vers);
+	/* the clients run in a child of their own so that the test process
+	 * can compact meanwhile */
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(it_fork_clients(WRITERS + 2, client, &l) ? 1 : 0);
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		char state[32], *job;
+		uint64_t id = start_compact(d.port, NULL);
+
+		job = wait_job(d.port, id, NULL, state, sizeof(state));
+		cr_assert_str_eq(state, "done", "%s", job);
+		free(job);
+		jobs++;
+	}
+	failed = !WIFEXITED(st) || WEXITSTATUS(st);
+	cr_assert_eq(failed, 0, "a client saw a wrong answer (see above)");
+	cr_assert_geq(jobs, 1);
+	cr_log_info("%d compactions ran under load", jobs);
+	for (int w = 0; w < WRITERS; w++)
+		cr_assert_eq(a->last[w], WRITES_EACH);
+	expect_acks(d.port, a);
+	expect_fill(d.port, vers);
+
+	it_daemon_kill9_all(&d);
+	data_dir(dir, sizeof(dir));
+	it_restart(&d, dir, NULL);
+	expect_acks(d.port, a);
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_shared_free(a, sizeof(*a));
+	it_shared_free(vers, sizeof(uint64_t) * NKEYS);
+	it_assert_no_leaks();
+}
+
+/* kill -9 of the job at one of its steps: the job is failed (or, past the
+ * rename, finished by the master), every write is there (those made while
+ * the job ran too: the job sleeps in its copy so that they land between
+ * its cut and its catch-up), a new job works, and a kill -9 of everything
+ * then a restart serves it all again. */
+#define DURING 5
+
+static void expect_during(int port, const uint64_t *dv)
+{
+	char path[64], val[32];
+	int n;
+
+	for (int i = 0; i < DURING; i++) {
+		snprintf(path, sizeof(path), "/kv/during%d", i);
+		n = snprintf(val, sizeof(val), "written during the job %d", i);
+		it_expect_value(port, path, val, (size_t)n, dv[i]);
+	}
+}
+
+static void crash_job_at(const char *point)
+{
+	char spec[128], dir[300], state[32], path[64], val[32], *job;
+	uint64_t vers[NKEYS], dv[DURING], id;
+	int rc, n;
+
+	rc = it_tmpdir(base, sizeof(base));
+	cr_assert_eq(rc, 0);
+	data_dir(dir, sizeof(dir));
+	if (!strcmp(point, "compact.copy"))
+		snprintf(spec, sizeof(spec), "%s=crash", point);
+	else
+		snprintf(spec, sizeof(spec), "compact.copy=delay,%s=crash", point);
+	setenv("CASKD_FAILPOINTS", spec, 1);
+	rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
+	unsetenv("CASKD_FAILPOINTS");
+	cr_assert_eq(rc, 0);
+	fill(d.port, vers);
+
+	id = start_compact(d.port, NULL);
+	for (int i = 0; i < DURING; i++) {
+		snprintf(path, sizeof(path), "/kv/during%d", i);
+		n = snprintf(val, sizeof(val), "written during the job %d", i);
+		dv[i] = it_put(d.port, path, val, (size_t)n, 201);
+	}
+	job = wait_job(d.port, id, NULL, state, sizeof(state));
+	cr_log_info("job killed at %s: %s", point, job);
+	if (!strcmp(point, "compact.copy") || !strcmp(point, "compact.catchup") ||
+	    !strcmp(point, "compact.swap"))
+		cr_assert_str_eq(state, "failed", "killed before its rename: %s", job);
+	else
+		cr_assert_str_eq(state, "done", "the master finishes the swap: %s",
+				 job);
+	if (!strcmp(state, "failed"))
+		cr_assert(strstr(job, "\"error\":\""), "%s", job);
+	else
+		cr_assert_lt(json_u64(job, "bytes_after"), json_u64(job, "bytes_before"),
+			     "%s", job);
+	free(job);
+	expect_fill(d.port, vers);
+	expect_during(d.port, dv);
+	it_put(d.port, "/kv/between", "b", 1, 0);
+
+	/* everything killed, then a restart without failpoints */
+	it_daemon_kill9_all(&d);
+	it_restart(&d, dir, NULL);
+	expect_fill(d.port, vers);
+	expect_during(d.port, dv);
+	it_expect_value(d.port, "/kv/between", "b", 1, 0);
+	cr_assert(!file_exists("database.bin.compact"),
+		  "the restart removed the dead job's file");
+	/* the dead job may have finished its work (past the rename) */
+	compact_run(d.port, NULL, 0);
+	expect_fill(d.port, vers);
+	expect_during(d.port, dv);
+	it_expect_value(d.port, "/kv/between", "b", 1, 0);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+Test(it_compact, job_killed_while_copying) { crash_job_at("compact.copy"); }
+Test(it_compact, job_killed_in_catch_up) { crash_job_at("compact.catchup"); }
+Test(it_compact, job_killed_frozen_before_rename) { crash_job_at("compact.swap"); }
+Test(it_compact, job_killed_after_rename) { crash_job_at("compact.rename"); }
+Test(it_compact, job_killed_after_dir_sync) { crash_job_at("compact.dirsync"); }
+Test(it_compact, job_killed_after_flip) { crash_job_at("compact.unlink"); }
+Test(it_compact, job_killed_when_done) { crash_job_at("compact.done"); }
+
+Test(it_compact, full_disk_fails_the_job_and_the_old_file_serves)
+{
+	char dir[300], state[32], *job;
+	uint64_t vers[NKEYS], id;
+	int rc;
+
+	rc = it_tmpdir(base, sizeof(base));
+	cr_assert_eq(rc, 0);
+	data_dir(dir, sizeof(dir));
+	setenv("CASKD_FAILPOINTS", "compact.copy=enospc", 1);
+	rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
+	unsetenv("CASKD_FAILPOINTS");
+	cr_assert_eq(rc, 0);
+	fill(d.port, vers);
+	id = start_compact(d.port, NULL);
+	job = wait_job(d.port, id, NULL, state, sizeof(state));
+	cr_assert_str_eq(state, "failed", "%s", job);
+	cr_assert(strstr(job, "\"error\":\""), "the job names its error: %s",
+		  job);
+	free(job);
+	cr_assert(!file_exists("database.bin.compact"));
+	expect_fill(d.port, vers);
+	it_put(d.port, "/kv/after", "a", 1, 201);
+	cr_assert_eq(metric(d.port, "caskd_compactions_failed_total"), 1);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+Test(it_compact, starts_by_itself_when_garbage_passes_the_share)
+{
+	const char *const args[] = { "--compact-garbage-pct", "50",
+				     "--compact-min-size", "64k", NULL };
+	int64_t deadline;
+	uint64_t vers[NKEYS];
+	double log, live;
+
+	it_start(&d, base, sizeof(base), args);
+	fill(d.port, vers);
+	/* once writes stop, garbage ends below half of the file */
+	deadline = it_now_ms() + JOB_WAIT_MS;
+	for (;;) {
+		log = metric(d.port, "caskd_log_bytes");
+		live = metric(d.port, "caskd_live_bytes");
+		if (log <= 2 * live + 64 * 1024)
+			break;
+		cr_assert_lt(it_now_ms(), deadline,
+			     "garbage stays: log %.0f bytes, live %.0f", log, live);
+		sleep_ms(50);
+	}
+	cr_assert_geq(metric(d.port, "caskd_compactions_done_total"), 1);
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* --- snapshots -------------------------------------------------------------- */
+
+static void snapshot_to(int port, const char *path)
+{
+	struct it_resp r;
+	int fd;
+
+	it_do(port, "GET", "/admin/snapshot", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(it_resp_header(&r, "Content-Type"),
+			 "application/octet-stream");
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, r.body, r.body_len), (ssize_t)r.body_len);
+	close(fd);
+	it_resp_free(&r);
+}
+
+Test(it_compact, snapshot_while_writing_is_checked_and_restores)
+{
+	struct acks *a = it_shared_alloc(sizeof(*a));
+	uint64_t vers[NKEYS];
+	char snap[300], dir2[300], out[4096], err[4096];
+	const char *argv[4];
+	struct it_daemon d2;
+	pid_t pid;
+	int st, rc;
+
+	it_start(&d, base, sizeof(base), NULL);
+	fill(d.port, vers);
+	snprintf(snap, sizeof(snap), "%s/backup.bin", base);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0)
+		_exit(it_fork_clients(WRITERS, (void (*)(int, void *))writer, a) ? 1 : 0);
+	snapshot_to(d.port, snap);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a writer failed");
+
+	argv[0] = getenv("CASKD_BIN");
+	argv[1] = "check";
+	argv[2] = snap;
+	argv[3] = NULL;
+	rc = it_run_capture(argv, 30000, out, sizeof(out), err, sizeof(err), &st);
+	cr_assert_eq(rc, 0);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		  "caskd check rejects the snapshot: %s%s", out, err);
+	{
+		char lock[320];
+
+		snprintf(lock, sizeof(lock), "%s/caskd.lock", base);
+		cr_assert(access(lock, F_OK) < 0, "check of a file made a lock file");
+	}
+
+	/* a caskd on a directory holding only the snapshot serves the fill
+	 * exactly (it was acknowledged before the request) */
+	snprintf(dir2, sizeof(dir2), "%s/restored", base);
+	cr_assert_eq(mkdir(dir2, 0750), 0);
+	{
+		char dst[340];
+		size_t n;
+		char *buf;
+		FILE *f = fopen(snap, "rb");
+
+		cr_assert_not_null(f);
+		buf = malloc(64u << 20);
+		n = fread(buf, 1, 64u << 20, f);
+		fclose(f);
+		snprintf(dst, sizeof(dst), "%s/database.bin", dir2);
+		f = fopen(dst, "wb");
+		cr_assert_not_null(f);
+		cr_assert_eq(fwrite(buf, 1, n, f), n);
+		fclose(f);
+		free(buf);
+	}
+	rc = it_daemon_start(&d2, dir2, 2, NULL);
+	cr_assert_eq(rc, 0);
+	expect_fill(d2.port, vers);
+	it_stop_clean(&d2);
+	it_stop_clean(&d);
+	it_shared_free(a, sizeof(*a));
+	it_assert_no_leaks();
+}
+
+/* --- admin access ------------------------------------------------------------ */
+
+Test(it_compact, admin_token_is_required_and_compared)
+{
+	char tok[300], args_buf[300];
+	const char *args[3];
+	struct it_resp r;
+	FILE *f;
+
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+	snprintf(tok, sizeof(tok), "%s/token", base);
+	f = fopen(tok, "w");
+	cr_assert_not_null(f);
+	fputs("s3cret-token\n", f);
+	fclose(f);
+	chmod(tok, 0600);
+	snprintf(args_buf, sizeof(args_buf), "%s", tok);
+	args[0] = "--admin-token-file";
+	args[1] = args_buf;
+	args[2] = NULL;
+	{
+		char dir[300];
+
+		data_dir(dir, sizeof(dir));
+		cr_assert_eq(it_daemon_start(&d, dir, IT_WORKERS, args), 0);
+	}
+	it_expect_error(d.port, "POST", "/admin/compact", NULL, "", 0, 401, NULL);
+	it_expect_error(d.port, "GET", "/admin/snapshot", NULL, NULL, 0, 401, NULL);
+	it_expect_error(d.port, "POST", "/admin/compact",
+			"Authorization: Bearer wrong\r\n", "", 0, 403, NULL);
+	it_expect_error(d.port, "POST", "/admin/compact",
+			"Authorization: Bearer s3cret-toke\r\n", "", 0, 403, NULL);
+	it_expect_error(d.port, "POST", "/admin/compact",
+			"Authorization: Basic czNjcmV0LXRva2Vu\r\n", "", 0, 401,
+			NULL);
+	it_do(d.port, "POST", "/admin/compact",
+	      "Authorization: Bearer s3cret-token\r\n", "", 0, &r, 202);
+	it_resp_free(&r);
+	/* the data API needs no token */
+	it_put(d.port, "/kv/x", "1", 1, 201);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+Test(it_compact, admin_without_token_answers_loopback)
+{
+	struct it_resp r;
+
+	it_start(&d, base, sizeof(base), NULL);
+	it_do(d.port, "POST", "/admin/compact", NULL, "", 0, &r, 202);
+	it_resp_free(&r);
+	it_expect_error(d.port, "GET", "/admin/compact", NULL, NULL, 0, 405, NULL);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* --- restarts ----------------------------------------------------------------- */
+
+Test(it_compact, clean_stop_restarts_from_the_index_snapshot)
+{
+	uint64_t vers[NKEYS];
+	char dir[300];
+
+	it_start(&d, base, sizeof(base), NULL);
+	fill(d.port, vers);
+	it_stop_clean(&d);
+	cr_assert(file_exists("database.idx"), "a clean stop writes database.idx");
+	data_dir(dir, sizeof(dir));
+	it_restart(&d, dir, NULL);
+	cr_assert(log_has(&d, "index from database.idx"),
+		  "the restart used the index snapshot");
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+Test(it_compact, damaged_or_stale_index_snapshot_is_ignored)
+{
+	uint64_t vers[NKEYS], v;
+	char dir[300], idx[400];
+	struct stat st;
+	int fd;
+
+	it_start(&d, base, sizeof(base), NULL);
+	fill(d.port, vers);
+	it_stop_clean(&d);
+	data_dir(dir, sizeof(dir));
+	snprintf(idx, sizeof(idx), "%s/database.idx", dir);
+
+	/* damaged: one flipped byte in the entries */
+	cr_assert_eq(stat(idx, &st), 0);
+	fd = open(idx, O_RDWR | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	{
+		unsigned char b;
+		off_t at = st.st_size / 2;
+
+		cr_assert_eq(pread(fd, &b, 1, at), 1);
+		b ^= 0x40;
+		cr_assert_eq(pwrite(fd, &b, 1, at), 1);
+	}
+	close(fd);
+	it_restart(&d, dir, NULL);
+	cr_assert(log_has(&d, "ignoring"), "the damaged snapshot was named");
+	expect_fill(d.port, vers);
+
+	/* stale: written, then the daemon is killed after more writes; the
+	 * old snapshot must not hide them */
+	it_stop_clean(&d);
+	it_restart(&d, dir, NULL);
+	v = it_put(d.port, "/kv/k0001", "newer", 5, 204);
+	it_daemon_kill9_all(&d);
+	it_restart(&d, dir, NULL);
+	it_expect_value(d.port, "/kv/k0001", "newer", 5, v);
+	vers[1] = 0; /* checked above */
+	for (int i = 2; i < NKEYS; i++)
+		if (vers[i]) {
+			char path[64], val[VAL_LEN + 1];
+
+			snprintf(path, sizeof(path), "/kv/k%04d", i);
+			value_of(val, i, OVERWRITES - 1);
+			it_expect_value(d.port, path, val, VAL_LEN, vers[i]);
+		}
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+Test(it_compact, versions_are_never_reused_across_kill9)
+{
+	uint64_t seen = 0, v;
+	char dir[300];
+
+	it_start(&d, base, sizeof(base), NULL);
+	data_dir(dir, sizeof(dir));
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 20; i++) {
+			v = it_put(d.port, "/kv/v", "x", 1, 0);
+			cr_assert_gt(v, seen, "version %" PRIu64 " after %" PRIu64, v, seen);
+			seen = v;
+		}
+		/* the last write deleted: its version must not come back */
+		{
+			struct it_resp r;
+
+			it_do(d.port, "DELETE", "/kv/v", NULL, NULL, 0, &r, 204);
+			cr_assert_eq(it_resp_version(&r, &v), 0);
+			cr_assert_gt(v, seen);
+			seen = v;
+			it_resp_free(&r);
+		}
+		it_daemon_kill9_all(&d);
+		it_restart(&d, dir, NULL);
+	}
+	v = it_put(d.port, "/kv/v", "y", 1, 201);
+	cr_assert_gt(v, seen);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
