@@ -3,6 +3,7 @@
  * Exit status: 0 ok, 1 a runtime failure (named in the log), 2 a bad
  * option or config (one line naming it).
  */
+#include "engine/io_sim.h"
 #include "ipc/failpoint.h"
 #include "server/check.h"
 #include "server/config.h"
@@ -18,6 +19,7 @@ int main(int argc, char **argv)
 {
 	struct srv_config cfg;
 	char err[512];
+	int rc;
 
 	if (argc > 1 && !strcmp(argv[1], "check"))
 		return srv_check_main(argc - 1, argv + 1);
@@ -37,5 +39,10 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	ipc_fp_set_armed(0); /* workers arm them after fork */
+	if ((rc = eng_io_sim_init()) < 0) {
+		fprintf(stderr, "caskd: CASKD_SIMDISK: cannot open the journal: %s\n",
+			strerror(-rc));
+		return EXIT_USAGE;
+	}
 	return srv_master_run(&cfg, argc, argv);
 }
