@@ -212,6 +212,7 @@ struct load_ctx {
 	volatile int *killed; /* shared: set just before the SIGKILL */
 	struct load_slot *slots; /* LOAD_WRITERS * LOAD_KEYS, shared */
 	uint64_t *max_ver;    /* per writer, shared */
+	int load_ms;          /* how long the writers run */
 };
 
 static void load_writer(int idx, void *arg)
@@ -260,7 +261,7 @@ static void killer(int idx, void *arg)
 {
 	struct load_ctx *x = arg;
 
-	usleep(LOAD_MS * 1000);
+	usleep((useconds_t)x->load_ms * 1000);
 	*x->killed = 1;
 	__sync_synchronize();
 	if (killpg(x->pgid, SIGKILL) < 0)
@@ -328,6 +329,7 @@ static void kill9_under_load(const char *const *extra)
 	it_start(&d, base, sizeof(base), extra);
 	x.port = d.port;
 	x.pgid = d.pid;
+	x.load_ms = LOAD_MS;
 	x.killed = it_shared_alloc(sizeof(int));
 	x.slots = it_shared_alloc(ssize);
 	x.max_ver = it_shared_alloc(sizeof(uint64_t) * LOAD_WRITERS);
@@ -370,4 +372,51 @@ Test(it_restart, kill9_under_write_load_keeps_acknowledged_writes_group,
      .timeout = 90)
 {
 	kill9_under_load(NULL);
+}
+
+/* An operator (or a supervisor) restarting at once after kill -9 of the
+ * whole group: the old workers may still be exiting (one inside an
+ * fdatasync), holding the directory's lock. The new caskd must wait for
+ * them, not refuse, and serve every acknowledged write. */
+#define AT_ONCE_ROUNDS 12
+#define AT_ONCE_LOAD_MS 150
+
+Test(it_restart, restart_at_once_after_kill9_of_group_under_load,
+     .timeout = 120)
+{
+	size_t ssize = sizeof(struct load_slot) * LOAD_WRITERS * LOAD_KEYS;
+	struct it_daemon old;
+	struct load_ctx x;
+	char dir[256];
+
+	it_start(&d, base, sizeof(base), NULL);
+	snprintf(dir, sizeof(dir), "%s", d.dir);
+	x.killed = it_shared_alloc(sizeof(int));
+	x.slots = it_shared_alloc(ssize);
+	x.max_ver = it_shared_alloc(sizeof(uint64_t) * LOAD_WRITERS);
+	cr_assert(x.killed && x.slots && x.max_ver);
+	x.load_ms = AT_ONCE_LOAD_MS;
+	for (int round = 0; round < AT_ONCE_ROUNDS; round++) {
+		int rc;
+
+		x.port = d.port;
+		x.pgid = d.pid;
+		*x.killed = 0;
+		run_writers(&x, &d);
+		/* the group got SIGKILL; start again before reaping it */
+		old = d;
+		rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
+		cr_assert_eq(rc, 0, "round %d: restart right after kill -9 "
+			     "failed (see the log above)", round);
+		IT_OK(it_daemon_kill9_all(&old));
+		for (int w = 0; w < LOAD_WRITERS; w++)
+			for (int k = 0; k < LOAD_KEYS; k++)
+				verify_slot(d.port, w, k,
+					    &x.slots[w * LOAD_KEYS + k]);
+	}
+	it_shared_free((void *)x.killed, sizeof(int));
+	it_shared_free(x.slots, ssize);
+	it_shared_free(x.max_ver, sizeof(uint64_t) * LOAD_WRITERS);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
 }
