@@ -161,6 +161,11 @@ void srv_api_batch(struct srv_api *api, struct srv_http_req *req)
 		job_free(job);
 		return;
 	}
+	if (rc == -E2BIG) {
+		srv_http_respond_error(req, 413, "batch_too_large", job->b.err);
+		job_free(job);
+		return;
+	}
 	if (rc) {
 		srv_api_error(api, req, rc);
 		job_free(job);

@@ -176,9 +176,12 @@ int srv_batch_parse(const char *body, size_t len, struct srv_batch *b)
 	if (lines == 0)
 		return bad(b, 0, "a batch holds 1 to %d operations; this one is empty",
 			   ENG_BATCH_MAX);
-	if (lines > ENG_BATCH_MAX)
-		return bad(b, 0, "a batch holds at most %d operations; this one has %zu",
-			   ENG_BATCH_MAX, lines);
+	if (lines > ENG_BATCH_MAX) {
+		/* HTTP-API.md: "1..10000 operations; a body over the limit: 413" */
+		bad(b, 0, "a batch holds at most %d operations; this one has %zu",
+		    ENG_BATCH_MAX, lines);
+		return -E2BIG;
+	}
 	for (s.cap = 16; s.cap < lines * 2; s.cap *= 2)
 		;
 	b->ops = calloc(lines, sizeof(*b->ops));

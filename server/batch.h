@@ -28,7 +28,8 @@ struct srv_batch {
 };
 
 /* Parses body[0..len) into b. 0, -EINVAL (b->err and b->line say what
- * and where), or -ENOMEM. b is to be freed either way. */
+ * and where), -E2BIG (more than ENG_BATCH_MAX operations; b->err says so),
+ * or -ENOMEM. b is to be freed either way. */
 int srv_batch_parse(const char *body, size_t len, struct srv_batch *b);
 void srv_batch_free(struct srv_batch *b);
 
