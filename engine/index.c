@@ -227,6 +227,11 @@ void eng_index_claim(struct eng_table *t, uint64_t slot, uint32_t hash,
 
 	assert(changes_allowed(t));
 	assert(e->state == ENG_SLOT_EMPTY || e->state == ENG_SLOT_DEAD);
+	/* The writer first: a holder killed anywhere in here leaves a slot
+	 * the repair's eng_index_free_writer finds (never a PENDING key
+	 * nobody owns). */
+	e->writer = writer;
+	atomic_signal_fence(memory_order_seq_cst);
 	slot_begin(e);
 	if (e->state == ENG_SLOT_DEAD)
 		t->dead--;
@@ -238,7 +243,6 @@ void eng_index_claim(struct eng_table *t, uint64_t slot, uint32_t hash,
 	ST(e->version, 0);
 	ST(e->state, ENG_SLOT_PENDING);
 	slot_end(e);
-	e->writer = writer;
 }
 
 void eng_index_mark_busy(struct eng_table *t, uint64_t slot, uint8_t writer)

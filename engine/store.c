@@ -109,6 +109,9 @@ static int db_repair(struct ipc_mtx *m, pid_t dead, void *arg)
 	if ((rc = eng_db_refresh(db)))
 		goto out;
 	t = eng_cur_table(sh);
+	/* Whatever change the dead holder was in (a claim or a release in
+	 * reserve, not only a publish) may have left a slot's count odd. */
+	eng_index_unstick(t);
 	for (int w = 0; dead > 0 && w <= ENG_WORKER_SLOTS; w++) {
 		struct eng_wslot *ws = &sh->wslots[w];
 		if (atomic_load(&ws->pid) != dead)
