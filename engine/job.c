@@ -199,10 +199,16 @@ void eng_job_started(struct eng_db *db, uint64_t id, pid_t pid)
 	if (lock_jobs(sh))
 		return;
 	if ((j = job_at(sh, id))) {
-		j->started_ms = unix_ms();
+		uint64_t now = unix_ms();
+
+		/* The child may have run to the end already and written its
+		 * outcome: that stands (a reap finds it by pid). */
+		j->started_ms = j->state == ENG_JOB_PENDING || !j->finished_ms ||
+				now < j->finished_ms ? now : j->finished_ms;
 		if (pid > 0) {
 			j->pid = pid;
-			j->state = ENG_JOB_RUNNING;
+			if (j->state == ENG_JOB_PENDING)
+				j->state = ENG_JOB_RUNNING;
 			if (j->kind == ENG_JOB_COMPACT)
 				atomic_fetch_add(&sh->compactions[0], 1);
 		} else {

@@ -162,8 +162,11 @@ static void finish_record(struct rb *r, int rc, uint64_t before, uint64_t after,
 		snprintf(j->error, sizeof(j->error), "%s", rc ? r->err : "");
 		if (r->compact) {
 			atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
-			atomic_fetch_add(&sh->compact_ns_total,
-					 (j->finished_ms - j->started_ms) * 1000000u);
+			/* started_ms is 0 if we ended before the master
+			 * recorded our start */
+			if (j->started_ms && j->started_ms <= j->finished_ms)
+				atomic_fetch_add(&sh->compact_ns_total,
+						 (j->finished_ms - j->started_ms) * 1000000u);
 			if (!rc && after < before)
 				atomic_fetch_add(&sh->reclaimed_total, before - after);
 		}
