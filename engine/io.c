@@ -2,7 +2,7 @@
 #include "engine/io.h"
 
 #include "engine/record.h"
-#include "ipc/failpoint.h"
+#include "engine/failpoint.h"
 #include "ipc/mutex.h"
 
 #include <assert.h>
@@ -37,7 +37,7 @@ int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	int rc;
 
 	assert(!ipc_mtx_held_any()); /* no mutex across file I/O (mutex.h) */
-	if ((rc = IPC_FP("io.write")))
+	if ((rc = ENG_FP("io.write")))
 		return rc;
 	while (len) {
 		ssize_t n = io->pwrite(fd, p, len, (off_t)off);
@@ -60,11 +60,11 @@ int eng_io_datasync(int fd)
 	int rc;
 
 	assert(!ipc_mtx_held_any());
-	IPC_FP("sync.before");
-	rc = IPC_FP("io.fsync");
+	ENG_FP("sync.before");
+	rc = ENG_FP("io.fsync");
 	if (rc == 0 && io->fdatasync(fd) < 0)
 		rc = -errno; /* never retried: see docs/durability.md */
-	IPC_FP("sync.after");
+	ENG_FP("sync.after");
 	return rc;
 }
 

@@ -46,7 +46,7 @@
 #include "engine/scan.h"
 #include "engine/shared.h"
 #include "engine/store_int.h"
-#include "ipc/failpoint.h"
+#include "engine/failpoint.h"
 #include "ipc/flock.h"
 #include "ipc/shm.h"
 
@@ -219,7 +219,7 @@ static int out_flush(struct rb *r)
 
 	if (!r->used)
 		return 0;
-	if ((rc = IPC_FP("compact.copy")) ||
+	if ((rc = ENG_FP("compact.copy")) ||
 	    (rc = eng_io_pwrite_all(r->nfd, r->buf, r->used, r->buf_off)))
 		return fail(r, rc, "writing database.bin.compact");
 	r->buf_off += r->used;
@@ -239,7 +239,7 @@ static int out_put(struct rb *r, const void *p, size_t n)
 	if (r->used + n > OUT_BUF_BYTES && (rc = out_flush(r)))
 		return rc;
 	if (n > OUT_BUF_BYTES) {
-		if ((rc = IPC_FP("compact.copy")) ||
+		if ((rc = ENG_FP("compact.copy")) ||
 		    (rc = eng_io_pwrite_all(r->nfd, p, n, r->buf_off)))
 			return fail(r, rc, "writing database.bin.compact");
 		r->buf_off += n;
@@ -461,7 +461,7 @@ static int catch_up(struct rb *r, uint64_t to)
 
 	if (to <= r->pos)
 		return 0;
-	IPC_FP("compact.catchup");
+	ENG_FP("compact.catchup");
 	if (r->compact) {
 		if ((rc = out_flush(r)))
 			return rc;
@@ -574,7 +574,7 @@ static int swap_file(struct rb *r, uint64_t lease)
 	if ((rc = eng_io_pwrite_all(r->nfd, mark, sizeof(mark), eng_mark_off(1))) ||
 	    (rc = eng_io_datasync(r->nfd)))
 		return fail(r, rc, "writing the header of database.bin.compact");
-	IPC_FP("compact.swap");
+	ENG_FP("compact.swap");
 	/* From the rename on it is database.bin, where writers take their
 	 * shared chunk leases: our exclusive lock must not outlive the
 	 * freeze (it held every writer up while we wrote database.idx). */
@@ -588,10 +588,10 @@ static int swap_file(struct rb *r, uint64_t lease)
 	if (rename(r->npath, r->db->path) < 0)
 		return fail(r, -errno, "renaming database.bin.compact to database.bin");
 	set_stage(r, ENG_STAGE_RENAMED);
-	IPC_FP("compact.rename");
+	ENG_FP("compact.rename");
 	if ((rc = eng_io_syncdir(r->db->dir)))
 		return fail(r, rc, "syncing the data directory");
-	IPC_FP("compact.dirsync");
+	ENG_FP("compact.dirsync");
 	return 0;
 }
 
@@ -632,7 +632,7 @@ static void write_snapshot(struct rb *r)
 	if (eng_db_refresh(db))
 		return;
 	eng_idx_remove(db->dir);
-	IPC_FP("compact.unlink");
+	ENG_FP("compact.unlink");
 	from = written_below(r);
 	rc = eng_idx_write(db, db->dir, eng_cur_table(r->sh), r->file_id, from,
 			   r->max_version);
@@ -725,7 +725,7 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 			eng_job_kind_name((enum eng_job_kind)j->kind), id, r.err);
 	} else {
 		if (r.compact) {
-			IPC_FP("compact.done");
+			ENG_FP("compact.done");
 			write_snapshot(&r);
 			eng_log(ENG_LOG_INFO, "compaction %" PRIu64 " done in %.2f s: database.bin "
 				"%" PRIu64 " -> %" PRIu64 " bytes, %" PRIu64 " keys (copy %.3f s, "

@@ -20,7 +20,7 @@
 #include "engine/record.h"
 #include "engine/shared.h"
 #include "engine/store_int.h"
-#include "ipc/failpoint.h"
+#include "engine/failpoint.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -262,12 +262,12 @@ static int write_range(struct eng_db *db, uint64_t off, uint64_t len)
 {
 	int rc;
 
-	IPC_FP("log.after_reserve");
+	ENG_FP("log.after_reserve");
 	if ((rc = eng_lease_range(db, off, len)))
 		return rc;
 	rc = eng_io_pwrite_all(db->fd, db->buf, len, off);
 	if (rc == 0)
-		IPC_FP("log.after_write");
+		ENG_FP("log.after_write");
 	return rc;
 }
 
@@ -362,7 +362,7 @@ int eng_write(struct eng_db *db, const struct eng_op *op,
 	ws = &sh->wslots[db->wslot];
 	ws->publishing = 1;
 	atomic_signal_fence(memory_order_seq_cst);
-	IPC_FP("index.locked");
+	ENG_FP("index.locked");
 	publish_one(db, ws->inflight.slot, w.off, w.len, op->key,
 		    (uint16_t)op->klen, w.vlen, w.version, op->kind == ENG_OP_DEL);
 	publish_done(sh, ws);
@@ -579,7 +579,7 @@ static void batch_publish(struct bctx *b, uint64_t version)
 
 	ws->publishing = 1;
 	atomic_fetch_add(&sh->pub_seq, 1);
-	IPC_FP("batch.publish");
+	ENG_FP("batch.publish");
 	for (size_t i = 0; i < b->n; i++) {
 		const struct eng_batch_op *op = &b->ops[i];
 		const struct bpart *p = &b->parts[i];

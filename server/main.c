@@ -4,8 +4,8 @@
  * option or config (one line naming it).
  */
 #include "engine/io_sim.h"
-#include "ipc/failpoint.h"
-#include "server/check.h"
+#include "engine/failpoint.h"
+#include "server/cli_check.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/master.h"
@@ -34,11 +34,11 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	srv_log_init((enum srv_log_level)cfg.log_level);
-	if (ipc_fp_init() < 0) {
+	if (eng_fp_init() < 0) {
 		fprintf(stderr, "caskd: CASKD_FAILPOINTS: malformed (name=action[@N],...)\n");
 		return EXIT_USAGE;
 	}
-	ipc_fp_set_armed(0); /* workers arm them after fork */
+	eng_fp_set_armed(0); /* workers arm them after fork */
 	if ((rc = eng_io_sim_init()) < 0) {
 		fprintf(stderr, "caskd: CASKD_SIMDISK: cannot open the journal: %s\n",
 			strerror(-rc));

@@ -37,7 +37,7 @@
 #include "engine/errors.h"
 #include "engine/job.h"
 #include "engine/store.h"
-#include "ipc/failpoint.h"
+#include "engine/failpoint.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -480,7 +480,7 @@ static int job_child(struct master *m, uint64_t id)
 		close(m->fds[i]);
 	snprintf(role, sizeof(role), "job %" PRIu64, id);
 	srv_log_set_role(role);
-	ipc_fp_set_armed(1);
+	eng_fp_set_armed(1);
 	if ((rc = eng_db_attach(&m->db, ENG_JOB_SLOT))) {
 		srv_error("job %" PRIu64 ": opening %s: %s", id, m->db.path, eng_strerror(rc));
 		return 1;

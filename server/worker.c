@@ -3,7 +3,7 @@
 
 #include "engine/errors.h"
 #include "engine/store.h"
-#include "ipc/failpoint.h"
+#include "engine/failpoint.h"
 #include "server/api.h"
 #include "server/commit.h"
 #include "server/config.h"
@@ -232,8 +232,8 @@ int srv_worker_main(const struct srv_worker_args *a)
 		return 1; /* the master is already gone */
 	snprintf(role, sizeof(role), "worker %d", a->slot);
 	srv_log_set_role(role);
-	ipc_fp_set_armed(1);
-	if (IPC_FP("worker.start"))
+	eng_fp_set_armed(1);
+	if (ENG_FP("worker.start"))
 		return 1; /* drills: a worker that cannot start */
 	if ((rc = setup(&w))) {
 		teardown(&w);

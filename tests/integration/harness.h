@@ -6,7 +6,7 @@
  * to the daemon at the same time.
  *
  * Nothing here uses Criterion, so it is safe in forked client children; the
- * Criterion assertion wrappers live in it_check.h.
+ * Criterion assertion wrappers live in it_assert.h.
  *
  * Process model: each daemon runs in its own process group (pgid == pid of
  * the master), so it_daemon_kill9_all() can kill master and workers at once.

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 /* Longest key the contract allows, in bytes after percent-decoding. */
 #define MAX_KEY_BYTES 1024

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #define JOB_WAIT_MS 30000
 #define NKEYS 200          /* live keys of the standard fill */

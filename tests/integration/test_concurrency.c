@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #define INCR_CLIENTS 8
 #define INCRS_PER_CLIENT 250

@@ -3,7 +3,7 @@
  * workers), logs for journald, the access log, metrics across workers.
  */
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -57,7 +57,7 @@
 
 #include "engine/record.h"
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #define NCLIENTS 3
 #define MAXK 1024              /* keys per client */

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 /* Contract limits. */
 #define KEY_MAX 1024

@@ -30,7 +30,7 @@
 
 #include "engine/io_sim.h"
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #define PC_WORKERS 2
 #define WRITERS 3

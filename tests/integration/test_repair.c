@@ -21,7 +21,7 @@
 #include "engine/record.h"
 #include "engine/scan.h"
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #define RUN_TIMEOUT_MS 20000
 #define OUT_MAX 16384

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #define NKEYS 200
 /* Longest generated value; values are 1..MAX_VAL bytes of any byte. */

@@ -6,7 +6,7 @@
  * config is held to --help.
  */
 #include "tests/integration/harness.h"
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -19,7 +19,7 @@
 #include "engine/errors.h"
 #include "engine/record.h"
 #include "engine/store.h"
-#include "ipc/failpoint.h"
+#include "engine/failpoint.h"
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -245,7 +245,7 @@ static inline void uu_child_init(void)
 static inline void uu_child_arm(const char *spec)
 {
 	setenv("CASKD_FAILPOINTS", spec, 1);
-	if (ipc_fp_init() < 0)
+	if (eng_fp_init() < 0)
 		_exit(99);
 }
 

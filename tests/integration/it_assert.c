@@ -1,9 +1,9 @@
-/* tests/integration/it_check.c — the asserting helpers of it_check.h.
+/* tests/integration/it_assert.c — the asserting helpers of it_assert.h.
  *
  * Linked into every integration binary (a support file: its name does not
  * start with test_). Runs only in the Criterion test process.
  */
-#include "tests/integration/it_check.h"
+#include "tests/integration/it_assert.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
-/* server/check.h — the `caskd check [--repair[=skip|truncate]] FILE|DIR` command. */
-#ifndef CASKD_SERVER_CHECK_H
-#define CASKD_SERVER_CHECK_H
+/* server/cli_check.h — the `caskd check [--repair[=skip|truncate]] FILE|DIR` command. */
+#ifndef CASKD_SERVER_CLI_CHECK_H
+#define CASKD_SERVER_CLI_CHECK_H
 
 /* argv[0] is "check". Exit status: 0 the file opens (or was repaired),
  * 1 damage found (check) or repair failed, 2 usage. */

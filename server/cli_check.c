@@ -1,13 +1,13 @@
-/* server/check.c — `caskd check [--repair[=skip|truncate]] PATH`: report
+/* server/cli_check.c — `caskd check [--repair[=skip|truncate]] PATH`: report
  * (and repair) damage in a database file, for operators (see
- * engine/check.h for what a check reads and what a repair does).
+ * engine/fsck.h for what a check reads and what a repair does).
  *
  * Exit status: 0 the file opens as it is (or was repaired), 1 damage
  * caskd would refuse (or a failure), 2 a usage error.
  */
-#include "server/check.h"
+#include "server/cli_check.h"
 
-#include "engine/check.h"
+#include "engine/fsck.h"
 #include "engine/errors.h"
 
 #include <errno.h>

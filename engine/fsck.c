@@ -1,5 +1,5 @@
-/* engine/check.c — offline verify and repair (see check.h). */
-#include "engine/check.h"
+/* engine/fsck.c — offline verify and repair (see fsck.h). */
+#include "engine/fsck.h"
 
 #include "engine/idxsnap.h"
 #include "engine/io.h"

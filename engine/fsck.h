@@ -1,4 +1,4 @@
-/* engine/check.h — verifying and repairing a database file offline, as
+/* engine/fsck.h — verifying and repairing a database file offline, as
  * redis-check-aof does for Redis (the `caskd check` command).
  *
  * Owns: the read-only scan of a database file (a data directory's
@@ -19,8 +19,8 @@
  * order, so the intact neighbours bound them), and that keys written
  * there may show an older value, or come back if a delete was lost.
  */
-#ifndef CASKD_ENGINE_CHECK_H
-#define CASKD_ENGINE_CHECK_H
+#ifndef CASKD_ENGINE_FSCK_H
+#define CASKD_ENGINE_FSCK_H
 
 #include "engine/scan.h"
 

@@ -1,4 +1,4 @@
-/* ipc/failpoint.h — named failpoints for crash and fault drills.
+/* engine/failpoint.h — named failpoints for crash and fault drills.
  *
  * Owns: parsing CASKD_FAILPOINTS and deciding, at a named point, whether
  * to crash the process or make the operation fail. The syntax is
@@ -12,22 +12,22 @@
  * fails the processes that serve requests, and the supervisor survives to
  * show what it does about it.
  *
- * Unarmed cost: one load and a predicted branch (IPC_FP checks a global
+ * Unarmed cost: one load and a predicted branch (ENG_FP checks a global
  * flag before looking anything up).
  */
-#ifndef CASKD_IPC_FAILPOINT_H
-#define CASKD_IPC_FAILPOINT_H
+#ifndef CASKD_ENGINE_FAILPOINT_H
+#define CASKD_ENGINE_FAILPOINT_H
 
-extern int ipc_fp_armed;
+extern int eng_fp_armed;
 
 /* Reads CASKD_FAILPOINTS. 0, or -EINVAL for a malformed spec. */
-int ipc_fp_init(void);
+int eng_fp_init(void);
 /* Arms (on, with every hit count back at zero) or disarms the parsed
  * failpoints of this process. */
-void ipc_fp_set_armed(int on);
+void eng_fp_set_armed(int on);
 /* Evaluates point name: crashes, or returns 0 / -ENOSPC / -EIO. */
-int ipc_fp_eval(const char *name);
+int eng_fp_eval(const char *name);
 
-#define IPC_FP(name) (__builtin_expect(ipc_fp_armed, 0) ? ipc_fp_eval(name) : 0)
+#define ENG_FP(name) (__builtin_expect(eng_fp_armed, 0) ? eng_fp_eval(name) : 0)
 
 #endif

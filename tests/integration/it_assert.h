@@ -1,4 +1,4 @@
-/* tests/integration/it_check.h — Criterion-asserting wrappers around the
+/* tests/integration/it_assert.h — Criterion-asserting wrappers around the
  * harness for test bodies: start and stop a daemon with the checks every
  * test makes, and do a request that must get a given status.
  *
@@ -7,8 +7,8 @@
  * from the Criterion test process only, never from a forked client (use
  * it_child_fail() there).
  */
-#ifndef CASKD_TESTS_INTEGRATION_IT_CHECK_H
-#define CASKD_TESTS_INTEGRATION_IT_CHECK_H
+#ifndef CASKD_TESTS_INTEGRATION_IT_ASSERT_H
+#define CASKD_TESTS_INTEGRATION_IT_ASSERT_H
 
 #include <criterion/criterion.h>
 #include <stddef.h>

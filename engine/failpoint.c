@@ -1,10 +1,10 @@
-/* ipc/failpoint.c — named failpoints (see failpoint.h).
+/* engine/failpoint.c — named failpoints (see failpoint.h).
  *
  * The table is filled once before fork(), so every worker inherits it; hit
  * counters are per process after that, which is what "crash@3" means: the
  * third time this process passes the point.
  */
-#include "ipc/failpoint.h"
+#include "engine/failpoint.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -26,7 +26,7 @@ struct fp {
 	unsigned long hits;
 };
 
-int ipc_fp_armed;
+int eng_fp_armed;
 static struct fp fps[FP_MAX];
 static int nfps;
 
@@ -69,12 +69,12 @@ static int parse_one(const char *s, size_t n, struct fp *fp)
 	return 0;
 }
 
-int ipc_fp_init(void)
+int eng_fp_init(void)
 {
 	const char *spec = getenv("CASKD_FAILPOINTS");
 
 	nfps = 0;
-	ipc_fp_armed = 0;
+	eng_fp_armed = 0;
 	if (!spec || !*spec)
 		return 0;
 	while (*spec) {
@@ -85,18 +85,18 @@ int ipc_fp_init(void)
 		if (*spec == ',')
 			spec++;
 	}
-	ipc_fp_armed = nfps > 0;
+	eng_fp_armed = nfps > 0;
 	return 0;
 }
 
-void ipc_fp_set_armed(int on)
+void eng_fp_set_armed(int on)
 {
 	for (int i = 0; i < nfps; i++)
 		fps[i].hits = 0;
-	ipc_fp_armed = on && nfps > 0;
+	eng_fp_armed = on && nfps > 0;
 }
 
-int ipc_fp_eval(const char *name)
+int eng_fp_eval(const char *name)
 {
 	for (int i = 0; i < nfps; i++) {
 		struct fp *fp = &fps[i];
