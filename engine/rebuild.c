@@ -279,8 +279,9 @@ static int create_new_file(struct rb *r)
 	return out_put(r, hdr, sizeof(hdr));
 }
 
-/* A full disk: give back the zeros prepared ahead of database.bin's tail
- * (keeping the deletes' reserve), so the new file has room to start. */
+/* A full disk: give back the reserve file and the zeros prepared ahead
+ * of database.bin's tail (keeping the deletes' reserve), so the new file
+ * has room. */
 static void make_room(struct rb *r)
 {
 	struct eng_db *db = r->db;
@@ -291,7 +292,10 @@ static void make_room(struct rb *r)
 	if (statvfs(db->dir, &vfs) < 0)
 		return;
 	need = eng_cur_table(sh)->live_bytes + (16u << 20);
-	if ((uint64_t)vfs.f_bavail * vfs.f_frsize >= need || eng_lock_index(db))
+	if ((uint64_t)vfs.f_bavail * vfs.f_frsize >= need)
+		return;
+	eng_db_release_reserve(db);
+	if (eng_lock_index(db))
 		return;
 	keep = (sh->tail + ENG_DELETE_RESERVE + ENG_LEASE_CHUNK - 1) & ~(ENG_LEASE_CHUNK - 1);
 	if (sh->zeroed_end <= keep || sh->zeroing_to) {

@@ -1,6 +1,7 @@
 /* engine/space.c — the space of database.bin around its tail: the
  * append lease, the written zeros kept ahead of the tail, the reserve
- * for deletes on a full disk, and the trim at a clean stop.
+ * for deletes on a full disk, the reserve file that lets a compaction
+ * run on a full disk, and the trim at a clean stop.
  *
  * Lock rules here (see store.h): a writer holds a shared OFD lock on the
  * ENG_LEASE_CHUNK-aligned chunks around what it appends; the master takes
@@ -21,8 +22,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* Zeros are kept a quarter of the log ahead of the tail, between these
@@ -177,10 +180,83 @@ static int prezero_one(struct eng_db *db, uint64_t *synced_upto)
 	return rc;
 }
 
+/* --- the compaction reserve ---------------------------------------------------- */
+
+/* A compaction writes the live records into a new file before it can
+ * free the old one: on a full disk it could never start, and deletes
+ * alone free nothing. So the master keeps database.reserve, a file of
+ * an eighth of the file system (at least 256 KiB, at most 64 MiB), made
+ * only while at least twice that is free; a compaction short of space
+ * deletes it first (the ballast-file trick), and the master makes it
+ * again once the space is back. */
+#define RESERVE_MIN_BYTES (256u << 10)
+#define RESERVE_MAX_BYTES (64ull << 20)
+
+static void reserve_path(const struct eng_db *db, char *out, size_t n)
+{
+	snprintf(out, n, "%s/%s", db->dir, ENG_RESERVE_FILE);
+}
+
+static int make_reserve(struct eng_db *db)
+{
+	static char zeros[PREZERO_STEP_BYTES];
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	struct statvfs vfs;
+	uint64_t size, total, avail;
+	int fd, rc = 0;
+
+	reserve_path(db, path, sizeof(path));
+	if (access(path, F_OK) == 0 || errno != ENOENT)
+		return 0;
+	if (statvfs(db->dir, &vfs) < 0)
+		return -errno;
+	total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	size = total / 8;
+	size = size < RESERVE_MIN_BYTES ? RESERVE_MIN_BYTES :
+	       size > RESERVE_MAX_BYTES ? RESERVE_MAX_BYTES : size;
+	if (avail < 2 * size)
+		return 0; /* not now: writes need the space more */
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
+		return -errno;
+	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+		/* no fallocate here: blocks must really be written */
+		for (uint64_t o = 0; o < size && rc == 0; o += sizeof(zeros))
+			rc = eng_io_pwrite_all(fd, zeros, sizeof(zeros), o);
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	eng_log(ENG_LOG_INFO, "made %s (%" PRIu64 " bytes), so that a compaction can "
+		"still run when the disk is full", path, size);
+	return 0;
+}
+
+int eng_db_release_reserve(struct eng_db *db)
+{
+	char path[PATH_MAX];
+
+	reserve_path(db, path, sizeof(path));
+	if (unlink(path) < 0)
+		return 0;
+	eng_log(ENG_LOG_WARN, "the disk is short of space: deleted %s to make room for "
+		"the compaction", path);
+	return 1;
+}
+
 int eng_db_prezero(struct eng_db *db)
 {
 	static uint64_t synced_upto;
 	int rc = 0;
+
+	(void)make_reserve(db); /* best effort: retried every call */
 
 	for (int i = 0; i < PREZERO_PIECES && rc == 0; i++)
 		rc = prezero_one(db, &synced_upto);

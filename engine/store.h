@@ -255,15 +255,17 @@ uint64_t eng_durable_end(struct eng_db *db);
  * call makes every byte below it durable. */
 uint64_t eng_db_written_below(struct eng_db *db);
 
-/* Master, from its timer: keeps written zeros ahead of the tail, one
- * piece per call. An append into space the file already has does not
- * change the file's size or extents, so its fdatasync writes only data
- * (measured: 680 us instead of 1240 us per fdatasync on ext4). The zeros
- * are written with O_DIRECT where the file system allows it, so they
- * never sit dirty in the page cache for a worker's fdatasync to flush
- * (that made single syncs 100-1000 times slower than the mean), and read
- * back into the cache so appends do not read the disk. Blocks; never on
- * a loop. 0, 1 (nothing to do), or -errno (the caller retries later). */
+/* Master, from its timer: keeps written zeros ahead of the tail, a few
+ * pieces per call, and the compaction reserve file (engine/space.c). An
+ * append into space the file already has does not change the file's
+ * size or extents, so its fdatasync writes only data (measured: 680 us
+ * instead of 1240 us per fdatasync on ext4). The zeros go out in 64 KiB
+ * steps, each pushed to the disk (sync_file_range) before the next, so
+ * they never sit dirty in the page cache for a worker's fdatasync to
+ * flush (8 MiB of them made single syncs 100-1000 times slower than the
+ * mean); O_DIRECT was tried and held the inode lock for whole device
+ * writes (docs/decisions.md). Blocks; never on a loop. 0, 1 (nothing to
+ * do), or -errno (the caller retries later). */
 int eng_db_prezero(struct eng_db *db);
 /* Master, at a clean stop with no worker left: cuts the zeros ahead of
  * the tail, so the file ends at its last record, and puts the tail in

@@ -18,6 +18,12 @@
 #define ENG_IDX_FILE "database.idx"
 #define ENG_COMPACT_FILE "database.bin.compact"
 #define ENG_LOCK_FILE "caskd.lock"
+/* Space held back for a compaction on a full disk (engine/space.c). */
+#define ENG_RESERVE_FILE "database.reserve"
+
+/* Compaction, when the disk is short of space: gives the reserve file's
+ * space back (1 if it did, 0 if there was none). */
+int eng_db_release_reserve(struct eng_db *db);
 #define ENG_DIR_MODE 0750
 #define ENG_FILE_MODE 0640
 /* The read-only mapping covers this much address space from the start,

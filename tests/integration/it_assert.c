@@ -5,6 +5,10 @@
  */
 #include "tests/integration/it_assert.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -140,4 +144,83 @@ char *it_get_metrics(int port)
 
 	it_do(port, "GET", "/metrics", NULL, NULL, 0, &r, 200);
 	return r.body;
+}
+
+/* --- admin jobs ------------------------------------------------------------ */
+
+/* Pulls "field":"<text>" or "field":<number> out of a flat JSON object. */
+int it_json_field(const char *body, const char *field, char *out, size_t n)
+{
+	char pat[64];
+	const char *p;
+	size_t len = 0;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", field);
+	if (!(p = strstr(body, pat)))
+		return -ENOENT;
+	p += strlen(pat);
+	if (*p == '"') {
+		p++;
+		while (p[len] && p[len] != '"')
+			len++;
+	} else {
+		while (p[len] && p[len] != ',' && p[len] != '}')
+			len++;
+	}
+	if (len >= n)
+		return -ENOSPC;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	return 0;
+}
+
+uint64_t it_json_u64(const char *body, const char *field)
+{
+	char buf[32];
+
+	cr_assert_eq(it_json_field(body, field, buf, sizeof(buf)), 0,
+		     "no \"%s\" in %s", field, body);
+	return strtoull(buf, NULL, 10);
+}
+
+/* POST /admin/compact: 202 and the job id. */
+uint64_t it_compact_start(int port, const char *hdrs)
+{
+	struct it_resp r;
+	uint64_t id;
+
+	it_do(port, "POST", "/admin/compact", hdrs, "", 0, &r, 202);
+	id = it_json_u64(r.body, "job");
+	cr_assert_gt(id, 0, "job id in %s", r.body);
+	it_resp_free(&r);
+	return id;
+}
+
+/* Polls the job until it is no longer running; returns its JSON body
+ * (malloc'd) and its state in state. */
+char *it_job_wait(int port, uint64_t id, const char *hdrs, char *state,
+		  size_t n)
+{
+	int64_t deadline = it_now_ms() + IT_JOB_WAIT_MS;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/admin/jobs/%" PRIu64, id);
+	for (;;) {
+		struct it_resp r;
+		char *body;
+
+		it_do(port, "GET", path, hdrs, NULL, 0, &r, 200);
+		cr_assert_eq(it_json_field(r.body, "state", state, n), 0,
+			     "job without state: %s", r.body);
+		cr_assert_eq(it_json_u64(r.body, "id"), id);
+		if (strcmp(state, "running") && strcmp(state, "pending")) {
+			body = strdup(r.body);
+			it_resp_free(&r);
+			return body;
+		}
+		it_resp_free(&r);
+		cr_assert_lt(it_now_ms(), deadline, "job %" PRIu64
+			     " still running after %d ms", id, IT_JOB_WAIT_MS);
+		usleep(20 * 1000);
+	}
 }

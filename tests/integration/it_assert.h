@@ -63,4 +63,18 @@ void it_expect_value(int port, const char *path, const void *val, size_t len,
 /* GET /metrics; asserts 200 and returns the malloc'd text. */
 char *it_get_metrics(int port);
 
+/* How long it_job_wait waits for a job to end. */
+#define IT_JOB_WAIT_MS 30000
+/* Copies the value of "field" in a flat JSON object (a string without its
+ * quotes, or a number) into out. 0, -ENOENT, or -ENOSPC. */
+int it_json_field(const char *body, const char *field, char *out, size_t n);
+/* The number in "field"; asserts it is there. */
+uint64_t it_json_u64(const char *body, const char *field);
+/* POST /admin/compact with hdrs; asserts 202 and returns the job id. */
+uint64_t it_compact_start(int port, const char *hdrs);
+/* Polls GET /admin/jobs/{id} until it is neither pending nor running;
+ * returns the job's JSON (malloc'd) and its state in state. */
+char *it_job_wait(int port, uint64_t id, const char *hdrs, char *state,
+		  size_t n);
+
 #endif

@@ -31,7 +31,6 @@
 #include "tests/integration/harness.h"
 #include "tests/integration/it_assert.h"
 
-#define JOB_WAIT_MS 30000
 #define NKEYS 200          /* live keys of the standard fill */
 #define OVERWRITES 10      /* each key is written this many times */
 #define VAL_LEN 4000
@@ -125,95 +124,17 @@ static void expect_fill(int port, const uint64_t *vers)
 	}
 }
 
-/* Pulls "field":"<text>" or "field":<number> out of a flat JSON object. */
-static int json_field(const char *body, const char *field, char *out,
-		      size_t n)
-{
-	char pat[64];
-	const char *p;
-	size_t len = 0;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", field);
-	if (!(p = strstr(body, pat)))
-		return -ENOENT;
-	p += strlen(pat);
-	if (*p == '"') {
-		p++;
-		while (p[len] && p[len] != '"')
-			len++;
-	} else {
-		while (p[len] && p[len] != ',' && p[len] != '}')
-			len++;
-	}
-	if (len >= n)
-		return -ENOSPC;
-	memcpy(out, p, len);
-	out[len] = '\0';
-	return 0;
-}
-
-static uint64_t json_u64(const char *body, const char *field)
-{
-	char buf[32];
-
-	cr_assert_eq(json_field(body, field, buf, sizeof(buf)), 0,
-		     "no \"%s\" in %s", field, body);
-	return strtoull(buf, NULL, 10);
-}
-
-/* POST /admin/compact: 202 and the job id. */
-static uint64_t start_compact(int port, const char *hdrs)
-{
-	struct it_resp r;
-	uint64_t id;
-
-	it_do(port, "POST", "/admin/compact", hdrs, "", 0, &r, 202);
-	id = json_u64(r.body, "job");
-	cr_assert_gt(id, 0, "job id in %s", r.body);
-	it_resp_free(&r);
-	return id;
-}
-
-/* Polls the job until it is no longer running; returns its JSON body
- * (malloc'd) and its state in state. */
-static char *wait_job(int port, uint64_t id, const char *hdrs, char *state,
-		      size_t n)
-{
-	int64_t deadline = it_now_ms() + JOB_WAIT_MS;
-	char path[64];
-
-	snprintf(path, sizeof(path), "/admin/jobs/%" PRIu64, id);
-	for (;;) {
-		struct it_resp r;
-		char *body;
-
-		it_do(port, "GET", path, hdrs, NULL, 0, &r, 200);
-		cr_assert_eq(json_field(r.body, "state", state, n), 0,
-			     "job without state: %s", r.body);
-		cr_assert_eq(json_u64(r.body, "id"), id);
-		if (strcmp(state, "running") && strcmp(state, "pending")) {
-			body = strdup(r.body);
-			it_resp_free(&r);
-			return body;
-		}
-		it_resp_free(&r);
-		cr_assert_lt(it_now_ms(), deadline, "job %" PRIu64
-			     " still running after %d ms", id, JOB_WAIT_MS);
-		sleep_ms(20);
-	}
-}
-
 /* Runs one compaction to the end; asserts it is done and, if shrink,
  * that it shrank the log. Returns bytes_after. */
 static uint64_t compact_run(int port, const char *hdrs, int shrink)
 {
 	char state[32];
-	uint64_t id = start_compact(port, hdrs), before, after;
-	char *job = wait_job(port, id, hdrs, state, sizeof(state));
+	uint64_t id = it_compact_start(port, hdrs), before, after;
+	char *job = it_job_wait(port, id, hdrs, state, sizeof(state));
 
 	cr_assert_str_eq(state, "done", "job: %s", job);
-	before = json_u64(job, "bytes_before");
-	after = json_u64(job, "bytes_after");
+	before = it_json_u64(job, "bytes_before");
+	after = it_json_u64(job, "bytes_after");
 	if (shrink)
 		cr_assert_lt(after, before, "compaction reclaimed nothing: %s", job);
 	else
@@ -318,15 +239,15 @@ Test(it_compact, a_second_post_while_running_returns_the_same_job)
 		cr_assert_eq(rc, 0);
 	}
 	fill(d.port, vers);
-	id1 = start_compact(d.port, NULL);
-	id2 = start_compact(d.port, NULL);
+	id1 = it_compact_start(d.port, NULL);
+	id2 = it_compact_start(d.port, NULL);
 	cr_assert_eq(id1, id2, "a job runs: the same id comes back");
-	job = wait_job(d.port, id1, NULL, state, sizeof(state));
+	job = it_job_wait(d.port, id1, NULL, state, sizeof(state));
 	cr_assert_str_eq(state, "done", "%s", job);
 	free(job);
-	id2 = start_compact(d.port, NULL);
+	id2 = it_compact_start(d.port, NULL);
 	cr_assert_gt(id2, id1, "a new request after it ends is a new job");
-	job = wait_job(d.port, id2, NULL, state, sizeof(state));
+	job = it_job_wait(d.port, id2, NULL, state, sizeof(state));
 	cr_assert_str_eq(state, "done", "%s", job);
 	free(job);
 	expect_fill(d.port, vers);
@@ -452,9 +373,9 @@ Test(it_compact, readers_and_writers_during_jobs_lose_nothing)
 		_exit(it_fork_clients(WRITERS + 2, client, &l) ? 1 : 0);
 	while (waitpid(pid, &st, WNOHANG) == 0) {
 		char state[32], *job;
-		uint64_t id = start_compact(d.port, NULL);
+		uint64_t id = it_compact_start(d.port, NULL);
 
-		job = wait_job(d.port, id, NULL, state, sizeof(state));
+		job = it_job_wait(d.port, id, NULL, state, sizeof(state));
 		cr_assert_str_eq(state, "done", "%s", job);
 		free(job);
 		jobs++;
@@ -517,13 +438,13 @@ static void crash_job_at(const char *point)
 	cr_assert_eq(rc, 0);
 	fill(d.port, vers);
 
-	id = start_compact(d.port, NULL);
+	id = it_compact_start(d.port, NULL);
 	for (int i = 0; i < DURING; i++) {
 		snprintf(path, sizeof(path), "/kv/during%d", i);
 		n = snprintf(val, sizeof(val), "written during the job %d", i);
 		dv[i] = it_put(d.port, path, val, (size_t)n, 201);
 	}
-	job = wait_job(d.port, id, NULL, state, sizeof(state));
+	job = it_job_wait(d.port, id, NULL, state, sizeof(state));
 	cr_log_info("job killed at %s: %s", point, job);
 	if (!strcmp(point, "compact.copy") || !strcmp(point, "compact.catchup") ||
 	    !strcmp(point, "compact.swap"))
@@ -534,7 +455,7 @@ static void crash_job_at(const char *point)
 	if (!strcmp(state, "failed"))
 		cr_assert(strstr(job, "\"error\":\""), "%s", job);
 	else
-		cr_assert_lt(json_u64(job, "bytes_after"), json_u64(job, "bytes_before"),
+		cr_assert_lt(it_json_u64(job, "bytes_after"), it_json_u64(job, "bytes_before"),
 			     "%s", job);
 	free(job);
 	expect_fill(d.port, vers);
@@ -580,8 +501,8 @@ Test(it_compact, full_disk_fails_the_job_and_the_old_file_serves)
 	unsetenv("CASKD_FAILPOINTS");
 	cr_assert_eq(rc, 0);
 	fill(d.port, vers);
-	id = start_compact(d.port, NULL);
-	job = wait_job(d.port, id, NULL, state, sizeof(state));
+	id = it_compact_start(d.port, NULL);
+	job = it_job_wait(d.port, id, NULL, state, sizeof(state));
 	cr_assert_str_eq(state, "failed", "%s", job);
 	cr_assert(strstr(job, "\"error\":\""), "the job names its error: %s",
 		  job);
@@ -605,7 +526,7 @@ Test(it_compact, starts_by_itself_when_garbage_passes_the_share)
 	it_start(&d, base, sizeof(base), args);
 	fill(d.port, vers);
 	/* once writes stop, garbage ends below half of the file */
-	deadline = it_now_ms() + JOB_WAIT_MS;
+	deadline = it_now_ms() + IT_JOB_WAIT_MS;
 	for (;;) {
 		log = metric(d.port, "caskd_log_bytes");
 		live = metric(d.port, "caskd_live_bytes");

@@ -1760,19 +1760,22 @@ static int put_big(int port, int i, int gen, struct bigkey *b,
 	return st;
 }
 
-/* Mounts a TMPFS_SIZE tmpfs as the data dir (skips the test where
+/* Mounts a tmpfs of size as the data dir (skips the test where
  * mounting is not allowed) with a filler file in it, removed later to make
  * room; its path goes to filler. */
-static void mount_small_tmpfs(char *filler, size_t n)
+static void mount_tmpfs(const char *size, size_t filler_bytes, char *filler,
+			size_t n)
 {
+	char opts[64];
+
 	unsigned char *fill;
 	int fd;
 
 	IT_OK(it_tmpdir(base, sizeof(base)));
 	data_dir_of(mnt, sizeof(mnt));
 	cr_assert_eq(mkdir(mnt, 0755), 0);
-	if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV,
-		  "size=" TMPFS_SIZE ",mode=0755") < 0) {
+	snprintf(opts, sizeof(opts), "size=%s,mode=0755", size);
+	if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
 		if (errno == EPERM)
 			cr_skip_test("mount -t tmpfs %s: EPERM (not allowed to "
 				     "mount here): no real full-disk drill", mnt);
@@ -1780,14 +1783,19 @@ static void mount_small_tmpfs(char *filler, size_t n)
 	}
 	mounted = 1;
 	snprintf(filler, n, "%s/filler", mnt);
-	fill = malloc(FILLER_BYTES);
+	fill = malloc(filler_bytes);
 	cr_assert_not_null(fill);
-	memset(fill, 0xa5, FILLER_BYTES);
+	memset(fill, 0xa5, filler_bytes);
 	fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	cr_assert(fd >= 0, "open %s: %s", filler, strerror(errno));
-	cr_assert_eq(write(fd, fill, FILLER_BYTES), FILLER_BYTES);
+	cr_assert_eq(write(fd, fill, filler_bytes), (ssize_t)filler_bytes);
 	close(fd);
 	free(fill);
+}
+
+static void mount_small_tmpfs(char *filler, size_t n)
+{
+	mount_tmpfs(TMPFS_SIZE, FILLER_BYTES, filler, n);
 }
 
 /* PUTs 64 KiB values big-0, big-1, ... until 507; returns the index of
@@ -1932,6 +1940,72 @@ Test(it_drills_disk_full, tmpfs_still_full_restart_serves_and_recovers,
 	cr_assert_eq(st, 201, "PUT big-%d after room was made: %d", full, st);
 	for (int i = 0; i <= full; i++)
 		expect_big(d.port, i, &b[i], buf, "room made");
+	it_stop_clean(&d);
+	assert_check_ok(mnt);
+	unmount_tmpfs();
+	free(buf);
+	it_assert_no_leaks();
+}
+
+/* Digging out without a stop (issue 9): the disk fills with overwrites of
+ * a few keys, so most of database.bin is garbage. A DELETE still works
+ * (space is kept for deletes), a compaction still runs and gives the
+ * garbage back, and writes go on, all without making room by hand. */
+#define DIG_KEYS 3
+#define DIG_TMPFS_SIZE "8m"
+
+Test(it_drills_disk_full, tmpfs_full_of_garbage_delete_and_compaction_dig_out,
+     .timeout = 60)
+{
+	struct bigkey b[MAX_BIG];
+	unsigned char *buf = malloc(BIG);
+	char filler[340], state[32], *job;
+	struct it_resp r;
+	int gen = 1, st = 0;
+
+	cr_assert_not_null(buf);
+	memset(b, 0, sizeof(b));
+	/* room for the deletes' 2 MiB reserve and a reserve file */
+	mount_tmpfs(DIG_TMPFS_SIZE, FILLER_BYTES, filler, sizeof(filler));
+	IT_OK(it_daemon_start(&d, mnt, 3, NULL));
+	sleep_ms(300); /* the master makes its reserve file */
+	for (; gen < 400 && st != 507; gen++)
+		for (int i = 0; i < DIG_KEYS && st != 507; i++)
+			st = put_big(d.port, i, gen, &b[i], buf);
+	cr_assert_eq(st, 507, "the disk never filled");
+	cr_log_info("disk full after %d rounds of overwrites", gen);
+	sleep_ms(300); /* a few master ticks on the full disk */
+	{
+		char res[400];
+
+		snprintf(res, sizeof(res), "%s/database.reserve", mnt);
+		cr_assert_eq(access(res, F_OK), 0, "no reserve file on the full disk");
+	}
+
+	IT_OK(it_request(d.port, "DELETE", "/kv/big-2", NULL, NULL, 0, &r));
+	cr_assert_eq(r.status, 204, "DELETE on a full disk: %s", it_resp_brief(&r));
+	b[2].present = 0;
+	it_resp_free(&r);
+
+	job = it_job_wait(d.port, it_compact_start(d.port, NULL), NULL, state,
+			  sizeof(state));
+	cr_assert_str_eq(state, "done", "compaction on a full disk: %s", job);
+	cr_assert_lt(it_json_u64(job, "bytes_after"), it_json_u64(job, "bytes_before") / 2,
+		     "%s", job);
+	free(job);
+	for (int i = 0; i < DIG_KEYS; i++)
+		expect_big(d.port, i, &b[i], buf, "after the compaction");
+	sleep_ms(300); /* the master prepares space again */
+	/* writes go on in the space given back, the filler still there */
+	for (int i = 0; i < DIG_KEYS; i++) {
+		st = put_big(d.port, i, gen, &b[i], buf);
+		cr_assert(st == 201 || st == 204, "PUT big-%d after the compaction: %d",
+			  i, st);
+	}
+	it_stop_clean(&d);
+	restart_on_tmpfs("after digging out");
+	for (int i = 0; i < DIG_KEYS; i++)
+		expect_big(d.port, i, &b[i], buf, "after restart");
 	it_stop_clean(&d);
 	assert_check_ok(mnt);
 	unmount_tmpfs();

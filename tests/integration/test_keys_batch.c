@@ -1575,33 +1575,15 @@ static void model_check(const struct model *m, const char *when)
 	keys_free(&ks);
 }
 
-/* POST /admin/compact, then polls the job until it is done. */
+/* POST /admin/compact, then waits for the job: it must be done. */
 static void compact_and_wait(void)
 {
-	struct it_resp r;
-	char id[64], path[96];
-	const char *p;
-	int64_t deadline = it_now_ms() + 20000;
+	char state[32], *job;
 
-	it_do(d.port, "POST", "/admin/compact", NULL, "", 0, &r, 202);
-	p = r.body ? strstr(r.body, "\"job\"") : NULL;
-	cr_assert(p && sscanf(p, "\"job\" : \"%63[^\"]\"", id) == 1,
-		  "want {\"job\":\"<id>\"}: %s", it_resp_brief(&r));
-	it_resp_free(&r);
-	snprintf(path, sizeof(path), "/admin/jobs/%s", id);
-	for (;;) {
-		it_do(d.port, "GET", path, NULL, NULL, 0, &r, 200);
-		if (strstr(r.body, "\"done\"")) {
-			it_resp_free(&r);
-			return;
-		}
-		cr_assert(!strstr(r.body, "\"failed\""), "compaction failed: %s",
-			  it_resp_brief(&r));
-		cr_assert_lt(it_now_ms(), deadline, "compaction not done in 20 s: %s",
-			     it_resp_brief(&r));
-		it_resp_free(&r);
-		usleep(20000);
-	}
+	job = it_job_wait(d.port, it_compact_start(d.port, NULL), NULL, state,
+			  sizeof(state));
+	cr_assert_str_eq(state, "done", "compaction: %s", job);
+	free(job);
 }
 
 Test(it_keys_batch, batch_survives_a_restart, .timeout = 60)
