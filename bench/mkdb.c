@@ -13,8 +13,10 @@
  *   with a VALUE_SIZE-byte value. The specs are written in order; with -b
  *   they are written again and again (newer versions of the same keys)
  *   until the file holds at least TOTAL_BYTES.
- * The file is created (or truncated), fdatasync'ed, and its durable mark
- * is then moved to the end, as caskd does after a group commit.
+ * The file (format 2, a new random file id) is created or truncated,
+ * fdatasync'ed, and its durable mark is then moved to the end with a
+ * version lease of the last version written, as caskd does after a group
+ * commit.
  */
 #include "engine/record.h"
 
@@ -24,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BUF_SIZE (8u << 20) /* records are staged here, then written */
@@ -110,13 +111,15 @@ bad:
 	return -1;
 }
 
-/* Moves the durable mark (slot B, sequence 2: newer than the header's
- * initial mark A) to the end of the now-synced file. */
-static int write_mark(int fd, uint64_t end)
+/* Moves the durable mark (slot B: larger than the header's initial mark
+ * A) to the end of the now-synced file, with a version lease covering
+ * every version written, as compaction does when it swaps a file in. */
+static int write_mark(int fd, uint64_t end, uint64_t lease)
 {
 	unsigned char mark[ENG_MARK_SIZE];
+	struct eng_mark m = { end, lease };
 
-	eng_mark_encode(mark, end, 2);
+	eng_mark_encode(mark, &m);
 	if (pwrite(fd, mark, sizeof(mark), ENG_MARK_OFF_B) != (ssize_t)sizeof(mark) ||
 	    fdatasync(fd)) {
 		perror("mkdb: durable mark");
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
 {
 	struct spec specs[MAX_SPECS];
 	struct out o = { .fd = -1 };
+	struct eng_mark first = { ENG_FILE_HDR_SIZE, 0 };
 	uint64_t total = 0;
 	uint32_t maxv = 0;
 	int nspecs = 0, opt;
@@ -159,7 +163,7 @@ int main(int argc, char **argv)
 		perror(argv[optind]);
 		return 1;
 	}
-	eng_file_hdr_encode(o.buf, (uint64_t)time(NULL));
+	eng_file_hdr_encode(o.buf, eng_file_id_new(), &first);
 	o.used = o.off = ENG_FILE_HDR_SIZE;
 	do {
 		for (int s = 0; s < nspecs; s++)
@@ -171,7 +175,7 @@ int main(int argc, char **argv)
 			}
 	} while (o.off < total);
 written:
-	if (flush_buf(&o) || fdatasync(o.fd) || write_mark(o.fd, o.off))
+	if (flush_buf(&o) || fdatasync(o.fd) || write_mark(o.fd, o.off, o.version))
 		return 1;
 	close(o.fd);
 	printf("mkdb: %s: %" PRIu64 " records, %" PRIu64 " bytes\n", argv[optind],

@@ -4,10 +4,12 @@
 # Runs caskd beside nginx (static file, the HTTP ceiling), redis (the peer
 # users know) and the naive FastAPI design (what caskd replaces) on
 # loopback, with the same workloads and client settings, and prints one
-# report with a table of results and the target ratios. Everything it
-# starts runs in its own process group under a temp dir and is stopped
-# on exit, whatever the exit. docs/benchmarks.md explains the workloads
-# and how to read the table.
+# report with a table of results and the target ratios. Then caskd alone:
+# recovery, shared memory, compaction (throughput, and latency while
+# compactions run), start-up, listing and batch. Everything it starts
+# runs in its own process group under a temp dir and is stopped on exit,
+# whatever the exit. docs/benchmarks.md explains the workloads and how to
+# read the table.
 #
 # Settings (environment):
 #   BENCH_DURATION   seconds per measured run (default 5)
@@ -17,6 +19,16 @@
 #                    less than 3 GB is free)
 #   BENCH_PACED_PCT  paced-client rate, % of caskd's measured max (50)
 #   BENCH_STALE_OPS  PUT-then-GET pairs per thread of the stale check (250)
+#   BENCH_COMPACT_MB size of the compaction file, a quarter of it live
+#                    (default 1024; 256 when less than 3 GB is free)
+#   BENCH_STARTUP_KEYS keys (16-byte values) of the start-up runs (1000000)
+#   BENCH_LIST_KEYS  keys (100-byte values) stored for the listing runs
+#                    (1000000)
+#   BENCH_LIST_PAGES GET /keys pages timed one by one (50)
+#   BENCH_BATCH_OPS  puts (100 B each) per POST /batch body (1000)
+#   BENCH_ONLY       comma-separated sections to run, of: caskd nginx redis
+#                    naive recovery shm compact compactlat startup keys batch
+#                    (default: all)
 # Output: stdout, and in bench/results/: <UTC timestamp>.txt (the report),
 # .log (raw output of every tool run), .tsv (every figure; bench/report.py
 # renders it).
@@ -31,6 +43,12 @@ BIG_KEYS=${BENCH_BIG_KEYS:-1000}
 PACED_PCT=${BENCH_PACED_PCT:-50}
 STALE_OPS=${BENCH_STALE_OPS:-250}
 STALE_THREADS=4
+STARTUP_KEYS=${BENCH_STARTUP_KEYS:-1000000}
+LIST_KEYS=${BENCH_LIST_KEYS:-1000000}
+LIST_PAGES=${BENCH_LIST_PAGES:-50}
+BATCH_OPS=${BENCH_BATCH_OPS:-1000}
+ONLY=${BENCH_ONLY:-}
+SECTIONS="caskd nginx redis naive recovery shm compact compactlat startup keys batch"
 CONNS=64
 THREADS=2
 PY=/usr/bin/python3 # Debian's, which has fastapi/uvicorn (not a pyenv one)
@@ -49,6 +67,9 @@ RAW=bench/results/$STAMP.log
 # say: a line for the reader, on stdout and in the report.
 say() { printf '%s\n' "$*" | tee -a "$REPORT"; }
 die() { say "bench: $*"; exit 1; }
+
+# want SECTION: whether BENCH_ONLY (empty: everything) names SECTION.
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 # --- servers: started in their own process group, stopped by group id ------
 
@@ -78,6 +99,24 @@ stop_bg() {
 	unset "PIDS[$name]"
 	if [ -f "$TMP/$name.log" ]; then
 		echo "== server log: $name" >>"$RAW"
+		tail -n 50 "$TMP/$name.log" >>"$RAW"
+	fi
+}
+
+# kill9_bg NAME: SIGKILL to the whole group at once (a crash), and wait
+# until every process of it is gone.
+kill9_bg() {
+	local name=$1 pid=${PIDS[$1]:-} i
+	[ -n "$pid" ] || return 0
+	kill -KILL -- "-$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	for ((i = 0; i < 500; i++)); do
+		kill -0 -- "-$pid" 2>/dev/null || break
+		sleep 0.01
+	done
+	unset "PIDS[$name]"
+	if [ -f "$TMP/$name.log" ]; then
+		echo "== server log: $name (killed with SIGKILL)" >>"$RAW"
 		tail -n 50 "$TMP/$name.log" >>"$RAW"
 	fi
 }
@@ -234,7 +273,9 @@ record_env() {
 	say "compiler:  $(cc --version | head -n 1)"
 	say "settings:  ${DURATION} s per run; wrk -t$THREADS -c$CONNS (keep-alive, no pipelining), --timeout 10s;"
 	say "           $NKEYS keys x 100 B, $BIG_KEYS keys x 1 KiB and x 64 KiB preloaded; paced at $PACED_PCT% of max;"
-	say "           stale check $STALE_THREADS threads x $STALE_OPS PUT+GET pairs; recovery file $RECOVERY_MB MiB"
+	say "           stale check $STALE_THREADS threads x $STALE_OPS PUT+GET pairs; recovery file $RECOVERY_MB MiB;"
+	say "           compaction file $COMPACT_MB MiB; start-up $STARTUP_KEYS keys; listing $LIST_KEYS keys,"
+	say "           $LIST_PAGES pages; batch $BATCH_OPS puts per body${ONLY:+; sections: $ONLY}"
 	say ""
 }
 
@@ -264,14 +305,17 @@ bench_caskd() {
 		rate=$(awk -v r="$(get_res "$name" put100 rps)" -v p="$PACED_PCT" 'BEGIN { printf "%d", r * p / 100 }')
 		[ "${rate:-0}" -gt 0 ] && paced_run "$name" paced_put "$port" "$rate" put
 	fi
+	if [ "$w" = 2 ] && [ "$f" = group ]; then
+		rate=$(awk -v r="$(get_res "$name" put100 rps)" -v p="$PACED_PCT" 'BEGIN { printf "%d", r * p / 100 }')
+		[ "${rate:-0}" -gt 0 ] && paced_run "$name" paced_put "$port" "$rate" put
+	fi
 	[ "$w" = 2 ] && stale_run "$name" "$port"
 	# What the server itself counted: answers other than 2xx/3xx, and
 	# its warnings/errors.
 	put_res "$name" server non2xx "$(curl -s "http://127.0.0.1:$port/metrics" |
 		awk '/^caskd_requests_total\{/ && !/code="[23]/ { n += $NF } END { print n + 0 }')"
 	stop_bg "$name"
-	put_res "$name" server log_warnings "$(grep -cE ' (warn|error|fatal):' "$TMP/$name.log")"
-	grep -E ' (warn|error|fatal):' "$TMP/$name.log" | head -n 5 | sed "s/^/  $name log: /" | tee -a "$REPORT"
+	note_warnings "$name"
 	rm -rf "$dir"
 }
 
@@ -442,6 +486,8 @@ bench_recovery() {
 	cat "$dir/database.bin" >/dev/null # in the page cache (it is; make sure)
 	say "recovery of a $RECOVERY_MB MiB database.bin (1 KiB values, 500k keys; from page cache)"
 	for run in 1 2; do
+		# A clean stop writes database.idx; without it the start scans.
+		rm -f "$dir/database.idx"
 		port=$(free_port)
 		t0=$(date +%s.%N)
 		start_bg recovery build/caskd --listen "127.0.0.1:$port" --workers 1 \
@@ -452,9 +498,10 @@ bench_recovery() {
 		line=$(grep -m1 'recovered ' "$TMP/recovery.log")
 		echo "== recovery run $run: $line" >>"$RAW"
 	done
-	# "... N bytes in X s (Y MB/s)" from the last (warm) run.
-	put_res caskd recovery seconds "$(sed -E 's/.* in ([0-9.]+) s .*/\1/' <<<"$line")"
-	put_res caskd recovery mb_per_s "$(sed -E 's/.*\(([0-9.]+) MB\/s\).*/\1/' <<<"$line")"
+	# "... in X s (full scan; N bytes scanned, ...)" from the last (warm) run.
+	put_res caskd recovery seconds "$(sed -nE 's/.* in ([0-9.]+) s \(.*/\1/p' <<<"$line")"
+	put_res caskd recovery mb_per_s "$(sed -nE 's/.* in ([0-9.]+) s \(.* ([0-9]+) bytes scanned.*/\2 \1/p' <<<"$line" |
+		awk '$2 > 0 { printf "%.0f", $1 / $2 / 1e6 }')"
 	put_res caskd recovery start_to_healthz_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
 	put_res caskd recovery file_mib "$RECOVERY_MB"
 	say "  ${line#*info: }"
@@ -490,9 +537,346 @@ bench_shm() {
 	rm -rf "$dir"
 }
 
+# --- caskd only: compaction, start-up, listing, batch (issues 9, 10) -------
+
+# note_warnings NAME: counts the warn/error/fatal lines of NAME's log and
+# shows the first five.
+note_warnings() {
+	put_res "$1" server log_warnings "$(grep -cE ' (warn|error|fatal):' "$TMP/$1.log")"
+	grep -E ' (warn|error|fatal):' "$TMP/$1.log" | head -n 5 | sed "s/^/  $1 log: /" | tee -a "$REPORT"
+}
+
+# json_field JSON NAME: the value of "NAME" in a flat JSON object.
+json_field() {
+	sed -nE 's/.*"'"$2"'":("([^"]*)"|([^,}]*)).*/\2\3/p' <<<"$1"
+}
+
+# metric PORT NAME: the value of an unlabelled metric from /metrics.
+metric() {
+	curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $NF }'
+}
+
+# median V...: the middle value (the lower of the two middle ones).
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'
+}
+
+# job_wait PORT ID TIMEOUT_S: polls GET /admin/jobs/ID until the job is no
+# longer running; prints its last answer. 1 on timeout.
+job_wait() {
+	local port=$1 id=$2 end json
+	end=$(($(date +%s) + $3))
+	while :; do
+		json=$(curl -s "http://127.0.0.1:$port/admin/jobs/$id")
+		[ "$(json_field "$json" state)" != running ] && [ -n "$json" ] && break
+		[ "$(date +%s)" -ge "$end" ] && { echo "$json"; return 1; }
+		sleep 0.01
+	done
+	echo "$json"
+}
+
+# compact_loop PORT: starts compactions back to back: POST /admin/compact,
+# wait until that job is no longer running, start the next one. One line
+# per finished job. Runs under start_bg (bash -c), hence self-contained.
+compact_loop() {
+	local port=$1 id state
+	while :; do
+		id=$(curl -s -X POST "http://127.0.0.1:$port/admin/compact" | sed -nE 's/.*"job":"([^"]*)".*/\1/p')
+		[ -n "$id" ] || { sleep 0.1; continue; }
+		while :; do
+			state=$(curl -s "http://127.0.0.1:$port/admin/jobs/$id" | sed -nE 's/.*"state":"([^"]*)".*/\1/p')
+			[ "$state" = running ] || break
+			sleep 0.05
+		done
+		echo "job $id $state"
+	done
+}
+export -f compact_loop
+
+# compact_data DIR [SPEC...]: a database.bin of COMPACT_MB MiB: 1 KiB
+# values over cmp: keys (and the mkdb SPECs, 100-byte values only), all
+# rewritten about 4 times, so about a quarter is live. The number of cmp:
+# keys goes to CMP_KEYS.
+compact_data() {
+	local dir=$1 round=$((COMPACT_MB * 1048576 / 4)) spec n
+	shift
+	# A record: 32-byte header, 16-byte key, value, padding to 8.
+	for spec in "$@"; do
+		n=${spec#*,}
+		round=$((round - ${n%,*} * 152))
+	done
+	CMP_KEYS=$((round / 1072))
+	[ "$CMP_KEYS" -ge 1000 ] || CMP_KEYS=1000
+	build/bench/mkdb -b $((COMPACT_MB * 1048576)) "$dir/database.bin" "cmp:,$CMP_KEYS,1024" "$@" >>"$RAW" ||
+		die "mkdb failed"
+}
+
+# start_caskd NAME DIR CASKD_ARGS...: caskd with 2 workers, group commit,
+# on a free port (in PORT), up when it returns 0.
+start_caskd() {
+	local name=$1 dir=$2
+	shift 2
+	PORT=$(free_port)
+	start_bg "$name" build/caskd --listen "127.0.0.1:$PORT" --workers 2 --data-dir "$dir" \
+		--fsync group "$@"
+	wait_http "$name" "$PORT" /healthz || { stop_bg "$name"; rm -rf "$dir"; return 1; }
+}
+
+bench_compact() {
+	local name=caskd-compact dir="$TMP/compact" port t0 t1 json id state secs line phases i
+	mkdir -p "$dir"
+	compact_data "$dir"
+	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
+	port=$PORT
+	say "compaction of a $COMPACT_MB MiB database.bin ($CMP_KEYS keys x 1 KiB, about 1/4 live; caskd w2 group)"
+	t0=$(date +%s.%N)
+	json=$(curl -s -X POST "http://127.0.0.1:$port/admin/compact")
+	id=$(json_field "$json" job)
+	if [ -z "$id" ]; then
+		say "  POST /admin/compact failed: $json"
+		stop_bg "$name"; rm -rf "$dir"; return 1
+	fi
+	json=$(job_wait "$port" "$id" 900)
+	t1=$(date +%s.%N)
+	echo "== compaction job $id: $json" >>"$RAW"
+	state=$(json_field "$json" state)
+	if [ "$state" != "done" ]; then
+		say "  compaction job $id: ${state:-no answer}: $json"
+		stop_bg "$name"; rm -rf "$dir"; return 1
+	fi
+	# The job's own started/finished (ms); the log line has 10 ms steps.
+	secs=$(awk -v a="$(date -d "$(json_field "$json" started)" +%s.%N)" \
+		-v b="$(date -d "$(json_field "$json" finished)" +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
+	put_res caskd compact seconds "$secs"
+	put_res caskd compact wall_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+	put_res caskd compact bytes_before "$(json_field "$json" bytes_before)"
+	put_res caskd compact bytes_after "$(json_field "$json" bytes_after)"
+	put_res caskd compact keys "$(json_field "$json" keys)"
+	put_res caskd compact file_mib "$COMPACT_MB"
+	put_res caskd compact live_mb_s "$(awk -v b="$(json_field "$json" bytes_after)" -v s="$secs" \
+		'BEGIN { if (s > 0) printf "%.1f", b / s / 1e6 }')"
+	put_res caskd compact total_mb_s "$(awk -v b="$(json_field "$json" bytes_before)" -v s="$secs" \
+		'BEGIN { if (s > 0) printf "%.1f", b / s / 1e6 }')"
+	# "compaction N done in X s: database.bin A -> B bytes, K keys (copy C s,
+	# catch-up U s, sync S s, writes held off H ms)"
+	for ((i = 0; i < 100; i++)); do
+		line=$(grep -m1 "compaction $id done in" "$TMP/$name.log") && break
+		sleep 0.01
+	done
+	phases=$(sed -nE 's/.* done in ([0-9.]+) s: .*\(copy ([0-9.]+) s, catch-up ([0-9.]+) s, sync ([0-9.]+) s, writes held off ([0-9.]+) ms\).*/log_s=\1 copy_s=\2 catchup_s=\3 sync_s=\4 held_ms=\5/p' <<<"$line")
+	printf '== compaction log: %s\n== compaction phases: %s\n' "$line" "${phases:-(not found)}" >>"$RAW"
+	[ -n "$phases" ] && record caskd compact "LOG $phases"
+	say "  job $id: $(json_field "$json" bytes_before) -> $(json_field "$json" bytes_after) bytes in $secs s" \
+		"(live $(get_res caskd compact live_mb_s) MB/s, total $(get_res caskd compact total_mb_s) MB/s)"
+	say "  ${line#*info: }"
+	stop_bg "$name"
+	note_warnings "$name"
+	rm -rf "$dir"
+}
+
+bench_compactlat() {
+	local name=caskd-compactlat dir="$TMP/compactlat" port i c0 s0 s1 d0 d1 t0 t1 n_st n_ok n_bad
+	mkdir -p "$dir"
+	compact_data "$dir" "key:,$NKEYS,100"
+	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
+	port=$PORT
+	say "latency while compactions run ($COMPACT_MB MiB: $CMP_KEYS keys x 1 KiB and $NKEYS x 100 B, about 1/4 live;" \
+		"GET and PUT 100 B; caskd w2 group)"
+	wrk_run "$name" get get.lua "$port" key: "$NKEYS" 100
+	wrk_run "$name" put put.lua "$port" key: "$NKEYS" 100
+	c0=$(metric "$port" caskd_compactions_started_total)
+	start_bg compactloop bash -c 'compact_loop "$@"' _ "$port"
+	for ((i = 0; i < 500; i++)); do
+		[ "$(metric "$port" caskd_compactions_started_total)" != "$c0" ] && break
+		sleep 0.01
+	done
+	d0=$(metric "$port" caskd_compactions_done_total)
+	s0=$(metric "$port" caskd_compaction_seconds_total)
+	t0=$(date +%s.%N)
+	wrk_run "$name" get_cmp get.lua "$port" key: "$NKEYS" 100
+	wrk_run "$name" put_cmp put.lua "$port" key: "$NKEYS" 100
+	t1=$(date +%s.%N)
+	d1=$(metric "$port" caskd_compactions_done_total)
+	s1=$(metric "$port" caskd_compaction_seconds_total)
+	stop_bg compactloop
+	# Let the last job finish: a stop would kill it (a warning in the log).
+	for ((i = 0; i < 6000; i++)); do
+		n_st=$(metric "$port" caskd_compactions_started_total)
+		n_ok=$(metric "$port" caskd_compactions_done_total)
+		n_bad=$(metric "$port" caskd_compactions_failed_total)
+		[ -n "$n_st" ] && [ "$n_st" -le $((${n_ok:-0} + ${n_bad:-0})) ] && break
+		kill -0 "${PIDS[$name]}" 2>/dev/null || break
+		sleep 0.01
+	done
+	put_res "$name" compacting finished "$((${d1:-0} - ${d0:-0}))"
+	put_res "$name" compacting failed "$(metric "$port" caskd_compactions_failed_total)"
+	# share of the two runs that a compaction was running (finished ones)
+	put_res "$name" compacting busy_pct "$(awk -v a="${s0:-0}" -v b="${s1:-0}" -v t0="$t0" -v t1="$t1" \
+		'BEGIN { if (t1 > t0) printf "%.0f", 100 * (b - a) / (t1 - t0) }')"
+	say "  compactions finished during the two runs: $(get_res "$name" compacting finished)" \
+		"(compacting $(get_res "$name" compacting busy_pct)% of the time; failed: $(get_res "$name" compacting failed))"
+	stop_bg "$name"
+	note_warnings "$name"
+	rm -rf "$dir"
+}
+
+# startup_once NAME DIR: starts caskd, times start to /healthz 200 (in
+# STARTUP_S) and keeps its "recovered" log line (in STARTUP_LINE).
+startup_once() {
+	local name=$1 dir=$2 port t0 t1
+	port=$(free_port)
+	t0=$(date +%s.%N)
+	start_bg "$name" build/caskd --listen "127.0.0.1:$port" --workers 2 --data-dir "$dir" --fsync group
+	wait_http "$name" "$port" /healthz || { stop_bg "$name"; return 1; }
+	t1=$(date +%s.%N)
+	STARTUP_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	STARTUP_LINE=$(grep -m1 'recovered ' "$TMP/$name.log")
+}
+
+bench_startup() {
+	local name=caskd-startup dir="$TMP/startup" kind run rs idx what
+	local -a start rec
+	mkdir -p "$dir"
+	build/bench/mkdb "$dir/database.bin" "st:,$STARTUP_KEYS,16" >>"$RAW" || die "mkdb failed"
+	say "start-up with $STARTUP_KEYS keys x 16 B (caskd w2 group; 3 starts each, medians)"
+	# clean: after a clean stop (SIGTERM writes database.idx); crash: after
+	# kill -9 of the whole group (the database.idx of the last clean stop
+	# is still there, and caskd may use it and replay the log after it);
+	# scan: after kill -9 with database.idx removed, a full scan.
+	# The first start scans; its clean stop writes database.idx.
+	startup_once "$name" "$dir" || { rm -rf "$dir"; return 1; }
+	echo "== startup first: $STARTUP_S s: $STARTUP_LINE" >>"$RAW"
+	stop_bg "$name"
+	[ -f "$dir/database.idx" ] || say "  note: no database.idx after a clean stop"
+	for kind in clean crash scan; do
+		start=() rec=() idx=0
+		for run in 1 2 3; do
+			[ "$kind" = scan ] && rm -f "$dir/database.idx"
+			startup_once "$name" "$dir" || { rm -rf "$dir"; return 1; }
+			echo "== startup after $kind stop, run $run: $STARTUP_S s: $STARTUP_LINE" >>"$RAW"
+			start+=("$STARTUP_S")
+			rs=$(sed -nE 's/.* in ([0-9.]+) s \(.*/\1/p' <<<"$STARTUP_LINE")
+			[ -n "$rs" ] && rec+=("$rs")
+			[[ $STARTUP_LINE == *"index from database.idx"* ]] && idx=$((idx + 1))
+			# Ends the way the next start is to be measured after.
+			if [ "$kind" = clean ] && [ "$run" -lt 3 ]; then
+				stop_bg "$name"
+			else
+				kill9_bg "$name"
+			fi
+		done
+		put_res caskd startup "${kind}_start_s" "$(median "${start[@]}")"
+		put_res caskd startup "${kind}_recover_s" "$(median "${rec[@]}")"
+		put_res caskd startup "${kind}_from_idx" "$idx"
+		case $kind in
+		clean) what="a clean stop" ;;
+		crash) what="kill -9 of the group" ;;
+		*) what="kill -9, database.idx removed" ;;
+		esac
+		say "  after $what:" \
+			"start to /healthz 200 $(get_res caskd startup "${kind}_start_s") s" \
+			"(runs: ${start[*]}; caskd's recovery $(get_res caskd startup "${kind}_recover_s") s;" \
+			"index from database.idx in $idx of 3)"
+	done
+	put_res caskd startup keys "$STARTUP_KEYS"
+	put_res caskd startup runs 3
+	say "  last: ${STARTUP_LINE#*info: }"
+	note_warnings "$name"
+	rm -rf "$dir"
+}
+
+# The listing loop of bench_keys: GET /keys?limit=1000 after a random key,
+# one after another on one keep-alive connection; a line per listing.
+KEYS_LOOP='
+import http.client, random, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+c = None
+while True:
+    try:
+        if c is None:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", "/keys?prefix=lst:&limit=1000&start_after=lst:%012d" % random.randrange(n))
+        r = c.getresponse()
+        r.read()
+        print(r.status, flush=True)
+    except (OSError, http.client.HTTPException):
+        c = None
+'
+
+bench_keys() {
+	local name=caskd-keys dir="$TMP/keys" port i out lines n0 n1 t0 t1
+	local -a urls=() times=()
+	mkdir -p "$dir"
+	build/bench/mkdb "$dir/database.bin" "lst:,$LIST_KEYS,100" >>"$RAW" || die "mkdb failed"
+	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
+	port=$PORT
+	say "listing with $LIST_KEYS keys stored (caskd w2 group)"
+	# LIST_PAGES pages of 1000, after keys spread over the key space, on
+	# one keep-alive connection, one at a time.
+	for ((i = 0; i < LIST_PAGES; i++)); do
+		urls+=(-o /dev/null "http://127.0.0.1:$port/keys?prefix=lst:&limit=1000&start_after=$(printf 'lst:%012d' \
+			$(((i * LIST_KEYS / LIST_PAGES + RANDOM) % LIST_KEYS)))")
+	done
+	out=$(curl -s -w '%{http_code} %{time_total}\n' "${urls[@]}")
+	printf '== keys pages (code, seconds)\n%s\n' "$out" >>"$RAW"
+	mapfile -t times < <(awk '$1 == 200 { printf "%.3f\n", $2 * 1000 }' <<<"$out")
+	lines=$(curl -s "http://127.0.0.1:$port/keys?prefix=lst:&limit=1000" | wc -l)
+	put_res "$name" page pages "${#times[@]}"
+	put_res "$name" page lines "$lines"
+	put_res "$name" page keys "$LIST_KEYS"
+	put_res "$name" page p50_ms "$(median "${times[@]}")"
+	put_res "$name" page p99_ms "$(printf '%s\n' "${times[@]}" | sort -g |
+		awk '{ a[NR] = $1 } END { if (NR) { i = int(NR * 0.99); if (i < NR * 0.99) i++; print a[i] } }')"
+	say "  GET /keys?limit=1000: median $(get_res "$name" page p50_ms) ms, p99 $(get_res "$name" page p99_ms) ms" \
+		"(${#times[@]} of $LIST_PAGES pages answered 200; first page: $lines keys)"
+	wrk_run "$name" put put.lua "$port" lst: "$LIST_KEYS" 100
+	start_bg keysloop $PY -c "$KEYS_LOOP" "$port" "$LIST_KEYS"
+	for ((i = 0; i < 500; i++)); do
+		[ -s "$TMP/keysloop.log" ] && break
+		sleep 0.01
+	done
+	n0=$(wc -l <"$TMP/keysloop.log")
+	t0=$(date +%s.%N)
+	wrk_run "$name" put_lst put.lua "$port" lst: "$LIST_KEYS" 100
+	t1=$(date +%s.%N)
+	n1=$(wc -l <"$TMP/keysloop.log")
+	put_res "$name" put_lst listings_per_s "$(awk -v a="$n0" -v b="$n1" -v t0="$t0" -v t1="$t1" \
+		'BEGIN { if (t1 > t0) printf "%.1f", (b - a) / (t1 - t0) }')"
+	put_res "$name" put_lst listings_non200 "$(grep -vc '^200$' "$TMP/keysloop.log")"
+	stop_bg keysloop
+	say "  listings during the PUT run: $(get_res "$name" put_lst listings_per_s)/s" \
+		"(non-200: $(get_res "$name" put_lst listings_non200))"
+	stop_bg "$name"
+	note_warnings "$name"
+	rm -rf "$dir"
+}
+
+bench_batch() {
+	local name=caskd-batch dir="$TMP/batch" port
+	mkdir -p "$dir"
+	build/bench/mkdb "$dir/database.bin" "key:,$NKEYS,100" >>"$RAW" || die "mkdb failed"
+	# No compaction by itself: 1000-key batches make garbage fast.
+	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
+	port=$PORT
+	say "batch: POST /batch of $BATCH_OPS puts x 100 B beside single PUTs (caskd w2 group)"
+	wrk_run "$name" put100 put.lua "$port" key: "$NKEYS" 100
+	wrk_run "$name" batch batch.lua "$port" bat: "$BATCH_OPS" 100
+	put_res "$name" batch ops "$BATCH_OPS"
+	put_res "$name" batch keys_per_s "$(awk -v r="$(get_res "$name" batch rps)" -v n="$BATCH_OPS" \
+		'BEGIN { if (r != "") printf "%.0f", r * n }')"
+	say "  batch: $(get_res "$name" batch keys_per_s) keys/s = $(awk -v k="$(get_res "$name" batch keys_per_s)" \
+		-v p="$(get_res "$name" put100 rps)" 'BEGIN { if (p > 0) printf "%.1f", k / p }')x single PUT req/s"
+	stop_bg "$name"
+	note_warnings "$name"
+	rm -rf "$dir"
+}
+
 # --- main -------------------------------------------------------------------
 
 [ -x build/caskd ] || die "build/caskd is missing: run 'make bench' (it builds it)"
+for s in ${ONLY//,/ }; do
+	[[ " $SECTIONS " == *" $s "* ]] || die "BENCH_ONLY: unknown section '$s' (sections: $SECTIONS)"
+done
 install_deps
 build_tools
 TMP=$(mktemp -d /tmp/caskd-bench.XXXXXX) || die "mktemp failed"
@@ -505,21 +889,37 @@ RECOVERY_MB=${BENCH_RECOVERY_MB:-1024}
 if [ -z "${BENCH_RECOVERY_MB:-}" ] && [ "$FREE_MB" -lt 3072 ]; then
 	RECOVERY_MB=256
 fi
+COMPACT_MB=${BENCH_COMPACT_MB:-1024}
+if [ -z "${BENCH_COMPACT_MB:-}" ] && [ "$FREE_MB" -lt 3072 ]; then
+	COMPACT_MB=256
+fi
 record_env
 [ "$RECOVERY_MB" -lt 1024 ] && say "note: recovery file is $RECOVERY_MB MiB, not 1 GiB ($FREE_MB MB free under $TMP)"
+[ "$COMPACT_MB" -lt 1024 ] && say "note: compaction file is $COMPACT_MB MiB, not 1 GiB ($FREE_MB MB free under $TMP)"
 
 START=$(date +%s)
 PACED_GET_RATE=0
-for cfg in $CASKD_CONFIGS; do
-	bench_caskd "${cfg%%:*}" "${cfg#*:}"
-done
-bench_nginx
-bench_redis redis --appendonly no
-bench_redis redis-aof --appendonly yes --appendfsync always
-bench_naive naive-shipped 0
-bench_naive naive-nodelay 1
-bench_recovery
-bench_shm
+if want caskd; then
+	for cfg in $CASKD_CONFIGS; do
+		bench_caskd "${cfg%%:*}" "${cfg#*:}"
+	done
+fi
+want nginx && bench_nginx
+if want redis; then
+	bench_redis redis --appendonly no
+	bench_redis redis-aof --appendonly yes --appendfsync always
+fi
+if want naive; then
+	bench_naive naive-shipped 0
+	bench_naive naive-nodelay 1
+fi
+want recovery && bench_recovery
+want shm && bench_shm
+want compact && bench_compact
+want compactlat && bench_compactlat
+want startup && bench_startup
+want keys && bench_keys
+want batch && bench_batch
 say ""
 say "load at end: $(cut -d' ' -f1-3 /proc/loadavg); took $(($(date +%s) - START)) s"
 say ""
