@@ -13,8 +13,8 @@
  *     durable mark. Recovery refuses to start; `caskd check --repair`
  *     drops it.
  */
-#ifndef CASKD_ENGINE_RECOVERY_H
-#define CASKD_ENGINE_RECOVERY_H
+#ifndef CASKD_ENGINE_SCAN_H
+#define CASKD_ENGINE_SCAN_H
 
 #include "engine/record.h"
 
