@@ -150,66 +150,11 @@ def caskd_only(res):
                        rec.get("mb_per_s", 0) / 1000,
                        rec.get("start_to_healthz_s", 0)))
     shm = res.get(("caskd", "shm"))
-    if shm:
-        out.append("shared memory: %d bytes at --max-keys %d = %.1f bytes/key "
-                   "(largest mapping, the index: %.1f bytes/key)" % (
-                       shm["bytes"], shm["max_keys"], shm["bytes"] / shm["max_keys"],
-                       shm.get("largest", 0) / shm["max_keys"]))
-    cmp = res.get(("caskd", "compact"))
-    if cmp:
-        out.append("compaction: %d MiB database.bin (1 KiB values, %d keys live) -> %d bytes "
-                   "in %.3f s (job started to finished): live %.0f MB/s, total %.0f MB/s" % (
-                       cmp.get("file_mib", 0), cmp.get("keys", 0), cmp.get("bytes_after", 0),
-                       cmp.get("seconds", 0), cmp.get("live_mb_s", 0), cmp.get("total_mb_s", 0)))
-        if "copy_s" in cmp:
-            out.append("  phases (caskd's log): copy %.3f s, catch-up %.3f s, sync %.3f s, "
-                       "writes held off %.1f ms" % (cmp["copy_s"], cmp.get("catchup_s", 0),
-                                                    cmp.get("sync_s", 0), cmp.get("held_ms", 0)))
-    lat = "caskd-compactlat"
-    if (lat, "get") in res or (lat, "get_cmp") in res:
-        def p(wl, m):
-            return fmt_ms(res.get((lat, wl), {}).get(m))
-        busy = res.get((lat, "compacting"), {})
-        out.append("while compacting (%d compactions finished, running %s%% of the time): "
-                   "GET p50/p99 %s/%s -> %s/%s ms, PUT p50/p99 %s/%s -> %s/%s ms" % (
-                       busy.get("finished", 0),
-                       "%.0f" % busy["busy_pct"] if "busy_pct" in busy else "?",
-                       p("get", "p50_us"), p("get", "p99_us"), p("get_cmp", "p50_us"), p("get_cmp", "p99_us"),
-                       p("put", "p50_us"), p("put", "p99_us"), p("put_cmp", "p50_us"), p("put_cmp", "p99_us")))
-    st = res.get(("caskd", "startup"))
-    if st:
-        def yes(k):
-            return "%d of %d" % (st.get(k, 0), st.get("runs", 0))
-        out.append("start-up, %d keys x 16 B, start to /healthz 200 (median of %d; caskd's own "
-                   "recovery time; runs whose index came from database.idx):" % (
-                       st.get("keys", 0), st.get("runs", 0)))
-        for kind, what in (("clean", "after a clean stop"), ("crash", "after kill -9"),
-                           ("scan", "kill -9, no database.idx")):
-            if kind + "_start_s" in st:
-                out.append("  %-26s %.3f s (recovery %.3f s; from database.idx: %s)" % (
-                    what, st[kind + "_start_s"], st.get(kind + "_recover_s", 0),
-                    yes(kind + "_from_idx")))
-    pg = res.get(("caskd-keys", "page"))
-    if pg:
-        lst = res.get(("caskd-keys", "put_lst"), {})
-        out.append("listing, %d keys stored: GET /keys?limit=1000 median %.2f ms, p99 %.2f ms "
-                   "(%d pages); PUT p99 %s ms without listings, %s ms with (%s listings/s)" % (
-                       pg.get("keys", 0), pg.get("p50_ms", 0), pg.get("p99_ms", 0), pg.get("pages", 0),
-                       fmt_ms(res.get(("caskd-keys", "put"), {}).get("p99_us")),
-                       fmt_ms(lst.get("p99_us")),
-                       "%.0f" % lst["listings_per_s"] if "listings_per_s" in lst else "?"))
-    bt = res.get(("caskd-batch", "batch"))
-    if bt:
-        put = res.get(("caskd-batch", "put100"), {})
-        out.append("batch: POST /batch of %d puts x 100 B: %s req/s = %s keys/s, p99 %s ms; "
-                   "single PUT %s req/s, p99 %s ms (same daemon, w2 group)" % (
-                       bt.get("ops", 0), fmt_rps(bt.get("rps")), fmt_rps(bt.get("keys_per_s")),
-                       fmt_ms(bt.get("p99_us")), fmt_rps(put.get("rps")), fmt_ms(put.get("p99_us"))))
-    warn = [(s, r["log_warnings"]) for (s, wl), r in sorted(res.items())
-            if wl == "server" and s in ("caskd-compact", "caskd-compactlat", "caskd-keys",
-                                        "caskd-batch", "caskd-startup") and "log_warnings" in r]
-    if warn:
-        out.append("server warn/error logs: " + ", ".join("%s %d" % (s, n) for s, n in warn))
+    if shm and shm.get("keys"):
+        out.append("shared memory: %d keys stored use %d bytes (%.1f bytes/key now, %d slots; "
+                   "Rss of the shared mappings %d); at the table's fullest %.1f bytes/key" % (
+                       shm["keys"], shm["bytes"], shm["bytes"] / shm["keys"], shm.get("slots", 0),
+                       shm.get("rss", 0), shm.get("fullest_per_key", 0)))
     return out
 
 
@@ -230,8 +175,7 @@ def targets(res):
         return ratio(v(server, wl_a, "p99_us"), v(server, wl_b, "p99_us"))
 
     rec = v("caskd", "recovery", "mb_per_s")
-    shm = v("caskd", "shm", "bytes")
-    shm_keys = v("caskd", "shm", "max_keys")
+    shm_full = v("caskd", "shm", "fullest_per_key")
     stale_c = [v(s, "stale", "stale") + v(s, "stale", "notfound")
                for s in (HEAD_P, HEAD_G) if v(s, "stale", "pairs") is not None]
 
@@ -257,7 +201,7 @@ def targets(res):
         ("p99 GET paced", (v(HEAD_P, "paced_get", "p99_us") or 0) / 1000 if v(HEAD_P, "paced_get", "p99_us") is not None else None, "<=", 2, " ms"),
         ("p99 PUT periodic paced", (v(HEAD_P, "paced_put", "p99_us") or 0) / 1000 if v(HEAD_P, "paced_put", "p99_us") is not None else None, "<=", 2, " ms"),
         ("recovery from page cache", rec / 1000 if rec is not None else None, ">=", 1.0, " GB/s"),
-        ("shared memory per key", shm / shm_keys if shm is not None and shm_keys else None, "<=", 48, " B"),
+        ("shared memory per key, fullest", shm_full, "<=", 48, " B"),
         ("caskd stale/404 after PUT", sum(stale_c) if stale_c else None, "<=", 0, ""),
         ("compaction, live bytes / s", v("caskd", "compact", "live_mb_s"), ">=", 500, " MB/s"),
         ("p99 GET compacting / not", p99_ratio("caskd-compactlat", "get_cmp", "get"), "<=", 2, "x"),

@@ -509,31 +509,33 @@ bench_recovery() {
 	rm -rf "$dir"
 }
 
-# Sums the shared anonymous mappings (MAP_SHARED|MAP_ANONYMOUS shows as
-# "/dev/zero (deleted)"; SysV and memfd shm also count) of the master.
+# Shared memory per key, as used, not as reserved: the table grows with
+# the keys (its areas are MAP_NORESERVE address space). 1 M keys stored;
+# caskd_index_shared_bytes counts the pages the control region and the
+# table use, and the Rss of the master's shared mappings says the same
+# from the kernel's side. A table is at its fullest just before it grows
+# (0.7 of its slots live), so bytes/key there = bytes / (0.7 x slots).
 bench_shm() {
-	local dir="$TMP/shm" port pid bytes largest n
+	local dir="$TMP/shm" port pid keys idx slots rss
 	mkdir -p "$dir"
+	build/bench/mkdb "$dir/database.bin" "shm:,1000000,16" >>"$RAW" || die "mkdb failed"
 	port=$(free_port)
-	start_bg shm build/caskd --listen "127.0.0.1:$port" --workers 1 --data-dir "$dir" \
-		--max-keys 1000000
+	start_bg shm build/caskd --listen "127.0.0.1:$port" --workers 1 --data-dir "$dir"
 	wait_http shm "$port" /healthz || { stop_bg shm; return 1; }
 	pid=${PIDS[shm]}
-	grep -E '^[0-9a-f]+-[0-9a-f]+ ...s ' "/proc/$pid/maps" >>"$RAW"
-	bytes=0 largest=0
-	while read -r range perms _ _ _ path; do
-		case "$perms:$path" in
-		???s:|???s:/dev/zero*|???s:/SYSV*|???s:/memfd:*|???s:/dev/shm/*)
-			n=$((16#${range#*-} - 16#${range%-*}))
-			bytes=$((bytes + n))
-			[ "$n" -gt "$largest" ] && largest=$n ;;
-		esac
-	done <"/proc/$pid/maps"
+	keys=$(metric "$port" caskd_keys)
+	idx=$(metric "$port" caskd_index_shared_bytes)
+	slots=$(metric "$port" caskd_index_slots)
+	rss=$(awk '/^[0-9a-f]+-[0-9a-f]+ ...s / { shared = ($6 == "" || $6 ~ /^\/dev\/zero/ || $6 ~ /^\/SYSV/ || $6 ~ /^\/memfd:/) }
+		shared && /^Rss:/ { kb += $2 } END { print kb * 1024 }' "/proc/$pid/smaps")
 	stop_bg shm
-	put_res caskd shm bytes "$bytes"
-	put_res caskd shm largest "$largest"
-	put_res caskd shm max_keys 1000000
-	say "shared memory: $bytes bytes of shared anonymous mappings at --max-keys 1000000 (largest: $largest)"
+	put_res caskd shm bytes "$idx"
+	put_res caskd shm keys "$keys"
+	put_res caskd shm slots "$slots"
+	put_res caskd shm rss "$rss"
+	put_res caskd shm fullest_per_key "$(awk -v b="$idx" -v s="$slots" 'BEGIN { printf "%.1f", b / (0.7 * s) }')"
+	say "shared memory with $keys keys stored: caskd_index_shared_bytes $idx ($slots slots), Rss of shared mappings $rss;" \
+		"at the table's fullest $(get_res caskd shm fullest_per_key) bytes/key"
 	rm -rf "$dir"
 }
 

@@ -452,6 +452,8 @@ static void worker_died(struct master *m, int slot, int status)
 
 /* --- jobs ---------------------------------------------------------------------- */
 
+#define JOB_NICE 10
+
 static void job_reaped(struct master *m, int status)
 {
 	uint64_t id = eng_job_reaped(&m->db, m->job_pid, status);
@@ -480,6 +482,13 @@ static int job_child(struct master *m, uint64_t id)
 		close(m->fds[i]);
 	snprintf(role, sizeof(role), "job %" PRIu64, id);
 	srv_log_set_role(role);
+	/* Background work: on a busy machine the workers' requests go first,
+	 * and the job still gets a share, so it ends. (On 2 cores under a
+	 * saturating wrk load the effect on GET p99 was within the noise:
+	 * docs/benchmarks.md.) */
+	errno = 0;
+	if (nice(JOB_NICE) == -1 && errno)
+		srv_warn("job %" PRIu64 ": nice(%d): %s", id, JOB_NICE, strerror(errno));
 	eng_fp_set_armed(1);
 	if ((rc = eng_db_attach(&m->db, ENG_JOB_SLOT))) {
 		srv_error("job %" PRIu64 ": opening %s: %s", id, m->db.path, eng_strerror(rc));
