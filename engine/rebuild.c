@@ -674,6 +674,7 @@ static int run(struct rb *r, uint64_t *before)
 		make_room(r);
 	if ((rc = cut(r, before)))
 		return rc;
+	ENG_FP("compact.cut");
 	r->before = *before;
 	t0 = r->pos;
 	set_stage(r, ENG_STAGE_COPY);

@@ -43,6 +43,17 @@ void srv_api_set_etag(struct srv_http_req *req, uint64_t version)
 	srv_http_add_header(req, "ETag", etag);
 }
 
+int srv_api_retry_later(struct srv_api *api, struct event **retry, int tries,
+			void (*cb)(evutil_socket_t, short, void *), void *arg)
+{
+	struct timeval tv = { 0, tries < SRV_BUSY_SPIN_TRIES ? 0 : SRV_BUSY_RETRY_US };
+
+	srv_metrics_inc(&api->stats->key_busy_retries);
+	if (!*retry)
+		*retry = evtimer_new(api->base, cb, arg);
+	return *retry && evtimer_add(*retry, &tv) == 0 ? 0 : -ENOMEM;
+}
+
 uint64_t srv_api_now_ms(struct srv_api *api)
 {
 	struct timeval tv;

@@ -9,6 +9,7 @@
  * worker's mapping of database.bin.
  */
 #include "engine/job.h"
+#include "engine/num.h"
 #include "engine/store.h"
 #include "server/api_int.h"
 #include "server/http.h"
@@ -23,7 +24,6 @@
 
 #define JOBS_PREFIX "/admin/jobs/"
 #define JSON_MAX 768
-#define ID_DIGITS_MAX 20
 
 /* --- authorization --------------------------------------------------------- */
 
@@ -129,19 +129,8 @@ static void route_compact(struct srv_api *api, struct srv_http_req *req)
 
 static int parse_id(const char *s, uint64_t *id)
 {
-	size_t n = strlen(s);
-	uint64_t v = 0;
-
-	if (!n || n > ID_DIGITS_MAX || s[0] == '0')
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d = (unsigned char)s[i] - '0';
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*id = v;
-	return 0;
+	/* ids start at 1 */
+	return eng_parse_u64(s, strlen(s), id) || *id == 0 ? -1 : 0;
 }
 
 static void route_job(struct srv_api *api, struct srv_http_req *req, const char *idstr)

@@ -9,6 +9,7 @@
 #include "server/api.h"
 #include "server/commit.h"
 
+#include <event2/event.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,11 @@ struct srv_http_req;
 #define SRV_BUSY_SPIN_TRIES 32
 #define SRV_BUSY_RETRY_US 1000
 #define SRV_BUSY_GIVE_UP_MS 10000
+/* Schedules cb(arg) for the next try of a write that found its key busy
+ * (its tries-th), as above: 0, or -ENOMEM (the caller answers with it).
+ * *retry is the job's timer, made on first use. */
+int srv_api_retry_later(struct srv_api *api, struct event **retry, int tries,
+			void (*cb)(evutil_socket_t, short, void *), void *arg);
 /* Seconds a client is told to wait after a 503 (Retry-After). */
 #define SRV_RETRY_AFTER_S "1"
 

@@ -225,12 +225,7 @@ static void try_write(evutil_socket_t fd, short what, void *arg);
 
 static void retry_later(struct write_job *job)
 {
-	struct timeval tv = { 0, job->tries < SRV_BUSY_SPIN_TRIES ? 0 : SRV_BUSY_RETRY_US };
-
-	srv_metrics_inc(&job->api->stats->key_busy_retries);
-	if (!job->retry)
-		job->retry = evtimer_new(job->api->base, try_write, job);
-	if (!job->retry || evtimer_add(job->retry, &tv) < 0) {
+	if (srv_api_retry_later(job->api, &job->retry, job->tries, try_write, job)) {
 		srv_api_error(job->api, job->req, -ENOMEM);
 		job_free(job);
 	}

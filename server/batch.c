@@ -1,6 +1,7 @@
 /* server/batch.c — the batch body parser (see batch.h). */
 #include "server/batch.h"
 
+#include "engine/num.h"
 #include "engine/record.h"
 #include "server/pct.h"
 
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VERSION_DIGITS_MAX 20 /* UINT64_MAX */
 
 static int bad(struct srv_batch *b, size_t line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -29,18 +29,7 @@ static int bad(struct srv_batch *b, size_t line, const char *fmt, ...)
 /* A canonical decimal u64: no sign, no leading zero, fits. */
 static int parse_version(const char *s, size_t n, uint64_t *out)
 {
-	uint64_t v = 0;
-
-	if (n == 0 || n > VERSION_DIGITS_MAX || (s[0] == '0' && n > 1))
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d = (unsigned char)s[i] - '0';
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
+	return eng_parse_u64(s, n, out) ? -1 : 0;
 }
 
 /* Splits line[0..n) at single spaces into at most max fields. Returns

@@ -153,10 +153,6 @@ void srv_http_respond_ref(struct srv_http_req *req, int status,
 void srv_http_respond_error(struct srv_http_req *req, int status,
 			    const char *code, const char *message);
 
-/* Percent-decodes s[0..n) into out (room for max bytes): the decoded
- * length, or -1 for a bad escape, a NUL byte, or more than max bytes. */
-long srv_http_pct_decode(const char *s, size_t n, char *out, size_t max);
-
 /* "Not Found" for 404, etc.; "Unknown" for codes it does not know. */
 const char *srv_http_reason(int status);
 

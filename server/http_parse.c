@@ -23,6 +23,7 @@
  *   6. entry points and messages
  */
 #include "server/http_parse.h"
+#include "server/pct.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -88,13 +89,7 @@ static bool srv_is_digit(unsigned char c)
 
 static int srv_hex_value(unsigned char c)
 {
-	if (srv_is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return srv_pct_hex((char)c);
 }
 
 /* RFC 9110 5.6.2 tchar. */
@@ -997,32 +992,6 @@ bool srv_http_is_field_value(const char *s)
 		if (!srv_is_value_char((unsigned char)*s))
 			return false;
 	return true;
-}
-
-long srv_http_pct_decode(const char *s, size_t n, char *out, size_t max)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-
-		if (c == '%') {
-			int hi, lo;
-
-			if (i + 2 >= n)
-				return -1;
-			hi = srv_hex_value((unsigned char)s[i + 1]);
-			lo = srv_hex_value((unsigned char)s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return -1;
-			c = hi << 4 | lo;
-			i += 2;
-		}
-		if (c == 0 || o == max)
-			return -1;
-		out[o++] = (char)c;
-	}
-	return (long)o;
 }
 
 void srv_http_msg_reset(struct srv_http_msg *msg)

@@ -1,7 +1,7 @@
 /* server/pct.c — percent-encoding (see pct.h). */
 #include "server/pct.h"
 
-static int hex_value(char c)
+int srv_pct_hex(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -22,8 +22,8 @@ long srv_pct_decode(const char *s, size_t n, char *out, size_t max, int flags)
 			int hi, lo;
 			if (i + 2 >= n)
 				return -1;
-			hi = hex_value(s[i + 1]);
-			lo = hex_value(s[i + 2]);
+			hi = srv_pct_hex(s[i + 1]);
+			lo = srv_pct_hex(s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = hi << 4 | lo;

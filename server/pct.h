@@ -14,6 +14,8 @@
  * -1 for a bad escape, a NUL byte (unless SRV_PCT_ALLOW_NUL), or more
  * than max bytes. */
 long srv_pct_decode(const char *s, size_t n, char *out, size_t max, int flags);
+/* The value of hex digit c, or -1. */
+int srv_pct_hex(char c);
 /* Bytes srv_pct_encode writes for s[0..n) (at most 3n). */
 size_t srv_pct_encoded_len(const char *s, size_t n);
 /* Encodes every byte but the unreserved ones (A-Z a-z 0-9 - . _ ~) and

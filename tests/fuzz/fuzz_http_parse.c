@@ -14,9 +14,10 @@
  * took, only known codes), and every way of cutting gives the same
  * transcript of requests and final result. ASan and UBSan catch the rest.
  *
- * srv_http_pct_decode gets the request's first line too: it must never
+ * srv_pct_decode (server/pct.c) gets the request's first line too: it must never
  * write past its output or report more bytes than it was given.
  */
+#include "server/pct.h"
 #include "tests/unit/http_drive.h"
 
 #include <stdint.h>
@@ -58,7 +59,7 @@ static void fz_pct_decode(const char *s, size_t n)
 	if (nl)
 		n = (size_t)(nl - s);
 	out[FZ_DECODE_MAX] = '\x5a';
-	got = srv_http_pct_decode(s, n, out, FZ_DECODE_MAX);
+	got = srv_pct_decode(s, n, out, FZ_DECODE_MAX, 0);
 	if (got < -1 || got > FZ_DECODE_MAX || (size_t)(got < 0 ? 0 : got) > n ||
 	    out[FZ_DECODE_MAX] != '\x5a')
 		abort();

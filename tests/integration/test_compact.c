@@ -231,9 +231,9 @@ Test(it_compact, a_second_post_while_running_returns_the_same_job)
 		char dir[300];
 
 		data_dir(dir, sizeof(dir));
-		/* every piece the job copies sleeps 200 ms: it runs long
-		 * enough to be asked again */
-		setenv("CASKD_FAILPOINTS", "compact.copy=delay", 1);
+		/* the job sleeps 200 ms after its cut: it runs long enough
+		 * to be asked again */
+		setenv("CASKD_FAILPOINTS", "compact.cut=delay", 1);
 		rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
 		unsetenv("CASKD_FAILPOINTS");
 		cr_assert_eq(rc, 0);
@@ -402,8 +402,8 @@ Test(it_compact, readers_and_writers_during_jobs_lose_nothing)
 
 /* kill -9 of the job at one of its steps: the job is failed (or, past the
  * rename, finished by the master), every write is there (those made while
- * the job ran too: the job sleeps in its copy so that they land between
- * its cut and its catch-up), a new job works, and a kill -9 of everything
+ * the job ran too: the job sleeps right after its cut so that they land
+ * between its cut and its catch-up), a new job works, and a kill -9 of everything
  * then a restart serves it all again. */
 #define DURING 5
 
@@ -428,10 +428,10 @@ static void crash_job_at(const char *point)
 	rc = it_tmpdir(base, sizeof(base));
 	cr_assert_eq(rc, 0);
 	data_dir(dir, sizeof(dir));
-	if (!strcmp(point, "compact.copy"))
+	if (!strcmp(point, "compact.cut"))
 		snprintf(spec, sizeof(spec), "%s=crash", point);
 	else
-		snprintf(spec, sizeof(spec), "compact.copy=delay,%s=crash", point);
+		snprintf(spec, sizeof(spec), "compact.cut=delay,%s=crash", point);
 	setenv("CASKD_FAILPOINTS", spec, 1);
 	rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
 	unsetenv("CASKD_FAILPOINTS");
@@ -446,8 +446,8 @@ static void crash_job_at(const char *point)
 	}
 	job = it_job_wait(d.port, id, NULL, state, sizeof(state));
 	cr_log_info("job killed at %s: %s", point, job);
-	if (!strcmp(point, "compact.copy") || !strcmp(point, "compact.catchup") ||
-	    !strcmp(point, "compact.swap"))
+	if (!strcmp(point, "compact.cut") || !strcmp(point, "compact.copy") ||
+	    !strcmp(point, "compact.catchup") || !strcmp(point, "compact.swap"))
 		cr_assert_str_eq(state, "failed", "killed before its rename: %s", job);
 	else
 		cr_assert_str_eq(state, "done", "the master finishes the swap: %s",
@@ -479,6 +479,7 @@ static void crash_job_at(const char *point)
 	it_assert_no_leaks();
 }
 
+Test(it_compact, job_killed_after_its_cut) { crash_job_at("compact.cut"); }
 Test(it_compact, job_killed_while_copying) { crash_job_at("compact.copy"); }
 Test(it_compact, job_killed_in_catch_up) { crash_job_at("compact.catchup"); }
 Test(it_compact, job_killed_frozen_before_rename) { crash_job_at("compact.swap"); }
