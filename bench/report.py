@@ -3,9 +3,9 @@
 Input: the TSV bench/run.sh writes (server, workload, metric, value per
 line; see run.sh). Output on stdout: the results table (one column per
 server set-up, rows per workload and figure), the caskd-only figures
-(recovery, shared memory, compaction, start-up, listing, batch), and the
-targets (issues 5, 9 and 10) as ratios, each marked met or MISSED, or
-(info). Sections the run skipped (BENCH_ONLY) show as n/a.
+(recovery, shared memory, compaction, start-up, listing, batch, and the
+index alone by number of processes), and the targets (issues 5, 9, 10
+and 14) as ratios, each marked met or MISSED, or (info). Sections the run skipped (BENCH_ONLY) show as n/a.
 docs/benchmarks.md explains how to read it.
 
 Usage: report.py RESULTS.tsv
@@ -21,6 +21,7 @@ COLUMNS = [
     ("caskd-w2-periodic", "caskd w2", "periodic"),
     ("caskd-w2-group", "caskd w2", "group"),
     ("nginx", "nginx", "static"),
+    ("nginx-mem", "nginx", "return 200"),
     ("redis", "redis", "no persist"),
     ("redis-aof", "redis aof", "always"),
     ("naive-shipped", "naive", "as shipped"),
@@ -155,6 +156,40 @@ def caskd_only(res):
                    "Rss of the shared mappings %d); at the table's fullest %.1f bytes/key" % (
                        shm["keys"], shm["bytes"], shm["bytes"] / shm["keys"], shm.get("slots", 0),
                        shm.get("rss", 0), shm.get("fullest_per_key", 0)))
+    out += index_table(res)
+    return out
+
+
+def index_ns(res):
+    """The N of the index-alone runs (bench/idxbench), in order."""
+    return sorted(int(wl[1:]) for (server, wl) in res
+                  if server == "caskd-index" and wl[:1] == "n" and wl[1:].isdigit())
+
+
+def index_table(res):
+    ns = index_ns(res)
+    if not ns:
+        return []
+    setup = res.get(("caskd-index", "setup"), {})
+    out = ["index alone (bench/idxbench, no HTTP): %d keys x %d B, N reader + N writer "
+           "processes, %g s per N, %d CPUs" % (
+               setup.get("keys", 0), setup.get("value_bytes", 0),
+               setup.get("seconds", 0), setup.get("nproc", 0))]
+    cols = ["GET/s/proc", "PUT/s/proc", "GET/s total", "PUT/s total",
+            "GET/CPU-s", "PUT/CPU-s", "CPU %", "lock ms"]
+    w = 12
+    out.append("  N" + "".join(c.rjust(w) for c in cols))
+    for n in ns:
+        r = res[("caskd-index", "n%d" % n)]
+        cells = [fmt_rps(r.get(k)) for k in ("get_per_proc", "put_per_proc",
+                                             "get_total", "put_total",
+                                             "get_per_cpu_s", "put_per_cpu_s")]
+        cells.append("-" if r.get("cpu_pct") is None else "%.0f%%" % r["cpu_pct"])
+        cells.append("-" if r.get("lock_wait_ms") is None else "%.1f" % r["lock_wait_ms"])
+        out.append("%3d" % n + "".join(c.rjust(w) for c in cells))
+    out += ["  /proc: ops per second of wall time, mean over the N readers (or writers);",
+            "  /CPU-s: ops per CPU-second they used; CPU %: the 2N children's share of all",
+            "  CPUs; lock ms: time all processes waited for the index (and sync) mutex"]
     return out
 
 
@@ -174,6 +209,13 @@ def targets(res):
     def p99_ratio(server, wl_a, wl_b):
         return ratio(v(server, wl_a, "p99_us"), v(server, wl_b, "p99_us"))
 
+    # The index alone: N = the number of CPUs against N = 1.
+    cpus = v("caskd-index", "setup", "nproc")
+    idx_n = "n%d" % cpus if cpus else None
+
+    def idx_ratio(metric):
+        return ratio(v("caskd-index", idx_n, metric), v("caskd-index", "n1", metric))
+
     rec = v("caskd", "recovery", "mb_per_s")
     shm_full = v("caskd", "shm", "fullest_per_key")
     stale_c = [v(s, "stale", "stale") + v(s, "stale", "notfound")
@@ -183,6 +225,7 @@ def targets(res):
     items = [
         ("GET 100 B  caskd w2 / nginx", ratio(rps(HEAD_P, "get100"), rps("nginx", "get100")), ">=", 1.0, "x"),
         ("GET 100 B  caskd w1 / nginx", ratio(rps("caskd-w1-periodic", "get100"), rps("nginx", "get100")), None, 1.0, "x"),
+        ("GET 100 B  caskd w2 / nginx return 200", ratio(rps(HEAD_P, "get100"), rps("nginx-mem", "get100")), ">=", 1.0, "x"),
         ("GET 100 B  caskd w2 / redis GET", ratio(rps(HEAD_P, "get100"), rps("redis", "get100")), ">=", 0.8, "x"),
         ("PUT periodic / GET (w2)", ratio(rps(HEAD_P, "put100"), rps(HEAD_P, "get100")), ">=", 0.9, "x"),
         ("PUT group / PUT periodic (w2)", ratio(rps(HEAD_G, "put100"), rps(HEAD_P, "put100")), ">=", 0.9, "x"),
@@ -212,6 +255,9 @@ def targets(res):
         ("GET /keys page of 1000 (median)", v("caskd-keys", "page", "p50_ms"), None, None, " ms"),
         ("p99 PUT with listings / without", p99_ratio("caskd-keys", "put_lst", "put"), "<=", 2, "x"),
         ("batch keys/s / single PUT req/s", ratio(v("caskd-batch", "batch", "keys_per_s"), rps("caskd-batch", "put100")), None, None, "x"),
+        ("GET per process, N=nproc / N=1", idx_ratio("get_per_proc"), ">=", 0.9, "x"),
+        ("GET per CPU-second, N=nproc / N=1", idx_ratio("get_per_cpu_s"), None, 0.9, "x"),
+        ("PUT per process, N=nproc / N=1", idx_ratio("put_per_proc"), None, None, "x"),
     ]
     fmt = "%-" + str(TARGET_W) + "s %12s  %-12s %s"
     out = [fmt % ("target (caskd = w2 unless named)", "measured", "target", "result")]
@@ -244,8 +290,9 @@ def main():
     lines += results_table(res)
     lines += [
         "redis columns: redis-benchmark -c64 --threads 2 (PUT row = SET; it reports no p99.9);",
-        "nginx serves every key from one static file; paced = bench/paced at a fixed rate,",
-        "latency from the scheduled send time; late = still unanswered 5 s after the run;",
+        "nginx static serves every key from one static file, nginx return 200 from memory;",
+        "paced = bench/paced at a fixed rate, latency from the scheduled send time;",
+        "late = still unanswered 5 s after the run;",
         "busiest worker % = share of the run's requests answered by caskd's busiest worker",
         "(50% = even; 100% = one worker did everything)."]
     lines += ["", "CASKD ONLY"] + caskd_only(res)

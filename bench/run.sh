@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # bench/run.sh — the caskd benchmark harness (`make bench` runs it).
 #
-# Runs caskd beside nginx (static file, the HTTP ceiling), redis (the peer
-# users know) and the naive FastAPI design (what caskd replaces) on
-# loopback, with the same workloads and client settings, and prints one
-# report with a table of results and the target ratios. Then caskd alone:
-# recovery, shared memory, compaction (throughput, and latency while
-# compactions run), start-up, listing and batch. Everything it starts
-# runs in its own process group under a temp dir and is stopped on exit,
-# whatever the exit. docs/benchmarks.md explains the workloads and how to
-# read the table.
+# Runs caskd beside nginx (static file, and `return 200` from memory: the
+# HTTP ceiling), redis (the peer users know) and the naive FastAPI design
+# (what caskd replaces) on loopback, with the same workloads and client
+# settings, and prints one report with a table of results and the target
+# ratios. Then caskd alone: recovery, shared memory, compaction
+# (throughput, and latency while compactions run), start-up, listing and
+# batch; and the index alone, without HTTP (bench/idxbench). Everything
+# it starts runs in its own process group under a temp dir and is stopped
+# on exit, whatever the exit. docs/benchmarks.md explains the workloads
+# and how to read the table.
 #
 # Settings (environment):
 #   BENCH_DURATION   seconds per measured run (default 5)
@@ -26,9 +27,10 @@
 #                    (1000000)
 #   BENCH_LIST_PAGES GET /keys pages timed one by one (50)
 #   BENCH_BATCH_OPS  puts (100 B each) per POST /batch body (1000)
+#   BENCH_INDEX_SECONDS seconds per N of the index-alone runs (2)
 #   BENCH_ONLY       comma-separated sections to run, of: caskd nginx redis
 #                    naive recovery shm compact compactlat startup keys batch
-#                    (default: all)
+#                    index (default: all)
 # Output: stdout, and in bench/results/: <UTC timestamp>.txt (the report),
 # .log (raw output of every tool run), .tsv (every figure; bench/report.py
 # renders it).
@@ -47,8 +49,9 @@ STARTUP_KEYS=${BENCH_STARTUP_KEYS:-1000000}
 LIST_KEYS=${BENCH_LIST_KEYS:-1000000}
 LIST_PAGES=${BENCH_LIST_PAGES:-50}
 BATCH_OPS=${BENCH_BATCH_OPS:-1000}
+INDEX_SECONDS=${BENCH_INDEX_SECONDS:-2}
 ONLY=${BENCH_ONLY:-}
-SECTIONS="caskd nginx redis naive recovery shm compact compactlat startup keys batch"
+SECTIONS="caskd nginx redis naive recovery shm compact compactlat startup keys batch index"
 CONNS=64
 THREADS=2
 PY=/usr/bin/python3 # Debian's, which has fastapi/uvicorn (not a pyenv one)
@@ -253,7 +256,10 @@ build_tools() {
 	mkdir -p build/bench
 	cc -O2 -std=c11 -Wall -Wextra -D_GNU_SOURCE -o build/bench/paced bench/paced.c &&
 		cc -O2 -std=c11 -Wall -Wextra -D_GNU_SOURCE -I. -o build/bench/mkdb bench/mkdb.c \
-			build/libcaskd.a || die "building bench/paced.c or bench/mkdb.c failed"
+			build/libcaskd.a &&
+		cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread -o build/bench/idxbench \
+			bench/idxbench.c build/libcaskd.a ||
+		die "building bench/paced.c, bench/mkdb.c or bench/idxbench.c failed"
 }
 
 record_env() {
@@ -275,7 +281,8 @@ record_env() {
 	say "           $NKEYS keys x 100 B, $BIG_KEYS keys x 1 KiB and x 64 KiB preloaded; paced at $PACED_PCT% of max;"
 	say "           stale check $STALE_THREADS threads x $STALE_OPS PUT+GET pairs; recovery file $RECOVERY_MB MiB;"
 	say "           compaction file $COMPACT_MB MiB; start-up $STARTUP_KEYS keys; listing $LIST_KEYS keys,"
-	say "           $LIST_PAGES pages; batch $BATCH_OPS puts per body${ONLY:+; sections: $ONLY}"
+	say "           $LIST_PAGES pages; batch $BATCH_OPS puts per body; index alone $INDEX_SECONDS s per N${ONLY:+;}"
+	[ -n "$ONLY" ] && say "           sections: $ONLY"
 	say ""
 }
 
@@ -322,14 +329,16 @@ bench_caskd() {
 # --- nginx ------------------------------------------------------------------
 
 bench_nginx() {
-	local dir="$TMP/nginx" port
+	local dir="$TMP/nginx" port body
 	port=$(free_port)
+	body=$(head -c 100 /dev/zero | tr '\0' v)
 	mkdir -p "$dir/www" "$dir/tmp"
 	head -c 100 /dev/zero | tr '\0' v >"$dir/www/v100"
 	head -c 1024 /dev/zero | tr '\0' v >"$dir/www/v1k"
 	head -c 65536 /dev/zero | tr '\0' v >"$dir/www/v64k"
 	# One worker, no access log, keep-alive without a request cap; the
-	# /kv/<prefix>... paths of the wrk scripts all map to one static file.
+	# /kv/<prefix>... paths of the wrk scripts all map to one static file,
+	# but /kv/mem:... is answered from memory by `return` (no file at all).
 	cat >"$dir/nginx.conf" <<-EOF
 		worker_processes 1;
 		daemon off;
@@ -355,17 +364,19 @@ bench_nginx() {
 		        location ^~ /kv/key: { try_files /v100 =404; }
 		        location ^~ /kv/k1k: { try_files /v1k =404; }
 		        location ^~ /kv/k64k: { try_files /v64k =404; }
+		        location ^~ /kv/mem: { default_type application/octet-stream; return 200 "$body"; }
 		        location = /healthz { try_files /v100 =404; }
 		    }
 		}
 	EOF
 	start_bg nginx nginx -c "$dir/nginx.conf" -p "$dir" -e "$dir/error.log"
 	wait_http nginx "$port" /healthz || { stop_bg nginx; return 1; }
-	say "nginx (port $port, static files)"
+	say "nginx (port $port, static files; nginx-mem: the same server's return 200 of 100 bytes)"
 	wrk_run nginx get100 get.lua "$port" key: "$NKEYS" 100
 	wrk_run nginx get1k get.lua "$port" k1k: "$BIG_KEYS" 1024
 	wrk_run nginx get64k get.lua "$port" k64k: "$BIG_KEYS" 65536
 	[ "${PACED_GET_RATE:-0}" -gt 0 ] && paced_run nginx paced_get "$port" "$PACED_GET_RATE" get
+	wrk_run nginx-mem get100 get.lua "$port" mem: "$NKEYS" 100
 	stop_bg nginx
 }
 
@@ -873,6 +884,37 @@ bench_batch() {
 	rm -rf "$dir"
 }
 
+# --- caskd only: the index alone (issue 14) ----------------------------------
+
+# bench/idxbench: no HTTP, no daemon. N reader and N writer processes on
+# a store of NKEYS keys x 100 B, for N = 1 .. 2 x nproc, INDEX_SECONDS
+# each. One result set per N (workload nN), and the tool's settings
+# (workload setup).
+bench_index() {
+	local out rc line n
+	say "index alone: bench/idxbench, $NKEYS keys x 100 B; N reader + N writer processes," \
+		"N = 1 .. $((2 * $(nproc))), $INDEX_SECONDS s each (no HTTP)"
+	out=$(build/bench/idxbench -k "$NKEYS" -d "$INDEX_SECONDS" 2>&1)
+	rc=$?
+	printf '== idxbench (exit %s)\n%s\n' "$rc" "$out" >>"$RAW"
+	line=$(grep '^IDXBENCH ' <<<"$out" | tail -n 1)
+	[ -n "$line" ] && record caskd-index setup "$line"
+	while read -r line; do
+		n=$(sed -nE 's/^IDX n=([0-9]+) .*/\1/p' <<<"$line")
+		[ -n "$n" ] || continue
+		record caskd-index "n$n" "$line"
+		say "$(printf '  N=%-3s GET/s per process %9.0f  PUT/s per process %8.0f  GET/s total %9.0f  PUT/s total %8.0f  lock wait %7.1f ms' \
+			"$n" "$(get_res caskd-index "n$n" get_per_proc)" "$(get_res caskd-index "n$n" put_per_proc)" \
+			"$(get_res caskd-index "n$n" get_total)" "$(get_res caskd-index "n$n" put_total)" \
+			"$(get_res caskd-index "n$n" lock_wait_ms)")"
+	done < <(grep '^IDX ' <<<"$out")
+	if [ "$rc" != 0 ]; then
+		say "  idxbench failed (exit $rc):"
+		grep -v '^IDX' <<<"$out" | tail -n 5 | sed 's/^/  /' | tee -a "$REPORT"
+		return 1
+	fi
+}
+
 # --- main -------------------------------------------------------------------
 
 [ -x build/caskd ] || die "build/caskd is missing: run 'make bench' (it builds it)"
@@ -922,6 +964,7 @@ want compactlat && bench_compactlat
 want startup && bench_startup
 want keys && bench_keys
 want batch && bench_batch
+want index && bench_index
 say ""
 say "load at end: $(cut -d' ' -f1-3 /proc/loadavg); took $(($(date +%s) - START)) s"
 say ""
