@@ -38,7 +38,7 @@
 #define NKEYS 24
 #define VAL_LEN 64
 #define DEFAULT_CUTS 200
-#define MAX_OBS (1u << 20)
+#define MAX_OBS (1u << 22) /* pages are touched only as used */
 #define OPS_MAX 20000      /* per client and cut: stops by itself */
 #define LOAD_MIN_MS 20
 #define LOAD_SPAN_MS 130
