@@ -15,14 +15,19 @@
  * master arms them in the job process (and in workers, which never pass
  * compact.* points).
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -678,6 +683,105 @@ Test(it_compact, admin_without_token_answers_loopback)
 	it_do(d.port, "POST", "/admin/compact", NULL, "", 0, &r, 202);
 	it_resp_free(&r);
 	it_expect_error(d.port, "GET", "/admin/compact", NULL, NULL, 0, 405, NULL);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* A peer off loopback, without a network: this test process moves into
+ * a network namespace of its own, brings its lo up and gives it a second
+ * address, OFF_LOOPBACK (TEST-NET-1), that is not in 127/8. -EPERM where
+ * namespaces are not allowed. */
+#define OFF_LOOPBACK "192.0.2.10"
+
+static int netns_with_address(const char *addr)
+{
+	struct ifreq ifr;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	int fd, rc = 0;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return -errno;
+	if ((fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		rc = -errno;
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (!rc && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		rc = -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo:1");
+	sin->sin_family = AF_INET;
+	if (!rc && inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
+		rc = -EINVAL;
+	if (!rc && ioctl(fd, SIOCSIFADDR, &ifr) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* One request from addr to addr:port; the status, or -errno. */
+static int status_from(const char *addr, int port, const char *req)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	char buf[512];
+	size_t got = 0;
+	int fd, st = -EPROTO;
+
+	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+		return -EINVAL;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		st = -errno;
+		close(fd);
+		return st;
+	}
+	for (ssize_t n; got < sizeof(buf) - 1 &&
+	     (n = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0;)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(fd);
+	if (sscanf(buf, "HTTP/1.1 %d", &st) != 1)
+		return -EPROTO;
+	cr_assert(st < 300 || strstr(buf, "\"error\":"), "no JSON error: %s", buf);
+	return st;
+}
+
+Test(it_compact, admin_without_token_refuses_a_peer_off_loopback)
+{
+	char dir[300], listen[64];
+	const char *args[3];
+	int port = it_free_port(), rc;
+
+	rc = netns_with_address(OFF_LOOPBACK);
+	if (rc == -EPERM)
+		cr_skip_test("unshare(CLONE_NEWNET): EPERM (no network namespaces "
+			     "here): no peer off loopback to test with");
+	cr_assert_eq(rc, 0, "a network namespace with " OFF_LOOPBACK ": %s",
+		     strerror(-rc));
+	snprintf(listen, sizeof(listen), OFF_LOOPBACK ":%d", port);
+	args[0] = "--listen";
+	args[1] = listen;
+	args[2] = NULL;
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+	data_dir(dir, sizeof(dir));
+	cr_assert_eq(it_daemon_start(&d, dir, IT_WORKERS, args), 0);
+
+	cr_assert_eq(status_from(OFF_LOOPBACK, port,
+				 "POST /admin/compact HTTP/1.1\r\nHost: x\r\n"
+				 "Content-Length: 0\r\nConnection: close\r\n\r\n"), 403,
+		     "admin from a peer off loopback without a token file");
+	cr_assert_eq(status_from(OFF_LOOPBACK, port,
+				 "GET /admin/snapshot HTTP/1.1\r\nHost: x\r\n"
+				 "Connection: close\r\n\r\n"), 403);
+	/* the data API answers that peer, and admin answers loopback */
+	cr_assert_eq(status_from(OFF_LOOPBACK, port,
+				 "PUT /kv/x HTTP/1.1\r\nHost: x\r\n"
+				 "Content-Length: 1\r\nConnection: close\r\n\r\nv"), 201);
+	it_compact_start(d.port, NULL);
 	it_stop_clean(&d);
 	it_assert_no_leaks();
 }
