@@ -172,8 +172,7 @@ int eng_io_sim_init(void)
 
 struct sim_w {
 	uint64_t pos;   /* where the entry is in the journal */
-	const struct sim_ent *e;
-	const char *old;
+	const struct sim_ent *e; /* what the range held follows it */
 };
 
 static uint64_t next_rand(uint64_t *s)
@@ -217,7 +216,7 @@ static int undo_one(int fd, const struct sim_w *w, uint64_t *seed, int *rc)
 		if (piece_end > end)
 			piece_end = end;
 		if (mode == 2 || next_rand(seed) & 1) {
-			*rc = put_back(fd, w->old + (o - e->off), piece_end - o, o);
+			*rc = put_back(fd, (const char *)(e + 1) + (o - e->off), piece_end - o, o);
 			back += piece_end - o;
 		}
 		o = piece_end;
@@ -328,7 +327,6 @@ int eng_io_sim_cut(const char *jpath, const char *path, uint64_t seed,
 			}
 			ws[nw].pos = pos;
 			ws[nw].e = e;
-			ws[nw].old = (const char *)(e + 1);
 			nw++;
 		}
 		pos += total;

@@ -202,9 +202,9 @@ void eng_job_started(struct eng_db *db, uint64_t id, pid_t pid)
 		uint64_t now = unix_ms();
 
 		/* The child may have run to the end already and written its
-		 * outcome: that stands (a reap finds it by pid). */
-		j->started_ms = j->state == ENG_JOB_PENDING || !j->finished_ms ||
-				now < j->finished_ms ? now : j->finished_ms;
+		 * outcome: that stands (a reap finds it by pid), and it did
+		 * not start after it finished. */
+		j->started_ms = j->finished_ms && j->finished_ms < now ? j->finished_ms : now;
 		if (pid > 0) {
 			j->pid = pid;
 			if (j->state == ENG_JOB_PENDING)

@@ -145,8 +145,7 @@ static void set_stage(struct rb *r, enum eng_job_stage st)
 	ipc_mtx_unlock(&r->sh->job_mtx);
 }
 
-static void finish_record(struct rb *r, int rc, uint64_t before, uint64_t after,
-			  uint64_t keys)
+static void finish_record(struct rb *r, int rc, uint64_t after, uint64_t keys)
 {
 	struct eng_shared *sh = r->sh;
 	struct eng_job *j = &sh->jobs[r->id % ENG_JOBS_KEPT];
@@ -156,7 +155,7 @@ static void finish_record(struct rb *r, int rc, uint64_t before, uint64_t after,
 	if (j->id == r->id) {
 		j->finished_ms = unix_ms();
 		j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
-		j->bytes_before = before;
+		j->bytes_before = r->before;
 		j->bytes_after = after;
 		j->keys = keys;
 		snprintf(j->error, sizeof(j->error), "%s", rc ? r->err : "");
@@ -167,8 +166,8 @@ static void finish_record(struct rb *r, int rc, uint64_t before, uint64_t after,
 			if (j->started_ms && j->started_ms <= j->finished_ms)
 				atomic_fetch_add(&sh->compact_ns_total,
 						 (j->finished_ms - j->started_ms) * 1000000u);
-			if (!rc && after < before)
-				atomic_fetch_add(&sh->reclaimed_total, before - after);
+			if (!rc && after < r->before)
+				atomic_fetch_add(&sh->reclaimed_total, r->before - after);
 		}
 	}
 	ipc_mtx_unlock(&sh->job_mtx);
@@ -176,7 +175,7 @@ static void finish_record(struct rb *r, int rc, uint64_t before, uint64_t after,
 
 /* --- 1. the cut --------------------------------------------------------------- */
 
-static int cut(struct rb *r, uint64_t *bytes_before)
+static int cut(struct rb *r)
 {
 	struct eng_db *db = r->db;
 	struct eng_shared *sh = r->sh;
@@ -203,7 +202,7 @@ static int cut(struct rb *r, uint64_t *bytes_before)
 	r->gen = ++sh->table_gen;
 	r->file_gen = atomic_load(&sh->file_gen) + (r->compact ? 1 : 0);
 	r->pos = eng_written_below_locked(sh);
-	*bytes_before = sh->tail;
+	r->before = sh->tail;
 	eng_unlock_index(db);
 	r->t = eng_area_table(sh, r->area);
 	ipc_shm_release(r->t, sh->area_bytes);
@@ -665,17 +664,16 @@ static void cleanup_failed(struct rb *r)
 	eng_unlock_index(r->db);
 }
 
-static int run(struct rb *r, uint64_t *before)
+static int run(struct rb *r)
 {
 	uint64_t t0 = 0, tail, lease, t = mono_ns();
 	int rc;
 
 	if (r->compact)
 		make_room(r);
-	if ((rc = cut(r, before)))
+	if ((rc = cut(r)))
 		return rc;
 	ENG_FP("compact.cut");
-	r->before = *before;
 	t0 = r->pos;
 	set_stage(r, ENG_STAGE_COPY);
 	if (r->compact) {
@@ -717,13 +715,13 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 	struct eng_shared *sh = db->sh;
 	struct eng_job *j = &sh->jobs[id % ENG_JOBS_KEPT];
 	struct rb r = { .db = db, .sh = sh, .id = id, .nfd = -1 };
-	uint64_t before = 0, t0 = mono_ns();
+	uint64_t t0 = mono_ns();
 	int rc;
 
 	if (j->id != id)
 		return 1;
 	r.compact = j->kind == ENG_JOB_COMPACT;
-	rc = run(&r, &before);
+	rc = run(&r);
 	if (rc) {
 		cleanup_failed(&r);
 		eng_log(ENG_LOG_ERROR, "%s job %" PRIu64 " failed: %s; database.bin goes on as before",
@@ -735,7 +733,7 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 			eng_log(ENG_LOG_INFO, "compaction %" PRIu64 " done in %.2f s: database.bin "
 				"%" PRIu64 " -> %" PRIu64 " bytes, %" PRIu64 " keys (copy %.3f s, "
 				"catch-up %.3f s, sync %.3f s, writes held off %.1f ms)", id,
-				(double)(mono_ns() - t0) / 1e9, before, r.ntail, r.t->live,
+				(double)(mono_ns() - t0) / 1e9, r.before, r.ntail, r.t->live,
 				(double)r.ns_copy / 1e9, (double)r.ns_catchup / 1e9,
 				(double)r.ns_sync / 1e9, (double)r.ns_frozen / 1e6);
 		} else {
@@ -743,7 +741,7 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 				r.t->nslots, r.t->live);
 		}
 	}
-	finish_record(&r, rc, before, r.compact ? r.ntail : before, rc ? 0 : r.t->live);
+	finish_record(&r, rc, r.compact ? r.ntail : r.before, rc ? 0 : r.t->live);
 	if (r.nmap)
 		munmap((void *)r.nmap, ENG_MAP_BYTES);
 	if (r.nfd >= 0)

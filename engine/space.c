@@ -199,7 +199,6 @@ static void reserve_path(const struct eng_db *db, char *out, size_t n)
 
 static int make_reserve(struct eng_db *db)
 {
-	static char zeros[PREZERO_STEP_BYTES];
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	struct statvfs vfs;
 	uint64_t size, total, avail;
@@ -222,8 +221,8 @@ static int make_reserve(struct eng_db *db)
 		return -errno;
 	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
 		/* no fallocate here: blocks must really be written */
-		for (uint64_t o = 0; o < size && rc == 0; o += sizeof(zeros))
-			rc = eng_io_pwrite_all(fd, zeros, sizeof(zeros), o);
+		for (uint64_t o = 0; o < size && rc == 0; o += sizeof(zero_buf))
+			rc = eng_io_pwrite_all(fd, zero_buf, sizeof(zero_buf), o);
 	}
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;

@@ -87,7 +87,7 @@ static void untrack_pid(pid_t pid)
 			tracked_pids[i] = 0;
 }
 
-static void sleep_ms(int ms)
+void it_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -147,7 +147,7 @@ void it_teardown(void)
 		if (p < 0)
 			break;
 		if (p == 0)
-			sleep_ms(IT_POLL_MS);
+			it_sleep_ms(IT_POLL_MS);
 	}
 	for (int i = 0; i < IT_MAX_TRACKED; i++) {
 		if (tracked_dirs[i][0]) {
@@ -251,7 +251,7 @@ static int reap_group(pid_t pgid)
 			return alive;
 		if (it_now_ms() >= deadline)
 			break;
-		sleep_ms(IT_POLL_MS);
+		it_sleep_ms(IT_POLL_MS);
 	}
 	alive = 1;
 	fprintf(stderr, "harness: processes of group %d outlived the master;"
@@ -264,7 +264,7 @@ static int reap_group(pid_t pgid)
 		if (p < 0 && kill(-pgid, 0) < 0 && errno == ESRCH)
 			break;
 		if (p == 0 || p < 0)
-			sleep_ms(IT_POLL_MS);
+			it_sleep_ms(IT_POLL_MS);
 	}
 	return alive;
 }
@@ -354,7 +354,7 @@ int it_run_capture(const char *const *argv, int timeout_ms, char *out,
 		if (it_now_ms() >= deadline)
 			rc = -ETIMEDOUT;
 		else
-			sleep_ms(IT_POLL_MS);
+			it_sleep_ms(IT_POLL_MS);
 	}
 	if (rc == -ETIMEDOUT) {
 		killpg(pid, SIGKILL);
@@ -513,7 +513,7 @@ int it_daemon_wait_exit(struct it_daemon *d, int timeout_ms)
 			return -errno;
 		if (it_now_ms() >= deadline)
 			return -ETIMEDOUT;
-		sleep_ms(IT_POLL_MS);
+		it_sleep_ms(IT_POLL_MS);
 	}
 }
 
@@ -552,7 +552,7 @@ int it_daemon_wait_ready(struct it_daemon *d, int timeout_ms)
 					return 0;
 			}
 		}
-		sleep_ms(IT_POLL_MS * 2);
+		it_sleep_ms(IT_POLL_MS * 2);
 	}
 	fprintf(stderr, "harness: caskd on port %d not ready after %d ms "
 		"(last /healthz: status %d, error %s)\n", d->port, timeout_ms,

@@ -176,5 +176,7 @@ void it_shared_free(void *p, size_t n);
 
 /* Returns a time in milliseconds from CLOCK_MONOTONIC. */
 int64_t it_now_ms(void);
+/* Sleeps ms milliseconds (through EINTR). */
+void it_sleep_ms(int ms);
 
 #endif

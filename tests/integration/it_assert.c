@@ -23,6 +23,18 @@ void it_start(struct it_daemon *d, char *base, size_t basen,
 	it_restart(d, data, extra);
 }
 
+void it_start_armed(struct it_daemon *d, const char *spec, const char *dir,
+		    int workers, const char *const *extra)
+{
+	int rc;
+
+	setenv("CASKD_FAILPOINTS", spec, 1);
+	rc = it_daemon_start(d, dir, workers, extra);
+	unsetenv("CASKD_FAILPOINTS");
+	cr_assert_eq(rc, 0, "caskd with CASKD_FAILPOINTS=%s did not start on %s:"
+		     " %s (see log above)", spec, dir, strerror(-rc));
+}
+
 void it_restart(struct it_daemon *d, const char *data_dir,
 		const char *const *extra)
 {
@@ -221,6 +233,6 @@ char *it_job_wait(int port, uint64_t id, const char *hdrs, char *state,
 		it_resp_free(&r);
 		cr_assert_lt(it_now_ms(), deadline, "job %" PRIu64
 			     " still running after %d ms", id, IT_JOB_WAIT_MS);
-		usleep(20 * 1000);
+		it_sleep_ms(20);
 	}
 }

@@ -32,6 +32,10 @@
  * data dir and starts a 4-worker daemon there with extra args. */
 void it_start(struct it_daemon *d, char *base, size_t basen,
 	      const char *const *extra);
+/* Starts a daemon on dir with CASKD_FAILPOINTS=spec in its environment
+ * only (the test process never arms them). */
+void it_start_armed(struct it_daemon *d, const char *spec, const char *dir,
+		    int workers, const char *const *extra);
 /* Starts a 4-worker daemon on an existing data dir (a restart). */
 void it_restart(struct it_daemon *d, const char *data_dir,
 		const char *const *extra);

@@ -52,14 +52,6 @@ static void setup(void) { it_setup(); }
 static void teardown(void) { it_teardown(); }
 TestSuite(it_compact, .init = setup, .fini = teardown, .timeout = 120);
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static void data_dir(char *out, size_t n)
 {
 	cr_assert_lt((size_t)snprintf(out, n, "%s/data", base), n);
@@ -227,22 +219,13 @@ Test(it_compact, shrinks_the_file_and_keeps_values_and_versions)
 Test(it_compact, a_second_post_while_running_returns_the_same_job)
 {
 	uint64_t vers[NKEYS], id1, id2;
-	char state[32], *job;
-	int rc;
+	char state[32], dir[300], *job;
 
-	rc = it_tmpdir(base, sizeof(base));
-	cr_assert_eq(rc, 0);
-	{
-		char dir[300];
-
-		data_dir(dir, sizeof(dir));
-		/* the job sleeps 200 ms after its cut: it runs long enough
-		 * to be asked again */
-		setenv("CASKD_FAILPOINTS", "compact.cut=delay", 1);
-		rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
-		unsetenv("CASKD_FAILPOINTS");
-		cr_assert_eq(rc, 0);
-	}
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+	data_dir(dir, sizeof(dir));
+	/* the job sleeps 200 ms after its cut: it runs long enough to be
+	 * asked again */
+	it_start_armed(&d, "compact.cut=delay", dir, IT_WORKERS, NULL);
 	fill(d.port, vers);
 	id1 = it_compact_start(d.port, NULL);
 	id2 = it_compact_start(d.port, NULL);
@@ -437,10 +420,7 @@ static void crash_job_at(const char *point)
 		snprintf(spec, sizeof(spec), "%s=crash", point);
 	else
 		snprintf(spec, sizeof(spec), "compact.cut=delay,%s=crash", point);
-	setenv("CASKD_FAILPOINTS", spec, 1);
-	rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
-	unsetenv("CASKD_FAILPOINTS");
-	cr_assert_eq(rc, 0);
+	it_start_armed(&d, spec, dir, IT_WORKERS, NULL);
 	fill(d.port, vers);
 
 	id = it_compact_start(d.port, NULL);
@@ -502,10 +482,7 @@ Test(it_compact, full_disk_fails_the_job_and_the_old_file_serves)
 	rc = it_tmpdir(base, sizeof(base));
 	cr_assert_eq(rc, 0);
 	data_dir(dir, sizeof(dir));
-	setenv("CASKD_FAILPOINTS", "compact.copy=enospc", 1);
-	rc = it_daemon_start(&d, dir, IT_WORKERS, NULL);
-	unsetenv("CASKD_FAILPOINTS");
-	cr_assert_eq(rc, 0);
+	it_start_armed(&d, "compact.copy=enospc", dir, IT_WORKERS, NULL);
 	fill(d.port, vers);
 	id = it_compact_start(d.port, NULL);
 	job = it_job_wait(d.port, id, NULL, state, sizeof(state));
@@ -540,7 +517,7 @@ Test(it_compact, starts_by_itself_when_garbage_passes_the_share)
 			break;
 		cr_assert_lt(it_now_ms(), deadline,
 			     "garbage stays: log %.0f bytes, live %.0f", log, live);
-		sleep_ms(50);
+		it_sleep_ms(50);
 	}
 	cr_assert_geq(metric(d.port, "caskd_compactions_done_total"), 1);
 	expect_fill(d.port, vers);

@@ -87,14 +87,6 @@ static const char *const periodic[] = { "--fsync", "periodic",
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static uint64_t rng_next(uint64_t *s)
 {
 	uint64_t x = *s;
@@ -135,21 +127,8 @@ static int log_has(const struct it_daemon *dm, const char *s, int ms)
 			return 1;
 		if (it_now_ms() >= deadline)
 			return 0;
-		sleep_ms(20);
+		it_sleep_ms(20);
 	}
-}
-
-/* Starts the daemon with CASKD_FAILPOINTS=spec in its environment only. */
-static void start_armed(const char *spec, const char *dir, int workers,
-			const char *const *extra)
-{
-	int rc;
-
-	setenv("CASKD_FAILPOINTS", spec, 1);
-	rc = it_daemon_start(&d, dir, workers, extra);
-	unsetenv("CASKD_FAILPOINTS");
-	cr_assert_eq(rc, 0, "caskd with CASKD_FAILPOINTS=%s did not start on %s:"
-		     " %s (see log above)", spec, dir, strerror(-rc));
 }
 
 static double metric(int port, const char *name)
@@ -213,7 +192,7 @@ static int wait_healthy(int port, int ms)
 			if (st == 200)
 				return 0;
 		}
-		sleep_ms(20);
+		it_sleep_ms(20);
 	}
 	return -ETIMEDOUT;
 }
@@ -401,7 +380,7 @@ static void client_run(int idx, void *arg)
 				if (rc == -ETIMEDOUT)
 					it_child_fail("connect: no answer within "
 						      "%d ms", IT_IO_TIMEOUT_MS);
-				sleep_ms(5);
+				it_sleep_ms(5);
 				continue;
 			}
 			connected = 1;
@@ -446,7 +425,7 @@ static void client_run(int idx, void *arg)
 			it_resp_free(&r);
 			if (x->killed)
 				break;
-			sleep_ms(2);
+			it_sleep_ms(2);
 			continue;
 		}
 		if (op == OP_INCR) {
@@ -676,7 +655,7 @@ static void worker_killer(struct load *x)
 		int nb, nc = 0;
 		int64_t t0;
 
-		sleep_ms(KILL_EVERY_MS);
+		it_sleep_ms(KILL_EVERY_MS);
 		nb = list_children(x->master, before, MAX_CHILDREN);
 		if (nb != x->workers) {
 			x->stop = 1;
@@ -705,11 +684,11 @@ static void worker_killer(struct load *x)
 						spare = after[i];
 				break;
 			}
-			sleep_ms(5);
+			it_sleep_ms(5);
 		}
 	}
 	x->mark_ms = it_now_ms();
-	sleep_ms(AFTER_KILLS_MS);
+	it_sleep_ms(AFTER_KILLS_MS);
 	x->stop = 1;
 }
 
@@ -775,7 +754,7 @@ Test(it_drills, kill9_of_workers_under_load_replaced_and_nothing_lost,
 
 static void group_killer(struct load *x)
 {
-	sleep_ms(GROUP_KILL_AFTER_MS);
+	it_sleep_ms(GROUP_KILL_AFTER_MS);
 	x->killed = 1;
 	__sync_synchronize();
 	if (killpg(x->master, SIGKILL) < 0)
@@ -878,7 +857,7 @@ static void crash_drill(const char *spec)
 
 	IT_OK(it_tmpdir(base, sizeof(base)));
 	data_dir_of(dir, sizeof(dir));
-	start_armed(spec, dir, 3, NULL);
+	it_start_armed(&d, spec, dir, 3, NULL);
 	x = load_new(d.port, d.pid, 3);
 	x->max_ops = FP_OPS;
 	x->pause_us = 2000;
@@ -906,7 +885,7 @@ static void crash_drill(const char *spec)
 			it_restart(&d, dir, NULL);
 			x->port = d.port;
 		}
-		sleep_ms(10);
+		it_sleep_ms(10);
 	}
 	if (failed)
 		it_daemon_dump_log(&d);
@@ -1037,7 +1016,7 @@ Test(it_drills, enospc_by_failpoint_is_507_and_leaves_nothing_visible,
 	make_seeded_dir(dir, sizeof(dir));
 	/* periodic: the only io.write passes of a worker are its records
 	 * (group mode adds durable-mark writes, whose failure is harmless) */
-	start_armed("io.write=enospc@3", dir, workers, periodic);
+	it_start_armed(&d, "io.write=enospc@3", dir, workers, periodic);
 	for (int i = 0; i < 2 * MKEYS; i++) {
 		int k = i % MKEYS, done = 0;
 
@@ -1107,7 +1086,7 @@ Test(it_drills, failpoint_at_n_counts_the_workers_own_passes, .timeout = 30)
 	int st[4], len = 0;
 
 	make_seeded_dir(dir, sizeof(dir));
-	start_armed("io.write=enospc@3", dir, 1, periodic);
+	it_start_armed(&d, "io.write=enospc@3", dir, 1, periodic);
 	for (int i = 0; i < 4; i++) {
 		struct it_resp r;
 		char path[32];
@@ -1144,7 +1123,7 @@ Test(it_drills, eio_on_fsync_never_acknowledged_and_daemon_recovers,
 
 	memset(m, 0, sizeof(m));
 	make_seeded_dir(dir, sizeof(dir));
-	start_armed(spec, dir, 3, NULL);
+	it_start_armed(&d, spec, dir, 3, NULL);
 	for (int i = 0; i < 32 && failed < 0; i++) {
 		snprintf(path, sizeof(path), "/kv/f-%d", i);
 		snprintf(val, sizeof(val), "f-%d value", i);
@@ -1232,7 +1211,7 @@ Test(it_drills, reserved_but_unwritten_range_is_wiped_never_served,
 
 	IT_OK(it_tmpdir(base, sizeof(base)));
 	data_dir_of(dir, sizeof(dir));
-	start_armed(spec, dir, 1, NULL);
+	it_start_armed(&d, spec, dir, 1, NULL);
 	va = it_put(d.port, "/kv/a", "a1", 2, 201);
 	vb = it_put(d.port, "/kv/b", "b1", 2, 201);
 	/* 3rd write: the worker dies after reserving; no answer */
@@ -1860,7 +1839,7 @@ Test(it_drills_disk_full, tmpfs_full_507_nothing_partial_then_recovers,
 	cr_log_info("disk full after %d values of 64 KiB", ok);
 	/* Let the master's timer try to prepare space ahead of the tail on
 	 * the full disk (it writes zeros there) before going on. */
-	sleep_ms(300);
+	it_sleep_ms(300);
 	/* nothing partial is visible, earlier keys read fine */
 	expect_big(d.port, full, &b[full], buf, "after 507");
 	st = put_big(d.port, 0, 2, &b[0], buf);
@@ -1887,7 +1866,7 @@ Test(it_drills_disk_full, tmpfs_full_507_nothing_partial_then_recovers,
 	/* make room: writes succeed again */
 	cr_assert_eq(unlink(filler), 0, "unlink %s: %s", filler,
 		     strerror(errno));
-	sleep_ms(300); /* the master may fill the room with prepared zeros */
+	it_sleep_ms(300); /* the master may fill the room with prepared zeros */
 	for (int i = full; i < full + 4 && i < MAX_BIG; i++) {
 		st = put_big(d.port, i, 1, &b[i], buf);
 		cr_assert(st == 201, "PUT big-%d after room was made: %d", i, st);
@@ -1926,7 +1905,7 @@ Test(it_drills_disk_full, tmpfs_still_full_restart_serves_and_recovers,
 	mount_small_tmpfs(filler, sizeof(filler));
 	IT_OK(it_daemon_start(&d, mnt, 3, NULL));
 	full = fill_disk(d.port, b, buf, &ok);
-	sleep_ms(300); /* a few master ticks on the full disk */
+	it_sleep_ms(300); /* a few master ticks on the full disk */
 	IT_OK(it_daemon_kill9_all(&d));
 	restart_on_tmpfs("on the still full disk");
 	for (int i = 0; i <= full; i++)
@@ -1935,7 +1914,7 @@ Test(it_drills_disk_full, tmpfs_still_full_restart_serves_and_recovers,
 	cr_assert_eq(st, 507, "a 64 KiB write fit on the still full disk");
 	cr_assert_eq(unlink(filler), 0, "unlink %s: %s", filler,
 		     strerror(errno));
-	sleep_ms(300);
+	it_sleep_ms(300);
 	st = put_big(d.port, full, 1, &b[full], buf);
 	cr_assert_eq(st, 201, "PUT big-%d after room was made: %d", full, st);
 	for (int i = 0; i <= full; i++)
@@ -1968,13 +1947,13 @@ Test(it_drills_disk_full, tmpfs_full_of_garbage_delete_and_compaction_dig_out,
 	/* room for the deletes' 2 MiB reserve and a reserve file */
 	mount_tmpfs(DIG_TMPFS_SIZE, FILLER_BYTES, filler, sizeof(filler));
 	IT_OK(it_daemon_start(&d, mnt, 3, NULL));
-	sleep_ms(300); /* the master makes its reserve file */
+	it_sleep_ms(300); /* the master makes its reserve file */
 	for (; gen < 400 && st != 507; gen++)
 		for (int i = 0; i < DIG_KEYS && st != 507; i++)
 			st = put_big(d.port, i, gen, &b[i], buf);
 	cr_assert_eq(st, 507, "the disk never filled");
 	cr_log_info("disk full after %d rounds of overwrites", gen);
-	sleep_ms(300); /* a few master ticks on the full disk */
+	it_sleep_ms(300); /* a few master ticks on the full disk */
 	{
 		char res[400];
 
@@ -1995,7 +1974,7 @@ Test(it_drills_disk_full, tmpfs_full_of_garbage_delete_and_compaction_dig_out,
 	free(job);
 	for (int i = 0; i < DIG_KEYS; i++)
 		expect_big(d.port, i, &b[i], buf, "after the compaction");
-	sleep_ms(300); /* the master prepares space again */
+	it_sleep_ms(300); /* the master prepares space again */
 	/* writes go on in the space given back, the filler still there */
 	for (int i = 0; i < DIG_KEYS; i++) {
 		st = put_big(d.port, i, gen, &b[i], buf);

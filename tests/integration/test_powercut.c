@@ -77,14 +77,6 @@ static void teardown(void)
 
 TestSuite(it_powercut, .init = setup, .fini = teardown, .timeout = 240);
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static void record(uint32_t kind, uint32_t key, uint64_t version, uint64_t val)
 {
 	uint32_t i = __atomic_fetch_add(&bd->nobs, 1, __ATOMIC_RELAXED);
@@ -298,7 +290,7 @@ static void drill(int group, int cuts)
 		cr_assert_geq(pid, 0);
 		if (pid == 0)
 			_exit(it_fork_clients(WRITERS + READERS, client, NULL) ? 1 : 0);
-		sleep_ms(LOAD_MIN_MS + (int)(seed % LOAD_SPAN_MS));
+		it_sleep_ms(LOAD_MIN_MS + (int)(seed % LOAD_SPAN_MS));
 		cr_assert_eq(it_daemon_kill9_all(&d), 0);
 		cr_assert_eq(waitpid(pid, &status, 0), pid);
 		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
