@@ -61,6 +61,11 @@ int eng_sync_covered(struct eng_db *db, uint32_t ticket)
 	return gen_reached(atomic_load(&db->sh->sync_done), ticket);
 }
 
+void eng_sync_poison(struct eng_db *db)
+{
+	atomic_store(&db->sh->poisoned, 1);
+}
+
 int eng_sync_poisoned(struct eng_db *db)
 {
 	return (int)atomic_load(&db->sh->poisoned);

@@ -65,8 +65,11 @@ int eng_syncer_wait(struct eng_syncer *s, uint32_t ticket);
 void eng_syncer_close(struct eng_syncer *s);
 /* 1 if the log has grown since the last sync (periodic mode). */
 int eng_sync_dirty(struct eng_db *db);
-/* 1 after an fdatasync failed. */
+/* 1 after an fdatasync failed, or after a failure that leaves what is
+ * durable in doubt (eng_sync_poison): writes are refused and the master
+ * restarts through recovery. */
 int eng_sync_poisoned(struct eng_db *db);
+void eng_sync_poison(struct eng_db *db);
 /* Master, after reaping pid: a sync it was running will never finish. */
 void eng_sync_reap(struct eng_db *db, pid_t pid);
 

@@ -18,9 +18,13 @@
  * snapshot itself was written.
  *
  * A snapshot is trusted only if its checksums hold, it names this
- * file's id, its entries lie inside the file, and a sample of them match
- * the record headers they point at; otherwise it is ignored, with the
- * reason in the recovery report, and the whole log is scanned.
+ * file's id, every entry matches the record header it points at (a
+ * sample would let one stale entry through: a key answering 404 or a
+ * value no sync covered), and no key appears twice (replay would give it
+ * a second live slot); otherwise it is ignored, with the reason in the
+ * recovery report, and the whole log is scanned. Entries that the
+ * replay after it finds beyond the tail or in a wiped region make
+ * recovery start over with a scan too (engine/recover.c).
  */
 #include "engine/idxsnap.h"
 
@@ -49,7 +53,6 @@
 #define IDX_HDR_SIZE 64
 #define IDX_ENTRY_SIZE 32
 #define IDX_BUF_ENTRIES 2048
-#define IDX_SAMPLES 64
 
 struct idx_hdr {
 	char magic[8];
@@ -167,10 +170,13 @@ int eng_idx_write(struct eng_db *db, const char *dir, const struct eng_table *t,
 		rc = -errno;
 		goto out_free;
 	}
-	/* The entries may name records written a moment ago: make them
-	 * durable before a snapshot can vouch for them. */
-	if ((rc = eng_io_datasync(db->fd)) ||
-	    (rc = write_entries(fd, t, &keys, &crc, &max_version)))
+	/* The entries may name records published while they were read,
+	 * after covered_from was taken: sync database.bin only once they
+	 * are all read, so every record an entry names is durable before
+	 * the snapshot that vouches for it can be (a sync before the scan
+	 * would leave out what was published during it). */
+	if ((rc = write_entries(fd, t, &keys, &crc, &max_version)) ||
+	    (rc = eng_io_datasync(db->fd)))
 		goto out_close;
 	h.version = htole32(IDX_VERSION);
 	h.hdr_size = htole32(IDX_HDR_SIZE);
@@ -245,35 +251,14 @@ static int entry_matches(const char *map, uint64_t db_size,
 	struct eng_rec_hdr h;
 	uint64_t roff;
 
-	if (e->voff < ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)e->klen)
+	if (e->klen < 1 || e->klen > ENG_KEY_MAX || e->voff > db_size ||
+	    e->voff < ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)e->klen)
 		return 0;
 	roff = e->voff - e->klen - ENG_REC_HDR_SIZE;
 	return eng_rec_check_hdr(map + roff, db_size - roff, &h) == 0 &&
 	       h.type == ENG_REC_PUT && h.klen == e->klen &&
 	       h.vlen == e->vlen && h.version == e->version &&
 	       eng_index_hash32(eng_key_hash(map + roff + ENG_REC_HDR_SIZE, e->klen)) == e->hash;
-}
-
-static int entries_ok(const struct idx_entry *ents, uint64_t keys,
-		      const char *map, uint64_t db_size, char *why, size_t n)
-{
-	uint64_t step = keys / IDX_SAMPLES + 1;
-
-	for (uint64_t i = 0; i < keys; i++) {
-		struct eng_entry e;
-		entry_decode(&e, &ents[i]);
-		if (e.klen < 1 || e.klen > ENG_KEY_MAX || e.voff + e.vlen > db_size ||
-		    e.voff < ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)e.klen) {
-			snprintf(why, n, "entry %" PRIu64 " points outside database.bin", i);
-			return 0;
-		}
-		if (i % step == 0 && !entry_matches(map, db_size, &e)) {
-			snprintf(why, n, "entry %" PRIu64 " does not match the record it "
-				 "points at", i);
-			return 0;
-		}
-	}
-	return 1;
 }
 
 int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
@@ -312,12 +297,22 @@ int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 		snprintf(why, whylen, "its entries fail their checksum");
 		goto out_unmap;
 	}
-	if (!entries_ok(ents, le64toh(h->keys), db->map, db_size, why, whylen))
-		goto out_unmap;
 	for (uint64_t i = 0; i < le64toh(h->keys); i++) {
 		struct eng_entry e;
+		int r;
+
 		entry_decode(&e, &ents[i]);
-		if (eng_index_place(t, &e) < 0) {
+		if (!entry_matches(db->map, db_size, &e)) {
+			snprintf(why, whylen, "entry %" PRIu64 " does not match the record it "
+				 "points at", i);
+			goto out_unmap;
+		}
+		if ((r = eng_index_add_unique(t, db->map, &e)) == -EEXIST) {
+			snprintf(why, whylen, "entry %" PRIu64 " names a key an earlier "
+				 "entry holds", i);
+			goto out_unmap;
+		}
+		if (r < 0) {
 			snprintf(why, whylen, "it holds more keys than the table has room for");
 			rc = -ENOSPC;
 			goto out_unmap;

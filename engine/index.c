@@ -415,6 +415,21 @@ int eng_index_merge(struct eng_table *t, const char *map,
 	return 0;
 }
 
+int eng_index_add_unique(struct eng_table *t, const char *map,
+			 const struct eng_entry *e)
+{
+	struct eng_find f = { .self = 0 };
+
+	assert(changes_allowed(t));
+	eng_index_find(t, map, map + e->voff - e->klen, e->klen, e->hash, &f);
+	if (f.slot != ENG_NO_SLOT)
+		return -EEXIST;
+	if (f.free_slot == ENG_NO_SLOT || !room_for_replay(t))
+		return -ENOSPC;
+	place_at(t, f.free_slot, e);
+	return 0;
+}
+
 int eng_index_place(struct eng_table *t, const struct eng_entry *e)
 {
 	uint64_t i = home(t, e->hash);

@@ -158,8 +158,13 @@ int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
  * unless the key is there with a newer version. 0 or -ENOSPC. */
 int eng_index_merge(struct eng_table *t, const char *map,
 		    const struct eng_entry *e);
-/* Adds entry e for a key known to be absent (loading a snapshot of
- * unique keys). 0 or -ENOSPC. */
+/* Adds entry e (LIVE; its key at map + voff - klen) for a key that must
+ * not be there yet (loading database.idx, which is not trusted to hold
+ * each key once). 0, -EEXIST (the key is there), or -ENOSPC. */
+int eng_index_add_unique(struct eng_table *t, const char *map,
+			 const struct eng_entry *e);
+/* Adds entry e for a key known to be absent (copying a table, whose keys
+ * are unique). 0 or -ENOSPC. */
 int eng_index_place(struct eng_table *t, const struct eng_entry *e);
 /* After a holder of the mutex died: makes every slot whose count it left
  * odd even again (the repair then replays what it was publishing). */

@@ -2,6 +2,7 @@
  * job.h; the work itself is in rebuild.c). */
 #include "engine/job.h"
 
+#include "engine/durable.h"
 #include "engine/elog.h"
 #include "engine/index.h"
 #include "engine/io.h"
@@ -10,6 +11,7 @@
 #include "ipc/shm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -230,16 +232,39 @@ static void describe_death(int status, char *buf, size_t n)
 			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
+/* The file id database.bin has on disk now: 0 and *id, or -errno. */
+static int disk_file_id(struct eng_db *db, uint64_t *id)
+{
+	char hdr[ENG_FILE_HDR_SIZE];
+	int fd = open(db->path, O_RDONLY | O_CLOEXEC), rc = 0, format;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	do
+		n = pread(fd, hdr, sizeof(hdr), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		rc = -errno;
+	else if (n != (ssize_t)sizeof(hdr) || eng_file_hdr_check(hdr, (uint64_t)n, &format))
+		rc = -EBADMSG;
+	else
+		*id = eng_file_id(hdr);
+	close(fd);
+	return rc;
+}
+
 /* A compaction died after its rename: database.bin is the new file, whole
  * and synced, and its table is complete. Finish what it left: the
- * directory entry, the flip, the freeze. */
+ * directory entry, the flip, the freeze. The flip is applied even when
+ * the directory sync fails: writers must go to the file the name holds
+ * (the old inode is unlinked); the failure then poisons the database
+ * and the master restarts through recovery, as after a failed fdatasync. */
 static int finish_flip(struct eng_db *db, const struct eng_flip *f)
 {
 	struct eng_shared *sh = db->sh;
-	int rc = eng_io_syncdir(db->dir);
+	int rc, dir_rc = eng_io_syncdir(db->dir);
 
-	if (rc)
-		return rc;
 	if ((rc = eng_lock_index(db)))
 		return rc;
 	if (eng_cur_gen(atomic_load(&sh->cur)) != f->gen) {
@@ -249,7 +274,16 @@ static int finish_flip(struct eng_db *db, const struct eng_flip *f)
 	}
 	sh->frozen = 0;
 	eng_unlock_index(db);
-	return eng_db_refresh(db);
+	if (dir_rc) {
+		eng_log(ENG_LOG_ERROR, "syncing %s after the compaction's rename failed: %s",
+			db->dir, strerror(-dir_rc));
+		eng_sync_poison(db);
+		return dir_rc;
+	}
+	/* The master's own mapping follows at its next tick if this fails:
+	 * the swap itself is done. */
+	(void)eng_db_refresh(db);
+	return 0;
 }
 
 /* A job died before it was done: undo what it began. */
@@ -273,6 +307,20 @@ static void undo(struct eng_db *db, pid_t pid)
 			sh->areas[a].state = ENG_AREA_FREE;
 		}
 	eng_unlock_index(db);
+}
+
+/* Did the dead compaction's rename happen? 1 (database.bin on disk is
+ * its new file), 0 (the old one: nothing to finish), or -errno. */
+static int renamed(struct eng_db *db, const struct eng_job *j)
+{
+	uint64_t id = 0;
+	int rc;
+
+	if (j->stage >= ENG_STAGE_FLIPPED)
+		return 1;
+	if ((rc = disk_file_id(db, &id)))
+		return rc;
+	return id == j->flip.file_id;
 }
 
 uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
@@ -303,11 +351,22 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
 		return copy.id;
 	}
 	describe_death(status, why, sizeof(why));
-	if (copy.stage >= ENG_STAGE_RENAMED && copy.kind == ENG_JOB_COMPACT) {
-		rc = copy.stage == ENG_STAGE_FLIPPED ? 0 : finish_flip(db, &copy.flip);
-		eng_log(rc ? ENG_LOG_ERROR : ENG_LOG_WARN, "job %" PRIu64 ": %s after its "
-			"new database.bin was in place; %s", copy.id, why,
-			rc ? "finishing the swap failed" : "the master finished the swap");
+	if (copy.stage >= ENG_STAGE_RENAMING && copy.kind == ENG_JOB_COMPACT &&
+	    (rc = renamed(db, &copy)) != 0) {
+		if (rc < 0) {
+			/* Cannot tell which file the name holds: writes stay
+			 * held off, and recovery, which reads the directory
+			 * as it is, decides. */
+			eng_log(ENG_LOG_ERROR, "job %" PRIu64 ": %s; reading the header of %s "
+				"failed (%s): restarting through recovery", copy.id, why,
+				db->path, strerror(-rc));
+			eng_sync_poison(db);
+		} else {
+			rc = copy.stage == ENG_STAGE_FLIPPED ? 0 : finish_flip(db, &copy.flip);
+			eng_log(rc ? ENG_LOG_ERROR : ENG_LOG_WARN, "job %" PRIu64 ": %s after "
+				"its new database.bin was in place; %s", copy.id, why,
+				rc ? "finishing the swap failed" : "the master finished the swap");
+		}
 	} else {
 		rc = -ECANCELED;
 		undo(db, pid);

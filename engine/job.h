@@ -40,6 +40,10 @@ enum eng_job_stage {
 	ENG_STAGE_COPY,      /* compaction: copying live records */
 	ENG_STAGE_CATCHUP,   /* replaying what was written meanwhile */
 	ENG_STAGE_FROZEN,    /* new writes held off for the swap */
+	/* compaction: the flip is recorded and the rename may have been
+	 * made; whether it was is read from disk (the file id of
+	 * database.bin), never from a stage written after the fact */
+	ENG_STAGE_RENAMING,
 	ENG_STAGE_RENAMED,   /* compaction: the new file is database.bin */
 	ENG_STAGE_FLIPPED,   /* the new table (and file) are current */
 };

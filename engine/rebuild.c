@@ -29,10 +29,12 @@
  *
  * Failpoints at every step (docs/failpoints.md): compact.copy,
  * compact.catchup, compact.swap (frozen, before the rename),
- * compact.rename (after it), compact.dirsync (after the directory sync),
+ * compact.renaming (the swap recorded, the rename not made),
+ * compact.renamed (the rename made, not yet recorded), compact.rename
+ * (after it is recorded), compact.dirsync (after the directory sync),
  * compact.unlink (after the flip, dropping the old index snapshot),
  * compact.done. The master undoes or finishes what a job that died left
- * (job.c).
+ * (job.c), deciding from the file id database.bin has on disk.
  */
 #include "engine/job.h"
 
@@ -50,6 +52,7 @@
 #include "ipc/flock.h"
 #include "ipc/shm.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -97,6 +100,7 @@ struct rb {
 	uint64_t buf_off;
 	uint64_t written_back;
 	int frozen;
+	enum eng_job_stage stage; /* as set_stage last recorded it */
 	struct eng_flip pf;       /* the flip a compaction will make */
 	uint64_t before;          /* database.bin's size at the cut */
 	uint64_t ns_copy, ns_catchup, ns_sync, ns_frozen; /* where time went */
@@ -126,15 +130,19 @@ static int fail(struct rb *r, int rc, const char *what)
 
 /* --- the job record ------------------------------------------------------ */
 
-static void set_stage(struct rb *r, enum eng_job_stage st)
+/* 0, or -errno when the record could not be written (the job must not
+ * take a step the master could not then tell it took). */
+static int set_stage(struct rb *r, enum eng_job_stage st)
 {
 	struct eng_job *j = &r->sh->jobs[r->id % ENG_JOBS_KEPT];
+	int rc;
 
-	if (ipc_mtx_lock(&r->sh->job_mtx, NULL, NULL))
-		return;
+	if ((rc = ipc_mtx_lock(&r->sh->job_mtx, NULL, NULL)))
+		return rc;
+	r->stage = st;
 	if (j->id == r->id) {
 		j->stage = st;
-		if (st == ENG_STAGE_RENAMED) {
+		if (st == ENG_STAGE_RENAMING) {
 			/* what the master reports if it must finish for us */
 			j->flip = r->pf;
 			j->bytes_before = r->before;
@@ -143,6 +151,7 @@ static void set_stage(struct rb *r, enum eng_job_stage st)
 		}
 	}
 	ipc_mtx_unlock(&r->sh->job_mtx);
+	return 0;
 }
 
 static void finish_record(struct rb *r, int rc, uint64_t after, uint64_t keys)
@@ -532,7 +541,7 @@ static int freeze(struct rb *r, uint64_t *tail)
 	sh->frozen = getpid();
 	eng_unlock_index(r->db);
 	r->frozen = 1;
-	set_stage(r, ENG_STAGE_FROZEN);
+	(void)set_stage(r, ENG_STAGE_FROZEN);
 	for (uint64_t waited = 0;; waited += DRAIN_STEP_US) {
 		if ((rc = eng_lock_index(r->db)))
 			return fail(r, rc, "locking the index");
@@ -588,9 +597,15 @@ static int swap_file(struct rb *r, uint64_t lease)
 		.tail = r->ntail, .zeroed_end = r->ntail, .durable = r->ntail,
 		.file_id = r->file_id, .lease = lease,
 	};
+	/* Recorded before the rename: a kill between the two must not
+	 * leave the master believing the old file is still database.bin. */
+	if ((rc = set_stage(r, ENG_STAGE_RENAMING)))
+		return fail(r, rc, "recording the swap in the job record");
+	ENG_FP("compact.renaming");
 	if (rename(r->npath, r->db->path) < 0)
 		return fail(r, -errno, "renaming database.bin.compact to database.bin");
-	set_stage(r, ENG_STAGE_RENAMED);
+	ENG_FP("compact.renamed");
+	(void)set_stage(r, ENG_STAGE_RENAMED);
 	ENG_FP("compact.rename");
 	if ((rc = eng_io_syncdir(r->db->dir)))
 		return fail(r, rc, "syncing the data directory");
@@ -620,7 +635,7 @@ static int flip(struct rb *r, uint64_t lease)
 	sh->frozen = 0;
 	r->frozen = 0;
 	eng_unlock_index(r->db);
-	set_stage(r, ENG_STAGE_FLIPPED);
+	(void)set_stage(r, ENG_STAGE_FLIPPED);
 	return 0;
 }
 
@@ -651,7 +666,8 @@ static void cleanup_failed(struct rb *r)
 {
 	struct eng_shared *sh = r->sh;
 
-	if (r->npath && !(sh->jobs[r->id % ENG_JOBS_KEPT].stage >= ENG_STAGE_RENAMED))
+	assert(r->stage < ENG_STAGE_RENAMING);
+	if (r->npath)
 		unlink(r->npath);
 	unfreeze(r);
 	if (eng_lock_index(r->db))
@@ -675,7 +691,7 @@ static int run(struct rb *r)
 		return rc;
 	ENG_FP("compact.cut");
 	t0 = r->pos;
-	set_stage(r, ENG_STAGE_COPY);
+	(void)set_stage(r, ENG_STAGE_COPY);
 	if (r->compact) {
 		if ((rc = create_new_file(r)) ||
 		    (rc = walk(r, ENG_FILE_HDR_SIZE, t0, copy_live)))
@@ -685,7 +701,7 @@ static int run(struct rb *r)
 	}
 	r->ns_copy = mono_ns() - t;
 	t = mono_ns();
-	set_stage(r, ENG_STAGE_CATCHUP);
+	(void)set_stage(r, ENG_STAGE_CATCHUP);
 	if ((rc = catch_up_while_running(r)))
 		return rc;
 	r->ns_catchup = mono_ns() - t;
@@ -722,6 +738,15 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 		return 1;
 	r.compact = j->kind == ENG_JOB_COMPACT;
 	rc = run(&r);
+	if (rc && r.stage >= ENG_STAGE_RENAMING) {
+		/* The rename may have been made: only what is on disk can
+		 * say whether database.bin is the new file. Leave the record
+		 * running and exit; the master reaps us and finishes or
+		 * undoes the swap from the file id it reads (engine/job.c). */
+		eng_log(ENG_LOG_ERROR, "compaction %" PRIu64 " failed during its swap: %s; "
+			"the master finishes or undoes it", id, r.err);
+		goto out_free;
+	}
 	if (rc) {
 		cleanup_failed(&r);
 		eng_log(ENG_LOG_ERROR, "%s job %" PRIu64 " failed: %s; database.bin goes on as before",
@@ -742,6 +767,7 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 		}
 	}
 	finish_record(&r, rc, r.compact ? r.ntail : r.before, rc ? 0 : r.t->live);
+out_free:
 	if (r.nmap)
 		munmap((void *)r.nmap, ENG_MAP_BYTES);
 	if (r.nfd >= 0)

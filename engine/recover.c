@@ -89,12 +89,24 @@ static int apply(struct eng_db *db, const struct eng_replay_item *it)
 	return rc;
 }
 
+/* Regions the replay wiped, kept while it runs after database.idx: an
+ * entry of the snapshot must not point into one (a damaged or stale
+ * snapshot could). More than fit: the snapshot is not trusted. */
+#define WIPED_MAX 4096
+
+struct wiped {
+	uint64_t off, len;
+};
+
 struct rscan {
 	struct eng_db *db;
 	const struct eng_opts *o;
 	struct eng_recovery *rep;
 	uint64_t size;
 	uint64_t next_progress;
+	struct wiped wiped[WIPED_MAX];
+	unsigned nwiped;
+	int wiped_overflow;
 };
 
 static int on_record(struct rscan *r, const struct eng_replay_item *it)
@@ -120,9 +132,13 @@ static int on_record(struct rscan *r, const struct eng_replay_item *it)
 
 /* Wipes [off, off+len): once the durable mark moves past it, only zeros
  * there still read as "nothing". */
-static int wipe(struct eng_db *db, uint64_t off, uint64_t len)
+static int wipe(struct rscan *r, uint64_t off, uint64_t len)
 {
-	return eng_io_discard(db->fd, off, len);
+	if (r->nwiped < WIPED_MAX)
+		r->wiped[r->nwiped++] = (struct wiped){ off, len };
+	else
+		r->wiped_overflow = 1;
+	return eng_io_discard(r->db->fd, off, len);
 }
 
 static int on_other(struct rscan *r, const struct eng_replay_item *it)
@@ -134,7 +150,7 @@ static int on_other(struct rscan *r, const struct eng_replay_item *it)
 			": a batch that never committed (never acknowledged; none of it applied)",
 			it->len, it->off);
 		rep->dropped += it->len;
-		return wipe(r->db, it->off, it->len);
+		return wipe(r, it->off, it->len);
 	}
 	switch (it->scan) {
 	case ENG_SCAN_ABANDONED:
@@ -142,7 +158,7 @@ static int on_other(struct rscan *r, const struct eng_replay_item *it)
 			": a write that never completed (never acknowledged)",
 			it->len, it->off);
 		rep->skipped += it->len;
-		return wipe(r->db, it->off, it->len);
+		return wipe(r, it->off, it->len);
 	case ENG_SCAN_CORRUPT:
 		rep->bad_off = it->off;
 		rep->bad_len = it->len;
@@ -214,6 +230,60 @@ static uint64_t start_table(struct rscan *r)
 	return ENG_FILE_HDR_SIZE;
 }
 
+static int in_wiped(const struct rscan *r, uint64_t roff, uint64_t end)
+{
+	for (unsigned i = 0; i < r->nwiped; i++)
+		if (roff < r->wiped[i].off + r->wiped[i].len && end > r->wiped[i].off)
+			return 1;
+	return 0;
+}
+
+/* After a replay that started from database.idx: does every key the
+ * table holds name a record that survives, below the tail and outside
+ * what the replay wiped? A snapshot that vouched for more than is on
+ * disk (or a damaged one) fails here, and recovery scans it all. */
+static int table_within(const struct rscan *r, uint64_t tail, char *why,
+			size_t n)
+{
+	const struct eng_table *t = eng_cur_table(r->db->sh);
+
+	if (r->wiped_overflow) {
+		snprintf(why, n, "the replay after it wiped more than %d regions", WIPED_MAX);
+		return 0;
+	}
+	for (uint64_t i = 0; i < t->nslots; i++) {
+		struct eng_entry e;
+		uint64_t roff, end;
+
+		if (eng_index_read_slot(t, i, &e) != 1)
+			continue;
+		roff = e.voff - e.klen - ENG_REC_HDR_SIZE;
+		end = e.voff + e.vlen;
+		if (end > tail || in_wiped(r, roff, end)) {
+			snprintf(why, n, "it names a record at offset %" PRIu64 " that %s",
+				 roff, end > tail ? "lies past the end of the log" :
+				 "the replay wiped as never completed");
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Forgets what a replay from database.idx found, before a full scan. */
+static void restart_scan(struct rscan *r)
+{
+	struct eng_recovery *rep = r->rep;
+
+	rep->records = rep->skipped = rep->repaired = rep->dropped = 0;
+	rep->cut_bytes = 0;
+	rep->cut_zeros = 0;
+	rep->max_version = 0;
+	rep->from_snapshot = 0;
+	r->nwiped = 0;
+	r->wiped_overflow = 0;
+	new_table(r->db->sh, 0, ENG_INDEX_MIN_SLOTS);
+}
+
 /* What recovery read may have come from the page cache of a process that
  * was killed before syncing: make it durable, then record that (and the
  * new version lease) in the header's durable mark, so a later crash can
@@ -273,6 +343,14 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 	from = start_table(&r);
 	if ((rc = replay_log(&r, from)))
 		return rc;
+	if (rep->from_snapshot &&
+	    !table_within(&r, size - rep->cut_bytes, rep->note, sizeof(rep->note))) {
+		eng_log(ENG_LOG_WARN, "recovery: ignoring %s/%s: %s; scanning all of "
+			"database.bin instead", db->dir, ENG_IDX_FILE, rep->note);
+		restart_scan(&r);
+		if ((rc = replay_log(&r, ENG_FILE_HDR_SIZE)))
+			return rc;
+	}
 	if (sh->max_keys && eng_cur_table(sh)->live > sh->max_keys)
 		return ENG_EFULL;
 	rep->tail = size - rep->cut_bytes;

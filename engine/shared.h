@@ -117,7 +117,7 @@ struct eng_job {
 	uint64_t bytes_before, bytes_after;
 	uint64_t keys;
 	char error[ENG_JOB_ERROR_MAX];
-	/* From ENG_STAGE_RENAMED on, what the master needs to finish the
+	/* From ENG_STAGE_RENAMING on, what the master needs to finish the
 	 * flip of a compaction whose process died after its rename. */
 	struct eng_flip flip;
 };

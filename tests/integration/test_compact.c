@@ -432,7 +432,8 @@ static void crash_job_at(const char *point)
 	job = it_job_wait(d.port, id, NULL, state, sizeof(state));
 	cr_log_info("job killed at %s: %s", point, job);
 	if (!strcmp(point, "compact.cut") || !strcmp(point, "compact.copy") ||
-	    !strcmp(point, "compact.catchup") || !strcmp(point, "compact.swap"))
+	    !strcmp(point, "compact.catchup") || !strcmp(point, "compact.swap") ||
+	    !strcmp(point, "compact.renaming"))
 		cr_assert_str_eq(state, "failed", "killed before its rename: %s", job);
 	else
 		cr_assert_str_eq(state, "done", "the master finishes the swap: %s",
@@ -468,6 +469,17 @@ Test(it_compact, job_killed_after_its_cut) { crash_job_at("compact.cut"); }
 Test(it_compact, job_killed_while_copying) { crash_job_at("compact.copy"); }
 Test(it_compact, job_killed_in_catch_up) { crash_job_at("compact.catchup"); }
 Test(it_compact, job_killed_frozen_before_rename) { crash_job_at("compact.swap"); }
+Test(it_compact, job_killed_with_its_swap_recorded_before_rename)
+{
+	crash_job_at("compact.renaming");
+}
+/* The window between rename() and the stage record: the master used to
+ * see FROZEN, "undo" a swap that had happened, and let writers append
+ * to the unlinked old file. */
+Test(it_compact, job_killed_between_rename_and_its_record)
+{
+	crash_job_at("compact.renamed");
+}
 Test(it_compact, job_killed_after_rename) { crash_job_at("compact.rename"); }
 Test(it_compact, job_killed_after_dir_sync) { crash_job_at("compact.dirsync"); }
 Test(it_compact, job_killed_after_flip) { crash_job_at("compact.unlink"); }
