@@ -262,6 +262,11 @@ int eng_syncer_wait(struct eng_syncer *s, uint32_t ticket)
 	return sync_wait(&s->own, ticket);
 }
 
+int eng_syncer_follow(struct eng_syncer *s)
+{
+	return eng_db_refresh(&s->own);
+}
+
 void eng_syncer_close(struct eng_syncer *s)
 {
 	eng_db_unmap(&s->own);

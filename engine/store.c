@@ -660,6 +660,10 @@ int eng_db_attach(struct eng_db *db, int wslot)
 	}
 	db->lease_lo = db->lease_hi = 0;
 	db->wslot = wslot;
+	/* Only the master keeps replaced files until nobody maps them; a
+	 * worker that inherited the flag kept every old file (and its disk
+	 * space) for its whole life. */
+	db->keep_old = 0;
 	atomic_store(&db->sh->wslots[wslot].pid, getpid());
 	return eng_db_refresh(db);
 }

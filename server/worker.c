@@ -35,6 +35,7 @@ struct worker {
 	struct event *heartbeat;
 	struct event *sigterm;
 	struct event *sigquit;
+	int exit_code;          /* 1: stopped to be replaced */
 	int stopping;
 };
 
@@ -45,15 +46,30 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static void on_sigterm(evutil_socket_t sig, short what, void *arg);
+
 /* The master kills a worker whose heartbeat stops: a wedged loop (stuck
- * in a handler) stops beating because this runs on the loop. */
+ * in a handler) stops beating because this runs on the loop. The beat
+ * also follows a database.bin a compaction replaced while this worker
+ * was idle (else its mapping would hold the old file's space), and
+ * notices a sync thread that gave up: the worker then stops, exiting 1,
+ * and the master starts another. */
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	int rc;
+
 	(void)fd;
 	(void)what;
 	srv_super_beat(w->a->super, w->a->slot, mono_ms(),
 		       w->http ? srv_http_server_conns(w->http) : 0);
+	(void)eng_db_refresh(w->a->db);
+	if (w->commit && !w->stopping && (rc = srv_commit_failed(w->commit))) {
+		srv_error("the sync thread gave up (%s): stopping this worker so the "
+			  "master starts a fresh one", eng_strerror(rc));
+		w->exit_code = 1;
+		on_sigterm(SIGTERM, 0, w);
+	}
 }
 
 /* The store cannot be trusted (a repair failed): only a restart through
@@ -245,5 +261,5 @@ int srv_worker_main(const struct srv_worker_args *a)
 	rc = event_base_dispatch(w.base);
 	srv_super_set_ready(a->super, a->slot, 0);
 	teardown(&w);
-	return rc < 0 ? 1 : 0;
+	return rc < 0 ? 1 : w.exit_code;
 }
