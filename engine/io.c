@@ -34,11 +34,18 @@ void eng_io_set_backend(const struct eng_io_backend *b)
 int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const char *p = buf;
-	int rc;
+	int rc, torn;
 
 	assert(!ipc_mtx_held_any()); /* no mutex across file I/O (mutex.h) */
 	if ((rc = ENG_FP("io.write")))
 		return rc;
+	/* a write the device failed half way: its second half is there
+	 * (pages reach the disk in no particular order), its start is not */
+	if ((torn = ENG_FP("io.write.torn"))) {
+		p += len / 2;
+		off += len / 2;
+		len -= len / 2;
+	}
 	while (len) {
 		ssize_t n = io->pwrite(fd, p, len, (off_t)off);
 		if (n < 0) {
@@ -52,7 +59,7 @@ int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 		off += (uint64_t)n;
 		len -= (size_t)n;
 	}
-	return 0;
+	return torn;
 }
 
 int eng_io_datasync(int fd)
@@ -95,7 +102,11 @@ int eng_io_discard(int fd, uint64_t off, uint64_t len)
 {
 	char pad[ENG_REC_HDR_SIZE];
 
+	int rc;
+
 	assert(!ipc_mtx_held_any());
+	if ((rc = ENG_FP("io.discard")))
+		return rc;
 	if (io->fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			  (off_t)off, (off_t)len) == 0)
 		return 0;

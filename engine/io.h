@@ -27,7 +27,8 @@ void eng_io_set_backend(const struct eng_io_backend *b);
 
 /* Writes all of buf at off: loops on EINTR and short writes. 0 or -errno
  * (-ENOSPC, -EIO, ...); after an error part of the range may be written.
- * Failpoint "io.write" (enospc/eio). */
+ * Failpoints "io.write" (enospc/eio: nothing written) and "io.write.torn"
+ * (the second half written, not the first, then the error). */
 int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* fdatasync. 0 or -errno. Failpoints "io.fsync" (eio) and
  * "sync.before" / "sync.after" (crash). */
@@ -38,7 +39,8 @@ int eng_io_truncate(int fd, uint64_t len);
 /* Makes [off, off+len) read as zeros and frees its blocks (punch hole);
  * falls back to writing a PAD record header where punching is not
  * supported. Used to wipe a reservation whose write failed or whose
- * writer died, so no half record is ever recovered. 0 or -errno. */
+ * writer died, so no half record is ever recovered. 0 or -errno.
+ * Failpoint "io.discard" (eio). */
 int eng_io_discard(int fd, uint64_t off, uint64_t len);
 
 #endif

@@ -101,6 +101,7 @@ struct rb {
 	uint64_t written_back;
 	int frozen;
 	enum eng_job_stage stage; /* as set_stage last recorded it */
+	int in_catchup;           /* walk() is replaying a copied range */
 	struct eng_flip pf;       /* the flip a compaction will make */
 	uint64_t before;          /* database.bin's size at the cut */
 	uint64_t ns_copy, ns_catchup, ns_sync, ns_frozen; /* where time went */
@@ -421,6 +422,26 @@ static int copy_live(struct rb *r, const struct eng_replay_item *it)
 }
 
 /* Walks the committed records of [from, to) of the current file. */
+static uint64_t catchup_delta; /* new offset - old offset of the pass */
+
+/* A catch-up copies bytes as they are, so a region that holds nothing
+ * (a write that failed and whose wipe failed too, a batch that never
+ * committed) came along: it becomes a PAD record in the new file, whose
+ * durable mark will cover it (garbage there would read as corruption
+ * at the next start). */
+static int pad_copied(struct rb *r, uint64_t off, uint64_t len)
+{
+	char pad[ENG_REC_HDR_SIZE];
+	int rc;
+
+	if (len < ENG_REC_HDR_SIZE || len % ENG_REC_ALIGN)
+		return fail(r, -EBADMSG, "an unused region of database.bin has an odd size");
+	eng_rec_encode_pad(pad, len, 0);
+	if ((rc = eng_io_pwrite_all(r->nfd, pad, sizeof(pad), off + catchup_delta)))
+		return fail(r, rc, "writing database.bin.compact");
+	return 0;
+}
+
 static int walk(struct rb *r, uint64_t from, uint64_t to,
 		int (*fn)(struct rb *, const struct eng_replay_item *))
 {
@@ -436,6 +457,10 @@ static int walk(struct rb *r, uint64_t from, uint64_t to,
 	while (!rc && !(rc = eng_replay_next(&rp, &it)) && it.kind != ENG_REPLAY_END) {
 		if (it.kind == ENG_REPLAY_RECORD) {
 			rc = fn(r, &it);
+		} else if (r->in_catchup && r->compact &&
+			   (it.kind == ENG_REPLAY_DROPPED ||
+			    (it.kind == ENG_REPLAY_SCAN && it.scan == ENG_SCAN_ABANDONED))) {
+			rc = pad_copied(r, it.off, it.len);
 		} else if (it.kind == ENG_REPLAY_SCAN && it.scan != ENG_SCAN_ABANDONED &&
 			   it.scan != ENG_SCAN_UNUSED) {
 			snprintf(r->err, sizeof(r->err), "database.bin is damaged at offset %"
@@ -448,8 +473,6 @@ static int walk(struct rb *r, uint64_t from, uint64_t to,
 }
 
 /* --- 3. catch up ------------------------------------------------------------------ */
-
-static uint64_t catchup_delta; /* new offset - old offset of the pass */
 
 static int index_one(struct rb *r, const struct eng_replay_item *it)
 {
@@ -486,7 +509,10 @@ static int catch_up(struct rb *r, uint64_t to)
 		r->ntail += to - r->pos;
 		r->buf_off = r->ntail;
 	}
-	if ((rc = walk(r, r->pos, to, index_one)))
+	r->in_catchup = 1;
+	rc = walk(r, r->pos, to, index_one);
+	r->in_catchup = 0;
+	if (rc)
 		return rc;
 	r->pos = to;
 	return 0;

@@ -147,6 +147,9 @@ struct eng_shared {
 	uint32_t disk_full;    /* the last prezero hit ENOSPC: the last
 				* ENG_DELETE_RESERVE bytes are for deletes */
 	uint32_t want_resize;  /* a writer asked the master for a rebuild */
+	/* A compaction deleted database.reserve for room: until the master
+	 * makes it again, no zeros are prepared in the space it freed. */
+	_Atomic uint32_t reserve_released;
 	uint64_t table_gen;    /* the last generation given to a table */
 	struct eng_area areas[ENG_AREAS];
 	struct eng_flip flip;

@@ -264,8 +264,10 @@ uint64_t eng_db_written_below(struct eng_db *db);
  * they never sit dirty in the page cache for a worker's fdatasync to
  * flush (8 MiB of them made single syncs 100-1000 times slower than the
  * mean); O_DIRECT was tried and held the inode lock for whole device
- * writes (docs/decisions.md). Blocks; never on a loop. 0, 1 (nothing to
- * do), or -errno (the caller retries later). */
+ * writes (docs/decisions.md). It first makes database.reserve if that is
+ * missing; after a compaction deleted it, it prepares nothing until the
+ * reserve is back (the reserve has the space first). Blocks; never on a loop. 0, 1 (nothing to do), or -errno (the
+ * caller retries later). */
 int eng_db_prezero(struct eng_db *db);
 /* Master, at a clean stop with no worker left: cuts the zeros ahead of
  * the tail, so the file ends at its last record, and puts the tail in

@@ -740,8 +740,10 @@ static void tick(struct master *m)
 	ok = heartbeats_ok(m, now);
 	if (m->reloading && !m->stopping)
 		reload_step(m);
-	if (!m->stopping && !eng_sync_poisoned(&m->db) && now >= m->prezero_retry_ms &&
-	    eng_db_prezero(&m->db) < 0) {
+	/* Not while a job runs: a compaction short of space deletes the
+	 * reserve file, and that space is for its new file. */
+	if (!m->stopping && !m->job_pid && !eng_sync_poisoned(&m->db) &&
+	    now >= m->prezero_retry_ms && eng_db_prezero(&m->db) < 0) {
 		if (!m->prezero_warned)
 			srv_warn("preparing space in database.bin failed (disk full?); appends "
 				 "go on without it, retrying every %d s", PREZERO_RETRY_MS / 1000);

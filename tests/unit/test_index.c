@@ -1461,6 +1461,51 @@ static struct eng_job_info run_job(struct eng_db *db)
 	return run_job_in(db, START_FIRST);
 }
 
+/* A write that failed half way and whose wipe failed too leaves garbage
+ * the durable mark must stay below. A compaction's catch-up starts there
+ * (nothing below it is in flight) and copies bytes as they are: it used
+ * to copy the garbage under the new file's mark, and the next start
+ * refused the file as corrupt. */
+Test(engine_index_store, compaction_over_an_unwiped_failed_write_restarts,
+     .timeout = 30)
+{
+	struct eng_db db;
+	struct eng_recovery rep;
+	uint64_t id;
+	pid_t pid;
+	int rc;
+
+	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+	cr_assert(eq(int, uu_put(&db, "before", "old", NULL), 0));
+	cr_assert(eq(int, uu_put(&db, "before", "kept", NULL), 0));
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		uu_child_init();
+		if (eng_db_attach(&db, 1))
+			_exit(1);
+		uu_child_arm("io.write.torn=eio,io.discard=eio");
+		if (uu_put(&db, "failed", "a value whose write tore half way", NULL) == 0)
+			_exit(2);
+		_exit(UU_CHILD_OK);
+	}
+	uu_expect_exit_ok(pid, "torn writer");
+	cr_assert(eq(int, uu_put(&db, "after", "later", NULL), 0));
+	cr_assert(eq(int, eng_job_request_compact(&db, &id), 0));
+	cr_assert(eq(int, run_job(&db).kind, ENG_JOB_COMPACT));
+	uu_expect_val(&db, "before", "kept");
+	uu_expect_val(&db, "after", "later");
+	uu_expect_val(&db, "failed", NULL);
+	uu_close(&db);
+	rc = uu_open(fx.dir, UU_MAX_KEYS, &db, &rep);
+	cr_assert(eq(int, rc, 0), "restart after the compaction: %s (damage at %llu)",
+		  eng_strerror(rc), (unsigned long long)rep.bad_off);
+	uu_expect_val(&db, "before", "kept");
+	uu_expect_val(&db, "after", "later");
+	uu_expect_val(&db, "failed", NULL);
+	uu_close(&db);
+}
+
 Test(engine_index_store, full_at_max_keys_overwrite_and_delete_still_work,
      .timeout = 10)
 {
