@@ -165,9 +165,9 @@ int eng_idx_write(struct eng_db *db, const char *dir, const struct eng_table *t,
 		free(path);
 		return -ENOMEM;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, ENG_FILE_MODE);
+	fd = eng_io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, ENG_FILE_MODE);
 	if (fd < 0) {
-		rc = -errno;
+		rc = fd;
 		goto out_free;
 	}
 	/* The entries may name records published while they were read,
@@ -189,15 +189,13 @@ int eng_idx_write(struct eng_db *db, const char *dir, const struct eng_table *t,
 	if ((rc = eng_io_pwrite_all(fd, &h, sizeof(h), 0)) ||
 	    (rc = eng_io_datasync(fd)))
 		goto out_close;
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
+	if ((rc = eng_io_rename(tmp, path)))
 		goto out_close;
-	}
 	rc = eng_io_syncdir(dir);
 out_close:
 	close(fd);
 	if (rc)
-		unlink(tmp);
+		eng_io_unlink(tmp);
 out_free:
 	free(tmp);
 	free(path);
@@ -210,7 +208,7 @@ void eng_idx_remove(const char *dir)
 
 	if (eng_path_join(&path, dir, ENG_IDX_FILE))
 		return;
-	unlink(path);
+	eng_io_unlink(path);
 	free(path);
 }
 

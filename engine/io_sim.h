@@ -20,8 +20,11 @@
  * ones back (a torn write), then may drop what they appended. What stays
  * is a state the disk could have been left in. Leniencies (a cut never
  * loses more than this): ftruncate and fallocate of space count as
- * durable at once, and a write whose process was killed between the
- * pwrite and the end of its journal entry is kept.
+ * durable at once, and so do directory operations (creating, renaming
+ * and removing files: this backend leaves them to the real calls); a
+ * write whose process was killed between the pwrite and the end of its
+ * journal entry is kept. An fsync is not journaled as a sync: a write
+ * that only an fsync covered counts as unsynced, which is stricter.
  *
  * Tests only, as the failpoints are: unset, it costs one getenv at start.
  */

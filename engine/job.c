@@ -293,7 +293,7 @@ static void undo(struct eng_db *db, pid_t pid)
 	char *tmp;
 
 	if (eng_path_join(&tmp, db->dir, ENG_COMPACT_FILE) == 0) {
-		unlink(tmp);
+		eng_io_unlink(tmp);
 		free(tmp);
 	}
 	if (eng_lock_index(db))

@@ -234,8 +234,8 @@ static int out_flush(struct rb *r)
 	r->buf_off += r->used;
 	r->used = 0;
 	if (r->buf_off - r->written_back >= WRITEBACK_BYTES) {
-		sync_file_range(r->nfd, (off_t)r->written_back,
-				(off_t)(r->buf_off - r->written_back), SYNC_FILE_RANGE_WRITE);
+		eng_io_sync_range(r->nfd, r->written_back, r->buf_off - r->written_back,
+				  SYNC_FILE_RANGE_WRITE);
 		r->written_back = r->buf_off;
 	}
 	return 0;
@@ -269,9 +269,9 @@ static int create_new_file(struct rb *r)
 
 	if ((rc = eng_path_join(&r->npath, r->db->dir, ENG_COMPACT_FILE)))
 		return fail(r, rc, "naming database.bin.compact");
-	r->nfd = open(r->npath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, ENG_FILE_MODE);
+	r->nfd = eng_io_open(r->npath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, ENG_FILE_MODE);
 	if (r->nfd < 0)
-		return fail(r, -errno, "creating database.bin.compact");
+		return fail(r, r->nfd, "creating database.bin.compact");
 	/* nobody else writes it; the lock says so to anyone who looks */
 	if ((rc = ipc_flock(r->nfd, IPC_FLOCK_WRITE, 0, 0, 0)))
 		return fail(r, rc, "locking database.bin.compact");
@@ -628,8 +628,8 @@ static int swap_file(struct rb *r, uint64_t lease)
 	if ((rc = set_stage(r, ENG_STAGE_RENAMING)))
 		return fail(r, rc, "recording the swap in the job record");
 	ENG_FP("compact.renaming");
-	if (rename(r->npath, r->db->path) < 0)
-		return fail(r, -errno, "renaming database.bin.compact to database.bin");
+	if ((rc = eng_io_rename(r->npath, r->db->path)))
+		return fail(r, rc, "renaming database.bin.compact to database.bin");
 	ENG_FP("compact.renamed");
 	(void)set_stage(r, ENG_STAGE_RENAMED);
 	ENG_FP("compact.rename");
@@ -694,7 +694,7 @@ static void cleanup_failed(struct rb *r)
 
 	assert(r->stage < ENG_STAGE_RENAMING);
 	if (r->npath)
-		unlink(r->npath);
+		eng_io_unlink(r->npath);
 	unfreeze(r);
 	if (eng_lock_index(r->db))
 		return;

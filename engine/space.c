@@ -99,10 +99,10 @@ static int zero_piece(struct eng_db *db, uint64_t off, uint64_t len)
 		uint64_t n = off + len - o < PREZERO_STEP_BYTES ? off + len - o : PREZERO_STEP_BYTES;
 		if ((rc = eng_io_pwrite_all(db->fd, zero_buf, n, o)))
 			return rc;
-		if (sync_file_range(db->fd, (off_t)o, (off_t)n,
-				    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-				    SYNC_FILE_RANGE_WAIT_AFTER) < 0 && errno != ENOSYS)
-			return -errno;
+		if ((rc = eng_io_sync_range(db->fd, o, n,
+					    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+					    SYNC_FILE_RANGE_WAIT_AFTER)))
+			return rc;
 	}
 	return 0;
 }
@@ -218,20 +218,20 @@ static int make_reserve(struct eng_db *db)
 	if (avail < 2 * size)
 		return 0; /* not now: writes need the space more */
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
-		return -errno;
-	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+	if ((fd = eng_io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
+		return fd;
+	if (eng_io_fallocate(fd, 0, 0, size) < 0) {
 		/* no fallocate here: blocks must really be written */
 		for (uint64_t o = 0; o < size && rc == 0; o += sizeof(zero_buf))
 			rc = eng_io_pwrite_all(fd, zero_buf, sizeof(zero_buf), o);
 	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = eng_io_fsync(fd);
 	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = eng_io_rename(tmp, path);
 	if (rc) {
-		unlink(tmp);
+		eng_io_unlink(tmp);
 		return rc;
 	}
 	eng_log(ENG_LOG_INFO, "made %s (%" PRIu64 " bytes), so that a compaction can "
@@ -245,7 +245,7 @@ int eng_db_release_reserve(struct eng_db *db)
 
 	reserve_path(db, path, sizeof(path));
 	atomic_store(&db->sh->reserve_released, 1);
-	if (unlink(path) < 0)
+	if (eng_io_unlink(path) < 0)
 		return 0;
 	eng_log(ENG_LOG_WARN, "the disk is short of space: deleted %s to make room for "
 		"the compaction", path);

@@ -209,9 +209,9 @@ int eng_lock_dir(const char *dir, int wait_ms, int *lock_fd,
 
 	if ((rc = eng_path_join(&path, dir, ENG_LOCK_FILE)))
 		return rc;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, ENG_FILE_MODE);
+	fd = eng_io_open(path, O_RDWR | O_CREAT | O_CLOEXEC, ENG_FILE_MODE);
 	if (fd < 0) {
-		rc = -errno;
+		rc = fd;
 		snprintf(rep->failed, sizeof(rep->failed), "opening %s", path);
 		free(path);
 		return rc;
@@ -485,9 +485,9 @@ static int open_file(struct eng_db *db, struct eng_recovery *rep,
 	struct stat st;
 	int fd, rc;
 
-	fd = open(db->path, O_RDWR | O_CREAT | O_CLOEXEC, ENG_FILE_MODE);
+	fd = eng_io_open(db->path, O_RDWR | O_CREAT | O_CLOEXEC, ENG_FILE_MODE);
 	if (fd < 0) {
-		rc = -errno;
+		rc = fd;
 		snprintf(rep->failed, sizeof(rep->failed), "opening %s", db->path);
 		return rc;
 	}
@@ -525,7 +525,7 @@ static void drop_stale_compaction(struct eng_db *db)
 
 	if (eng_path_join(&p, db->dir, ENG_COMPACT_FILE))
 		return;
-	if (unlink(p) == 0)
+	if (eng_io_unlink(p) == 0)
 		eng_log(ENG_LOG_WARN, "removed %s: a compaction that did not finish "
 			"(database.bin was not touched by it)", p);
 	free(p);
@@ -536,6 +536,7 @@ static int make_dirs(const char *dir)
 {
 	char p[PATH_MAX];
 	size_t n = strlen(dir);
+	int rc;
 
 	if (n >= sizeof(p))
 		return -ENAMETOOLONG;
@@ -544,8 +545,8 @@ static int make_dirs(const char *dir)
 		if (p[i] != '/' && p[i] != '\0')
 			continue;
 		p[i] = '\0';
-		if (mkdir(p, ENG_DIR_MODE) < 0 && errno != EEXIST)
-			return -errno;
+		if ((rc = eng_io_mkdir(p, ENG_DIR_MODE)) && rc != -EEXIST)
+			return rc;
 		p[i] = i == n ? '\0' : '/';
 	}
 	return 0;
