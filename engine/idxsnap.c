@@ -4,12 +4,17 @@
  * Owns: writing a snapshot of a table (at a clean stop, and after a
  * compaction), and loading one into the current table at start-up after
  * checking it against database.bin. Layout in docs/format.md:
- *   header (64 bytes): magic "CASKIDX\0", u32 version, u32 header size,
- *     u64 file id of the database.bin it indexes, u64 covered_from,
- *     u64 keys, u64 max version, u32 crc32c of the entries, u32 zero,
- *     u32 zero, u32 crc32c of bytes 0..60
+ *   header (80 bytes): magic "CASKIDX\0", u32 version (2), u32 header
+ *     size, u64 file id of the database.bin it indexes, u64
+ *     covered_from, u64 keys, u64 max version, u64 k0 and u64 k1 of the
+ *     table's hash seed, u32 crc32c of the entries, u32 zero, u32 zero,
+ *     u32 crc32c of bytes 0..76
  *   keys x 32-byte entries: u32 hash, u32 value length, u64 value
  *     offset, u64 version, u16 key length, 6 zero bytes
+ * The hashes are the table's, under its seed, which the snapshot keeps
+ * so a start can place the entries without reading their keys; the
+ * loaded table takes that seed. (Version 1, before hashes were keyed,
+ * is ignored: that start scans the log.)
  * A snapshot says: every record below covered_from is reflected in the
  * entries; records from covered_from on are replayed by the scan as
  * usual. It may be taken while writers run (the table read without the
@@ -49,8 +54,8 @@
 #include <unistd.h>
 
 #define IDX_MAGIC "CASKIDX\0"
-#define IDX_VERSION 1
-#define IDX_HDR_SIZE 64
+#define IDX_VERSION 2
+#define IDX_HDR_SIZE 80
 #define IDX_ENTRY_SIZE 32
 #define IDX_BUF_ENTRIES 2048
 
@@ -62,11 +67,13 @@ struct idx_hdr {
 	uint64_t covered_from;
 	uint64_t keys;
 	uint64_t max_version;
+	uint64_t seed_k0;
+	uint64_t seed_k1;
 	uint32_t entries_crc;
 	uint32_t zero[2];
 	uint32_t crc;
 };
-_Static_assert(sizeof(struct idx_hdr) == IDX_HDR_SIZE, "idx header is 64 bytes");
+_Static_assert(sizeof(struct idx_hdr) == IDX_HDR_SIZE, "idx header is 80 bytes");
 
 struct idx_entry {
 	uint32_t hash;
@@ -184,6 +191,8 @@ int eng_idx_write(struct eng_db *db, const char *dir, const struct eng_table *t,
 	h.covered_from = htole64(covered_from);
 	h.keys = htole64(keys);
 	h.max_version = htole64(max_version);
+	h.seed_k0 = htole64(t->seed.k0);
+	h.seed_k1 = htole64(t->seed.k1);
 	h.entries_crc = htole32(crc);
 	h.crc = htole32(eng_crc32c(0, &h, offsetof(struct idx_hdr, crc)));
 	if ((rc = eng_io_pwrite_all(fd, &h, sizeof(h), 0)) ||
@@ -242,9 +251,10 @@ static int header_ok(const struct idx_hdr *h, uint64_t idx_size,
 	return 1;
 }
 
-/* Does entry e point at a valid PUT record of its key in the map? */
-static int entry_matches(const char *map, uint64_t db_size,
-			 const struct eng_entry *e)
+/* Does entry e point at a valid PUT record of its key in the map, with
+ * its hash in t (keyed with the snapshot's seed)? */
+static int entry_matches(const struct eng_table *t, const char *map,
+			 uint64_t db_size, const struct eng_entry *e)
 {
 	struct eng_rec_hdr h;
 	uint64_t roff;
@@ -256,7 +266,7 @@ static int entry_matches(const char *map, uint64_t db_size,
 	return eng_rec_check_hdr(map + roff, db_size - roff, &h) == 0 &&
 	       h.type == ENG_REC_PUT && h.klen == e->klen &&
 	       h.vlen == e->vlen && h.version == e->version &&
-	       eng_index_hash32(eng_key_hash(map + roff + ENG_REC_HDR_SIZE, e->klen)) == e->hash;
+	       eng_index_hash(t, map + roff + ENG_REC_HDR_SIZE, e->klen) == e->hash;
 }
 
 int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
@@ -267,6 +277,7 @@ int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 	struct stat st;
 	const struct idx_hdr *h;
 	const struct idx_entry *ents;
+	struct eng_hash_seed seed;
 	void *p = MAP_FAILED;
 	int fd, rc = -ENOENT;
 
@@ -295,12 +306,21 @@ int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 		snprintf(why, whylen, "its entries fail their checksum");
 		goto out_unmap;
 	}
+	seed.k0 = le64toh(h->seed_k0);
+	seed.k1 = le64toh(h->seed_k1);
+	if (!(seed.k0 | seed.k1)) {
+		snprintf(why, whylen, "its hash seed is zero");
+		goto out_unmap;
+	}
+	/* the entries' hashes are under the snapshot's seed: so is the
+	 * table (still empty: its pages are zero) */
+	eng_index_init(t, t->gen, t->file_gen, t->nslots, &seed);
 	for (uint64_t i = 0; i < le64toh(h->keys); i++) {
 		struct eng_entry e;
 		int r;
 
 		entry_decode(&e, &ents[i]);
-		if (!entry_matches(db->map, db_size, &e)) {
+		if (!entry_matches(t, db->map, db_size, &e)) {
 			snprintf(why, whylen, "entry %" PRIu64 " does not match the record it "
 				 "points at", i);
 			goto out_unmap;

@@ -13,18 +13,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Writes dir/database.idx for table t of the file with this id: every
- * record below covered_from is in t (take it before t is read). db->fd
- * (that file) is synced after t is read and before the snapshot is made
- * durable, so no entry names a record a power cut can take back.
- * Atomic (temporary file, fsync, rename, directory fsync). 0 or -errno. */
+/* Writes dir/database.idx for table t of the file with this id, with
+ * t's hash seed: every record below covered_from is in t (take it
+ * before t is read). db->fd (that file) is synced after t is read and
+ * before the snapshot is made durable, so no entry names a record a
+ * power cut can take back. Atomic (temporary file, fsync, rename,
+ * directory fsync). 0 or -errno. */
 int eng_idx_write(struct eng_db *db, const char *dir, const struct eng_table *t,
 		  uint64_t file_id, uint64_t covered_from, uint64_t max_version);
 /* The key count a snapshot claims (for sizing the table; 0 if none). */
 uint64_t eng_idx_keys(struct eng_db *db);
-/* Loads db->dir/database.idx into t if it is valid for db->map (db_size
- * bytes): every entry must name a valid PUT record of its key (header
- * checksum, lengths, version, hash) and no key may appear twice. 0 (and
+/* Loads db->dir/database.idx into t, a new empty table, if it is valid
+ * for db->map (db_size bytes); t takes the snapshot's hash seed. Every
+ * entry must name a valid PUT record of its key (header checksum,
+ * lengths, version, hash) and no key may appear twice. 0 (and
  * *covered_from, *max_version), -ENOENT (none), or another -errno with
  * the reason in why. t may hold part of the entries after a failure:
  * the caller starts over with an empty table. What the replay after it

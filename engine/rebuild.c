@@ -5,9 +5,11 @@
  *   1. cut: under the index mutex take T0, below which every record is
  *      written and published, and claim the spare area;
  *   2. fill: a rebuild copies the current table's entries (read without
- *      the mutex); a compaction copies each record below T0 that the
- *      current table still points at into database.bin.compact (as a
- *      plain record: a batch below T0 committed long ago) and indexes it;
+ *      the mutex) with their hashes, so its table keeps the current hash
+ *      seed; a compaction copies each record below T0 that the current
+ *      table still points at into database.bin.compact (as a plain
+ *      record: a batch below T0 committed long ago) and indexes it in a
+ *      table with a new seed;
  *   3. catch up: replay (a compaction: copy byte for byte, then index)
  *      the records written since, until little is left; replay applies
  *      a record only if it is newer than what a key holds, so the copy
@@ -190,12 +192,20 @@ static int cut(struct rb *r)
 	struct eng_db *db = r->db;
 	struct eng_shared *sh = r->sh;
 	struct eng_table *cur;
+	struct eng_hash_seed seed;
 	uint64_t keys, nslots;
 	int rc;
 
+	/* A compaction indexes its new file from the records: a new seed,
+	 * so nothing learnt about the old one's hashes carries over. A
+	 * rebuild copies the entries, hashes and all: the current seed. */
+	if (r->compact && (rc = eng_hash_seed_new(&seed)))
+		return fail(r, rc, "making a seed for the new table's hash");
 	if ((rc = eng_lock_index(db)))
 		return fail(r, rc, "locking the index");
 	cur = eng_cur_table(sh);
+	if (!r->compact)
+		seed = cur->seed;
 	r->area = !eng_cur_area(atomic_load(&sh->cur));
 	if (sh->areas[r->area].state != ENG_AREA_FREE) {
 		eng_unlock_index(db);
@@ -216,7 +226,7 @@ static int cut(struct rb *r)
 	eng_unlock_index(db);
 	r->t = eng_area_table(sh, r->area);
 	ipc_shm_release(r->t, sh->area_bytes);
-	eng_index_init(r->t, r->gen, r->file_gen, nslots);
+	eng_index_init(r->t, r->gen, r->file_gen, nslots, &seed);
 	return 0;
 }
 
@@ -372,15 +382,18 @@ static int still_live(struct rb *r, uint64_t off, const struct eng_rec_hdr *h)
 	struct eng_shared *sh = r->sh;
 	_Atomic uint64_t *reading = &sh->wslots[ENG_JOB_WSLOT].reading;
 	const char *key = r->db->map + off + ENG_REC_HDR_SIZE;
-	uint32_t hash = eng_index_hash32(eng_key_hash(key, h->klen));
+	struct eng_khash kh = { .hash = 0 };
 	struct eng_entry e;
 	int found;
 
 	for (int n = 0;; n++) {
 		uint64_t c = atomic_load(&sh->cur);
+		const struct eng_table *t;
+
 		atomic_store(reading, eng_cur_gen(c));
-		found = eng_index_lookup(eng_area_table(sh, eng_cur_area(c)), r->db->map,
-					 key, h->klen, hash, &e);
+		t = eng_area_table(sh, eng_cur_area(c));
+		found = eng_index_lookup(t, r->db->map, key, h->klen,
+					 eng_index_hash_for(t, key, h->klen, &kh), &e);
 		atomic_store(reading, 0);
 		if (found >= 0)
 			break;
@@ -406,7 +419,7 @@ static int copy_live(struct rb *r, const struct eng_replay_item *it)
 		return 0;
 	if (rc < 0)
 		return rc;
-	e.hash = eng_index_hash32(eng_key_hash(rec + ENG_REC_HDR_SIZE, it->h.klen));
+	e.hash = eng_index_hash(r->t, rec + ENG_REC_HDR_SIZE, it->h.klen);
 	e.voff = r->ntail + ENG_REC_HDR_SIZE + it->h.klen;
 	/* committed long ago: a plain record in the new file */
 	memcpy(hdr, rec, sizeof(hdr));

@@ -10,9 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A 64-bit multiply-xorshift hash over 8-byte words: keys are short, so
- * word-at-a-time beats byte-at-a-time FNV, and the index needs only good
- * spreading, not cryptographic strength. */
+/* A 64-bit multiply-xorshift mixer: spreads the clock and pid into a
+ * file id when getrandom fails. */
 static inline uint64_t mix64(uint64_t x)
 {
 	x ^= x >> 32;
@@ -326,24 +325,4 @@ uint64_t eng_file_id_new(void)
 		}
 	}
 	return id;
-}
-
-uint64_t eng_key_hash(const void *key, size_t len)
-{
-	const unsigned char *p = key;
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-
-	while (len >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = mix64(h ^ w);
-		p += 8;
-		len -= 8;
-	}
-	if (len) {
-		uint64_t w = 0;
-		memcpy(&w, p, len);
-		h = mix64(h ^ w ^ ((uint64_t)len << 56));
-	}
-	return mix64(h);
 }

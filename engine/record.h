@@ -9,7 +9,8 @@
  *  12  u32 crc32c of bytes 0..24 with this field taken as zero
  *  16  u64 file id: random, new for every file caskd writes from scratch
  *      (creation, compaction, snapshot), so a hint or index snapshot made
- *      for one file is never taken for another's
+ *      for one file is never taken for another's. Not a secret (GET
+ *      /admin/snapshot sends this header): nothing is keyed with it
  *  24  durable mark A (20 bytes)     44 durable mark B (20 bytes)
  * Durable mark: u64 durable offset, u64 version lease, u32 crc32c of the
  * first 16 bytes. Every byte below the durable offset was durable
@@ -155,8 +156,5 @@ static inline uint64_t eng_mark_off(int slot)
 {
 	return slot ? ENG_MARK_OFF_B : ENG_MARK_OFF_A;
 }
-
-/* The 64-bit hash the index uses for keys (not stored on disk). */
-uint64_t eng_key_hash(const void *key, size_t len);
 
 #endif

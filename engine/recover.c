@@ -36,14 +36,15 @@
 
 #define PROGRESS_EVERY_BYTES (64ull << 20)
 
-/* Installs a fresh table of nslots in area a as the current one. */
+/* Installs a fresh table of nslots, keyed with seed, in area a as the
+ * current one. */
 static struct eng_table *new_table(struct eng_shared *sh, uint32_t a,
-				   uint64_t nslots)
+				   uint64_t nslots, const struct eng_hash_seed *seed)
 {
 	struct eng_table *t = eng_area_table(sh, a);
 
 	ipc_shm_release(t, sh->area_bytes);
-	eng_index_init(t, ++sh->table_gen, 1, nslots);
+	eng_index_init(t, ++sh->table_gen, 1, nslots, seed);
 	sh->areas[a].state = ENG_AREA_CURRENT;
 	sh->areas[a].gen = t->gen;
 	sh->areas[!a].state = ENG_AREA_FREE;
@@ -64,7 +65,7 @@ int eng_recover_grow(struct eng_db *db)
 		return ENG_EFULL;
 	t = eng_area_table(sh, !a);
 	ipc_shm_release(t, sh->area_bytes);
-	eng_index_init(t, ++sh->table_gen, old->file_gen, n);
+	eng_index_init(t, ++sh->table_gen, old->file_gen, n, &old->seed);
 	for (uint64_t i = 0; i < old->nslots; i++) {
 		struct eng_entry e;
 		if (eng_index_read_slot(old, i, &e) == 1 && eng_index_place(t, &e) < 0)
@@ -203,31 +204,39 @@ static int replay_log(struct rscan *r, uint64_t from)
 	return rc;
 }
 
-/* The table from database.idx when it can be trusted; else an empty one.
- * Returns where the replay of the log starts. */
-static uint64_t start_table(struct rscan *r)
+/* The table from database.idx (keyed as it was) when it can be trusted;
+ * else an empty one with a new seed. *from: where the replay of the log
+ * starts. 0 or -errno. */
+static int start_table(struct rscan *r, uint64_t *from)
 {
 	struct eng_db *db = r->db;
 	struct eng_shared *sh = db->sh;
-	uint64_t claimed = eng_idx_keys(db), from = ENG_FILE_HDR_SIZE, maxv = 0;
+	uint64_t claimed = eng_idx_keys(db), maxv = 0;
+	struct eng_hash_seed seed;
 	struct eng_table *t;
 	int rc;
 
-	t = new_table(sh, 0, eng_index_slots_for(claimed, sh->area_slots));
-	rc = eng_idx_load(db, r->size, t, &from, &maxv, r->rep->note,
+	if ((rc = eng_hash_seed_new(&seed))) {
+		snprintf(r->rep->failed, sizeof(r->rep->failed),
+			 "making a random seed for the index's hash (getrandom)");
+		return rc;
+	}
+	t = new_table(sh, 0, eng_index_slots_for(claimed, sh->area_slots), &seed);
+	rc = eng_idx_load(db, r->size, t, from, &maxv, r->rep->note,
 			  sizeof(r->rep->note));
 	if (rc == 0) {
 		r->rep->from_snapshot = 1;
 		r->rep->max_version = maxv;
-		return from;
+		return 0;
 	}
 	if (rc != -ENOENT)
 		eng_log(ENG_LOG_WARN, "recovery: ignoring %s/%s: %s; scanning all of "
 			"database.bin instead", db->dir, ENG_IDX_FILE, r->rep->note);
 	else
 		r->rep->note[0] = '\0';
-	new_table(sh, 0, ENG_INDEX_MIN_SLOTS);
-	return ENG_FILE_HDR_SIZE;
+	new_table(sh, 0, ENG_INDEX_MIN_SLOTS, &seed);
+	*from = ENG_FILE_HDR_SIZE;
+	return 0;
 }
 
 static int in_wiped(const struct rscan *r, uint64_t roff, uint64_t end)
@@ -269,10 +278,16 @@ static int table_within(const struct rscan *r, uint64_t tail, char *why,
 	return 1;
 }
 
-/* Forgets what a replay from database.idx found, before a full scan. */
-static void restart_scan(struct rscan *r)
+/* Forgets what a replay from database.idx found, before a full scan
+ * into a fresh table (with a seed of its own). 0 or -errno. */
+static int restart_scan(struct rscan *r)
 {
 	struct eng_recovery *rep = r->rep;
+	struct eng_hash_seed seed;
+	int rc;
+
+	if ((rc = eng_hash_seed_new(&seed)))
+		return rc;
 
 	rep->records = rep->skipped = rep->repaired = rep->dropped = 0;
 	rep->cut_bytes = 0;
@@ -281,7 +296,8 @@ static void restart_scan(struct rscan *r)
 	rep->from_snapshot = 0;
 	r->nwiped = 0;
 	r->wiped_overflow = 0;
-	new_table(r->db->sh, 0, ENG_INDEX_MIN_SLOTS);
+	new_table(r->db->sh, 0, ENG_INDEX_MIN_SLOTS, &seed);
+	return 0;
 }
 
 /* What recovery read may have come from the page cache of a process that
@@ -340,15 +356,13 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 	eng_mark_read(db->map, &m, &slot);
 	atomic_store(&sh->file_gen, 1);
 	db->cur->file_gen = db->file_gen = 1;
-	from = start_table(&r);
-	if ((rc = replay_log(&r, from)))
+	if ((rc = start_table(&r, &from)) || (rc = replay_log(&r, from)))
 		return rc;
 	if (rep->from_snapshot &&
 	    !table_within(&r, size - rep->cut_bytes, rep->note, sizeof(rep->note))) {
 		eng_log(ENG_LOG_WARN, "recovery: ignoring %s/%s: %s; scanning all of "
 			"database.bin instead", db->dir, ENG_IDX_FILE, rep->note);
-		restart_scan(&r);
-		if ((rc = replay_log(&r, ENG_FILE_HDR_SIZE)))
+		if ((rc = restart_scan(&r)) || (rc = replay_log(&r, ENG_FILE_HDR_SIZE)))
 			return rc;
 	}
 	if (sh->max_keys && eng_cur_table(sh)->live > sh->max_keys)

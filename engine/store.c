@@ -714,7 +714,7 @@ static uint64_t begin_read(struct eng_shared *sh, _Atomic uint64_t *reading)
 /* With the mutex: for a reader that met a slot left odd or a batch that
  * seemed never to finish publishing (the lock repairs both). */
 static int get_locked(struct eng_db *db, const void *key, uint16_t klen,
-		      uint32_t hash, struct eng_entry *e)
+		      struct eng_khash *kh, struct eng_entry *e)
 {
 	struct eng_find f;
 	int rc;
@@ -725,7 +725,8 @@ static int get_locked(struct eng_db *db, const void *key, uint16_t klen,
 		rc = -EAGAIN; /* swapped since: the caller looks again */
 	} else {
 		struct eng_table *t = eng_cur_table(db->sh);
-		eng_index_find(t, db->map, key, klen, hash, &f);
+		eng_index_find(t, db->map, key, klen,
+			       eng_index_hash_for(t, key, klen, kh), &f);
 		if (f.slot == ENG_NO_SLOT) {
 			rc = 0;
 		} else {
@@ -763,14 +764,13 @@ int eng_get(struct eng_db *db, const void *key, size_t klen,
 {
 	struct eng_shared *sh = db->sh;
 	_Atomic uint64_t *reading = &sh->wslots[db->wslot].reading;
-	uint32_t hash;
+	struct eng_khash kh = { .hash = 0 }; /* under the seed of the table probed */
 	struct eng_entry e;
 	int rc = -EAGAIN;
 
 	memset(v, 0, sizeof(*v));
 	if (!key_ok(klen))
 		return -EINVAL;
-	hash = eng_index_hash32(eng_key_hash(key, klen));
 	for (int tries = 0; tries < GET_TRIES; tries++) {
 		uint64_t cur;
 		uint32_t p1;
@@ -794,7 +794,8 @@ int eng_get(struct eng_db *db, const void *key, size_t klen,
 			rc = -EAGAIN;
 			break; /* a publish that does not end: lock */
 		}
-		rc = eng_index_lookup(t, db->map, key, (uint16_t)klen, hash, &e);
+		rc = eng_index_lookup(t, db->map, key, (uint16_t)klen,
+				      eng_index_hash_for(t, key, klen, &kh), &e);
 		atomic_thread_fence(memory_order_acquire);
 		stale = atomic_load_explicit(&sh->pub_seq, memory_order_relaxed) != p1 ||
 			atomic_load(&sh->cur) != cur;
@@ -806,7 +807,7 @@ int eng_get(struct eng_db *db, const void *key, size_t klen,
 		rc = -EAGAIN;
 	}
 	for (int tries = 0; rc == -EAGAIN && tries < GET_TRIES; tries++)
-		rc = get_locked(db, key, (uint16_t)klen, hash, &e);
+		rc = get_locked(db, key, (uint16_t)klen, &kh, &e);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {

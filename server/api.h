@@ -22,6 +22,7 @@ struct srv_config;
 struct srv_http_req;
 struct srv_metrics;
 struct srv_super;
+struct srv_token;
 struct srv_wstats;
 
 struct srv_api {
@@ -35,7 +36,7 @@ struct srv_api {
 	int slot;
 	int draining;      /* this worker is stopping */
 	int access_fd;     /* -1: no access log */
-	const char *admin_token; /* NULL: admin answers loopback peers only */
+	const struct srv_token *admin_token; /* NULL: admin answers loopback peers only */
 	/* The store cannot be trusted (a repair failed): the worker decides
 	 * how to escalate (the master restarts through recovery). */
 	void (*escalate)(int rc, void *arg);

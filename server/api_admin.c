@@ -2,7 +2,7 @@
  *
  * Admin requests need `Authorization: Bearer <token>` when the daemon has
  * a token (--admin-token-file: 401 without one, 403 for a wrong one, the
- * comparison in constant time); without a token file they are answered
+ * comparison in server/token.c); without a token file they are answered
  * for loopback peers only (403 otherwise). The work is never done here:
  * a compaction runs in a job process the master forks (engine/job.h),
  * and a snapshot is the bytes of a consistent cut, sent from the
@@ -13,6 +13,7 @@
 #include "engine/store.h"
 #include "server/api_int.h"
 #include "server/http.h"
+#include "server/token.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -26,17 +27,6 @@
 #define JSON_MAX 768
 
 /* --- authorization --------------------------------------------------------- */
-
-/* Equal strings, in time that depends only on their lengths. */
-static int same_secret(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
-	unsigned char diff = la != lb;
-
-	for (size_t i = 0; i < n; i++)
-		diff |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)(i < lb ? b[i] : 0);
-	return diff == 0;
-}
 
 static int authorized(struct srv_api *api, struct srv_http_req *req)
 {
@@ -56,7 +46,7 @@ static int authorized(struct srv_api *api, struct srv_http_req *req)
 				       "admin endpoints need Authorization: Bearer <token>");
 		return 0;
 	}
-	if (!same_secret(h + 7, api->admin_token)) {
+	if (!srv_token_matches(api->admin_token, h + 7, strlen(h + 7))) {
 		srv_http_respond_error(req, 403, "forbidden", "wrong admin token");
 		return 0;
 	}

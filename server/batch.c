@@ -1,11 +1,13 @@
 /* server/batch.c — the batch body parser (see batch.h). */
 #include "server/batch.h"
 
+#include "engine/keyhash.h"
 #include "engine/num.h"
 #include "engine/record.h"
 #include "server/pct.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +55,17 @@ static int split(const char *line, size_t n, const char **f, size_t *fl, int max
 
 /* --- keys written twice: an open-addressing set of op indexes ---------------- */
 
+/* Its hash is keyed, with a seed made once per process, so a client
+ * cannot send 10000 keys that share one probe run. */
+static struct eng_hash_seed seen_seed;
+static int seen_seed_rc;
+static pthread_once_t seen_seed_once = PTHREAD_ONCE_INIT;
+
+static void seen_seed_make(void)
+{
+	seen_seed_rc = eng_hash_seed_new(&seen_seed);
+}
+
 struct seen {
 	uint32_t *slot; /* op index + 1, or 0 */
 	size_t cap;
@@ -60,7 +73,7 @@ struct seen {
 
 static int seen_add(struct seen *s, const struct eng_batch_op *ops, size_t i)
 {
-	uint64_t h = eng_key_hash(ops[i].key, ops[i].klen);
+	uint64_t h = eng_key_hash(&seen_seed, ops[i].key, ops[i].klen);
 
 	for (size_t j = h & (s->cap - 1);; j = (j + 1) & (s->cap - 1)) {
 		uint32_t k = s->slot[j];
@@ -171,6 +184,10 @@ int srv_batch_parse(const char *body, size_t len, struct srv_batch *b)
 		    ENG_BATCH_MAX, lines);
 		return -E2BIG;
 	}
+	if ((rc = pthread_once(&seen_seed_once, seen_seed_make)))
+		return -rc;
+	if (seen_seed_rc)
+		return seen_seed_rc;
 	for (s.cap = 16; s.cap < lines * 2; s.cap *= 2)
 		;
 	b->ops = calloc(lines, sizeof(*b->ops));

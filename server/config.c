@@ -76,7 +76,9 @@ static const struct opt opts[] = {
 	  "largest POST /batch body in bytes, k/m/g suffixes allowed (default 16m)" },
 	{ "admin-token-file", OPT_STR, F(admin_token_file), 0,
 	  sizeof(((struct srv_config *)0)->admin_token_file),
-	  "file holding the Bearer token /admin/ requires (default none: loopback only)" },
+	  "file holding the Bearer token /admin/ requires (default none: loopback\n"
+	  "                         only): 1..4096 bytes, no NUL or other control byte, trailing\n"
+	  "                         newline ignored, mode 0600; a bad one stops the start (exit 2)" },
 	{ "compact-garbage-pct", OPT_INT, F(compact_garbage_pct), 0, 100,
 	  "compact by itself once garbage passes this % of database.bin (default 50; 0: never)" },
 	{ "compact-min-size", OPT_SIZE, F(compact_min_size), 0, 1ull << 40,

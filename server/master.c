@@ -43,11 +43,13 @@
 #include "server/metrics.h"
 #include "server/notify.h"
 #include "server/supervise.h"
+#include "server/token.h"
 #include "server/worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -73,7 +75,6 @@
  * time more of the log is read (EXTEND_TIMEOUT_USEC). */
 #define RECOVERY_EXTEND_USEC 15000000ull
 #define RECOVERY_NOTIFY_MS 1000
-#define TOKEN_MAX 256
 /* A dead master's workers get this long beyond their own drain to let
  * go of the directory before a new master refuses to start. */
 #define LOCK_WAIT_SLACK_MS 5000
@@ -124,7 +125,7 @@ struct master {
 	uint64_t prezero_retry_ms;
 	pid_t job_pid;          /* the job process running, or 0 */
 	uint64_t job_id;
-	char admin_token[TOKEN_MAX];
+	struct srv_token admin_token;
 	int have_token;
 	uint64_t recovery_notified_ms;
 };
@@ -359,7 +360,7 @@ static int spawn(struct master *m, int slot)
 		.cfg = &m->cfg, .db = &m->db, .super = m->super, .metrics = m->metrics,
 		.fds = m->fds, .nfds = m->nfds, .access_fd = m->access_fd,
 		.slot = slot, .master = getpid(),
-		.admin_token = m->have_token ? m->admin_token : NULL,
+		.admin_token = m->have_token ? &m->admin_token : NULL,
 	};
 	pid_t pid;
 
@@ -863,34 +864,25 @@ static int open_store(struct master *m)
 	return 0;
 }
 
-/* --admin-token-file: read at start and at each reload. 0, or -1 with
- * the error logged. */
+/* --admin-token-file: read at start (a bad one is a bad option: exit 2)
+ * and at each reload. 0, or -1 with the error logged. */
 static int load_token(struct master *m, const struct srv_config *cfg)
 {
-	char tok[TOKEN_MAX];
-	FILE *f;
-	size_t n;
+	struct srv_token tok;
+	char err[PATH_MAX + 160];
 
 	if (!cfg->admin_token_file[0]) {
 		m->have_token = 0;
 		return 0;
 	}
-	if (!(f = fopen(cfg->admin_token_file, "re"))) {
-		srv_error("--admin-token-file %s: %s", cfg->admin_token_file, strerror(errno));
-		return -1;
-	}
-	n = fread(tok, 1, sizeof(tok) - 1, f);
-	fclose(f);
-	tok[n] = '\0';
-	while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
-		tok[--n] = '\0';
-	if (!n) {
-		srv_error("--admin-token-file %s is empty", cfg->admin_token_file);
+	if (srv_token_read(cfg->admin_token_file, &tok, err, sizeof(err)) < 0) {
+		srv_error("%s", err);
 		return -1;
 	}
 	/* only now: a failed reload keeps the token that was in force */
-	memcpy(m->admin_token, tok, sizeof(tok));
+	m->admin_token = tok;
 	m->have_token = 1;
+	explicit_bzero(&tok, sizeof(tok));
 	return 0;
 }
 
@@ -949,9 +941,10 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 		rc = 1;
 		goto out_free;
 	}
-	rc = 1;
+	rc = EXIT_USAGE;
 	if (load_token(m, cfg) < 0)
 		goto out_free;
+	rc = 1;
 	if (adopt_listeners(m) < 0)
 		goto out_free;
 	if (m->cfg.access_log[0] && (m->access_fd = srv_access_open(m->cfg.access_log)) < 0) {

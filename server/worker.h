@@ -18,6 +18,7 @@ struct eng_db;
 struct srv_config;
 struct srv_metrics;
 struct srv_super;
+struct srv_token;
 
 struct srv_worker_args {
 	const struct srv_config *cfg;
@@ -29,7 +30,7 @@ struct srv_worker_args {
 	int access_fd;       /* the master's, -1 for none */
 	int slot;
 	pid_t master;
-	const char *admin_token; /* NULL: admin endpoints for loopback only */
+	const struct srv_token *admin_token; /* NULL: admin endpoints for loopback only */
 };
 
 /* Runs the worker; returns its exit status. */

@@ -757,6 +757,105 @@ Test(it_compact, admin_token_is_required_and_compared)
 	it_assert_no_leaks();
 }
 
+/* --admin-token-file: a file caskd cannot take as it is stops the start
+ * (exit 2, one line naming the option and the file: systemd's
+ * RestartPreventExitStatus=2 then stops retrying); it is never cut. */
+static void write_token_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	cr_assert_eq(fchmod(fd, mode), 0, "past the umask");
+	close(fd);
+}
+
+static void expect_token_refused(const char *path, const char *why)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char dir[300], out[4096], err[4096];
+	const char *argv[] = { bin, "--data-dir", dir, "--workers", "1", "--listen",
+			       "127.0.0.1:0", "--admin-token-file", path, NULL };
+	int st = 0;
+
+	data_dir(dir, sizeof(dir));
+	cr_assert_eq(it_run_capture(argv, 10000, out, sizeof(out), err, sizeof(err), &st), 0,
+		     "caskd with a token file that %s did not exit (it served)", why);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2,
+		  "a token file that %s: want exit 2, got 0x%x: %s", why, st, err);
+	cr_assert_not_null(strstr(err, "--admin-token-file"), "names the option: %s", err);
+	cr_assert_not_null(strstr(err, path), "names the file: %s", err);
+	cr_assert_not_null(strstr(err, why), "says why: %s", err);
+	cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+}
+
+Test(it_compact, admin_token_file_that_cannot_be_taken_stops_the_start)
+{
+	static const char nul[] = "a\0Zx9-long-secret";
+	char path[300], big[4098];
+
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+	snprintf(path, sizeof(path), "%s/token", base);
+	/* cut at the NUL, `Bearer a` would open it */
+	write_token_file(path, nul, sizeof(nul) - 1, 0600);
+	expect_token_refused(path, "holds a NUL byte");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\n';
+	write_token_file(path, big, sizeof(big), 0600); /* 4097 bytes and a newline */
+	expect_token_refused(path, "longer than 4096 bytes");
+	write_token_file(path, "", 0, 0600);
+	expect_token_refused(path, "is empty");
+	write_token_file(path, "\n", 1, 0600);
+	expect_token_refused(path, "is empty");
+	write_token_file(path, "abc\ndef\n", 8, 0600);
+	expect_token_refused(path, "control character");
+	snprintf(path, sizeof(path), "%s/missing", base);
+	expect_token_refused(path, "No such file or directory");
+	expect_token_refused(base, "cannot read"); /* a directory */
+	it_assert_no_leaks();
+}
+
+/* The whole token and nothing else, up to 4096 bytes; a file group or
+ * others may read is taken with a warning. */
+Test(it_compact, admin_token_is_compared_whole)
+{
+	static const char tok[] = "aZx9-long-secret\n";
+	char path[300], dir[300], log[8192], hdr[4200], big[4097];
+	const char *args[] = { "--admin-token-file", path, NULL };
+
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+	snprintf(path, sizeof(path), "%s/token", base);
+	data_dir(dir, sizeof(dir));
+	write_token_file(path, tok, strlen(tok), 0600);
+	it_restart(&d, dir, args);
+	/* authorized: a job that does not exist is 404, not 403 */
+	it_expect_error(d.port, "GET", "/admin/jobs/999", "Authorization: Bearer a\r\n",
+			NULL, 0, 403, NULL);
+	it_expect_error(d.port, "GET", "/admin/jobs/999", "Authorization: Bearer aZx9\r\n",
+			NULL, 0, 403, NULL);
+	it_expect_error(d.port, "GET", "/admin/jobs/999",
+			"Authorization: Bearer aZx9-long-secretX\r\n", NULL, 0, 403, NULL);
+	it_expect_error(d.port, "GET", "/admin/jobs/999",
+			"Authorization: Bearer aZx9-long-secret\r\n", NULL, 0, 404, NULL);
+	cr_assert_eq(it_read_tail(d.log, log, sizeof(log)), 0);
+	cr_assert_null(strstr(log, "can be read by group or others"), "mode 0600: %s", log);
+	it_stop_clean(&d);
+
+	memset(big, 'k', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\n';
+	write_token_file(path, big, sizeof(big), 0644); /* 4096 bytes and a newline */
+	it_restart(&d, dir, args);
+	cr_assert_eq(it_read_tail(d.log, log, sizeof(log)), 0);
+	cr_assert_not_null(strstr(log, "can be read by group or others (mode 0644)"),
+			   "%s", log);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %.4096s\r\n", big);
+	it_expect_error(d.port, "GET", "/admin/jobs/999", hdr, NULL, 0, 404, NULL);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %.4095s\r\n", big);
+	it_expect_error(d.port, "GET", "/admin/jobs/999", hdr, NULL, 0, 403, NULL);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
 Test(it_compact, admin_without_token_answers_loopback)
 {
 	struct it_resp r;
