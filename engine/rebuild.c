@@ -507,9 +507,11 @@ static int catch_up(struct rb *r, uint64_t to)
 {
 	int rc;
 
+	/* before the early return: a drill arms it whether or not writes
+	 * landed since the cut */
+	ENG_FP("compact.catchup");
 	if (to <= r->pos)
 		return 0;
-	ENG_FP("compact.catchup");
 	if (r->compact) {
 		if ((rc = out_flush(r)))
 			return rc;
