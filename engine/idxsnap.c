@@ -243,7 +243,9 @@ static int header_ok(const struct idx_hdr *h, uint64_t idx_size,
 			 le64toh(h->covered_from), db_size);
 		return 0;
 	}
-	if (idx_size != IDX_HDR_SIZE + le64toh(h->keys) * IDX_ENTRY_SIZE) {
+	/* keys is checked against the size first: keys * 32 may wrap */
+	if (le64toh(h->keys) > (idx_size - IDX_HDR_SIZE) / IDX_ENTRY_SIZE ||
+	    idx_size != IDX_HDR_SIZE + le64toh(h->keys) * IDX_ENTRY_SIZE) {
 		snprintf(why, n, "its size does not match its %" PRIu64 " entries",
 			 le64toh(h->keys));
 		return 0;
@@ -269,17 +271,68 @@ static int entry_matches(const struct eng_table *t, const char *map,
 	       eng_index_hash(t, map + roff + ENG_REC_HDR_SIZE, e->klen) == e->hash;
 }
 
+int eng_idx_parse(const void *idx, uint64_t idx_size, const char *map,
+		  uint64_t db_size, struct eng_table *t, uint64_t *covered_from,
+		  uint64_t *max_version, char *why, size_t whylen)
+{
+	const struct idx_hdr *h = idx;
+	const struct idx_entry *ents;
+	struct eng_hash_seed seed;
+
+	why[0] = '\0';
+	if (idx_size < IDX_HDR_SIZE) {
+		snprintf(why, whylen, "it is shorter than its header");
+		return -EBADMSG;
+	}
+	ents = (const struct idx_entry *)((const char *)idx + IDX_HDR_SIZE);
+	if (!header_ok(h, idx_size, eng_file_id(map), db_size, why, whylen))
+		return -EBADMSG;
+	if (eng_crc32c(0, ents, le64toh(h->keys) * IDX_ENTRY_SIZE) != le32toh(h->entries_crc)) {
+		snprintf(why, whylen, "its entries fail their checksum");
+		return -EBADMSG;
+	}
+	seed.k0 = le64toh(h->seed_k0);
+	seed.k1 = le64toh(h->seed_k1);
+	if (!(seed.k0 | seed.k1)) {
+		snprintf(why, whylen, "its hash seed is zero");
+		return -EBADMSG;
+	}
+	/* the entries' hashes are under the snapshot's seed: so is the
+	 * table (still empty: its pages are zero) */
+	eng_index_init(t, t->gen, t->file_gen, t->nslots, &seed);
+	for (uint64_t i = 0; i < le64toh(h->keys); i++) {
+		struct eng_entry e;
+		int r;
+
+		entry_decode(&e, &ents[i]);
+		if (!entry_matches(t, map, db_size, &e)) {
+			snprintf(why, whylen, "entry %" PRIu64 " does not match the record it "
+				 "points at", i);
+			return -EBADMSG;
+		}
+		if ((r = eng_index_add_unique(t, map, &e)) == -EEXIST) {
+			snprintf(why, whylen, "entry %" PRIu64 " names a key an earlier "
+				 "entry holds", i);
+			return -EBADMSG;
+		}
+		if (r < 0) {
+			snprintf(why, whylen, "it holds more keys than the table has room for");
+			return -ENOSPC;
+		}
+	}
+	*covered_from = le64toh(h->covered_from);
+	*max_version = le64toh(h->max_version);
+	return 0;
+}
+
 int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 		 uint64_t *covered_from, uint64_t *max_version, char *why,
 		 size_t whylen)
 {
 	char *path;
 	struct stat st;
-	const struct idx_hdr *h;
-	const struct idx_entry *ents;
-	struct eng_hash_seed seed;
-	void *p = MAP_FAILED;
-	int fd, rc = -ENOENT;
+	void *p;
+	int fd, rc = -EBADMSG;
 
 	why[0] = '\0';
 	if (eng_path_join(&path, db->dir, ENG_IDX_FILE))
@@ -297,49 +350,8 @@ int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 		snprintf(why, whylen, "it cannot be mapped: %s", strerror(errno));
 		goto out_close;
 	}
-	h = p;
-	ents = (const struct idx_entry *)((const char *)p + IDX_HDR_SIZE);
-	rc = -EBADMSG;
-	if (!header_ok(h, (uint64_t)st.st_size, eng_file_id(db->map), db_size, why, whylen))
-		goto out_unmap;
-	if (eng_crc32c(0, ents, le64toh(h->keys) * IDX_ENTRY_SIZE) != le32toh(h->entries_crc)) {
-		snprintf(why, whylen, "its entries fail their checksum");
-		goto out_unmap;
-	}
-	seed.k0 = le64toh(h->seed_k0);
-	seed.k1 = le64toh(h->seed_k1);
-	if (!(seed.k0 | seed.k1)) {
-		snprintf(why, whylen, "its hash seed is zero");
-		goto out_unmap;
-	}
-	/* the entries' hashes are under the snapshot's seed: so is the
-	 * table (still empty: its pages are zero) */
-	eng_index_init(t, t->gen, t->file_gen, t->nslots, &seed);
-	for (uint64_t i = 0; i < le64toh(h->keys); i++) {
-		struct eng_entry e;
-		int r;
-
-		entry_decode(&e, &ents[i]);
-		if (!entry_matches(t, db->map, db_size, &e)) {
-			snprintf(why, whylen, "entry %" PRIu64 " does not match the record it "
-				 "points at", i);
-			goto out_unmap;
-		}
-		if ((r = eng_index_add_unique(t, db->map, &e)) == -EEXIST) {
-			snprintf(why, whylen, "entry %" PRIu64 " names a key an earlier "
-				 "entry holds", i);
-			goto out_unmap;
-		}
-		if (r < 0) {
-			snprintf(why, whylen, "it holds more keys than the table has room for");
-			rc = -ENOSPC;
-			goto out_unmap;
-		}
-	}
-	*covered_from = le64toh(h->covered_from);
-	*max_version = le64toh(h->max_version);
-	rc = 0;
-out_unmap:
+	rc = eng_idx_parse(p, (uint64_t)st.st_size, db->map, db_size, t, covered_from,
+			   max_version, why, whylen);
 	munmap(p, (size_t)st.st_size);
 out_close:
 	close(fd);

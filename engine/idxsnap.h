@@ -34,6 +34,12 @@ uint64_t eng_idx_keys(struct eng_db *db);
 int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 		 uint64_t *covered_from, uint64_t *max_version, char *why,
 		 size_t whylen);
+/* eng_idx_load's check and load of a snapshot already in memory (idx,
+ * idx_size bytes) against database.bin's map (db_size bytes): pure, no
+ * I/O, so a fuzzer can drive it (tests/fuzz/fuzz_idx.c). */
+int eng_idx_parse(const void *idx, uint64_t idx_size, const char *map,
+		  uint64_t db_size, struct eng_table *t, uint64_t *covered_from,
+		  uint64_t *max_version, char *why, size_t whylen);
 void eng_idx_remove(const char *dir);
 
 #endif
