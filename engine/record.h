@@ -44,6 +44,16 @@
  * A PAD record covers space that holds nothing (a reservation whose write
  * failed, or a region `caskd check --repair` dropped: flag
  * ENG_REC_F_REPAIRED); its payload is ignored and dcrc is 0.
+ *
+ * History mark: a file a compaction wrote starts (offset 64) with a PAD
+ * record of 64 bytes whose payload is u8[8] "CASKHIST", u64 floor, u64
+ * history offset, u32 crc32c of those 24 bytes, u32 zero. Every record
+ * with a version above floor lies at or past the history offset (the
+ * log keeps the order versions were handed out in), so /watch and
+ * replication can serve any version from floor on; below it, compaction
+ * dropped what was overwritten. A file without the mark (never
+ * compacted) holds all of its history: floor 0, from offset 64. Readers
+ * that do not know the mark skip it as any PAD.
  */
 #ifndef CASKD_ENGINE_RECORD_H
 #define CASKD_ENGINE_RECORD_H
@@ -156,5 +166,16 @@ static inline uint64_t eng_mark_off(int slot)
 {
 	return slot ? ENG_MARK_OFF_B : ENG_MARK_OFF_A;
 }
+
+#define ENG_HIST_MAGIC "CASKHIST"
+#define ENG_HIST_REC_SIZE 64
+
+/* Writes the history mark record (ENG_HIST_REC_SIZE bytes) into dst. */
+void eng_hist_encode(void *dst, uint64_t floor, uint64_t hist_off);
+/* The history mark of the file image map (size bytes): 0 with *floor
+ * and *hist_off, or -ENOENT when the file has none (floor 0, history
+ * from ENG_FILE_HDR_SIZE) or it is damaged. */
+int eng_hist_decode(const void *map, uint64_t size, uint64_t *floor,
+		    uint64_t *hist_off);
 
 #endif
