@@ -1,6 +1,8 @@
 /* engine/durable.c — group commit (see durable.h). */
 #include "engine/durable.h"
 
+#include "engine/logread.h"
+
 #include "engine/elog.h"
 #include "engine/errors.h"
 #include "engine/io.h"
@@ -186,6 +188,7 @@ static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 	atomic_store(&sh->sync_done, p->gen);
 	ipc_mtx_unlock(&sh->sync_mtx);
 	ipc_wake_all(&sh->sync_done);
+	eng_log_notify(sh); /* durable now: log readers may show more */
 }
 
 /* db is the caller's own: a thread of its own syncs through an

@@ -21,6 +21,8 @@
 
 #include "engine/store.h"
 
+struct eng_shared;
+
 #include <stdint.h>
 
 struct eng_change {
@@ -63,5 +65,17 @@ int eng_logread_start(struct eng_db *db, uint64_t since, int durable_only,
  * (it fell behind the cut), or -errno (ENG_ECORRUPT: damage in the log). */
 int eng_logread_next(struct eng_logread *lr, unsigned max, eng_change_fn fn,
 		     void *arg, uint64_t *floor);
+
+/* --- waking readers in every process ------------------------------------ */
+
+/* A process that has readers counts them in (+1) and out (-1), so writers
+ * pay for wake-ups only while someone waits. */
+void eng_log_waiters_add(struct eng_db *db, int delta);
+/* Writers and the syncer: what readers may show grew. */
+void eng_log_notify(struct eng_shared *sh);
+/* The word a reader's thread waits on, and the wait (blocks: never on an
+ * event loop): 0 when it changed from seen, -ETIMEDOUT, -EINTR. */
+uint32_t eng_log_seq(struct eng_db *db);
+int eng_log_wait(struct eng_db *db, uint32_t seen, int timeout_ms);
 
 #endif

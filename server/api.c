@@ -31,6 +31,7 @@
 #define ADMIN_PREFIX "/admin/"
 #define ALLOW_READ "GET, HEAD"
 #define ALLOW_BATCH "POST"
+#define ALLOW_WATCH "GET"
 #define ETAG_MAX 24          /* quotes + 20 digits + NUL */
 #define SMALL_BODY_LIMIT (64u << 10) /* bodies of requests that take none */
 
@@ -285,6 +286,11 @@ static void route(struct srv_api *api, struct srv_http_req *req, const char *pat
 			srv_api_batch(api, req);
 	} else if (prefixed(path, ADMIN_PREFIX)) {
 		srv_api_admin(api, req, path);
+	} else if (!strcmp(path, "/watch")) {
+		if (m != SRV_HTTP_GET)
+			method_not_allowed(req, ALLOW_WATCH);
+		else
+			srv_api_watch(api, req);
 	} else if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
 		if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD)
 			method_not_allowed(req, ALLOW_READ);
@@ -322,6 +328,8 @@ static enum srv_route route_of(const char *path)
 		return SRV_ROUTE_BATCH;
 	if (prefixed(path, ADMIN_PREFIX))
 		return SRV_ROUTE_ADMIN;
+	if (!strcmp(path, "/watch"))
+		return SRV_ROUTE_WATCH;
 	if (!strcmp(path, "/healthz"))
 		return SRV_ROUTE_HEALTHZ;
 	if (!strcmp(path, "/metrics"))

@@ -1,7 +1,7 @@
 /* server/api_int.h — what the files of the API share (api.c: routes,
  * errors, the access log; api_kv.c: keys and counters; api_keys.c:
  * listings; api_batch.c: batches; api_admin.c: compaction, jobs,
- * snapshots). Nothing outside server/api*.c includes it.
+ * snapshots; api_watch.c: watches). Nothing outside server/api*.c includes it.
  */
 #ifndef CASKD_SERVER_API_INT_H
 #define CASKD_SERVER_API_INT_H
@@ -64,5 +64,6 @@ void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *pat
 void srv_api_keys(struct srv_api *api, struct srv_http_req *req);
 void srv_api_batch(struct srv_api *api, struct srv_http_req *req);
 void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path);
+void srv_api_watch(struct srv_api *api, struct srv_http_req *req);
 
 #endif

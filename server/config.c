@@ -83,6 +83,11 @@ static const struct opt opts[] = {
 	  "compact by itself once garbage passes this % of database.bin (default 50; 0: never)" },
 	{ "compact-min-size", OPT_SIZE, F(compact_min_size), 0, 1ull << 40,
 	  "... and database.bin is at least this big (default 64m)" },
+	{ "max-watches", OPT_INT, F(max_watches), 0, 1000000,
+	  "open GET /watch streams per worker before 503 (default 4096)" },
+	{ "watch-max-lag", OPT_SIZE, F(watch_max_lag), 1, 1ull << 40,
+	  "bytes of log a watcher may be behind before it is ended as too_slow\n"
+	  "                         (default 64m)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -106,6 +111,8 @@ static void defaults(struct srv_config *c)
 	c->shutdown_timeout_s = 30;
 	c->worker_timeout_s = 10;
 	c->max_conns = 4096;
+	c->max_watches = 4096;
+	c->watch_max_lag = 64ull << 20;
 	c->idle_timeout_s = 60;
 	c->read_timeout_s = 30;
 }

@@ -39,6 +39,8 @@ struct srv_config {
 	int shutdown_timeout_s;
 	int worker_timeout_s;
 	int max_conns;
+	int max_watches;         /* per worker */
+	uint64_t watch_max_lag;  /* bytes of log */
 	int idle_timeout_s;     /* keep-alive connection idle: closed */
 	int read_timeout_s;     /* a started request stalls: 408 */
 	char access_log[PATH_MAX]; /* "" off, "-" stderr */

@@ -21,7 +21,7 @@ static const char *const methods[SRV_METHODS] = {
 	"GET", "HEAD", "PUT", "POST", "DELETE", "other",
 };
 static const char *const routes[SRV_ROUTES] = {
-	"kv", "incr", "keys", "batch", "admin", "healthz", "metrics", "other",
+	"kv", "incr", "keys", "batch", "admin", "healthz", "metrics", "watch", "other",
 };
 static const double dur_bounds[SRV_DUR_BUCKETS] = {
 	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -77,6 +77,10 @@ void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
 		fold(&r->dur_sum_ns[ri], &w->dur_sum_ns[ri]);
 	}
 	fold(&r->key_busy_retries, &w->key_busy_retries);
+	fold(&r->watch_events, &w->watch_events);
+	fold(&r->watch_dropped, &w->watch_dropped);
+	/* a gauge: the dead worker's streams are gone with it */
+	atomic_store_explicit(&w->watches_open, 0, memory_order_relaxed);
 	atomic_store_explicit(&m->retired_by_slot[slot],
 			      atomic_load_explicit(&m->retired_by_slot[slot],
 						   memory_order_relaxed) + served,
@@ -201,6 +205,7 @@ struct snapshot {
 	uint64_t dur[SRV_ROUTES][SRV_DUR_BUCKETS];
 	uint64_t dur_sum_ns[SRV_ROUTES];
 	uint64_t busy;
+	uint64_t watches, watch_events, watch_dropped;
 	uint64_t locks[SRV_ROUTES][SRV_METHODS];
 	uint64_t by_slot[SRV_SLOTS];
 };
@@ -230,6 +235,9 @@ static void add_block(struct snapshot *sn, struct srv_wstats *w, uint64_t *serve
 		sn->dur_sum_ns[ri] += ld(&w->dur_sum_ns[ri]);
 	}
 	sn->busy += ld(&w->key_busy_retries);
+	sn->watches += ld(&w->watches_open);
+	sn->watch_events += ld(&w->watch_events);
+	sn->watch_dropped += ld(&w->watch_dropped);
 }
 
 static void snapshot(struct srv_metrics *m, struct snapshot *sn)
@@ -378,6 +386,13 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	      (double)srv_super_conns(super));
 	gauge(&b, "caskd_key_busy_retries_total", "counter",
 	      "Writes that waited for another write to the same key.", (double)sn->busy);
+	gauge(&b, "caskd_watches", "gauge", "Open /watch streams, all workers.",
+	      (double)sn->watches);
+	gauge(&b, "caskd_watch_events_total", "counter",
+	      "Change lines sent to /watch streams.", (double)sn->watch_events);
+	gauge(&b, "caskd_watch_dropped_total", "counter",
+	      "Watchers ended with a too_slow line (behind by --watch-max-lag, or a "
+	      "compaction's cut).", (double)sn->watch_dropped);
 	gauge(&b, "caskd_index_slots", "gauge",
 	      "Slots of the index table now (it grows and shrinks with the keys).",
 	      (double)st.table_slots);

@@ -110,6 +110,8 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 	} else {
 		srv_info("stopping: finishing in-flight requests");
 	}
+	/* watch streams never finish by themselves: end them cleanly first */
+	srv_api_watch_shutdown(&w->api);
 	srv_http_server_shutdown(w->http, on_drained, w);
 	/* The listeners are gone; our copies of the sockets go too, so that
 	 * once the master closes its own a stopping daemon refuses new
@@ -222,6 +224,7 @@ static int setup(struct worker *w)
 static void teardown(struct worker *w)
 {
 	/* Waiters of the commit queue hold requests: answer them first. */
+	srv_api_watch_shutdown(&w->api);
 	srv_commit_stop(w->commit);
 	if (w->http)
 		srv_http_server_free(w->http);
