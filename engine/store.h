@@ -161,8 +161,8 @@ void eng_db_unmap(struct eng_db *db);
  * mapping lives on while values handed out from it are referenced).
  * Called by every operation itself; 0 or -errno. */
 int eng_db_refresh(struct eng_db *db);
-/* Master, from its timer: closes its hold on old files no process maps
- * any more. The master keeps one on every replaced file so that the last
+/* Master, from its timer: maps the current file if a compaction replaced
+ * it, and closes its hold on old files no process maps any more. The master keeps one on every replaced file so that the last
  * close, which frees the file's blocks (and on a mount with `discard`
  * waits for the device: 49 ms traced), never happens on a worker's loop. */
 void eng_db_release_old(struct eng_db *db);
