@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #define ZERO_CHUNK 65536
+/* The longest PAD a repair writes: its length is a u32 after the header. */
+#define PAD_MAX (1ull << 30)
 
 struct ck {
 	int fd;
@@ -31,6 +33,7 @@ struct ck {
 	struct eng_check_item pending; /* waits for the next record's version */
 	int have_pending;
 	uint64_t last_version;
+	uint64_t top_version;          /* of every record, dropped ones too */
 	uint64_t cut_at;               /* truncate mode: the first damage */
 };
 
@@ -49,15 +52,28 @@ static int zero_range(int fd, uint64_t off, uint64_t len)
 	return 0;
 }
 
-/* Drops a damaged region, leaving a record that says so. */
-static int drop_region(int fd, uint64_t off, uint64_t len)
+/* Drops a damaged region, leaving records that say so: PADs flagged
+ * "repaired" (several for a long region), and zeros where less than a
+ * record header is left. Bytes missing past the end of a truncated file
+ * are put back first, as a hole (a PAD's payload is never read), so
+ * every byte below the durable mark exists again. */
+static int drop_region(struct ck *c, uint64_t off, uint64_t len)
 {
 	char pad[ENG_REC_HDR_SIZE];
+	int rc;
 
-	if (len < ENG_REC_HDR_SIZE)
-		return zero_range(fd, off, len);
-	eng_rec_encode_pad(pad, len, ENG_REC_F_REPAIRED);
-	return eng_io_pwrite_all(fd, pad, sizeof(pad), off);
+	if (off + len > c->rep->file_bytes && (rc = eng_io_truncate(c->fd, off + len)))
+		return rc;
+	while (len >= ENG_REC_HDR_SIZE) {
+		uint64_t n = len > PAD_MAX ? PAD_MAX : len & ~(uint64_t)(ENG_REC_ALIGN - 1);
+
+		eng_rec_encode_pad(pad, n, ENG_REC_F_REPAIRED);
+		if ((rc = eng_io_pwrite_all(c->fd, pad, sizeof(pad), off)))
+			return rc;
+		off += n;
+		len -= n;
+	}
+	return len ? zero_range(c->fd, off, len) : 0;
 }
 
 static int repair_item(struct ck *c, const struct eng_check_item *it)
@@ -72,7 +88,7 @@ static int repair_item(struct ck *c, const struct eng_check_item *it)
 			return 0;
 		}
 		c->rep->repaired = 1;
-		return drop_region(c->fd, it->off, it->len);
+		return drop_region(c, it->off, it->len);
 	case ENG_SCAN_TORN_TAIL:
 	case ENG_SCAN_UNUSED:
 		if (c->cut_at == UINT64_MAX)
@@ -114,6 +130,8 @@ static int finding(struct ck *c, enum eng_scan_kind kind, uint64_t off,
 	case ENG_SCAN_CORRUPT:
 		rep->corrupt_regions++;
 		rep->corrupt_bytes += len;
+		if (off + len > rep->file_bytes)
+			rep->missing_bytes = off + len - rep->file_bytes;
 		break;
 	case ENG_SCAN_TORN_TAIL:
 		rep->torn_tail_bytes = len;
@@ -127,6 +145,7 @@ static int finding(struct ck *c, enum eng_scan_kind kind, uint64_t off,
 	c->pending = (struct eng_check_item){
 		.kind = kind, .off = off, .len = len, .dropped_batch = dropped_batch,
 		.repaired_before = repaired_before, .version_after = c->last_version,
+		.missing = off + len > rep->file_bytes ? off + len - rep->file_bytes : 0,
 	};
 	c->have_pending = 1;
 	return rc;
@@ -144,6 +163,8 @@ static int on_record(struct ck *c, const struct eng_replay_item *it)
 	}
 	if ((rc = emit(c, it->h.version)))
 		return rc;
+	if (it->h.version > c->top_version)
+		c->top_version = it->h.version;
 	if (c->cut_at != UINT64_MAX) {
 		c->rep->truncated_records++;
 		return 0;
@@ -166,6 +187,7 @@ static int scan(struct ck *c)
 
 	eng_scan_init(&s, c->map, c->rep->file_bytes);
 	eng_scan_set_fd(&s, c->fd);
+	eng_scan_set_eof(&s); /* bytes missing below the mark are damage */
 	c->rep->durable_mark = s.mark;
 	eng_replay_init(&rp, &s);
 	while (!rc && !(rc = eng_replay_next(&rp, &it)) && it.kind != ENG_REPLAY_END) {
@@ -222,20 +244,25 @@ static void probe_in_use(const char *dir, struct eng_check_report *rep)
 	close(fd);
 }
 
-static int rewrite_header(int fd, uint64_t max_version)
+/* Writes a format 2 header with mark m (a format 1 header is rewritten
+ * as format 2, as a start would: the records do not move). Versions
+ * resume above the lease, so it covers every version found, those of
+ * records a truncate dropped too. */
+static int write_header(struct ck *c, uint64_t id, struct eng_mark m)
 {
 	char hdr[ENG_FILE_HDR_SIZE];
-	/* the lease is lost with the header: resume past every version seen */
-	struct eng_mark m = { ENG_FILE_HDR_SIZE, max_version };
 
-	eng_file_hdr_encode(hdr, eng_file_id_new(), &m);
-	return eng_io_pwrite_all(fd, hdr, sizeof(hdr), 0);
+	if (m.lease < c->top_version)
+		m.lease = c->top_version;
+	eng_file_hdr_encode(hdr, id ? id : eng_file_id_new(), &m);
+	return eng_io_pwrite_all(c->fd, hdr, sizeof(hdr), 0);
 }
 
 static int finish_repair(struct ck *c, const char *dir)
 {
 	struct eng_check_report *rep = c->rep;
-	int rc;
+	struct eng_mark m;
+	int rc, slot;
 
 	if (c->cut_at != UINT64_MAX) {
 		if ((rc = eng_io_truncate(c->fd, c->cut_at)))
@@ -243,13 +270,22 @@ static int finish_repair(struct ck *c, const char *dir)
 		rep->repaired = 1;
 	}
 	if (rep->header_bad) {
+		/* the lease is lost with the header: resume past every version
+		 * seen, and trust no damage as a tear beyond the header */
 		if (rep->file_bytes < ENG_FILE_HDR_SIZE)
 			rc = eng_io_truncate(c->fd, 0); /* start-up writes a new one */
 		else
-			rc = rewrite_header(c->fd, rep->max_version);
+			rc = write_header(c, 0, (struct eng_mark){ ENG_FILE_HDR_SIZE, 0 });
 		if (rc)
 			return rc;
 		rep->repaired = 1;
+	} else if (rep->durable_mark != UINT64_MAX && c->cut_at < rep->durable_mark) {
+		/* cut below the mark: lower it, or the file would be short of it */
+		eng_mark_read(c->map, &m, &slot);
+		m.durable = c->cut_at;
+		if ((rc = write_header(c, rep->format == ENG_FORMAT_VERSION ?
+				       eng_file_id(c->map) : 0, m)))
+			return rc;
 	}
 	if (!rep->repaired)
 		return 0;

@@ -11,9 +11,13 @@
  *   - skip (default): each damaged region becomes a PAD record flagged
  *     "repaired" (or zeros, if shorter than a record header), so every
  *     intact record stays where it is, and later starts say what check
- *     dropped rather than call it an unfinished write;
+ *     dropped rather than call it an unfinished write; a file truncated
+ *     below its durable mark gets its length back (the missing bytes a
+ *     hole such a PAD covers), so every byte below the mark exists again;
  *   - truncate: the file is cut at the first damage, dropping every
- *     record after it too (for when what follows damage is not trusted).
+ *     record after it too (for when what follows damage is not trusted),
+ *     and a durable mark above the cut is lowered to it.
+ * Either way the file then passes a check and opens.
  * A repair cannot vouch for what the damage held: the report names each
  * region and the versions it may have held (records are in version
  * order, so the intact neighbours bound them), and that keys written
@@ -39,6 +43,8 @@ struct eng_check_item {
 	int dropped_batch;         /* parts of a batch that never committed */
 	int repaired_before;       /* a region an earlier repair dropped */
 	uint64_t off, len;
+	uint64_t missing;          /* CORRUPT: bytes of it past the end of the
+				    * file (truncated below its mark) */
 	uint64_t version_after;    /* the intact record before it (0: none) */
 	uint64_t version_before;   /* the intact record after it (0: none) */
 };
@@ -54,6 +60,8 @@ struct eng_check_report {
 	uint64_t repaired_bytes;   /* regions an earlier repair dropped */
 	uint64_t corrupt_regions;
 	uint64_t corrupt_bytes;
+	uint64_t missing_bytes;    /* below the durable mark, past the end of
+				    * the file: it was truncated */
 	uint64_t torn_tail_bytes;  /* cut at start-up anyway */
 	uint64_t unused_bytes;     /* zeros after the last record */
 	uint64_t truncated_records;/* truncate mode: intact records dropped */

@@ -37,7 +37,7 @@ static void versions(const struct eng_check_item *it, char *buf, size_t n)
 static void note(const struct eng_check_item *it, void *arg)
 {
 	const struct run *r = arg;
-	char v[96];
+	char v[96], why[160];
 
 	versions(it, v, sizeof(v));
 	switch (it->kind) {
@@ -48,8 +48,14 @@ static void note(const struct eng_check_item *it, void *arg)
 		       "abandoned: space of a write that never completed (skipped at start-up)");
 		break;
 	case ENG_SCAN_CORRUPT:
-		printf("  offset %" PRIu64 ", %" PRIu64 " bytes: CORRUPT (the durable mark says "
-		       "it was synced); it may have held %s%s\n", it->off, it->len, v,
+		/* bytes past the end: the file was cut short of its mark */
+		if (it->missing)
+			snprintf(why, sizeof(why), "the file is truncated: the last %" PRIu64
+				 " of them are missing, and the durable mark says they were "
+				 "synced", it->missing);
+		printf("  offset %" PRIu64 ", %" PRIu64 " bytes: CORRUPT (%s); it may have held "
+		       "%s%s\n", it->off, it->len,
+		       it->missing ? why : "the durable mark says it was synced", v,
 		       r->mode == ENG_REPAIR_SKIP ? " -> dropped" :
 		       r->mode == ENG_REPAIR_TRUNCATE ? " -> the file is cut here" : "");
 		break;
@@ -100,6 +106,9 @@ static void summary(const struct eng_check_report *rep)
 	       " bytes of unused space\n", rep->corrupt_regions, rep->corrupt_bytes,
 	       rep->torn_tail_bytes, rep->abandoned_bytes, rep->dropped_bytes,
 	       rep->repaired_bytes, rep->unused_bytes);
+	if (rep->missing_bytes)
+		printf("truncated: the file ends %" PRIu64 " bytes short of its durable mark at "
+		       "%" PRIu64 "\n", rep->missing_bytes, rep->durable_mark);
 }
 
 int srv_check_main(int argc, char **argv)

@@ -4,7 +4,10 @@
  * change; `caskd check` read-only on a file or a directory, creating
  * nothing; damage to synced records refused and named rather than cut;
  * a repair that says what it cannot vouch for, in both of its modes,
- * and starts that log the repaired bytes as such.
+ * and starts that log the repaired bytes as such. And the check tool's
+ * own faults (issue 18, items 7-11): a snapshot or a cleanly stopped
+ * file cut short is damage, not a torn tail; the default repair is a
+ * way out of what the start refuses.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -58,6 +61,15 @@ static int run(const char *const *args, char *out, char *err)
 	cr_assert_eq(rc, 0, "running %s %s: %s", argv[0], argv[1], strerror(-rc));
 	cr_assert(WIFEXITED(st), "%s %s: killed by signal %d", argv[0], argv[1], WTERMSIG(st));
 	return WEXITSTATUS(st);
+}
+
+/* A start on dir must fail; the end of its log goes to log. */
+static void expect_refused(const char *dir, char *log, size_t n)
+{
+	cr_assert_eq(it_daemon_spawn(&d, dir, 1, NULL), 0);
+	cr_assert_neq(it_daemon_wait_ready(&d, 5000), 0, "caskd started on %s", dir);
+	cr_assert_eq(it_daemon_wait_exit(&d, 5000), 0);
+	cr_assert_geq(it_read_tail(d.log, log, n), 0);
 }
 
 /* --- 6. errors name the real object ----------------------------------------- */
@@ -280,11 +292,7 @@ Test(it_repair, damaged_last_records_after_a_clean_stop_are_refused_and_named,
 	int rc;
 
 	damaged_after_clean_stop(dir, sizeof(dir), db, sizeof(db), &r);
-	cr_assert_eq(it_daemon_spawn(&d, dir, 1, NULL), 0);
-	rc = it_daemon_wait_ready(&d, 5000);
-	cr_assert_neq(rc, 0, "caskd started on synced records that are damaged");
-	cr_assert_eq(it_daemon_wait_exit(&d, 5000), 0);
-	cr_assert_geq(it_read_tail(d.log, err, sizeof(err)), 0);
+	expect_refused(dir, err, sizeof(err));
 	snprintf(want, sizeof(want), "offset %llu", (unsigned long long)r.off[2]);
 	cr_assert(strstr(err, "damaged") && strstr(err, want),
 		  "the refusal does not name the damage at %s:\n%s", want, err);
@@ -344,4 +352,114 @@ Test(it_repair, repair_truncate_cuts_at_the_first_damage, .timeout = 60)
 	it_restart(&d, dir, NULL);
 	it_expect_value(d.port, "/kv/a", "secret", 6, r.version[0]);
 	it_stop_clean(&d);
+}
+
+/* --- issue 18, items 7-11: the check tool ------------------------------------ */
+
+/* Makes path hold exactly len bytes of buf. */
+static void spew(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+
+	cr_assert_geq(fd, 0, "create %s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Keys k0..k{n-1} = value-i on a fresh caskd in base/data, stopped
+ * cleanly; the records of database.bin in r. */
+static void stopped_with(int n, char *dir, size_t dn, char *db, size_t dbn, struct recs *r)
+{
+	snprintf(dir, dn, "%s/data", base);
+	write_some(dir, n);
+	it_stop_clean(&d);
+	snprintf(db, dbn, "%s/database.bin", dir);
+	parse(db, r);
+	cr_assert_eq(r->n, n, "%d records", r->n);
+}
+
+/* 7: a snapshot records its full length: shorter is damage, whether it
+ * ends on a record boundary or inside a record. */
+Test(it_repair, a_truncated_snapshot_is_damage, .timeout = 60)
+{
+	char dir[300], snap[320], cut[320], out[OUT_MAX], err[OUT_MAX];
+	struct it_resp resp;
+	struct recs r;
+	uint64_t at[2];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	write_some(dir, 20);
+	it_do(d.port, "GET", "/admin/snapshot", NULL, NULL, 0, &resp, 200);
+	it_stop_clean(&d);
+	snprintf(snap, sizeof(snap), "%s/snap.bin", base);
+	spew(snap, resp.body, resp.body_len);
+	rc = run((const char *[]){ "check", snap, NULL }, out, err);
+	cr_assert_eq(rc, 0, "check of a whole snapshot: exit %d\n%s%s", rc, out, err);
+	parse(snap, &r);
+	cr_assert_eq(r.n, 20, "%d records in the snapshot", r.n);
+	/* every PUT above was acknowledged before the snapshot was asked
+	 * for: cut inside the last record, and on its boundary */
+	at[0] = r.off[r.n - 1] + ENG_REC_HDR_SIZE + 3;
+	at[1] = r.off[r.n - 1];
+	for (int i = 0; i < 2; i++) {
+		snprintf(cut, sizeof(cut), "%s/cut%d.bin", base, i);
+		spew(cut, resp.body, at[i]);
+		rc = run((const char *[]){ "check", cut, NULL }, out, err);
+		cr_assert_eq(rc, 1, "check of a snapshot cut at %llu: exit %d\n%s",
+			     (unsigned long long)at[i], rc, out);
+		cr_assert(strstr(out, "truncated") && !strstr(out, "torn tail (") &&
+			  !strstr(out, "ok: caskd will open it"),
+			  "a snapshot cut at %llu is not called truncated:\n%s",
+			  (unsigned long long)at[i], out);
+	}
+	it_resp_free(&resp);
+}
+
+/* A cleanly stopped database.bin cut `into` bytes into its last record:
+ * check and a start both call it damage (truncation, if named), the
+ * start names the repair, and that very repair gives a file check passes
+ * and caskd starts on, with every record before the cut. */
+static void cut_refused_then_repaired(uint64_t into, int named)
+{
+	char dir[300], db[320], out[OUT_MAX], err[OUT_MAX], want[400];
+	struct recs r;
+	int rc;
+
+	stopped_with(8, dir, sizeof(dir), db, sizeof(db), &r);
+	cr_assert_eq(truncate(db, (off_t)(r.off[r.n - 1] + into)), 0);
+	rc = run((const char *[]){ "check", dir, NULL }, out, err);
+	cr_assert_eq(rc, 1, "check of a file cut short: exit %d\n%s", rc, out);
+	cr_assert(!strstr(out, "ok: caskd will open it") && (!named || strstr(out, "truncated")),
+		  "a file cut short is not called truncated:\n%s", out);
+	expect_refused(dir, err, sizeof(err));
+	snprintf(want, sizeof(want), "'caskd check --repair %s'", dir);
+	cr_assert(strstr(err, want) && (!named || strstr(err, "truncated")),
+		  "the refusal does not say the file was truncated and name %s:\n%s", want, err);
+	rc = run((const char *[]){ "check", "--repair", dir, NULL }, out, err);
+	cr_assert_eq(rc, 0, "the repair the refusal names: exit %d\n%s%s", rc, out, err);
+	rc = run((const char *[]){ "check", dir, NULL }, out, err);
+	cr_assert_eq(rc, 0, "check after the repair: exit %d\n%s", rc, out);
+	cr_assert(strstr(out, "ok: caskd will open it"), "%s", out);
+	it_restart(&d, dir, NULL);
+	for (int i = 0; i < r.n - 1; i++) {
+		char path[32], val[32];
+		snprintf(path, sizeof(path), "/kv/k%d", i);
+		snprintf(val, sizeof(val), "value-%d", i);
+		it_expect_value(d.port, path, val, strlen(val), r.version[i]);
+	}
+	it_stop_clean(&d);
+}
+
+/* 7: the file a clean stop leaves records its full length too. */
+Test(it_repair, a_cleanly_stopped_file_cut_on_a_record_boundary_is_refused, .timeout = 60)
+{
+	cut_refused_then_repaired(0, 1);
+}
+
+/* 10: the default repair, which the refusal names, is a way out. */
+Test(it_repair, the_default_repair_of_a_file_cut_inside_a_record_lets_caskd_start,
+     .timeout = 60)
+{
+	cut_refused_then_repaired(ENG_REC_HDR_SIZE + 3, 0);
 }
