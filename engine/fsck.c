@@ -225,6 +225,31 @@ static int resolve(const char *path, char *file, size_t fl, char *dir, size_t dl
 	return 0;
 }
 
+/* 1 in *foreign if path holds bytes and they do not start as caskd's
+ * magic does: someone else's file, which neither a check nor a repair
+ * has any business reading as records, let alone rewriting. An empty
+ * file, or a start of the magic, is what a crash while creating a
+ * database leaves (a start writes a new header there). */
+static int foreign_file(const char *path, int *foreign)
+{
+	char head[ENG_FILE_MAGIC_LEN];
+	ssize_t n;
+	int fd, rc = 0;
+
+	*foreign = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while ((n = pread(fd, head, sizeof(head), 0)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		rc = -errno;
+	else
+		*foreign = n > 0 && memcmp(head, ENG_FILE_MAGIC, (size_t)n) != 0;
+	close(fd);
+	return rc;
+}
+
 /* A read-only look at whether a caskd holds dir: nothing is created. */
 static void probe_in_use(const char *dir, struct eng_check_report *rep)
 {
@@ -301,13 +326,16 @@ int eng_check(const char *path, enum eng_repair_mode mode,
 	struct ck c = { .fd = -1, .mode = mode, .note = note, .arg = arg,
 			.rep = rep, .cut_at = UINT64_MAX };
 	struct eng_recovery lockrep;
-	int lock_fd = -1, is_dir, rc;
+	int lock_fd = -1, is_dir = 0, rc;
 	struct stat st;
 	void *map = MAP_FAILED;
 
 	memset(rep, 0, sizeof(*rep));
 	memset(&lockrep, 0, sizeof(lockrep));
 	if ((rc = resolve(path, rep->path, sizeof(rep->path), dir, sizeof(dir), &is_dir)))
+		return rc;
+	/* before any lock is taken or byte written */
+	if ((rc = foreign_file(rep->path, &rep->not_caskd)) || rep->not_caskd)
 		return rc;
 	if (mode == ENG_REPAIR_NONE) {
 		probe_in_use(dir, rep);

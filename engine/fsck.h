@@ -18,6 +18,9 @@
  *     record after it too (for when what follows damage is not trusted),
  *     and a durable mark above the cut is lowered to it.
  * Either way the file then passes a check and opens.
+ * A file that does not start with caskd's magic is not a database
+ * whose header is damaged but someone else's file: check and repair
+ * both refuse it, reading no further and writing nothing.
  * A repair cannot vouch for what the damage held: the report names each
  * region and the versions it may have held (records are in version
  * order, so the intact neighbours bound them), and that keys written
@@ -67,6 +70,7 @@ struct eng_check_report {
 	uint64_t truncated_records;/* truncate mode: intact records dropped */
 	uint64_t durable_mark;     /* UINT64_MAX: no valid mark */
 	int format;
+	int not_caskd;             /* not a caskd file: left alone, unread */
 	int header_bad;
 	int repaired;
 	int in_use;                /* a caskd holds the directory */
@@ -76,8 +80,9 @@ struct eng_check_report {
 typedef void (*eng_check_note_fn)(const struct eng_check_item *it, void *arg);
 
 /* Checks path (a file, or a directory holding database.bin); repairs it
- * when mode says so. 0 (see the report), -EBUSY (repair: a caskd holds
- * it), -ENOENT, -EPROTO (a newer format), or -errno. */
+ * when mode says so. 0 (see the report: not_caskd means nothing was
+ * done), -EBUSY (repair: a caskd holds it), -ENOENT, -EPROTO (a newer
+ * format), or -errno. */
 int eng_check(const char *path, enum eng_repair_mode mode,
 	      eng_check_note_fn note, void *arg, struct eng_check_report *rep);
 

@@ -3,7 +3,8 @@
  * engine/fsck.h for what a check reads and what a repair does).
  *
  * Exit status: 0 the file opens as it is (or was repaired), 1 damage
- * caskd would refuse (or a failure), 2 a usage error.
+ * caskd would refuse, a file that is not caskd's, or a failure, 2 a
+ * usage error.
  */
 #include "server/cli_check.h"
 
@@ -131,13 +132,19 @@ int srv_check_main(int argc, char **argv)
 			eng_strerror(rc));
 		return 1;
 	}
+	if (rep.not_caskd) {
+		fprintf(stderr, "caskd check: %s is not a caskd database (it does not start with "
+			"caskd's magic); %s\n", rep.path, r.mode ? "not repairing it, it is left "
+			"as it was" : "nothing to check");
+		return 1;
+	}
 	printf("checked %s%s\n", rep.path, r.mode == ENG_REPAIR_SKIP ? " (repair: skip damage)" :
 	       r.mode == ENG_REPAIR_TRUNCATE ? " (repair: truncate at damage)" : " (read-only)");
 	if (rep.in_use)
 		printf("  note: a caskd (pid %d) serves it now: writes in flight may show as a "
 		       "torn tail\n", rep.holder_pid);
 	if (rep.header_bad)
-		printf("  file header: damaged or not a caskd file%s\n",
+		printf("  file header: damaged%s\n",
 		       r.mode ? " -> rewritten (versions resume after the highest found)" : "");
 	summary(&rep);
 	if (rep.truncated_records)

@@ -7,7 +7,8 @@
  * and starts that log the repaired bytes as such. And the check tool's
  * own faults (issue 18, items 7-11): a snapshot or a cleanly stopped
  * file cut short is damage, not a torn tail; the default repair is a
- * way out of what the start refuses.
+ * way out of what the start refuses; a file that is not caskd's is
+ * refused and left as it was.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -356,6 +357,23 @@ Test(it_repair, repair_truncate_cuts_at_the_first_damage, .timeout = 60)
 
 /* --- issue 18, items 7-11: the check tool ------------------------------------ */
 
+/* The whole of a file (malloc'd; *len its size). */
+static char *slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
 /* Makes path hold exactly len bytes of buf. */
 static void spew(const char *path, const void *buf, size_t len)
 {
@@ -376,6 +394,16 @@ static void stopped_with(int n, char *dir, size_t dn, char *db, size_t dbn, stru
 	snprintf(db, dbn, "%s/database.bin", dir);
 	parse(db, r);
 	cr_assert_eq(r->n, n, "%d records", r->n);
+}
+
+/* Lines in s: a message meant as one line has one newline. */
+static int lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
 }
 
 /* 7: a snapshot records its full length: shorter is damage, whether it
@@ -462,4 +490,39 @@ Test(it_repair, the_default_repair_of_a_file_cut_inside_a_record_lets_caskd_star
      .timeout = 60)
 {
 	cut_refused_then_repaired(ENG_REC_HDR_SIZE + 3, 0);
+}
+
+/* 8: a file that is not caskd's is refused, by check and by a repair,
+ * and left as it was. */
+Test(it_repair, a_file_that_is_not_a_caskd_database_is_refused_untouched, .timeout = 30)
+{
+	char photo[300], lock[300], out[OUT_MAX], err[OUT_MAX], img[8192];
+	char *after;
+	size_t len;
+	int rc;
+
+	/* a JPEG's start of image and JFIF marker, then noise */
+	memcpy(img, "\xff\xd8\xff\xe0\x00\x10JFIF", 10);
+	for (size_t i = 10; i < sizeof(img); i++)
+		img[i] = (char)(i * 131 + 7);
+	snprintf(photo, sizeof(photo), "%s/photo.jpg", base);
+	spew(photo, img, sizeof(img));
+	rc = run((const char *[]){ "check", photo, NULL }, out, err);
+	cr_assert_eq(rc, 1, "check of a photo: exit %d\n%s%s", rc, out, err);
+	cr_assert(strstr(err, "not a caskd database"), "%s%s", out, err);
+	cr_assert(!strstr(out, "--repair") && !strstr(err, "--repair"),
+		  "check suggests repairing a photo:\n%s%s", out, err);
+	for (int i = 0; i < 3; i++) {
+		const char *mode = i == 0 ? "--repair" : i == 1 ? "--repair=skip" : "--repair=truncate";
+		rc = run((const char *[]){ "check", mode, photo, NULL }, out, err);
+		cr_assert_neq(rc, 0, "check %s of a photo: exit 0\n%s%s", mode, out, err);
+		cr_assert(strstr(err, "not a caskd database") && lines(err) == 1 && !out[0],
+			  "check %s of a photo: not one line saying why:\n%s%s", mode, out, err);
+		after = slurp(photo, &len);
+		cr_assert(len == sizeof(img) && !memcmp(after, img, len),
+			  "check %s changed the photo", mode);
+		free(after);
+	}
+	snprintf(lock, sizeof(lock), "%s/caskd.lock", base);
+	cr_assert_neq(access(lock, F_OK), 0, "a refused repair made %s", lock);
 }
