@@ -35,6 +35,8 @@ struct ck {
 	uint64_t last_version;
 	uint64_t top_version;          /* of every record, dropped ones too */
 	uint64_t cut_at;               /* truncate mode: the first damage */
+	uint64_t file_id;              /* as it was before any repair */
+	int is_db;                     /* the file is its directory's database.bin */
 };
 
 static int zero_range(int fd, uint64_t off, uint64_t len)
@@ -250,6 +252,14 @@ static int foreign_file(const char *path, int *foreign)
 	return rc;
 }
 
+/* 1 if file is named as a data directory's database.bin. */
+static int is_db_name(const char *file)
+{
+	const char *base = strrchr(file, '/');
+
+	return !strcmp(base ? base + 1 : file, ENG_DB_FILE);
+}
+
 /* A read-only look at whether a caskd holds dir: nothing is created. */
 static void probe_in_use(const char *dir, struct eng_check_report *rep)
 {
@@ -314,8 +324,18 @@ static int finish_repair(struct ck *c, const char *dir)
 	}
 	if (!rep->repaired)
 		return 0;
-	/* A snapshot of the index may name records that are gone now. */
-	eng_idx_remove(dir);
+	/* A snapshot of the index made for this file may name records that
+	 * are gone now: removed before the repair is synced, so that no
+	 * crash leaves the two together. Only the directory's database.bin
+	 * has one (and a copy of it elsewhere, or under another name, has
+	 * none: what is there is another file's). */
+	if (c->is_db) {
+		if ((rc = eng_idx_remove_for(dir, c->file_id)) < 0) {
+			rep->idx_stale = 1;
+			return rc;
+		}
+		rep->idx_removed = rc;
+	}
 	return eng_io_datasync(c->fd);
 }
 
@@ -371,6 +391,9 @@ int eng_check(const char *path, enum eng_repair_mode mode,
 		goto out_unmap;
 	rep->header_bad = rc != 0;
 	rc = 0;
+	if (rep->file_bytes >= ENG_FILE_HDR_SIZE)
+		c.file_id = eng_file_id(map); /* a repair may rewrite the header */
+	c.is_db = is_dir || is_db_name(rep->path);
 	if (!rep->header_bad || (mode && rep->file_bytes >= ENG_FILE_HDR_SIZE))
 		rc = scan(&c);
 	if (!rc && mode)

@@ -7,7 +7,9 @@
  * it works on read-only media and beside a running caskd (whose writes
  * in flight may then show as a torn tail). A repair needs the file to
  * itself (the directory's instance lock, or an exclusive lock on the
- * file) and offers two ways, both of which drop database.idx:
+ * file) and offers two ways, both of which drop the index snapshot made
+ * for the file (database.idx beside a database.bin, if its file id is
+ * that file's; no other file has one):
  *   - skip (default): each damaged region becomes a PAD record flagged
  *     "repaired" (or zeros, if shorter than a record header), so every
  *     intact record stays where it is, and later starts say what check
@@ -73,6 +75,8 @@ struct eng_check_report {
 	int not_caskd;             /* not a caskd file: left alone, unread */
 	int header_bad;
 	int repaired;
+	int idx_removed;           /* the file's database.idx was removed */
+	int idx_stale;             /* ... could not be: remove it by hand */
 	int in_use;                /* a caskd holds the directory */
 	int holder_pid;
 };

@@ -127,6 +127,12 @@ int srv_check_main(int argc, char **argv)
 			"before a repair\n", path, rep.holder_pid);
 		return 1;
 	}
+	if (rc && rep.idx_stale) {
+		fprintf(stderr, "caskd check: repaired %s, but could not remove the database.idx "
+			"beside it, which may name records the repair dropped (%s): remove it "
+			"before starting caskd\n", rep.path, eng_strerror(rc));
+		return 1;
+	}
 	if (rc) {
 		fprintf(stderr, "caskd check: %s: %s\n", rep.path[0] ? rep.path : path,
 			eng_strerror(rc));
@@ -154,7 +160,8 @@ int srv_check_main(int argc, char **argv)
 		if (r.mode && rep.repaired) {
 			printf("repaired. It cannot vouch for what the damage held: keys written "
 			       "there may show an older value, or come back if a delete was lost "
-			       "(see the versions above). database.idx was removed.\n");
+			       "(see the versions above).%s\n", rep.idx_removed ?
+			       " database.idx, made for this file, was removed." : "");
 			return 0;
 		}
 		printf("damaged: caskd will refuse to start; 'caskd check --repair %s' drops "

@@ -8,9 +8,11 @@
  * own faults (issue 18, items 7-11): a snapshot or a cleanly stopped
  * file cut short is damage, not a torn tail; the default repair is a
  * way out of what the start refuses; a file that is not caskd's is
- * refused and left as it was.
+ * refused and left as it was; a repair drops only the database.idx of
+ * the file it repairs.
  */
 #include <criterion/criterion.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/crc32c.h"
 #include "engine/record.h"
 #include "engine/scan.h"
 #include "tests/integration/harness.h"
@@ -29,6 +32,10 @@
 
 #define RUN_TIMEOUT_MS 20000
 #define OUT_MAX 16384
+/* database.idx (docs/format.md): the file id it was made for, and the
+ * CRC-32C of the header bytes before it */
+#define IDX_FILE_ID_OFF 16
+#define IDX_CRC_OFF 60
 
 static char base[256];
 static struct it_daemon d;
@@ -525,4 +532,58 @@ Test(it_repair, a_file_that_is_not_a_caskd_database_is_refused_untouched, .timeo
 	}
 	snprintf(lock, sizeof(lock), "%s/caskd.lock", base);
 	cr_assert_neq(access(lock, F_OK), 0, "a refused repair made %s", lock);
+}
+
+/* 9: a repair drops only the index snapshot of the file it repairs. */
+Test(it_repair, a_repair_drops_only_the_index_of_the_file_it_repairs, .timeout = 60)
+{
+	char dir[300], db[320], other[320], idx[320], out[OUT_MAX], err[OUT_MAX];
+	char *before, *buf, *after, *foreign;
+	size_t len, blen, alen;
+	struct recs r;
+	uint32_t crc;
+	int rc;
+
+	stopped_with(6, dir, sizeof(dir), db, sizeof(db), &r);
+	snprintf(idx, sizeof(idx), "%s/database.idx", dir);
+	before = slurp(idx, &blen);
+	/* a damaged copy of database.bin beside it: same file id */
+	snprintf(other, sizeof(other), "%s/other.bin", dir);
+	buf = slurp(db, &len);
+	spew(other, buf, len);
+	free(buf);
+	flip_byte(other, r.off[2] + ENG_REC_HDR_SIZE);
+	rc = run((const char *[]){ "check", "--repair", other, NULL }, out, err);
+	cr_assert_eq(rc, 0, "repair of other.bin: exit %d\n%s%s", rc, out, err);
+	cr_assert_eq(access(idx, F_OK), 0,
+		     "repairing other.bin removed database.idx, which is database.bin's");
+	after = slurp(idx, &alen);
+	cr_assert(alen == blen && !memcmp(before, after, blen),
+		  "repairing other.bin changed database.idx");
+	free(after);
+	cr_assert_null(strstr(out, "database.idx"), "%s", out);
+	/* beside database.bin, one made for another file (id and CRC) is
+	 * not database.bin's either */
+	foreign = slurp(idx, &alen);
+	foreign[IDX_FILE_ID_OFF] ^= 1;
+	crc = htole32(eng_crc32c(0, foreign, IDX_CRC_OFF));
+	memcpy(foreign + IDX_CRC_OFF, &crc, sizeof(crc));
+	spew(idx, foreign, alen);
+	flip_byte(db, r.off[2] + ENG_REC_HDR_SIZE);
+	rc = run((const char *[]){ "check", "--repair", db, NULL }, out, err);
+	cr_assert_eq(rc, 0, "repair of database.bin: exit %d\n%s%s", rc, out, err);
+	after = slurp(idx, &alen);
+	cr_assert(alen == blen && !memcmp(foreign, after, blen),
+		  "the repair of database.bin removed an index made for another file");
+	free(after);
+	free(foreign);
+	/* database.bin's own is dropped: it may name what is gone */
+	spew(idx, before, blen);
+	free(before);
+	flip_byte(db, r.off[4] + ENG_REC_HDR_SIZE);
+	rc = run((const char *[]){ "check", "--repair", dir, NULL }, out, err);
+	cr_assert_eq(rc, 0, "repair of database.bin: exit %d\n%s%s", rc, out, err);
+	cr_assert_neq(access(idx, F_OK), 0, "database.idx outlived the repair of its database.bin");
+	cr_assert(strstr(out, "database.idx"), "the repair does not say it removed database.idx:\n%s",
+		  out);
 }
