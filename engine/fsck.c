@@ -17,9 +17,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ZERO_CHUNK 65536
+/* A caskd writes its pid into caskd.lock just after it takes the lock:
+ * how long a repair waits to read it there (a retry every 10 ms). */
+#define PID_TRIES 20
+#define PID_WAIT_NS 10000000L
 /* The longest PAD a repair writes: its length is a u32 after the header. */
 #define PAD_MAX (1ull << 30)
 
@@ -279,6 +284,39 @@ static void probe_in_use(const char *dir, struct eng_check_report *rep)
 	close(fd);
 }
 
+/* A repair takes the instance lock of the directory that holds the file,
+ * as a start does (caskd.lock, made if missing), for a file as for a
+ * directory: a caskd there has the file mapped (cut under its workers,
+ * it is SIGBUS) and appends to it. Held: -EBUSY, and who holds it, from
+ * the pid the caskd wrote there (F_OFD_GETLK cannot say: OFD locks have
+ * no owning process, l_pid is -1). */
+static int lock_instance(const char *dir, int *lock_fd, struct eng_check_report *rep)
+{
+	struct eng_recovery lr;
+	int rc;
+
+	for (int tries = 0;; tries++) {
+		struct timespec pause = { 0, PID_WAIT_NS };
+
+		memset(&lr, 0, sizeof(lr));
+		rc = eng_lock_dir(dir, 0, lock_fd, &lr);
+		if (rc != -EBUSY || lr.holder_pid > 0 || tries == PID_TRIES)
+			break;
+		/* taken a moment ago: its pid comes next */
+		while (nanosleep(&pause, &pause) < 0 && errno == EINTR)
+			;
+	}
+	if (rc == -EBUSY) {
+		rep->holder_pid = lr.holder_pid;
+		rep->holder_dead = lr.holder_dead;
+		rep->nholders = lr.nholders;
+		memcpy(rep->holders, lr.holders, sizeof(rep->holders));
+	} else if (rc) {
+		snprintf(rep->failed, sizeof(rep->failed), "%s", lr.failed);
+	}
+	return rc;
+}
+
 /* Writes a format 2 header with mark m (a format 1 header is rewritten
  * as format 2, as a start would: the records do not move). Versions
  * resume above the lease, so it covers every version found, those of
@@ -345,13 +383,11 @@ int eng_check(const char *path, enum eng_repair_mode mode,
 	char dir[PATH_MAX];
 	struct ck c = { .fd = -1, .mode = mode, .note = note, .arg = arg,
 			.rep = rep, .cut_at = UINT64_MAX };
-	struct eng_recovery lockrep;
 	int lock_fd = -1, is_dir = 0, rc;
 	struct stat st;
 	void *map = MAP_FAILED;
 
 	memset(rep, 0, sizeof(*rep));
-	memset(&lockrep, 0, sizeof(lockrep));
 	if ((rc = resolve(path, rep->path, sizeof(rep->path), dir, sizeof(dir), &is_dir)))
 		return rc;
 	/* before any lock is taken or byte written */
@@ -359,8 +395,7 @@ int eng_check(const char *path, enum eng_repair_mode mode,
 		return rc;
 	if (mode == ENG_REPAIR_NONE) {
 		probe_in_use(dir, rep);
-	} else if (is_dir && (rc = eng_lock_dir(dir, 0, &lock_fd, &lockrep))) {
-		rep->holder_pid = lockrep.holder_pid;
+	} else if ((rc = lock_instance(dir, &lock_fd, rep))) {
 		return rc;
 	}
 	c.fd = open(rep->path, (mode ? O_RDWR : O_RDONLY) | O_CLOEXEC);
@@ -368,8 +403,12 @@ int eng_check(const char *path, enum eng_repair_mode mode,
 		rc = -errno;
 		goto out_unlock;
 	}
-	if (mode && ipc_flock(c.fd, IPC_FLOCK_WRITE, 0, 0, 0) == -EAGAIN) {
-		rc = -EBUSY; /* a caskd appends to it (its workers hold leases) */
+	if (mode && (rc = ipc_flock(c.fd, IPC_FLOCK_WRITE, 0, 0, 0))) {
+		/* held, though not by a caskd of dir: one that reaches the
+		 * file by another name (its workers lease what they append
+		 * to), or another tool: holder_pid stays 0, unknown */
+		if (rc == -EAGAIN)
+			rc = -EBUSY;
 		goto out_close;
 	}
 	if (fstat(c.fd, &st) < 0) {

@@ -6,10 +6,12 @@
  * and the repair. A check opens the file read-only and creates nothing:
  * it works on read-only media and beside a running caskd (whose writes
  * in flight may then show as a torn tail). A repair needs the file to
- * itself (the directory's instance lock, or an exclusive lock on the
- * file) and offers two ways, both of which drop the index snapshot made
- * for the file (database.idx beside a database.bin, if its file id is
- * that file's; no other file has one):
+ * itself: it takes the instance lock of the directory holding it, as a
+ * start does (caskd.lock, made if missing), whether given the directory
+ * or the file, then an exclusive lock on the file. It offers two ways,
+ * both of which drop the index snapshot made for the file (database.idx
+ * beside a database.bin, if its file id is that file's; no other file
+ * has one):
  *   - skip (default): each damaged region becomes a PAD record flagged
  *     "repaired" (or zeros, if shorter than a record header), so every
  *     intact record stays where it is, and later starts say what check
@@ -32,6 +34,7 @@
 #define CASKD_ENGINE_FSCK_H
 
 #include "engine/scan.h"
+#include "engine/store.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -78,7 +81,11 @@ struct eng_check_report {
 	int idx_removed;           /* the file's database.idx was removed */
 	int idx_stale;             /* ... could not be: remove it by hand */
 	int in_use;                /* a caskd holds the directory */
-	int holder_pid;
+	int holder_pid;            /* ... its pid (0: unknown) */
+	int holder_dead;           /* -EBUSY: that caskd is gone, but */
+	int holders[ENG_HOLDERS_MAX]; /* ... these still hold its lock */
+	int nholders;
+	char failed[PATH_MAX + 96]; /* what the lock could not be taken on */
 };
 
 typedef void (*eng_check_note_fn)(const struct eng_check_item *it, void *arg);

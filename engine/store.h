@@ -32,9 +32,10 @@
  * shared lock on the 1 MiB chunks it appends into (taken once per chunk,
  * not per record); the master holds an exclusive lock on the range it
  * fills with zeros ahead of the tail, which no reservation may enter;
- * `caskd check --repair` locks the whole file. A dead worker's unwritten
- * range is wiped by the master without a byte lock: its keys stay busy,
- * so nobody else touches it.
+ * `caskd check --repair` locks the whole file (after the instance lock,
+ * as a start takes it). A dead worker's unwritten range is wiped by the
+ * master without a byte lock: its keys stay busy, so nobody else touches
+ * it.
  *
  * A write is visible to readers once published; the server acknowledges
  * it, and in group mode shows it to readers, only once durable

@@ -96,6 +96,26 @@ static int parse_args(int argc, char **argv, struct run *r, const char **path)
 	return 0;
 }
 
+/* One line: who holds what a repair needs to itself. */
+static void busy(const char *path, const struct eng_check_report *rep)
+{
+	char list[ENG_HOLDERS_MAX * 12] = "";
+
+	for (int i = 0, k = 0; i < rep->nholders; i++)
+		k += snprintf(list + k, sizeof(list) - (size_t)k, "%s%d", i ? ", " : "",
+			      rep->holders[i]);
+	if (rep->holder_dead)
+		fprintf(stderr, "caskd check: %s: the caskd that had it (pid %d) is gone, but "
+			"process(es) %s still hold its lock; stop them before a repair\n", path,
+			rep->holder_pid, rep->nholders ? list : "(unknown)");
+	else if (rep->holder_pid > 0)
+		fprintf(stderr, "caskd check: %s is in use by a running caskd (pid %d); stop it "
+			"before a repair\n", path, rep->holder_pid);
+	else
+		fprintf(stderr, "caskd check: %s is locked by another process%s%s; stop it "
+			"before a repair\n", path, rep->nholders ? ": pid " : "", list);
+}
+
 static void summary(const struct eng_check_report *rep)
 {
 	printf("%" PRIu64 " bytes, format %d, %" PRIu64 " valid records (%" PRIu64
@@ -123,8 +143,7 @@ int srv_check_main(int argc, char **argv)
 		return 2;
 	rc = eng_check(path, r.mode, note, &r, &rep);
 	if (rc == -EBUSY) {
-		fprintf(stderr, "caskd check: %s is in use by a running caskd (pid %d); stop it "
-			"before a repair\n", path, rep.holder_pid);
+		busy(path, &rep);
 		return 1;
 	}
 	if (rc && rep.idx_stale) {
@@ -134,8 +153,8 @@ int srv_check_main(int argc, char **argv)
 		return 1;
 	}
 	if (rc) {
-		fprintf(stderr, "caskd check: %s: %s\n", rep.path[0] ? rep.path : path,
-			eng_strerror(rc));
+		fprintf(stderr, "caskd check: %s: %s\n", rep.failed[0] ? rep.failed :
+			rep.path[0] ? rep.path : path, eng_strerror(rc));
 		return 1;
 	}
 	if (rep.not_caskd) {

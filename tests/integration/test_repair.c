@@ -9,7 +9,8 @@
  * file cut short is damage, not a torn tail; the default repair is a
  * way out of what the start refuses; a file that is not caskd's is
  * refused and left as it was; a repair drops only the database.idx of
- * the file it repairs.
+ * the file it repairs; a repair beside a running caskd, given the file
+ * or the directory, is refused naming the caskd's pid.
  */
 #include <criterion/criterion.h>
 #include <endian.h>
@@ -169,16 +170,38 @@ Test(it_repair, an_index_without_address_space_names_max_keys, .timeout = 30)
 
 /* --- 7. check: read-only, a file or a directory -------------------------------- */
 
-static void write_some(const char *dir, int n)
+/* Key i of the fills below: /kv/k<i> = value-<i>. */
+static void key_i(int i, char *path, char *val, size_t n)
+{
+	snprintf(path, n, "/kv/k%d", i);
+	snprintf(val, n, "value-%d", i);
+}
+
+static void put_some(int n)
 {
 	char path[64], val[64];
 
-	it_restart(&d, dir, NULL);
 	for (int i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "/kv/k%d", i);
-		snprintf(val, sizeof(val), "value-%d", i);
+		key_i(i, path, val, sizeof(path));
 		it_put(d.port, path, val, strlen(val), 201);
 	}
+}
+
+/* Reads back the first n keys of a fill, at the versions in version[]. */
+static void expect_some(int n, const uint64_t *version)
+{
+	char path[64], val[64];
+
+	for (int i = 0; i < n; i++) {
+		key_i(i, path, val, sizeof(path));
+		it_expect_value(d.port, path, val, strlen(val), version[i]);
+	}
+}
+
+static void write_some(const char *dir, int n)
+{
+	it_restart(&d, dir, NULL);
+	put_some(n);
 }
 
 Test(it_repair, check_reads_a_copy_taken_while_caskd_ran, .timeout = 60)
@@ -477,12 +500,7 @@ static void cut_refused_then_repaired(uint64_t into, int named)
 	cr_assert_eq(rc, 0, "check after the repair: exit %d\n%s", rc, out);
 	cr_assert(strstr(out, "ok: caskd will open it"), "%s", out);
 	it_restart(&d, dir, NULL);
-	for (int i = 0; i < r.n - 1; i++) {
-		char path[32], val[32];
-		snprintf(path, sizeof(path), "/kv/k%d", i);
-		snprintf(val, sizeof(val), "value-%d", i);
-		it_expect_value(d.port, path, val, strlen(val), r.version[i]);
-	}
+	expect_some(r.n - 1, r.version);
 	it_stop_clean(&d);
 }
 
@@ -586,4 +604,58 @@ Test(it_repair, a_repair_drops_only_the_index_of_the_file_it_repairs, .timeout =
 	cr_assert_neq(access(idx, F_OK), 0, "database.idx outlived the repair of its database.bin");
 	cr_assert(strstr(out, "database.idx"), "the repair does not say it removed database.idx:\n%s",
 		  out);
+}
+
+/* 11: a repair takes the daemon's lock, for a file as for a directory,
+ * and names the caskd that holds it; refused, it leaves the file alone
+ * (cut under the workers' mappings, it would be SIGBUS). */
+static void expect_busy(const char *target, pid_t pid)
+{
+	char out[OUT_MAX], err[OUT_MAX], want[32];
+	int rc;
+
+	snprintf(want, sizeof(want), "pid %d", (int)pid);
+	rc = run((const char *[]){ "check", "--repair=truncate", target, NULL }, out, err);
+	cr_assert_eq(rc, 1, "repair of %s under a running caskd: exit %d\n%s%s", target, rc,
+		     out, err);
+	cr_assert(strstr(err, want) && lines(err) == 1 && !out[0],
+		  "the refusal for %s does not name %s in one line:\n%s%s", target, want, out,
+		  err);
+}
+
+Test(it_repair, a_repair_beside_a_running_caskd_is_refused_naming_it, .timeout = 60)
+{
+	char dir[300], db[320];
+	char *before, *after;
+	size_t blen, alen;
+	struct recs r;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(db, sizeof(db), "%s/database.bin", dir);
+	/* before any write no worker holds a byte of the file: only the
+	 * instance lock stands between a repair and the zeros it would cut */
+	it_restart(&d, dir, NULL);
+	before = slurp(db, &blen);
+	expect_busy(db, d.pid);
+	after = slurp(db, &alen);
+	/* the master may go on preparing zeros after the tail meanwhile */
+	cr_assert(alen >= blen && !memcmp(before + ENG_FILE_HDR_SIZE, after + ENG_FILE_HDR_SIZE,
+					   blen - ENG_FILE_HDR_SIZE),
+		  "a refused repair cut %s (%zu bytes, then %zu)", db, blen, alen);
+	free(after);
+	free(before);
+	put_some(5);
+	parse(db, &r);
+	cr_assert_eq(r.n, 5);
+	before = slurp(db, &blen);
+	expect_busy(db, d.pid);
+	expect_busy(dir, d.pid);
+	after = slurp(db, &alen);
+	cr_assert(alen >= blen && !memcmp(before + ENG_FILE_HDR_SIZE, after + ENG_FILE_HDR_SIZE,
+					   r.off[r.n - 1] + r.len[r.n - 1] - ENG_FILE_HDR_SIZE),
+		  "a refused repair changed database.bin's records");
+	free(after);
+	free(before);
+	expect_some(5, r.version);
+	it_stop_clean(&d);
 }
