@@ -336,7 +336,7 @@ int srv_config_parse_text(const char *text, size_t len, const char *name,
 void srv_config_usage(FILE *out)
 {
 	fprintf(out, "usage: caskd [options]\n"
-		     "       caskd check [--repair] DIR\n\n"
+		     "       caskd check [--repair[=skip|truncate]] FILE|DIR\n\n"
 		     "A key-value daemon: N worker processes serve an HTTP API over one\n"
 		     "append-only database.bin. Options (also valid in --config files):\n");
 	for (size_t i = 0; i < NOPTS; i++)

@@ -835,6 +835,15 @@ static int open_store(struct master *m)
 		busy_message(m, &rep);
 		return rc;
 	}
+	if (rc == ENG_ECORRUPT && rep.bad_off + rep.bad_len > rep.file_bytes) {
+		srv_error("%s/database.bin is truncated: it ends at %" PRIu64 " bytes, below the "
+			  "%" PRIu64 " its durable mark says were synced (records from offset %"
+			  PRIu64 " are missing or damaged); refusing to start. Inspect with 'caskd "
+			  "check %s'; 'caskd check --repair %s' drops what is missing and says what "
+			  "it cannot vouch for", m->cfg.data_dir, rep.file_bytes,
+			  rep.bad_off + rep.bad_len, rep.bad_off, m->cfg.data_dir, m->cfg.data_dir);
+		return rc;
+	}
 	if (rc == ENG_ECORRUPT) {
 		srv_error("%s/database.bin is damaged at offset %" PRIu64 " (%" PRIu64 " bytes) in "
 			  "records the durable mark says were synced; refusing to start. Inspect "
