@@ -20,7 +20,7 @@
  * second): a drill can hold a job while the master ticks. */
 #define FP_STALL_MS 2500
 
-enum fp_action { FP_CRASH, FP_EXIT, FP_ENOSPC, FP_EIO, FP_DELAY, FP_STALL };
+enum fp_action { FP_CRASH, FP_EXIT, FP_ENOSPC, FP_EIO, FP_EMFILE, FP_DELAY, FP_STALL };
 
 struct fp {
 	char name[FP_NAME_MAX];
@@ -37,7 +37,7 @@ static int parse_action(const char *s, size_t n, enum fp_action *out)
 {
 	static const struct { const char *name; enum fp_action a; } acts[] = {
 		{ "crash", FP_CRASH }, { "exit", FP_EXIT },
-		{ "enospc", FP_ENOSPC }, { "eio", FP_EIO },
+		{ "enospc", FP_ENOSPC }, { "eio", FP_EIO }, { "emfile", FP_EMFILE },
 		{ "delay", FP_DELAY }, { "stall", FP_STALL },
 	};
 	for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
@@ -118,6 +118,8 @@ int eng_fp_eval(const char *name)
 			return -ENOSPC;
 		case FP_EIO:
 			return -EIO;
+		case FP_EMFILE:
+			return -EMFILE;
 		case FP_DELAY:
 		case FP_STALL: {
 			long ms = fp->action == FP_DELAY ? FP_DELAY_MS : FP_STALL_MS;
