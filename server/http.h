@@ -3,8 +3,9 @@
  * Owns: accepting connections on already-listening sockets, parsing
  * requests (request line, headers, Content-Length and chunked bodies,
  * Expect: 100-continue), keep-alive and pipelining (one request at a time
- * per connection, answered in order), connection limits and timeouts, and
- * writing responses. Every error this layer produces itself (400, 408,
+ * per connection, answered in order), connection limits and timeouts, the
+ * memory request bodies may hold (opts.body_memory), and writing
+ * responses. Every error this layer produces itself (400, 408,
  * 413, 414, 417, 431, 501, 503, 505) has a JSON body
  * {"error":"<code>","message":"<text>"}, like every error of the API.
  * Every 503, the layer's own and a handler's, carries Retry-After (1 s
@@ -29,6 +30,7 @@
 #ifndef CASKD_SERVER_HTTP_H
 #define CASKD_SERVER_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,7 +52,25 @@ struct srv_http_opts {
 	size_t max_header_bytes; /* all header lines longer: 431 (16 KiB) */
 	int max_conns;           /* more open connections: 503 and close (4096) */
 	int idle_timeout_ms;     /* keep-alive idle connection closed (60000) */
-	int read_timeout_ms;     /* a started request stalls: 408 (30000) */
+	/* A request's head must arrive within this, and its body must bring
+	 * at least min_rate x this many bytes (or its rest) in every window
+	 * of this length: else 408 (30000). */
+	int read_timeout_ms;
+	size_t min_rate;         /* bytes per second; 0: any byte will do (1024) */
+	/* Request bodies this server holds at once: a body is reserved whole
+	 * (its Content-Length, or its capacity as a chunked one grows) and a
+	 * reservation past this is answered 503, before the body is read
+	 * (256 MiB). */
+	size_t body_memory;
+	/* Optional: where the layer counts for /metrics (shared memory the
+	 * caller owns; relaxed atomic stores, one writer). NULL: nowhere. */
+	struct srv_http_counters *counters;
+};
+
+/* What the layer counts, for the caller's metrics. */
+struct srv_http_counters {
+	_Atomic uint64_t body_bytes;     /* gauge: body memory reserved now */
+	_Atomic uint64_t body_refused;   /* 503s: no body memory left */
 };
 
 struct srv_http_callbacks {

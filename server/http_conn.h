@@ -9,8 +9,9 @@
  * Ownership: a connection owns its request object (conn->req, never NULL
  * while the connection lives) and reuses it for each request. A request
  * given to the handler belongs to the handler until it responds; if the
- * connection dies first the request is orphaned (req->conn == NULL) and
- * responding frees it.
+ * connection dies first the request is orphaned (req->conn == NULL, on
+ * srv->orphans) and responding frees it. Until then its body keeps its
+ * share of the server's body memory (srv->body_mem).
  */
 #ifndef CASKD_SERVER_HTTP_CONN_H
 #define CASKD_SERVER_HTTP_CONN_H
@@ -50,12 +51,16 @@ struct srv_req_state {
 	const char *limit_code; /* the 413 of srv_http_req_limit_error() */
 	const char *limit_msg;
 	size_t body_limit;
+	size_t body_charged;    /* of srv->body_mem, held for this body */
 	uint64_t start_ns;      /* CLOCK_MONOTONIC at the first byte; 0 unset */
 	bool dispatched;        /* given to the handler, not yet responded */
 };
 
 struct srv_http_req {
-	struct srv_http_conn *conn; /* NULL once orphaned */
+	struct srv_http_server *srv; /* NULL once the server is freed */
+	struct srv_http_conn *conn;  /* NULL once orphaned */
+	struct srv_http_req *orphan_prev, *orphan_next; /* srv->orphans */
+	bool orphan;
 	bool loopback;              /* copied from the connection */
 	struct sockaddr_storage peer;
 	struct srv_http_msg msg;    /* the parsed head */
@@ -99,7 +104,13 @@ struct srv_http_conn {
 	struct srv_http_parser parser; /* works on req->msg */
 	enum srv_conn_state state;
 	enum srv_tmo tmo;     /* the timeout rev was added with */
-	uint64_t head_deadline_ms; /* the head must be complete by then */
+	/* CLOCK_MONOTONIC ms by which the head must be complete, or the
+	 * body's present window must have brought window_need bytes (read
+	 * from the socket since rx was window_rx); 0: not set. */
+	uint64_t deadline_ms;
+	uint64_t rx;          /* bytes read from the socket, in all */
+	uint64_t window_rx;
+	uint64_t window_need;
 	uint64_t linger_until_ms;
 	const char *err_msg;  /* message for the status a step returned */
 	bool loopback;
@@ -123,6 +134,8 @@ struct srv_http_server {
 	struct event *done_ev;       /* runs done() from the loop */
 	struct srv_http_conn *conns;
 	int nconns;
+	struct srv_http_req *orphans; /* requests whose connection died */
+	size_t body_mem;             /* reserved for bodies, <= opts.body_memory */
 	size_t input_high;
 	struct timeval read_tv[SRV_TMO_COUNT];
 	struct timeval write_tv;

@@ -195,6 +195,11 @@ static int setup(struct worker *w)
 	ho.max_conns = a->cfg->max_conns;
 	ho.idle_timeout_ms = a->cfg->idle_timeout_s * 1000;
 	ho.read_timeout_ms = a->cfg->read_timeout_s * 1000;
+	ho.min_rate = (size_t)a->cfg->min_rate;
+	ho.body_memory = (size_t)a->cfg->body_memory;
+	ho.counters = &w->stats->http;
+	atomic_store_explicit(&w->stats->body_memory_limit, a->cfg->body_memory,
+			      memory_order_relaxed);
 	w->http = srv_http_server_new(w->base, a->fds, a->nfds, &ho, &cb, &w->api);
 	if (!w->http) {
 		srv_error("starting the HTTP server: %s", strerror(errno));

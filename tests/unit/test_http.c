@@ -1649,6 +1649,106 @@ Test(srv_http, read_timeout_caps_a_trickling_head, .timeout = 10)
 	t_close(c);
 }
 
+/* Bytes now and then do not keep a body alive: each read-timeout window
+ * must bring min_rate x read_timeout bytes, or the request gets 408. */
+Test(srv_http, read_timeout_caps_a_trickling_body, .timeout = 10)
+{
+	struct srv_http_opts opts;
+	struct timespec t0;
+	struct tconn *c;
+	struct tresp r;
+	int i;
+
+	srv_http_opts_default(&opts);
+	opts.read_timeout_ms = 300;
+	opts.min_rate = 1000; /* 300 bytes a window */
+	t_start_opts(&opts);
+	c = t_connect();
+	t_send(c, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 100; i++) {
+		char b;
+
+		t_sendn(c, "0123456789", 10); /* 200 bytes a second */
+		t_sleep_ms(50);
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+			break;
+	}
+	cr_assert_lt(i, 100, "no 408 for a trickling body");
+	t_read_resp(c, &r, false);
+	t_assert_error(&r, 408, "request_timeout");
+	cr_assert_lt(t_elapsed_ms(&t0), 1500, "408 after %ld ms", t_elapsed_ms(&t0));
+	t_close(c);
+}
+
+/* ... while one at the minimum rate is received whole. */
+Test(srv_http, a_body_at_the_minimum_rate_is_received, .timeout = 10)
+{
+	struct srv_http_opts opts;
+	struct tconn *c;
+	struct tresp r;
+
+	srv_http_opts_default(&opts);
+	opts.read_timeout_ms = 300;
+	opts.min_rate = 1000;
+	t_start_opts(&opts);
+	c = t_connect();
+	t_send(c, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	for (int i = 0; i < 20; i++) { /* 2000 bytes a second, for 1 s */
+		t_sendn(c, "0123456789012345678901234567890123456789"
+			   "0123456789", 50);
+		t_sleep_ms(25);
+	}
+	t_read_resp(c, &r, false);
+	cr_assert_eq(r.status, 200);
+	t_close(c);
+}
+
+/* Bodies are reserved whole as their heads arrive: one that does not fit
+ * in body_memory beside those being received gets 503 before it is read,
+ * and the memory comes back when a body is done with. */
+Test(srv_http, body_memory_refuses_a_body_that_does_not_fit, .timeout = 10)
+{
+	struct srv_http_opts opts;
+	struct tconn *a, *b;
+	struct tresp r;
+	char hdr[64];
+
+	srv_http_opts_default(&opts);
+	opts.body_memory = 1500;
+	t_start_opts(&opts);
+	a = t_connect();
+	t_send(a, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nxx");
+	t_sleep_ms(50);
+	b = t_connect();
+	t_send(b, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	t_read_resp(b, &r, false);
+	t_assert_error(&r, 503, "service_unavailable");
+	cr_assert_not_null(t_hdr(&r, "Retry-After", hdr, sizeof(hdr)));
+	t_close(b);
+	/* a finishes; its memory is free for the next */
+	{
+		char rest[998];
+
+		memset(rest, 'y', sizeof(rest));
+		t_sendn(a, rest, sizeof(rest));
+	}
+	t_read_resp(a, &r, false);
+	cr_assert_eq(r.status, 200);
+	b = t_connect();
+	t_send(b, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	{
+		char all[1000];
+
+		memset(all, 'z', sizeof(all));
+		t_sendn(b, all, sizeof(all));
+	}
+	t_read_resp(b, &r, false);
+	cr_assert_eq(r.status, 200);
+	t_close(a);
+	t_close(b);
+}
+
 Test(srv_http, idle_timeout_closes_silently, .timeout = 10)
 {
 	struct srv_http_opts opts;

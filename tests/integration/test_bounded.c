@@ -1,0 +1,239 @@
+/* tests/integration/test_bounded.c — caskd bounded under careless and
+ * hostile clients (issue 24): one drill per bound, with real sockets
+ * against the real daemon.
+ *
+ *  - slow bodies: many large bodies sent but for their last bytes, then
+ *    trickled; the worker's resident memory stays under --body-memory
+ *    (plus slack), those beyond it get 503, the stalled ones 408 within
+ *    --read-timeout (plus slack).
+ *
+ * Memory is read from /proc/PID/status of the worker (the master's only
+ * child with --workers 1). Figures are printed, so the log of a run shows
+ * how far from its bound each drill stayed.
+ */
+#include "tests/integration/harness.h"
+#include "tests/integration/it_assert.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MIB (1024.0 * 1024.0)
+/* Resident memory a drill may add beyond the bound it checks: code and
+ * heap touched by the work itself, input buffers, allocator slack. */
+#define RSS_SLACK_MIB 32
+/* How late a timeout may come beyond its setting: timer granularity and a
+ * busy 2-core machine. */
+#define TIMEOUT_SLACK_MS 2000
+
+static char base[256];
+
+static void setup(void)
+{
+	it_setup();
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+}
+
+static void teardown(void)
+{
+	it_teardown();
+}
+
+TestSuite(it_bounded, .init = setup, .fini = teardown);
+
+/* ---- processes ------------------------------------------------------------ */
+
+/* The master's children (workers), up to max; their count. */
+static int children(pid_t master, pid_t *pids, int max)
+{
+	char path[64], buf[4096];
+	FILE *f;
+	size_t len;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)master,
+		 (int)master);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	for (char *t = strtok(buf, " \n"); t && n < max; t = strtok(NULL, " \n"))
+		pids[n++] = (pid_t)atoi(t);
+	return n;
+}
+
+static pid_t only_worker(const struct it_daemon *d)
+{
+	pid_t p[4];
+	int n = children(d->pid, p, 4);
+
+	cr_assert_eq(n, 1, "want exactly one worker, the master has %d children", n);
+	return p[0];
+}
+
+/* A "Name:   123 kB" line of /proc/PID/status, in MiB; -1 if absent. */
+static double status_mib(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	size_t fl = strlen(field);
+	double v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, fl) && line[fl] == ':') {
+			v = strtod(line + fl + 1, NULL) / 1024.0;
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* ---- sockets ---------------------------------------------------------------- */
+
+/* Something (a response or EOF) is ready to read on c within ms. */
+static int readable(struct it_conn *c, int ms)
+{
+	struct pollfd pf = { c->fd, POLLIN, 0 };
+
+	if (c->len)
+		return 1;
+	return poll(&pf, 1, ms) > 0;
+}
+
+static double metric(int port, const char *name)
+{
+	char *text = it_get_metrics(port);
+	double v = -1;
+
+	if (it_metric_value(text, name, 0, &v) < 0)
+		v = -1;
+	free(text);
+	return v;
+}
+
+/* ---- 1. slow bodies ------------------------------------------------------------ */
+
+#define SLOW_SOCKS 40
+#define SLOW_CL (16u << 20)       /* the default --max-value-size */
+#define SLOW_LEFT 100             /* bytes held back, then trickled */
+#define SLOW_BUDGET "64m"
+#define SLOW_BUDGET_MIB 64
+#define SLOW_READ_TIMEOUT_S 2
+#define SLOW_TRICKLE_MS 500       /* one byte per socket this often */
+
+/* The sockets of the drill: each is answered once (status and when). */
+struct slow {
+	struct it_conn c[SLOW_SOCKS];
+	int opened;
+	int status[SLOW_SOCKS];
+	int64_t bulk_end[SLOW_SOCKS], answered_ms[SLOW_SOCKS];
+	int64_t trickled_ms;
+};
+
+/* Reads the answers that arrived; when a trickle is due, sends one more
+ * byte on every socket still waiting. The number still waiting. */
+static int slow_tend(struct slow *s)
+{
+	int open = 0, trickle = it_now_ms() - s->trickled_ms >= SLOW_TRICKLE_MS;
+
+	for (int i = 0; i < s->opened; i++) {
+		struct it_resp r;
+
+		if (s->status[i])
+			continue;
+		if (!readable(&s->c[i], 0)) {
+			open++;
+			if (trickle)
+				(void)it_conn_send_raw(&s->c[i], "b", 1);
+			continue;
+		}
+		s->answered_ms[i] = it_now_ms();
+		s->status[i] = it_conn_read_response(&s->c[i], 0, &r) == 0 ? r.status : -1;
+		if (s->status[i] > 0)
+			it_resp_free(&r);
+	}
+	if (trickle)
+		s->trickled_ms = it_now_ms();
+	return open;
+}
+
+Test(it_bounded, slow_bodies_stay_within_body_memory_and_get_408, .timeout = 60)
+{
+	const char *extra[] = { "--body-memory", SLOW_BUDGET, "--read-timeout", "2", NULL };
+	struct it_daemon d;
+	struct slow *s = calloc(1, sizeof(*s));
+	char dir[300], head[256];
+	char *body = malloc(SLOW_CL);
+	double rss0, rss, rss_max;
+	int n408 = 0, n503 = 0, silent = 0;
+	int64_t late_max = 0, deadline;
+	pid_t w;
+
+	cr_assert(body && s);
+	memset(body, 'b', SLOW_CL);
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	IT_OK(it_daemon_start(&d, dir, 1, extra));
+	w = only_worker(&d);
+	rss0 = rss_max = status_mib(w, "VmRSS");
+	s->trickled_ms = it_now_ms();
+	for (int i = 0; i < SLOW_SOCKS; i++) {
+		int n = snprintf(head, sizeof(head), "PUT /kv/slow-%d HTTP/1.1\r\nHost: x\r\n"
+				 "Content-Length: %u\r\n\r\n", i, SLOW_CL);
+
+		IT_OK(it_conn_open(&s->c[i], d.port));
+		s->opened++;
+		/* A refused body may be cut short by the server: fine. */
+		if (it_conn_send_raw(&s->c[i], head, (size_t)n) == 0)
+			(void)it_conn_send_raw(&s->c[i], body, SLOW_CL - SLOW_LEFT);
+		s->bulk_end[i] = it_now_ms();
+		slow_tend(s);
+	}
+	free(body);
+	deadline = it_now_ms() + SLOW_READ_TIMEOUT_S * 1000 + TIMEOUT_SLACK_MS + 3000;
+	while (it_now_ms() < deadline) {
+		rss = status_mib(w, "VmRSS");
+		if (rss > rss_max)
+			rss_max = rss;
+		if (!slow_tend(s))
+			break;
+		it_sleep_ms(50);
+	}
+	for (int i = 0; i < SLOW_SOCKS; i++) {
+		if (s->status[i] == 408) {
+			n408++;
+			if (s->answered_ms[i] - s->bulk_end[i] > late_max)
+				late_max = s->answered_ms[i] - s->bulk_end[i];
+		} else if (s->status[i] == 503) {
+			n503++;
+		} else {
+			silent++;
+		}
+		it_conn_close(&s->c[i]);
+	}
+	free(s);
+	fprintf(stderr, "slow bodies: worker RSS %.0f MiB at start, %.0f MiB at most "
+		"(bound %d + %d MiB); %d got 408 (the last %lld ms after its bulk), "
+		"%d got 503, %d no answer\n", rss0, rss_max, SLOW_BUDGET_MIB, RSS_SLACK_MIB,
+		n408, (long long)late_max, n503, silent);
+	cr_assert_leq(rss_max - rss0, SLOW_BUDGET_MIB + RSS_SLACK_MIB,
+		      "the worker grew by %.0f MiB with --body-memory %s",
+		      rss_max - rss0, SLOW_BUDGET);
+	cr_assert_eq(silent, 0, "%d stalled bodies got no answer", silent);
+	cr_assert_gt(n408, 0, "no stalled body got 408");
+	cr_assert_leq(late_max, SLOW_READ_TIMEOUT_S * 1000 + TIMEOUT_SLACK_MS,
+		      "a stalled body got its 408 %lld ms after it stalled",
+		      (long long)late_max);
+	cr_assert_geq(metric(d.port, "caskd_body_memory_limit_bytes"), SLOW_BUDGET_MIB * MIB);
+	it_stop_clean(&d);
+}
