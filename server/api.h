@@ -44,7 +44,7 @@ struct srv_api {
 
 size_t srv_api_body_limit(struct srv_http_req *req, void *arg);
 void srv_api_handle(struct srv_http_req *req, void *arg);
-int srv_api_accept_pause(int nconns, void *arg);
+int srv_api_accept_hold(int nconns, void *arg);
 void srv_api_logged(const struct srv_http_req *req, int status,
 		    size_t body_bytes, uint64_t duration_ns, void *arg);
 

@@ -71,7 +71,11 @@ struct srv_http_opts {
 struct srv_http_counters {
 	_Atomic uint64_t body_bytes;     /* gauge: body memory reserved now */
 	_Atomic uint64_t body_refused;   /* 503s: no body memory left */
+	_Atomic uint64_t conns_refused;  /* 503s: over max_conns */
 };
+
+/* How often a server that holds its accepts (accept_hold) asks again. */
+#define SRV_HTTP_ACCEPT_RECHECK_MS 10
 
 struct srv_http_callbacks {
 	/* After the headers of a request are parsed: the largest body this
@@ -86,12 +90,14 @@ struct srv_http_callbacks {
 	 * method/path may be "-" for requests that never parsed. */
 	void (*logged)(const struct srv_http_req *req, int status,
 		       size_t body_bytes, uint64_t duration_ns, void *arg);
-	/* After each accepted connection, with this server's count: how
-	 * many milliseconds to stop accepting (0: go on). Workers share one
-	 * listening socket and the first to wake takes every waiting
-	 * connection; this lets a busier worker leave new ones to the
-	 * others (nginx's accept_disabled). NULL: never pause. */
-	int (*accept_pause_ms)(int nconns, void *arg);
+	/* After each accepted and each closed connection, with this
+	 * server's count: nonzero to stop accepting for now, 0 to accept.
+	 * While it holds it is asked again at every close and every
+	 * SRV_HTTP_ACCEPT_RECHECK_MS. Workers share one listening socket and
+	 * the first to wake takes every waiting connection; this lets a
+	 * fuller worker leave new ones to the others (nginx's
+	 * accept_disabled), and publish its count. NULL: always accept. */
+	int (*accept_hold)(int nconns, void *arg);
 };
 
 /* Fills *opts with the defaults above. */

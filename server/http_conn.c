@@ -54,7 +54,8 @@
  * Map of this file:
  *   1. constants
  *   2. helpers: clocks, the cached Date, request objects, input buffer
- *   3. accept: listeners, accept backoff, new connections, 503 at the limit
+ *   3. accept: listeners, holding accepts for siblings (accept_hold) and
+ *      after errors, new connections, 503 at the limit
  *   4. requests: the parser loop, parse errors, body, dispatch
  *   5. connection: reading, writing, timeouts, half-close, closing
  *   6. after a response: the response writer's hooks
@@ -545,34 +546,14 @@ static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd,
 	evutil_closesocket(fd);
 }
 
-static void srv_listeners_enable(struct srv_http_server *srv, bool on);
-
-static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-			  struct sockaddr *sa, int salen, void *arg)
+/* Enables the listeners unless something holds them: a stop, the
+ * balance between workers (accept_hold) or an accept error pause. */
+static void srv_listeners_sync(struct srv_http_server *srv)
 {
-	struct srv_http_server *srv = arg;
-	int rc;
+	bool on = !srv->shutting_down && !srv->accept_held && !srv->accept_errpause;
 
-	if (srv->nconns >= srv->opts.max_conns) {
-		srv_refuse(srv, fd, sa, (socklen_t)salen);
+	if (on == srv->listening)
 		return;
-	}
-	rc = srv_conn_new(srv, fd, sa, (socklen_t)salen);
-	if (rc != 0 && srv_may_warn(srv))
-		srv_warn("http: dropped a new connection: setting it up "
-			 "failed: %s", strerror(-rc));
-	if (srv->cb.accept_pause_ms) {
-		int ms = srv->cb.accept_pause_ms(srv->nconns, srv->arg);
-		if (ms > 0) {
-			struct timeval delay = srv_ms_to_tv(ms);
-			srv_listeners_enable(srv, false);
-			evtimer_add(srv->accept_resume, &delay);
-		}
-	}
-}
-
-static void srv_listeners_enable(struct srv_http_server *srv, bool on)
-{
 	for (int i = 0; i < srv->nlev; i++) {
 		if (!srv->lev[i])
 			continue;
@@ -581,6 +562,54 @@ static void srv_listeners_enable(struct srv_http_server *srv, bool on)
 		else
 			evconnlistener_disable(srv->lev[i]);
 	}
+	srv->listening = on;
+}
+
+/* The count changed (an accept or a close): publishes it through
+ * accept_hold and holds or resumes accepting as it says. A disabled
+ * listener is not polled by this process, so the kernel's wakeup goes
+ * to a sibling's. */
+static void srv_accept_balance(struct srv_http_server *srv)
+{
+	struct timeval recheck = srv_ms_to_tv(SRV_HTTP_ACCEPT_RECHECK_MS);
+	bool hold;
+
+	if (!srv->cb.accept_hold)
+		return;
+	hold = srv->cb.accept_hold(srv->nconns, srv->arg) != 0;
+	if (hold && !srv->shutting_down &&
+	    !evtimer_pending(srv->accept_recheck, NULL) &&
+	    evtimer_add(srv->accept_recheck, &recheck) != 0)
+		hold = false; /* without its recheck a hold could last forever */
+	if (!hold && evtimer_pending(srv->accept_recheck, NULL))
+		evtimer_del(srv->accept_recheck);
+	srv->accept_held = hold;
+	srv_listeners_sync(srv);
+}
+
+static void srv_accept_recheck_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srv_accept_balance(arg);
+}
+
+static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+			  struct sockaddr *sa, int salen, void *arg)
+{
+	struct srv_http_server *srv = arg;
+	int rc;
+
+	if (srv->nconns >= srv->opts.max_conns) {
+		if (srv->opts.counters)
+			srv_count_inc(&srv->opts.counters->conns_refused);
+		srv_refuse(srv, fd, sa, (socklen_t)salen);
+		srv_accept_balance(srv); /* a sibling may have room by now */
+		return;
+	}
+	rc = srv_conn_new(srv, fd, sa, (socklen_t)salen);
+	if (rc != 0 && srv_may_warn(srv))
+		srv_warn("http: dropped a new connection: setting it up "
+			 "failed: %s", strerror(-rc));
+	srv_accept_balance(srv);
 }
 
 /* accept() failed for another reason than "someone else took it" (libevent
@@ -592,8 +621,10 @@ static void srv_accept_error_cb(struct evconnlistener *lev, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval delay = srv_ms_to_tv(SRV_HTTP_ACCEPT_PAUSE_MS);
 
-	srv_listeners_enable(srv, false);
-	evtimer_add(srv->accept_resume, &delay);
+	if (evtimer_add(srv->accept_resume, &delay) == 0) {
+		srv->accept_errpause = true;
+		srv_listeners_sync(srv);
+	}
 	if (srv_may_warn(srv))
 		srv_warn("http: accept() failed: %s; pausing accepts for %d ms "
 			 "(for EMFILE raise the open-file limit or lower "
@@ -604,8 +635,8 @@ static void srv_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_http_server *srv = arg;
 
-	if (!srv->shutting_down)
-		srv_listeners_enable(srv, true);
+	srv->accept_errpause = false;
+	srv_listeners_sync(srv);
 }
 
 static void srv_listeners_free(struct srv_http_server *srv)
@@ -619,6 +650,9 @@ static void srv_listeners_free(struct srv_http_server *srv)
 	}
 	if (srv->accept_resume)
 		evtimer_del(srv->accept_resume);
+	if (srv->accept_recheck)
+		evtimer_del(srv->accept_recheck);
+	srv->listening = false;
 }
 
 /* ==== 4. requests ====================================================== */
@@ -1219,6 +1253,7 @@ static void srv_conn_free(struct srv_http_conn *conn)
 	else
 		srv_http_req_free(conn->req);
 	srv_conn_unlink(conn);
+	srv_accept_balance(srv);
 	event_free(conn->rev);
 	event_free(conn->wev);
 	/* Reference bodies still queued get their release now. */
@@ -1433,6 +1468,7 @@ static int srv_listen_all(struct srv_http_server *srv, const int *fds,
 			return errno ? -errno : -EINVAL;
 		evconnlistener_set_error_cb(srv->lev[i], srv_accept_error_cb);
 	}
+	srv->listening = true; /* a new listener is enabled */
 	return 0;
 }
 
@@ -1464,7 +1500,8 @@ struct srv_http_server *srv_http_server_new(struct event_base *base,
 	srv->blank.peer.ss_family = AF_UNSPEC;
 	srv->done_ev = event_new(base, -1, 0, srv_done_cb, srv);
 	srv->accept_resume = evtimer_new(base, srv_accept_resume_cb, srv);
-	if (!srv->done_ev || !srv->accept_resume)
+	srv->accept_recheck = evtimer_new(base, srv_accept_recheck_cb, srv);
+	if (!srv->done_ev || !srv->accept_resume || !srv->accept_recheck)
 		goto out_free_srv;
 	rc = srv_listen_all(srv, fds, nfds);
 	if (rc != 0)
@@ -1523,6 +1560,8 @@ void srv_http_server_free(struct srv_http_server *srv)
 	}
 	if (srv->accept_resume)
 		event_free(srv->accept_resume);
+	if (srv->accept_recheck)
+		event_free(srv->accept_recheck);
 	if (srv->done_ev)
 		event_free(srv->done_ev);
 	free(srv->lev);

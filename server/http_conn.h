@@ -130,7 +130,11 @@ struct srv_http_server {
 	void *arg;
 	struct evconnlistener **lev;
 	int nlev;
-	struct event *accept_resume; /* re-enables accepting after a pause */
+	struct event *accept_resume; /* ends an accept error pause */
+	struct event *accept_recheck; /* asks accept_hold again */
+	bool listening;              /* the listeners are enabled */
+	bool accept_held;            /* by accept_hold */
+	bool accept_errpause;        /* after an accept error (EMFILE) */
 	struct event *done_ev;       /* runs done() from the loop */
 	struct srv_http_conn *conns;
 	int nconns;

@@ -78,6 +78,7 @@ void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
 	}
 	fold(&r->key_busy_retries, &w->key_busy_retries);
 	fold(&r->http.body_refused, &w->http.body_refused);
+	fold(&r->http.conns_refused, &w->http.conns_refused);
 	/* Gauges: what the worker held is gone with it. */
 	atomic_store_explicit(&w->http.body_bytes, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->body_memory_limit, 0, memory_order_relaxed);
@@ -206,6 +207,7 @@ struct snapshot {
 	uint64_t dur_sum_ns[SRV_ROUTES];
 	uint64_t busy;
 	uint64_t body_refused;
+	uint64_t conns_refused;
 	uint64_t locks[SRV_ROUTES][SRV_METHODS];
 	uint64_t by_slot[SRV_SLOTS];
 };
@@ -236,6 +238,7 @@ static void add_block(struct snapshot *sn, struct srv_wstats *w, uint64_t *serve
 	}
 	sn->busy += ld(&w->key_busy_retries);
 	sn->body_refused += ld(&w->http.body_refused);
+	sn->conns_refused += ld(&w->http.conns_refused);
 }
 
 static void snapshot(struct srv_metrics *m, struct snapshot *sn)
@@ -330,6 +333,12 @@ static void durations(struct sbuf *b, const struct snapshot *sn)
  * worker, so their use is shown beside each worker's own bound. */
 static void per_worker(struct sbuf *b, struct srv_metrics *m, const struct srv_super *super)
 {
+	put(b, "# HELP caskd_worker_connections Open client connections of a worker "
+	       "(see --max-conns).\n# TYPE caskd_worker_connections gauge\n");
+	for (int s = 0; s < SRV_SLOTS; s++)
+		if (atomic_load(&super->w[s].pid))
+			put(b, "caskd_worker_connections{worker=\"%d\"} %llu\n", s,
+			    (unsigned long long)srv_super_slot_conns(super, s));
 	put(b, "# HELP caskd_body_memory_bytes Request body memory a worker has reserved "
 	       "now (see --body-memory).\n# TYPE caskd_body_memory_bytes gauge\n");
 	for (int s = 0; s < SRV_SLOTS; s++)
@@ -403,6 +412,9 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	      (double)srv_super_conns(super));
 	gauge(&b, "caskd_key_busy_retries_total", "counter",
 	      "Writes that waited for another write to the same key.", (double)sn->busy);
+	gauge(&b, "caskd_connections_refused_total", "counter",
+	      "Connections answered 503 because their worker held --max-conns.",
+	      (double)sn->conns_refused);
 	gauge(&b, "caskd_body_memory_refusals_total", "counter",
 	      "Requests answered 503 because their body did not fit in --body-memory.",
 	      (double)sn->body_refused);

@@ -83,6 +83,8 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 		return;
 	w->stopping = 1;
 	w->api.draining = 1;
+	/* Siblings no longer leave new connections to this one. */
+	srv_super_unlisten(w->a->super, w->a->slot);
 	if (getppid() != w->a->master) {
 		/* The master died (PR_SET_PDEATHSIG): a new one may be waiting
 		 * for the directory's lock we hold. Finish what is in flight,
@@ -158,7 +160,7 @@ static int setup(struct worker *w)
 		.body_limit = srv_api_body_limit,
 		.handle = srv_api_handle,
 		.logged = srv_api_logged,
-		.accept_pause_ms = srv_api_accept_pause,
+		.accept_hold = srv_api_accept_hold,
 	};
 	struct timeval beat = { 0, SRV_HEARTBEAT_MS * 1000 };
 	int rc;
@@ -245,10 +247,12 @@ int srv_worker_main(const struct srv_worker_args *a)
 		return 1;
 	}
 	on_heartbeat(-1, 0, &w);
+	srv_super_listen(a->super, a->slot, a->cfg->max_conns);
 	srv_super_set_ready(a->super, a->slot, 1);
 	srv_debug("serving");
 	rc = event_base_dispatch(w.base);
 	srv_super_set_ready(a->super, a->slot, 0);
+	srv_super_unlisten(a->super, a->slot);
 	teardown(&w);
 	return rc < 0 ? 1 : 0;
 }

@@ -5,7 +5,11 @@
  *  - slow bodies: many large bodies sent but for their last bytes, then
  *    trickled; the worker's resident memory stays under --body-memory
  *    (plus slack), those beyond it get 503, the stalled ones 408 within
- *    --read-timeout (plus slack).
+ *    --read-timeout (plus slack);
+ *  - accept balance: connections opened at intervals on N workers are all
+ *    accepted up to N x --max-conns (minus a small margin) before any
+ *    503, also when one worker's connections closed and the other's did
+ *    not, and /metrics shows each worker's count.
  *
  * Memory is read from /proc/PID/status of the worker (the master's only
  * child with --workers 1). Figures are printed, so the log of a run shows
@@ -21,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -235,5 +241,151 @@ Test(it_bounded, slow_bodies_stay_within_body_memory_and_get_408, .timeout = 60)
 		      "a stalled body got its 408 %lld ms after it stalled",
 		      (long long)late_max);
 	cr_assert_geq(metric(d.port, "caskd_body_memory_limit_bytes"), SLOW_BUDGET_MIB * MIB);
+	it_stop_clean(&d);
+}
+
+/* ---- 2. accept balance ------------------------------------------------------- */
+
+#define BAL_WORKERS 2
+#define BAL_MAX_CONNS 50
+#define BAL_GAP_MS 5             /* between two connections */
+#define BAL_MARGIN 4             /* 503s allowed this close to the total */
+#define BAL_TOTAL (BAL_WORKERS * BAL_MAX_CONNS)
+
+/* The inode of the daemon's end of client connection c (its local port
+ * is c's peer), from /proc/net/tcp; 0 if not found. */
+static unsigned long server_inode(int port, const struct it_conn *c)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	char line[512], want[64];
+	unsigned long inode = 0;
+	FILE *f;
+
+	if (getsockname(c->fd, (struct sockaddr *)&sin, &len) < 0)
+		return 0;
+	snprintf(want, sizeof(want), "0100007F:%04X 0100007F:%04X", port,
+		 ntohs(sin.sin_port));
+	if (!(f = fopen("/proc/net/tcp", "r")))
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, want);
+		int field = 0;
+
+		if (!p)
+			continue;
+		/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
+		for (char *t = strtok(line, " \n"); t; t = strtok(NULL, " \n"))
+			if (++field == 10)
+				inode = strtoul(t, NULL, 10);
+		break;
+	}
+	fclose(f);
+	return inode;
+}
+
+/* Does process pid hold socket inode? */
+static int holds_socket(pid_t pid, unsigned long inode)
+{
+	char path[64], link[64], want[64];
+	int found = 0;
+
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	for (int fd = 0; fd < 4096 && !found; fd++) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		found = !strcmp(link, want);
+	}
+	return found;
+}
+
+/* Opens n connections gap_ms apart into c[from..); the index of the first
+ * that got 503 (its answer is waiting; an accepted idle one has nothing
+ * to read), or -1. */
+static int bal_open(int port, struct it_conn *c, int from, int n)
+{
+	int first = -1;
+
+	for (int i = from; i < from + n; i++) {
+		IT_OK(it_conn_open(&c[i], port));
+		it_sleep_ms(BAL_GAP_MS);
+	}
+	it_sleep_ms(300);
+	for (int i = from; i < from + n; i++) {
+		struct it_resp r;
+
+		if (!readable(&c[i], 0))
+			continue;
+		cr_assert_eq(it_conn_read_response(&c[i], 0, &r), 0);
+		cr_assert_eq(r.status, 503, "%s", it_resp_brief(&r));
+		it_resp_free(&r);
+		it_conn_close(&c[i]);
+		if (first < 0)
+			first = i;
+	}
+	return first;
+}
+
+/* With N workers, connections opened at intervals are all accepted up to
+ * N x max-conns (but a small margin): a worker near its limit leaves new
+ * ones to a sibling with room, also after the sibling's connections
+ * closed (counts are published on close, and shown per worker). */
+Test(it_bounded, connections_fill_every_worker_before_any_503, .timeout = 60)
+{
+	const char *extra[] = { "--max-conns", "50", NULL };
+	struct it_daemon d;
+	struct it_conn *c = calloc(2 * BAL_TOTAL, sizeof(*c));
+	pid_t w[BAL_WORKERS];
+	int first, held[BAL_WORKERS] = { 0 }, open = 0, again;
+	double m0 = -1, m1 = -1;
+	char dir[300], *text;
+
+	cr_assert_not_null(c);
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	IT_OK(it_daemon_start(&d, dir, BAL_WORKERS, extra));
+	cr_assert_eq(children(d.pid, w, BAL_WORKERS), BAL_WORKERS);
+	/* Fill both but for a few. */
+	first = bal_open(d.port, c, 0, BAL_TOTAL - 2 * BAL_MARGIN);
+	fprintf(stderr, "accept balance: %d connections %d ms apart: first 503 at #%d (0: none)\n",
+		BAL_TOTAL - 2 * BAL_MARGIN, BAL_GAP_MS, first + 1);
+	cr_assert_lt(first, 0, "connection #%d of %d got 503 (--max-conns %d x %d workers)",
+		     first + 1, BAL_TOTAL - 2 * BAL_MARGIN, BAL_MAX_CONNS, BAL_WORKERS);
+	/* Close every connection worker 1 holds: worker 0 stays near full. */
+	for (int i = 0; i < BAL_TOTAL - 2 * BAL_MARGIN; i++) {
+		int on1 = holds_socket(w[1], server_inode(d.port, &c[i]));
+
+		if (on1) {
+			it_conn_close(&c[i]);
+			continue;
+		}
+		held[0]++;
+		open++;
+	}
+	it_sleep_ms(100);
+	text = it_get_metrics(d.port);
+	it_metric_value(text, "caskd_worker_connections{worker=\"0\"}", 0, &m0);
+	it_metric_value(text, "caskd_worker_connections{worker=\"1\"}", 0, &m1);
+	free(text);
+	/* Then open what is left of both workers' room, but the margin. */
+	again = BAL_TOTAL - open - BAL_MARGIN;
+	first = bal_open(d.port, c, BAL_TOTAL, again);
+	fprintf(stderr, "accept balance: worker 0 kept %d, worker 1 none (/metrics then: "
+		"%.0f and %.0f, the scrape included); %d more %d ms apart: first 503 at "
+		"#%d (0: none)\n", held[0], m0, m1, again, BAL_GAP_MS,
+		first < 0 ? 0 : first - BAL_TOTAL + 1);
+	cr_assert_lt(first, 0, "connection #%d of %d more got 503 while worker 1 had room",
+		     first - BAL_TOTAL + 1, again);
+	cr_assert_geq(m0, held[0], "caskd_worker_connections{worker=\"0\"} is %.0f", m0);
+	cr_assert_leq(m1, 1, "caskd_worker_connections{worker=\"1\"} is %.0f after its "
+		      "connections closed", m1);
+	for (int i = 0; i < 2 * BAL_TOTAL; i++)
+		if (c[i].fd > 0)
+			it_conn_close(&c[i]);
+	free(c);
 	it_stop_clean(&d);
 }
