@@ -40,6 +40,8 @@ struct srv_api {
 	 * how to escalate (the master restarts through recovery). */
 	void (*escalate)(int rc, void *arg);
 	void *escalate_arg;
+	/* Listings waiting to take their page (api_keys.c); made on first use. */
+	struct srv_list_queue *lists;
 };
 
 size_t srv_api_body_limit(struct srv_http_req *req, void *arg);

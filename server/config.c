@@ -71,9 +71,13 @@ static const struct opt opts[] = {
 	{ "read-timeout", OPT_INT, F(read_timeout_s), 1, 3600,
 	  "seconds a request's head may take, and each window a body must bring\n"
 	  "                         min-rate x this many bytes in, before 408 (default 30)" },
+	{ "send-timeout", OPT_INT, F(send_timeout_s), 1, 86400,
+	  "seconds of each window in which a client must take min-rate x this many\n"
+	  "                         bytes of its responses (or all), else it is\n"
+	  "                         disconnected (default 60)" },
 	{ "min-rate", OPT_SIZE, F(min_rate), 0, 1ull << 30,
-	  "bytes per second a request body must keep up (k/m suffixes; default 1k;\n"
-	  "                         0: any byte will do)" },
+	  "bytes per second a request body must keep up, and a client must take of\n"
+	  "                         its responses (k/m suffixes; default 1k; 0: any byte)" },
 	{ "body-memory", OPT_SIZE, F(body_memory), 1ull << 20, 1ull << 40,
 	  "request bodies one worker holds at once, reserved whole as each head arrives;\n"
 	  "                         a body past it gets 503 (default 256m; at least\n"
@@ -115,6 +119,7 @@ static void defaults(struct srv_config *c)
 	c->idle_timeout_s = 60;
 	c->read_timeout_s = 30;
 	c->min_rate = 1024;
+	c->send_timeout_s = 60;
 	c->body_memory = 256u << 20;
 }
 

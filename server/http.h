@@ -3,9 +3,10 @@
  * Owns: accepting connections on already-listening sockets, parsing
  * requests (request line, headers, Content-Length and chunked bodies,
  * Expect: 100-continue), keep-alive and pipelining (one request at a time
- * per connection, answered in order), connection limits and timeouts, the
- * memory request bodies may hold (opts.body_memory), and writing
- * responses. Every error this layer produces itself (400, 408,
+ * per connection, answered in order), connection limits and timeouts (a
+ * request must arrive, and its responses be taken, at a minimum rate),
+ * the memory request bodies may hold (opts.body_memory), and writing
+ * responses, whole or streamed in pieces as the client takes them. Every error this layer produces itself (400, 408,
  * 413, 414, 417, 431, 501, 503, 505) has a JSON body
  * {"error":"<code>","message":"<text>"}, like every error of the API.
  * Every 503, the layer's own and a handler's, carries Retry-After (1 s
@@ -57,6 +58,10 @@ struct srv_http_opts {
 	 * of this length: else 408 (30000). */
 	int read_timeout_ms;
 	size_t min_rate;         /* bytes per second; 0: any byte will do (1024) */
+	/* A client with responses waiting must take at least min_rate x
+	 * this many bytes of them (or all) in every window of this length,
+	 * else the connection is closed (60000). */
+	int send_timeout_ms;
 	/* Request bodies this server holds at once: a body is reserved whole
 	 * (its Content-Length, or its capacity as a chunked one grows) and a
 	 * reservation past this is answered 503, before the body is read
@@ -72,6 +77,7 @@ struct srv_http_counters {
 	_Atomic uint64_t body_bytes;     /* gauge: body memory reserved now */
 	_Atomic uint64_t body_refused;   /* 503s: no body memory left */
 	_Atomic uint64_t conns_refused;  /* 503s: over max_conns */
+	_Atomic uint64_t send_timeouts;  /* closed: responses not taken */
 };
 
 /* How often a server that holds its accepts (accept_hold) asks again. */
@@ -178,6 +184,35 @@ void srv_http_respond_ref(struct srv_http_req *req, int status,
  * message JSON-escaped. */
 void srv_http_respond_error(struct srv_http_req *req, int status,
 			    const char *code, const char *message);
+
+/* Streamed responses, for bodies too large to hold (a listing): the body
+ * goes in pieces as the client takes them, so a connection holds at most
+ * about 2 x SRV_HTTP_STREAM_LOW_BYTES of it, whatever its size.
+ *
+ * srv_http_stream_begin() responds with the status line and headers:
+ * Transfer-Encoding: chunked to an HTTP/1.1 client; to HTTP/1.0 no
+ * length, and the connection closes after the body. Then more(req, arg)
+ * is called from the loop (never nested in a call of this API) each time
+ * the connection's output holds less than SRV_HTTP_STREAM_LOW_BYTES; it
+ * adds about that much with srv_http_stream_write() and, after the last
+ * piece, calls srv_http_stream_end(req, 1). Once the connection has died
+ * (srv_http_req_conn_alive() == 0) more() is called once more, and must
+ * end with srv_http_stream_end(req, 0); so must a producer that cannot
+ * go on: the client then sees the body cut short (no last chunk), never
+ * a complete-looking one. srv_http_stream_end() releases req.
+ *
+ * begin returns 0 (more() will be called), 1 when no body is sent (HEAD:
+ * the response is complete and req released), or -errno with nothing
+ * sent (respond otherwise). write returns 0 or -errno (the producer then
+ * ends with 0). */
+#define SRV_HTTP_STREAM_LOW_BYTES (64u * 1024)
+int srv_http_stream_begin(struct srv_http_req *req, int status,
+			  const char *content_type,
+			  void (*more)(struct srv_http_req *req, void *arg),
+			  void *arg);
+int srv_http_stream_write(struct srv_http_req *req, const void *data,
+			  size_t len);
+void srv_http_stream_end(struct srv_http_req *req, int complete);
 
 /* "Not Found" for 404, etc.; "Unknown" for codes it does not know. */
 const char *srv_http_reason(int status);

@@ -95,6 +95,7 @@
 #define SRV_HTTP_DEFAULT_IDLE_MS      60000
 #define SRV_HTTP_DEFAULT_READ_MS      30000
 #define SRV_HTTP_DEFAULT_MIN_RATE     1024
+#define SRV_HTTP_DEFAULT_SEND_MS      60000
 #define SRV_HTTP_DEFAULT_BODY_MEMORY  ((size_t)256 << 20)
 /* A body buffer kept for the connection's next request (outside the body
  * memory, which counts requests in progress): small, so that idle
@@ -322,6 +323,8 @@ static void srv_orphan(struct srv_http_req *req)
 
 void srv_http_req_free(struct srv_http_req *req)
 {
+	if (req->stream.ev) /* a stream never ended: the server is going */
+		event_free(req->stream.ev);
 	srv_req_uncharge(req);
 	if (req->orphan)
 		srv_orphan_unlink(req);
@@ -967,24 +970,58 @@ static ssize_t srv_conn_fill(struct srv_http_conn *conn)
 	return n;
 }
 
+/* Starts a window of the send timeout: by its end the client must have
+ * taken min_rate x send_timeout bytes of its responses (or all of them).
+ * The rule of a body's windows, the other way: a client reading a byte
+ * now and then does not hold a response, and what it pins, for ever. */
+static void srv_send_window(struct srv_http_conn *conn, uint64_t now)
+{
+	conn->send_deadline_ms = now + (uint64_t)conn->srv->opts.send_timeout_ms;
+	conn->send_window_tx = conn->tx;
+}
+
+/* A streamed response gets its next piece once the output runs low. */
+static void srv_stream_pump(struct srv_http_conn *conn)
+{
+	struct srv_stream *st = &conn->req->stream;
+
+	if (st->on && !st->scheduled && srv_out_len(conn) < SRV_HTTP_STREAM_LOW_BYTES)
+		srv_http_stream_schedule(conn->req);
+}
+
 /* Writes what is queued with one writev; arms the write event only while
- * the socket buffer is full. SRV_OK when all is written, SRV_AGAIN, or
- * -errno when the connection is dead. */
+ * the socket buffer is full, with what is left of the send window as its
+ * timeout. SRV_OK when all is written, SRV_AGAIN, or -errno when the
+ * connection is dead. */
 static int srv_conn_flush(struct srv_http_conn *conn)
 {
-	if (srv_out_len(conn) > 0 && evbuffer_write(conn->out, conn->fd) < 0) {
+	const struct srv_http_opts *o = &conn->srv->opts;
+	uint64_t now, need, left;
+	struct timeval tv;
+	int n = 0;
+
+	if (srv_out_len(conn) > 0 && (n = evbuffer_write(conn->out, conn->fd)) < 0) {
 		int err = errno;
 
 		if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
 			return -err;
+		n = 0;
 	}
+	conn->tx += (uint64_t)n;
+	srv_stream_pump(conn);
 	if (srv_out_len(conn) == 0) {
 		if (event_pending(conn->wev, EV_WRITE, NULL))
 			event_del(conn->wev);
+		conn->send_deadline_ms = 0;
 		return SRV_OK;
 	}
-	if (!event_pending(conn->wev, EV_WRITE, NULL) &&
-	    event_add(conn->wev, &conn->srv->write_tv) != 0)
+	now = srv_mono_ms();
+	need = (uint64_t)o->min_rate * (uint64_t)o->send_timeout_ms / SRV_HTTP_MS_PER_S;
+	if (conn->send_deadline_ms == 0 || conn->tx - conn->send_window_tx >= (need ? need : 1))
+		srv_send_window(conn, now);
+	left = conn->send_deadline_ms > now ? conn->send_deadline_ms - now : 1;
+	tv = srv_ms_to_tv((int)left);
+	if (event_add(conn->wev, &tv) != 0)
 		return -EIO;
 	return SRV_AGAIN;
 }
@@ -1217,7 +1254,9 @@ static void srv_conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_http_conn *conn = arg;
 
-	if (what == EV_TIMEOUT) { /* not reading its responses */
+	if (what == EV_TIMEOUT) { /* not taking its responses */
+		if (conn->srv->opts.counters)
+			srv_count_inc(&conn->srv->opts.counters->send_timeouts);
 		srv_conn_free(conn);
 		return;
 	}
@@ -1248,10 +1287,14 @@ static void srv_conn_free(struct srv_http_conn *conn)
 {
 	struct srv_http_server *srv = conn->srv;
 
-	if (conn->state == SRV_CONN_HANDLER)
+	if (conn->state == SRV_CONN_HANDLER) {
 		srv_orphan(conn->req); /* the handler still holds it */
-	else
+		/* A stream's producer hears of it through more(). */
+		if (conn->req->stream.on && !conn->req->stream.scheduled)
+			srv_http_stream_schedule(conn->req);
+	} else {
 		srv_http_req_free(conn->req);
+	}
 	srv_conn_unlink(conn);
 	srv_accept_balance(srv);
 	event_free(conn->rev);
@@ -1302,6 +1345,35 @@ void srv_http_conn_responded(struct srv_http_conn *conn, bool closing)
 	}
 	if (!conn->busy)
 		srv_conn_resume(conn);
+}
+
+/* Runs a stream's more() from the loop: never nested in the producer's
+ * own calls, and one piece per loop turn, so a long body leaves the
+ * other connections their turns. */
+static void srv_stream_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_http_req *req = arg;
+
+	req->stream.scheduled = false;
+	req->stream.more(req, req->stream.arg); /* may release req */
+}
+
+int srv_http_stream_prepare(struct srv_http_req *req)
+{
+	req->stream.ev = event_new(req->srv->base, -1, 0, srv_stream_cb, req);
+	return req->stream.ev ? 0 : -ENOMEM;
+}
+
+void srv_http_stream_schedule(struct srv_http_req *req)
+{
+	req->stream.scheduled = true;
+	event_active(req->stream.ev, EV_TIMEOUT, 1);
+}
+
+void srv_http_conn_flush_now(struct srv_http_conn *conn)
+{
+	if (!conn->busy)
+		srv_conn_settle(conn);
 }
 
 /* ==== 7. request accessors ============================================= */
@@ -1400,6 +1472,7 @@ void srv_http_opts_default(struct srv_http_opts *opts)
 		.idle_timeout_ms = SRV_HTTP_DEFAULT_IDLE_MS,
 		.read_timeout_ms = SRV_HTTP_DEFAULT_READ_MS,
 		.min_rate = SRV_HTTP_DEFAULT_MIN_RATE,
+		.send_timeout_ms = SRV_HTTP_DEFAULT_SEND_MS,
 		.body_memory = SRV_HTTP_DEFAULT_BODY_MEMORY,
 	};
 }
@@ -1413,7 +1486,7 @@ static bool srv_opts_valid(const struct srv_http_opts *o)
 	       o->max_line_bytes < SIZE_MAX / 4 &&
 	       o->max_header_bytes < SIZE_MAX / 4 && o->max_conns > 0 &&
 	       o->idle_timeout_ms > 0 && o->read_timeout_ms > 0 &&
-	       o->body_memory > 0;
+	       o->send_timeout_ms > 0 && o->body_memory > 0;
 }
 
 /* A write to a socket the client closed raises SIGPIPE, which kills the
@@ -1443,8 +1516,6 @@ static void srv_setup_times(struct srv_http_server *srv)
 	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(srv->opts.idle_timeout_ms);
 	srv->read_tv[SRV_TMO_READ] = srv_ms_to_tv(srv->opts.read_timeout_ms);
 	srv->read_tv[SRV_TMO_LINGER] = srv_ms_to_tv(SRV_HTTP_LINGER_READ_MS);
-	/* A client that stops reading its responses is idle, too. */
-	srv->write_tv = srv_ms_to_tv(srv->opts.idle_timeout_ms);
 	srv->input_high = SRV_HTTP_INPUT_HIGH_BYTES;
 }
 

@@ -79,6 +79,7 @@ void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
 	fold(&r->key_busy_retries, &w->key_busy_retries);
 	fold(&r->http.body_refused, &w->http.body_refused);
 	fold(&r->http.conns_refused, &w->http.conns_refused);
+	fold(&r->http.send_timeouts, &w->http.send_timeouts);
 	/* Gauges: what the worker held is gone with it. */
 	atomic_store_explicit(&w->http.body_bytes, 0, memory_order_relaxed);
 	atomic_store_explicit(&w->body_memory_limit, 0, memory_order_relaxed);
@@ -208,6 +209,7 @@ struct snapshot {
 	uint64_t busy;
 	uint64_t body_refused;
 	uint64_t conns_refused;
+	uint64_t send_timeouts;
 	uint64_t locks[SRV_ROUTES][SRV_METHODS];
 	uint64_t by_slot[SRV_SLOTS];
 };
@@ -239,6 +241,7 @@ static void add_block(struct snapshot *sn, struct srv_wstats *w, uint64_t *serve
 	sn->busy += ld(&w->key_busy_retries);
 	sn->body_refused += ld(&w->http.body_refused);
 	sn->conns_refused += ld(&w->http.conns_refused);
+	sn->send_timeouts += ld(&w->http.send_timeouts);
 }
 
 static void snapshot(struct srv_metrics *m, struct snapshot *sn)
@@ -415,6 +418,9 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	gauge(&b, "caskd_connections_refused_total", "counter",
 	      "Connections answered 503 because their worker held --max-conns.",
 	      (double)sn->conns_refused);
+	gauge(&b, "caskd_send_timeouts_total", "counter",
+	      "Connections closed because their client did not take its responses "
+	      "(--send-timeout, --min-rate).", (double)sn->send_timeouts);
 	gauge(&b, "caskd_body_memory_refusals_total", "counter",
 	      "Requests answered 503 because their body did not fit in --body-memory.",
 	      (double)sn->body_refused);

@@ -198,6 +198,7 @@ static int setup(struct worker *w)
 	ho.idle_timeout_ms = a->cfg->idle_timeout_s * 1000;
 	ho.read_timeout_ms = a->cfg->read_timeout_s * 1000;
 	ho.min_rate = (size_t)a->cfg->min_rate;
+	ho.send_timeout_ms = a->cfg->send_timeout_s * 1000;
 	ho.body_memory = (size_t)a->cfg->body_memory;
 	ho.counters = &w->stats->http;
 	atomic_store_explicit(&w->stats->body_memory_limit, a->cfg->body_memory,
