@@ -61,7 +61,8 @@ static const struct opt opts[] = {
 	{ "config", OPT_STR, F(config_file), 0, sizeof(((struct srv_config *)0)->config_file),
 	  "file of 'name = value' lines with these names; flags win" },
 	{ "shutdown-timeout", OPT_INT, F(shutdown_timeout_s), 1, 3600,
-	  "seconds a graceful stop may take before workers are killed (default 30)" },
+	  "seconds a stopping worker (stop, or replaced by a reload) may drain before it\n"
+	  "                         closes what is left, and is killed 2 s later (default 30)" },
 	{ "worker-timeout", OPT_INT, F(worker_timeout_s), 1, 3600,
 	  "seconds without a worker heartbeat before it is replaced (default 10)" },
 	{ "max-conns", OPT_INT, F(max_conns), 1, 1000000,

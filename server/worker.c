@@ -35,6 +35,7 @@ struct worker {
 	struct event *heartbeat;
 	struct event *sigterm;
 	struct event *sigquit;
+	struct event *drain_end; /* --shutdown-timeout after SIGTERM */
 	int stopping;
 };
 
@@ -74,9 +75,24 @@ static void on_drained(void *arg)
 	event_base_loopexit(w->base, NULL);
 }
 
+/* The drain took --shutdown-timeout: what is left is cut, as nginx's
+ * worker_shutdown_timeout does, so that neither a stop nor a reload waits
+ * on a client (one trickling a body, or reading a listing slowly). The
+ * commit queue's waiters are still answered (teardown). */
+static void on_drain_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	srv_warn("still draining after --shutdown-timeout %d s: closing %d connection(s)",
+		 w->a->cfg->shutdown_timeout_s, srv_http_server_conns(w->http));
+	event_base_loopexit(w->base, NULL);
+}
+
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
+	struct timeval drain = { w->a->cfg->shutdown_timeout_s, 0 };
 	(void)sig;
 	(void)what;
 	if (w->stopping)
@@ -94,7 +110,11 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 			 ORPHAN_DRAIN_MS);
 		event_base_loopexit(w->base, &cap);
 	} else {
-		srv_info("stopping: finishing in-flight requests");
+		srv_info("stopping: finishing in-flight requests (at most %d s)",
+			 w->a->cfg->shutdown_timeout_s);
+		if (!(w->drain_end = evtimer_new(w->base, on_drain_end, w)) ||
+		    evtimer_add(w->drain_end, &drain) < 0)
+			event_base_loopexit(w->base, &drain); /* the same, unlogged */
 	}
 	srv_http_server_shutdown(w->http, on_drained, w);
 	/* The listeners are gone; our copies of the sockets go too, so that
@@ -223,6 +243,8 @@ static void teardown(struct worker *w)
 		event_free(w->sigterm);
 	if (w->sigquit)
 		event_free(w->sigquit);
+	if (w->drain_end)
+		event_free(w->drain_end);
 	if (w->api.access_fd >= 0)
 		close(w->api.access_fd);
 	if (w->base)

@@ -12,7 +12,9 @@
  *    not, and /metrics shows each worker's count;
  *  - unread listings: large GET /keys pages nobody reads keep the worker's
  *    own memory bounded and /healthz answering, and are closed after
- *    --send-timeout.
+ *    --send-timeout;
+ *  - reloads with trickled bodies: every old worker is gone within
+ *    --shutdown-timeout (plus slack).
  *
  * Memory is read from /proc/PID/status of the worker (the master's only
  * child with --workers 1). Figures are printed, so the log of a run shows
@@ -123,6 +125,25 @@ static double status_mib(pid_t pid, const char *field)
 		}
 	fclose(f);
 	return v;
+}
+
+/* Runs, neither gone nor a zombie waiting for its parent. */
+static int alive(pid_t pid)
+{
+	char path[64], buf[512], state = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	if (fgets(buf, sizeof(buf), f)) {
+		char *p = strrchr(buf, ')');
+
+		if (p && p[1] == ' ')
+			state = p[2];
+	}
+	fclose(f);
+	return state && state != 'Z' && state != 'X';
 }
 
 /* ---- sockets ---------------------------------------------------------------- */
@@ -515,5 +536,81 @@ Test(it_bounded, unread_listings_keep_memory_bounded_and_healthz_answering,
 	cr_assert_leq(conns, 1, "%.0f connections still open after --send-timeout", conns);
 	for (int i = 0; i < LIST_CLIENTS; i++)
 		it_conn_close(&c[i]);
+	it_stop_clean(&d);
+}
+
+/* ---- 4. reloads under trickled bodies ---------------------------------------- */
+
+#define RELOAD_ROUNDS 3
+#define RELOAD_DRAIN_S 2         /* --shutdown-timeout */
+#define RELOAD_TRICKLE_MS 200
+
+/* Sends one more byte on every connection still open. */
+static void trickle_all(struct it_conn *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (c[i].fd >= 0 && it_conn_send_raw(&c[i], "t", 1) < 0)
+			it_conn_close(&c[i]);
+}
+
+/* A reload drains the old worker for --shutdown-timeout at most, then
+ * ends it, even while a client trickles a body at it (nginx's
+ * worker_shutdown_timeout): slots do not run out over many reloads. */
+Test(it_bounded, reloads_end_old_workers_within_the_drain_deadline, .timeout = 60)
+{
+	const char *extra[] = { "--shutdown-timeout", "2", NULL };
+	static const char head[] = "PUT /kv/trickle HTTP/1.1\r\nHost: x\r\n"
+				   "Content-Length: 100000\r\n\r\n";
+	struct it_daemon d;
+	struct it_conn c[RELOAD_ROUNDS];
+	int64_t took[RELOAD_ROUNDS], worst = 0;
+	char dir[300];
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	IT_OK(it_daemon_start(&d, dir, 1, extra));
+	for (int i = 0; i < RELOAD_ROUNDS; i++)
+		c[i].fd = -1;
+	for (int i = 0; i < RELOAD_ROUNDS; i++) {
+		pid_t old = only_worker(&d), now[4];
+		int64_t t0, deadline;
+		int n;
+
+		IT_OK(it_conn_open(&c[i], d.port));
+		IT_OK(it_conn_send_raw(&c[i], head, sizeof(head) - 1));
+		trickle_all(c, i + 1);
+		cr_assert_eq(kill(d.pid, SIGHUP), 0);
+		t0 = it_now_ms();
+		deadline = t0 + RELOAD_DRAIN_S * 1000 + 2 * slack_ms();
+		while (it_now_ms() < deadline && alive(old)) {
+			it_sleep_ms(RELOAD_TRICKLE_MS);
+			trickle_all(c, i + 1);
+		}
+		took[i] = it_now_ms() - t0;
+		if (took[i] > worst)
+			worst = took[i];
+		fprintf(stderr, "reload %d: old worker %d %s after %lld ms (--shutdown-timeout "
+			"%d) with a body trickling at it\n", i + 1, (int)old,
+			alive(old) ? "still draining" : "gone", (long long)took[i],
+			RELOAD_DRAIN_S);
+		cr_assert(!alive(old), "reload %d: the old worker %d still drains %lld ms "
+			  "after the reload", i + 1, (int)old, (long long)took[i]);
+		/* The new one serves. */
+		for (deadline = it_now_ms() + 5000; it_now_ms() < deadline;) {
+			if ((n = children(d.pid, now, 4)) == 1 && now[0] != old)
+				break;
+			it_sleep_ms(50);
+		}
+		cr_assert_eq(n, 1, "%d workers after reload %d", n, i + 1);
+		{
+			struct it_resp r;
+
+			it_do(d.port, "GET", "/healthz", NULL, NULL, 0, &r, 200);
+			it_resp_free(&r);
+		}
+	}
+	cr_assert_leq(worst, RELOAD_DRAIN_S * 1000 + slack_ms());
+	for (int i = 0; i < RELOAD_ROUNDS; i++)
+		if (c[i].fd >= 0)
+			it_conn_close(&c[i]);
 	it_stop_clean(&d);
 }
