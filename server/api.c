@@ -313,7 +313,7 @@ int srv_api_accept_hold(int nconns, void *arg)
 	/* A worker that is stopping accepts nothing more (its listeners are
 	 * gone); its count is still published, for /metrics. */
 	if (api->draining) {
-		srv_super_accept_hold(api->super, api->slot, nconns, 0);
+		srv_super_set_conns(api->super, api->slot, nconns);
 		return 0;
 	}
 	return srv_super_accept_hold(api->super, api->slot, nconns, srv_api_mono_ms());

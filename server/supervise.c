@@ -65,7 +65,7 @@ void srv_super_unlisten(struct srv_super *s, int slot)
 void srv_super_beat(struct srv_super *s, int slot, uint64_t now_ms, int nconns)
 {
 	atomic_store_explicit(&s->w[slot].heartbeat_ms, now_ms, RELAXED);
-	atomic_store_explicit(&s->w[slot].conns, (uint64_t)nconns, RELAXED);
+	srv_super_set_conns(s, slot, nconns);
 }
 
 int srv_super_ready(const struct srv_super *s, int slot)
@@ -102,6 +102,11 @@ uint64_t srv_super_slot_conns(const struct srv_super *s, int slot)
 	return atomic_load_explicit(&s->w[slot].conns, RELAXED);
 }
 
+void srv_super_set_conns(struct srv_super *s, int slot, int nconns)
+{
+	atomic_store_explicit(&s->w[slot].conns, (uint64_t)nconns, RELAXED);
+}
+
 /* A worker may hold this many connections above the mean before it
  * leaves new ones to its siblings. */
 #define ACCEPT_SLACK_CONNS 2
@@ -123,7 +128,7 @@ int srv_super_accept_hold(struct srv_super *s, int slot, int nconns,
 	uint64_t max = atomic_load_explicit(&s->w[slot].max_conns, RELAXED);
 	int room = 0, ample = 0;
 
-	atomic_store_explicit(&s->w[slot].conns, n, RELAXED);
+	srv_super_set_conns(s, slot, nconns);
 	for (int i = 0; i < SRV_SLOTS; i++) {
 		const struct srv_wsup *w = &s->w[i];
 		uint64_t hb, c, m;

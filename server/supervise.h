@@ -70,6 +70,8 @@ int srv_super_stopping(const struct srv_super *s);
 int srv_super_workers_up(const struct srv_super *s);
 uint64_t srv_super_conns(const struct srv_super *s);
 uint64_t srv_super_slot_conns(const struct srv_super *s, int slot);
+/* Worker of slot: it holds nconns connections now. */
+void srv_super_set_conns(struct srv_super *s, int slot, int nconns);
 
 /* Worker of slot, after each accept and close: publishes its nconns, and
  * says whether it should stop taking new connections for now (1) or take
