@@ -81,8 +81,8 @@ static const struct opt opts[] = {
 	  "                         its responses (k/m suffixes; default 1k; 0: any byte)" },
 	{ "body-memory", OPT_SIZE, F(body_memory), 1ull << 20, 1ull << 40,
 	  "request bodies one worker holds at once, reserved whole as each head arrives;\n"
-	  "                         a body past it gets 503 (default 256m; at least\n"
-	  "                         max-value-size and max-batch-size)" },
+	  "                         a body past it gets 503 (default 256m, or max-value-size\n"
+	  "                         or max-batch-size if larger; at least both)" },
 	{ "access-log", OPT_STR, F(access_log), 0, sizeof(((struct srv_config *)0)->access_log),
 	  "file for one line per request ('-': stderr; default off)" },
 	{ "max-batch-size", OPT_SIZE, F(max_batch_size), 1, 1ull << 30,
@@ -121,12 +121,25 @@ static void defaults(struct srv_config *c)
 	c->read_timeout_s = 30;
 	c->min_rate = 1024;
 	c->send_timeout_s = 60;
-	c->body_memory = 256u << 20;
+	c->body_memory = 0; /* not set: check() derives it */
 }
 
-/* Settings that must agree with each other: 0, or -EINVAL with err. */
-static int check(const struct srv_config *c, char *err, size_t errlen)
+/* 256 MiB: 16 of the largest values by default, at once, per worker. */
+#define BODY_MEMORY_DEFAULT (256ull << 20)
+
+/* Settings that depend on others, and those that must agree with each
+ * other: 0, or -EINVAL with err. */
+static int check(struct srv_config *c, char *err, size_t errlen)
 {
+	if (!c->body_memory) {
+		/* Not set: room for the largest body whatever the other limits
+		 * say, so a config that raised them keeps working. */
+		c->body_memory = BODY_MEMORY_DEFAULT;
+		if (c->body_memory < c->max_value_size)
+			c->body_memory = c->max_value_size;
+		if (c->body_memory < c->max_batch_size)
+			c->body_memory = c->max_batch_size;
+	}
 	if (c->body_memory < c->max_value_size || c->body_memory < c->max_batch_size) {
 		snprintf(err, errlen, "body-memory (%llu bytes) must be at least max-value-size "
 			 "(%llu) and max-batch-size (%llu): a body larger than it could never "
