@@ -16,11 +16,13 @@
  * first 16 bytes. Every byte below the durable offset was durable
  * (fdatasync'ed, fully written) when the mark was written, and no version
  * above the lease was ever handed out. A mark is rewritten in place, so
- * there are two, written alternately; both fields only grow, so the valid
- * mark with the larger (offset, lease) counts. Recovery trusts damage
- * above the durable offset to be a write torn by a crash before it was
- * acknowledged; damage below it is corruption. Versions resume above the
- * lease, so none is ever handed out twice.
+ * there are two, written alternately; both fields only grow (but for a
+ * `caskd check --repair=truncate`, which lowers the offset to its cut),
+ * so the valid mark with the larger (offset, lease) counts. Recovery
+ * trusts damage above the durable offset to be a write torn by a crash
+ * before it was acknowledged; damage below it is corruption, and so is a
+ * file that ends below it (truncated). Versions resume above the lease,
+ * so none is ever handed out twice.
  *
  * Format 1 (the first release) differs only in its header (u32 header
  * size at 12, creation time at 16, marks of u64 offset + u32 sequence +

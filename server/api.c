@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KV_PREFIX "/kv/"
@@ -53,6 +54,14 @@ int srv_api_retry_later(struct srv_api *api, struct event **retry, int tries,
 	if (!*retry)
 		*retry = evtimer_new(api->base, cb, arg);
 	return *retry && evtimer_add(*retry, &tv) == 0 ? 0 : -ENOMEM;
+}
+
+uint64_t srv_api_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 uint64_t srv_api_now_ms(struct srv_api *api)
@@ -303,14 +312,17 @@ static void route(struct srv_api *api, struct srv_http_req *req, const char *pat
 	}
 }
 
-int srv_api_accept_pause(int nconns, void *arg)
+int srv_api_accept_hold(int nconns, void *arg)
 {
 	struct srv_api *api = arg;
 
-	/* A worker that is stopping takes no share of new connections. */
-	if (api->draining)
+	/* A worker that is stopping accepts nothing more (its listeners are
+	 * gone); its count is still published, for /metrics. */
+	if (api->draining) {
+		srv_super_set_conns(api->super, api->slot, nconns);
 		return 0;
-	return srv_super_accept_pause(api->super, api->slot, nconns);
+	}
+	return srv_super_accept_hold(api->super, api->slot, nconns, srv_api_mono_ms());
 }
 
 /* --- access log ------------------------------------------------------------ */

@@ -42,12 +42,14 @@ struct srv_api {
 	 * how to escalate (the master restarts through recovery). */
 	void (*escalate)(int rc, void *arg);
 	void *escalate_arg;
+	/* Listings waiting to take their page (api_keys.c); made on first use. */
+	struct srv_list_queue *lists;
 	struct srv_watch_hub *watch; /* NULL until the first watch (api_watch.c) */
 };
 
 size_t srv_api_body_limit(struct srv_http_req *req, void *arg);
 void srv_api_handle(struct srv_http_req *req, void *arg);
-int srv_api_accept_pause(int nconns, void *arg);
+int srv_api_accept_hold(int nconns, void *arg);
 void srv_api_logged(const struct srv_http_req *req, int status,
 		    size_t body_bytes, uint64_t duration_ns, void *arg);
 /* The worker is stopping: every watch ends cleanly (a last progress

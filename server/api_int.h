@@ -48,6 +48,8 @@ void srv_api_locks_since(struct srv_api *api, const struct srv_api_tag *tag,
 void srv_api_error(struct srv_api *api, struct srv_http_req *req, int rc);
 void srv_api_set_etag(struct srv_http_req *req, uint64_t version);
 uint64_t srv_api_now_ms(struct srv_api *api);
+/* CLOCK_MONOTONIC in ms, the clock of heartbeats (server/supervise.h). */
+uint64_t srv_api_mono_ms(void);
 /* Value of query parameter name of q, decoded into out (room for max,
  * NUL-terminated): its length, -ENOENT if absent, -EINVAL if bad. */
 long srv_api_query_param(const char *q, const char *name, char *out, size_t max);

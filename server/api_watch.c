@@ -48,7 +48,7 @@
 /* HTTP-API.md: a progress line at least every 10 s when idle. */
 #define WATCH_PROGRESS_MS 5000
 #define WATCH_TICK_MS 1000
-#define WATCH_LINE_MAX_FIXED 96 /* {"version":..,"op":"put","key":"","value":""}\n */
+#define WATCH_LINE_MAX_FIXED 128 /* {"version":..,"op":"put","key":"","value":"","part":..,"parts":..}\n */
 
 struct watch {
 	struct srv_watch_hub *hub;
@@ -60,8 +60,11 @@ struct watch {
 	int failed;          /* a write to the stream failed */
 	size_t out;          /* bytes written in this turn */
 	uint64_t last_out_ms;
-	char *line;
-	size_t cap;
+	char *line;          /* lines not written yet */
+	size_t used, cap;
+	char *batch;         /* a batch's lines, until its last part */
+	size_t bused, bcap;
+	unsigned bcount;
 	struct watch *prev, *next;
 };
 
@@ -112,6 +115,17 @@ static size_t b64_encode(const unsigned char *s, size_t n, char *out)
 	return o;
 }
 
+static int room_batch(struct watch *w, size_t need)
+{
+	char *p;
+
+	if (!(p = realloc(w->batch, need)))
+		return -ENOMEM;
+	w->batch = p;
+	w->bcap = need;
+	return 0;
+}
+
 static int room(struct watch *w, size_t need)
 {
 	char *p;
@@ -125,43 +139,118 @@ static int room(struct watch *w, size_t need)
 	return 0;
 }
 
+/* Lines gather in w->line and go out as one chunk per turn (or per
+ * WATCH_OUT_PER_TURN bytes): one write for many changes. */
+static void flush(struct watch *w)
+{
+	if (!w->used || w->failed)
+		return;
+	if (srv_http_stream_write(w->req, w->line, w->used))
+		w->failed = 1;
+	w->out += w->used;
+	w->used = 0;
+	w->last_out_ms = mono_ms();
+}
+
 static void put_line(struct watch *w, const char *s, size_t n)
 {
 	if (w->failed)
 		return;
-	if (srv_http_stream_write(w->req, s, n)) {
+	if (room(w, w->used + n)) {
 		w->failed = 1;
 		return;
 	}
-	w->out += n;
-	w->last_out_ms = mono_ms();
+	memcpy(w->line + w->used, s, n);
+	w->used += n;
+	if (w->used >= WATCH_OUT_PER_TURN)
+		flush(w);
+}
+
+/* Formats c's line into buf from off, without its closing "}\n": the
+ * length, or 0 when there is no memory. */
+static size_t format(struct watch *w, char **buf, size_t *cap, size_t off,
+		     const struct eng_change *c)
+{
+	size_t need = off + WATCH_LINE_MAX_FIXED + srv_pct_encoded_len(c->key, c->klen) +
+		      (w->values && !c->del ? b64_len(c->vlen) : 0), o;
+	char *p;
+
+	if (need > *cap) {
+		if (!(p = realloc(*buf, need)))
+			return 0;
+		*buf = p;
+		*cap = need;
+	}
+	p = *buf + off;
+	o = (size_t)snprintf(p, need - off, "{\"version\":%" PRIu64 ",\"op\":\"%s\",\"key\":\"",
+			     c->version, c->del ? "del" : "put");
+	o += srv_pct_encode(c->key, c->klen, p + o);
+	if (w->values && !c->del) {
+		memcpy(p + o, "\",\"value\":\"", 11);
+		o += 11;
+		o += b64_encode((const unsigned char *)c->val, c->vlen, p + o);
+	}
+	p[o++] = '"';
+	return o;
+}
+
+/* A batch's lines under the prefix wait in w->batch (each ended by a
+ * newline, no closing brace) until its last part is read, then go out
+ * numbered among themselves: "part":i,"parts":n, so a client cut off
+ * inside a batch knows it and resumes from the version before. */
+static void batch_line(struct watch *w, const struct eng_change *c, int match)
+{
+	size_t n;
+
+	if (match) {
+		if (!(n = format(w, &w->batch, &w->bcap, w->bused, c)) ||
+		    (w->bused + n + 1 > w->bcap && room_batch(w, w->bused + n + 1))) {
+			w->failed = 1;
+			return;
+		}
+		w->bused += n;
+		w->batch[w->bused++] = '\n';
+		w->bcount++;
+	}
+	if (c->part + 1 != c->parts)
+		return;
+	for (size_t at = 0, i = 0; at < w->bused; i++) {
+		char tail[48];
+		char *nl = memchr(w->batch + at, '\n', w->bused - at);
+		int t = snprintf(tail, sizeof(tail), ",\"part\":%zu,\"parts\":%u}\n", i,
+				 w->bcount);
+
+		put_line(w, w->batch + at, (size_t)(nl - (w->batch + at)));
+		put_line(w, tail, (size_t)t);
+		at = (size_t)(nl - w->batch) + 1;
+	}
+	w->bused = 0;
+	w->bcount = 0;
 }
 
 static int emit(const struct eng_change *c, void *arg)
 {
 	struct watch *w = arg;
-	size_t need, o;
+	int match = c->klen >= w->plen && !memcmp(c->key, w->prefix, w->plen);
+	size_t n;
 
-	if (c->klen < w->plen || memcmp(c->key, w->prefix, w->plen))
+	if (match)
+		atomic_fetch_add_explicit(&w->hub->api->stats->watch_events, 1,
+					  memory_order_relaxed);
+	if (c->parts) {
+		batch_line(w, c, match);
+		return w->failed;
+	}
+	if (!match)
 		return 0;
-	need = WATCH_LINE_MAX_FIXED + srv_pct_encoded_len(c->key, c->klen) +
-	       (w->values && !c->del ? b64_len(c->vlen) : 0);
-	if (room(w, need)) {
+	if (!(n = format(w, &w->line, &w->cap, w->used, c)) || room(w, w->used + n + 2)) {
 		w->failed = 1;
 		return 1;
 	}
-	o = (size_t)snprintf(w->line, need, "{\"version\":%" PRIu64 ",\"op\":\"%s\",\"key\":\"",
-			     c->version, c->del ? "del" : "put");
-	o += srv_pct_encode(c->key, c->klen, w->line + o);
-	if (w->values && !c->del) {
-		memcpy(w->line + o, "\",\"value\":\"", 11);
-		o += 11;
-		o += b64_encode((const unsigned char *)c->val, c->vlen, w->line + o);
-	}
-	memcpy(w->line + o, "\"}\n", 3);
-	o += 3;
-	put_line(w, w->line, o);
-	atomic_fetch_add_explicit(&w->hub->api->stats->watch_events, 1, memory_order_relaxed);
+	memcpy(w->line + w->used + n, "}\n", 2);
+	w->used += n + 2;
+	if (w->used >= WATCH_OUT_PER_TURN)
+		flush(w);
 	return w->failed;
 }
 
@@ -171,6 +260,7 @@ static void progress(struct watch *w)
 	int n = snprintf(buf, sizeof(buf), "{\"progress\":%" PRIu64 "}\n", w->lr.last);
 
 	put_line(w, buf, (size_t)n);
+	flush(w);
 }
 
 /* --- a watch's life ------------------------------------------------------------ */
@@ -184,6 +274,7 @@ static void finish(struct watch *w, int complete)
 	hub_leave(w);
 	free(w->prefix);
 	free(w->line);
+	free(w->batch);
 	free(w);
 	srv_http_stream_end(req, complete);
 }
@@ -194,7 +285,9 @@ static void too_slow(struct watch *w)
 	int n = snprintf(buf, sizeof(buf), "{\"error\":\"too_slow\",\"version\":%" PRIu64 "}\n",
 			 w->lr.last);
 
+	flush(w);
 	put_line(w, buf, (size_t)n);
+	flush(w);
 	atomic_fetch_add_explicit(&w->hub->api->stats->watch_dropped, 1, memory_order_relaxed);
 	finish(w, !w->failed);
 }
@@ -235,6 +328,7 @@ static void pump(struct watch *w)
 			break;
 		scanned += (unsigned)n;
 	}
+	flush(w);
 	if (w->failed) {
 		finish(w, 0);
 		return;
@@ -504,7 +598,7 @@ void srv_api_watch(struct srv_api *api, struct srv_http_req *req)
 	rc = eng_logread_start(api->db, since, srv_commit_reads_wait(api->commit), &w->lr,
 			       &floor);
 	if (rc == ENG_ECOMPACTED) {
-		char body[128];
+		char body[256];
 		int len = snprintf(body, sizeof(body), "{\"error\":\"compacted\",\"message\":"
 				   "\"history before version %" PRIu64 " was compacted away: "
 				   "list and read, then watch from the floor\",\"floor\":%" PRIu64 "}",

@@ -12,6 +12,7 @@
 #ifndef CASKD_SERVER_METRICS_H
 #define CASKD_SERVER_METRICS_H
 
+#include "server/http.h"
 #include "server/supervise.h"
 
 #include <stdalign.h>
@@ -48,6 +49,10 @@ struct srv_wstats {
 	/* Index mutex acquisitions made for requests: 0 for a GET, which
 	 * reads the table without it. */
 	_Atomic uint64_t index_locks[SRV_ROUTES][SRV_METHODS];
+	/* The HTTP layer's own counts (server/http.h); its gauges are the
+	 * worker's state, zeroed rather than retired when it goes. */
+	struct srv_http_counters http;
+	_Atomic uint64_t body_memory_limit; /* gauge: its --body-memory */
 	/* /watch: streams open now (a gauge the worker keeps), lines of
 	 * changes sent, watchers ended as too slow */
 	_Atomic uint64_t watches_open;

@@ -36,6 +36,7 @@ struct worker {
 	struct event *sigterm;
 	struct event *sigquit;
 	int exit_code;          /* 1: stopped to be replaced */
+	struct event *drain_end; /* --shutdown-timeout after SIGTERM */
 	int stopping;
 };
 
@@ -90,15 +91,32 @@ static void on_drained(void *arg)
 	event_base_loopexit(w->base, NULL);
 }
 
+/* The drain took --shutdown-timeout: what is left is cut, as nginx's
+ * worker_shutdown_timeout does, so that neither a stop nor a reload waits
+ * on a client (one trickling a body, or reading a listing slowly). The
+ * commit queue's waiters are still answered (teardown). */
+static void on_drain_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	srv_warn("still draining after --shutdown-timeout %d s: closing %d connection(s)",
+		 w->a->cfg->shutdown_timeout_s, srv_http_server_conns(w->http));
+	event_base_loopexit(w->base, NULL);
+}
+
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
+	struct timeval drain = { w->a->cfg->shutdown_timeout_s, 0 };
 	(void)sig;
 	(void)what;
 	if (w->stopping)
 		return;
 	w->stopping = 1;
 	w->api.draining = 1;
+	/* Siblings no longer leave new connections to this one. */
+	srv_super_unlisten(w->a->super, w->a->slot);
 	if (getppid() != w->a->master) {
 		/* The master died (PR_SET_PDEATHSIG): a new one may be waiting
 		 * for the directory's lock we hold. Finish what is in flight,
@@ -108,7 +126,11 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 			 ORPHAN_DRAIN_MS);
 		event_base_loopexit(w->base, &cap);
 	} else {
-		srv_info("stopping: finishing in-flight requests");
+		srv_info("stopping: finishing in-flight requests (at most %d s)",
+			 w->a->cfg->shutdown_timeout_s);
+		if (!(w->drain_end = evtimer_new(w->base, on_drain_end, w)) ||
+		    evtimer_add(w->drain_end, &drain) < 0)
+			event_base_loopexit(w->base, &drain); /* the same, unlogged */
 	}
 	/* watch streams never finish by themselves: end them cleanly first */
 	srv_api_watch_shutdown(&w->api);
@@ -176,7 +198,7 @@ static int setup(struct worker *w)
 		.body_limit = srv_api_body_limit,
 		.handle = srv_api_handle,
 		.logged = srv_api_logged,
-		.accept_pause_ms = srv_api_accept_pause,
+		.accept_hold = srv_api_accept_hold,
 	};
 	struct timeval beat = { 0, SRV_HEARTBEAT_MS * 1000 };
 	int rc;
@@ -213,6 +235,12 @@ static int setup(struct worker *w)
 	ho.max_conns = a->cfg->max_conns;
 	ho.idle_timeout_ms = a->cfg->idle_timeout_s * 1000;
 	ho.read_timeout_ms = a->cfg->read_timeout_s * 1000;
+	ho.min_rate = (size_t)a->cfg->min_rate;
+	ho.send_timeout_ms = a->cfg->send_timeout_s * 1000;
+	ho.body_memory = (size_t)a->cfg->body_memory;
+	ho.counters = &w->stats->http;
+	atomic_store_explicit(&w->stats->body_memory_limit, a->cfg->body_memory,
+			      memory_order_relaxed);
 	w->http = srv_http_server_new(w->base, a->fds, a->nfds, &ho, &cb, &w->api);
 	if (!w->http) {
 		srv_error("starting the HTTP server: %s", strerror(errno));
@@ -234,6 +262,8 @@ static void teardown(struct worker *w)
 		event_free(w->sigterm);
 	if (w->sigquit)
 		event_free(w->sigquit);
+	if (w->drain_end)
+		event_free(w->drain_end);
 	if (w->api.access_fd >= 0)
 		close(w->api.access_fd);
 	if (w->base)
@@ -259,10 +289,12 @@ int srv_worker_main(const struct srv_worker_args *a)
 		return 1;
 	}
 	on_heartbeat(-1, 0, &w);
+	srv_super_listen(a->super, a->slot, a->cfg->max_conns);
 	srv_super_set_ready(a->super, a->slot, 1);
 	srv_debug("serving");
 	rc = event_base_dispatch(w.base);
 	srv_super_set_ready(a->super, a->slot, 0);
+	srv_super_unlisten(a->super, a->slot);
 	teardown(&w);
 	return rc < 0 ? 1 : w.exit_code;
 }
