@@ -1207,6 +1207,10 @@ static void srv_conn_timeout(struct srv_http_conn *conn)
 		srv_conn_free(conn);
 		return;
 	default: /* the handler is working: not the client's fault */
+		/* The request's deadline may have left a short timeout on
+		 * rev; a handler (a stream) may take minutes. */
+		if (event_add(conn->rev, &conn->srv->read_tv[conn->tmo]) != 0)
+			srv_conn_free(conn);
 		return;
 	}
 	conn->busy = true;
