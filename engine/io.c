@@ -1,7 +1,8 @@
 /* engine/io.c — file I/O with EINTR/short-write handling, the backend
- * (see io.h). */
+ * and the crash drill (see io.h). */
 #include "engine/io.h"
 
+#include "engine/elog.h"
 #include "engine/record.h"
 #include "engine/failpoint.h"
 #include "ipc/mutex.h"
@@ -10,8 +11,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <linux/falloc.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,16 +78,152 @@ void eng_io_set_backend(const struct eng_io_backend *b)
 
 #undef FILL
 
+/* --- the crash drill --------------------------------------------------------- */
+
+#define ROLE_MAX 16
+
+static int crash_armed;               /* CASKD_CRASH_SYSCALL parsed */
+static char crash_role[ROLE_MAX];
+static uint64_t crash_at;             /* K; 0: trace, crash nowhere */
+static int crash_group;               /* kill the process group */
+static const char *role;              /* what this process does now */
+static pid_t counted_pid;             /* the process the count is of */
+static _Atomic uint64_t calls;        /* calls made in crash_role */
+static int role_seen;                 /* this process worked in crash_role */
+
+int eng_io_crash_init(void)
+{
+	const char *spec = getenv("CASKD_CRASH_SYSCALL");
+	const char *colon, *k;
+	char *end;
+	size_t n;
+
+	crash_armed = crash_group = 0;
+	crash_at = 0;
+	if (!spec || !*spec)
+		return 0;
+	colon = strchr(spec, ':');
+	n = colon ? (size_t)(colon - spec) : 0;
+	if (!n || n >= ROLE_MAX)
+		return -EINVAL;
+	memcpy(crash_role, spec, n);
+	crash_role[n] = '\0';
+	k = colon + 1;
+	if (!strncmp(k, "trace", 5)) {
+		end = (char *)k + 5;
+	} else {
+		if (*k < '1' || *k > '9')
+			return -EINVAL; /* no sign, no space, no zero */
+		errno = 0;
+		crash_at = strtoull(k, &end, 10);
+		if (errno)
+			return -EINVAL;
+	}
+	if (!strcmp(end, ":group"))
+		crash_group = 1;
+	else if (*end)
+		return -EINVAL;
+	crash_armed = 1;
+	return 0;
+}
+
+/* The process is in the armed role: counts from zero in a process
+ * forked since it last counted. */
+static int counting(void)
+{
+	pid_t me;
+
+	if (!role || strcmp(role, crash_role))
+		return 0;
+	me = getpid();
+	if (me != counted_pid) {
+		counted_pid = me;
+		atomic_store(&calls, 0);
+	}
+	role_seen = 1;
+	return 1;
+}
+
+void eng_io_set_role(const char *r)
+{
+	role = r;
+	if (crash_armed)
+		counting(); /* a job that makes no call still says so */
+}
+
+/* The file fd is open on (its last path component), for the log line. */
+static const char *fd_name(int fd, char *buf, size_t n)
+{
+	char link[32];
+	ssize_t len;
+	const char *slash;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	len = readlink(link, buf, n - 1);
+	if (len < 0)
+		return "?";
+	buf[len] = '\0';
+	slash = strrchr(buf, '/');
+	return slash && slash[1] ? slash + 1 : buf;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash && slash[1] ? slash + 1 : path;
+}
+
+/* Right after a call in the armed role: each is logged (the drill's
+ * evidence: a test reads which calls came, and which one killed), and
+ * the K-th kills the process (or its group) there. fd < 0: the call is
+ * on path (and path2). */
+static void crash_point_slow(const char *call, int fd, const char *path,
+			     const char *path2, int rc)
+{
+	char buf[PATH_MAX], what[2 * PATH_MAX + 64];
+	uint64_t k;
+
+	if (!counting())
+		return;
+	k = atomic_fetch_add(&calls, 1) + 1;
+	if (fd >= 0)
+		snprintf(what, sizeof(what), "%s(%s)", call, fd_name(fd, buf, sizeof(buf)));
+	else if (path2)
+		snprintf(what, sizeof(what), "%s(%s, %s)", call, base_name(path),
+			 base_name(path2));
+	else
+		snprintf(what, sizeof(what), "%s(%s)", call, base_name(path));
+	if (k != crash_at) {
+		eng_log(ENG_LOG_WARN, "crash drill: %s call %" PRIu64 " is %s = %d",
+			crash_role, k, what, rc);
+		return;
+	}
+	eng_log(ENG_LOG_WARN, "crash drill: %s call %" PRIu64 " is %s = %d; SIGKILL "
+		"to the %s", crash_role, k, what, rc,
+		crash_group ? "process group" : "process");
+	kill(crash_group ? 0 : getpid(), SIGKILL);
+	_exit(137); /* not reached: SIGKILL cannot be caught */
+}
+
+#define CRASH_POINT(call, fd, path, path2, rc)                                 \
+	do {                                                                   \
+		if (__builtin_expect(crash_armed, 0))                          \
+			crash_point_slow(call, fd, path, path2, rc);           \
+	} while (0)
+
+void eng_io_crash_report(void)
+{
+	if (!crash_armed || !role_seen || counted_pid != getpid())
+		return;
+	eng_log(ENG_LOG_WARN, "crash drill: %s made %" PRIu64 " calls through engine/io%s",
+		crash_role, atomic_load(&calls), crash_at ? "; none was the one to crash at" : "");
+}
+
 /* --- the calls ----------------------------------------------------------------- */
 
-int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+static int pwrite_loop(int fd, const char *p, size_t len, uint64_t off)
 {
-	const char *p = buf;
-	int rc;
-
-	assert(!ipc_mtx_held_any()); /* no mutex across file I/O (mutex.h) */
-	if ((rc = ENG_FP("io.write")))
-		return rc;
 	while (len) {
 		ssize_t n = io->pwrite(fd, p, len, (off_t)off);
 		if (n < 0) {
@@ -97,6 +240,17 @@ int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	int rc;
+
+	assert(!ipc_mtx_held_any()); /* no mutex across file I/O (mutex.h) */
+	if (!(rc = ENG_FP("io.write")))
+		rc = pwrite_loop(fd, buf, len, off);
+	CRASH_POINT("pwrite", fd, NULL, NULL, rc);
+	return rc;
+}
+
 int eng_io_datasync(int fd)
 {
 	int rc;
@@ -107,6 +261,7 @@ int eng_io_datasync(int fd)
 	if (rc == 0 && io->fdatasync(fd) < 0)
 		rc = -errno; /* never retried: see docs/durability.md */
 	ENG_FP("sync.after");
+	CRASH_POINT("fdatasync", fd, NULL, NULL, rc);
 	return rc;
 }
 
@@ -118,6 +273,7 @@ int eng_io_fsync(int fd)
 	rc = ENG_FP("io.fsync");
 	if (rc == 0 && io->fsync(fd) < 0)
 		rc = -errno; /* never retried, as eng_io_datasync */
+	CRASH_POINT("fsync", fd, NULL, NULL, rc);
 	return rc;
 }
 
@@ -134,97 +290,109 @@ static int open_eintr(const char *path, int flags, mode_t mode)
 int eng_io_syncdir(const char *dir)
 {
 	int fd = open_eintr(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	int rc = 0;
+	int rc = fd < 0 ? fd : 0;
 
 	if (fd >= 0) {
 		if (io->fsync(fd) < 0)
 			rc = -errno;
 		close(fd);
-	} else {
-		rc = fd;
 	}
+	CRASH_POINT("syncdir", -1, dir, NULL, rc);
 	return rc;
 }
 
+/* 0, or -errno of a call that failed other than by EINTR. */
+#define RETRY_EINTR(call)                                                      \
+	do {                                                                   \
+		rc = 0;                                                        \
+		while ((call) < 0) {                                           \
+			if (errno != EINTR) {                                  \
+				rc = -errno;                                   \
+				break;                                         \
+			}                                                      \
+		}                                                              \
+	} while (0)
+
 int eng_io_truncate(int fd, uint64_t len)
 {
+	int rc;
+
 	assert(!ipc_mtx_held_any());
-	while (io->ftruncate(fd, (off_t)len) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
+	RETRY_EINTR(io->ftruncate(fd, (off_t)len));
+	CRASH_POINT("ftruncate", fd, NULL, NULL, rc);
+	return rc;
 }
 
 int eng_io_fallocate(int fd, int mode, uint64_t off, uint64_t len)
 {
+	int rc;
+
 	assert(!ipc_mtx_held_any());
-	while (io->fallocate(fd, mode, (off_t)off, (off_t)len) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
+	RETRY_EINTR(io->fallocate(fd, mode, (off_t)off, (off_t)len));
+	CRASH_POINT("fallocate", fd, NULL, NULL, rc);
+	return rc;
 }
 
 int eng_io_discard(int fd, uint64_t off, uint64_t len)
 {
 	char pad[ENG_REC_HDR_SIZE];
-	int rc = 0;
+	int rc;
 
 	assert(!ipc_mtx_held_any());
-	while (io->fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			     (off_t)off, (off_t)len) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno != EOPNOTSUPP && errno != ENOSYS) {
-			rc = -errno;
-			break;
-		}
+	RETRY_EINTR(io->fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  (off_t)off, (off_t)len));
+	if (rc == -EOPNOTSUPP || rc == -ENOSYS) {
 		eng_rec_encode_pad(pad, len, 0);
-		return eng_io_pwrite_all(fd, pad, sizeof(pad), off);
+		rc = pwrite_loop(fd, pad, sizeof(pad), off);
 	}
+	CRASH_POINT("discard", fd, NULL, NULL, rc);
 	return rc;
 }
 
 int eng_io_sync_range(int fd, uint64_t off, uint64_t len, unsigned int flags)
 {
-	int rc = 0;
+	int rc;
 
 	assert(!ipc_mtx_held_any());
-	while (io->sync_file_range(fd, (off_t)off, (off_t)len, flags) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno != ENOSYS)
-			rc = -errno;
-		break;
-	}
+	RETRY_EINTR(io->sync_file_range(fd, (off_t)off, (off_t)len, flags));
+	if (rc == -ENOSYS)
+		rc = 0;
+	CRASH_POINT("sync_file_range", fd, NULL, NULL, rc);
 	return rc;
 }
 
 int eng_io_open(const char *path, int flags, mode_t mode)
 {
-	return open_eintr(path, flags, mode);
+	int fd = open_eintr(path, flags, mode);
+
+	CRASH_POINT("open", -1, path, NULL, fd < 0 ? fd : 0);
+	return fd;
 }
 
 int eng_io_rename(const char *from, const char *to)
 {
+	int rc;
+
 	/* a signal can interrupt even a rename on some file systems */
-	while (io->rename(from, to) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
+	RETRY_EINTR(io->rename(from, to));
+	CRASH_POINT("rename", -1, from, to, rc);
+	return rc;
 }
 
 int eng_io_unlink(const char *path)
 {
-	while (io->unlink(path) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
+	int rc;
+
+	RETRY_EINTR(io->unlink(path));
+	CRASH_POINT("unlink", -1, path, NULL, rc);
+	return rc;
 }
 
 int eng_io_mkdir(const char *path, mode_t mode)
 {
-	while (io->mkdir(path, mode) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
+	int rc;
+
+	RETRY_EINTR(io->mkdir(path, mode));
+	CRASH_POINT("mkdir", -1, path, NULL, rc);
+	return rc;
 }
