@@ -51,7 +51,7 @@ DATA_DIR ?= ./data
 RUN_ARGS ?=
 
 .PHONY: all deps run test unit unit-asan integration integration-asan clean asan \
-        fuzz fuzz-smoke layers FORCE
+        fuzz fuzz-smoke layers drill FORCE
 all: $(B)/caskd
 
 $(B)/revision.stamp: FORCE
@@ -128,6 +128,15 @@ integration-asan: $(A)/caskd $(ITEST_BIN)
 
 test: deps
 	$(MAKE) layers unit unit-asan integration integration-asan fuzz-smoke
+
+# The drills at their long length, apart from `make test`: every job
+# killed at every one of its calls through engine/io, both ways
+# (test_jobcrash with CASKD_JOBCRASH_FULL=1), and DRILL_POWERCUTS power
+# cuts.
+DRILL_POWERCUTS ?= 600
+drill: $(B)/caskd $(B)/tests/it_jobcrash $(B)/tests/it_powercut
+	CASKD_JOBCRASH_FULL=1 CASKD_BIN=$(CURDIR)/$(B)/caskd ./$(B)/tests/it_jobcrash --jobs 1
+	CASKD_POWERCUTS=$(DRILL_POWERCUTS) CASKD_BIN=$(CURDIR)/$(B)/caskd ./$(B)/tests/it_powercut --jobs 1
 
 # Dependencies point one way (server -> engine -> ipc), and the server
 # uses the engine's API, never its shared-memory layout or internals.
