@@ -80,15 +80,17 @@ int eng_io_mkdir(const char *path, mode_t mode);
 
 /* --- the crash drill ------------------------------------------------------
  *
- *     CASKD_CRASH_SYSCALL=ROLE:K[:group]     or     ROLE:trace
+ *     CASKD_CRASH_SYSCALL=ROLE:K[:group|:eio|:enospc]  or  ROLE:trace
  *
  * A process doing ROLE's work logs each call of the functions above it
  * makes in that role ("crash drill: ROLE call N is NAME(FILE) = RC";
  * each wrapper call is one call, whatever it loops on) and SIGKILLs
  * itself right after the K-th; with ":group" it kills its whole process
- * group (master, workers, job) at once instead. "trace" only logs: the
- * list of the role's crash points. Counts are per process: a forked
- * process counts from zero, as failpoints do.
+ * group (master, workers, job) at once instead; with ":eio" or
+ * ":enospc" the K-th call is not made and fails with that errno, and
+ * the process goes on (its error paths are what is drilled). "trace"
+ * only logs: the list of the role's crash points. Counts are per
+ * process: a forked process counts from zero, as failpoints do.
  * The roles the daemon gives (server/): "master" (start-up recovery and
  * the master's own work), "space" (the master preparing space: the
  * database.reserve file and the zeros ahead of the tail), "stop" (the
