@@ -5,10 +5,11 @@
  * sync_file_range, creating opens, rename, unlink, mkdir, directory
  * syncs), the EINTR and short-write loops around them, the failpoints
  * on them, and the crash drill that kills a process right after its
- * K-th call (CASKD_CRASH_SYSCALL, below). As with SQLite's aSyscall[], a test replaces the backend
- * (eng_io_set_backend) with a crash simulator that keeps unsynced writes
- * aside and drops or tears them at a simulated power cut (engine/io_sim.h
- * and tests/unit/test_powerloss.c); and since every such call of every
+ * K-th call, or fails that call (CASKD_CRASH_SYSCALL, below). As with
+ * SQLite's aSyscall[], a test replaces the backend (eng_io_set_backend)
+ * with a crash simulator that keeps unsynced writes aside and drops or
+ * tears them at a simulated power cut (engine/io_sim.h and
+ * tests/unit/test_powerloss.c); and since every such call of every
  * background job passes here, a drill can stop a job at any one of them.
  *
  * Reads (pread, mmap), closes, locks and opens that create nothing stay
