@@ -40,6 +40,7 @@
 #include "engine/job.h"
 #include "engine/store.h"
 #include "engine/failpoint.h"
+#include "engine/io.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -511,11 +512,14 @@ static int job_child(struct master *m, uint64_t id)
 	if (nice(JOB_NICE) == -1 && errno)
 		srv_warn("job %" PRIu64 ": nice(%d): %s", id, JOB_NICE, strerror(errno));
 	eng_fp_set_armed(1);
+	eng_io_set_role("job");
 	if ((rc = eng_db_attach(&m->db, ENG_JOB_SLOT))) {
 		srv_error("job %" PRIu64 ": opening %s: %s", id, m->db.path, eng_strerror(rc));
 		return 1;
 	}
-	return eng_job_run(&m->db, id);
+	rc = eng_job_run(&m->db, id);
+	eng_io_crash_report();
+	return rc;
 }
 
 static void maybe_start_job(struct master *m)
@@ -849,6 +853,18 @@ static void kill_overdue(struct master *m, uint64_t now)
 	}
 }
 
+/* Space ahead of the tail, and the reserve file: the master's own
+ * background work, a role of its own for crash drills (engine/io.h). */
+static int prezero(struct master *m)
+{
+	int rc;
+
+	eng_io_set_role("space");
+	rc = eng_db_prezero(&m->db);
+	eng_io_set_role("master");
+	return rc;
+}
+
 static void tick(struct master *m)
 {
 	uint64_t now = mono_ms();
@@ -864,7 +880,7 @@ static void tick(struct master *m)
 	/* Not while a job runs: a compaction short of space deletes the
 	 * reserve file, and that space is for its new file. */
 	if (!m->stopping && !m->job_pid && !eng_sync_poisoned(&m->db) &&
-	    now >= m->prezero_retry_ms && eng_db_prezero(&m->db) < 0) {
+	    now >= m->prezero_retry_ms && prezero(m) < 0) {
 		if (!m->prezero_warned)
 			srv_warn("preparing space in database.bin failed (disk full?); appends "
 				 "go on without it, retrying every %d s", PREZERO_RETRY_MS / 1000);
@@ -1135,6 +1151,7 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 		if (m->stopping && running(m) == 0 && !m->job_pid)
 			break;
 	}
+	eng_io_set_role("stop");
 	if (!m->reexec) {
 		if ((rc = eng_db_trim(&m->db)) < 0)
 			srv_warn("trimming database.bin failed: %s (the next start trims it)",
@@ -1143,6 +1160,8 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 			srv_warn("writing %s/database.idx failed: %s (the next start scans "
 				 "database.bin instead)", m->cfg.data_dir, eng_strerror(rc));
 	}
+	eng_io_crash_report();
+	eng_io_set_role("master");
 	rc = 0;
 	if (m->reexec)
 		reexec(m); /* returns only on failure */

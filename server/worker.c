@@ -4,6 +4,7 @@
 #include "engine/errors.h"
 #include "engine/store.h"
 #include "engine/failpoint.h"
+#include "engine/io.h"
 #include "server/api.h"
 #include "server/commit.h"
 #include "server/config.h"
@@ -281,6 +282,7 @@ int srv_worker_main(const struct srv_worker_args *a)
 		return 1; /* the master is already gone */
 	snprintf(role, sizeof(role), "worker %d", a->slot);
 	srv_log_set_role(role);
+	eng_io_set_role("worker");
 	eng_fp_set_armed(1);
 	if (ENG_FP("worker.start"))
 		return 1; /* drills: a worker that cannot start */
