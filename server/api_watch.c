@@ -115,28 +115,23 @@ static size_t b64_encode(const unsigned char *s, size_t n, char *out)
 	return o;
 }
 
-static int room_batch(struct watch *w, size_t need)
+/* *buf holds at least need bytes. 0 or -ENOMEM. */
+static int grow(char **buf, size_t *cap, size_t need)
 {
 	char *p;
 
-	if (!(p = realloc(w->batch, need)))
+	if (need <= *cap)
+		return 0;
+	if (!(p = realloc(*buf, need)))
 		return -ENOMEM;
-	w->batch = p;
-	w->bcap = need;
+	*buf = p;
+	*cap = need;
 	return 0;
 }
 
 static int room(struct watch *w, size_t need)
 {
-	char *p;
-
-	if (need <= w->cap)
-		return 0;
-	if (!(p = realloc(w->line, need)))
-		return -ENOMEM;
-	w->line = p;
-	w->cap = need;
-	return 0;
+	return grow(&w->line, &w->cap, need);
 }
 
 /* Lines gather in w->line and go out as one chunk per turn (or per
@@ -175,12 +170,8 @@ static size_t format(struct watch *w, char **buf, size_t *cap, size_t off,
 		      (w->values && !c->del ? b64_len(c->vlen) : 0), o;
 	char *p;
 
-	if (need > *cap) {
-		if (!(p = realloc(*buf, need)))
-			return 0;
-		*buf = p;
-		*cap = need;
-	}
+	if (grow(buf, cap, need))
+		return 0;
 	p = *buf + off;
 	o = (size_t)snprintf(p, need - off, "{\"version\":%" PRIu64 ",\"op\":\"%s\",\"key\":\"",
 			     c->version, c->del ? "del" : "put");
@@ -204,7 +195,7 @@ static void batch_line(struct watch *w, const struct eng_change *c, int match)
 
 	if (match) {
 		if (!(n = format(w, &w->batch, &w->bcap, w->bused, c)) ||
-		    (w->bused + n + 1 > w->bcap && room_batch(w, w->bused + n + 1))) {
+		    grow(&w->batch, &w->bcap, w->bused + n + 1)) {
 			w->failed = 1;
 			return;
 		}

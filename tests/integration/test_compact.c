@@ -343,18 +343,25 @@ static int puts_go_through(int port, int n, int wait_ms)
 /* A sync thread that cannot map the new file once (EMFILE) tries again:
  * it used to fail every durable write and read of its worker from then
  * on. */
-Test(it_compact, a_transient_sync_error_is_tried_again)
+/* A 2-worker daemon armed with spec, filled and compacted once. */
+static void start_filled_compacted(const char *spec, uint64_t *vers)
 {
-	uint64_t vers[NKEYS];
 	char dir[300];
 	int rc;
 
 	rc = it_tmpdir(base, sizeof(base));
 	cr_assert_eq(rc, 0);
 	data_dir(dir, sizeof(dir));
-	it_start_armed(&d, "sync.remap=emfile@1", dir, 2, NULL);
+	it_start_armed(&d, spec, dir, 2, NULL);
 	fill(d.port, vers);
 	compact_done(d.port, NULL);
+}
+
+Test(it_compact, a_transient_sync_error_is_tried_again)
+{
+	uint64_t vers[NKEYS];
+
+	start_filled_compacted("sync.remap=emfile@1", vers);
 	cr_assert_eq(puts_go_through(d.port, 40, 5000), 0,
 		     "writes failed after one EMFILE in the sync thread");
 	cr_assert(log_has(&d, "trying again"), "the retry is logged");
@@ -368,15 +375,8 @@ Test(it_compact, a_transient_sync_error_is_tried_again)
 Test(it_compact, a_lasting_sync_error_replaces_the_worker, .timeout = 90)
 {
 	uint64_t vers[NKEYS];
-	char dir[300];
-	int rc;
 
-	rc = it_tmpdir(base, sizeof(base));
-	cr_assert_eq(rc, 0);
-	data_dir(dir, sizeof(dir));
-	it_start_armed(&d, "sync.remap=emfile", dir, 2, NULL);
-	fill(d.port, vers);
-	compact_done(d.port, NULL);
+	start_filled_compacted("sync.remap=emfile", vers);
 	puts_go_through(d.port, 20, 40000);
 	cr_assert(log_has(&d, "the sync thread gave up"), "the worker said why it stopped");
 	cr_assert_geq(metric(d.port, "caskd_worker_restarts_total"), 1);

@@ -98,25 +98,19 @@ static void mark_durable(uint64_t durable)
 	free(f);
 }
 
-static void zero_from(uint64_t off)
+/* What a cut left of database.bin from off: zeros (zero) or one byte
+ * changed. */
+static void damage_db(uint64_t off, int zero)
 {
 	char path[256];
 	size_t n;
 	char *f = uu_read_file(db_path(path, sizeof(path), "database.bin"), &n);
 
 	cr_assert(lt(u64, off, n));
-	memset(f + off, 0, n - off);
-	uu_write_file(path, f, n);
-	free(f);
-}
-
-static void flip_byte(uint64_t off)
-{
-	char path[256];
-	size_t n;
-	char *f = uu_read_file(db_path(path, sizeof(path), "database.bin"), &n);
-
-	f[off] ^= 0x5a;
+	if (zero)
+		memset(f + off, 0, n - off);
+	else
+		f[off] ^= 0x5a;
 	uu_write_file(path, f, n);
 	free(f);
 }
@@ -187,7 +181,7 @@ Test(engine_idxsnap, an_entry_naming_a_lost_write_is_not_trusted, .timeout = 30)
 	struct eng_recovery rep;
 
 	start = write_store(late, 1, off);
-	zero_from(start);
+	damage_db(start, 1);
 	mark_durable(start);
 	reopen(&db, &rep);
 	cr_assert(eq(int, rep.from_snapshot, 0), "the snapshot was used");
@@ -239,7 +233,7 @@ Test(engine_idxsnap, entries_in_a_wiped_batch_make_recovery_scan, .timeout = 30)
 
 	write_batch_store(&start, &end);
 	edit_idx(NULL, NULL, 0, start);
-	flip_byte(end - 4); /* the last part's value (or its padding) */
+	damage_db(end - 4, 0); /* the last part's value */
 	mark_durable(start);
 	reopen(&db, &rep);
 	cr_assert(eq(int, rep.from_snapshot, 0), "the snapshot was used");
