@@ -276,9 +276,10 @@ static void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req)
 
 void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path)
 {
+	static const char *const params[] = SRV_QUERY_NONE;
 	enum srv_http_method m = srv_http_req_method(req);
 
-	if (!authorized(api, req))
+	if (!authorized(api, req) || srv_api_query_ok(req, params) < 0)
 		return;
 	if (!strcmp(path, "/admin/compact")) {
 		if (m != SRV_HTTP_POST)

@@ -385,6 +385,7 @@ void srv_api_kv(struct srv_api *api, struct srv_http_req *req, const char *path)
 
 void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *path)
 {
+	static const char *const params[] = SRV_QUERY_INCR;
 	char key[ENG_KEY_MAX], by[32];
 	int64_t n = 1;
 	long klen, r;
@@ -393,7 +394,8 @@ void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *pat
 		method_not_allowed(req, ALLOW_INCR);
 		return;
 	}
-	if ((klen = route_key(req, path, INCR_PREFIX_LEN, key)) < 0)
+	if ((klen = route_key(req, path, INCR_PREFIX_LEN, key)) < 0 ||
+	    srv_api_query_ok(req, params) < 0)
 		return;
 	r = srv_api_query_param(srv_http_req_query(req), "by", by, sizeof(by));
 	if (r == -EINVAL || (r >= 0 && eng_parse_i64(by, (size_t)r, &n) < 0)) {

@@ -541,6 +541,33 @@ Test(it_api, incr_with_bad_by_is_400_and_writes_nothing, .timeout = 30)
 	finish();
 }
 
+/* A typo of by (or a second by) no longer adds 1 silently. */
+Test(it_api, incr_unknown_or_repeated_parameter_is_400_naming_it, .timeout = 30)
+{
+	static const struct {
+		const char *path, *named;
+	} bad[] = {
+		{ "/incr/c?bye=5", "'bye'" },
+		{ "/incr/c?by=5&by=6", "'by'" },
+		{ "/incr/c?by=1&step=2", "'step'" },
+	};
+	struct it_resp r;
+
+	start();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		it_do(d.port, "POST", bad[i].path, NULL, NULL, 0, &r, 400);
+		cr_assert(it_is_json_error(&r, "bad_query") && strstr(r.body, bad[i].named),
+			  "POST %s: want 400 bad_query naming %s: %s", bad[i].path,
+			  bad[i].named, it_resp_brief(&r));
+		it_resp_free(&r);
+	}
+	it_expect_error(d.port, "GET", "/kv/c", NULL, NULL, 0, 404, "not_found");
+	/* /kv/ ignores query strings, as the contract says */
+	it_put(d.port, "/kv/c?whatever=1&whatever=2", "7", 1, 201);
+	it_expect_value(d.port, "/kv/c?x", "7", 1, 0);
+	finish();
+}
+
 Test(it_api, incr_on_non_integer_value_is_409_and_value_unchanged,
      .timeout = 30)
 {

@@ -375,6 +375,39 @@ Test(it_compact, jobs_lists_recent_jobs_newest_first)
 	it_assert_no_leaks();
 }
 
+/* Admin endpoints take no query parameters: one is a mistake to name,
+ * not to pass over (compact?wait=1 would start a job and not wait). */
+Test(it_compact, admin_query_parameters_are_400_naming_them)
+{
+	static const char *const paths[][2] = {
+		{ "POST", "/admin/compact?wait=1" },
+		{ "GET", "/admin/jobs?limit=5" },
+		{ "GET", "/admin/jobs/1?x" },
+		{ "GET", "/admin/snapshot?gzip=1" },
+	};
+	struct it_resp r;
+
+	it_start(&d, base, sizeof(base), NULL);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		const char *q = strchr(paths[i][1], '?') + 1;
+		char named[32];
+
+		snprintf(named, sizeof(named), "'%.*s'", (int)strcspn(q, "="), q);
+		it_do(d.port, paths[i][0], paths[i][1], NULL, paths[i][0][0] == 'P' ? "" : NULL,
+		      0, &r, 400);
+		cr_assert(it_is_json_error(&r, "bad_query") && strstr(r.body, named),
+			  "%s %s: want 400 bad_query naming %s: %s", paths[i][0], paths[i][1],
+			  named, it_resp_brief(&r));
+		it_resp_free(&r);
+	}
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "{\"jobs\":[]}", "a refused POST started a job: %s",
+			 it_resp_brief(&r));
+	it_resp_free(&r);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
 /* Writers own disjoint keys and record what was acknowledged; the test
  * compacts meanwhile, then checks every key holds its last ack. */
 struct acks {

@@ -944,6 +944,42 @@ static void list_client(int idx, void *arg)
 		list_pager(arg);
 }
 
+/* A typo or a second value is refused naming the parameter: before,
+ * prefx= listed every key and prefix=a&prefix=b used the first. */
+Test(it_keys_batch, keys_unknown_or_repeated_parameter_is_400_naming_it, .timeout = 30)
+{
+	static const struct {
+		const char *path, *named;
+	} bad[] = {
+		{ "/keys?prefx=users/", "'prefx'" },
+		{ "/keys?prefix=a&prefix=b", "'prefix'" },
+		{ "/keys?limit=1&limit=2", "'limit'" },
+		{ "/keys?start_after=a&start_after=b", "'start_after'" },
+		{ "/keys?Limit=5", "'Limit'" },
+	};
+	struct it_resp r;
+
+	start(NULL);
+	put_key("users/1", 7, "x");
+	put_key("other", 5, "x");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		it_do(d.port, "GET", bad[i].path, NULL, NULL, 0, &r, 400);
+		cr_assert(it_is_json_error(&r, "bad_query") && strstr(r.body, bad[i].named),
+			  "GET %s: want 400 bad_query naming %s: %s", bad[i].path, bad[i].named,
+			  it_resp_brief(&r));
+		it_resp_free(&r);
+	}
+	/* the message says what the path takes */
+	it_do(d.port, "GET", "/keys?prefx=u", NULL, NULL, 0, &r, 400);
+	cr_assert(strstr(r.body, "prefix, start_after, limit"), "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	/* empty parameters are nothing */
+	it_do(d.port, "GET", "/keys?&prefix=users/&", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "users/1\n", "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	finish();
+}
+
 Test(it_keys_batch, keys_paging_during_writes_lists_every_stable_key_once, .timeout = 120)
 {
 	struct list_drill *x = it_shared_alloc(sizeof(*x));
