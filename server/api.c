@@ -32,6 +32,8 @@
 #define ADMIN_PREFIX "/admin/"
 #define ALLOW_READ "GET, HEAD"
 #define ALLOW_BATCH "POST"
+/* What OPTIONS * answers: every method some path takes. */
+#define ALLOW_SERVER "GET, HEAD, PUT, POST, DELETE, OPTIONS"
 #define ETAG_MAX 24          /* quotes + 20 digits + NUL */
 #define SMALL_BODY_LIMIT (64u << 10) /* bodies of requests that take none */
 
@@ -238,12 +240,38 @@ void srv_api_error(struct srv_api *api, struct srv_http_req *req, int rc)
 
 /* --- service endpoints ------------------------------------------------------ */
 
-static void method_not_allowed(struct srv_http_req *req, const char *allow)
+/* Is method one of the comma-separated tokens of allow? */
+static int allows(const char *allow, const char *method)
 {
-	char msg[96];
-	snprintf(msg, sizeof(msg), "this path takes %s", allow);
-	srv_http_add_header(req, "Allow", allow);
+	size_t n = strlen(method);
+
+	while (*allow) {
+		size_t len = strcspn(allow, ",");
+
+		if (len == n && !strncmp(allow, method, n))
+			return 1;
+		allow += len;
+		allow += strspn(allow, ", ");
+	}
+	return 0;
+}
+
+int srv_api_method_ok(struct srv_http_req *req, const char *allow)
+{
+	const char *method = srv_http_req_method_str(req);
+	char all[64], msg[160];
+
+	if (srv_http_req_method(req) != SRV_HTTP_OPTIONS && allows(allow, method))
+		return 1;
+	snprintf(all, sizeof(all), "%s, OPTIONS", allow);
+	srv_http_add_header(req, "Allow", all);
+	if (srv_http_req_method(req) == SRV_HTTP_OPTIONS) {
+		srv_http_respond(req, 204, NULL, NULL, 0);
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "this path does not take %s; it takes %s", method, all);
 	srv_http_respond_error(req, 405, "method_not_allowed", msg);
+	return 0;
 }
 
 static void route_healthz(struct srv_api *api, struct srv_http_req *req)
@@ -334,27 +362,43 @@ void srv_api_handle(struct srv_http_req *req, void *arg)
 static void route(struct srv_api *api, struct srv_http_req *req, const char *path,
 		  enum srv_http_method m)
 {
+	char msg[160];
 
+	/* RFC 9110 15.6.2: a method no path takes is not implemented (a
+	 * method some other path takes gets 405 there). */
+	if (m == SRV_HTTP_OTHER) {
+		snprintf(msg, sizeof(msg), "caskd does not implement the method %s; it serves "
+			 ALLOW_SERVER, srv_http_req_method_str(req));
+		srv_http_respond_error(req, 501, "not_implemented", msg);
+		return;
+	}
+	if (!strcmp(path, "*")) {
+		/* RFC 9112 3.2.4: the asterisk form is for OPTIONS only */
+		if (m != SRV_HTTP_OPTIONS) {
+			srv_http_respond_error(req, 400, "bad_request",
+					       "the request target * is for OPTIONS only");
+			return;
+		}
+		srv_http_add_header(req, "Allow", ALLOW_SERVER);
+		srv_http_respond(req, 204, NULL, NULL, 0);
+		return;
+	}
 	if (prefixed(path, KV_PREFIX)) {
 		srv_api_kv(api, req, path);
 	} else if (prefixed(path, INCR_PREFIX)) {
 		srv_api_incr(api, req, path);
 	} else if (!strcmp(path, "/keys")) {
-		if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD)
-			method_not_allowed(req, ALLOW_READ);
-		else
+		if (srv_api_method_ok(req, ALLOW_READ))
 			srv_api_keys(api, req);
 	} else if (!strcmp(path, "/batch")) {
-		if (m != SRV_HTTP_POST)
-			method_not_allowed(req, ALLOW_BATCH);
-		else
+		if (srv_api_method_ok(req, ALLOW_BATCH))
 			srv_api_batch(api, req);
 	} else if (prefixed(path, ADMIN_PREFIX)) {
 		srv_api_admin(api, req, path);
 	} else if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
-		if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD)
-			method_not_allowed(req, ALLOW_READ);
-		else if (path[1] == 'h')
+		if (!srv_api_method_ok(req, ALLOW_READ))
+			return;
+		if (path[1] == 'h')
 			route_healthz(api, req);
 		else
 			route_metrics(api, req);

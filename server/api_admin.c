@@ -178,14 +178,6 @@ static void route_jobs(struct srv_api *api, struct srv_http_req *req)
 	srv_http_respond(req, 200, "application/json", body, o + sizeof(tail) - 1);
 }
 
-static void method_not_allowed(struct srv_http_req *req, const char *allow)
-{
-	char msg[96];
-	snprintf(msg, sizeof(msg), "this path takes %s", allow);
-	srv_http_add_header(req, "Allow", allow);
-	srv_http_respond_error(req, 405, "method_not_allowed", msg);
-}
-
 /* --- snapshots ------------------------------------------------------------------ */
 
 struct snap_job {
@@ -277,26 +269,21 @@ static void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req)
 void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path)
 {
 	static const char *const params[] = SRV_QUERY_NONE;
-	enum srv_http_method m = srv_http_req_method(req);
 
 	if (!authorized(api, req) || srv_api_query_ok(req, params) < 0)
 		return;
 	if (!strcmp(path, "/admin/compact")) {
-		if (m != SRV_HTTP_POST)
-			method_not_allowed(req, "POST");
-		else
+		if (srv_api_method_ok(req, "POST"))
 			route_compact(api, req);
 	} else if (!strcmp(path, JOBS_PATH) || !strncmp(path, JOBS_PREFIX, strlen(JOBS_PREFIX))) {
-		if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD)
-			method_not_allowed(req, "GET, HEAD");
-		else if (!strcmp(path, JOBS_PATH))
+		if (!srv_api_method_ok(req, "GET, HEAD"))
+			return;
+		if (!strcmp(path, JOBS_PATH))
 			route_jobs(api, req);
 		else
 			route_job(api, req, path + strlen(JOBS_PREFIX));
 	} else if (!strcmp(path, "/admin/snapshot")) {
-		if (m != SRV_HTTP_GET)
-			method_not_allowed(req, "GET");
-		else
+		if (srv_api_method_ok(req, "GET"))
 			srv_api_snapshot(api, req);
 	} else {
 		srv_http_respond_error(req, 404, "not_found", "no such admin endpoint");

@@ -47,6 +47,10 @@ void srv_api_locks_since(struct srv_api *api, const struct srv_api_tag *tag,
  * (escalation is api->escalate's). */
 void srv_api_error(struct srv_api *api, struct srv_http_req *req, int rc);
 void srv_api_set_etag(struct srv_http_req *req, uint64_t version);
+/* The method check of a path that takes the methods in allow ("GET,
+ * HEAD"): 1 if req's is one of them; else 0 after answering, OPTIONS
+ * with 204 and 405 with 405, both with Allow: <allow>, OPTIONS. */
+int srv_api_method_ok(struct srv_http_req *req, const char *allow);
 uint64_t srv_api_now_ms(struct srv_api *api);
 /* Value of query parameter name of q, decoded into out (room for max,
  * NUL-terminated): its length, -ENOENT if absent, -EINVAL if bad. */

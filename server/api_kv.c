@@ -341,14 +341,6 @@ static void start_write(struct srv_api *api, struct srv_http_req *req,
 
 /* --- routes -------------------------------------------------------------------- */
 
-static void method_not_allowed(struct srv_http_req *req, const char *allow)
-{
-	char msg[96];
-	snprintf(msg, sizeof(msg), "this path takes %s", allow);
-	srv_http_add_header(req, "Allow", allow);
-	srv_http_respond_error(req, 405, "method_not_allowed", msg);
-}
-
 /* Decodes the key after prefix; responds 400 and returns -1 if bad. */
 static long route_key(struct srv_http_req *req, const char *path,
 		      size_t prefix, char *key)
@@ -369,11 +361,8 @@ void srv_api_kv(struct srv_api *api, struct srv_http_req *req, const char *path)
 	enum srv_http_method m = srv_http_req_method(req);
 	long klen;
 
-	if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD && m != SRV_HTTP_PUT &&
-	    m != SRV_HTTP_DELETE) {
-		method_not_allowed(req, ALLOW_KV);
+	if (!srv_api_method_ok(req, ALLOW_KV))
 		return;
-	}
 	if ((klen = route_key(req, path, KV_PREFIX_LEN, key)) < 0)
 		return;
 	if (m == SRV_HTTP_GET || m == SRV_HTTP_HEAD)
@@ -390,10 +379,8 @@ void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *pat
 	int64_t n = 1;
 	long klen, r;
 
-	if (srv_http_req_method(req) != SRV_HTTP_POST) {
-		method_not_allowed(req, ALLOW_INCR);
+	if (!srv_api_method_ok(req, ALLOW_INCR))
 		return;
-	}
 	if ((klen = route_key(req, path, INCR_PREFIX_LEN, key)) < 0 ||
 	    srv_api_query_ok(req, params) < 0)
 		return;

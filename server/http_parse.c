@@ -286,6 +286,10 @@ static enum srv_http_method srv_method_of(const char *m, size_t len)
 		if (memcmp(m, "DELETE", 6) == 0)
 			return SRV_HTTP_DELETE;
 		break;
+	case 7:
+		if (memcmp(m, "OPTIONS", 7) == 0)
+			return SRV_HTTP_OPTIONS;
+		break;
 	default:
 		break;
 	}

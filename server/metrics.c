@@ -18,7 +18,7 @@ static const int codes[SRV_NCODES] = {
 	412, 413, 414, 417, 431, 500, 501, 503, 505, 507, 0, 0,
 };
 static const char *const methods[SRV_METHODS] = {
-	"GET", "HEAD", "PUT", "POST", "DELETE", "other",
+	"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "other",
 };
 static const char *const routes[SRV_ROUTES] = {
 	"kv", "incr", "keys", "batch", "admin", "healthz", "metrics", "other",

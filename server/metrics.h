@@ -21,7 +21,7 @@
 
 struct eng_db;
 
-#define SRV_METHODS 6      /* GET HEAD PUT POST DELETE other */
+#define SRV_METHODS 7      /* GET HEAD PUT POST DELETE OPTIONS other */
 #define SRV_NCODES 24
 /* 50 us .. 60 s: a GET from the page cache to a large upload. */
 #define SRV_DUR_BUCKETS 20

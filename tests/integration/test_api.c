@@ -828,28 +828,23 @@ Test(it_api, unknown_path_is_404_json, .timeout = 30)
 
 Test(it_api, method_not_allowed_is_405_with_allow, .timeout = 30)
 {
-	static const char *const kv[] = { "GET", "HEAD", "PUT", "DELETE" };
-	static const char *const incr[] = { "POST" };
+	static const char *const kv[] = { "GET", "HEAD", "PUT", "DELETE", "OPTIONS" };
+	static const char *const incr[] = { "POST", "OPTIONS" };
 	struct it_resp r;
 	const char *allow;
 
 	start();
-	it_expect_error(d.port, "PATCH", "/kv/x", NULL, NULL, 0, 405,
-			"method_not_allowed");
-	it_do(d.port, "PATCH", "/kv/x", NULL, NULL, 0, &r, 405);
-	allow = it_resp_header(&r, "Allow");
-	cr_assert(allow_is(allow, kv, 4), "PATCH /kv/x: want Allow: GET, HEAD,"
-		  " PUT, DELETE: %s", it_resp_brief(&r));
-	it_resp_free(&r);
+	it_expect_error(d.port, "POST", "/kv/x", NULL, "v", 1, 405, "method_not_allowed");
 	it_do(d.port, "POST", "/kv/x", NULL, "v", 1, &r, 405);
-	cr_assert(it_is_json_error(&r, "method_not_allowed"), "%s",
-		  it_resp_brief(&r));
-	cr_assert(allow_is(it_resp_header(&r, "Allow"), kv, 4),
-		  "POST /kv/x: %s", it_resp_brief(&r));
+	allow = it_resp_header(&r, "Allow");
+	cr_assert(allow_is(allow, kv, 5), "POST /kv/x: want Allow: GET, HEAD,"
+		  " PUT, DELETE, OPTIONS: %s", it_resp_brief(&r));
+	cr_assert(strstr(r.body, "POST") && strstr(r.body, "GET, HEAD, PUT, DELETE, OPTIONS"),
+		  "the message names the method and what the path takes: %s", it_resp_brief(&r));
 	it_resp_free(&r);
 	it_do(d.port, "GET", "/incr/x", NULL, NULL, 0, &r, 405);
-	cr_assert(allow_is(it_resp_header(&r, "Allow"), incr, 1),
-		  "GET /incr/x: want Allow: POST: %s", it_resp_brief(&r));
+	cr_assert(allow_is(it_resp_header(&r, "Allow"), incr, 2),
+		  "GET /incr/x: want Allow: POST, OPTIONS: %s", it_resp_brief(&r));
 	it_resp_free(&r);
 	it_do(d.port, "PUT", "/healthz", NULL, "x", 1, &r, 405);
 	cr_assert(it_is_json_error(&r, "method_not_allowed"), "%s",
@@ -862,6 +857,64 @@ Test(it_api, method_not_allowed_is_405_with_allow, .timeout = 30)
 	/* The rejected writes wrote nothing. */
 	it_expect_error(d.port, "GET", "/kv/x", NULL, NULL, 0, 404,
 			"not_found");
+	finish();
+}
+
+/* RFC 9110 15.6.2: a method no path takes is 501, not 405 (before,
+ * BREW and PATCH got 405 with an Allow that could not help). */
+Test(it_api, a_method_no_path_takes_is_501, .timeout = 30)
+{
+	static const char *const methods[] = { "BREW", "PATCH", "TRACE", "get" };
+	struct it_resp r;
+
+	start();
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		it_do(d.port, methods[i], "/kv/x", NULL, NULL, 0, &r, 501);
+		cr_assert(it_is_json_error(&r, "not_implemented") && strstr(r.body, methods[i]),
+			  "%s /kv/x: want 501 not_implemented naming it: %s", methods[i],
+			  it_resp_brief(&r));
+		it_resp_free(&r);
+	}
+	it_expect_error(d.port, "GET", "/kv/x", NULL, NULL, 0, 404, "not_found");
+	finish();
+}
+
+/* OPTIONS answers 204 with the path's methods; OPTIONS * the server's. */
+Test(it_api, options_answers_204_with_allow, .timeout = 30)
+{
+	static const struct {
+		const char *path;
+		const char *allow[6];
+		int n;
+	} paths[] = {
+		{ "/kv/a/b", { "GET", "HEAD", "PUT", "DELETE", "OPTIONS" }, 5 },
+		{ "/incr/n", { "POST", "OPTIONS" }, 2 },
+		{ "/keys", { "GET", "HEAD", "OPTIONS" }, 3 },
+		{ "/batch", { "POST", "OPTIONS" }, 2 },
+		{ "/healthz", { "GET", "HEAD", "OPTIONS" }, 3 },
+		{ "/metrics", { "GET", "HEAD", "OPTIONS" }, 3 },
+		{ "/admin/compact", { "POST", "OPTIONS" }, 2 },
+		{ "/admin/jobs", { "GET", "HEAD", "OPTIONS" }, 3 },
+		{ "/admin/snapshot", { "GET", "OPTIONS" }, 2 },
+		{ "*", { "GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS" }, 6 },
+	};
+	struct it_resp r;
+
+	start();
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		it_do(d.port, "OPTIONS", paths[i].path, NULL, NULL, 0, &r, 204);
+		cr_assert(allow_is(it_resp_header(&r, "Allow"), paths[i].allow, paths[i].n),
+			  "OPTIONS %s: wrong Allow: %s", paths[i].path, it_resp_brief(&r));
+		cr_assert_eq(r.body_len, 0, "OPTIONS %s: %s", paths[i].path, it_resp_brief(&r));
+		it_resp_free(&r);
+	}
+	it_expect_error(d.port, "OPTIONS", "/nope", NULL, NULL, 0, 404, "not_found");
+	it_expect_error(d.port, "GET", "*", NULL, NULL, 0, 400, "bad_request");
+	/* OPTIONS wrote nothing and started no job */
+	it_expect_error(d.port, "GET", "/kv/a/b", NULL, NULL, 0, 404, "not_found");
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "{\"jobs\":[]}", "%s", it_resp_brief(&r));
+	it_resp_free(&r);
 	finish();
 }
 
