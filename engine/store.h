@@ -202,6 +202,8 @@ struct eng_op {
 };
 
 struct eng_result {
+	/* The write's version; on ENG_EPRECOND the key's current one (0:
+	 * absent), for a message that says which condition failed. */
 	uint64_t version;
 	int created;          /* PUT of a key that was absent */
 	int64_t value;        /* INCR: the new value */

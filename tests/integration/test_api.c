@@ -463,6 +463,40 @@ Test(it_api, if_none_match_star_writes_only_if_absent, .timeout = 30)
 	finish();
 }
 
+/* A 412 says which condition failed and why: before, every one said
+ * "the key's current version does not match the condition", even where
+ * the key exists (If-None-Match: *) or does not (If-Match). */
+Test(it_api, a_failed_condition_says_which_and_why, .timeout = 30)
+{
+	struct it_resp r;
+	char want[3][96], hdr[64];
+	uint64_t v;
+
+	start();
+	v = it_put(d.port, "/kv/k", "1", 1, 201);
+	snprintf(want[0], sizeof(want[0]), "If-None-Match: *: the key exists (version %"
+		 PRIu64 ")", v);
+	snprintf(want[1], sizeof(want[1]), "If-Match: the key's version is %" PRIu64
+		 ", not %" PRIu64, v, v + 100);
+	snprintf(want[2], sizeof(want[2]), "If-Match: a weak tag never matches");
+	it_do(d.port, "PUT", "/kv/k", "If-None-Match: *\r\n", "2", 1, &r, 412);
+	cr_assert(strstr(r.body, want[0]), "want \"%s\": %s", want[0], it_resp_brief(&r));
+	it_resp_free(&r);
+	snprintf(hdr, sizeof(hdr), "If-Match: \"%" PRIu64 "\"\r\n", v + 100);
+	it_do(d.port, "DELETE", "/kv/k", hdr, NULL, 0, &r, 412);
+	cr_assert(strstr(r.body, want[1]), "want \"%s\": %s", want[1], it_resp_brief(&r));
+	it_resp_free(&r);
+	snprintf(hdr, sizeof(hdr), "If-Match: W/\"%" PRIu64 "\"\r\n", v);
+	it_do(d.port, "PUT", "/kv/k", hdr, "2", 1, &r, 412);
+	cr_assert(strstr(r.body, want[2]), "want \"%s\": %s", want[2], it_resp_brief(&r));
+	it_resp_free(&r);
+	it_do(d.port, "POST", "/incr/absent", "If-Match: *\r\n", NULL, 0, &r, 412);
+	cr_assert(strstr(r.body, "If-Match: the key does not exist"), "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	it_expect_value(d.port, "/kv/k", "1", 1, v);
+	finish();
+}
+
 Test(it_api, delete_with_wrong_if_match_is_412_and_right_one_is_204,
      .timeout = 30)
 {
@@ -936,6 +970,26 @@ static void expect_raw_400(const char *raw)
 		  it_resp_brief(&r));
 	it_resp_free(&r);
 	it_conn_close(&c);
+}
+
+/* A space in the target is named as such: it used to be "malformed
+ * HTTP version", pointing at the wrong part of the line. */
+Test(it_api, a_space_in_the_target_is_400_saying_so, .timeout = 30)
+{
+	static const char raw[] = "GET /kv/a b HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct it_conn c;
+	struct it_resp r;
+
+	start();
+	IT_OK(it_conn_open(&c, d.port));
+	IT_OK(it_conn_send_raw(&c, raw, strlen(raw)));
+	IT_OK(it_conn_read_response(&c, 0, &r));
+	cr_assert(r.status == 400 && it_is_json_error(&r, "bad_request") &&
+		  strstr(r.body, "a space in the request target") && strstr(r.body, "%20"),
+		  "GET /kv/a b: %s", it_resp_brief(&r));
+	it_resp_free(&r);
+	it_conn_close(&c);
+	finish();
 }
 
 Test(it_api, malformed_request_line_is_400_json, .timeout = 30)

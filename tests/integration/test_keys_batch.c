@@ -1276,6 +1276,25 @@ Test(it_keys_batch, batch_malformed_body_is_400_and_applies_nothing, .timeout = 
 	msg = batch_refused("put fresh 1\nput b 2\nbogus\n", 25, 400, "bad_batch");
 	cr_assert_not_null(strstr(msg, "line 3"), "want the line number: %s", msg);
 	free(msg);
+	/* ... and what is wrong there: an empty line, a bare CR (it used to
+	 * be "too many fields", or no line at all) */
+	{
+		static const struct {
+			const char *body, *want;
+		} said[] = {
+			{ "put fresh 1\n\nput b 2\n", "line 2: an empty line" },
+			{ "put fresh 1\r\n\r\n", "line 2: an empty line" },
+			{ "put fresh 1\rput b 2\n", "line 1: a bare CR at byte 12" },
+			{ "put fresh 1\nput b 2\r\r\n", "line 2: a bare CR at byte 8" },
+		};
+
+		for (size_t i = 0; i < sizeof(said) / sizeof(said[0]); i++) {
+			msg = batch_refused(said[i].body, strlen(said[i].body), 400, "bad_batch");
+			cr_assert_not_null(strstr(msg, said[i].want), "batch [%s]: want \"%s\": %s",
+					   said[i].body, said[i].want, msg);
+			free(msg);
+		}
+	}
 	/* Keys of 1025 bytes are malformed; 1024 is the largest. */
 	longkey = malloc(KEY_MAX + 2);
 	cr_assert_not_null(longkey);
