@@ -318,7 +318,11 @@ void eng_backup_end(struct eng_db *db, struct eng_backup *b);
 #define ENG_STATS_WPF_BUCKETS 11
 
 struct eng_stats {
-	uint64_t keys, capacity, table_slots, log_bytes, live_bytes;
+	uint64_t keys;
+	/* Keys the current table holds (it grows with them), and at most
+	 * --max-keys; capacity_max: --max-keys (0: no bound). */
+	uint64_t capacity, capacity_max;
+	uint64_t table_slots, log_bytes, live_bytes;
 	uint64_t fsync_total, fsync_ns_total, fsync_errors;
 	uint64_t fsync_hist[ENG_STATS_FSYNC_BUCKETS];
 	uint64_t wpf_hist[ENG_STATS_WPF_BUCKETS], wpf_sum;

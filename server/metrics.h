@@ -87,6 +87,9 @@ static inline void srv_metrics_inc(_Atomic uint64_t *c)
 
 /* Renders Prometheus text format 0.0.4 into a malloc'd buffer (*out,
  * *len). 0 or -ENOMEM. */
+/* v in its shortest form that reads back as v (%.15g, %.16g or %.17g):
+ * 0.328, never 0.32800000000000001. */
+void srv_metrics_fmt_double(char *buf, size_t n, double v);
 int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 		       struct eng_db *db, char **out, size_t *len);
 

@@ -709,6 +709,75 @@ Test(it_daemon, metrics_label_routes_and_carry_build_info_and_start_time,
 	it_stop_clean(&d);
 }
 
+/* The text of a sample's value (after the last space of its line). */
+static const char *sample_value(const char *text, const char *series, char *buf, size_t n)
+{
+	const char *l = strstr(text, series);
+	size_t len;
+
+	cr_assert_not_null(l, "no %s in:\n%.3000s", series, text);
+	l += strlen(series);
+	len = strcspn(l, "\n");
+	snprintf(buf, n, "%.*s", (int)len, l);
+	return buf + strspn(buf, " ");
+}
+
+/* Digits after the decimal point of a value as printed. */
+static size_t decimals(const char *v)
+{
+	const char *dot = strchr(v, '.');
+
+	return dot ? strcspn(dot + 1, "e\n") : 0;
+}
+
+/* Values print in their shortest exact form: every figure caskd
+ * exports has at most 9 decimals (seconds from nanoseconds), and
+ * compaction seconds (from milliseconds) at most 3; %.17g used to print
+ * 0.32800000000000001. The index's capacity is the table's, and the
+ * bound is apart: with no --max-keys caskd_index_capacity was 0 and
+ * keys/capacity divided by zero. */
+Test(it_daemon, metrics_print_exact_values_and_a_capacity_to_divide_by, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	const char *bound[] = { "--max-keys", "16", NULL };
+	char dir[300], v[64], state[32], *m, *job;
+	struct it_daemon d;
+	double cap;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 2, NULL), 0);
+	for (int i = 0; i < 40; i++)
+		it_put(d.port, i % 2 ? "/kv/a" : "/kv/b", "v", 1, 0);
+	job = it_job_wait(d.port, it_compact_start(d.port, NULL), NULL, state, sizeof(state));
+	cr_assert_str_eq(state, "done", "%s", job);
+	free(job);
+	m = it_get_metrics(d.port);
+	for (const char *l = m; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *sp = memrchr(l, ' ', strcspn(l, "\n"));
+
+		if (*l == '#' || !sp)
+			continue;
+		snprintf(v, sizeof(v), "%.*s", (int)strcspn(sp + 1, "\n"), sp + 1);
+		cr_assert_leq(decimals(v), 9, "float noise in: %.*s", (int)strcspn(l, "\n"), l);
+	}
+	cr_assert_leq(decimals(sample_value(m, "\ncaskd_compaction_seconds_total", v, sizeof(v))),
+		      3, "caskd_compaction_seconds_total %s", v);
+	cap = metric(m, "caskd_index_capacity");
+	cr_assert(cap >= 1000 && cap < metric(m, "caskd_index_slots"),
+		  "caskd_index_capacity %g of a table of %g slots", cap,
+		  metric(m, "caskd_index_slots"));
+	cr_assert_eq(metric(m, "caskd_index_capacity_max"), 0, "no --max-keys: no bound");
+	free(m);
+	it_stop_clean(&d);
+
+	cr_assert_eq(it_daemon_start(&d, dir, 2, bound), 0);
+	m = it_get_metrics(d.port);
+	cr_assert_eq(metric(m, "caskd_index_capacity"), 16, "--max-keys 16 caps the table's");
+	cr_assert_eq(metric(m, "caskd_index_capacity_max"), 16);
+	free(m);
+	it_stop_clean(&d);
+}
+
 /* --- the command line ---------------------------------------------------------- */
 
 /* Runs caskd with one --listen value; it must exit 2 at once with one
