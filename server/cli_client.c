@@ -1,7 +1,7 @@
 /* server/cli_client.c — `caskd get|put|del|keys|watch|compact`: the
- * store from a shell, over the HTTP API of a running caskd (--url,
- * default http://127.0.0.1:7070), as redis-cli and etcdctl are for
- * theirs. The HTTP is server/cli_http.c's.
+ * store from a shell, over the HTTP API of a running caskd (--url, or
+ * $CASKD_URL, or http://127.0.0.1:7070), as redis-cli and etcdctl are
+ * for theirs. The HTTP is server/cli_http.c's.
  *
  * Output: get writes the value's bytes as they are (nothing added, so
  * binary values survive a pipe); put and del the version the write got
@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #define DEFAULT_URL "http://127.0.0.1:7070"
+/* Where --url comes from when not given, as ETCDCTL_ENDPOINTS for etcdctl. */
+#define URL_ENV "CASKD_URL"
 /* Connect, send and each receive of a request; not of watch, which is
  * open until someone ends it. A write that waits for an fdatasync is
  * answered in milliseconds; 30 s is a server that is not answering. */
@@ -150,12 +152,13 @@ static int parse_option(struct cli *c, int argc, char **argv, int *i)
 /* -1: --help was asked for (usage printed); 0; or an exit status. */
 static int parse_args(struct cli *c, int argc, char **argv)
 {
+	const char *env = getenv(URL_ENV);
 	char err[600];
 	bool only_args = false;
 	int rc;
 
-	if (srv_cli_url_parse(DEFAULT_URL, &c->url, err, sizeof(err)) < 0)
-		return usage_error(c, "%s", err);
+	if (srv_cli_url_parse(env && *env ? env : DEFAULT_URL, &c->url, err, sizeof(err)) < 0)
+		return usage_error(c, "%s (from " URL_ENV ")", err);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -641,8 +644,8 @@ int srv_cli_is_command(const char *name)
 
 void srv_cli_usage(FILE *out)
 {
-	fprintf(out, "\nClient subcommands, over the HTTP API of a running caskd (--url,\n"
-		     "default " DEFAULT_URL "):\n");
+	fprintf(out, "\nClient subcommands, over the HTTP API of a running caskd (--url, or\n"
+		     "$" URL_ENV ", or " DEFAULT_URL "):\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(out, "  %s\n", commands[i].usage);
 	fprintf(out, "get writes the value as stored; put and del print the version the\n"

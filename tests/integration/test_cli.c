@@ -300,6 +300,16 @@ Test(it_cli, no_server_exits_3_and_bad_arguments_exit_2, .timeout = 60)
 		    "an https --url");
 	cr_assert(strstr(err, "only http://"), "https --url: %s", err);
 	expect_exit(cli(0, "get", ARGS("--url", "http://h:99999", "k")), 2, "a bad port");
+	/* CASKD_URL stands for --url; --url wins */
+	setenv("CASKD_URL", "http://127.0.0.1:1", 1);
+	expect_exit(cli(0, "get", ARGS("k")), 3, "get with CASKD_URL naming a closed port");
+	cr_assert(strstr(err, "127.0.0.1:1:"), "CASKD_URL was not used: %s", err);
+	expect_exit(cli(port, "get", ARGS("k")), 3, "get with --url and CASKD_URL");
+	cr_assert(!strstr(err, "127.0.0.1:1:"), "--url did not win over CASKD_URL: %s", err);
+	setenv("CASKD_URL", "ftp://x", 1);
+	expect_exit(cli(0, "get", ARGS("k")), 2, "a bad CASKD_URL");
+	cr_assert(strstr(err, "CASKD_URL"), "the error does not name CASKD_URL: %s", err);
+	unsetenv("CASKD_URL");
 	expect_exit(cli(0, "get", ARGS("--help")), 0, "get --help");
 	cr_assert(strstr(out, "usage: caskd get"), "get --help printed: %s", out);
 	it_assert_no_leaks();
