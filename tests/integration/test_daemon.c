@@ -219,6 +219,72 @@ Test(it_daemon, bad_config_on_reload_keeps_the_old_workers, .init = setup,
 	it_stop_clean(&d);
 }
 
+/* A reload that changes what only a restart can (listen, data-dir,
+ * max-keys) names each change with its old and new value; it used to
+ * say "listen, data-dir and max-keys changes take effect at the next
+ * restart" whichever changed. The harness puts --listen and --data-dir
+ * on the command line, where they win over the file: this daemon takes
+ * everything from its config file. */
+Test(it_daemon, reload_names_each_change_left_for_the_restart, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char conf[300], dir[300], dir2[300], text[1024], log[LOG_TAIL], want[3][700];
+	struct it_daemon d = { 0 };
+	int port = it_free_port(), port2 = it_free_port();
+	int64_t deadline;
+	pid_t pid;
+
+	while (port2 == port)
+		port2 = it_free_port();
+	cr_assert(bin && port > 0 && port2 > 0);
+	snprintf(conf, sizeof(conf), "%s/caskd.conf", base);
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(dir2, sizeof(dir2), "%s/data2", base);
+	snprintf(d.log, sizeof(d.log), "%s/caskd.log", base);
+	snprintf(text, sizeof(text), "listen = 127.0.0.1:%d\ndata-dir = %s\nworkers = 1\n"
+		 "max-keys = 1000\n", port, dir);
+	write_file(conf, text);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(d.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		execl(bin, bin, "--config", conf, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	d.pid = pid;
+	d.port = port;
+	cr_assert_eq(it_daemon_wait_ready(&d, IT_START_TIMEOUT_MS), 0);
+	snprintf(text, sizeof(text), "listen = 127.0.0.1:%d\ndata-dir = %s\nworkers = 1\n"
+		 "max-keys = 2000\n", port2, dir2);
+	write_file(conf, text);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	snprintf(want[0], sizeof(want[0]), "reload: listen changed from 127.0.0.1:%d to "
+		 "127.0.0.1:%d: takes effect at the next restart; still listening on "
+		 "127.0.0.1:%d", port, port2, port);
+	snprintf(want[1], sizeof(want[1]), "reload: data-dir changed from %s to %s", dir, dir2);
+	snprintf(want[2], sizeof(want[2]), "reload: max-keys changed from 1000 to 2000");
+	deadline = it_now_ms() + 5000;
+	do {
+		it_sleep_ms(50);
+		cr_assert_geq(it_read_tail(d.log, log, sizeof(log)), 0);
+	} while (!strstr(log, "replacing workers") && it_now_ms() < deadline);
+	for (int i = 0; i < 3; i++)
+		cr_assert_not_null(strstr(log, want[i]), "the log does not say \"%s\":\n%s",
+				   want[i], log);
+	cr_assert_null(strstr(log, "listen, data-dir and max-keys"), "%s", log);
+	/* and the running ones stay */
+	it_put(port, "/kv/still", "here", 4, 201);
+	it_stop_clean(&d);
+}
+
 Test(it_daemon, config_file_errors_name_file_and_line, .init = setup,
      .fini = teardown, .timeout = 30)
 {
