@@ -972,6 +972,65 @@ static void expect_raw_400(const char *raw)
 	it_conn_close(&c);
 }
 
+/* The request head holds 100 field lines at most (Host counted), the
+ * 101st is 431 headers_too_large: docs/http-api.md says so. */
+static int status_with_fields(int nfields)
+{
+	char *raw = malloc(64 + (size_t)nfields * 16);
+	size_t n = (size_t)sprintf(raw, "GET /healthz HTTP/1.1\r\nHost: t\r\n");
+	struct it_conn c;
+	struct it_resp r;
+	int status;
+
+	cr_assert_not_null(raw);
+	for (int i = 2; i < nfields; i++) /* Host and Connection are two */
+		n += (size_t)sprintf(raw + n, "X-F%d: v\r\n", i);
+	n += (size_t)sprintf(raw + n, "Connection: close\r\n\r\n");
+	IT_OK(it_conn_open(&c, d.port));
+	IT_OK(it_conn_send_raw(&c, raw, n));
+	IT_OK(it_conn_read_response(&c, 0, &r));
+	if (r.status == 431)
+		cr_assert(it_is_json_error(&r, "headers_too_large"), "%s", it_resp_brief(&r));
+	status = r.status;
+	it_resp_free(&r);
+	it_conn_close(&c);
+	free(raw);
+	return status;
+}
+
+/* What docs/http-api.md states of defaults and limits, held to. */
+Test(it_api, documented_defaults_and_limits_hold, .timeout = 30)
+{
+	char body[1001 * 16];
+	size_t n = 0;
+	struct it_resp r;
+	size_t lines = 0;
+
+	start();
+	cr_assert_eq(status_with_fields(100), 200, "100 header fields are allowed");
+	cr_assert_eq(status_with_fields(101), 431, "the 101st header field is 431");
+	/* /incr without by adds 1 */
+	it_do(d.port, "POST", "/incr/n", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "1", "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	/* /keys without limit: a page of 1000 */
+	for (int i = 0; i < 1001; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "put k%04d v\n", i);
+	it_do(d.port, "POST", "/batch", NULL, body, n, &r, 200);
+	it_resp_free(&r);
+	it_do(d.port, "GET", "/keys?prefix=k", NULL, NULL, 0, &r, 200);
+	for (const char *p = r.body; (p = strchr(p, '\n')); p++)
+		lines++;
+	cr_assert_eq(lines, 1000, "the default page holds 1000 keys: %zu", lines);
+	cr_assert_str_eq(it_resp_header(&r, "X-Truncated"), "true");
+	it_resp_free(&r);
+	/* a malformed condition is 400 bad_header */
+	it_expect_error(d.port, "PUT", "/kv/x", "If-Match: 7\r\n", "v", 1, 400, "bad_header");
+	it_expect_error(d.port, "GET", "/kv/n", "If-None-Match: nope\r\n", NULL, 0, 400,
+			"bad_header");
+	finish();
+}
+
 /* A space in the target is named as such: it used to be "malformed
  * HTTP version", pointing at the wrong part of the line. */
 Test(it_api, a_space_in_the_target_is_400_saying_so, .timeout = 30)
