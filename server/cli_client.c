@@ -329,18 +329,6 @@ static int refused(const struct cli *c, const struct srv_cli_parser *p,
 	return p->status == 404 && not_found_ok ? SRV_CLI_EXIT_NOT_FOUND : SRV_CLI_EXIT_FAILED;
 }
 
-/* "/kv/" and the key percent-encoded (malloc'd), or NULL. */
-static char *key_target(const char *prefix, const char *key)
-{
-	size_t pl = strlen(prefix), kl = strlen(key);
-	char *t = malloc(pl + srv_pct_encoded_len(key, kl) + 1);
-
-	if (t) {
-		memcpy(t, prefix, pl);
-		t[pl + srv_pct_encode(key, kl, t + pl)] = '\0';
-	}
-	return t;
-}
 
 /* Appends "?name=" (or "&name=") and s to the target *t (malloc'd):
  * percent-encoded, or as it is when it is so already. */
@@ -366,6 +354,24 @@ static int out_of_memory(const struct cli *c)
 	return SRV_CLI_EXIT_FAILED;
 }
 
+/* One request on /kv/ and the key (the first argument), percent-encoded
+ * but for '/': 0 once answered, or an exit status. */
+static int call_key(struct cli *c, const char *method, const void *body, size_t len,
+		    struct srv_cli_parser *p, struct answer *a)
+{
+	size_t kl = strlen(c->args[0]);
+	char *t = malloc(sizeof("/kv/") + srv_pct_encoded_len(c->args[0], kl));
+	int rc;
+
+	if (!t)
+		return out_of_memory(c);
+	strcpy(t, "/kv/");
+	t[4 + srv_pct_encode(c->args[0], kl, t + 4)] = '\0';
+	rc = call(c, method, t, body, len, p, a);
+	free(t);
+	return rc;
+}
+
 /* Prints the version in the ETag of a write. */
 static void print_version(const struct srv_cli_parser *p)
 {
@@ -379,15 +385,10 @@ static void print_version(const struct srv_cli_parser *p)
 
 static int run_get(struct cli *c, struct srv_cli_parser *p, struct answer *a)
 {
-	char *t = key_target("/kv/", c->args[0]);
 	int rc;
 
-	if (!t)
-		return out_of_memory(c);
 	a->stream_status = 200;
-	rc = call(c, "GET", t, NULL, 0, p, a);
-	free(t);
-	if (rc)
+	if ((rc = call_key(c, "GET", NULL, 0, p, a)))
 		return rc;
 	return p->status == 200 ? SRV_CLI_EXIT_OK : refused(c, p, a, true);
 }
@@ -419,18 +420,13 @@ static long put_value(struct cli *c, char **buf)
 
 static int run_put(struct cli *c, struct srv_cli_parser *p, struct answer *a)
 {
-	char *t, *val = NULL;
+	char *val = NULL;
 	long n = put_value(c, &val);
 	int rc;
 
 	if (n < 0)
 		return SRV_CLI_EXIT_USAGE;
-	if (!(t = key_target("/kv/", c->args[0]))) {
-		free(val);
-		return out_of_memory(c);
-	}
-	rc = call(c, "PUT", t, val ? val : c->args[1], (size_t)n, p, a);
-	free(t);
+	rc = call_key(c, "PUT", val ? val : c->args[1], (size_t)n, p, a);
 	free(val);
 	if (rc)
 		return rc;
@@ -442,14 +438,9 @@ static int run_put(struct cli *c, struct srv_cli_parser *p, struct answer *a)
 
 static int run_del(struct cli *c, struct srv_cli_parser *p, struct answer *a)
 {
-	char *t = key_target("/kv/", c->args[0]);
 	int rc;
 
-	if (!t)
-		return out_of_memory(c);
-	rc = call(c, "DELETE", t, NULL, 0, p, a);
-	free(t);
-	if (rc)
+	if ((rc = call_key(c, "DELETE", NULL, 0, p, a)))
 		return rc;
 	if (p->status != 204)
 		return refused(c, p, a, true);

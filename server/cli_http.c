@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,14 +72,10 @@ static int hex_value(unsigned char c)
 
 void srv_cli_parser_init(struct srv_cli_parser *p)
 {
+	/* all but the head's bytes: no status, field or body byte yet */
+	memset(p, 0, offsetof(struct srv_cli_parser, head));
 	p->phase = PH_HEAD;
 	p->cstate = CS_SIZE_FIRST;
-	p->err = NULL;
-	p->status = 0;
-	p->nfields = 0;
-	p->left = 0;
-	p->trailer = 0;
-	p->hlen = 0;
 }
 
 const char *srv_cli_header(const struct srv_cli_parser *p, const char *name)

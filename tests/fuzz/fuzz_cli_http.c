@@ -13,6 +13,7 @@
  * the rest.
  */
 #include "server/cli_http.h"
+#include "tests/fuzz/fuzz_cuts.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -129,17 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	in = (const char *)data + 1;
 	len = size - 1;
 	fz_run(in, len, NULL, 0, &whole);
-	for (size_t i = 0; i < ncuts; i++) {
-		seed = seed * 1103515245u + 12345u;
-		cuts[i] = len ? (seed >> 8) % len : 0;
-	}
-	for (size_t i = 1; i < ncuts; i++)
-		for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
-			size_t t = cuts[j];
-
-			cuts[j] = cuts[j - 1];
-			cuts[j - 1] = t;
-		}
+	fz_cuts(seed, len, cuts, ncuts);
 	fz_run(in, len, cuts, ncuts, &cut);
 	fz_same(&whole, &cut);
 	if (len > 1 && len <= FZ_BYTEWISE_MAX) {
