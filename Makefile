@@ -58,7 +58,7 @@ DATA_DIR ?= ./data
 RUN_ARGS ?=
 
 .PHONY: all deps deps-run deps-fuzz deps-test run test unit unit-asan \
-        integration integration-asan clean asan fuzz fuzz-smoke layers readme FORCE
+        integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE
 all: $(B)/caskd
 
 $(B)/revision.stamp: FORCE
@@ -133,12 +133,14 @@ integration: $(B)/caskd $(ITEST_BIN)
 
 # ... and again against the daemon built with ASan + UBSan: a sanitizer
 # report makes the process abort, which fails the drill that caused it.
-# The power-cut drill runs fewer cuts there (the plain run does 200).
+# The power-cut drill runs fewer cuts there (the plain run does 200),
+# and the job-crash sweeps a sparser sample of calls.
 ASAN_POWERCUTS ?= 60
 integration-asan: $(A)/caskd $(ITEST_BIN)
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t (daemon with asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  CASKD_POWERCUTS=$(ASAN_POWERCUTS) CASKD_BIN=$(CURDIR)/$(A)/caskd ./$$t --jobs 1; done
+	  CASKD_POWERCUTS=$(ASAN_POWERCUTS) CASKD_JOBCRASH_QUICK=1 \
+	  CASKD_BIN=$(CURDIR)/$(A)/caskd ./$$t --jobs 1; done
 
 test: deps-test
 	$(MAKE) layers unit unit-asan integration integration-asan fuzz-smoke readme
@@ -147,6 +149,15 @@ test: deps-test
 # each must print what the README shows (tests/readme_examples.sh).
 readme: $(B)/caskd
 	tests/readme_examples.sh $(B)/caskd
+
+# The drills at their long length, apart from `make test`: every job
+# killed at every one of its calls through engine/io, both ways
+# (test_jobcrash with CASKD_JOBCRASH_FULL=1), and DRILL_POWERCUTS power
+# cuts.
+DRILL_POWERCUTS ?= 600
+drill: $(B)/caskd $(B)/tests/it_jobcrash $(B)/tests/it_powercut
+	CASKD_JOBCRASH_FULL=1 CASKD_BIN=$(CURDIR)/$(B)/caskd ./$(B)/tests/it_jobcrash --jobs 1
+	CASKD_POWERCUTS=$(DRILL_POWERCUTS) CASKD_BIN=$(CURDIR)/$(B)/caskd ./$(B)/tests/it_powercut --jobs 1
 
 # Dependencies point one way (server -> engine -> ipc), and the server
 # uses the engine's API, never its shared-memory layout or internals.

@@ -221,14 +221,48 @@ void eng_idx_remove(const char *dir)
 	free(path);
 }
 
+/* A whole header of this version, whatever file it names. */
+static int hdr_intact(const struct idx_hdr *h)
+{
+	return !memcmp(h->magic, IDX_MAGIC, 8) && le32toh(h->version) == IDX_VERSION &&
+	       le32toh(h->hdr_size) == IDX_HDR_SIZE &&
+	       le32toh(h->crc) == eng_crc32c(0, h, offsetof(struct idx_hdr, crc));
+}
+
+int eng_idx_remove_for(const char *dir, uint64_t file_id)
+{
+	struct idx_hdr h;
+	char *path;
+	ssize_t n;
+	int fd, rc;
+
+	if ((rc = eng_path_join(&path, dir, ENG_IDX_FILE)))
+		return rc;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	while ((n = pread(fd, &h, sizeof(h), 0)) < 0 && errno == EINTR)
+		;
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	/* one that names another file, or no file (damaged), is ignored by
+	 * a start anyway: it is not ours to remove */
+	if (!rc && n == (ssize_t)sizeof(h) && file_id && hdr_intact(&h) &&
+	    le64toh(h.file_id) == file_id)
+		rc = unlink(path) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
+out:
+	free(path);
+	return rc;
+}
+
 /* --- loading --------------------------------------------------------------- */
 
 static int header_ok(const struct idx_hdr *h, uint64_t idx_size,
 		     uint64_t file_id, uint64_t db_size, char *why, size_t n)
 {
-	if (memcmp(h->magic, IDX_MAGIC, 8) || le32toh(h->version) != IDX_VERSION ||
-	    le32toh(h->hdr_size) != IDX_HDR_SIZE ||
-	    le32toh(h->crc) != eng_crc32c(0, h, offsetof(struct idx_hdr, crc))) {
+	if (!hdr_intact(h)) {
 		snprintf(why, n, "its header is damaged or of another version");
 		return 0;
 	}

@@ -1,8 +1,9 @@
 /* engine/idxsnap.h — database.idx, the index snapshot (see idxsnap.c for
  * the layout and the rules that make a snapshot taken under load safe).
  * Users: recovery (load), the master at a clean stop and the compaction
- * job (write), `caskd check --repair` (remove: a repaired log may no
- * longer match it). Nothing here takes the index mutex.
+ * job (write), `caskd check --repair` (remove the one made for the file
+ * it repaired: a repaired log may no longer match it). Nothing here
+ * takes the index mutex.
  */
 #ifndef CASKD_ENGINE_IDXSNAP_H
 #define CASKD_ENGINE_IDXSNAP_H
@@ -41,5 +42,9 @@ int eng_idx_parse(const void *idx, uint64_t idx_size, const char *map,
 		  uint64_t db_size, struct eng_table *t, uint64_t *covered_from,
 		  uint64_t *max_version, char *why, size_t whylen);
 void eng_idx_remove(const char *dir);
+/* Removes dir/database.idx only if it is whole and made for the file
+ * with this id (never for id 0). 1 removed, 0 none of that file's, or
+ * -errno. */
+int eng_idx_remove_for(const char *dir, uint64_t file_id);
 
 #endif

@@ -3,11 +3,13 @@
  * Owns: every system call the engine makes that changes what is on disk
  * (pwrite, fdatasync, fsync, ftruncate, fallocate and hole punching,
  * sync_file_range, creating opens, rename, unlink, mkdir, directory
- * syncs), the EINTR and short-write loops around them and the failpoints
- * on them. As with SQLite's aSyscall[], a test replaces the backend
- * (eng_io_set_backend) with a crash simulator that keeps unsynced writes
- * aside and drops or tears them at a simulated power cut (engine/io_sim.h
- * and tests/unit/test_powerloss.c); and since every such call of every
+ * syncs), the EINTR and short-write loops around them, the failpoints
+ * on them, and the crash drill that kills a process right after its
+ * K-th call, or fails that call (CASKD_CRASH_SYSCALL, below). As with
+ * SQLite's aSyscall[], a test replaces the backend (eng_io_set_backend)
+ * with a crash simulator that keeps unsynced writes aside and drops or
+ * tears them at a simulated power cut (engine/io_sim.h and
+ * tests/unit/test_powerloss.c); and since every such call of every
  * background job passes here, a drill can stop a job at any one of them.
  *
  * Reads (pread, mmap), closes, locks and opens that create nothing stay
@@ -79,5 +81,37 @@ int eng_io_rename(const char *from, const char *to);
 int eng_io_unlink(const char *path);
 /* -EEXIST when it is there already. */
 int eng_io_mkdir(const char *path, mode_t mode);
+
+/* --- the crash drill ------------------------------------------------------
+ *
+ *     CASKD_CRASH_SYSCALL=ROLE:K[:group|:eio|:enospc]  or  ROLE:trace
+ *
+ * A process doing ROLE's work logs each call of the functions above it
+ * makes in that role ("crash drill: ROLE call N is NAME(FILE) = RC";
+ * each wrapper call is one call, whatever it loops on) and SIGKILLs
+ * itself right after the K-th; with ":group" it kills its whole process
+ * group (master, workers, job) at once instead; with ":eio" or
+ * ":enospc" the K-th call is not made and fails with that errno, and
+ * the process goes on (its error paths are what is drilled). "trace"
+ * only logs: the list of the role's crash points. Counts are per
+ * process: a forked process counts from zero, as failpoints do.
+ * The roles the daemon gives (server/): "master" (start-up recovery and
+ * the master's own work), "space" (the master preparing space: the
+ * database.reserve file and the zeros ahead of the tail), "stop" (the
+ * master once its workers stopped: the trim and database.idx), "job" (a
+ * job process, from its start) and "worker". Tests only, as failpoints
+ * are: unset, a call costs one load and a predicted branch more. */
+
+/* Reads CASKD_CRASH_SYSCALL: 0 (also when unset), or -EINVAL when
+ * malformed. Call once at start, before fork. */
+int eng_io_crash_init(void);
+/* From now on this process does role's work (a static string; NULL: no
+ * role). Not per thread: set it where the process does one thing. */
+void eng_io_set_role(const char *role);
+/* When the drill is armed for a role this process worked in and it did
+ * not crash: logs "crash drill: ROLE made N calls through engine/io",
+ * so a drill knows it went past the last call. Call when the work is
+ * over. */
+void eng_io_crash_report(void);
 
 #endif

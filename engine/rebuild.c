@@ -90,6 +90,7 @@ struct rb {
 	uint64_t gen;
 	uint64_t pos;             /* the current file: replayed up to here */
 	uint64_t max_version;
+	uint64_t floor;           /* compaction: the new file's history floor */
 	/* a compaction's new file */
 	char *npath;
 	int nfd;
@@ -273,7 +274,7 @@ static int out_put(struct rb *r, const void *p, size_t n)
 static int create_new_file(struct rb *r)
 {
 	struct eng_mark m = { ENG_FILE_HDR_SIZE, atomic_load(&r->sh->lease) };
-	char hdr[ENG_FILE_HDR_SIZE];
+	char hdr[ENG_FILE_HDR_SIZE], hist[ENG_HIST_REC_SIZE];
 	void *p;
 	int rc;
 
@@ -295,7 +296,32 @@ static int create_new_file(struct rb *r)
 	eng_file_hdr_encode(hdr, r->file_id, &m);
 	r->buf_off = 0;
 	r->ntail = 0;
-	return out_put(r, hdr, sizeof(hdr));
+	/* the history mark's place; its values are known after the copy */
+	eng_hist_encode(hist, 0, ENG_FILE_HDR_SIZE + ENG_HIST_REC_SIZE);
+	if ((rc = out_put(r, hdr, sizeof(hdr))))
+		return rc;
+	return out_put(r, hist, sizeof(hist));
+}
+
+/* After the copy of what lay below the cut: what the new file holds of
+ * the log's history. Every version above the floor (the highest one
+ * below the cut, or the old file's floor) is at or past ntail: the
+ * catch-up copies the log from the cut on as it is. */
+static int mark_history(struct rb *r)
+{
+	char hist[ENG_HIST_REC_SIZE];
+	uint64_t old_floor, old_hist;
+	int rc;
+
+	if (!eng_hist_decode(r->db->map, r->pos, &old_floor, &old_hist) &&
+	    old_floor > r->floor)
+		r->floor = old_floor;
+	if ((rc = out_flush(r)))
+		return rc;
+	eng_hist_encode(hist, r->floor, r->ntail);
+	if ((rc = eng_io_pwrite_all(r->nfd, hist, sizeof(hist), ENG_FILE_HDR_SIZE)))
+		return fail(r, rc, "writing database.bin.compact");
+	return 0;
 }
 
 /* A full disk: give back the reserve file and the zeros prepared ahead
@@ -415,6 +441,8 @@ static int copy_live(struct rb *r, const struct eng_replay_item *it)
 	};
 	int rc;
 
+	if (it->h.version > r->floor)
+		r->floor = it->h.version; /* dead or alive, its history goes */
 	if (it->h.type != ENG_REC_PUT || (rc = still_live(r, it->off, &it->h)) == 0)
 		return 0;
 	if (rc < 0)
@@ -735,7 +763,8 @@ static int run(struct rb *r)
 	(void)set_stage(r, ENG_STAGE_COPY);
 	if (r->compact) {
 		if ((rc = create_new_file(r)) ||
-		    (rc = walk(r, ENG_FILE_HDR_SIZE, t0, copy_live)))
+		    (rc = walk(r, ENG_FILE_HDR_SIZE, t0, copy_live)) ||
+		    (rc = mark_history(r)))
 			return rc;
 	} else if ((rc = copy_table(r))) {
 		return rc;

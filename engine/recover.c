@@ -13,7 +13,8 @@
  *
  * Outcomes: 0 with the report filled (what was cut, skipped, dropped),
  * ENG_ECORRUPT with the offset (damage the durable mark says was
- * synced), ENG_EFULL (more keys than --max-keys), or -errno.
+ * synced; bad_off + bad_len past file_bytes: the file ends below its
+ * mark, truncated), ENG_EFULL (more keys than --max-keys), or -errno.
  */
 #include "engine/store.h"
 
@@ -192,6 +193,7 @@ static int replay_log(struct rscan *r, uint64_t from)
 
 	eng_scan_init(&s, r->db->map, r->size);
 	eng_scan_set_fd(&s, r->db->fd);
+	eng_scan_set_eof(&s); /* a file shorter than its mark was truncated */
 	eng_scan_seek(&s, from);
 	eng_replay_init(&rp, &s);
 	r->next_progress = from + PROGRESS_EVERY_BYTES;

@@ -166,6 +166,11 @@ struct eng_shared {
 	int32_t syncing;                  /* pid in fdatasync now, or 0 */
 	_Atomic uint32_t sync_started;    /* generation of the last sync begun */
 	_Atomic uint32_t sync_done;       /* futex word: last sync finished */
+	/* Log readers (engine/logread.h): how many wait in all processes,
+	 * and a futex word bumped when what they may show grows (a publish,
+	 * a sync) while any wait. */
+	_Atomic uint32_t log_waiters;
+	_Atomic uint32_t log_seq;
 	_Atomic uint32_t poisoned;        /* an fdatasync failed */
 	_Atomic uint64_t synced_tail;     /* tail covered by the last sync */
 	_Atomic uint64_t fsync_total;

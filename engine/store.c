@@ -399,7 +399,14 @@ static int mapped_somewhere(struct eng_shared *sh, uint64_t gen)
 
 void eng_db_release_old(struct eng_db *db)
 {
-	struct eng_map **pp = db->cur ? &db->cur->next : NULL;
+	struct eng_map **pp;
+
+	/* follow a compaction first: the master maps database.bin only
+	 * for its own periodic work (prezeroing, which a full disk or a
+	 * released reserve suspends), so without this it kept the old
+	 * file as its current one */
+	(void)eng_db_refresh(db);
+	pp = db->cur ? &db->cur->next : NULL;
 
 	while (pp && *pp) {
 		struct eng_map *m = *pp;

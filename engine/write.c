@@ -13,6 +13,7 @@
 #include "engine/store.h"
 
 #include "engine/elog.h"
+#include "engine/logread.h"
 #include "engine/errors.h"
 #include "engine/index.h"
 #include "engine/io.h"
@@ -320,6 +321,7 @@ static void publish_done(struct eng_shared *sh, struct eng_wslot *ws)
 	atomic_signal_fence(memory_order_seq_cst);
 	ws->inflight.off = 0;
 	ws->publishing = 0;
+	eng_log_notify(sh); /* written now: log readers may show more */
 }
 
 int eng_write(struct eng_db *db, const struct eng_op *op,

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KV_PREFIX "/kv/"
@@ -32,6 +33,7 @@
 #define ADMIN_PREFIX "/admin/"
 #define ALLOW_READ "GET, HEAD"
 #define ALLOW_BATCH "POST"
+#define ALLOW_WATCH "GET"
 /* What OPTIONS * answers: every method some path takes. */
 #define ALLOW_SERVER "GET, HEAD, PUT, POST, DELETE, OPTIONS"
 #define ETAG_MAX 24          /* quotes + 20 digits + NUL */
@@ -55,6 +57,14 @@ int srv_api_retry_later(struct srv_api *api, struct event **retry, int tries,
 	if (!*retry)
 		*retry = evtimer_new(api->base, cb, arg);
 	return *retry && evtimer_add(*retry, &tv) == 0 ? 0 : -ENOMEM;
+}
+
+uint64_t srv_api_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 uint64_t srv_api_now_ms(struct srv_api *api)
@@ -395,6 +405,9 @@ static void route(struct srv_api *api, struct srv_http_req *req, const char *pat
 			srv_api_batch(api, req);
 	} else if (prefixed(path, ADMIN_PREFIX)) {
 		srv_api_admin(api, req, path);
+	} else if (!strcmp(path, "/watch")) {
+		if (srv_api_method_ok(req, ALLOW_WATCH))
+			srv_api_watch(api, req);
 	} else if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
 		if (!srv_api_method_ok(req, ALLOW_READ))
 			return;
@@ -407,14 +420,17 @@ static void route(struct srv_api *api, struct srv_http_req *req, const char *pat
 	}
 }
 
-int srv_api_accept_pause(int nconns, void *arg)
+int srv_api_accept_hold(int nconns, void *arg)
 {
 	struct srv_api *api = arg;
 
-	/* A worker that is stopping takes no share of new connections. */
-	if (api->draining)
+	/* A worker that is stopping accepts nothing more (its listeners are
+	 * gone); its count is still published, for /metrics. */
+	if (api->draining) {
+		srv_super_set_conns(api->super, api->slot, nconns);
 		return 0;
-	return srv_super_accept_pause(api->super, api->slot, nconns);
+	}
+	return srv_super_accept_hold(api->super, api->slot, nconns, srv_api_mono_ms());
 }
 
 /* --- access log ------------------------------------------------------------ */
@@ -432,6 +448,8 @@ static enum srv_route route_of(const char *path)
 		return SRV_ROUTE_BATCH;
 	if (prefixed(path, ADMIN_PREFIX))
 		return SRV_ROUTE_ADMIN;
+	if (!strcmp(path, "/watch"))
+		return SRV_ROUTE_WATCH;
 	if (!strcmp(path, "/healthz"))
 		return SRV_ROUTE_HEALTHZ;
 	if (!strcmp(path, "/metrics"))

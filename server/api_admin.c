@@ -213,9 +213,8 @@ static void snap_send(int rc, void *arg)
 		snap_free(j);
 		return;
 	}
-	/* The file as it is up to the cut: its header is the live file's
-	 * (marks are rewritten in place, and one of the two is always
-	 * whole), its records never change. */
+	/* The file up to the cut, under a header of its own whose durable
+	 * mark is the cut (engine/store.h: eng_backup). */
 	srv_http_add_header(j->req, "Content-Disposition",
 			    "attachment; filename=\"database.bin\"");
 	srv_http_respond_ref(j->req, 200, "application/octet-stream", j->b.base,

@@ -1,7 +1,7 @@
 /* server/api_int.h — what the files of the API share (api.c: routes,
  * errors, the access log; api_kv.c: keys and counters; api_keys.c:
  * listings; api_batch.c: batches; api_admin.c: compaction, jobs,
- * snapshots). Nothing outside server/api*.c includes it.
+ * snapshots; api_watch.c: watches). Nothing outside server/api*.c includes it.
  */
 #ifndef CASKD_SERVER_API_INT_H
 #define CASKD_SERVER_API_INT_H
@@ -52,6 +52,8 @@ void srv_api_set_etag(struct srv_http_req *req, uint64_t version);
  * with 204 and 405 with 405, both with Allow: <allow>, OPTIONS. */
 int srv_api_method_ok(struct srv_http_req *req, const char *allow);
 uint64_t srv_api_now_ms(struct srv_api *api);
+/* CLOCK_MONOTONIC in ms, the clock of heartbeats (server/supervise.h). */
+uint64_t srv_api_mono_ms(void);
 /* Value of query parameter name of q, decoded into out (room for max,
  * NUL-terminated): its length, -ENOENT if absent, -EINVAL if bad. */
 long srv_api_query_param(const char *q, const char *name, char *out, size_t max);
@@ -85,5 +87,6 @@ void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *pat
 void srv_api_keys(struct srv_api *api, struct srv_http_req *req);
 void srv_api_batch(struct srv_api *api, struct srv_http_req *req);
 void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path);
+void srv_api_watch(struct srv_api *api, struct srv_http_req *req);
 
 #endif

@@ -29,7 +29,7 @@
  * may go on before the worker gives up and is replaced. */
 #define SYNC_RETRY_FIRST_MS 10u
 #define SYNC_RETRY_MAX_MS 1000u
-#define SYNC_GIVE_UP_MS 10000u
+#define SYNC_GIVE_UP_MS 3000u
 
 struct waiter {
 	uint32_t ticket;
@@ -358,9 +358,13 @@ out_free:
 static int enqueue(struct srv_commit *c, struct fifo *f, uint32_t ticket,
 		   srv_commit_cb cb, void *arg)
 {
-	int rc = fifo_push(f, (struct waiter){ ticket, cb, arg });
+	int rc;
 
-	if (rc)
+	/* the thread gave up: no sync will come for a new waiter (the
+	 * worker is being replaced); the caller answers with the error */
+	if ((rc = srv_commit_failed(c)))
+		return rc;
+	if ((rc = fifo_push(f, (struct waiter){ ticket, cb, arg })))
 		return rc;
 	pthread_mutex_lock(&c->mu);
 	if (f == &c->eq) {

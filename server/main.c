@@ -5,6 +5,7 @@
  * Exit status of the daemon: 0 ok, 1 a runtime failure (named in the
  * log), 2 a bad option or config (one line naming it).
  */
+#include "engine/io.h"
 #include "engine/io_sim.h"
 #include "engine/failpoint.h"
 #include "server/cli_check.h"
@@ -44,6 +45,12 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	eng_fp_set_armed(0); /* workers arm them after fork */
+	if (eng_io_crash_init() < 0) {
+		fprintf(stderr, "caskd: CASKD_CRASH_SYSCALL: malformed (ROLE:K[:group] or "
+			"ROLE:trace)\n");
+		return EXIT_USAGE;
+	}
+	eng_io_set_role("master");
 	if ((rc = eng_io_sim_init()) < 0) {
 		fprintf(stderr, "caskd: CASKD_SIMDISK: cannot open the journal: %s\n",
 			strerror(-rc));

@@ -18,7 +18,9 @@
  * watchdog.
  *   TERM/INT  graceful stop within --shutdown-timeout, exit 0
  *   QUIT      immediate stop
- *   HUP       re-read the config, replace workers one at a time
+ *   HUP       re-read the config, replace workers one at a time; a
+ *             replaced worker drains for --shutdown-timeout at most (it
+ *             closes what is left itself; SIGKILL a little later if not)
  *   CHLD      reap; respawn at once, with backoff if it keeps dying
  *   USR1      (from a worker or a writer) a job is wanted: a compaction
  *             asked for, or a table rebuild
@@ -38,6 +40,7 @@
 #include "engine/job.h"
 #include "engine/store.h"
 #include "engine/failpoint.h"
+#include "engine/io.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -53,6 +56,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +85,17 @@
 /* Syncs put the durable offset in the header at most this often: one
  * page write less per group commit (engine/durable.h). */
 #define MARK_INTERVAL_MS 100
+/* A stopping worker (stop or reload) closes what is left at
+ * --shutdown-timeout itself and exits; one still running this much later
+ * is killed. */
+#define DRAIN_KILL_SLACK_MS 2000
+/* A reload that waits this long for its new worker to serve says so. */
+#define RELOAD_SLOW_MS 5000
+/* A reload that waits for one thing this long past --shutdown-timeout
+ * still answers the service manager (READY=1, STATUS= saying what it
+ * waits for): by then every worker it retired is gone, so it does not
+ * wait for a drain but for something stuck. */
+#define RELOAD_ANSWER_SLACK_MS 5000
 /* Our own listening sockets across a re-exec, as LISTEN_FDS/LISTEN_PID
  * are systemd's. */
 #define REEXEC_FDS_ENV "CASKD_LISTEN_FDS"
@@ -95,6 +110,7 @@ struct wproc {
 	pid_t pid;
 	unsigned gen;          /* configuration generation it runs */
 	int retiring;          /* sent SIGTERM; not to be respawned */
+	uint64_t kill_at;      /* retiring: SIGKILL then if still running; 0 none */
 	uint64_t started_ms;
 	uint64_t respawn_at;
 	int fast_deaths;
@@ -118,6 +134,10 @@ struct master {
 	uint64_t stop_deadline;
 	int reloading;
 	int incoming;          /* slot of the new worker a reload waits for */
+	uint64_t reload_started_ms;
+	int reload_warned;     /* said what the reload waits for */
+	uint64_t reload_wait_ms; /* since when it waits for that; 0: it does not */
+	int reload_answered;   /* READY=1 sent before it was done */
 	uint64_t watchdog_usec;
 	uint64_t last_watchdog_ms;
 	uint64_t last_status_ms;
@@ -379,6 +399,7 @@ static int spawn(struct master *m, int slot)
 	s->pid = pid;
 	s->gen = m->gen;
 	s->retiring = 0;
+	s->kill_at = 0;
 	s->started_ms = mono_ms();
 	eng_db_set_worker(&m->db, slot, pid);
 	srv_super_started(m->super, slot, pid);
@@ -491,11 +512,14 @@ static int job_child(struct master *m, uint64_t id)
 	if (nice(JOB_NICE) == -1 && errno)
 		srv_warn("job %" PRIu64 ": nice(%d): %s", id, JOB_NICE, strerror(errno));
 	eng_fp_set_armed(1);
+	eng_io_set_role("job");
 	if ((rc = eng_db_attach(&m->db, ENG_JOB_SLOT))) {
 		srv_error("job %" PRIu64 ": opening %s: %s", id, m->db.path, eng_strerror(rc));
 		return 1;
 	}
-	return eng_job_run(&m->db, id);
+	rc = eng_job_run(&m->db, id);
+	eng_io_crash_report();
+	return rc;
 }
 
 static void maybe_start_job(struct master *m)
@@ -574,7 +598,8 @@ static void begin_stop(struct master *m, const char *why)
 		return;
 	m->stopping = 1;
 	close_listeners(m);
-	m->stop_deadline = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000;
+	m->stop_deadline = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
+			   DRAIN_KILL_SLACK_MS;
 	srv_info("%s: stopping workers gracefully (at most %d s)", why,
 		 m->cfg.shutdown_timeout_s);
 	srv_notify("STOPPING=1\nSTATUS=stopping");
@@ -681,6 +706,10 @@ static void begin_reload(struct master *m)
 	m->gen++;
 	m->reloading = 1;
 	m->incoming = -1;
+	m->reload_started_ms = mono_ms();
+	m->reload_warned = 0;
+	m->reload_wait_ms = 0;
+	m->reload_answered = 0;
 	srv_info("reload: replacing workers one at a time (%d wanted)", m->cfg.workers);
 }
 
@@ -702,6 +731,8 @@ static void retire_one_old(struct master *m)
 		struct wproc *s = &m->slots[i];
 		if (s->state == WPROC_RUNNING && s->gen != m->gen && !s->retiring) {
 			s->retiring = 1;
+			s->kill_at = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
+				     DRAIN_KILL_SLACK_MS;
 			kill(s->pid, SIGTERM);
 			return;
 		}
@@ -712,22 +743,96 @@ static void retire_one_old(struct master *m)
 	}
 }
 
+/* The reload cannot go on yet: says what it waits for (once, at once if
+ * urgent, else once it has waited long), and once it has waited past
+ * --shutdown-timeout plus slack answers the service manager anyway, so
+ * `systemctl reload` never hangs; the reload goes on trying. */
+static void reload_wait(struct master *m, int urgent, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void reload_wait(struct master *m, int urgent, const char *fmt, ...)
+{
+	uint64_t now = mono_ms();
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (!m->reload_wait_ms)
+		m->reload_wait_ms = now;
+	if (!m->reload_warned && (urgent || now - m->reload_wait_ms >= RELOAD_SLOW_MS)) {
+		srv_warn("reload: waiting: %s", what);
+		srv_notify("STATUS=reload waiting: %s", what);
+		m->reload_warned = 1;
+	}
+	if (!m->reload_answered &&
+	    now - m->reload_wait_ms >= (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
+					 RELOAD_ANSWER_SLACK_MS) {
+		srv_warn("reload: not done after %" PRIu64 " s (%s); answering the service "
+			 "manager, and still trying", (now - m->reload_started_ms) / 1000, what);
+		srv_notify("READY=1\nSTATUS=reload incomplete: %s; the old workers serve", what);
+		m->reload_answered = 1;
+	}
+}
+
+/* Slots held by workers a reload retired and that still drain. */
+static int draining(const struct master *m, uint64_t *first_kill)
+{
+	int n = 0;
+
+	*first_kill = UINT64_MAX;
+	for (int i = 0; i < SRV_SLOTS; i++) {
+		const struct wproc *s = &m->slots[i];
+		if (s->state != WPROC_RUNNING || !s->retiring)
+			continue;
+		n++;
+		if (s->kill_at && s->kill_at < *first_kill)
+			*first_kill = s->kill_at;
+	}
+	return n;
+}
+
 /* One step of a reload: start a new worker, and once it serves, retire
  * one old worker; repeat. The listening sockets never close, so clients
- * see no refused connection. */
+ * see no refused connection. A new worker that died before serving is
+ * respawned (with backoff) and waited for again: no old worker is
+ * retired for it. */
 static void reload_step(struct master *m)
 {
 	if (m->incoming >= 0) {
 		struct wproc *s = &m->slots[m->incoming];
-		if (s->state == WPROC_RUNNING && !srv_super_ready(m->super, m->incoming))
+		if (s->state == WPROC_WAITING) {
+			reload_wait(m, 1, "the new worker in slot %d died before serving; it is "
+				    "restarted, the old workers keep serving", m->incoming);
 			return;
+		}
+		if (s->state == WPROC_RUNNING && !srv_super_ready(m->super, m->incoming)) {
+			reload_wait(m, 0, "the new worker in slot %d (pid %d) does not serve yet",
+				    m->incoming, (int)s->pid);
+			return;
+		}
 		m->incoming = -1;
+		m->reload_warned = 0;
+		m->reload_wait_ms = 0;
 		retire_one_old(m);
 		return;
 	}
 	if (count_gen(m, m->gen, 1) < m->cfg.workers) {
 		int slot = free_slot(m);
-		if (slot >= 0 && spawn(m, slot) == 0)
+		if (slot < 0) {
+			uint64_t kill_at, now = mono_ms();
+			int n = draining(m, &kill_at);
+
+			reload_wait(m, 1, "all %d worker slots are taken; %d retired worker(s) "
+				    "still drain, the first cut off by --shutdown-timeout "
+				    "within %" PRIu64 " s", SRV_SLOTS, n,
+				    kill_at == UINT64_MAX || kill_at < now ? 0 :
+				    (kill_at - now + 999) / 1000);
+			return;
+		}
+		m->reload_warned = 0;
+		m->reload_wait_ms = 0;
+		if (spawn(m, slot) == 0)
 			m->incoming = slot;
 		return;
 	}
@@ -763,6 +868,36 @@ static int heartbeats_ok(struct master *m, uint64_t now)
 	return ok;
 }
 
+/* Workers a reload retired close what is left at --shutdown-timeout
+ * themselves (server/worker.c); one that did not (a wedged loop) is
+ * killed, so that drains end and slots come free. */
+static void kill_overdue(struct master *m, uint64_t now)
+{
+	for (int i = 0; i < SRV_SLOTS; i++) {
+		struct wproc *s = &m->slots[i];
+		if (s->state != WPROC_RUNNING || !s->retiring || !s->kill_at ||
+		    now < s->kill_at)
+			continue;
+		srv_warn("worker %d (pid %d), retired by a reload, still runs %d s past "
+			 "--shutdown-timeout: killing it", i, (int)s->pid,
+			 DRAIN_KILL_SLACK_MS / 1000);
+		kill(s->pid, SIGKILL);
+		s->kill_at = 0;
+	}
+}
+
+/* Space ahead of the tail, and the reserve file: the master's own
+ * background work, a role of its own for crash drills (engine/io.h). */
+static int prezero(struct master *m)
+{
+	int rc;
+
+	eng_io_set_role("space");
+	rc = eng_db_prezero(&m->db);
+	eng_io_set_role("master");
+	return rc;
+}
+
 static void tick(struct master *m)
 {
 	uint64_t now = mono_ms();
@@ -772,12 +907,13 @@ static void tick(struct master *m)
 		if (m->slots[i].state == WPROC_WAITING && now >= m->slots[i].respawn_at)
 			spawn(m, i);
 	ok = heartbeats_ok(m, now);
+	kill_overdue(m, now);
 	if (m->reloading && !m->stopping)
 		reload_step(m);
 	/* Not while a job runs: a compaction short of space deletes the
 	 * reserve file, and that space is for its new file. */
 	if (!m->stopping && !m->job_pid && !eng_sync_poisoned(&m->db) &&
-	    now >= m->prezero_retry_ms && eng_db_prezero(&m->db) < 0) {
+	    now >= m->prezero_retry_ms && prezero(m) < 0) {
 		if (!m->prezero_warned)
 			srv_warn("preparing space in database.bin failed (disk full?); appends "
 				 "go on without it, retrying every %d s", PREZERO_RETRY_MS / 1000);
@@ -796,7 +932,8 @@ static void tick(struct master *m)
 		begin_stop(m, "fsync failure");
 	}
 	if (m->stopping && now >= m->stop_deadline && running(m)) {
-		srv_warn("graceful stop timed out after %d s: killing %d worker(s)",
+		srv_warn("graceful stop timed out (%d s past --shutdown-timeout %d s): "
+			 "killing %d worker(s)", DRAIN_KILL_SLACK_MS / 1000,
 			 m->cfg.shutdown_timeout_s, running(m));
 		signal_all(m, SIGKILL);
 		m->stop_deadline = UINT64_MAX;
@@ -866,6 +1003,15 @@ static int open_store(struct master *m)
 
 	if (rc == -EBUSY) {
 		busy_message(m, &rep);
+		return rc;
+	}
+	if (rc == ENG_ECORRUPT && rep.bad_off + rep.bad_len > rep.file_bytes) {
+		srv_error("%s/database.bin is truncated: it ends at %" PRIu64 " bytes, below the "
+			  "%" PRIu64 " its durable mark says were synced (records from offset %"
+			  PRIu64 " are missing or damaged); refusing to start. Inspect with 'caskd "
+			  "check %s'; 'caskd check --repair %s' drops what is missing and says what "
+			  "it cannot vouch for", m->cfg.data_dir, rep.file_bytes,
+			  rep.bad_off + rep.bad_len, rep.bad_off, m->cfg.data_dir, m->cfg.data_dir);
 		return rc;
 	}
 	if (rc == ENG_ECORRUPT) {
@@ -1038,6 +1184,7 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 		if (m->stopping && running(m) == 0 && !m->job_pid)
 			break;
 	}
+	eng_io_set_role("stop");
 	if (!m->reexec) {
 		if ((rc = eng_db_trim(&m->db)) < 0)
 			srv_warn("trimming database.bin failed: %s (the next start trims it)",
@@ -1046,6 +1193,8 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 			srv_warn("writing %s/database.idx failed: %s (the next start scans "
 				 "database.bin instead)", m->cfg.data_dir, eng_strerror(rc));
 	}
+	eng_io_crash_report();
+	eng_io_set_role("master");
 	rc = 0;
 	if (m->reexec)
 		reexec(m); /* returns only on failure */

@@ -12,6 +12,7 @@
 #ifndef CASKD_SERVER_METRICS_H
 #define CASKD_SERVER_METRICS_H
 
+#include "server/http.h"
 #include "server/supervise.h"
 
 #include <stdalign.h>
@@ -35,6 +36,7 @@ enum srv_route {
 	SRV_ROUTE_ADMIN,
 	SRV_ROUTE_HEALTHZ,
 	SRV_ROUTE_METRICS,
+	SRV_ROUTE_WATCH,
 	SRV_ROUTE_OTHER,   /* unknown paths, unparsable requests */
 	SRV_ROUTES
 };
@@ -47,6 +49,15 @@ struct srv_wstats {
 	/* Index mutex acquisitions made for requests: 0 for a GET, which
 	 * reads the table without it. */
 	_Atomic uint64_t index_locks[SRV_ROUTES][SRV_METHODS];
+	/* The HTTP layer's own counts (server/http.h); its gauges are the
+	 * worker's state, zeroed rather than retired when it goes. */
+	struct srv_http_counters http;
+	_Atomic uint64_t body_memory_limit; /* gauge: its --body-memory */
+	/* /watch: streams open now (a gauge the worker keeps), lines of
+	 * changes sent, watchers ended as too slow */
+	_Atomic uint64_t watches_open;
+	_Atomic uint64_t watch_events;
+	_Atomic uint64_t watch_dropped;
 };
 
 /* Counters never go backwards while the master lives (Prometheus reads a

@@ -5,7 +5,8 @@
  * its durability thread, its HTTP server on the shared listening sockets,
  * its heartbeat (server/supervise.h), and its graceful stop on SIGTERM
  * (stop accepting and close its copies of the listening sockets, finish
- * in-flight requests and their syncs, exit 0). SIGQUIT stops at once.
+ * in-flight requests and their syncs, exit 0; connections still open
+ * after --shutdown-timeout are closed). SIGQUIT stops at once.
  * The listening sockets and the access log are the master's, inherited.
  * It dies with the master (PR_SET_PDEATHSIG), so no orphan keeps the port.
  */

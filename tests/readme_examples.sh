@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/readme_examples.sh CASKD [README] — runs the examples of README.md's
-# "Use it" section, in order, against a fresh caskd, and checks that each
+# "Use it" section (up to its first subsection), in order, against a fresh caskd, and checks that each
 # prints what the README says it prints. `make readme` (and `make test`)
 # run it.
 #
@@ -79,7 +79,7 @@ check() {
 	want=()
 }
 
-section=$(awk '/^## Use it/ { on = 1; next } /^## / { on = 0 } on' "$readme" |
+section=$(awk '/^## Use it/ { on = 1; next } /^#+ / { on = 0 } on' "$readme" |
 	  sed -n 's/^    //p')
 [ -n "$section" ] || { echo "readme: no examples under '## Use it' in $readme" >&2; exit 1; }
 continued=0

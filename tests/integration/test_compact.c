@@ -309,6 +309,82 @@ Test(it_compact, replaced_files_are_released_while_idle)
 	it_assert_no_leaks();
 }
 
+/* PUTs after a compaction, each until it is answered 2xx or the wait
+ * runs out: how many needed more than one try. */
+static int puts_go_through(int port, int n, int wait_ms)
+{
+	int64_t deadline = it_now_ms() + wait_ms;
+	int retried = 0;
+
+	for (int i = 0; i < n; i++) {
+		char path[32];
+		int tries = 0;
+
+		snprintf(path, sizeof(path), "/kv/after%d", i);
+		for (;;) {
+			struct it_resp r;
+			int st;
+
+			IT_OK(it_request(port, "PUT", path, NULL, "v", 1, &r));
+			st = r.status;
+			it_resp_free(&r);
+			if (st == 201 || st == 204)
+				break;
+			cr_assert_lt(it_now_ms(), deadline, "PUT %s still %d after %d ms", path,
+				     st, wait_ms);
+			tries++;
+			it_sleep_ms(100);
+		}
+		retried += tries > 0;
+	}
+	return retried;
+}
+
+/* A sync thread that cannot map the new file once (EMFILE) tries again:
+ * it used to fail every durable write and read of its worker from then
+ * on. */
+Test(it_compact, a_transient_sync_error_is_tried_again)
+{
+	uint64_t vers[NKEYS];
+	char dir[300];
+	int rc;
+
+	rc = it_tmpdir(base, sizeof(base));
+	cr_assert_eq(rc, 0);
+	data_dir(dir, sizeof(dir));
+	it_start_armed(&d, "sync.remap=emfile@1", dir, 2, NULL);
+	fill(d.port, vers);
+	compact_done(d.port, NULL);
+	cr_assert_eq(puts_go_through(d.port, 40, 5000), 0,
+		     "writes failed after one EMFILE in the sync thread");
+	cr_assert(log_has(&d, "trying again"), "the retry is logged");
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* One that keeps failing gives up: its worker stops and the master starts
+ * a fresh one, whose writes go through (never a worker stuck failing). */
+Test(it_compact, a_lasting_sync_error_replaces_the_worker, .timeout = 90)
+{
+	uint64_t vers[NKEYS];
+	char dir[300];
+	int rc;
+
+	rc = it_tmpdir(base, sizeof(base));
+	cr_assert_eq(rc, 0);
+	data_dir(dir, sizeof(dir));
+	it_start_armed(&d, "sync.remap=emfile", dir, 2, NULL);
+	fill(d.port, vers);
+	compact_done(d.port, NULL);
+	puts_go_through(d.port, 20, 40000);
+	cr_assert(log_has(&d, "the sync thread gave up"), "the worker said why it stopped");
+	cr_assert_geq(metric(d.port, "caskd_worker_restarts_total"), 1);
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
 Test(it_compact, a_second_post_while_running_returns_the_same_job)
 {
 	uint64_t vers[NKEYS], id1, id2;

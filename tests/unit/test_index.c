@@ -1560,64 +1560,6 @@ static uint64_t slot_of(struct eng_db *db, const char *key)
 	return f.slot;
 }
 
-/* Who gets there first: the master recording the job's start, or the
- * job's end (a short job can finish before the master's
- * eng_job_started() after fork). Either way the job's outcome stands. */
-enum job_order { START_FIRST, ENDS_FIRST };
-
-/* Runs the job the master would start now, as the master does: in a
- * process of its own attached to the job slot, its start recorded before
- * or after it ends. Returns the job's record (kind NONE: no job was
- * wanted). */
-static struct eng_job_info run_job_in(struct eng_db *db, enum job_order order)
-{
-	struct eng_compact_policy none = { 0 };
-	struct eng_job_info info = { .kind = ENG_JOB_NONE };
-	uint64_t id;
-	int go[2], st, ok;
-	pid_t pid;
-
-	eng_job_reclaim(db); /* the area the last rebuild left */
-	if (!eng_job_next(db, &none, &id))
-		return info;
-	cr_assert(eq(int, pipe(go), 0));
-	pid = fork();
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		char c;
-		uu_child_init();
-		close(go[1]);
-		if (order == START_FIRST && read(go[0], &c, 1) != 1)
-			_exit(10);
-		if (eng_db_attach(db, ENG_JOB_SLOT))
-			_exit(11);
-		_exit(eng_job_run(db, id));
-	}
-	close(go[0]);
-	if (order == ENDS_FIRST) {
-		st = uu_wait(pid);
-		eng_job_started(db, id, pid);
-	} else {
-		eng_job_started(db, id, pid);
-		cr_assert(eq(i64, (int64_t)write(go[1], "g", 1), 1));
-		st = uu_wait(pid);
-	}
-	close(go[1]);
-	cr_assert(eq(u64, eng_job_reaped(db, pid, st), id));
-	ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-	cr_assert(ok, "job %llu: status 0x%x", (unsigned long long)id, st);
-	cr_assert(eq(int, eng_db_refresh(db), 0));
-	eng_job_reclaim(db);
-	cr_assert(eq(int, eng_job_get(db, id, &info), 0));
-	cr_assert(eq(int, info.state, ENG_JOB_DONE), "job %llu: %s",
-		  (unsigned long long)id, info.error);
-	return info;
-}
-
-static struct eng_job_info run_job(struct eng_db *db)
-{
-	return run_job_in(db, START_FIRST);
-}
 
 /* A write that failed half way and whose wipe failed too leaves garbage
  * the durable mark must stay below. A compaction's catch-up starts there
@@ -1650,7 +1592,7 @@ Test(engine_index_store, compaction_over_an_unwiped_failed_write_restarts,
 	uu_expect_exit_ok(pid, "torn writer");
 	cr_assert(eq(int, uu_put(&db, "after", "later", NULL), 0));
 	cr_assert(eq(int, eng_job_request_compact(&db, &id), 0));
-	cr_assert(eq(int, run_job(&db).kind, ENG_JOB_COMPACT));
+	cr_assert(eq(int, uu_run_job(&db).kind, ENG_JOB_COMPACT));
 	uu_expect_val(&db, "before", "kept");
 	uu_expect_val(&db, "after", "later");
 	uu_expect_val(&db, "failed", NULL);
@@ -1776,7 +1718,7 @@ Test(engine_index_store, delete_insert_churn_never_reports_full_wrongly,
 			struct eng_job_info j;
 			/* asked for at 7/10 used, long before new keys wait */
 			cr_assert(eq(int, eng_index_room(cur_table(&db)), ENG_ROOM_GROW));
-			j = run_job(&db);
+			j = uu_run_job(&db);
 			cr_assert(eq(int, j.kind, ENG_JOB_RESIZE));
 			cr_assert(eq(u64, j.keys, CHURN_MAX_KEYS));
 			cr_assert(eq(u64, cur_table(&db)->dead, 0), "the rebuild drops DEAD slots");
@@ -1846,7 +1788,7 @@ Test(engine_index_store, the_table_grows_and_shrinks_through_rebuilds,
 	cr_assert(eq(i64, n, (int64_t)(nslots * 9 / 10)), "new keys wait past 9/10");
 	expect_counts(&db, (uint64_t)n, 0);
 	/* the wait ends with the rebuild: bigger, every key kept */
-	j = run_job(&db);
+	j = uu_run_job(&db);
 	cr_assert(eq(int, j.kind, ENG_JOB_RESIZE));
 	cr_assert(eq(u64, j.keys, (uint64_t)n));
 	cr_assert(gt(u64, cur_table(&db)->nslots, nslots));
@@ -1866,7 +1808,7 @@ Test(engine_index_store, the_table_grows_and_shrinks_through_rebuilds,
 		cr_assert(eq(int, rc, 0), "key %ld: %s", n, eng_strerror(rc));
 	}
 	cr_assert(eq(int, uu_put(&db, "one-more", "v", NULL), ENG_EFULL));
-	cr_assert(eq(int, run_job(&db).kind, ENG_JOB_NONE), "nothing to rebuild");
+	cr_assert(eq(int, uu_run_job(&db).kind, ENG_JOB_NONE), "nothing to rebuild");
 	expect_counts(&db, GROW_MAX_KEYS, 0);
 	for (long i = 0; i < n; i++) {
 		key_n(key, "grow-", i);
@@ -1881,7 +1823,7 @@ Test(engine_index_store, the_table_grows_and_shrinks_through_rebuilds,
 	cr_assert(eq(int, eng_index_wants_shrink(cur_table(&db)), 1));
 	/* this rebuild ends before its start is recorded: it is done all
 	 * the same, not failed and "undone" */
-	j = run_job_in(&db, ENDS_FIRST);
+	j = uu_run_job_in(&db, UU_ENDS_FIRST);
 	cr_assert(eq(int, j.kind, ENG_JOB_RESIZE));
 	cr_assert(eq(u64, j.keys, 0));
 	cr_assert(eq(u64, cur_table(&db)->nslots, ENG_INDEX_MIN_SLOTS));
@@ -1946,7 +1888,7 @@ Test(engine_index_store, each_table_is_keyed_as_it_was_built, .timeout = 30)
 
 	/* a compaction: a new one, and writes after it find their keys */
 	cr_assert(eq(int, eng_job_request_compact(&db, &id), 0));
-	cr_assert(eq(int, run_job(&db).kind, ENG_JOB_COMPACT));
+	cr_assert(eq(int, uu_run_job(&db).kind, ENG_JOB_COMPACT));
 	cr_assert(eq(int, eng_hash_seed_eq(&cur_table(&db)->seed, &scanned), 0));
 	expect_keys(&db, N, "v1");
 	for (long i = 0; i < N; i++) {
