@@ -9,6 +9,7 @@
  * stdout and stderr.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,12 +50,13 @@ static void finish(void)
 }
 
 /* Runs `caskd CMD --url http://127.0.0.1:PORT ARGS...` (args NULL-ended;
- * port 0: no --url); returns its exit status. */
-static int cli(int port, const char *cmd, const char *const *args)
+ * port 0: no --url) for at most ms; returns its exit status, or -1 if it
+ * ran that long (it was killed then; out holds what it printed). */
+static int cli_for(int ms, int port, const char *cmd, const char *const *args)
 {
 	const char *argv[16];
 	char url[64];
-	int n = 0, st;
+	int n = 0, st, rc;
 
 	argv[n++] = getenv("CASKD_BIN");
 	argv[n++] = cmd;
@@ -66,9 +68,17 @@ static int cli(int port, const char *cmd, const char *const *args)
 		argv[n++] = *args;
 	argv[n] = NULL;
 	cr_assert_not_null(argv[0], "CASKD_BIN is not set");
-	IT_OK(it_run_capture(argv, CLI_TIMEOUT_MS, out, sizeof(out), err, sizeof(err), &st));
+	rc = it_run_capture(argv, ms, out, sizeof(out), err, sizeof(err), &st);
+	if (rc == -ETIMEDOUT)
+		return -1;
+	IT_OK(rc);
 	cr_assert(WIFEXITED(st), "caskd %s was killed (status 0x%x); stderr: %s", cmd, st, err);
 	return WEXITSTATUS(st);
+}
+
+static int cli(int port, const char *cmd, const char *const *args)
+{
+	return cli_for(CLI_TIMEOUT_MS, port, cmd, args);
 }
 
 /* The same through sh -c, for a pipe into the client's stdin. */
@@ -245,12 +255,24 @@ Test(it_cli, compact_sends_the_token_of_token_file, .timeout = 60)
 	finish();
 }
 
-Test(it_cli, watch_says_when_the_server_has_no_watch, .timeout = 60)
+/* watch prints the server's lines as they come, and runs until
+ * stopped; against a server without /watch (here: a --url whose path
+ * leads nowhere) it says so. */
+Test(it_cli, watch_streams_changes_and_says_when_there_is_no_watch, .timeout = 60)
 {
+	char url[96];
+
 	start(NULL);
-	expect_exit(cli(d.port, "watch", ARGS("--prefix", "users/")), 3, "watch");
-	cr_assert(strstr(err, "not supported by this server"),
-		  "watch against a server without /watch: %s", err);
+	it_put(d.port, "/kv/users/1", "a", 1, 201);
+	it_put(d.port, "/kv/other", "b", 1, 201);
+	expect_exit(cli_for(2000, d.port, "watch", ARGS("--prefix", "users/", "--since", "0")),
+		    -1, "watch (runs until stopped)");
+	cr_assert(strstr(out, "\"op\":\"put\",\"key\":\"users/1\"") && !strstr(out, "other"),
+		  "watch --prefix users/ --since 0 printed: %s", out);
+	snprintf(url, sizeof(url), "--url=http://127.0.0.1:%d/nowhere", d.port);
+	expect_exit(cli(0, "watch", ARGS(url)), 3, "watch where there is none");
+	cr_assert(strstr(err, "not supported by this server"), "%s", err);
+	expect_exit(cli(d.port, "watch", ARGS("--since", "x")), 2, "watch --since x");
 	finish();
 }
 
