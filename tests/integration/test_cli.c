@@ -94,6 +94,17 @@ static int cli_sh(const char *script)
 
 #define ARGS(...) ((const char *const[]){ __VA_ARGS__, NULL })
 
+/* path holds data[0..len), then zeros up to size bytes. */
+static void write_file(const char *path, const void *data, size_t len, off_t size)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	cr_assert_eq(ftruncate(fd, size), 0);
+	close(fd);
+}
+
 static void expect_exit(int got, int want, const char *what)
 {
 	cr_assert_eq(got, want, "%s: exit %d, want %d; stdout: %.200s; stderr: %s", what,
@@ -135,14 +146,10 @@ Test(it_cli, put_takes_the_value_from_a_file_or_stdin_byte_for_byte, .timeout = 
 	static const char bin[] = "a\0b\r\n\xff end";
 	char path[300], script[1024];
 	struct it_resp r;
-	int fd;
 
 	start(NULL);
 	snprintf(path, sizeof(path), "%s/value.bin", base);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, bin, sizeof(bin) - 1), (ssize_t)sizeof(bin) - 1);
-	close(fd);
+	write_file(path, bin, sizeof(bin) - 1, sizeof(bin) - 1);
 	snprintf(script, sizeof(script), "@%s", path);
 	expect_exit(cli(d.port, "put", ARGS("file", script)), 0, "put @FILE");
 	it_do(d.port, "GET", "/kv/file", NULL, NULL, 0, &r, 200);
@@ -232,14 +239,10 @@ Test(it_cli, compact_prints_the_job_and_waits_for_its_end, .timeout = 60)
 Test(it_cli, compact_sends_the_token_of_token_file, .timeout = 60)
 {
 	char tok[300];
-	int fd;
 
 	IT_OK(it_tmpdir(base, sizeof(base)));
 	snprintf(tok, sizeof(tok), "%s/token", base);
-	fd = open(tok, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(write(fd, "s3cret-token\n", 13), 13);
-	close(fd);
+	write_file(tok, "s3cret-token\n", 13, 13);
 	{
 		char data[300];
 		const char *extra[] = { "--admin-token-file", tok, NULL };
@@ -280,7 +283,6 @@ Test(it_cli, refusals_exit_3_with_the_servers_message, .timeout = 60)
 {
 	const char *extra[] = { "--max-value-size", "1024", NULL };
 	char big[2048], path[300], arg[310];
-	int fd;
 
 	start(extra);
 	memset(big, 'k', sizeof(big) - 1);
@@ -291,10 +293,7 @@ Test(it_cli, refusals_exit_3_with_the_servers_message, .timeout = 60)
 
 	/* refused (413) while the client still sends the value */
 	snprintf(path, sizeof(path), "%s/big", base);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(ftruncate(fd, BIG_VALUE), 0);
-	close(fd);
+	write_file(path, "", 0, BIG_VALUE);
 	snprintf(arg, sizeof(arg), "@%s", path);
 	expect_exit(cli(d.port, "put", ARGS("big", arg)), 3, "put of a value over the limit");
 	cr_assert(strstr(err, "413 value_too_large"),
