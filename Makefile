@@ -21,11 +21,12 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # does not use (clang alone took `make run` past two minutes). DEB_RUN
 # builds and runs caskd (libc6-dev too: gcc only recommends it); DEB_FUZZ
 # adds clang and its runtime libraries, libFuzzer among them; DEB_TEST,
-# for `make test`, which runs fuzz-smoke too, adds Criterion and systemd
-# (systemd-analyze checks contrib/'s units; without it that test skips).
+# for `make test`, which runs fuzz-smoke too, adds Criterion, systemd
+# (systemd-analyze checks contrib/'s units; without it that test skips)
+# and curl (the README's examples use it).
 DEB_RUN  := gcc make pkg-config libc6-dev libevent-dev libsystemd-dev
 DEB_FUZZ := $(DEB_RUN) clang libclang-rt-dev
-DEB_TEST := $(DEB_FUZZ) libcriterion-dev systemd
+DEB_TEST := $(DEB_FUZZ) libcriterion-dev systemd curl
 
 LIB_SRC  := $(wildcard ipc/*.c) $(wildcard engine/*.c) \
             $(filter-out server/main.c,$(wildcard server/*.c))
@@ -57,7 +58,7 @@ DATA_DIR ?= ./data
 RUN_ARGS ?=
 
 .PHONY: all deps deps-run deps-fuzz deps-test run test unit unit-asan \
-        integration integration-asan clean asan fuzz fuzz-smoke layers drill FORCE
+        integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE
 all: $(B)/caskd
 
 $(B)/revision.stamp: FORCE
@@ -142,7 +143,12 @@ integration-asan: $(A)/caskd $(ITEST_BIN)
 	  CASKD_BIN=$(CURDIR)/$(A)/caskd ./$$t --jobs 1; done
 
 test: deps-test
-	$(MAKE) layers unit unit-asan integration integration-asan fuzz-smoke
+	$(MAKE) layers unit unit-asan integration integration-asan fuzz-smoke readme
+
+# The README's "Use it" examples, run in order against a fresh daemon:
+# each must print what the README shows (tests/readme_examples.sh).
+readme: $(B)/caskd
+	tests/readme_examples.sh $(B)/caskd
 
 # The drills at their long length, apart from `make test`: every job
 # killed at every one of its calls through engine/io, both ways

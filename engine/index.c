@@ -224,6 +224,11 @@ enum eng_room eng_index_room(const struct eng_table *t)
 	return ENG_ROOM_OK;
 }
 
+uint64_t eng_index_capacity(const struct eng_table *t)
+{
+	return t->nslots * WAIT_NUM / WAIT_DEN;
+}
+
 int eng_index_wants_shrink(const struct eng_table *t)
 {
 	return t->nslots > ENG_INDEX_MIN_SLOTS &&

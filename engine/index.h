@@ -164,6 +164,9 @@ void eng_index_find(const struct eng_table *t, const char *map,
 		    struct eng_find *f);
 /* Room for one more key. */
 enum eng_room eng_index_room(const struct eng_table *t);
+/* Keys t holds before a new one waits for a rebuild (ENG_ROOM_WAIT),
+ * DEAD slots aside. */
+uint64_t eng_index_capacity(const struct eng_table *t);
 /* 1 if the table is so empty that a rebuild should shrink it. */
 int eng_index_wants_shrink(const struct eng_table *t);
 /* 1 if the table should be rebuilt now: too full (counting DEAD slots),

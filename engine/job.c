@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 _Static_assert(ENG_JOB_ERROR_MAX == ENG_JOB_ERROR_LEN, "one error length");
+_Static_assert(ENG_JOBS_KEPT == ENG_JOB_LIST_MAX, "one count of jobs kept");
 
 /* After an automatic compaction failed, the policy waits this long
  * before it tries again (a full disk would fail it in a loop). */
@@ -104,6 +105,21 @@ int eng_job_request_compact(struct eng_db *db, uint64_t *id)
 	return 0;
 }
 
+/* The record as callers see it (job_mtx held). */
+static void info_of(const struct eng_job *j, struct eng_job_info *out)
+{
+	out->id = j->id;
+	out->kind = (enum eng_job_kind)j->kind;
+	out->state = (enum eng_job_state)j->state;
+	out->stage = (enum eng_job_stage)j->stage;
+	out->started_ms = j->started_ms;
+	out->finished_ms = j->finished_ms;
+	out->bytes_before = j->bytes_before;
+	out->bytes_after = j->bytes_after;
+	out->keys = j->keys;
+	memcpy(out->error, j->error, sizeof(out->error));
+}
+
 int eng_job_get(struct eng_db *db, uint64_t id, struct eng_job_info *out)
 {
 	struct eng_shared *sh = db->sh;
@@ -116,18 +132,29 @@ int eng_job_get(struct eng_db *db, uint64_t id, struct eng_job_info *out)
 		ipc_mtx_unlock(&sh->job_mtx);
 		return -ENOENT;
 	}
-	out->id = j->id;
-	out->kind = (enum eng_job_kind)j->kind;
-	out->state = (enum eng_job_state)j->state;
-	out->stage = (enum eng_job_stage)j->stage;
-	out->started_ms = j->started_ms;
-	out->finished_ms = j->finished_ms;
-	out->bytes_before = j->bytes_before;
-	out->bytes_after = j->bytes_after;
-	out->keys = j->keys;
-	memcpy(out->error, j->error, sizeof(out->error));
+	info_of(j, out);
 	ipc_mtx_unlock(&sh->job_mtx);
 	return 0;
+}
+
+int eng_job_list(struct eng_db *db, struct eng_job_info *out, size_t max)
+{
+	struct eng_shared *sh = db->sh;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = lock_jobs(sh)))
+		return rc;
+	/* Ids are handed out in order and kept at id % ENG_JOBS_KEPT: the
+	 * newest ones are the last ENG_JOBS_KEPT ids. */
+	for (uint64_t id = sh->job_seq; id && n < max && sh->job_seq - id < ENG_JOBS_KEPT; id--) {
+		struct eng_job *j = job_at(sh, id);
+
+		if (j)
+			info_of(j, &out[n++]);
+	}
+	ipc_mtx_unlock(&sh->job_mtx);
+	return (int)n;
 }
 
 /* --- the master's side ----------------------------------------------------- */
@@ -379,8 +406,12 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
 	if ((j = job_at(sh, copy.id))) {
 		j->finished_ms = unix_ms();
 		j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
-		if (rc)
+		if (rc) {
 			snprintf(j->error, sizeof(j->error), "%s", why);
+			/* set at its rename: a file that is not database.bin */
+			j->bytes_after = 0;
+			j->keys = 0;
+		}
 		if (j->kind == ENG_JOB_COMPACT)
 			atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
 		if (!rc && j->kind == ENG_JOB_COMPACT && j->bytes_after < j->bytes_before)

@@ -836,7 +836,8 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 				r.t->nslots, r.t->live);
 		}
 	}
-	finish_record(&r, rc, r.compact ? r.ntail : r.before, rc ? 0 : r.t->live);
+	/* a failed job made no file: no size for it */
+	finish_record(&r, rc, rc ? 0 : r.compact ? r.ntail : r.before, rc ? 0 : r.t->live);
 out_free:
 	if (r.nmap)
 		munmap((void *)r.nmap, ENG_MAP_BYTES);

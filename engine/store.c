@@ -889,7 +889,10 @@ void eng_stats(struct eng_db *db, struct eng_stats *st)
 
 	memset(st, 0, sizeof(*st));
 	st->keys = __atomic_load_n(&t->live, __ATOMIC_RELAXED);
-	st->capacity = sh->max_keys;
+	st->capacity = eng_index_capacity(t);
+	st->capacity_max = sh->max_keys;
+	if (st->capacity_max && st->capacity > st->capacity_max)
+		st->capacity = st->capacity_max;
 	st->table_slots = __atomic_load_n(&t->nslots, __ATOMIC_RELAXED);
 	st->log_bytes = __atomic_load_n(&sh->tail, __ATOMIC_RELAXED);
 	st->live_bytes = __atomic_load_n(&t->live_bytes, __ATOMIC_RELAXED);

@@ -203,6 +203,8 @@ struct eng_op {
 };
 
 struct eng_result {
+	/* The write's version; on ENG_EPRECOND the key's current one (0:
+	 * absent), for a message that says which condition failed. */
 	uint64_t version;
 	int created;          /* PUT of a key that was absent */
 	int64_t value;        /* INCR: the new value */
@@ -318,7 +320,11 @@ void eng_backup_end(struct eng_db *db, struct eng_backup *b);
 #define ENG_STATS_WPF_BUCKETS 11
 
 struct eng_stats {
-	uint64_t keys, capacity, table_slots, log_bytes, live_bytes;
+	uint64_t keys;
+	/* Keys the current table holds (it grows with them), and at most
+	 * --max-keys; capacity_max: --max-keys (0: no bound). */
+	uint64_t capacity, capacity_max;
+	uint64_t table_slots, log_bytes, live_bytes;
 	uint64_t fsync_total, fsync_ns_total, fsync_errors;
 	uint64_t fsync_hist[ENG_STATS_FSYNC_BUCKETS];
 	uint64_t wpf_hist[ENG_STATS_WPF_BUCKETS], wpf_sum;

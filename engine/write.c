@@ -232,6 +232,8 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 	if ((rc = check_conditions(op, cur)) ||
 	    (op->kind == ENG_OP_INCR && (rc = incr_value(db, w, cur, &res->value)))) {
 		res->seen_end = seen_end(sh, cur);
+		if (rc == ENG_EPRECOND)
+			res->version = cur ? cur->version : 0;
 		return rc;
 	}
 	w->len = eng_rec_size((uint32_t)op->klen, w->vlen);

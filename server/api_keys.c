@@ -223,8 +223,11 @@ void srv_api_keys(struct srv_api *api, struct srv_http_req *req)
 	size_t limit;
 	struct list_job *j;
 	struct timeval now = { 0, 0 };
+	static const char *const params[] = SRV_QUERY_KEYS;
 	int rc;
 
+	if (srv_api_query_ok(req, params) < 0)
+		return;
 	plen = srv_api_query_param(q, "prefix", prefix, sizeof(prefix));
 	alen = srv_api_query_param(q, "start_after", after, sizeof(after));
 	if (plen == -EINVAL || alen == -EINVAL) {

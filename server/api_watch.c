@@ -492,46 +492,17 @@ void srv_api_watch_shutdown(struct srv_api *api)
 
 /* --- the route ------------------------------------------------------------- */
 
-static void bad_request(struct srv_http_req *req, const char *msg)
+/* A query parameter's value is wrong: 400 bad_query, as on /keys. */
+static void bad_query(struct srv_http_req *req, const char *msg)
 {
-	srv_http_respond_error(req, 400, "bad_request", msg);
-}
-
-/* Every parameter of q is one of names (NUL-separated, ending in an
- * empty one) and none comes twice; else 0 with a message in msg. */
-static int params_ok(const char *q, const char *names, char *msg, size_t n)
-{
-	unsigned seen = 0;
-
-	while (q && *q) {
-		const char *end = strchr(q, '&'), *eq;
-		size_t len = end ? (size_t)(end - q) : strlen(q), nl;
-		unsigned bit = 1;
-		const char *name;
-
-		eq = memchr(q, '=', len);
-		nl = eq ? (size_t)(eq - q) : len;
-		for (name = names; *name; name += strlen(name) + 1, bit <<= 1)
-			if (strlen(name) == nl && !strncmp(q, name, nl))
-				break;
-		if (!*name) {
-			snprintf(msg, n, "unknown query parameter '%.*s'", (int)(nl > 64 ? 64 : nl), q);
-			return 0;
-		}
-		if (seen & bit) {
-			snprintf(msg, n, "query parameter '%s' given twice", name);
-			return 0;
-		}
-		seen |= bit;
-		q = end ? end + 1 : NULL;
-	}
-	return 1;
+	srv_http_respond_error(req, 400, "bad_query", msg);
 }
 
 void srv_api_watch(struct srv_api *api, struct srv_http_req *req)
 {
 	const char *q = srv_http_req_query(req);
-	char prefix[ENG_KEY_MAX + 1], num[24], msg[128];
+	static const char *const params[] = SRV_QUERY_WATCH;
+	char prefix[ENG_KEY_MAX + 1], num[24];
 	long plen, n;
 	uint64_t since = UINT64_MAX, floor = 0;
 	struct watch *w;
@@ -542,25 +513,23 @@ void srv_api_watch(struct srv_api *api, struct srv_http_req *req)
 		srv_http_respond_error(req, 503, "shutting_down", "this worker is stopping");
 		return;
 	}
-	if (!params_ok(q, "prefix\0since\0values\0", msg, sizeof(msg))) {
-		bad_request(req, msg);
+	if (srv_api_query_ok(req, params) < 0)
 		return;
-	}
 	plen = srv_api_query_param(q, "prefix", prefix, sizeof(prefix));
 	if (plen == -ENOENT)
 		plen = 0;
 	if (plen < 0) {
-		bad_request(req, "prefix: bad percent-encoding, a NUL, or longer than a key");
+		bad_query(req, "prefix: bad percent-encoding, a NUL, or longer than a key");
 		return;
 	}
 	if ((n = srv_api_query_param(q, "since", num, sizeof(num))) != -ENOENT &&
 	    (n < 0 || eng_parse_u64(num, (size_t)n, &since) || since == UINT64_MAX)) {
-		bad_request(req, "since: not a decimal version");
+		bad_query(req, "since: not a decimal version");
 		return;
 	}
 	if ((n = srv_api_query_param(q, "values", num, sizeof(num))) != -ENOENT) {
 		if (n != 1 || (num[0] != '0' && num[0] != '1')) {
-			bad_request(req, "values: 0 or 1");
+			bad_query(req, "values: 0 or 1");
 			return;
 		}
 		values = num[0] == '1';

@@ -24,7 +24,8 @@ struct srv_batch {
 	struct eng_batch_op *ops;
 	size_t n;
 	char *buf;                 /* decoded keys and values, ops point here */
-	size_t line;               /* the line of the first error (1-based) */
+	size_t line;               /* the line of the first error (1-based;
+				    * 0: the body as a whole) */
 	char err[SRV_BATCH_ERR_MAX];
 };
 

@@ -2,6 +2,8 @@
  * config.h). */
 #include "server/config.h"
 
+#include "server/cli_client.h"
+
 #include "server/log.h"
 #include "server/version.h"
 
@@ -393,6 +395,7 @@ void srv_config_usage(FILE *out)
 		fprintf(out, "  --%-20s %s\n", opts[i].name, opts[i].help);
 	fprintf(out, "  --%-20s %s\n  --%-20s %s\n", "help", "this text",
 		"version", "print the version");
+	srv_cli_usage(out);
 }
 
 enum srv_config_result srv_config_load(int argc, char **argv,

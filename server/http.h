@@ -45,7 +45,8 @@ enum srv_http_method {
 	SRV_HTTP_PUT,
 	SRV_HTTP_POST,
 	SRV_HTTP_DELETE,
-	SRV_HTTP_OTHER, /* any other token: the router answers 405 */
+	SRV_HTTP_OPTIONS,
+	SRV_HTTP_OTHER, /* any other token: the router answers 501 */
 };
 
 struct srv_http_opts {

@@ -644,6 +644,45 @@ static void reopen_access_log(struct master *m, struct srv_config *next)
 	m->access_fd = fd;
 }
 
+/* The --listen values, comma-separated, into buf. */
+static void listen_list(const struct srv_config *c, char *buf, size_t n)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < c->nlisten && o < n; i++)
+		o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? "," : "", c->listen[i]);
+	if (!c->nlisten)
+		snprintf(buf, n, "(none)");
+}
+
+/* listen, data-dir and max-keys hold for the master's life (its sockets,
+ * its store, its index): a reload keeps the running ones in next, and
+ * logs each that changed with its old and new value, so the operator
+ * knows what the next restart brings. */
+static void keep_restart_only(const struct srv_config *run, struct srv_config *next)
+{
+	static const char later[] = "takes effect at the next restart";
+	char was[SRV_LISTEN_MAX * SRV_ADDR_MAX], now[SRV_LISTEN_MAX * SRV_ADDR_MAX];
+
+	if (!same_str_list(next, run)) {
+		listen_list(run, was, sizeof(was));
+		listen_list(next, now, sizeof(now));
+		srv_warn("reload: listen changed from %s to %s: %s; still listening on %s",
+			 was, now, later, was);
+	}
+	if (strcmp(next->data_dir, run->data_dir))
+		srv_warn("reload: data-dir changed from %s to %s: %s; still serving %s",
+			 run->data_dir, next->data_dir, later, run->data_dir);
+	if (next->max_keys != run->max_keys)
+		srv_warn("reload: max-keys changed from %" PRIu64 " to %" PRIu64 " (0: no bound): "
+			 "%s", (uint64_t)run->max_keys, (uint64_t)next->max_keys, later);
+	memcpy(next->listen, run->listen, sizeof(next->listen));
+	next->nlisten = run->nlisten;
+	snprintf(next->data_dir, sizeof(next->data_dir), "%s", run->data_dir);
+	next->max_keys = run->max_keys;
+}
+
 static void begin_reload(struct master *m)
 {
 	struct srv_config next;
@@ -661,13 +700,7 @@ static void begin_reload(struct master *m)
 	}
 	srv_notify_reloading();
 	reopen_access_log(m, &next);
-	if (!same_str_list(&next, &m->cfg) || strcmp(next.data_dir, m->cfg.data_dir) ||
-	    next.max_keys != m->cfg.max_keys)
-		srv_warn("reload: listen, data-dir and max-keys changes take effect at the next restart");
-	memcpy(next.listen, m->cfg.listen, sizeof(next.listen));
-	next.nlisten = m->cfg.nlisten;
-	snprintf(next.data_dir, sizeof(next.data_dir), "%s", m->cfg.data_dir);
-	next.max_keys = m->cfg.max_keys;
+	keep_restart_only(&m->cfg, &next);
 	m->cfg = next;
 	srv_log_set_level((enum srv_log_level)m->cfg.log_level);
 	m->gen++;

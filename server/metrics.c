@@ -18,7 +18,7 @@ static const int codes[SRV_NCODES] = {
 	412, 413, 414, 417, 431, 500, 501, 503, 505, 507, 0, 0,
 };
 static const char *const methods[SRV_METHODS] = {
-	"GET", "HEAD", "PUT", "POST", "DELETE", "other",
+	"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "other",
 };
 static const char *const routes[SRV_ROUTES] = {
 	"kv", "incr", "keys", "batch", "admin", "healthz", "metrics", "watch", "other",
@@ -197,11 +197,23 @@ static void histogram(struct sbuf *b, const char *name, const char *help,
 	put(b, "%s_sum %.6f\n%s_count %llu\n", name, sum, name, (unsigned long long)cum);
 }
 
+void srv_metrics_fmt_double(char *buf, size_t n, double v)
+{
+	/* 15 digits round-trip most values; 17 always do */
+	for (int digits = 15; digits <= 17; digits++) {
+		snprintf(buf, n, "%.*g", digits, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+}
+
 static void gauge(struct sbuf *b, const char *name, const char *type,
 		  const char *help, double v)
 {
-	put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type,
-	    name, v);
+	char num[32];
+
+	srv_metrics_fmt_double(num, sizeof(num), v);
+	put(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name, num);
 }
 
 /* The request counters summed over the retired totals and every slot,
@@ -397,8 +409,11 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	per_worker(&b, m, super);
 	build_info(&b, m);
 	gauge(&b, "caskd_keys", "gauge", "Live keys in the index.", (double)st.keys);
-	gauge(&b, "caskd_index_capacity", "gauge", "Keys the index can hold (--max-keys).",
+	gauge(&b, "caskd_index_capacity", "gauge",
+	      "Keys the index table holds now, at most --max-keys (the table grows with the keys).",
 	      (double)st.capacity);
+	gauge(&b, "caskd_index_capacity_max", "gauge",
+	      "Keys the index may ever hold: --max-keys (0: no bound).", (double)st.capacity_max);
 	gauge(&b, "caskd_log_bytes", "gauge", "Size of database.bin.", (double)st.log_bytes);
 	gauge(&b, "caskd_live_bytes", "gauge", "Bytes of database.bin holding live records.",
 	      (double)st.live_bytes);

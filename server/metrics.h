@@ -22,7 +22,7 @@
 
 struct eng_db;
 
-#define SRV_METHODS 6      /* GET HEAD PUT POST DELETE other */
+#define SRV_METHODS 7      /* GET HEAD PUT POST DELETE OPTIONS other */
 #define SRV_NCODES 24
 /* 50 us .. 60 s: a GET from the page cache to a large upload. */
 #define SRV_DUR_BUCKETS 20
@@ -98,6 +98,9 @@ static inline void srv_metrics_inc(_Atomic uint64_t *c)
 
 /* Renders Prometheus text format 0.0.4 into a malloc'd buffer (*out,
  * *len). 0 or -ENOMEM. */
+/* v in its shortest form that reads back as v (%.15g, %.16g or %.17g):
+ * 0.328, never 0.32800000000000001. */
+void srv_metrics_fmt_double(char *buf, size_t n, double v);
 int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 		       struct eng_db *db, char **out, size_t *len);
 

@@ -414,6 +414,72 @@ Test(it_compact, a_second_post_while_running_returns_the_same_job)
 	it_assert_no_leaks();
 }
 
+/* GET /admin/jobs: the jobs kept, newest first, each as GET
+ * /admin/jobs/{id} shows it. */
+Test(it_compact, jobs_lists_recent_jobs_newest_first)
+{
+	uint64_t id[3];
+	char state[32], want[64], *job;
+	const char *at[3];
+	struct it_resp r;
+
+	it_start(&d, base, sizeof(base), NULL);
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "{\"jobs\":[]}", "before any job: %s", it_resp_brief(&r));
+	it_resp_free(&r);
+	for (int i = 0; i < 3; i++) {
+		it_put(d.port, "/kv/k", "v", 1, 0);
+		id[i] = it_compact_start(d.port, NULL);
+		job = it_job_wait(d.port, id[i], NULL, state, sizeof(state));
+		cr_assert_str_eq(state, "done", "%s", job);
+		free(job);
+	}
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(it_resp_header(&r, "Content-Type"), "application/json");
+	cr_assert(!strncmp(r.body, "{\"jobs\":[{", 10), "%s", r.body);
+	for (int i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want), "{\"id\":\"%" PRIu64 "\",\"kind\":\"compact\"", id[i]);
+		at[i] = strstr(r.body, want);
+		cr_assert_not_null(at[i], "job %" PRIu64 " is not listed: %s", id[i], r.body);
+	}
+	cr_assert(at[2] < at[1] && at[1] < at[0], "not newest first: %s", r.body);
+	cr_assert(strstr(r.body, "\"state\":\"done\"") && !strstr(r.body, "\"bytes_after\":null"),
+		  "done jobs carry their sizes: %s", r.body);
+	it_resp_free(&r);
+	it_expect_error(d.port, "POST", "/admin/jobs", NULL, "", 0, 405, "method_not_allowed");
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* Admin endpoints take no query parameters: one is a mistake to name,
+ * not to pass over (compact?wait=1 would start a job and not wait). */
+Test(it_compact, admin_query_parameters_are_400_naming_them)
+{
+	static const char *const paths[][2] = {
+		{ "POST", "/admin/compact?wait=1" },
+		{ "GET", "/admin/jobs?limit=5" },
+		{ "GET", "/admin/jobs/1?x" },
+		{ "GET", "/admin/snapshot?gzip=1" },
+	};
+	struct it_resp r;
+
+	it_start(&d, base, sizeof(base), NULL);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		const char *q = strchr(paths[i][1], '?') + 1;
+		char named[32];
+
+		snprintf(named, sizeof(named), "'%.*s'", (int)strcspn(q, "="), q);
+		it_expect_error_saying(d.port, paths[i][0], paths[i][1], NULL,
+				       paths[i][0][0] == 'P' ? "" : NULL, 0, 400, "bad_query", named);
+	}
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "{\"jobs\":[]}", "a refused POST started a job: %s",
+			 it_resp_brief(&r));
+	it_resp_free(&r);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
 /* Writers own disjoint keys and record what was acknowledged; the test
  * compacts meanwhile, then checks every key holds its last ack. */
 struct acks {
@@ -670,6 +736,10 @@ Test(it_compact, full_disk_fails_the_job_and_the_old_file_serves)
 	cr_assert_str_eq(state, "failed", "%s", job);
 	cr_assert(strstr(job, "\"error\":\""), "the job names its error: %s",
 		  job);
+	/* it made no file: no size or key count of one */
+	cr_assert(strstr(job, "\"bytes_after\":null") && strstr(job, "\"keys\":null"),
+		  "a failed job reports sizes of a file it never made: %s", job);
+	cr_assert_gt(it_json_u64(job, "bytes_before"), 0, "%s", job);
 	free(job);
 	cr_assert(!file_exists("database.bin.compact"));
 	expect_fill(d.port, vers);
@@ -817,6 +887,7 @@ Test(it_compact, admin_token_is_required_and_compared)
 	}
 	it_expect_error(d.port, "POST", "/admin/compact", NULL, "", 0, 401, NULL);
 	it_expect_error(d.port, "GET", "/admin/snapshot", NULL, NULL, 0, 401, NULL);
+	it_expect_error(d.port, "GET", "/admin/jobs", NULL, NULL, 0, 401, NULL);
 	it_expect_error(d.port, "POST", "/admin/compact",
 			"Authorization: Bearer wrong\r\n", "", 0, 403, NULL);
 	it_expect_error(d.port, "POST", "/admin/compact",

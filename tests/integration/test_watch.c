@@ -490,7 +490,11 @@ Test(it_watch, bad_parameters_are_400_before_the_stream)
 
 	it_start(&d, base, sizeof(base), NULL);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		it_expect_error(d.port, "GET", bad[i], NULL, NULL, 0, 400, "bad_request");
+		it_expect_error(d.port, "GET", bad[i], NULL, NULL, 0, 400, "bad_query");
+	it_expect_error_saying(d.port, "GET", "/watch?prefx=a", NULL, NULL, 0, 400, "bad_query",
+			       "unknown query parameter 'prefx'");
+	it_expect_error_saying(d.port, "GET", "/watch?since=1&since=2", NULL, NULL, 0, 400,
+			       "bad_query", "'since'");
 	it_expect_error(d.port, "PUT", "/watch", NULL, NULL, 0, 405, "method_not_allowed");
 	it_stop_clean(&d);
 	it_assert_no_leaks();
