@@ -371,8 +371,8 @@ int srv_config_parse_text(const char *text, size_t len, const char *name,
 	int rc;
 
 	defaults(c);
-	if (len == 0)
-		return 0;
+	if (len == 0) /* nothing set, but what check() derives is still due */
+		return check(c, err, errlen);
 	/* The same line reader as a file gets: fgets over a memory stream. */
 	f = fmemopen((void *)text, len, "r");
 	if (!f) {
