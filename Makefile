@@ -119,7 +119,7 @@ integration: $(B)/caskd $(ITEST_BIN)
 
 # ... and again against the daemon built with ASan + UBSan: a sanitizer
 # report makes the process abort, which fails the drill that caused it.
-# The power-cut drill runs fewer cuts there (the plain run does 200).
+# The power-cut drill runs fewer cuts there (the plain run does 120).
 ASAN_POWERCUTS ?= 60
 integration-asan: $(A)/caskd $(ITEST_BIN)
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t (daemon with asan+ubsan)"; \
