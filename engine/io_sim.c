@@ -521,7 +521,7 @@ struct names {
 	size_t n, cap;
 };
 
-static struct name *names_find(struct names *m, const char *path)
+static struct name *names_find(const struct names *m, const char *path)
 {
 	for (size_t i = 0; i < m->n; i++)
 		if (!strcmp(m->v[i].path, path))
@@ -529,9 +529,9 @@ static struct name *names_find(struct names *m, const char *path)
 	return NULL;
 }
 
-static uint64_t names_get(struct names *m, const char *path)
+static uint64_t names_get(const struct names *m, const char *path)
 {
-	struct name *x = names_find(m, path);
+	const struct name *x = names_find(m, path);
 
 	return x ? x->ino : 0;
 }
@@ -576,6 +576,41 @@ static int names_touch(const struct sim_rec *r, const char *path)
 {
 	return names_op(r->e.type) &&
 	       (!strcmp(r->a, path) || (r->b && !strcmp(r->b, path)));
+}
+
+/* Every name the journal mentions, with the file it holds now (0: none). */
+static int names_now(const struct sim_journal *j, struct names *now)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < j->n && !rc; i++) {
+		const struct sim_rec *r = &j->recs[i];
+		struct stat st;
+
+		for (const char *p = r->a; p && !rc; p = p == r->a ? r->b : NULL)
+			if (!names_find(now, p))
+				rc = names_set(now, p, lstat(p, &st) == 0 ? st.st_ino : 0);
+	}
+	return rc;
+}
+
+/* Does every name hold the file the journal's operations left in it?
+ * Not when a process died between an operation and its entry (a stop
+ * kills the job running, and the cut's SIGKILL can land there too): then
+ * no operation can be undone safely. */
+static int names_match(const struct sim_journal *j, const struct names *now,
+		       int *match)
+{
+	struct names live = { 0 };
+	int rc = 0;
+
+	for (size_t i = 0; i < j->n && !rc; i++)
+		rc = names_apply(&live, &j->recs[i]);
+	*match = 1;
+	for (size_t i = 0; i < live.n && *match; i++)
+		*match = live.v[i].ino == names_get(now, live.v[i].path);
+	free(live.v);
+	return rc;
 }
 
 /* --- the cut: directories ---------------------------------------------------- */
@@ -663,6 +698,19 @@ static int undo_op(const struct sim_rec *r, const char *grave_dir)
 	}
 }
 
+static void count(const struct sim_journal *j, struct eng_io_sim_cut_stats *st)
+{
+	for (size_t i = 0; i < j->n; i++) {
+		uint16_t t = j->recs[i].e.type;
+
+		st->writes += t == SIM_WRITE;
+		st->syncs += t == SIM_SYNC;
+		st->dirops += names_op(t);
+		st->dirsyncs += t == SIM_DIRSYNC;
+	}
+	st->remnants = j->remnants;
+}
+
 /* Of the directory operations no directory sync covered, undoes the
  * newest k, k at random (metadata is journaled in order: what survives
  * is a prefix). */
@@ -670,10 +718,19 @@ static int cut_dirs(struct sim_journal *j, const char *grave_dir, uint64_t *seed
 		    struct eng_io_sim_cut_stats *st)
 {
 	size_t *loose = malloc((j->n ? j->n : 1) * sizeof(*loose)), n = 0, k;
-	int rc = 0;
+	struct names now = { 0 };
+	int rc, match;
 
+	count(j, st);
 	if (!loose)
 		return -ENOMEM;
+	if ((rc = names_now(j, &now)) || (rc = names_match(j, &now, &match)) || !match) {
+		st->unjournaled += !rc;
+		free(now.v);
+		free(loose);
+		return rc;
+	}
+	free(now.v);
 	for (size_t i = 0; i < j->n; i++)
 		if (names_op(j->recs[i].e.type) && !covered(j, &j->recs[i]))
 			loose[n++] = i;
@@ -792,35 +849,30 @@ out:
 	return rc;
 }
 
-/* Cuts each file that has a name after the directories were cut (one
- * without cannot be opened again: what it held is gone with it). An open
- * that found a file after the first operation undone says nothing of
- * the names the cut left. */
+/* Cuts each file the journal wrote to that has a name after the
+ * directories were cut (one without cannot be opened again: what it
+ * held is gone with it). */
 static int cut_files(const struct sim_journal *j, uint64_t *seed,
 		     struct eng_io_sim_cut_stats *st)
 {
-	struct names final = { 0 };
-	int rc = 0;
+	struct names now = { 0 };
+	int rc = names_now(j, &now);
 
-	for (size_t i = 0; i < j->n && !rc; i++)
-		if (!j->recs[i].undone && (j->recs[i].e.type != SIM_NAME ||
-					   j->recs[i].pos < j->undone_from))
-			rc = names_apply(&final, &j->recs[i]);
-	for (size_t i = 0; i < final.n && !rc; i++) {
-		uint64_t ino = final.v[i].ino;
+	for (size_t i = 0; i < now.n && !rc; i++) {
+		uint64_t ino = now.v[i].ino;
 		int written = 0;
 
 		for (size_t k = 0; k < i && ino; k++)
-			if (final.v[k].ino == ino)
+			if (now.v[k].ino == ino)
 				ino = 0; /* a second name of a file cut already */
 		for (size_t w = 0; w < j->n && ino && !written; w++)
 			written = j->recs[w].e.type == SIM_WRITE && j->recs[w].e.ino == ino;
 		if (!written)
 			continue;
-		rc = cut_file(j, ino, final.v[i].path, seed, st);
+		rc = cut_file(j, ino, now.v[i].path, seed, st);
 		st->files++;
 	}
-	free(final.v);
+	free(now.v);
 	return rc;
 }
 
@@ -874,19 +926,6 @@ static int remove_grave(const char *dir)
 	return rc;
 }
 
-static void count(const struct sim_journal *j, struct eng_io_sim_cut_stats *st)
-{
-	for (size_t i = 0; i < j->n; i++) {
-		uint16_t t = j->recs[i].e.type;
-
-		st->writes += t == SIM_WRITE;
-		st->syncs += t == SIM_SYNC;
-		st->dirops += names_op(t);
-		st->dirsyncs += t == SIM_DIRSYNC;
-	}
-	st->remnants = j->remnants;
-}
-
 int eng_io_sim_cut(const char *jpath, const char *path, uint64_t seed,
 		   struct eng_io_sim_cut_stats *stats)
 {
@@ -898,12 +937,9 @@ int eng_io_sim_cut(const char *jpath, const char *path, uint64_t seed,
 	if ((size_t)snprintf(grave_dir, sizeof(grave_dir), "%s%s", jpath, GRAVE_SUFFIX) >=
 	    sizeof(grave_dir))
 		return -ENAMETOOLONG;
-	if (!(rc = journal_read(jpath, &j))) {
-		count(&j, &st);
-		if (!(rc = cut_dirs(&j, grave_dir, &seed, &st)) &&
-		    !(rc = cut_files(&j, &seed, &st)))
-			rc = covered_below(&j, path, &st);
-	}
+	if (!(rc = journal_read(jpath, &j)) && !(rc = cut_dirs(&j, grave_dir, &seed, &st)) &&
+	    !(rc = cut_files(&j, &seed, &st)))
+		rc = covered_below(&j, path, &st);
 	if (!rc && (rc = remove_grave(grave_dir)) == -ENOENT)
 		rc = 0;
 	free(j.recs);

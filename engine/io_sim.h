@@ -34,7 +34,8 @@
  * Leniencies (a cut never loses more than this): ftruncate, fallocate of
  * space, the truncation of an open with O_TRUNC, and mkdir count as
  * durable at once; a call whose process was killed between the call and
- * the end of its journal entry is kept. Stricter than ext4: a sync of a
+ * the end of its journal entry is kept, and when it was a directory
+ * operation, so is every other (the cut cannot tell what to undo). Stricter than ext4: a sync of a
  * file does not make the directory entries of earlier operations
  * durable, only a sync of their directory does (POSIX promises no more).
  * JOURNAL must be on the file system of the data (hard links).
@@ -62,6 +63,10 @@ struct eng_io_sim_cut_stats {
 	uint64_t dirops;      /* creates, renames and unlinks */
 	uint64_t dirsyncs;    /* fsyncs of directories that returned */
 	uint64_t undone;      /* directory operations the cut undid */
+	/* 1 if a process died between a directory operation and its entry:
+	 * the names are not as the journal says, and the cut kept every
+	 * directory operation (a leniency). */
+	uint64_t unjournaled;
 	uint64_t swaps;       /* renames onto the path asked about */
 	uint64_t swaps_undone;
 	/* Where the newest sync of the file named path began, in the

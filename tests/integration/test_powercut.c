@@ -674,6 +674,7 @@ static void add_stats(struct eng_io_sim_cut_stats *sum,
 	sum->dirops += st->dirops;
 	sum->dirsyncs += st->dirsyncs;
 	sum->undone += st->undone;
+	sum->unjournaled += st->unjournaled;
 	sum->swaps += st->swaps;
 	sum->swaps_undone += st->swaps_undone;
 }
@@ -767,11 +768,12 @@ static void drill(int group, int cuts)
 		    log_count("index rebuilt"), log_count("(index from database.idx"));
 	cr_log_info("%" PRIu64 " writes, %" PRIu64 " file syncs, %" PRIu64 " unsynced "
 		    "at a cut (%" PRIu64 " torn, %" PRIu64 " dropped), %" PRIu64 " bytes cut "
-		    "off; %" PRIu64 " creates, renames and unlinks (%" PRIu64 " undone), %"
-		    PRIu64 " directory syncs, %" PRIu64 " database.bin swapped in by a rename "
-		    "(%" PRIu64 " undone)", sum.writes, sum.syncs, sum.unsynced, sum.torn,
-		    sum.dropped, sum.truncated, sum.dirops, sum.undone, sum.dirsyncs,
-		    sum.swaps, sum.swaps_undone);
+		    "off; %" PRIu64 " creates, renames and unlinks (%" PRIu64 " undone; %"
+		    PRIu64 " cuts kept all: a process died before journaling one), %" PRIu64
+		    " directory syncs, %" PRIu64 " database.bin swapped in by a rename (%"
+		    PRIu64 " undone)", sum.writes, sum.syncs, sum.unsynced, sum.torn,
+		    sum.dropped, sum.truncated, sum.dirops, sum.undone, sum.unjournaled,
+		    sum.dirsyncs, sum.swaps, sum.swaps_undone);
 	cr_assert_gt(acked, 0);
 	cr_assert_gt(read, 0);
 	cr_assert_gt(fills, 0);

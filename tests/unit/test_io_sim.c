@@ -236,6 +236,27 @@ Test(io_sim, a_synced_write_survives_every_cut)
 	expect_states(synced_write, want, 1);
 }
 
+/* As replace_unsynced_dir, but the rename's process dies before its
+ * journal entry: the rename is done with the real call. */
+static int replace_unjournaled(void)
+{
+	char a[PATH_MAX], t[PATH_MAX];
+
+	path_in(a, "a");
+	path_in(t, "tmp");
+	return put_file("a", "old", 1) || eng_io_syncdir(run_dir) ||
+	       put_file("tmp", "new", 1) || rename(t, a);
+}
+
+Test(io_sim, an_operation_the_journal_missed_keeps_every_other)
+{
+	/* undoing tmp's create would find tmp gone: the cut must keep the
+	 * directory as it is rather than fail or guess */
+	const char *const want[] = { "new|" };
+
+	expect_states(replace_unjournaled, want, 1);
+}
+
 /* --- covered_below ------------------------------------------------------------- */
 
 /* a is durable; w1 goes to a unsynced (pos[0] after it); then tmp,
