@@ -28,9 +28,11 @@
 #   BENCH_LIST_PAGES GET /keys pages timed one by one (50)
 #   BENCH_BATCH_OPS  puts (100 B each) per POST /batch body (1000)
 #   BENCH_INDEX_SECONDS seconds per N of the index-alone runs (2)
+#   BENCH_WATCH_IDLE idle /watch streams held on one worker (10000)
+#   BENCH_WATCH_SAMPLES PUT-to-event delays timed one by one (2000)
 #   BENCH_ONLY       comma-separated sections to run, of: caskd nginx redis
 #                    naive recovery shm compact compactlat startup keys batch
-#                    index (default: all)
+#                    index watch (default: all)
 # Output: stdout, and in bench/results/: <UTC timestamp>.txt (the report),
 # .log (raw output of every tool run), .tsv (every figure; bench/report.py
 # renders it).
@@ -50,8 +52,10 @@ LIST_KEYS=${BENCH_LIST_KEYS:-1000000}
 LIST_PAGES=${BENCH_LIST_PAGES:-50}
 BATCH_OPS=${BENCH_BATCH_OPS:-1000}
 INDEX_SECONDS=${BENCH_INDEX_SECONDS:-2}
+WATCH_IDLE=${BENCH_WATCH_IDLE:-10000}
+WATCH_SAMPLES=${BENCH_WATCH_SAMPLES:-2000}
 ONLY=${BENCH_ONLY:-}
-SECTIONS="caskd nginx redis naive recovery shm compact compactlat startup keys batch index"
+SECTIONS="caskd nginx redis naive recovery shm compact compactlat startup keys batch index watch"
 CONNS=64
 THREADS=2
 PY=/usr/bin/python3 # Debian's, which has fastapi/uvicorn (not a pyenv one)
@@ -258,8 +262,10 @@ build_tools() {
 		cc -O2 -std=c11 -Wall -Wextra -D_GNU_SOURCE -I. -o build/bench/mkdb bench/mkdb.c \
 			build/libcaskd.a &&
 		cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -I. -pthread -o build/bench/idxbench \
-			bench/idxbench.c build/libcaskd.a ||
-		die "building bench/paced.c, bench/mkdb.c or bench/idxbench.c failed"
+			bench/idxbench.c build/libcaskd.a &&
+		cc -O2 -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -o build/bench/watchbench \
+			bench/watchbench.c ||
+		die "building bench/paced.c, bench/mkdb.c, bench/idxbench.c or bench/watchbench.c failed"
 }
 
 record_env() {
@@ -915,6 +921,59 @@ bench_index() {
 	fi
 }
 
+# --- caskd only: /watch (issue 20) -------------------------------------------
+
+# One worker in group mode: WATCH_IDLE idle watches (memory each, the
+# worker's CPU while they idle); a watcher of everything beside PUT of
+# 100 B at full rate (its events per second against the PUT rate); and
+# the delay from a PUT's answer to its line on a watch.
+bench_watch() {
+	local name=caskd-watch dir="$TMP/watch" port worker out line fpid
+	mkdir -p "$dir"
+	start_caskd "$name" "$dir" --workers 1 --max-conns $((WATCH_IDLE + 1000)) \
+		--max-watches $((WATCH_IDLE + 10)) || return 1
+	port=$PORT
+	worker=$(pgrep -P "${PIDS[$name]}" | head -n 1)
+	say "watch: $WATCH_IDLE idle watches on one worker; one watcher beside PUT 100 B at full rate;" \
+		"PUT-to-event delay x $WATCH_SAMPLES (caskd w1 group)"
+	out=$(ulimit -n $((WATCH_IDLE + 1000)) 2>/dev/null
+		build/bench/watchbench idle "$port" "$WATCH_IDLE" "$worker" "$DURATION" 2>&1)
+	printf '== watchbench idle\n%s\n' "$out" >>"$RAW"
+	line=$(grep '^WATCH mode=idle' <<<"$out")
+	if [ -n "$line" ]; then
+		record "$name" idle "$line"
+		say "  idle: $(get_res "$name" idle bytes_per_watch) bytes of the worker's memory per watch;" \
+			"worker CPU $(get_res "$name" idle cpu_pct)% over ${DURATION} s of idle watches"
+	else
+		say "  idle: watchbench failed: $(tail -n 1 <<<"$out")"
+	fi
+	build/bench/watchbench follow "$port" "$DURATION" >"$TMP/watch-follow.out" 2>&1 &
+	fpid=$!
+	wrk_run "$name" put100 put.lua "$port" key: "$NKEYS" 100
+	wait "$fpid"
+	out=$(cat "$TMP/watch-follow.out")
+	printf '== watchbench follow\n%s\n' "$out" >>"$RAW"
+	line=$(grep '^WATCH mode=follow' <<<"$out")
+	if [ -n "$line" ]; then
+		record "$name" follow "$line"
+		say "  follow: $(get_res "$name" follow events_per_s) events/s seen while PUT ran at" \
+			"$(get_res "$name" put100 rps) req/s: $(awk -v e="$(get_res "$name" follow events_per_s)" \
+			-v p="$(get_res "$name" put100 rps)" 'BEGIN { if (p > 0) printf "%.2f", e / p }')x (goal: 1.00x)"
+	fi
+	out=$(build/bench/watchbench latency "$port" "$WATCH_SAMPLES" 2>&1)
+	printf '== watchbench latency\n%s\n' "$out" >>"$RAW"
+	line=$(grep '^WATCH mode=latency' <<<"$out")
+	if [ -n "$line" ]; then
+		record "$name" latency "$line"
+		say "  PUT answered -> its line on a watch: p50 $(get_res "$name" latency p50_ms) ms," \
+			"p99 $(get_res "$name" latency p99_ms) ms, p99.9 $(get_res "$name" latency p999_ms) ms," \
+			"max $(get_res "$name" latency max_ms) ms"
+	fi
+	stop_bg "$name"
+	note_warnings "$name"
+	rm -rf "$dir"
+}
+
 # --- main -------------------------------------------------------------------
 
 [ -x build/caskd ] || die "build/caskd is missing: run 'make bench' (it builds it)"
@@ -965,6 +1024,7 @@ want startup && bench_startup
 want keys && bench_keys
 want batch && bench_batch
 want index && bench_index
+want watch && bench_watch
 say ""
 say "load at end: $(cut -d' ' -f1-3 /proc/loadavg); took $(($(date +%s) - START)) s"
 say ""

@@ -1,8 +1,11 @@
 /* engine/durable.c — group commit (see durable.h). */
 #include "engine/durable.h"
 
+#include "engine/logread.h"
+
 #include "engine/elog.h"
 #include "engine/errors.h"
+#include "engine/failpoint.h"
 #include "engine/io.h"
 #include "engine/record.h"
 #include "engine/shared.h"
@@ -59,6 +62,11 @@ uint32_t eng_sync_ticket(struct eng_db *db)
 int eng_sync_covered(struct eng_db *db, uint32_t ticket)
 {
 	return gen_reached(atomic_load(&db->sh->sync_done), ticket);
+}
+
+void eng_sync_poison(struct eng_db *db)
+{
+	atomic_store(&db->sh->poisoned, 1);
 }
 
 int eng_sync_poisoned(struct eng_db *db)
@@ -181,6 +189,18 @@ static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 	atomic_store(&sh->sync_done, p->gen);
 	ipc_mtx_unlock(&sh->sync_mtx);
 	ipc_wake_all(&sh->sync_done);
+	eng_log_notify(sh); /* durable now: log readers may show more */
+}
+
+/* Maps the file a compaction made (failpoint sync.remap: EMFILE there is
+ * what a full descriptor table gives). */
+static int syncer_remap(struct eng_db *db)
+{
+	int rc;
+
+	if ((rc = ENG_FP("sync.remap")))
+		return rc;
+	return eng_db_refresh(db);
 }
 
 /* db is the caller's own: a thread of its own syncs through an
@@ -198,7 +218,7 @@ static int sync_wait(struct eng_db *db, uint32_t ticket)
 		if (gen_reached(done, ticket))
 			return eng_sync_poisoned(db) ? ENG_EPOISONED : 0;
 		if (db->file_gen != atomic_load(&sh->file_gen) &&
-		    (rc = eng_db_refresh(db)))
+		    (rc = syncer_remap(db)))
 			return rc;
 		/* Taken before the sync begins, outside sync_mtx (the
 		 * two mutexes are only ever nested index -> sync). */
@@ -255,6 +275,13 @@ int eng_syncer_init(struct eng_syncer *s, struct eng_db *db)
 int eng_syncer_wait(struct eng_syncer *s, uint32_t ticket)
 {
 	return sync_wait(&s->own, ticket);
+}
+
+int eng_syncer_follow(struct eng_syncer *s)
+{
+	if (s->own.file_gen == atomic_load(&s->own.sh->file_gen))
+		return 0;
+	return syncer_remap(&s->own);
 }
 
 void eng_syncer_close(struct eng_syncer *s)

@@ -62,11 +62,18 @@ int eng_sync_wait(struct eng_db *db, uint32_t ticket);
 /* The same from a thread of its own. */
 int eng_syncer_init(struct eng_syncer *s, struct eng_db *db);
 int eng_syncer_wait(struct eng_syncer *s, uint32_t ticket);
+/* Maps the current database.bin if a compaction replaced it, dropping
+ * the old one unless a value still points into it (an idle thread calls
+ * it now and then, so the old file's space is released). */
+int eng_syncer_follow(struct eng_syncer *s);
 void eng_syncer_close(struct eng_syncer *s);
 /* 1 if the log has grown since the last sync (periodic mode). */
 int eng_sync_dirty(struct eng_db *db);
-/* 1 after an fdatasync failed. */
+/* 1 after an fdatasync failed, or after a failure that leaves what is
+ * durable in doubt (eng_sync_poison): writes are refused and the master
+ * restarts through recovery. */
 int eng_sync_poisoned(struct eng_db *db);
+void eng_sync_poison(struct eng_db *db);
 /* Master, after reaping pid: a sync it was running will never finish. */
 void eng_sync_reap(struct eng_db *db, pid_t pid);
 

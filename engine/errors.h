@@ -20,6 +20,8 @@
 					      * writes until restart */
 #define ENG_ECORRUPT  (-(ENG_ERR_BASE + 6)) /* damage in the middle of the
 					      * log: refuse to open */
+#define ENG_ECOMPACTED (-(ENG_ERR_BASE + 7)) /* the log's history before a
+					      * version was compacted away */
 
 /* A message for 0, -errno or ENG_E*; never NULL. */
 const char *eng_strerror(int err);

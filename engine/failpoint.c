@@ -16,8 +16,11 @@
 #define FP_MAX 16       /* far more than any drill arms at once */
 #define FP_NAME_MAX 48
 #define FP_DELAY_MS 200
+/* Longer than the master's slowest periodic work (a prezero retry every
+ * second): a drill can hold a job while the master ticks. */
+#define FP_STALL_MS 2500
 
-enum fp_action { FP_CRASH, FP_EXIT, FP_ENOSPC, FP_EIO, FP_DELAY };
+enum fp_action { FP_CRASH, FP_EXIT, FP_ENOSPC, FP_EIO, FP_EMFILE, FP_DELAY, FP_STALL };
 
 struct fp {
 	char name[FP_NAME_MAX];
@@ -34,8 +37,8 @@ static int parse_action(const char *s, size_t n, enum fp_action *out)
 {
 	static const struct { const char *name; enum fp_action a; } acts[] = {
 		{ "crash", FP_CRASH }, { "exit", FP_EXIT },
-		{ "enospc", FP_ENOSPC }, { "eio", FP_EIO },
-		{ "delay", FP_DELAY },
+		{ "enospc", FP_ENOSPC }, { "eio", FP_EIO }, { "emfile", FP_EMFILE },
+		{ "delay", FP_DELAY }, { "stall", FP_STALL },
 	};
 	for (size_t i = 0; i < sizeof(acts) / sizeof(acts[0]); i++)
 		if (strlen(acts[i].name) == n && !memcmp(acts[i].name, s, n)) {
@@ -115,8 +118,12 @@ int eng_fp_eval(const char *name)
 			return -ENOSPC;
 		case FP_EIO:
 			return -EIO;
-		case FP_DELAY: {
-			struct timespec ts = { 0, FP_DELAY_MS * 1000000L };
+		case FP_EMFILE:
+			return -EMFILE;
+		case FP_DELAY:
+		case FP_STALL: {
+			long ms = fp->action == FP_DELAY ? FP_DELAY_MS : FP_STALL_MS;
+			struct timespec ts = { ms / 1000, ms % 1000 * 1000000L };
 			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 				;
 			return 0;

@@ -4,8 +4,8 @@
  * to crash the process or make the operation fail. The syntax is
  *     CASKD_FAILPOINTS=name=action[@N][,name=action[@N]...]
  * action: crash (SIGKILL self, like kill -9), exit (_exit(3)), enospc,
- * eio (the call at that point fails with that errno), delay (sleep 200 ms,
- * only on threads that may block). @N fires on the N-th hit in each
+ * eio, emfile (the call at that point fails with that errno), delay (sleep 200
+ * ms) and stall (2.5 s), only on threads that may block. @N fires on the N-th hit in each
  * process only; without it, every hit fires. The list of points is in
  * docs/failpoints.md. The daemon arms them in its workers only (each
  * counting from zero after fork), never in the master: a drill crashes or

@@ -6,14 +6,25 @@
  * and the repair. A check opens the file read-only and creates nothing:
  * it works on read-only media and beside a running caskd (whose writes
  * in flight may then show as a torn tail). A repair needs the file to
- * itself (the directory's instance lock, or an exclusive lock on the
- * file) and offers two ways, both of which drop database.idx:
+ * itself: it takes the instance lock of the directory holding it, as a
+ * start does (caskd.lock, made if missing), whether given the directory
+ * or the file, then an exclusive lock on the file. It offers two ways,
+ * both of which drop the index snapshot made for the file (database.idx
+ * beside a database.bin, if its file id is that file's; no other file
+ * has one):
  *   - skip (default): each damaged region becomes a PAD record flagged
  *     "repaired" (or zeros, if shorter than a record header), so every
  *     intact record stays where it is, and later starts say what check
- *     dropped rather than call it an unfinished write;
+ *     dropped rather than call it an unfinished write; a file truncated
+ *     below its durable mark gets its length back (the missing bytes a
+ *     hole such a PAD covers), so every byte below the mark exists again;
  *   - truncate: the file is cut at the first damage, dropping every
- *     record after it too (for when what follows damage is not trusted).
+ *     record after it too (for when what follows damage is not trusted),
+ *     and a durable mark above the cut is lowered to it.
+ * Either way the file then passes a check and opens.
+ * A file that does not start with caskd's magic is not a database
+ * whose header is damaged but someone else's file: check and repair
+ * both refuse it, reading no further and writing nothing.
  * A repair cannot vouch for what the damage held: the report names each
  * region and the versions it may have held (records are in version
  * order, so the intact neighbours bound them), and that keys written
@@ -23,6 +34,7 @@
 #define CASKD_ENGINE_FSCK_H
 
 #include "engine/scan.h"
+#include "engine/store.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -39,6 +51,8 @@ struct eng_check_item {
 	int dropped_batch;         /* parts of a batch that never committed */
 	int repaired_before;       /* a region an earlier repair dropped */
 	uint64_t off, len;
+	uint64_t missing;          /* CORRUPT: bytes of it past the end of the
+				    * file (truncated below its mark) */
 	uint64_t version_after;    /* the intact record before it (0: none) */
 	uint64_t version_before;   /* the intact record after it (0: none) */
 };
@@ -54,22 +68,32 @@ struct eng_check_report {
 	uint64_t repaired_bytes;   /* regions an earlier repair dropped */
 	uint64_t corrupt_regions;
 	uint64_t corrupt_bytes;
+	uint64_t missing_bytes;    /* below the durable mark, past the end of
+				    * the file: it was truncated */
 	uint64_t torn_tail_bytes;  /* cut at start-up anyway */
 	uint64_t unused_bytes;     /* zeros after the last record */
 	uint64_t truncated_records;/* truncate mode: intact records dropped */
 	uint64_t durable_mark;     /* UINT64_MAX: no valid mark */
 	int format;
+	int not_caskd;             /* not a caskd file: left alone, unread */
 	int header_bad;
 	int repaired;
+	int idx_removed;           /* the file's database.idx was removed */
+	int idx_stale;             /* ... could not be: remove it by hand */
 	int in_use;                /* a caskd holds the directory */
-	int holder_pid;
+	int holder_pid;            /* ... its pid (0: unknown) */
+	int holder_dead;           /* -EBUSY: that caskd is gone, but */
+	int holders[ENG_HOLDERS_MAX]; /* ... these still hold its lock */
+	int nholders;
+	char failed[PATH_MAX + 96]; /* what the lock could not be taken on */
 };
 
 typedef void (*eng_check_note_fn)(const struct eng_check_item *it, void *arg);
 
 /* Checks path (a file, or a directory holding database.bin); repairs it
- * when mode says so. 0 (see the report), -EBUSY (repair: a caskd holds
- * it), -ENOENT, -EPROTO (a newer format), or -errno. */
+ * when mode says so. 0 (see the report: not_caskd means nothing was
+ * done), -EBUSY (repair: a caskd holds it), -ENOENT, -EPROTO (a newer
+ * format), or -errno. */
 int eng_check(const char *path, enum eng_repair_mode mode,
 	      eng_check_note_fn note, void *arg, struct eng_check_report *rep);
 

@@ -4,12 +4,17 @@
  * Owns: writing a snapshot of a table (at a clean stop, and after a
  * compaction), and loading one into the current table at start-up after
  * checking it against database.bin. Layout in docs/format.md:
- *   header (64 bytes): magic "CASKIDX\0", u32 version, u32 header size,
- *     u64 file id of the database.bin it indexes, u64 covered_from,
- *     u64 keys, u64 max version, u32 crc32c of the entries, u32 zero,
- *     u32 zero, u32 crc32c of bytes 0..60
+ *   header (80 bytes): magic "CASKIDX\0", u32 version (2), u32 header
+ *     size, u64 file id of the database.bin it indexes, u64
+ *     covered_from, u64 keys, u64 max version, u64 k0 and u64 k1 of the
+ *     table's hash seed, u32 crc32c of the entries, u32 zero, u32 zero,
+ *     u32 crc32c of bytes 0..76
  *   keys x 32-byte entries: u32 hash, u32 value length, u64 value
  *     offset, u64 version, u16 key length, 6 zero bytes
+ * The hashes are the table's, under its seed, which the snapshot keeps
+ * so a start can place the entries without reading their keys; the
+ * loaded table takes that seed. (Version 1, before hashes were keyed,
+ * is ignored: that start scans the log.)
  * A snapshot says: every record below covered_from is reflected in the
  * entries; records from covered_from on are replayed by the scan as
  * usual. It may be taken while writers run (the table read without the
@@ -18,9 +23,13 @@
  * snapshot itself was written.
  *
  * A snapshot is trusted only if its checksums hold, it names this
- * file's id, its entries lie inside the file, and a sample of them match
- * the record headers they point at; otherwise it is ignored, with the
- * reason in the recovery report, and the whole log is scanned.
+ * file's id, every entry matches the record header it points at (a
+ * sample would let one stale entry through: a key answering 404 or a
+ * value no sync covered), and no key appears twice (replay would give it
+ * a second live slot); otherwise it is ignored, with the reason in the
+ * recovery report, and the whole log is scanned. Entries that the
+ * replay after it finds beyond the tail or in a wiped region make
+ * recovery start over with a scan too (engine/recover.c).
  */
 #include "engine/idxsnap.h"
 
@@ -45,11 +54,10 @@
 #include <unistd.h>
 
 #define IDX_MAGIC "CASKIDX\0"
-#define IDX_VERSION 1
-#define IDX_HDR_SIZE 64
+#define IDX_VERSION 2
+#define IDX_HDR_SIZE 80
 #define IDX_ENTRY_SIZE 32
 #define IDX_BUF_ENTRIES 2048
-#define IDX_SAMPLES 64
 
 struct idx_hdr {
 	char magic[8];
@@ -59,11 +67,13 @@ struct idx_hdr {
 	uint64_t covered_from;
 	uint64_t keys;
 	uint64_t max_version;
+	uint64_t seed_k0;
+	uint64_t seed_k1;
 	uint32_t entries_crc;
 	uint32_t zero[2];
 	uint32_t crc;
 };
-_Static_assert(sizeof(struct idx_hdr) == IDX_HDR_SIZE, "idx header is 64 bytes");
+_Static_assert(sizeof(struct idx_hdr) == IDX_HDR_SIZE, "idx header is 80 bytes");
 
 struct idx_entry {
 	uint32_t hash;
@@ -167,10 +177,13 @@ int eng_idx_write(struct eng_db *db, const char *dir, const struct eng_table *t,
 		rc = fd;
 		goto out_free;
 	}
-	/* The entries may name records written a moment ago: make them
-	 * durable before a snapshot can vouch for them. */
-	if ((rc = eng_io_datasync(db->fd)) ||
-	    (rc = write_entries(fd, t, &keys, &crc, &max_version)))
+	/* The entries may name records published while they were read,
+	 * after covered_from was taken: sync database.bin only once they
+	 * are all read, so every record an entry names is durable before
+	 * the snapshot that vouches for it can be (a sync before the scan
+	 * would leave out what was published during it). */
+	if ((rc = write_entries(fd, t, &keys, &crc, &max_version)) ||
+	    (rc = eng_io_datasync(db->fd)))
 		goto out_close;
 	h.version = htole32(IDX_VERSION);
 	h.hdr_size = htole32(IDX_HDR_SIZE);
@@ -178,6 +191,8 @@ int eng_idx_write(struct eng_db *db, const char *dir, const struct eng_table *t,
 	h.covered_from = htole64(covered_from);
 	h.keys = htole64(keys);
 	h.max_version = htole64(max_version);
+	h.seed_k0 = htole64(t->seed.k0);
+	h.seed_k1 = htole64(t->seed.k1);
 	h.entries_crc = htole32(crc);
 	h.crc = htole32(eng_crc32c(0, &h, offsetof(struct idx_hdr, crc)));
 	if ((rc = eng_io_pwrite_all(fd, &h, sizeof(h), 0)) ||
@@ -206,14 +221,48 @@ void eng_idx_remove(const char *dir)
 	free(path);
 }
 
+/* A whole header of this version, whatever file it names. */
+static int hdr_intact(const struct idx_hdr *h)
+{
+	return !memcmp(h->magic, IDX_MAGIC, 8) && le32toh(h->version) == IDX_VERSION &&
+	       le32toh(h->hdr_size) == IDX_HDR_SIZE &&
+	       le32toh(h->crc) == eng_crc32c(0, h, offsetof(struct idx_hdr, crc));
+}
+
+int eng_idx_remove_for(const char *dir, uint64_t file_id)
+{
+	struct idx_hdr h;
+	char *path;
+	ssize_t n;
+	int fd, rc;
+
+	if ((rc = eng_path_join(&path, dir, ENG_IDX_FILE)))
+		return rc;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = errno == ENOENT ? 0 : -errno;
+		goto out;
+	}
+	while ((n = pread(fd, &h, sizeof(h), 0)) < 0 && errno == EINTR)
+		;
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	/* one that names another file, or no file (damaged), is ignored by
+	 * a start anyway: it is not ours to remove */
+	if (!rc && n == (ssize_t)sizeof(h) && file_id && hdr_intact(&h) &&
+	    le64toh(h.file_id) == file_id)
+		rc = unlink(path) == 0 ? 1 : errno == ENOENT ? 0 : -errno;
+out:
+	free(path);
+	return rc;
+}
+
 /* --- loading --------------------------------------------------------------- */
 
 static int header_ok(const struct idx_hdr *h, uint64_t idx_size,
 		     uint64_t file_id, uint64_t db_size, char *why, size_t n)
 {
-	if (memcmp(h->magic, IDX_MAGIC, 8) || le32toh(h->version) != IDX_VERSION ||
-	    le32toh(h->hdr_size) != IDX_HDR_SIZE ||
-	    le32toh(h->crc) != eng_crc32c(0, h, offsetof(struct idx_hdr, crc))) {
+	if (!hdr_intact(h)) {
 		snprintf(why, n, "its header is damaged or of another version");
 		return 0;
 	}
@@ -228,7 +277,9 @@ static int header_ok(const struct idx_hdr *h, uint64_t idx_size,
 			 le64toh(h->covered_from), db_size);
 		return 0;
 	}
-	if (idx_size != IDX_HDR_SIZE + le64toh(h->keys) * IDX_ENTRY_SIZE) {
+	/* keys is checked against the size first: keys * 32 may wrap */
+	if (le64toh(h->keys) > (idx_size - IDX_HDR_SIZE) / IDX_ENTRY_SIZE ||
+	    idx_size != IDX_HDR_SIZE + le64toh(h->keys) * IDX_ENTRY_SIZE) {
 		snprintf(why, n, "its size does not match its %" PRIu64 " entries",
 			 le64toh(h->keys));
 		return 0;
@@ -236,42 +287,76 @@ static int header_ok(const struct idx_hdr *h, uint64_t idx_size,
 	return 1;
 }
 
-/* Does entry e point at a valid PUT record of its key in the map? */
-static int entry_matches(const char *map, uint64_t db_size,
-			 const struct eng_entry *e)
+/* Does entry e point at a valid PUT record of its key in the map, with
+ * its hash in t (keyed with the snapshot's seed)? */
+static int entry_matches(const struct eng_table *t, const char *map,
+			 uint64_t db_size, const struct eng_entry *e)
 {
 	struct eng_rec_hdr h;
 	uint64_t roff;
 
-	if (e->voff < ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)e->klen)
+	if (e->klen < 1 || e->klen > ENG_KEY_MAX || e->voff > db_size ||
+	    e->voff < ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)e->klen)
 		return 0;
 	roff = e->voff - e->klen - ENG_REC_HDR_SIZE;
 	return eng_rec_check_hdr(map + roff, db_size - roff, &h) == 0 &&
 	       h.type == ENG_REC_PUT && h.klen == e->klen &&
 	       h.vlen == e->vlen && h.version == e->version &&
-	       eng_index_hash32(eng_key_hash(map + roff + ENG_REC_HDR_SIZE, e->klen)) == e->hash;
+	       eng_index_hash(t, map + roff + ENG_REC_HDR_SIZE, e->klen) == e->hash;
 }
 
-static int entries_ok(const struct idx_entry *ents, uint64_t keys,
-		      const char *map, uint64_t db_size, char *why, size_t n)
+int eng_idx_parse(const void *idx, uint64_t idx_size, const char *map,
+		  uint64_t db_size, struct eng_table *t, uint64_t *covered_from,
+		  uint64_t *max_version, char *why, size_t whylen)
 {
-	uint64_t step = keys / IDX_SAMPLES + 1;
+	const struct idx_hdr *h = idx;
+	const struct idx_entry *ents;
+	struct eng_hash_seed seed;
 
-	for (uint64_t i = 0; i < keys; i++) {
+	why[0] = '\0';
+	if (idx_size < IDX_HDR_SIZE) {
+		snprintf(why, whylen, "it is shorter than its header");
+		return -EBADMSG;
+	}
+	ents = (const struct idx_entry *)((const char *)idx + IDX_HDR_SIZE);
+	if (!header_ok(h, idx_size, eng_file_id(map), db_size, why, whylen))
+		return -EBADMSG;
+	if (eng_crc32c(0, ents, le64toh(h->keys) * IDX_ENTRY_SIZE) != le32toh(h->entries_crc)) {
+		snprintf(why, whylen, "its entries fail their checksum");
+		return -EBADMSG;
+	}
+	seed.k0 = le64toh(h->seed_k0);
+	seed.k1 = le64toh(h->seed_k1);
+	if (!(seed.k0 | seed.k1)) {
+		snprintf(why, whylen, "its hash seed is zero");
+		return -EBADMSG;
+	}
+	/* the entries' hashes are under the snapshot's seed: so is the
+	 * table (still empty: its pages are zero) */
+	eng_index_init(t, t->gen, t->file_gen, t->nslots, &seed);
+	for (uint64_t i = 0; i < le64toh(h->keys); i++) {
 		struct eng_entry e;
+		int r;
+
 		entry_decode(&e, &ents[i]);
-		if (e.klen < 1 || e.klen > ENG_KEY_MAX || e.voff + e.vlen > db_size ||
-		    e.voff < ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)e.klen) {
-			snprintf(why, n, "entry %" PRIu64 " points outside database.bin", i);
-			return 0;
-		}
-		if (i % step == 0 && !entry_matches(map, db_size, &e)) {
-			snprintf(why, n, "entry %" PRIu64 " does not match the record it "
+		if (!entry_matches(t, map, db_size, &e)) {
+			snprintf(why, whylen, "entry %" PRIu64 " does not match the record it "
 				 "points at", i);
-			return 0;
+			return -EBADMSG;
+		}
+		if ((r = eng_index_add_unique(t, map, &e)) == -EEXIST) {
+			snprintf(why, whylen, "entry %" PRIu64 " names a key an earlier "
+				 "entry holds", i);
+			return -EBADMSG;
+		}
+		if (r < 0) {
+			snprintf(why, whylen, "it holds more keys than the table has room for");
+			return -ENOSPC;
 		}
 	}
-	return 1;
+	*covered_from = le64toh(h->covered_from);
+	*max_version = le64toh(h->max_version);
+	return 0;
 }
 
 int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
@@ -280,10 +365,8 @@ int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 {
 	char *path;
 	struct stat st;
-	const struct idx_hdr *h;
-	const struct idx_entry *ents;
-	void *p = MAP_FAILED;
-	int fd, rc = -ENOENT;
+	void *p;
+	int fd, rc = -EBADMSG;
 
 	why[0] = '\0';
 	if (eng_path_join(&path, db->dir, ENG_IDX_FILE))
@@ -301,30 +384,8 @@ int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 		snprintf(why, whylen, "it cannot be mapped: %s", strerror(errno));
 		goto out_close;
 	}
-	h = p;
-	ents = (const struct idx_entry *)((const char *)p + IDX_HDR_SIZE);
-	rc = -EBADMSG;
-	if (!header_ok(h, (uint64_t)st.st_size, eng_file_id(db->map), db_size, why, whylen))
-		goto out_unmap;
-	if (eng_crc32c(0, ents, le64toh(h->keys) * IDX_ENTRY_SIZE) != le32toh(h->entries_crc)) {
-		snprintf(why, whylen, "its entries fail their checksum");
-		goto out_unmap;
-	}
-	if (!entries_ok(ents, le64toh(h->keys), db->map, db_size, why, whylen))
-		goto out_unmap;
-	for (uint64_t i = 0; i < le64toh(h->keys); i++) {
-		struct eng_entry e;
-		entry_decode(&e, &ents[i]);
-		if (eng_index_place(t, &e) < 0) {
-			snprintf(why, whylen, "it holds more keys than the table has room for");
-			rc = -ENOSPC;
-			goto out_unmap;
-		}
-	}
-	*covered_from = le64toh(h->covered_from);
-	*max_version = le64toh(h->max_version);
-	rc = 0;
-out_unmap:
+	rc = eng_idx_parse(p, (uint64_t)st.st_size, db->map, db_size, t, covered_from,
+			   max_version, why, whylen);
 	munmap(p, (size_t)st.st_size);
 out_close:
 	close(fd);

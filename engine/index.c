@@ -36,9 +36,24 @@
 #define cpu_relax() __asm__ __volatile__("" ::: "memory")
 #endif
 
-uint32_t eng_index_hash32(uint64_t hash64)
+uint32_t eng_index_hash(const struct eng_table *t, const void *key, size_t klen)
 {
-	return (uint32_t)(hash64 >> 32);
+	return (uint32_t)(eng_key_hash(&t->seed, key, klen) >> 32);
+}
+
+uint32_t eng_index_hash_for(const struct eng_table *t, const void *key,
+			    size_t klen, struct eng_khash *kh)
+{
+	struct eng_hash_seed s = {
+		__atomic_load_n(&t->seed.k0, __ATOMIC_RELAXED),
+		__atomic_load_n(&t->seed.k1, __ATOMIC_RELAXED),
+	};
+
+	if (!eng_hash_seed_eq(&s, &kh->seed)) {
+		kh->seed = s;
+		kh->hash = (uint32_t)(eng_key_hash(&s, key, klen) >> 32);
+	}
+	return kh->hash;
 }
 
 uint64_t eng_index_table_bytes(uint64_t nslots)
@@ -66,10 +81,13 @@ uint64_t eng_index_slots_for(uint64_t keys, uint64_t max)
 }
 
 void eng_index_init(struct eng_table *t, uint64_t gen, uint64_t file_gen,
-		    uint64_t nslots)
+		    uint64_t nslots, const struct eng_hash_seed *seed)
 {
 	/* The area's pages are zero (fresh, or released with MADV_REMOVE):
 	 * every slot is EMPTY with an even count. */
+	assert(seed->k0 | seed->k1);
+	__atomic_store_n(&t->seed.k0, seed->k0, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->seed.k1, seed->k1, __ATOMIC_RELAXED);
 	t->gen = gen;
 	t->file_gen = file_gen;
 	t->nslots = nslots;
@@ -204,6 +222,11 @@ enum eng_room eng_index_room(const struct eng_table *t)
 	if (used * GROW_DEN > t->nslots * GROW_NUM)
 		return ENG_ROOM_GROW;
 	return ENG_ROOM_OK;
+}
+
+uint64_t eng_index_capacity(const struct eng_table *t)
+{
+	return t->nslots * WAIT_NUM / WAIT_DEN;
 }
 
 int eng_index_wants_shrink(const struct eng_table *t)
@@ -373,7 +396,7 @@ int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
 	struct eng_entry e = {
 		.voff = off + ENG_REC_HDR_SIZE + h->klen, .version = h->version,
 		.vlen = h->vlen, .klen = h->klen, .state = ENG_SLOT_LIVE,
-		.hash = eng_index_hash32(eng_key_hash(key, h->klen)),
+		.hash = eng_index_hash(t, key, h->klen),
 	};
 	struct eng_find f = { .self = 0 };
 
@@ -409,6 +432,21 @@ int eng_index_merge(struct eng_table *t, const char *map,
 			update_at(t, f.slot, e, 0);
 		return 0;
 	}
+	if (f.free_slot == ENG_NO_SLOT || !room_for_replay(t))
+		return -ENOSPC;
+	place_at(t, f.free_slot, e);
+	return 0;
+}
+
+int eng_index_add_unique(struct eng_table *t, const char *map,
+			 const struct eng_entry *e)
+{
+	struct eng_find f = { .self = 0 };
+
+	assert(changes_allowed(t));
+	eng_index_find(t, map, map + e->voff - e->klen, e->klen, e->hash, &f);
+	if (f.slot != ENG_NO_SLOT)
+		return -EEXIST;
 	if (f.free_slot == ENG_NO_SLOT || !room_for_replay(t))
 		return -ENOSPC;
 	place_at(t, f.free_slot, e);

@@ -29,14 +29,23 @@
  * database.bin, whose read-only mapping every process has, and the key is
  * the klen bytes before the value. map is that mapping, and must be of
  * the file the table indexes (eng_table.file_gen).
+ *
+ * Hashes are keyed (engine/keyhash.h), with a seed per table, so clients
+ * cannot choose keys that pile up in one probe run. A table built from
+ * the records (recovery's scan, a compaction) gets a new random seed; a
+ * table made from another's entries keeps that one's (growth, shrinking,
+ * recovery's growth, and database.idx, which stores its table's seed).
+ * Whoever probes a table hashes with that table's seed (eng_khash).
  */
 #ifndef CASKD_ENGINE_INDEX_H
 #define CASKD_ENGINE_INDEX_H
 
+#include "engine/keyhash.h"
 #include "engine/record.h"
 #include "ipc/mutex.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define ENG_NO_SLOT UINT64_MAX
@@ -52,7 +61,7 @@ enum eng_slot_state {
  * it, and marking a key busy must not make readers retry. */
 struct eng_islot {
 	_Atomic uint32_t seq;
-	uint32_t hash;    /* upper 32 bits of eng_key_hash() */
+	uint32_t hash;    /* eng_index_hash() of the key in this table */
 	uint64_t version;
 	uint64_t voff;    /* offset of the value in database.bin */
 	uint32_t vlen;
@@ -73,9 +82,22 @@ struct eng_table {
 	/* The mutex that guards changes once the table is visible (NULL
 	 * while its builder has it to itself), for assert(ipc_mtx_held). */
 	struct ipc_mtx *guard;
+	/* The seed of every hash in the table: set by eng_index_init while
+	 * nobody else sees the table, never changed after. */
+	struct eng_hash_seed seed;
+	uint8_t pad[48];    /* slots start on a cache line */
 	struct eng_islot slots[];
 };
-_Static_assert(sizeof(struct eng_table) == 64, "table header is a cache line");
+_Static_assert(sizeof(struct eng_table) == 128, "table header is two cache lines");
+
+/* A key's hash in a table, and the seed it was taken with: a hash taken
+ * before the caller knew which table it would probe (a writer hashes
+ * before it takes the mutex) is retaken only if that table is keyed
+ * otherwise. Zeroed: not taken yet (no seed is all zero). */
+struct eng_khash {
+	struct eng_hash_seed seed;
+	uint32_t hash;
+};
 
 /* A slot's contents, copied out. */
 struct eng_entry {
@@ -112,15 +134,27 @@ enum eng_room {
 /* The largest table: 2^31 slots, 64 GiB of address space per area. */
 #define ENG_INDEX_MAX_SLOTS (1ull << 31)
 
-uint32_t eng_index_hash32(uint64_t hash64);
+/* The hash of a key in t: the upper 32 bits of its SipHash under t's
+ * seed (the home slot is fastrange of it). */
+uint32_t eng_index_hash(const struct eng_table *t, const void *key, size_t klen);
+/* The hash of a key in t through kh (see eng_khash): returns kh->hash,
+ * taken again if kh was taken under another seed. t may be any area's
+ * table, read without the mutex or any pin: its seed is loaded
+ * atomically, and one torn by a table being made there only means the
+ * hash is taken again once the caller holds the table it probes. */
+uint32_t eng_index_hash_for(const struct eng_table *t, const void *key,
+			    size_t klen, struct eng_khash *kh);
 /* Bytes of an area that holds a table of nslots slots. */
 uint64_t eng_index_table_bytes(uint64_t nslots);
 /* The largest table needed for at most max_keys keys (0: no bound). */
 uint64_t eng_index_max_slots(uint64_t max_keys);
 /* The size a rebuild gives a table that holds keys keys, within max. */
 uint64_t eng_index_slots_for(uint64_t keys, uint64_t max);
+/* t's area pages must be zero. seed: a new one (eng_hash_seed_new) for a
+ * table filled from records, the source table's for one filled with
+ * another table's entries (their hashes are kept). */
 void eng_index_init(struct eng_table *t, uint64_t gen, uint64_t file_gen,
-		    uint64_t nslots);
+		    uint64_t nslots, const struct eng_hash_seed *seed);
 
 /* --- with the index mutex (or as the table's only builder) ---------- */
 
@@ -130,6 +164,9 @@ void eng_index_find(const struct eng_table *t, const char *map,
 		    struct eng_find *f);
 /* Room for one more key. */
 enum eng_room eng_index_room(const struct eng_table *t);
+/* Keys t holds before a new one waits for a rebuild (ENG_ROOM_WAIT),
+ * DEAD slots aside. */
+uint64_t eng_index_capacity(const struct eng_table *t);
 /* 1 if the table is so empty that a rebuild should shrink it. */
 int eng_index_wants_shrink(const struct eng_table *t);
 /* 1 if the table should be rebuilt now: too full (counting DEAD slots),
@@ -154,12 +191,19 @@ void eng_index_release(struct eng_table *t, uint64_t slot);
  * -ENOSPC when a new key finds no room (the caller rebuilds bigger). */
 int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
 		    const struct eng_rec_hdr *h);
-/* Adds entry e (LIVE) copied from another table of the same file: kept
- * unless the key is there with a newer version. 0 or -ENOSPC. */
+/* Adds entry e (LIVE) copied from another table of the same file and
+ * seed: kept unless the key is there with a newer version. 0 or
+ * -ENOSPC. */
 int eng_index_merge(struct eng_table *t, const char *map,
 		    const struct eng_entry *e);
-/* Adds entry e for a key known to be absent (loading a snapshot of
- * unique keys). 0 or -ENOSPC. */
+/* Adds entry e (LIVE, hashed under t's seed; its key at map + voff -
+ * klen) for a key that must not be there yet (loading database.idx,
+ * which is not trusted to hold each key once). 0, -EEXIST (the key is
+ * there), or -ENOSPC. */
+int eng_index_add_unique(struct eng_table *t, const char *map,
+			 const struct eng_entry *e);
+/* Adds entry e (hashed under t's seed) for a key known to be absent
+ * (copying a table, whose keys are unique). 0 or -ENOSPC. */
 int eng_index_place(struct eng_table *t, const struct eng_entry *e);
 /* After a holder of the mutex died: makes every slot whose count it left
  * odd even again (the repair then replays what it was publishing). */

@@ -82,10 +82,13 @@ void eng_io_set_backend(const struct eng_io_backend *b)
 
 #define ROLE_MAX 16
 
+enum crash_how { CRASH_SELF, CRASH_GROUP, CRASH_FAIL };
+
 static int crash_armed;               /* CASKD_CRASH_SYSCALL parsed */
 static char crash_role[ROLE_MAX];
 static uint64_t crash_at;             /* K; 0: trace, crash nowhere */
-static int crash_group;               /* kill the process group */
+static enum crash_how crash_how;
+static int crash_errno;               /* CRASH_FAIL: the K-th call fails so */
 static const char *role;              /* what this process does now */
 static pid_t counted_pid;             /* the process the count is of */
 static _Atomic uint64_t calls;        /* calls made in crash_role */
@@ -93,12 +96,16 @@ static int role_seen;                 /* this process worked in crash_role */
 
 int eng_io_crash_init(void)
 {
+	static const struct { const char *name; enum crash_how how; int err; } hows[] = {
+		{ "", CRASH_SELF, 0 }, { ":group", CRASH_GROUP, 0 },
+		{ ":eio", CRASH_FAIL, EIO }, { ":enospc", CRASH_FAIL, ENOSPC },
+	};
 	const char *spec = getenv("CASKD_CRASH_SYSCALL");
 	const char *colon, *k;
 	char *end;
 	size_t n;
 
-	crash_armed = crash_group = 0;
+	crash_armed = 0;
 	crash_at = 0;
 	if (!spec || !*spec)
 		return 0;
@@ -119,12 +126,14 @@ int eng_io_crash_init(void)
 		if (errno)
 			return -EINVAL;
 	}
-	if (!strcmp(end, ":group"))
-		crash_group = 1;
-	else if (*end)
-		return -EINVAL;
-	crash_armed = 1;
-	return 0;
+	for (size_t i = 0; i < sizeof(hows) / sizeof(hows[0]); i++)
+		if (!strcmp(end, hows[i].name)) {
+			crash_how = hows[i].how;
+			crash_errno = hows[i].err;
+			crash_armed = 1;
+			return 0;
+		}
+	return -EINVAL;
 }
 
 /* The process is in the armed role: counts from zero in a process
@@ -174,19 +183,28 @@ static const char *base_name(const char *path)
 	return slash && slash[1] ? slash + 1 : path;
 }
 
-/* Right after a call in the armed role: each is logged (the drill's
- * evidence: a test reads which calls came, and which one killed), and
- * the K-th kills the process (or its group) there. fd < 0: the call is
- * on path (and path2). */
-static void crash_point_slow(const char *call, int fd, const char *path,
-			     const char *path2, int rc)
+/* Before a call: its number in the armed role (0: not counted); *rc
+ * gets -errno if the drill makes this call fail without making it. */
+static uint64_t call_begin_slow(int *rc)
 {
-	char buf[PATH_MAX], what[2 * PATH_MAX + 64];
 	uint64_t k;
 
 	if (!counting())
-		return;
+		return 0;
 	k = atomic_fetch_add(&calls, 1) + 1;
+	if (k == crash_at && crash_how == CRASH_FAIL)
+		*rc = -crash_errno;
+	return k;
+}
+
+/* After call k: logs it (the drill's evidence: a test reads which calls
+ * came, and which one was the K-th); the K-th kills the process, or its
+ * group. fd < 0: the call is on path (and path2). */
+static void call_end_slow(uint64_t k, const char *call, int fd, const char *path,
+			  const char *path2, int rc)
+{
+	char buf[PATH_MAX], what[2 * PATH_MAX + 64];
+
 	if (fd >= 0)
 		snprintf(what, sizeof(what), "%s(%s)", call, fd_name(fd, buf, sizeof(buf)));
 	else if (path2)
@@ -199,25 +217,42 @@ static void crash_point_slow(const char *call, int fd, const char *path,
 			crash_role, k, what, rc);
 		return;
 	}
+	if (crash_how == CRASH_FAIL) {
+		eng_log(ENG_LOG_WARN, "crash drill: %s call %" PRIu64 " is %s = %d; made "
+			"to fail, not made", crash_role, k, what, rc);
+		return;
+	}
 	eng_log(ENG_LOG_WARN, "crash drill: %s call %" PRIu64 " is %s = %d; SIGKILL "
 		"to the %s", crash_role, k, what, rc,
-		crash_group ? "process group" : "process");
-	kill(crash_group ? 0 : getpid(), SIGKILL);
+		crash_how == CRASH_GROUP ? "process group" : "process");
+	kill(crash_how == CRASH_GROUP ? 0 : getpid(), SIGKILL);
 	_exit(137); /* not reached: SIGKILL cannot be caught */
 }
 
-#define CRASH_POINT(call, fd, path, path2, rc)                                 \
+/* Every wrapper: CALL_BEGIN(k, rc) first (rc is 0, or the drill's
+ * errno: then the call is not made), CALL_END(k, ...) once rc is its
+ * result. Unarmed: a load and a branch each. */
+#define CALL_BEGIN(k, rc)                                                      \
+	uint64_t k = 0;                                                        \
+	int rc = 0;                                                            \
+	if (__builtin_expect(crash_armed, 0))                                  \
+		k = call_begin_slow(&rc)
+
+#define CALL_END(k, call, fd, path, path2, rc)                                 \
 	do {                                                                   \
-		if (__builtin_expect(crash_armed, 0))                          \
-			crash_point_slow(call, fd, path, path2, rc);           \
+		if (__builtin_expect(k != 0, 0))                               \
+			call_end_slow(k, call, fd, path, path2, rc);           \
 	} while (0)
 
 void eng_io_crash_report(void)
 {
+	uint64_t n = atomic_load(&calls);
+
 	if (!crash_armed || !role_seen || counted_pid != getpid())
 		return;
 	eng_log(ENG_LOG_WARN, "crash drill: %s made %" PRIu64 " calls through engine/io%s",
-		crash_role, atomic_load(&calls), crash_at ? "; none was the one to crash at" : "");
+		crash_role, n, !crash_at ? "" : n < crash_at ? "; none was the K-th" :
+		"; the K-th failed");
 }
 
 /* --- the calls ----------------------------------------------------------------- */
@@ -240,40 +275,60 @@ static int pwrite_loop(int fd, const char *p, size_t len, uint64_t off)
 	return 0;
 }
 
+/* rc = 0, or -errno of call if it failed other than by EINTR. */
+#define RETRY_EINTR(rc, call)                                                  \
+	do {                                                                   \
+		while ((call) < 0) {                                           \
+			if (errno != EINTR) {                                  \
+				rc = -errno;                                   \
+				break;                                         \
+			}                                                      \
+		}                                                              \
+	} while (0)
+
 int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
 	assert(!ipc_mtx_held_any()); /* no mutex across file I/O (mutex.h) */
-	if (!(rc = ENG_FP("io.write")))
+	if (!rc)
+		rc = ENG_FP("io.write");
+	/* a write the device failed half way: its second half is there
+	 * (pages reach the disk in no particular order), its start is not */
+	if (!rc && (rc = ENG_FP("io.write.torn")) != 0)
+		(void)pwrite_loop(fd, (const char *)buf + len / 2, len - len / 2,
+				  off + len / 2);
+	if (!rc)
 		rc = pwrite_loop(fd, buf, len, off);
-	CRASH_POINT("pwrite", fd, NULL, NULL, rc);
+	CALL_END(k, "pwrite", fd, NULL, NULL, rc);
 	return rc;
 }
 
 int eng_io_datasync(int fd)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
 	assert(!ipc_mtx_held_any());
 	ENG_FP("sync.before");
-	rc = ENG_FP("io.fsync");
+	if (!rc)
+		rc = ENG_FP("io.fsync");
 	if (rc == 0 && io->fdatasync(fd) < 0)
 		rc = -errno; /* never retried: see docs/durability.md */
 	ENG_FP("sync.after");
-	CRASH_POINT("fdatasync", fd, NULL, NULL, rc);
+	CALL_END(k, "fdatasync", fd, NULL, NULL, rc);
 	return rc;
 }
 
 int eng_io_fsync(int fd)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
 	assert(!ipc_mtx_held_any());
-	rc = ENG_FP("io.fsync");
+	if (!rc)
+		rc = ENG_FP("io.fsync");
 	if (rc == 0 && io->fsync(fd) < 0)
 		rc = -errno; /* never retried, as eng_io_datasync */
-	CRASH_POINT("fsync", fd, NULL, NULL, rc);
+	CALL_END(k, "fsync", fd, NULL, NULL, rc);
 	return rc;
 }
 
@@ -289,110 +344,112 @@ static int open_eintr(const char *path, int flags, mode_t mode)
 
 int eng_io_syncdir(const char *dir)
 {
-	int fd = open_eintr(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-	int rc = fd < 0 ? fd : 0;
+	CALL_BEGIN(k, rc);
+	int fd = rc ? rc : open_eintr(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 
 	if (fd >= 0) {
 		if (io->fsync(fd) < 0)
 			rc = -errno;
 		close(fd);
+	} else {
+		rc = fd;
 	}
-	CRASH_POINT("syncdir", -1, dir, NULL, rc);
+	CALL_END(k, "syncdir", -1, dir, NULL, rc);
 	return rc;
 }
 
-/* 0, or -errno of a call that failed other than by EINTR. */
-#define RETRY_EINTR(call)                                                      \
-	do {                                                                   \
-		rc = 0;                                                        \
-		while ((call) < 0) {                                           \
-			if (errno != EINTR) {                                  \
-				rc = -errno;                                   \
-				break;                                         \
-			}                                                      \
-		}                                                              \
-	} while (0)
-
 int eng_io_truncate(int fd, uint64_t len)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
 	assert(!ipc_mtx_held_any());
-	RETRY_EINTR(io->ftruncate(fd, (off_t)len));
-	CRASH_POINT("ftruncate", fd, NULL, NULL, rc);
+	if (!rc)
+		RETRY_EINTR(rc, io->ftruncate(fd, (off_t)len));
+	CALL_END(k, "ftruncate", fd, NULL, NULL, rc);
 	return rc;
 }
 
 int eng_io_fallocate(int fd, int mode, uint64_t off, uint64_t len)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
 	assert(!ipc_mtx_held_any());
-	RETRY_EINTR(io->fallocate(fd, mode, (off_t)off, (off_t)len));
-	CRASH_POINT("fallocate", fd, NULL, NULL, rc);
+	if (!rc)
+		RETRY_EINTR(rc, io->fallocate(fd, mode, (off_t)off, (off_t)len));
+	CALL_END(k, "fallocate", fd, NULL, NULL, rc);
 	return rc;
 }
 
 int eng_io_discard(int fd, uint64_t off, uint64_t len)
 {
 	char pad[ENG_REC_HDR_SIZE];
-	int rc;
+	CALL_BEGIN(k, rc);
 
 	assert(!ipc_mtx_held_any());
-	RETRY_EINTR(io->fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				  (off_t)off, (off_t)len));
-	if (rc == -EOPNOTSUPP || rc == -ENOSYS) {
-		eng_rec_encode_pad(pad, len, 0);
-		rc = pwrite_loop(fd, pad, sizeof(pad), off);
+	if (!rc)
+		rc = ENG_FP("io.discard");
+	if (!rc) {
+		RETRY_EINTR(rc, io->fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					      (off_t)off, (off_t)len));
+		if (rc == -EOPNOTSUPP || rc == -ENOSYS) {
+			eng_rec_encode_pad(pad, len, 0);
+			rc = pwrite_loop(fd, pad, sizeof(pad), off);
+		}
 	}
-	CRASH_POINT("discard", fd, NULL, NULL, rc);
+	CALL_END(k, "discard", fd, NULL, NULL, rc);
 	return rc;
 }
 
 int eng_io_sync_range(int fd, uint64_t off, uint64_t len, unsigned int flags)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
 	assert(!ipc_mtx_held_any());
-	RETRY_EINTR(io->sync_file_range(fd, (off_t)off, (off_t)len, flags));
-	if (rc == -ENOSYS)
-		rc = 0;
-	CRASH_POINT("sync_file_range", fd, NULL, NULL, rc);
+	if (!rc) {
+		RETRY_EINTR(rc, io->sync_file_range(fd, (off_t)off, (off_t)len, flags));
+		if (rc == -ENOSYS)
+			rc = 0;
+	}
+	CALL_END(k, "sync_file_range", fd, NULL, NULL, rc);
 	return rc;
 }
 
 int eng_io_open(const char *path, int flags, mode_t mode)
 {
-	int fd = open_eintr(path, flags, mode);
+	CALL_BEGIN(k, rc);
+	int fd = rc ? rc : open_eintr(path, flags, mode);
 
-	CRASH_POINT("open", -1, path, NULL, fd < 0 ? fd : 0);
+	CALL_END(k, "open", -1, path, NULL, fd < 0 ? fd : 0);
 	return fd;
 }
 
 int eng_io_rename(const char *from, const char *to)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
 	/* a signal can interrupt even a rename on some file systems */
-	RETRY_EINTR(io->rename(from, to));
-	CRASH_POINT("rename", -1, from, to, rc);
+	if (!rc)
+		RETRY_EINTR(rc, io->rename(from, to));
+	CALL_END(k, "rename", -1, from, to, rc);
 	return rc;
 }
 
 int eng_io_unlink(const char *path)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
-	RETRY_EINTR(io->unlink(path));
-	CRASH_POINT("unlink", -1, path, NULL, rc);
+	if (!rc)
+		RETRY_EINTR(rc, io->unlink(path));
+	CALL_END(k, "unlink", -1, path, NULL, rc);
 	return rc;
 }
 
 int eng_io_mkdir(const char *path, mode_t mode)
 {
-	int rc;
+	CALL_BEGIN(k, rc);
 
-	RETRY_EINTR(io->mkdir(path, mode));
-	CRASH_POINT("mkdir", -1, path, NULL, rc);
+	if (!rc)
+		RETRY_EINTR(rc, io->mkdir(path, mode));
+	CALL_END(k, "mkdir", -1, path, NULL, rc);
 	return rc;
 }

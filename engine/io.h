@@ -5,10 +5,11 @@
  * sync_file_range, creating opens, rename, unlink, mkdir, directory
  * syncs), the EINTR and short-write loops around them, the failpoints
  * on them, and the crash drill that kills a process right after its
- * K-th call (CASKD_CRASH_SYSCALL, below). As with SQLite's aSyscall[], a test replaces the backend
- * (eng_io_set_backend) with a crash simulator that keeps unsynced writes
- * aside and drops or tears them at a simulated power cut (engine/io_sim.h
- * and tests/unit/test_powerloss.c); and since every such call of every
+ * K-th call, or fails that call (CASKD_CRASH_SYSCALL, below). As with
+ * SQLite's aSyscall[], a test replaces the backend (eng_io_set_backend)
+ * with a crash simulator that keeps unsynced writes aside and drops or
+ * tears them at a simulated power cut (engine/io_sim.h and
+ * tests/unit/test_powerloss.c); and since every such call of every
  * background job passes here, a drill can stop a job at any one of them.
  *
  * Reads (pread, mmap), closes, locks and opens that create nothing stay
@@ -45,7 +46,9 @@ void eng_io_set_backend(const struct eng_io_backend *b);
  * and retries on EINTR. */
 
 /* Writes all of buf at off: loops on short writes. After an error part
- * of the range may be written. Failpoint "io.write" (enospc/eio). */
+ * of the range may be written. Failpoints "io.write" (enospc/eio:
+ * nothing written) and "io.write.torn" (the second half written, not the
+ * first, then the error). */
 int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* fdatasync. Failpoints "io.fsync" (eio) and "sync.before" /
  * "sync.after" (crash). Never retried after a failure: see
@@ -63,7 +66,8 @@ int eng_io_fallocate(int fd, int mode, uint64_t off, uint64_t len);
 /* Makes [off, off+len) read as zeros and frees its blocks (punch hole);
  * falls back to writing a PAD record header where punching is not
  * supported. Used to wipe a reservation whose write failed or whose
- * writer died, so no half record is ever recovered. */
+ * writer died, so no half record is ever recovered.
+ * Failpoint "io.discard" (eio). */
 int eng_io_discard(int fd, uint64_t off, uint64_t len);
 /* sync_file_range: starts (and with the WAIT flags, waits for) write-back
  * of a range. Only a hint about when pages are written, never about
@@ -80,15 +84,17 @@ int eng_io_mkdir(const char *path, mode_t mode);
 
 /* --- the crash drill ------------------------------------------------------
  *
- *     CASKD_CRASH_SYSCALL=ROLE:K[:group]     or     ROLE:trace
+ *     CASKD_CRASH_SYSCALL=ROLE:K[:group|:eio|:enospc]  or  ROLE:trace
  *
  * A process doing ROLE's work logs each call of the functions above it
  * makes in that role ("crash drill: ROLE call N is NAME(FILE) = RC";
  * each wrapper call is one call, whatever it loops on) and SIGKILLs
  * itself right after the K-th; with ":group" it kills its whole process
- * group (master, workers, job) at once instead. "trace" only logs: the
- * list of the role's crash points. Counts are per process: a forked
- * process counts from zero, as failpoints do.
+ * group (master, workers, job) at once instead; with ":eio" or
+ * ":enospc" the K-th call is not made and fails with that errno, and
+ * the process goes on (its error paths are what is drilled). "trace"
+ * only logs: the list of the role's crash points. Counts are per
+ * process: a forked process counts from zero, as failpoints do.
  * The roles the daemon gives (server/): "master" (start-up recovery and
  * the master's own work), "space" (the master preparing space: the
  * database.reserve file and the zeros ahead of the tail), "stop" (the

@@ -2,6 +2,7 @@
  * job.h; the work itself is in rebuild.c). */
 #include "engine/job.h"
 
+#include "engine/durable.h"
 #include "engine/elog.h"
 #include "engine/index.h"
 #include "engine/io.h"
@@ -10,6 +11,7 @@
 #include "ipc/shm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 _Static_assert(ENG_JOB_ERROR_MAX == ENG_JOB_ERROR_LEN, "one error length");
+_Static_assert(ENG_JOBS_KEPT == ENG_JOB_LIST_MAX, "one count of jobs kept");
 
 /* After an automatic compaction failed, the policy waits this long
  * before it tries again (a full disk would fail it in a loop). */
@@ -102,6 +105,21 @@ int eng_job_request_compact(struct eng_db *db, uint64_t *id)
 	return 0;
 }
 
+/* The record as callers see it (job_mtx held). */
+static void info_of(const struct eng_job *j, struct eng_job_info *out)
+{
+	out->id = j->id;
+	out->kind = (enum eng_job_kind)j->kind;
+	out->state = (enum eng_job_state)j->state;
+	out->stage = (enum eng_job_stage)j->stage;
+	out->started_ms = j->started_ms;
+	out->finished_ms = j->finished_ms;
+	out->bytes_before = j->bytes_before;
+	out->bytes_after = j->bytes_after;
+	out->keys = j->keys;
+	memcpy(out->error, j->error, sizeof(out->error));
+}
+
 int eng_job_get(struct eng_db *db, uint64_t id, struct eng_job_info *out)
 {
 	struct eng_shared *sh = db->sh;
@@ -114,18 +132,29 @@ int eng_job_get(struct eng_db *db, uint64_t id, struct eng_job_info *out)
 		ipc_mtx_unlock(&sh->job_mtx);
 		return -ENOENT;
 	}
-	out->id = j->id;
-	out->kind = (enum eng_job_kind)j->kind;
-	out->state = (enum eng_job_state)j->state;
-	out->stage = (enum eng_job_stage)j->stage;
-	out->started_ms = j->started_ms;
-	out->finished_ms = j->finished_ms;
-	out->bytes_before = j->bytes_before;
-	out->bytes_after = j->bytes_after;
-	out->keys = j->keys;
-	memcpy(out->error, j->error, sizeof(out->error));
+	info_of(j, out);
 	ipc_mtx_unlock(&sh->job_mtx);
 	return 0;
+}
+
+int eng_job_list(struct eng_db *db, struct eng_job_info *out, size_t max)
+{
+	struct eng_shared *sh = db->sh;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = lock_jobs(sh)))
+		return rc;
+	/* Ids are handed out in order and kept at id % ENG_JOBS_KEPT: the
+	 * newest ones are the last ENG_JOBS_KEPT ids. */
+	for (uint64_t id = sh->job_seq; id && n < max && sh->job_seq - id < ENG_JOBS_KEPT; id--) {
+		struct eng_job *j = job_at(sh, id);
+
+		if (j)
+			info_of(j, &out[n++]);
+	}
+	ipc_mtx_unlock(&sh->job_mtx);
+	return (int)n;
 }
 
 /* --- the master's side ----------------------------------------------------- */
@@ -230,16 +259,39 @@ static void describe_death(int status, char *buf, size_t n)
 			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
+/* The file id database.bin has on disk now: 0 and *id, or -errno. */
+static int disk_file_id(struct eng_db *db, uint64_t *id)
+{
+	char hdr[ENG_FILE_HDR_SIZE];
+	int fd = open(db->path, O_RDONLY | O_CLOEXEC), rc = 0, format;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	do
+		n = pread(fd, hdr, sizeof(hdr), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		rc = -errno;
+	else if (n != (ssize_t)sizeof(hdr) || eng_file_hdr_check(hdr, (uint64_t)n, &format))
+		rc = -EBADMSG;
+	else
+		*id = eng_file_id(hdr);
+	close(fd);
+	return rc;
+}
+
 /* A compaction died after its rename: database.bin is the new file, whole
  * and synced, and its table is complete. Finish what it left: the
- * directory entry, the flip, the freeze. */
+ * directory entry, the flip, the freeze. The flip is applied even when
+ * the directory sync fails: writers must go to the file the name holds
+ * (the old inode is unlinked); the failure then poisons the database
+ * and the master restarts through recovery, as after a failed fdatasync. */
 static int finish_flip(struct eng_db *db, const struct eng_flip *f)
 {
 	struct eng_shared *sh = db->sh;
-	int rc = eng_io_syncdir(db->dir);
+	int rc, dir_rc = eng_io_syncdir(db->dir);
 
-	if (rc)
-		return rc;
 	if ((rc = eng_lock_index(db)))
 		return rc;
 	if (eng_cur_gen(atomic_load(&sh->cur)) != f->gen) {
@@ -249,7 +301,16 @@ static int finish_flip(struct eng_db *db, const struct eng_flip *f)
 	}
 	sh->frozen = 0;
 	eng_unlock_index(db);
-	return eng_db_refresh(db);
+	if (dir_rc) {
+		eng_log(ENG_LOG_ERROR, "syncing %s after the compaction's rename failed: %s",
+			db->dir, strerror(-dir_rc));
+		eng_sync_poison(db);
+		return dir_rc;
+	}
+	/* The master's own mapping follows at its next tick if this fails:
+	 * the swap itself is done. */
+	(void)eng_db_refresh(db);
+	return 0;
 }
 
 /* A job died before it was done: undo what it began. */
@@ -273,6 +334,20 @@ static void undo(struct eng_db *db, pid_t pid)
 			sh->areas[a].state = ENG_AREA_FREE;
 		}
 	eng_unlock_index(db);
+}
+
+/* Did the dead compaction's rename happen? 1 (database.bin on disk is
+ * its new file), 0 (the old one: nothing to finish), or -errno. */
+static int renamed(struct eng_db *db, const struct eng_job *j)
+{
+	uint64_t id = 0;
+	int rc;
+
+	if (j->stage >= ENG_STAGE_FLIPPED)
+		return 1;
+	if ((rc = disk_file_id(db, &id)))
+		return rc;
+	return id == j->flip.file_id;
 }
 
 uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
@@ -303,11 +378,22 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
 		return copy.id;
 	}
 	describe_death(status, why, sizeof(why));
-	if (copy.stage >= ENG_STAGE_RENAMED && copy.kind == ENG_JOB_COMPACT) {
-		rc = copy.stage == ENG_STAGE_FLIPPED ? 0 : finish_flip(db, &copy.flip);
-		eng_log(rc ? ENG_LOG_ERROR : ENG_LOG_WARN, "job %" PRIu64 ": %s after its "
-			"new database.bin was in place; %s", copy.id, why,
-			rc ? "finishing the swap failed" : "the master finished the swap");
+	if (copy.stage >= ENG_STAGE_RENAMING && copy.kind == ENG_JOB_COMPACT &&
+	    (rc = renamed(db, &copy)) != 0) {
+		if (rc < 0) {
+			/* Cannot tell which file the name holds: writes stay
+			 * held off, and recovery, which reads the directory
+			 * as it is, decides. */
+			eng_log(ENG_LOG_ERROR, "job %" PRIu64 ": %s; reading the header of %s "
+				"failed (%s): restarting through recovery", copy.id, why,
+				db->path, strerror(-rc));
+			eng_sync_poison(db);
+		} else {
+			rc = copy.stage == ENG_STAGE_FLIPPED ? 0 : finish_flip(db, &copy.flip);
+			eng_log(rc ? ENG_LOG_ERROR : ENG_LOG_WARN, "job %" PRIu64 ": %s after "
+				"its new database.bin was in place; %s", copy.id, why,
+				rc ? "finishing the swap failed" : "the master finished the swap");
+		}
 	} else {
 		rc = -ECANCELED;
 		undo(db, pid);
@@ -320,8 +406,12 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
 	if ((j = job_at(sh, copy.id))) {
 		j->finished_ms = unix_ms();
 		j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
-		if (rc)
+		if (rc) {
 			snprintf(j->error, sizeof(j->error), "%s", why);
+			/* set at its rename: a file that is not database.bin */
+			j->bytes_after = 0;
+			j->keys = 0;
+		}
 		if (j->kind == ENG_JOB_COMPACT)
 			atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
 		if (!rc && j->kind == ENG_JOB_COMPACT && j->bytes_after < j->bytes_before)

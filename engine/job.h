@@ -1,6 +1,7 @@
 /* engine/job.h — long jobs: compaction and table rebuilds.
  *
- * Owns: the job records every process can read (GET /admin/jobs/{id}),
+ * Owns: the job records every process can read (GET /admin/jobs and
+ * /admin/jobs/{id}: the newest ENG_JOB_LIST_MAX are kept),
  * asking for a compaction (POST /admin/compact, or the master's policy),
  * and the master's side of a job's life: what to start next, recording
  * the process that runs it, cleaning up after one that died at any
@@ -40,11 +41,17 @@ enum eng_job_stage {
 	ENG_STAGE_COPY,      /* compaction: copying live records */
 	ENG_STAGE_CATCHUP,   /* replaying what was written meanwhile */
 	ENG_STAGE_FROZEN,    /* new writes held off for the swap */
+	/* compaction: the flip is recorded and the rename may have been
+	 * made; whether it was is read from disk (the file id of
+	 * database.bin), never from a stage written after the fact */
+	ENG_STAGE_RENAMING,
 	ENG_STAGE_RENAMED,   /* compaction: the new file is database.bin */
 	ENG_STAGE_FLIPPED,   /* the new table (and file) are current */
 };
 
 #define ENG_JOB_ERROR_LEN 160
+/* Job records kept: older ones are overwritten by new jobs. */
+#define ENG_JOB_LIST_MAX 16
 
 struct eng_job_info {
 	uint64_t id;
@@ -52,8 +59,10 @@ struct eng_job_info {
 	enum eng_job_state state;
 	enum eng_job_stage stage;
 	uint64_t started_ms, finished_ms;   /* unix ms; 0 if not yet */
-	uint64_t bytes_before, bytes_after; /* database.bin, compaction */
-	uint64_t keys;
+	/* database.bin at the job's cut (0 until then) and, once it is
+	 * done, the file it made; a failed job made none: 0 */
+	uint64_t bytes_before, bytes_after;
+	uint64_t keys;                      /* in the new table, once done */
 	char error[ENG_JOB_ERROR_LEN];
 };
 
@@ -74,6 +83,9 @@ const char *eng_job_state_name(enum eng_job_state s);
 int eng_job_request_compact(struct eng_db *db, uint64_t *id);
 /* Any process: 0 and *out, or -ENOENT for an id not (or no longer) kept. */
 int eng_job_get(struct eng_db *db, uint64_t id, struct eng_job_info *out);
+/* Any process: the jobs kept, newest first, into out[0..max): how many,
+ * or -errno. */
+int eng_job_list(struct eng_db *db, struct eng_job_info *out, size_t max);
 
 /* Master: the job to start now, if any (a compaction asked for, a table
  * rebuild writers want, or a compaction the policy calls for): 1 and *id,

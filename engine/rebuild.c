@@ -5,9 +5,11 @@
  *   1. cut: under the index mutex take T0, below which every record is
  *      written and published, and claim the spare area;
  *   2. fill: a rebuild copies the current table's entries (read without
- *      the mutex); a compaction copies each record below T0 that the
- *      current table still points at into database.bin.compact (as a
- *      plain record: a batch below T0 committed long ago) and indexes it;
+ *      the mutex) with their hashes, so its table keeps the current hash
+ *      seed; a compaction copies each record below T0 that the current
+ *      table still points at into database.bin.compact (as a plain
+ *      record: a batch below T0 committed long ago) and indexes it in a
+ *      table with a new seed;
  *   3. catch up: replay (a compaction: copy byte for byte, then index)
  *      the records written since, until little is left; replay applies
  *      a record only if it is newer than what a key holds, so the copy
@@ -29,10 +31,12 @@
  *
  * Failpoints at every step (docs/failpoints.md): compact.copy,
  * compact.catchup, compact.swap (frozen, before the rename),
- * compact.rename (after it), compact.dirsync (after the directory sync),
+ * compact.renaming (the swap recorded, the rename not made),
+ * compact.renamed (the rename made, not yet recorded), compact.rename
+ * (after it is recorded), compact.dirsync (after the directory sync),
  * compact.unlink (after the flip, dropping the old index snapshot),
  * compact.done. The master undoes or finishes what a job that died left
- * (job.c).
+ * (job.c), deciding from the file id database.bin has on disk.
  */
 #include "engine/job.h"
 
@@ -50,6 +54,7 @@
 #include "ipc/flock.h"
 #include "ipc/shm.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -85,6 +90,7 @@ struct rb {
 	uint64_t gen;
 	uint64_t pos;             /* the current file: replayed up to here */
 	uint64_t max_version;
+	uint64_t floor;           /* compaction: the new file's history floor */
 	/* a compaction's new file */
 	char *npath;
 	int nfd;
@@ -97,6 +103,8 @@ struct rb {
 	uint64_t buf_off;
 	uint64_t written_back;
 	int frozen;
+	enum eng_job_stage stage; /* as set_stage last recorded it */
+	int in_catchup;           /* walk() is replaying a copied range */
 	struct eng_flip pf;       /* the flip a compaction will make */
 	uint64_t before;          /* database.bin's size at the cut */
 	uint64_t ns_copy, ns_catchup, ns_sync, ns_frozen; /* where time went */
@@ -126,15 +134,19 @@ static int fail(struct rb *r, int rc, const char *what)
 
 /* --- the job record ------------------------------------------------------ */
 
-static void set_stage(struct rb *r, enum eng_job_stage st)
+/* 0, or -errno when the record could not be written (the job must not
+ * take a step the master could not then tell it took). */
+static int set_stage(struct rb *r, enum eng_job_stage st)
 {
 	struct eng_job *j = &r->sh->jobs[r->id % ENG_JOBS_KEPT];
+	int rc;
 
-	if (ipc_mtx_lock(&r->sh->job_mtx, NULL, NULL))
-		return;
+	if ((rc = ipc_mtx_lock(&r->sh->job_mtx, NULL, NULL)))
+		return rc;
+	r->stage = st;
 	if (j->id == r->id) {
 		j->stage = st;
-		if (st == ENG_STAGE_RENAMED) {
+		if (st == ENG_STAGE_RENAMING) {
 			/* what the master reports if it must finish for us */
 			j->flip = r->pf;
 			j->bytes_before = r->before;
@@ -143,6 +155,7 @@ static void set_stage(struct rb *r, enum eng_job_stage st)
 		}
 	}
 	ipc_mtx_unlock(&r->sh->job_mtx);
+	return 0;
 }
 
 static void finish_record(struct rb *r, int rc, uint64_t after, uint64_t keys)
@@ -180,12 +193,20 @@ static int cut(struct rb *r)
 	struct eng_db *db = r->db;
 	struct eng_shared *sh = r->sh;
 	struct eng_table *cur;
+	struct eng_hash_seed seed;
 	uint64_t keys, nslots;
 	int rc;
 
+	/* A compaction indexes its new file from the records: a new seed,
+	 * so nothing learnt about the old one's hashes carries over. A
+	 * rebuild copies the entries, hashes and all: the current seed. */
+	if (r->compact && (rc = eng_hash_seed_new(&seed)))
+		return fail(r, rc, "making a seed for the new table's hash");
 	if ((rc = eng_lock_index(db)))
 		return fail(r, rc, "locking the index");
 	cur = eng_cur_table(sh);
+	if (!r->compact)
+		seed = cur->seed;
 	r->area = !eng_cur_area(atomic_load(&sh->cur));
 	if (sh->areas[r->area].state != ENG_AREA_FREE) {
 		eng_unlock_index(db);
@@ -206,7 +227,7 @@ static int cut(struct rb *r)
 	eng_unlock_index(db);
 	r->t = eng_area_table(sh, r->area);
 	ipc_shm_release(r->t, sh->area_bytes);
-	eng_index_init(r->t, r->gen, r->file_gen, nslots);
+	eng_index_init(r->t, r->gen, r->file_gen, nslots, &seed);
 	return 0;
 }
 
@@ -253,7 +274,7 @@ static int out_put(struct rb *r, const void *p, size_t n)
 static int create_new_file(struct rb *r)
 {
 	struct eng_mark m = { ENG_FILE_HDR_SIZE, atomic_load(&r->sh->lease) };
-	char hdr[ENG_FILE_HDR_SIZE];
+	char hdr[ENG_FILE_HDR_SIZE], hist[ENG_HIST_REC_SIZE];
 	void *p;
 	int rc;
 
@@ -275,7 +296,32 @@ static int create_new_file(struct rb *r)
 	eng_file_hdr_encode(hdr, r->file_id, &m);
 	r->buf_off = 0;
 	r->ntail = 0;
-	return out_put(r, hdr, sizeof(hdr));
+	/* the history mark's place; its values are known after the copy */
+	eng_hist_encode(hist, 0, ENG_FILE_HDR_SIZE + ENG_HIST_REC_SIZE);
+	if ((rc = out_put(r, hdr, sizeof(hdr))))
+		return rc;
+	return out_put(r, hist, sizeof(hist));
+}
+
+/* After the copy of what lay below the cut: what the new file holds of
+ * the log's history. Every version above the floor (the highest one
+ * below the cut, or the old file's floor) is at or past ntail: the
+ * catch-up copies the log from the cut on as it is. */
+static int mark_history(struct rb *r)
+{
+	char hist[ENG_HIST_REC_SIZE];
+	uint64_t old_floor, old_hist;
+	int rc;
+
+	if (!eng_hist_decode(r->db->map, r->pos, &old_floor, &old_hist) &&
+	    old_floor > r->floor)
+		r->floor = old_floor;
+	if ((rc = out_flush(r)))
+		return rc;
+	eng_hist_encode(hist, r->floor, r->ntail);
+	if ((rc = eng_io_pwrite_all(r->nfd, hist, sizeof(hist), ENG_FILE_HDR_SIZE)))
+		return fail(r, rc, "writing database.bin.compact");
+	return 0;
 }
 
 /* A full disk: give back the reserve file and the zeros prepared ahead
@@ -362,15 +408,18 @@ static int still_live(struct rb *r, uint64_t off, const struct eng_rec_hdr *h)
 	struct eng_shared *sh = r->sh;
 	_Atomic uint64_t *reading = &sh->wslots[ENG_JOB_WSLOT].reading;
 	const char *key = r->db->map + off + ENG_REC_HDR_SIZE;
-	uint32_t hash = eng_index_hash32(eng_key_hash(key, h->klen));
+	struct eng_khash kh = { .hash = 0 };
 	struct eng_entry e;
 	int found;
 
 	for (int n = 0;; n++) {
 		uint64_t c = atomic_load(&sh->cur);
+		const struct eng_table *t;
+
 		atomic_store(reading, eng_cur_gen(c));
-		found = eng_index_lookup(eng_area_table(sh, eng_cur_area(c)), r->db->map,
-					 key, h->klen, hash, &e);
+		t = eng_area_table(sh, eng_cur_area(c));
+		found = eng_index_lookup(t, r->db->map, key, h->klen,
+					 eng_index_hash_for(t, key, h->klen, &kh), &e);
 		atomic_store(reading, 0);
 		if (found >= 0)
 			break;
@@ -392,11 +441,13 @@ static int copy_live(struct rb *r, const struct eng_replay_item *it)
 	};
 	int rc;
 
+	if (it->h.version > r->floor)
+		r->floor = it->h.version; /* dead or alive, its history goes */
 	if (it->h.type != ENG_REC_PUT || (rc = still_live(r, it->off, &it->h)) == 0)
 		return 0;
 	if (rc < 0)
 		return rc;
-	e.hash = eng_index_hash32(eng_key_hash(rec + ENG_REC_HDR_SIZE, it->h.klen));
+	e.hash = eng_index_hash(r->t, rec + ENG_REC_HDR_SIZE, it->h.klen);
 	e.voff = r->ntail + ENG_REC_HDR_SIZE + it->h.klen;
 	/* committed long ago: a plain record in the new file */
 	memcpy(hdr, rec, sizeof(hdr));
@@ -412,6 +463,26 @@ static int copy_live(struct rb *r, const struct eng_replay_item *it)
 }
 
 /* Walks the committed records of [from, to) of the current file. */
+static uint64_t catchup_delta; /* new offset - old offset of the pass */
+
+/* A catch-up copies bytes as they are, so a region that holds nothing
+ * (a write that failed and whose wipe failed too, a batch that never
+ * committed) came along: it becomes a PAD record in the new file, whose
+ * durable mark will cover it (garbage there would read as corruption
+ * at the next start). */
+static int pad_copied(struct rb *r, uint64_t off, uint64_t len)
+{
+	char pad[ENG_REC_HDR_SIZE];
+	int rc;
+
+	if (len < ENG_REC_HDR_SIZE || len % ENG_REC_ALIGN)
+		return fail(r, -EBADMSG, "an unused region of database.bin has an odd size");
+	eng_rec_encode_pad(pad, len, 0);
+	if ((rc = eng_io_pwrite_all(r->nfd, pad, sizeof(pad), off + catchup_delta)))
+		return fail(r, rc, "writing database.bin.compact");
+	return 0;
+}
+
 static int walk(struct rb *r, uint64_t from, uint64_t to,
 		int (*fn)(struct rb *, const struct eng_replay_item *))
 {
@@ -427,6 +498,10 @@ static int walk(struct rb *r, uint64_t from, uint64_t to,
 	while (!rc && !(rc = eng_replay_next(&rp, &it)) && it.kind != ENG_REPLAY_END) {
 		if (it.kind == ENG_REPLAY_RECORD) {
 			rc = fn(r, &it);
+		} else if (r->in_catchup && r->compact &&
+			   (it.kind == ENG_REPLAY_DROPPED ||
+			    (it.kind == ENG_REPLAY_SCAN && it.scan == ENG_SCAN_ABANDONED))) {
+			rc = pad_copied(r, it.off, it.len);
 		} else if (it.kind == ENG_REPLAY_SCAN && it.scan != ENG_SCAN_ABANDONED &&
 			   it.scan != ENG_SCAN_UNUSED) {
 			snprintf(r->err, sizeof(r->err), "database.bin is damaged at offset %"
@@ -439,8 +514,6 @@ static int walk(struct rb *r, uint64_t from, uint64_t to,
 }
 
 /* --- 3. catch up ------------------------------------------------------------------ */
-
-static uint64_t catchup_delta; /* new offset - old offset of the pass */
 
 static int index_one(struct rb *r, const struct eng_replay_item *it)
 {
@@ -462,9 +535,11 @@ static int catch_up(struct rb *r, uint64_t to)
 {
 	int rc;
 
+	/* before the early return: a drill arms it whether or not writes
+	 * landed since the cut */
+	ENG_FP("compact.catchup");
 	if (to <= r->pos)
 		return 0;
-	ENG_FP("compact.catchup");
 	if (r->compact) {
 		if ((rc = out_flush(r)))
 			return rc;
@@ -477,7 +552,10 @@ static int catch_up(struct rb *r, uint64_t to)
 		r->ntail += to - r->pos;
 		r->buf_off = r->ntail;
 	}
-	if ((rc = walk(r, r->pos, to, index_one)))
+	r->in_catchup = 1;
+	rc = walk(r, r->pos, to, index_one);
+	r->in_catchup = 0;
+	if (rc)
 		return rc;
 	r->pos = to;
 	return 0;
@@ -532,7 +610,7 @@ static int freeze(struct rb *r, uint64_t *tail)
 	sh->frozen = getpid();
 	eng_unlock_index(r->db);
 	r->frozen = 1;
-	set_stage(r, ENG_STAGE_FROZEN);
+	(void)set_stage(r, ENG_STAGE_FROZEN);
 	for (uint64_t waited = 0;; waited += DRAIN_STEP_US) {
 		if ((rc = eng_lock_index(r->db)))
 			return fail(r, rc, "locking the index");
@@ -588,9 +666,15 @@ static int swap_file(struct rb *r, uint64_t lease)
 		.tail = r->ntail, .zeroed_end = r->ntail, .durable = r->ntail,
 		.file_id = r->file_id, .lease = lease,
 	};
+	/* Recorded before the rename: a kill between the two must not
+	 * leave the master believing the old file is still database.bin. */
+	if ((rc = set_stage(r, ENG_STAGE_RENAMING)))
+		return fail(r, rc, "recording the swap in the job record");
+	ENG_FP("compact.renaming");
 	if ((rc = eng_io_rename(r->npath, r->db->path)))
 		return fail(r, rc, "renaming database.bin.compact to database.bin");
-	set_stage(r, ENG_STAGE_RENAMED);
+	ENG_FP("compact.renamed");
+	(void)set_stage(r, ENG_STAGE_RENAMED);
 	ENG_FP("compact.rename");
 	if ((rc = eng_io_syncdir(r->db->dir)))
 		return fail(r, rc, "syncing the data directory");
@@ -620,7 +704,7 @@ static int flip(struct rb *r, uint64_t lease)
 	sh->frozen = 0;
 	r->frozen = 0;
 	eng_unlock_index(r->db);
-	set_stage(r, ENG_STAGE_FLIPPED);
+	(void)set_stage(r, ENG_STAGE_FLIPPED);
 	return 0;
 }
 
@@ -651,7 +735,8 @@ static void cleanup_failed(struct rb *r)
 {
 	struct eng_shared *sh = r->sh;
 
-	if (r->npath && !(sh->jobs[r->id % ENG_JOBS_KEPT].stage >= ENG_STAGE_RENAMED))
+	assert(r->stage < ENG_STAGE_RENAMING);
+	if (r->npath)
 		eng_io_unlink(r->npath);
 	unfreeze(r);
 	if (eng_lock_index(r->db))
@@ -675,17 +760,18 @@ static int run(struct rb *r)
 		return rc;
 	ENG_FP("compact.cut");
 	t0 = r->pos;
-	set_stage(r, ENG_STAGE_COPY);
+	(void)set_stage(r, ENG_STAGE_COPY);
 	if (r->compact) {
 		if ((rc = create_new_file(r)) ||
-		    (rc = walk(r, ENG_FILE_HDR_SIZE, t0, copy_live)))
+		    (rc = walk(r, ENG_FILE_HDR_SIZE, t0, copy_live)) ||
+		    (rc = mark_history(r)))
 			return rc;
 	} else if ((rc = copy_table(r))) {
 		return rc;
 	}
 	r->ns_copy = mono_ns() - t;
 	t = mono_ns();
-	set_stage(r, ENG_STAGE_CATCHUP);
+	(void)set_stage(r, ENG_STAGE_CATCHUP);
 	if ((rc = catch_up_while_running(r)))
 		return rc;
 	r->ns_catchup = mono_ns() - t;
@@ -722,6 +808,15 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 		return 1;
 	r.compact = j->kind == ENG_JOB_COMPACT;
 	rc = run(&r);
+	if (rc && r.stage >= ENG_STAGE_RENAMING) {
+		/* The rename may have been made: only what is on disk can
+		 * say whether database.bin is the new file. Leave the record
+		 * running and exit; the master reaps us and finishes or
+		 * undoes the swap from the file id it reads (engine/job.c). */
+		eng_log(ENG_LOG_ERROR, "compaction %" PRIu64 " failed during its swap: %s; "
+			"the master finishes or undoes it", id, r.err);
+		goto out_free;
+	}
 	if (rc) {
 		cleanup_failed(&r);
 		eng_log(ENG_LOG_ERROR, "%s job %" PRIu64 " failed: %s; database.bin goes on as before",
@@ -741,7 +836,9 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 				r.t->nslots, r.t->live);
 		}
 	}
-	finish_record(&r, rc, r.compact ? r.ntail : r.before, rc ? 0 : r.t->live);
+	/* a failed job made no file: no size for it */
+	finish_record(&r, rc, rc ? 0 : r.compact ? r.ntail : r.before, rc ? 0 : r.t->live);
+out_free:
 	if (r.nmap)
 		munmap((void *)r.nmap, ENG_MAP_BYTES);
 	if (r.nfd >= 0)

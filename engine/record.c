@@ -10,9 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A 64-bit multiply-xorshift hash over 8-byte words: keys are short, so
- * word-at-a-time beats byte-at-a-time FNV, and the index needs only good
- * spreading, not cryptographic strength. */
+/* A 64-bit multiply-xorshift mixer: spreads the clock and pid into a
+ * file id when getrandom fails. */
 static inline uint64_t mix64(uint64_t x)
 {
 	x ^= x >> 32;
@@ -101,6 +100,48 @@ void eng_rec_encode_pad(void *dst, uint64_t total, uint8_t flags)
 		.vlen = (uint32_t)(total - ENG_REC_HDR_SIZE),
 	};
 	put_hdr(dst, &h);
+}
+
+#define HIST_PAYLOAD 24 /* magic, floor, history offset: crc'ed */
+
+void eng_hist_encode(void *dst, uint64_t floor, uint64_t hist_off)
+{
+	char *p = dst;
+	uint64_t f = htole64(floor), o = htole64(hist_off);
+	uint32_t crc;
+
+	memset(p, 0, ENG_HIST_REC_SIZE);
+	eng_rec_encode_pad(p, ENG_HIST_REC_SIZE, 0);
+	memcpy(p + ENG_REC_HDR_SIZE, ENG_HIST_MAGIC, 8);
+	memcpy(p + ENG_REC_HDR_SIZE + 8, &f, 8);
+	memcpy(p + ENG_REC_HDR_SIZE + 16, &o, 8);
+	crc = htole32(eng_crc32c(0, p + ENG_REC_HDR_SIZE, HIST_PAYLOAD));
+	memcpy(p + ENG_REC_HDR_SIZE + HIST_PAYLOAD, &crc, 4);
+}
+
+int eng_hist_decode(const void *map, uint64_t size, uint64_t *floor,
+		    uint64_t *hist_off)
+{
+	const char *p = (const char *)map + ENG_FILE_HDR_SIZE;
+	struct eng_rec_hdr h;
+	uint64_t f, o;
+	uint32_t crc;
+
+	if (size < ENG_FILE_HDR_SIZE + ENG_HIST_REC_SIZE ||
+	    eng_rec_check_hdr(p, size - ENG_FILE_HDR_SIZE, &h) ||
+	    h.type != ENG_REC_PAD || eng_rec_total(&h) != ENG_HIST_REC_SIZE ||
+	    memcmp(p + ENG_REC_HDR_SIZE, ENG_HIST_MAGIC, 8))
+		return -ENOENT;
+	memcpy(&crc, p + ENG_REC_HDR_SIZE + HIST_PAYLOAD, 4);
+	if (le32toh(crc) != eng_crc32c(0, p + ENG_REC_HDR_SIZE, HIST_PAYLOAD))
+		return -ENOENT;
+	memcpy(&f, p + ENG_REC_HDR_SIZE + 8, 8);
+	memcpy(&o, p + ENG_REC_HDR_SIZE + 16, 8);
+	if (le64toh(o) < ENG_FILE_HDR_SIZE + ENG_HIST_REC_SIZE || le64toh(o) > size)
+		return -ENOENT;
+	*floor = le64toh(f);
+	*hist_off = le64toh(o);
+	return 0;
 }
 
 uint64_t eng_rec_total(const struct eng_rec_hdr *h)
@@ -326,24 +367,4 @@ uint64_t eng_file_id_new(void)
 		}
 	}
 	return id;
-}
-
-uint64_t eng_key_hash(const void *key, size_t len)
-{
-	const unsigned char *p = key;
-	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-
-	while (len >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = mix64(h ^ w);
-		p += 8;
-		len -= 8;
-	}
-	if (len) {
-		uint64_t w = 0;
-		memcpy(&w, p, len);
-		h = mix64(h ^ w ^ ((uint64_t)len << 56));
-	}
-	return mix64(h);
 }

@@ -9,17 +9,20 @@
  *  12  u32 crc32c of bytes 0..24 with this field taken as zero
  *  16  u64 file id: random, new for every file caskd writes from scratch
  *      (creation, compaction, snapshot), so a hint or index snapshot made
- *      for one file is never taken for another's
+ *      for one file is never taken for another's. Not a secret (GET
+ *      /admin/snapshot sends this header): nothing is keyed with it
  *  24  durable mark A (20 bytes)     44 durable mark B (20 bytes)
  * Durable mark: u64 durable offset, u64 version lease, u32 crc32c of the
  * first 16 bytes. Every byte below the durable offset was durable
  * (fdatasync'ed, fully written) when the mark was written, and no version
  * above the lease was ever handed out. A mark is rewritten in place, so
- * there are two, written alternately; both fields only grow, so the valid
- * mark with the larger (offset, lease) counts. Recovery trusts damage
- * above the durable offset to be a write torn by a crash before it was
- * acknowledged; damage below it is corruption. Versions resume above the
- * lease, so none is ever handed out twice.
+ * there are two, written alternately; both fields only grow (but for a
+ * `caskd check --repair=truncate`, which lowers the offset to its cut),
+ * so the valid mark with the larger (offset, lease) counts. Recovery
+ * trusts damage above the durable offset to be a write torn by a crash
+ * before it was acknowledged; damage below it is corruption, and so is a
+ * file that ends below it (truncated). Versions resume above the lease,
+ * so none is ever handed out twice.
  *
  * Format 1 (the first release) differs only in its header (u32 header
  * size at 12, creation time at 16, marks of u64 offset + u32 sequence +
@@ -43,6 +46,16 @@
  * A PAD record covers space that holds nothing (a reservation whose write
  * failed, or a region `caskd check --repair` dropped: flag
  * ENG_REC_F_REPAIRED); its payload is ignored and dcrc is 0.
+ *
+ * History mark: a file a compaction wrote starts (offset 64) with a PAD
+ * record of 64 bytes whose payload is u8[8] "CASKHIST", u64 floor, u64
+ * history offset, u32 crc32c of those 24 bytes, u32 zero. Every record
+ * with a version above floor lies at or past the history offset (the
+ * log keeps the order versions were handed out in), so /watch and
+ * replication can serve any version from floor on; below it, compaction
+ * dropped what was overwritten. A file without the mark (never
+ * compacted) holds all of its history: floor 0, from offset 64. Readers
+ * that do not know the mark skip it as any PAD.
  */
 #ifndef CASKD_ENGINE_RECORD_H
 #define CASKD_ENGINE_RECORD_H
@@ -156,7 +169,15 @@ static inline uint64_t eng_mark_off(int slot)
 	return slot ? ENG_MARK_OFF_B : ENG_MARK_OFF_A;
 }
 
-/* The 64-bit hash the index uses for keys (not stored on disk). */
-uint64_t eng_key_hash(const void *key, size_t len);
+#define ENG_HIST_MAGIC "CASKHIST"
+#define ENG_HIST_REC_SIZE 64
+
+/* Writes the history mark record (ENG_HIST_REC_SIZE bytes) into dst. */
+void eng_hist_encode(void *dst, uint64_t floor, uint64_t hist_off);
+/* The history mark of the file image map (size bytes): 0 with *floor
+ * and *hist_off, or -ENOENT when the file has none (floor 0, history
+ * from ENG_FILE_HDR_SIZE) or it is damaged. */
+int eng_hist_decode(const void *map, uint64_t size, uint64_t *floor,
+		    uint64_t *hist_off);
 
 #endif

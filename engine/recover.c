@@ -13,7 +13,8 @@
  *
  * Outcomes: 0 with the report filled (what was cut, skipped, dropped),
  * ENG_ECORRUPT with the offset (damage the durable mark says was
- * synced), ENG_EFULL (more keys than --max-keys), or -errno.
+ * synced; bad_off + bad_len past file_bytes: the file ends below its
+ * mark, truncated), ENG_EFULL (more keys than --max-keys), or -errno.
  */
 #include "engine/store.h"
 
@@ -36,14 +37,15 @@
 
 #define PROGRESS_EVERY_BYTES (64ull << 20)
 
-/* Installs a fresh table of nslots in area a as the current one. */
+/* Installs a fresh table of nslots, keyed with seed, in area a as the
+ * current one. */
 static struct eng_table *new_table(struct eng_shared *sh, uint32_t a,
-				   uint64_t nslots)
+				   uint64_t nslots, const struct eng_hash_seed *seed)
 {
 	struct eng_table *t = eng_area_table(sh, a);
 
 	ipc_shm_release(t, sh->area_bytes);
-	eng_index_init(t, ++sh->table_gen, 1, nslots);
+	eng_index_init(t, ++sh->table_gen, 1, nslots, seed);
 	sh->areas[a].state = ENG_AREA_CURRENT;
 	sh->areas[a].gen = t->gen;
 	sh->areas[!a].state = ENG_AREA_FREE;
@@ -64,7 +66,7 @@ int eng_recover_grow(struct eng_db *db)
 		return ENG_EFULL;
 	t = eng_area_table(sh, !a);
 	ipc_shm_release(t, sh->area_bytes);
-	eng_index_init(t, ++sh->table_gen, old->file_gen, n);
+	eng_index_init(t, ++sh->table_gen, old->file_gen, n, &old->seed);
 	for (uint64_t i = 0; i < old->nslots; i++) {
 		struct eng_entry e;
 		if (eng_index_read_slot(old, i, &e) == 1 && eng_index_place(t, &e) < 0)
@@ -89,12 +91,24 @@ static int apply(struct eng_db *db, const struct eng_replay_item *it)
 	return rc;
 }
 
+/* Regions the replay wiped, kept while it runs after database.idx: an
+ * entry of the snapshot must not point into one (a damaged or stale
+ * snapshot could). More than fit: the snapshot is not trusted. */
+#define WIPED_MAX 4096
+
+struct wiped {
+	uint64_t off, len;
+};
+
 struct rscan {
 	struct eng_db *db;
 	const struct eng_opts *o;
 	struct eng_recovery *rep;
 	uint64_t size;
 	uint64_t next_progress;
+	struct wiped wiped[WIPED_MAX];
+	unsigned nwiped;
+	int wiped_overflow;
 };
 
 static int on_record(struct rscan *r, const struct eng_replay_item *it)
@@ -120,9 +134,13 @@ static int on_record(struct rscan *r, const struct eng_replay_item *it)
 
 /* Wipes [off, off+len): once the durable mark moves past it, only zeros
  * there still read as "nothing". */
-static int wipe(struct eng_db *db, uint64_t off, uint64_t len)
+static int wipe(struct rscan *r, uint64_t off, uint64_t len)
 {
-	return eng_io_discard(db->fd, off, len);
+	if (r->nwiped < WIPED_MAX)
+		r->wiped[r->nwiped++] = (struct wiped){ off, len };
+	else
+		r->wiped_overflow = 1;
+	return eng_io_discard(r->db->fd, off, len);
 }
 
 static int on_other(struct rscan *r, const struct eng_replay_item *it)
@@ -134,7 +152,7 @@ static int on_other(struct rscan *r, const struct eng_replay_item *it)
 			": a batch that never committed (never acknowledged; none of it applied)",
 			it->len, it->off);
 		rep->dropped += it->len;
-		return wipe(r->db, it->off, it->len);
+		return wipe(r, it->off, it->len);
 	}
 	switch (it->scan) {
 	case ENG_SCAN_ABANDONED:
@@ -142,7 +160,7 @@ static int on_other(struct rscan *r, const struct eng_replay_item *it)
 			": a write that never completed (never acknowledged)",
 			it->len, it->off);
 		rep->skipped += it->len;
-		return wipe(r->db, it->off, it->len);
+		return wipe(r, it->off, it->len);
 	case ENG_SCAN_CORRUPT:
 		rep->bad_off = it->off;
 		rep->bad_len = it->len;
@@ -175,6 +193,7 @@ static int replay_log(struct rscan *r, uint64_t from)
 
 	eng_scan_init(&s, r->db->map, r->size);
 	eng_scan_set_fd(&s, r->db->fd);
+	eng_scan_set_eof(&s); /* a file shorter than its mark was truncated */
 	eng_scan_seek(&s, from);
 	eng_replay_init(&rp, &s);
 	r->next_progress = from + PROGRESS_EVERY_BYTES;
@@ -187,31 +206,100 @@ static int replay_log(struct rscan *r, uint64_t from)
 	return rc;
 }
 
-/* The table from database.idx when it can be trusted; else an empty one.
- * Returns where the replay of the log starts. */
-static uint64_t start_table(struct rscan *r)
+/* The table from database.idx (keyed as it was) when it can be trusted;
+ * else an empty one with a new seed. *from: where the replay of the log
+ * starts. 0 or -errno. */
+static int start_table(struct rscan *r, uint64_t *from)
 {
 	struct eng_db *db = r->db;
 	struct eng_shared *sh = db->sh;
-	uint64_t claimed = eng_idx_keys(db), from = ENG_FILE_HDR_SIZE, maxv = 0;
+	uint64_t claimed = eng_idx_keys(db), maxv = 0;
+	struct eng_hash_seed seed;
 	struct eng_table *t;
 	int rc;
 
-	t = new_table(sh, 0, eng_index_slots_for(claimed, sh->area_slots));
-	rc = eng_idx_load(db, r->size, t, &from, &maxv, r->rep->note,
+	if ((rc = eng_hash_seed_new(&seed))) {
+		snprintf(r->rep->failed, sizeof(r->rep->failed),
+			 "making a random seed for the index's hash (getrandom)");
+		return rc;
+	}
+	t = new_table(sh, 0, eng_index_slots_for(claimed, sh->area_slots), &seed);
+	rc = eng_idx_load(db, r->size, t, from, &maxv, r->rep->note,
 			  sizeof(r->rep->note));
 	if (rc == 0) {
 		r->rep->from_snapshot = 1;
 		r->rep->max_version = maxv;
-		return from;
+		return 0;
 	}
 	if (rc != -ENOENT)
 		eng_log(ENG_LOG_WARN, "recovery: ignoring %s/%s: %s; scanning all of "
 			"database.bin instead", db->dir, ENG_IDX_FILE, r->rep->note);
 	else
 		r->rep->note[0] = '\0';
-	new_table(sh, 0, ENG_INDEX_MIN_SLOTS);
-	return ENG_FILE_HDR_SIZE;
+	new_table(sh, 0, ENG_INDEX_MIN_SLOTS, &seed);
+	*from = ENG_FILE_HDR_SIZE;
+	return 0;
+}
+
+static int in_wiped(const struct rscan *r, uint64_t roff, uint64_t end)
+{
+	for (unsigned i = 0; i < r->nwiped; i++)
+		if (roff < r->wiped[i].off + r->wiped[i].len && end > r->wiped[i].off)
+			return 1;
+	return 0;
+}
+
+/* After a replay that started from database.idx: does every key the
+ * table holds name a record that survives, below the tail and outside
+ * what the replay wiped? A snapshot that vouched for more than is on
+ * disk (or a damaged one) fails here, and recovery scans it all. */
+static int table_within(const struct rscan *r, uint64_t tail, char *why,
+			size_t n)
+{
+	const struct eng_table *t = eng_cur_table(r->db->sh);
+
+	if (r->wiped_overflow) {
+		snprintf(why, n, "the replay after it wiped more than %d regions", WIPED_MAX);
+		return 0;
+	}
+	for (uint64_t i = 0; i < t->nslots; i++) {
+		struct eng_entry e;
+		uint64_t roff, end;
+
+		if (eng_index_read_slot(t, i, &e) != 1)
+			continue;
+		roff = e.voff - e.klen - ENG_REC_HDR_SIZE;
+		end = e.voff + e.vlen;
+		if (end > tail || in_wiped(r, roff, end)) {
+			snprintf(why, n, "it names a record at offset %" PRIu64 " that %s",
+				 roff, end > tail ? "lies past the end of the log" :
+				 "the replay wiped as never completed");
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Forgets what a replay from database.idx found, before a full scan
+ * into a fresh table (with a seed of its own). 0 or -errno. */
+static int restart_scan(struct rscan *r)
+{
+	struct eng_recovery *rep = r->rep;
+	struct eng_hash_seed seed;
+	int rc;
+
+	if ((rc = eng_hash_seed_new(&seed)))
+		return rc;
+
+	rep->records = rep->skipped = rep->repaired = rep->dropped = 0;
+	rep->cut_bytes = 0;
+	rep->cut_zeros = 0;
+	rep->max_version = 0;
+	rep->from_snapshot = 0;
+	r->nwiped = 0;
+	r->wiped_overflow = 0;
+	new_table(r->db->sh, 0, ENG_INDEX_MIN_SLOTS, &seed);
+	return 0;
 }
 
 /* What recovery read may have come from the page cache of a process that
@@ -270,9 +358,15 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 	eng_mark_read(db->map, &m, &slot);
 	atomic_store(&sh->file_gen, 1);
 	db->cur->file_gen = db->file_gen = 1;
-	from = start_table(&r);
-	if ((rc = replay_log(&r, from)))
+	if ((rc = start_table(&r, &from)) || (rc = replay_log(&r, from)))
 		return rc;
+	if (rep->from_snapshot &&
+	    !table_within(&r, size - rep->cut_bytes, rep->note, sizeof(rep->note))) {
+		eng_log(ENG_LOG_WARN, "recovery: ignoring %s/%s: %s; scanning all of "
+			"database.bin instead", db->dir, ENG_IDX_FILE, rep->note);
+		if ((rc = restart_scan(&r)) || (rc = replay_log(&r, ENG_FILE_HDR_SIZE)))
+			return rc;
+	}
 	if (sh->max_keys && eng_cur_table(sh)->live > sh->max_keys)
 		return ENG_EFULL;
 	rep->tail = size - rep->cut_bytes;

@@ -17,6 +17,7 @@ void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size)
 	s->off = ENG_FILE_HDR_SIZE;
 	s->mark = m.durable;
 	s->fd = -1;
+	s->eof = 0;
 	s->data_start = s->data_end = 0;
 }
 
@@ -28,6 +29,11 @@ void eng_scan_seek(struct eng_scan *s, uint64_t off)
 void eng_scan_set_fd(struct eng_scan *s, int fd)
 {
 	s->fd = fd;
+}
+
+void eng_scan_set_eof(struct eng_scan *s)
+{
+	s->eof = 1;
 }
 
 /* The first offset >= off outside a hole (size if none). Holes read as
@@ -60,8 +66,10 @@ static int valid_at(struct eng_scan *s, uint64_t off, struct eng_rec_hdr *h)
 	if (!readable(s, off, ENG_REC_HDR_SIZE) ||
 	    eng_rec_check_hdr(s->map + off, s->size - off, h) != 0)
 		return 0;
-	return readable(s, off, eng_rec_total(h)) &&
-	       eng_rec_check_data(s->map + off, h) == 0;
+	/* a PAD's payload is never read: a repair may cover a hole with one */
+	return h->type == ENG_REC_PAD ||
+	       (readable(s, off, eng_rec_total(h)) &&
+		eng_rec_check_data(s->map + off, h) == 0);
 }
 
 /* First offset after bad (8-aligned) holding a valid record, or size. */
@@ -122,12 +130,47 @@ static int abandoned(struct eng_scan *s, uint64_t off, uint64_t next)
 	       off + eng_rec_total(&h) == next;
 }
 
+/* Where the bytes the file must hold end: its size, or past it the
+ * durable mark of a whole file that was truncated below it. */
+static uint64_t must_end(const struct eng_scan *s)
+{
+	return s->eof && s->mark != UINT64_MAX && s->mark > s->size ? s->mark
+								    : s->size;
+}
+
+/* [s->off, s->size) holds no valid record: the end of the file. */
+static enum eng_scan_kind tail(struct eng_scan *s, struct eng_scan_item *it)
+{
+	int below = s->mark != UINT64_MAX && s->off < s->mark;
+	uint64_t end = must_end(s);
+
+	if (end > s->size) {
+		/* missing bytes below the mark: whatever is left is damage */
+		it->len = end - s->off;
+		s->off = end;
+		return it->kind = ENG_SCAN_CORRUPT;
+	}
+	/* below the mark first: recovery never cuts what was durable */
+	if (below && s->mark < s->size)
+		end = s->mark;
+	it->len = end - s->off;
+	s->off = end;
+	if (eng_scan_is_zero(s, it->off, it->len))
+		return it->kind = below ? ENG_SCAN_ABANDONED : ENG_SCAN_UNUSED;
+	/* A tail the mark says was durable was not torn by a crash (and a
+	 * file without a mark trusts no tear). */
+	return it->kind = below || s->mark == UINT64_MAX ? ENG_SCAN_CORRUPT
+							 : ENG_SCAN_TORN_TAIL;
+}
+
 enum eng_scan_kind eng_scan_next(struct eng_scan *s, struct eng_scan_item *it)
 {
 	uint64_t next;
 
 	it->off = s->off;
 	if (s->off >= s->size) {
+		if (s->off < must_end(s)) /* truncated on a record boundary */
+			return tail(s, it);
 		it->len = 0;
 		return it->kind = ENG_SCAN_END;
 	}
@@ -137,16 +180,9 @@ enum eng_scan_kind eng_scan_next(struct eng_scan *s, struct eng_scan_item *it)
 		return it->kind = ENG_SCAN_RECORD;
 	}
 	next = next_valid(s, s->off);
+	if (next >= s->size)
+		return tail(s, it);
 	it->len = next - s->off;
-	if (next >= s->size) {
-		s->off = s->size;
-		it->len = s->size - it->off;
-		if (eng_scan_is_zero(s, it->off, it->len))
-			return it->kind = ENG_SCAN_UNUSED;
-		/* A tail the mark says was durable was not torn by a crash. */
-		return it->kind = it->off >= s->mark ? ENG_SCAN_TORN_TAIL
-						     : ENG_SCAN_CORRUPT;
-	}
 	it->kind = abandoned(s, s->off, next) ? ENG_SCAN_ABANDONED
 					      : ENG_SCAN_CORRUPT;
 	s->off = next;

@@ -117,7 +117,7 @@ struct eng_job {
 	uint64_t bytes_before, bytes_after;
 	uint64_t keys;
 	char error[ENG_JOB_ERROR_MAX];
-	/* From ENG_STAGE_RENAMED on, what the master needs to finish the
+	/* From ENG_STAGE_RENAMING on, what the master needs to finish the
 	 * flip of a compaction whose process died after its rename. */
 	struct eng_flip flip;
 };
@@ -147,6 +147,9 @@ struct eng_shared {
 	uint32_t disk_full;    /* the last prezero hit ENOSPC: the last
 				* ENG_DELETE_RESERVE bytes are for deletes */
 	uint32_t want_resize;  /* a writer asked the master for a rebuild */
+	/* A compaction deleted database.reserve for room: until the master
+	 * makes it again, no zeros are prepared in the space it freed. */
+	_Atomic uint32_t reserve_released;
 	uint64_t table_gen;    /* the last generation given to a table */
 	struct eng_area areas[ENG_AREAS];
 	struct eng_flip flip;
@@ -163,6 +166,11 @@ struct eng_shared {
 	int32_t syncing;                  /* pid in fdatasync now, or 0 */
 	_Atomic uint32_t sync_started;    /* generation of the last sync begun */
 	_Atomic uint32_t sync_done;       /* futex word: last sync finished */
+	/* Log readers (engine/logread.h): how many wait in all processes,
+	 * and a futex word bumped when what they may show grows (a publish,
+	 * a sync) while any wait. */
+	_Atomic uint32_t log_waiters;
+	_Atomic uint32_t log_seq;
 	_Atomic uint32_t poisoned;        /* an fdatasync failed */
 	_Atomic uint64_t synced_tail;     /* tail covered by the last sync */
 	_Atomic uint64_t fsync_total;

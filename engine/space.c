@@ -20,6 +20,7 @@
 #include "ipc/flock.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -188,7 +189,7 @@ static int prezero_one(struct eng_db *db, uint64_t *synced_upto)
  * an eighth of the file system (at least 256 KiB, at most 64 MiB), made
  * only while at least twice that is free; a compaction short of space
  * deletes it first (the ballast-file trick), and the master makes it
- * again once the space is back. */
+ * again once the space is back, and prepares no zeros until then. */
 #define RESERVE_MIN_BYTES (256u << 10)
 #define RESERVE_MAX_BYTES (64ull << 20)
 
@@ -243,6 +244,7 @@ int eng_db_release_reserve(struct eng_db *db)
 	char path[PATH_MAX];
 
 	reserve_path(db, path, sizeof(path));
+	atomic_store(&db->sh->reserve_released, 1);
 	if (eng_io_unlink(path) < 0)
 		return 0;
 	eng_log(ENG_LOG_WARN, "the disk is short of space: deleted %s to make room for "
@@ -253,9 +255,20 @@ int eng_db_release_reserve(struct eng_db *db)
 int eng_db_prezero(struct eng_db *db)
 {
 	static uint64_t synced_upto;
+	char path[PATH_MAX];
 	int rc = 0;
 
 	(void)make_reserve(db); /* best effort: retried every call */
+	/* After a compaction deleted the reserve, the reserve comes first:
+	 * zeros prepared in the space it freed would leave the next
+	 * compaction on a full disk nothing to write its file into (and
+	 * appends extend the file without them anyway). */
+	reserve_path(db, path, sizeof(path));
+	if (atomic_load(&db->sh->reserve_released)) {
+		if (access(path, F_OK) < 0)
+			return 0;
+		atomic_store(&db->sh->reserve_released, 0);
+	}
 
 	for (int i = 0; i < PREZERO_PIECES && rc == 0; i++)
 		rc = prezero_one(db, &synced_upto);

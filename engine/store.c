@@ -399,7 +399,14 @@ static int mapped_somewhere(struct eng_shared *sh, uint64_t gen)
 
 void eng_db_release_old(struct eng_db *db)
 {
-	struct eng_map **pp = db->cur ? &db->cur->next : NULL;
+	struct eng_map **pp;
+
+	/* follow a compaction first: the master maps database.bin only
+	 * for its own periodic work (prezeroing, which a full disk or a
+	 * released reserve suspends), so without this it kept the old
+	 * file as its current one */
+	(void)eng_db_refresh(db);
+	pp = db->cur ? &db->cur->next : NULL;
 
 	while (pp && *pp) {
 		struct eng_map *m = *pp;
@@ -661,6 +668,10 @@ int eng_db_attach(struct eng_db *db, int wslot)
 	}
 	db->lease_lo = db->lease_hi = 0;
 	db->wslot = wslot;
+	/* Only the master keeps replaced files until nobody maps them; a
+	 * worker that inherited the flag kept every old file (and its disk
+	 * space) for its whole life. */
+	db->keep_old = 0;
 	atomic_store(&db->sh->wslots[wslot].pid, getpid());
 	return eng_db_refresh(db);
 }
@@ -710,7 +721,7 @@ static uint64_t begin_read(struct eng_shared *sh, _Atomic uint64_t *reading)
 /* With the mutex: for a reader that met a slot left odd or a batch that
  * seemed never to finish publishing (the lock repairs both). */
 static int get_locked(struct eng_db *db, const void *key, uint16_t klen,
-		      uint32_t hash, struct eng_entry *e)
+		      struct eng_khash *kh, struct eng_entry *e)
 {
 	struct eng_find f;
 	int rc;
@@ -721,7 +732,8 @@ static int get_locked(struct eng_db *db, const void *key, uint16_t klen,
 		rc = -EAGAIN; /* swapped since: the caller looks again */
 	} else {
 		struct eng_table *t = eng_cur_table(db->sh);
-		eng_index_find(t, db->map, key, klen, hash, &f);
+		eng_index_find(t, db->map, key, klen,
+			       eng_index_hash_for(t, key, klen, kh), &f);
 		if (f.slot == ENG_NO_SLOT) {
 			rc = 0;
 		} else {
@@ -759,14 +771,13 @@ int eng_get(struct eng_db *db, const void *key, size_t klen,
 {
 	struct eng_shared *sh = db->sh;
 	_Atomic uint64_t *reading = &sh->wslots[db->wslot].reading;
-	uint32_t hash;
+	struct eng_khash kh = { .hash = 0 }; /* under the seed of the table probed */
 	struct eng_entry e;
 	int rc = -EAGAIN;
 
 	memset(v, 0, sizeof(*v));
 	if (!key_ok(klen))
 		return -EINVAL;
-	hash = eng_index_hash32(eng_key_hash(key, klen));
 	for (int tries = 0; tries < GET_TRIES; tries++) {
 		uint64_t cur;
 		uint32_t p1;
@@ -790,7 +801,8 @@ int eng_get(struct eng_db *db, const void *key, size_t klen,
 			rc = -EAGAIN;
 			break; /* a publish that does not end: lock */
 		}
-		rc = eng_index_lookup(t, db->map, key, (uint16_t)klen, hash, &e);
+		rc = eng_index_lookup(t, db->map, key, (uint16_t)klen,
+				      eng_index_hash_for(t, key, klen, &kh), &e);
 		atomic_thread_fence(memory_order_acquire);
 		stale = atomic_load_explicit(&sh->pub_seq, memory_order_relaxed) != p1 ||
 			atomic_load(&sh->cur) != cur;
@@ -802,7 +814,7 @@ int eng_get(struct eng_db *db, const void *key, size_t klen,
 		rc = -EAGAIN;
 	}
 	for (int tries = 0; rc == -EAGAIN && tries < GET_TRIES; tries++)
-		rc = get_locked(db, key, (uint16_t)klen, hash, &e);
+		rc = get_locked(db, key, (uint16_t)klen, &kh, &e);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
@@ -877,7 +889,10 @@ void eng_stats(struct eng_db *db, struct eng_stats *st)
 
 	memset(st, 0, sizeof(*st));
 	st->keys = __atomic_load_n(&t->live, __ATOMIC_RELAXED);
-	st->capacity = sh->max_keys;
+	st->capacity = eng_index_capacity(t);
+	st->capacity_max = sh->max_keys;
+	if (st->capacity_max && st->capacity > st->capacity_max)
+		st->capacity = st->capacity_max;
 	st->table_slots = __atomic_load_n(&t->nslots, __ATOMIC_RELAXED);
 	st->log_bytes = __atomic_load_n(&sh->tail, __ATOMIC_RELAXED);
 	st->live_bytes = __atomic_load_n(&t->live_bytes, __ATOMIC_RELAXED);

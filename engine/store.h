@@ -32,9 +32,10 @@
  * shared lock on the 1 MiB chunks it appends into (taken once per chunk,
  * not per record); the master holds an exclusive lock on the range it
  * fills with zeros ahead of the tail, which no reservation may enter;
- * `caskd check --repair` locks the whole file. A dead worker's unwritten
- * range is wiped by the master without a byte lock: its keys stay busy,
- * so nobody else touches it.
+ * `caskd check --repair` locks the whole file (after the instance lock,
+ * as a start takes it). A dead worker's unwritten range is wiped by the
+ * master without a byte lock: its keys stay busy, so nobody else touches
+ * it.
  *
  * A write is visible to readers once published; the server acknowledges
  * it, and in group mode shows it to readers, only once durable
@@ -89,7 +90,7 @@ struct eng_recovery {
 	uint64_t max_version;
 	uint64_t version_base; /* versions resume after this */
 	uint64_t bad_off;      /* ENG_ECORRUPT: offset of the damage */
-	uint64_t bad_len;
+	uint64_t bad_len;      /* ... past file_bytes: the file was truncated */
 	int holder_pid;        /* -EBUSY: the caskd holding the directory */
 	int holders[ENG_HOLDERS_MAX]; /* -EBUSY: processes holding caskd.lock */
 	int nholders;
@@ -161,8 +162,8 @@ void eng_db_unmap(struct eng_db *db);
  * mapping lives on while values handed out from it are referenced).
  * Called by every operation itself; 0 or -errno. */
 int eng_db_refresh(struct eng_db *db);
-/* Master, from its timer: closes its hold on old files no process maps
- * any more. The master keeps one on every replaced file so that the last
+/* Master, from its timer: maps the current file if a compaction replaced
+ * it, and closes its hold on old files no process maps any more. The master keeps one on every replaced file so that the last
  * close, which frees the file's blocks (and on a mount with `discard`
  * waits for the device: 49 ms traced), never happens on a worker's loop. */
 void eng_db_release_old(struct eng_db *db);
@@ -202,6 +203,8 @@ struct eng_op {
 };
 
 struct eng_result {
+	/* The write's version; on ENG_EPRECOND the key's current one (0:
+	 * absent), for a message that says which condition failed. */
 	uint64_t version;
 	int created;          /* PUT of a key that was absent */
 	int64_t value;        /* INCR: the new value */
@@ -264,8 +267,10 @@ uint64_t eng_db_written_below(struct eng_db *db);
  * they never sit dirty in the page cache for a worker's fdatasync to
  * flush (8 MiB of them made single syncs 100-1000 times slower than the
  * mean); O_DIRECT was tried and held the inode lock for whole device
- * writes (docs/decisions.md). Blocks; never on a loop. 0, 1 (nothing to
- * do), or -errno (the caller retries later). */
+ * writes (docs/decisions.md). It first makes database.reserve if that is
+ * missing; after a compaction deleted it, it prepares nothing until the
+ * reserve is back (the reserve has the space first). Blocks; never on a loop. 0, 1 (nothing to do), or -errno (the
+ * caller retries later). */
 int eng_db_prezero(struct eng_db *db);
 /* Master, at a clean stop with no worker left: cuts the zeros ahead of
  * the tail, so the file ends at its last record, and puts the tail in
@@ -289,14 +294,15 @@ size_t eng_list_keys(struct eng_list *l, const char *const **keys,
 		     const uint16_t **lens, int *more, uint64_t *end);
 void eng_list_end(struct eng_db *db, struct eng_list *l);
 
-/* A consistent cut for GET /admin/snapshot: bytes [0, end) of map's
- * file are a complete database file (the prefix of an append-only log
- * never changes, its header's marks are rewritten in place one at a
- * time, and map stays valid while referenced, even after a compaction).
- * Every write reserved before the target was taken is inside it, and no
- * part of a batch without the rest (end falls between reservations). */
+/* A consistent cut for GET /admin/snapshot: base[0, end) is a complete
+ * database file, read from a private mapping of the live one (the
+ * prefix of an append-only log never changes; the mapping stays valid
+ * after a compaction replaced the file) under a header of its own: a new
+ * file id, and a durable mark at end, so that a copy shorter than end is
+ * damage, never a torn tail. Every write reserved before the target was
+ * taken is inside it, and no part of a batch without the rest (end falls
+ * between reservations). */
 struct eng_backup {
-	struct eng_map *map;
 	const char *base;
 	uint64_t end;
 };
@@ -314,7 +320,11 @@ void eng_backup_end(struct eng_db *db, struct eng_backup *b);
 #define ENG_STATS_WPF_BUCKETS 11
 
 struct eng_stats {
-	uint64_t keys, capacity, table_slots, log_bytes, live_bytes;
+	uint64_t keys;
+	/* Keys the current table holds (it grows with them), and at most
+	 * --max-keys; capacity_max: --max-keys (0: no bound). */
+	uint64_t capacity, capacity_max;
+	uint64_t table_slots, log_bytes, live_bytes;
 	uint64_t fsync_total, fsync_ns_total, fsync_errors;
 	uint64_t fsync_hist[ENG_STATS_FSYNC_BUCKETS];
 	uint64_t wpf_hist[ENG_STATS_WPF_BUCKETS], wpf_sum;

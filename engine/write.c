@@ -13,6 +13,7 @@
 #include "engine/store.h"
 
 #include "engine/elog.h"
+#include "engine/logread.h"
 #include "engine/errors.h"
 #include "engine/index.h"
 #include "engine/io.h"
@@ -168,7 +169,7 @@ static int lock_for_write(struct eng_db *db)
 /* Everything a write carries between its three steps. */
 struct wctx {
 	const struct eng_op *op;
-	uint32_t hash;
+	struct eng_khash kh;
 	uint64_t slot;
 	uint64_t off;    /* reserved log range */
 	uint64_t len;
@@ -222,7 +223,8 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 	assert(!ws->inflight.off);
 	if ((rc = check_state(db)))
 		return rc;
-	eng_index_find(t, db->map, op->key, (uint16_t)op->klen, w->hash, &f);
+	eng_index_find(t, db->map, op->key, (uint16_t)op->klen,
+		       eng_index_hash_for(t, op->key, op->klen, &w->kh), &f);
 	if (f.busy)
 		return -EAGAIN;
 	if (f.slot != ENG_NO_SLOT)
@@ -230,6 +232,8 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 	if ((rc = check_conditions(op, cur)) ||
 	    (op->kind == ENG_OP_INCR && (rc = incr_value(db, w, cur, &res->value)))) {
 		res->seen_end = seen_end(sh, cur);
+		if (rc == ENG_EPRECOND)
+			res->version = cur ? cur->version : 0;
 		return rc;
 	}
 	w->len = eng_rec_size((uint32_t)op->klen, w->vlen);
@@ -244,7 +248,7 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 	if (cur)
 		eng_index_mark_busy(t, w->slot, (uint8_t)(db->wslot + 1));
 	else
-		eng_index_claim(t, w->slot, w->hash, (uint16_t)op->klen,
+		eng_index_claim(t, w->slot, w->kh.hash, (uint16_t)op->klen,
 				(uint8_t)(db->wslot + 1));
 	atomic_signal_fence(memory_order_seq_cst);
 	ws->inflight.len = w->len;
@@ -317,6 +321,7 @@ static void publish_done(struct eng_shared *sh, struct eng_wslot *ws)
 	atomic_signal_fence(memory_order_seq_cst);
 	ws->inflight.off = 0;
 	ws->publishing = 0;
+	eng_log_notify(sh); /* written now: log readers may show more */
 }
 
 int eng_write(struct eng_db *db, const struct eng_op *op,
@@ -336,7 +341,9 @@ int eng_write(struct eng_db *db, const struct eng_op *op,
 		return -E2BIG;
 	if (op->kind == ENG_OP_DEL)
 		w.vlen = 0;
-	w.hash = eng_index_hash32(eng_key_hash(op->key, op->klen));
+	/* Hashed outside the mutex, under the seed of the table current
+	 * now; reserve() hashes again if it finds another one. */
+	eng_index_hash_for(eng_cur_table(sh), op->key, op->klen, &w.kh);
 	if ((rc = lock_for_write(db)))
 		return rc;
 	rc = reserve(db, &w, res);
@@ -380,7 +387,7 @@ struct bpart {
 	uint64_t slot;     /* ENG_NO_SLOT: writes nothing (del of absent) */
 	uint64_t off;      /* record offset */
 	uint64_t len;
-	uint32_t hash;
+	struct eng_khash kh;
 	int fresh;         /* a new key (PENDING) */
 };
 
@@ -419,7 +426,7 @@ static void batch_find(struct bctx *b, size_t i, struct eng_find *f)
 	f->own_key = own_key;
 	f->own_arg = &p;
 	eng_index_find(eng_cur_table(sh), b->db->map, b->ops[i].key,
-		       (uint16_t)b->ops[i].klen, b->parts[i].hash, f);
+		       (uint16_t)b->ops[i].klen, b->parts[i].kh.hash, f);
 }
 
 /* Pass 1: every check against the state before the batch. */
@@ -436,7 +443,7 @@ static int batch_checks(struct bctx *b, struct eng_batch_result *res)
 		if (op->kind != ENG_BATCH_CHECK)
 			continue;
 		eng_index_find(t, b->db->map, op->key, (uint16_t)op->klen,
-			       b->parts[i].hash, &f);
+			       b->parts[i].kh.hash, &f);
 		if (f.busy)
 			return -EAGAIN;
 		cur = f.slot != ENG_NO_SLOT ? &t->slots[f.slot] : NULL;
@@ -496,7 +503,7 @@ static int batch_claims(struct bctx *b, uint64_t *total)
 				rc = -EAGAIN;
 				break;
 			}
-			eng_index_claim(t, f.free_slot, p->hash, (uint16_t)op->klen, self);
+			eng_index_claim(t, f.free_slot, p->kh.hash, (uint16_t)op->klen, self);
 			p->slot = f.free_slot;
 			p->fresh = 1;
 		} else {
@@ -522,7 +529,12 @@ static int batch_reserve(struct bctx *b, struct eng_batch_result *res,
 	int rc, deletes_only = 1;
 
 	assert(ipc_mtx_held(&sh->index_mtx));
-	if ((rc = check_state(db)) || (rc = batch_checks(b, res)) ||
+	if ((rc = check_state(db)))
+		return rc;
+	for (size_t i = 0; i < b->n; i++)
+		eng_index_hash_for(eng_cur_table(sh), b->ops[i].key, b->ops[i].klen,
+				   &b->parts[i].kh);
+	if ((rc = batch_checks(b, res)) ||
 	    (rc = batch_claims(b, total)))
 		return rc;
 	for (size_t i = 0; i < b->n; i++)
@@ -622,8 +634,11 @@ int eng_batch(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
 		return rc;
 	if (!(b.parts = calloc(n, sizeof(*b.parts))))
 		return -ENOMEM;
+	/* as eng_write: outside the mutex, again in batch_reserve if the
+	 * table is keyed otherwise by then */
 	for (size_t i = 0; i < n; i++)
-		b.parts[i].hash = eng_index_hash32(eng_key_hash(ops[i].key, ops[i].klen));
+		eng_index_hash_for(eng_cur_table(db->sh), ops[i].key, ops[i].klen,
+				   &b.parts[i].kh);
 	if ((rc = lock_for_write(db)))
 		goto out_free;
 	rc = batch_reserve(&b, res, &off, &total);

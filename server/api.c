@@ -18,12 +18,14 @@
 #include "server/pct.h"
 #include "server/supervise.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KV_PREFIX "/kv/"
@@ -31,6 +33,9 @@
 #define ADMIN_PREFIX "/admin/"
 #define ALLOW_READ "GET, HEAD"
 #define ALLOW_BATCH "POST"
+#define ALLOW_WATCH "GET"
+/* What OPTIONS * answers: every method some path takes. */
+#define ALLOW_SERVER "GET, HEAD, PUT, POST, DELETE, OPTIONS"
 #define ETAG_MAX 24          /* quotes + 20 digits + NUL */
 #define SMALL_BODY_LIMIT (64u << 10) /* bodies of requests that take none */
 
@@ -54,6 +59,14 @@ int srv_api_retry_later(struct srv_api *api, struct event **retry, int tries,
 	return *retry && evtimer_add(*retry, &tv) == 0 ? 0 : -ENOMEM;
 }
 
+uint64_t srv_api_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 uint64_t srv_api_now_ms(struct srv_api *api)
 {
 	struct timeval tv;
@@ -61,24 +74,89 @@ uint64_t srv_api_now_ms(struct srv_api *api)
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
+/* The parameter at *q ("name[=value]"), moving *q past it and its '&':
+ * 1, or 0 at the end of q. Empty parameters ("a=1&&b=2") are skipped. */
+static int next_param(const char **q, const char **name, size_t *nlen,
+		      const char **val, size_t *vlen)
+{
+	while (*q && **q == '&')
+		(*q)++;
+	if (!*q || !**q)
+		return 0;
+	{
+		const char *end = strchr(*q, '&');
+		size_t len = end ? (size_t)(end - *q) : strlen(*q);
+		const char *eq = memchr(*q, '=', len);
+
+		*name = *q;
+		*nlen = eq ? (size_t)(eq - *q) : len;
+		*val = eq ? eq + 1 : *q + len;
+		*vlen = eq ? len - *nlen - 1 : 0;
+		*q = end ? end + 1 : NULL;
+	}
+	return 1;
+}
+
 long srv_api_query_param(const char *q, const char *name, char *out, size_t max)
 {
-	size_t nl = strlen(name);
+	const char *n, *v;
+	size_t nl, vl;
 
-	while (q && *q) {
-		const char *end = strchr(q, '&');
-		size_t len = end ? (size_t)(end - q) : strlen(q);
-		if (len >= nl && !strncmp(q, name, nl) && (len == nl || q[nl] == '=')) {
-			long n = len == nl ? 0 :
-				srv_pct_decode(q + nl + 1, len - nl - 1, out, max - 1, 0);
-			if (n < 0)
+	while (next_param(&q, &n, &nl, &v, &vl)) {
+		if (nl == strlen(name) && !strncmp(n, name, nl)) {
+			long len = srv_pct_decode(v, vl, out, max - 1, 0);
+
+			if (len < 0)
 				return -EINVAL;
-			out[n] = '\0';
-			return n;
+			out[len] = '\0';
+			return len;
 		}
-		q = end ? end + 1 : NULL;
 	}
 	return -ENOENT;
+}
+
+int srv_api_query_check(const char *q, const char *const *names, char *bad, size_t n)
+{
+	const char *pn, *v;
+	size_t nl, vl;
+	uint32_t seen = 0;
+
+	while (next_param(&q, &pn, &nl, &v, &vl)) {
+		int k = 0;
+
+		while (names[k] && (strlen(names[k]) != nl || strncmp(names[k], pn, nl)))
+			k++;
+		assert(k < 32); /* seen has a bit per name */
+		if (!names[k] || seen & 1u << k) {
+			snprintf(bad, n, "%.*s", (int)nl, pn);
+			return names[k] ? SRV_QUERY_REPEATED : SRV_QUERY_UNKNOWN;
+		}
+		seen |= 1u << k;
+	}
+	return SRV_QUERY_OK;
+}
+
+int srv_api_query_ok(struct srv_http_req *req, const char *const *names)
+{
+	char bad[SRV_QUERY_NAME_SHOWN + 1], takes[160], msg[320];
+	size_t o = 0;
+	int rc = srv_api_query_check(srv_http_req_query(req), names, bad, sizeof(bad));
+
+	if (rc == SRV_QUERY_OK)
+		return 0;
+	for (int k = 0; names[k] && o < sizeof(takes); k++)
+		o += (size_t)snprintf(takes + o, sizeof(takes) - o, "%s%s", k ? ", " : "",
+				      names[k]);
+	if (rc == SRV_QUERY_REPEATED)
+		snprintf(msg, sizeof(msg), "query parameter '%s' is given more than once", bad);
+	else if (names[0])
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (this path takes %s)",
+			 bad, takes);
+	else
+		snprintf(msg, sizeof(msg), "unknown query parameter '%s' (this path takes "
+			 "none)", bad);
+	srv_http_respond_error(req, 400, "bad_query", msg);
+	return -1;
 }
 
 int srv_api_after_durable(struct srv_api *api, uint64_t end, srv_commit_cb cb,
@@ -172,12 +250,38 @@ void srv_api_error(struct srv_api *api, struct srv_http_req *req, int rc)
 
 /* --- service endpoints ------------------------------------------------------ */
 
-static void method_not_allowed(struct srv_http_req *req, const char *allow)
+/* Is method one of the comma-separated tokens of allow? */
+static int allows(const char *allow, const char *method)
 {
-	char msg[96];
-	snprintf(msg, sizeof(msg), "this path takes %s", allow);
-	srv_http_add_header(req, "Allow", allow);
+	size_t n = strlen(method);
+
+	while (*allow) {
+		size_t len = strcspn(allow, ",");
+
+		if (len == n && !strncmp(allow, method, n))
+			return 1;
+		allow += len;
+		allow += strspn(allow, ", ");
+	}
+	return 0;
+}
+
+int srv_api_method_ok(struct srv_http_req *req, const char *allow)
+{
+	const char *method = srv_http_req_method_str(req);
+	char all[64], msg[160];
+
+	if (srv_http_req_method(req) != SRV_HTTP_OPTIONS && allows(allow, method))
+		return 1;
+	snprintf(all, sizeof(all), "%s, OPTIONS", allow);
+	srv_http_add_header(req, "Allow", all);
+	if (srv_http_req_method(req) == SRV_HTTP_OPTIONS) {
+		srv_http_respond(req, 204, NULL, NULL, 0);
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "this path does not take %s; it takes %s", method, all);
 	srv_http_respond_error(req, 405, "method_not_allowed", msg);
+	return 0;
 }
 
 static void route_healthz(struct srv_api *api, struct srv_http_req *req)
@@ -268,27 +372,46 @@ void srv_api_handle(struct srv_http_req *req, void *arg)
 static void route(struct srv_api *api, struct srv_http_req *req, const char *path,
 		  enum srv_http_method m)
 {
+	char msg[160];
 
+	/* RFC 9110 15.6.2: a method no path takes is not implemented (a
+	 * method some other path takes gets 405 there). */
+	if (m == SRV_HTTP_OTHER) {
+		snprintf(msg, sizeof(msg), "caskd does not implement the method %s; it serves "
+			 ALLOW_SERVER, srv_http_req_method_str(req));
+		srv_http_respond_error(req, 501, "not_implemented", msg);
+		return;
+	}
+	if (!strcmp(path, "*")) {
+		/* RFC 9112 3.2.4: the asterisk form is for OPTIONS only */
+		if (m != SRV_HTTP_OPTIONS) {
+			srv_http_respond_error(req, 400, "bad_request",
+					       "the request target * is for OPTIONS only");
+			return;
+		}
+		srv_http_add_header(req, "Allow", ALLOW_SERVER);
+		srv_http_respond(req, 204, NULL, NULL, 0);
+		return;
+	}
 	if (prefixed(path, KV_PREFIX)) {
 		srv_api_kv(api, req, path);
 	} else if (prefixed(path, INCR_PREFIX)) {
 		srv_api_incr(api, req, path);
 	} else if (!strcmp(path, "/keys")) {
-		if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD)
-			method_not_allowed(req, ALLOW_READ);
-		else
+		if (srv_api_method_ok(req, ALLOW_READ))
 			srv_api_keys(api, req);
 	} else if (!strcmp(path, "/batch")) {
-		if (m != SRV_HTTP_POST)
-			method_not_allowed(req, ALLOW_BATCH);
-		else
+		if (srv_api_method_ok(req, ALLOW_BATCH))
 			srv_api_batch(api, req);
 	} else if (prefixed(path, ADMIN_PREFIX)) {
 		srv_api_admin(api, req, path);
+	} else if (!strcmp(path, "/watch")) {
+		if (srv_api_method_ok(req, ALLOW_WATCH))
+			srv_api_watch(api, req);
 	} else if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
-		if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD)
-			method_not_allowed(req, ALLOW_READ);
-		else if (path[1] == 'h')
+		if (!srv_api_method_ok(req, ALLOW_READ))
+			return;
+		if (path[1] == 'h')
 			route_healthz(api, req);
 		else
 			route_metrics(api, req);
@@ -297,14 +420,17 @@ static void route(struct srv_api *api, struct srv_http_req *req, const char *pat
 	}
 }
 
-int srv_api_accept_pause(int nconns, void *arg)
+int srv_api_accept_hold(int nconns, void *arg)
 {
 	struct srv_api *api = arg;
 
-	/* A worker that is stopping takes no share of new connections. */
-	if (api->draining)
+	/* A worker that is stopping accepts nothing more (its listeners are
+	 * gone); its count is still published, for /metrics. */
+	if (api->draining) {
+		srv_super_set_conns(api->super, api->slot, nconns);
 		return 0;
-	return srv_super_accept_pause(api->super, api->slot, nconns);
+	}
+	return srv_super_accept_hold(api->super, api->slot, nconns, srv_api_mono_ms());
 }
 
 /* --- access log ------------------------------------------------------------ */
@@ -322,6 +448,8 @@ static enum srv_route route_of(const char *path)
 		return SRV_ROUTE_BATCH;
 	if (prefixed(path, ADMIN_PREFIX))
 		return SRV_ROUTE_ADMIN;
+	if (!strcmp(path, "/watch"))
+		return SRV_ROUTE_WATCH;
 	if (!strcmp(path, "/healthz"))
 		return SRV_ROUTE_HEALTHZ;
 	if (!strcmp(path, "/metrics"))

@@ -7,7 +7,7 @@
  * that another write holds is retried from the event loop (never by
  * sleeping), and so are listings, a bounded slice of the table per loop
  * turn. Runs on a worker's event loop thread. The routes live in
- * api_kv.c, api_keys.c, api_batch.c and api_admin.c.
+ * api_kv.c, api_keys.c, api_batch.c, api_admin.c and api_watch.c.
  */
 #ifndef CASKD_SERVER_API_H
 #define CASKD_SERVER_API_H
@@ -22,6 +22,8 @@ struct srv_config;
 struct srv_http_req;
 struct srv_metrics;
 struct srv_super;
+struct srv_token;
+struct srv_watch_hub;
 struct srv_wstats;
 
 struct srv_api {
@@ -35,17 +37,23 @@ struct srv_api {
 	int slot;
 	int draining;      /* this worker is stopping */
 	int access_fd;     /* -1: no access log */
-	const char *admin_token; /* NULL: admin answers loopback peers only */
+	const struct srv_token *admin_token; /* NULL: admin answers loopback peers only */
 	/* The store cannot be trusted (a repair failed): the worker decides
 	 * how to escalate (the master restarts through recovery). */
 	void (*escalate)(int rc, void *arg);
 	void *escalate_arg;
+	/* Listings waiting to take their page (api_keys.c); made on first use. */
+	struct srv_list_queue *lists;
+	struct srv_watch_hub *watch; /* NULL until the first watch (api_watch.c) */
 };
 
 size_t srv_api_body_limit(struct srv_http_req *req, void *arg);
 void srv_api_handle(struct srv_http_req *req, void *arg);
-int srv_api_accept_pause(int nconns, void *arg);
+int srv_api_accept_hold(int nconns, void *arg);
 void srv_api_logged(const struct srv_http_req *req, int status,
 		    size_t body_bytes, uint64_t duration_ns, void *arg);
+/* The worker is stopping: every watch ends cleanly (a last progress
+ * line, then the end of the stream) and the watch thread stops. */
+void srv_api_watch_shutdown(struct srv_api *api);
 
 #endif

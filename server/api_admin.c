@@ -2,7 +2,7 @@
  *
  * Admin requests need `Authorization: Bearer <token>` when the daemon has
  * a token (--admin-token-file: 401 without one, 403 for a wrong one, the
- * comparison in constant time); without a token file they are answered
+ * comparison in server/token.c); without a token file they are answered
  * for loopback peers only (403 otherwise). The work is never done here:
  * a compaction runs in a job process the master forks (engine/job.h),
  * and a snapshot is the bytes of a consistent cut, sent from the
@@ -13,6 +13,7 @@
 #include "engine/store.h"
 #include "server/api_int.h"
 #include "server/http.h"
+#include "server/token.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -22,21 +23,12 @@
 #include <string.h>
 #include <time.h>
 
-#define JOBS_PREFIX "/admin/jobs/"
-#define JSON_MAX 768
+#define JOBS_PATH "/admin/jobs"
+#define JOBS_PREFIX JOBS_PATH "/"
+/* One job's JSON: its fixed text, times, sizes and error fit. */
+#define JOB_JSON_MAX 768
 
 /* --- authorization --------------------------------------------------------- */
-
-/* Equal strings, in time that depends only on their lengths. */
-static int same_secret(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
-	unsigned char diff = la != lb;
-
-	for (size_t i = 0; i < n; i++)
-		diff |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)(i < lb ? b[i] : 0);
-	return diff == 0;
-}
 
 static int authorized(struct srv_api *api, struct srv_http_req *req)
 {
@@ -56,7 +48,7 @@ static int authorized(struct srv_api *api, struct srv_http_req *req)
 				       "admin endpoints need Authorization: Bearer <token>");
 		return 0;
 	}
-	if (!same_secret(h + 7, api->admin_token)) {
+	if (!srv_token_matches(api->admin_token, h + 7, strlen(h + 7))) {
 		srv_http_respond_error(req, 403, "forbidden", "wrong admin token");
 		return 0;
 	}
@@ -92,23 +84,39 @@ static void json_text(char *dst, size_t n, const char *s)
 	dst[o] = '\0';
 }
 
-static void job_json(struct srv_http_req *req, const struct eng_job_info *j)
+/* A size, or null while unknown. */
+static void json_size(char *buf, size_t n, int known, uint64_t v)
 {
-	char body[JSON_MAX], started[64], finished[64], err[ENG_JOB_ERROR_LEN + 2];
-	int n;
+	if (known)
+		snprintf(buf, n, "%" PRIu64, v);
+	else
+		snprintf(buf, n, "null");
+}
+
+/* One job record as JSON into buf (n >= JOB_JSON_MAX): its length.
+ * bytes_before is known from the job's cut on; bytes_after and keys
+ * only once it is done: a failed job made no file to measure. */
+static size_t job_json(char *buf, size_t n, const struct eng_job_info *j)
+{
+	char started[64], finished[64], err[ENG_JOB_ERROR_LEN + 2];
+	char before[24], after[24], keys[24];
+	int done = j->state == ENG_JOB_DONE, len;
 
 	iso_time(started, sizeof(started), j->started_ms);
 	iso_time(finished, sizeof(finished), j->finished_ms);
 	json_text(err, sizeof(err), j->error);
-	n = snprintf(body, sizeof(body),
-		     "{\"id\":\"%" PRIu64 "\",\"kind\":\"%s\",\"state\":\"%s\","
-		     "\"started\":%s,\"finished\":%s,\"bytes_before\":%" PRIu64 ","
-		     "\"bytes_after\":%" PRIu64 ",\"keys\":%" PRIu64 ",\"error\":%s%s%s}",
-		     j->id, eng_job_kind_name(j->kind), eng_job_state_name(j->state),
-		     started, finished, j->bytes_before, j->bytes_after, j->keys,
-		     j->error[0] ? "\"" : "", j->error[0] ? err : "null",
-		     j->error[0] ? "\"" : "");
-	srv_http_respond(req, 200, "application/json", body, (size_t)n);
+	json_size(before, sizeof(before), j->bytes_before != 0, j->bytes_before);
+	json_size(after, sizeof(after), done, j->bytes_after);
+	json_size(keys, sizeof(keys), done, j->keys);
+	len = snprintf(buf, n,
+		       "{\"id\":\"%" PRIu64 "\",\"kind\":\"%s\",\"state\":\"%s\","
+		       "\"started\":%s,\"finished\":%s,\"bytes_before\":%s,"
+		       "\"bytes_after\":%s,\"keys\":%s,\"error\":%s%s%s}",
+		       j->id, eng_job_kind_name(j->kind), eng_job_state_name(j->state),
+		       started, finished, before, after, keys,
+		       j->error[0] ? "\"" : "", j->error[0] ? err : "null",
+		       j->error[0] ? "\"" : "");
+	return len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;
 }
 
 static void route_compact(struct srv_api *api, struct srv_http_req *req)
@@ -136,21 +144,38 @@ static int parse_id(const char *s, uint64_t *id)
 static void route_job(struct srv_api *api, struct srv_http_req *req, const char *idstr)
 {
 	struct eng_job_info j;
+	char body[JOB_JSON_MAX];
 	uint64_t id;
 
 	if (parse_id(idstr, &id) < 0 || eng_job_get(api->db, id, &j) < 0) {
 		srv_http_respond_error(req, 404, "not_found", "no such job");
 		return;
 	}
-	job_json(req, &j);
+	srv_http_respond(req, 200, "application/json", body,
+			 job_json(body, sizeof(body), &j));
 }
 
-static void method_not_allowed(struct srv_http_req *req, const char *allow)
+/* {"jobs":[...]}: the jobs kept, newest first. */
+static void route_jobs(struct srv_api *api, struct srv_http_req *req)
 {
-	char msg[96];
-	snprintf(msg, sizeof(msg), "this path takes %s", allow);
-	srv_http_add_header(req, "Allow", allow);
-	srv_http_respond_error(req, 405, "method_not_allowed", msg);
+	static const char head[] = "{\"jobs\":[", tail[] = "]}";
+	struct eng_job_info jobs[ENG_JOB_LIST_MAX];
+	char body[sizeof(head) + ENG_JOB_LIST_MAX * (JOB_JSON_MAX + 1) + sizeof(tail)];
+	int n = eng_job_list(api->db, jobs, ENG_JOB_LIST_MAX);
+	size_t o = sizeof(head) - 1;
+
+	if (n < 0) {
+		srv_api_error(api, req, n);
+		return;
+	}
+	memcpy(body, head, o);
+	for (int i = 0; i < n; i++) {
+		if (i)
+			body[o++] = ',';
+		o += job_json(body + o, JOB_JSON_MAX, &jobs[i]);
+	}
+	memcpy(body + o, tail, sizeof(tail) - 1);
+	srv_http_respond(req, 200, "application/json", body, o + sizeof(tail) - 1);
 }
 
 /* --- snapshots ------------------------------------------------------------------ */
@@ -188,9 +213,8 @@ static void snap_send(int rc, void *arg)
 		snap_free(j);
 		return;
 	}
-	/* The file as it is up to the cut: its header is the live file's
-	 * (marks are rewritten in place, and one of the two is always
-	 * whole), its records never change. */
+	/* The file up to the cut, under a header of its own whose durable
+	 * mark is the cut (engine/store.h: eng_backup). */
 	srv_http_add_header(j->req, "Content-Disposition",
 			    "attachment; filename=\"database.bin\"");
 	srv_http_respond_ref(j->req, 200, "application/octet-stream", j->b.base,
@@ -243,24 +267,22 @@ static void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req)
 
 void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path)
 {
-	enum srv_http_method m = srv_http_req_method(req);
+	static const char *const params[] = SRV_QUERY_NONE;
 
-	if (!authorized(api, req))
+	if (!authorized(api, req) || srv_api_query_ok(req, params) < 0)
 		return;
 	if (!strcmp(path, "/admin/compact")) {
-		if (m != SRV_HTTP_POST)
-			method_not_allowed(req, "POST");
-		else
+		if (srv_api_method_ok(req, "POST"))
 			route_compact(api, req);
-	} else if (!strncmp(path, JOBS_PREFIX, strlen(JOBS_PREFIX))) {
-		if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD)
-			method_not_allowed(req, "GET, HEAD");
+	} else if (!strcmp(path, JOBS_PATH) || !strncmp(path, JOBS_PREFIX, strlen(JOBS_PREFIX))) {
+		if (!srv_api_method_ok(req, "GET, HEAD"))
+			return;
+		if (!strcmp(path, JOBS_PATH))
+			route_jobs(api, req);
 		else
 			route_job(api, req, path + strlen(JOBS_PREFIX));
 	} else if (!strcmp(path, "/admin/snapshot")) {
-		if (m != SRV_HTTP_GET)
-			method_not_allowed(req, "GET");
-		else
+		if (srv_api_method_ok(req, "GET"))
 			srv_api_snapshot(api, req);
 	} else {
 		srv_http_respond_error(req, 404, "not_found", "no such admin endpoint");

@@ -1,7 +1,7 @@
 /* server/api_int.h — what the files of the API share (api.c: routes,
  * errors, the access log; api_kv.c: keys and counters; api_keys.c:
  * listings; api_batch.c: batches; api_admin.c: compaction, jobs,
- * snapshots). Nothing outside server/api*.c includes it.
+ * snapshots; api_watch.c: watches). Nothing outside server/api*.c includes it.
  */
 #ifndef CASKD_SERVER_API_INT_H
 #define CASKD_SERVER_API_INT_H
@@ -47,10 +47,33 @@ void srv_api_locks_since(struct srv_api *api, const struct srv_api_tag *tag,
  * (escalation is api->escalate's). */
 void srv_api_error(struct srv_api *api, struct srv_http_req *req, int rc);
 void srv_api_set_etag(struct srv_http_req *req, uint64_t version);
+/* The method check of a path that takes the methods in allow ("GET,
+ * HEAD"): 1 if req's is one of them; else 0 after answering, OPTIONS
+ * with 204 and 405 with 405, both with Allow: <allow>, OPTIONS. */
+int srv_api_method_ok(struct srv_http_req *req, const char *allow);
 uint64_t srv_api_now_ms(struct srv_api *api);
+/* CLOCK_MONOTONIC in ms, the clock of heartbeats (server/supervise.h). */
+uint64_t srv_api_mono_ms(void);
 /* Value of query parameter name of q, decoded into out (room for max,
  * NUL-terminated): its length, -ENOENT if absent, -EINVAL if bad. */
 long srv_api_query_param(const char *q, const char *name, char *out, size_t max);
+/* The query parameters a route takes, NULL-terminated (at most 32); a
+ * route that takes none passes { NULL }. */
+#define SRV_QUERY_KEYS { "prefix", "start_after", "limit", NULL }
+#define SRV_QUERY_INCR { "by", NULL }
+#define SRV_QUERY_WATCH { "prefix", "since", "values", NULL }
+#define SRV_QUERY_NONE { NULL }
+enum srv_query_fault { SRV_QUERY_OK = 0, SRV_QUERY_UNKNOWN, SRV_QUERY_REPEATED };
+/* A typo (prefx=) or a second value (prefix=a&prefix=b) must not pass
+ * for what the user meant. Pure: SRV_QUERY_OK if every parameter of q
+ * (NULL: none) is one of names and none comes twice; else the fault,
+ * with the parameter's name, as sent, in bad (cut to n). */
+int srv_api_query_check(const char *q, const char *const *names, char *bad, size_t n);
+/* Bytes of a bad parameter's name an answer quotes. */
+#define SRV_QUERY_NAME_SHOWN 64
+/* The same for req's query: 0, or -1 after answering 400 bad_query
+ * naming the parameter and what the path takes. */
+int srv_api_query_ok(struct srv_http_req *req, const char *const *names);
 /* An answer that depends on records up to log offset end: 0 if it may
  * go now (durable, or periodic mode), 1 if cb(rc, arg) runs once it
  * may, -errno. */
@@ -64,5 +87,6 @@ void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *pat
 void srv_api_keys(struct srv_api *api, struct srv_http_req *req);
 void srv_api_batch(struct srv_api *api, struct srv_http_req *req);
 void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path);
+void srv_api_watch(struct srv_api *api, struct srv_http_req *req);
 
 #endif

@@ -183,6 +183,7 @@ struct write_job {
 	struct srv_api_tag tag;
 	int tries;
 	int refused;      /* res holds a refusal waiting to be durable */
+	int weak_if_match; /* If-Match held a weak tag: it never matches */
 	char key[ENG_KEY_MAX];
 };
 
@@ -193,6 +194,29 @@ static void job_free(struct write_job *job)
 	free(job);
 }
 
+/* 412, saying which condition failed, as check_conditions() in
+ * engine/write.c tests them (If-Match first); res.version is the key's
+ * version then (0: absent). */
+static void precondition_failed(struct write_job *job)
+{
+	const struct eng_op *op = &job->op;
+	uint64_t cur = job->res.version;
+	char msg[192];
+
+	if (op->has_if_match && !cur)
+		snprintf(msg, sizeof(msg), "If-Match: the key does not exist; nothing was written");
+	else if (op->has_if_match && job->weak_if_match)
+		snprintf(msg, sizeof(msg), "If-Match: a weak tag never matches (the comparison "
+			 "is strong); the key's version is %" PRIu64 "; nothing was written", cur);
+	else if (op->has_if_match && !op->if_match_any && cur != op->if_match)
+		snprintf(msg, sizeof(msg), "If-Match: the key's version is %" PRIu64 ", not %"
+			 PRIu64 "; nothing was written", cur, op->if_match);
+	else
+		snprintf(msg, sizeof(msg), "If-None-Match: *: the key exists (version %" PRIu64
+			 "); nothing was written", cur);
+	srv_http_respond_error(job->req, 412, "precondition_failed", msg);
+}
+
 static void on_durable(int rc, void *arg)
 {
 	struct write_job *job = arg;
@@ -200,6 +224,10 @@ static void on_durable(int rc, void *arg)
 	char num[ENG_I64_DIGITS_MAX + 1];
 	int n;
 
+	if (!rc && job->refused == ENG_EPRECOND) {
+		precondition_failed(job);
+		goto out_free;
+	}
 	if (rc || job->refused) {
 		srv_api_error(job->api, req, rc ? rc : job->refused);
 		goto out_free;
@@ -275,17 +303,16 @@ static void try_write(evutil_socket_t fd, short what, void *arg)
 		on_durable(rc, job);
 }
 
-/* Fills the conditions of op from If-Match / If-None-Match. 0 or -1
- * after responding 400. */
-static int write_conditions(struct srv_http_req *req, struct eng_op *op)
+/* Fills the conditions of op from If-Match / If-None-Match (*weak: the
+ * If-Match tag is weak). 0 or -1 after responding 400. */
+static int write_conditions(struct srv_http_req *req, struct eng_op *op, int *weak)
 {
 	const char *im = srv_http_req_header(req, "If-Match");
 	const char *inm = srv_http_req_header(req, "If-None-Match");
 	enum tag_kind k;
-	int weak;
 
 	if (im) {
-		if ((k = parse_etag(im, &op->if_match, &weak)) == TAG_BAD) {
+		if ((k = parse_etag(im, &op->if_match, weak)) == TAG_BAD) {
 			srv_http_respond_error(req, 400, "bad_header",
 					       "If-Match must be * or one \"<version>\" tag");
 			return -1;
@@ -294,7 +321,7 @@ static int write_conditions(struct srv_http_req *req, struct eng_op *op)
 		op->if_match_any = k == TAG_ANY;
 		/* RFC 9110 13.1.1: If-Match compares strongly, so a weak tag
 		 * never matches. */
-		if (weak)
+		if (*weak)
 			op->if_match = 0;
 	}
 	if (inm) {
@@ -332,7 +359,7 @@ static void start_write(struct srv_api *api, struct srv_http_req *req,
 		job->op.val = srv_http_req_body(req, &blen);
 		job->op.vlen = blen;
 	}
-	if (write_conditions(req, &job->op) < 0) {
+	if (write_conditions(req, &job->op, &job->weak_if_match) < 0) {
 		job_free(job);
 		return;
 	}
@@ -340,14 +367,6 @@ static void start_write(struct srv_api *api, struct srv_http_req *req,
 }
 
 /* --- routes -------------------------------------------------------------------- */
-
-static void method_not_allowed(struct srv_http_req *req, const char *allow)
-{
-	char msg[96];
-	snprintf(msg, sizeof(msg), "this path takes %s", allow);
-	srv_http_add_header(req, "Allow", allow);
-	srv_http_respond_error(req, 405, "method_not_allowed", msg);
-}
 
 /* Decodes the key after prefix; responds 400 and returns -1 if bad. */
 static long route_key(struct srv_http_req *req, const char *path,
@@ -369,11 +388,8 @@ void srv_api_kv(struct srv_api *api, struct srv_http_req *req, const char *path)
 	enum srv_http_method m = srv_http_req_method(req);
 	long klen;
 
-	if (m != SRV_HTTP_GET && m != SRV_HTTP_HEAD && m != SRV_HTTP_PUT &&
-	    m != SRV_HTTP_DELETE) {
-		method_not_allowed(req, ALLOW_KV);
+	if (!srv_api_method_ok(req, ALLOW_KV))
 		return;
-	}
 	if ((klen = route_key(req, path, KV_PREFIX_LEN, key)) < 0)
 		return;
 	if (m == SRV_HTTP_GET || m == SRV_HTTP_HEAD)
@@ -385,15 +401,15 @@ void srv_api_kv(struct srv_api *api, struct srv_http_req *req, const char *path)
 
 void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *path)
 {
+	static const char *const params[] = SRV_QUERY_INCR;
 	char key[ENG_KEY_MAX], by[32];
 	int64_t n = 1;
 	long klen, r;
 
-	if (srv_http_req_method(req) != SRV_HTTP_POST) {
-		method_not_allowed(req, ALLOW_INCR);
+	if (!srv_api_method_ok(req, ALLOW_INCR))
 		return;
-	}
-	if ((klen = route_key(req, path, INCR_PREFIX_LEN, key)) < 0)
+	if ((klen = route_key(req, path, INCR_PREFIX_LEN, key)) < 0 ||
+	    srv_api_query_ok(req, params) < 0)
 		return;
 	r = srv_api_query_param(srv_http_req_query(req), "by", by, sizeof(by));
 	if (r == -EINVAL || (r >= 0 && eng_parse_i64(by, (size_t)r, &n) < 0)) {

@@ -1,11 +1,13 @@
 /* server/batch.c — the batch body parser (see batch.h). */
 #include "server/batch.h"
 
+#include "engine/keyhash.h"
 #include "engine/num.h"
 #include "engine/record.h"
 #include "server/pct.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,6 +55,17 @@ static int split(const char *line, size_t n, const char **f, size_t *fl, int max
 
 /* --- keys written twice: an open-addressing set of op indexes ---------------- */
 
+/* Its hash is keyed, with a seed made once per process, so a client
+ * cannot send 10000 keys that share one probe run. */
+static struct eng_hash_seed seen_seed;
+static int seen_seed_rc;
+static pthread_once_t seen_seed_once = PTHREAD_ONCE_INIT;
+
+static void seen_seed_make(void)
+{
+	seen_seed_rc = eng_hash_seed_new(&seen_seed);
+}
+
 struct seen {
 	uint32_t *slot; /* op index + 1, or 0 */
 	size_t cap;
@@ -60,7 +73,7 @@ struct seen {
 
 static int seen_add(struct seen *s, const struct eng_batch_op *ops, size_t i)
 {
-	uint64_t h = eng_key_hash(ops[i].key, ops[i].klen);
+	uint64_t h = eng_key_hash(&seen_seed, ops[i].key, ops[i].klen);
 
 	for (size_t j = h & (s->cap - 1);; j = (j + 1) & (s->cap - 1)) {
 		uint32_t k = s->slot[j];
@@ -98,9 +111,13 @@ static int parse_line(struct srv_batch *b, size_t line, const char *p, size_t n,
 	struct eng_batch_op *op = &b->ops[b->n];
 	const char *f[4];
 	size_t fl[4];
+	const char *cr = memchr(p, '\r', n);
 	int k = split(p, n, f, fl, 3);
 	int rc;
 
+	if (cr)
+		return bad(b, line, "a bare CR at byte %zu (lines end in LF or CRLF; a CR "
+			   "inside a key or value is sent as %%0D)", (size_t)(cr - p) + 1);
 	if (k < 0)
 		return bad(b, line, "too many fields (one space between fields, spaces "
 			   "inside keys and values percent-encoded)");
@@ -134,8 +151,9 @@ static int parse_line(struct srv_batch *b, size_t line, const char *p, size_t n,
 	return 0;
 }
 
-/* Lines of body, without their ends; *count, or -1 for an empty line. */
-static int count_lines(const char *body, size_t len, size_t *count)
+/* Lines of body, without their ends: 0 and *count, or the number of
+ * the first empty line (1-based). */
+static size_t count_lines(const char *body, size_t len, size_t *count)
 {
 	size_t n = 0, i = 0;
 
@@ -144,7 +162,7 @@ static int count_lines(const char *body, size_t len, size_t *count)
 		size_t end = nl ? (size_t)(nl - body) : len;
 		size_t e = end > i && body[end - 1] == '\r' ? end - 1 : end;
 		if (e == i)
-			return -1;
+			return n + 1;
 		n++;
 		i = end + 1;
 	}
@@ -155,13 +173,14 @@ static int count_lines(const char *body, size_t len, size_t *count)
 int srv_batch_parse(const char *body, size_t len, struct srv_batch *b)
 {
 	struct seen s = { 0 };
-	size_t lines, room = len, i = 0, line = 0;
+	size_t lines = 0, room = len, i = 0, line = 0, empty;
 	char *at;
 	int rc = 0;
 
 	memset(b, 0, sizeof(*b));
-	if (count_lines(body, len, &lines) < 0)
-		return bad(b, 0, "empty lines are not allowed");
+	if ((empty = count_lines(body, len, &lines)))
+		return bad(b, empty, "an empty line (one operation a line, no empty line; "
+			   "a final newline is fine)");
 	if (lines == 0)
 		return bad(b, 0, "a batch holds 1 to %d operations; this one is empty",
 			   ENG_BATCH_MAX);
@@ -171,6 +190,10 @@ int srv_batch_parse(const char *body, size_t len, struct srv_batch *b)
 		    ENG_BATCH_MAX, lines);
 		return -E2BIG;
 	}
+	if ((rc = pthread_once(&seen_seed_once, seen_seed_make)))
+		return -rc;
+	if (seen_seed_rc)
+		return seen_seed_rc;
 	for (s.cap = 16; s.cap < lines * 2; s.cap *= 2)
 		;
 	b->ops = calloc(lines, sizeof(*b->ops));

@@ -3,7 +3,8 @@
  * engine/fsck.h for what a check reads and what a repair does).
  *
  * Exit status: 0 the file opens as it is (or was repaired), 1 damage
- * caskd would refuse (or a failure), 2 a usage error.
+ * caskd would refuse, a file that is not caskd's, or a failure, 2 a
+ * usage error.
  */
 #include "server/cli_check.h"
 
@@ -37,7 +38,7 @@ static void versions(const struct eng_check_item *it, char *buf, size_t n)
 static void note(const struct eng_check_item *it, void *arg)
 {
 	const struct run *r = arg;
-	char v[96];
+	char v[96], why[160];
 
 	versions(it, v, sizeof(v));
 	switch (it->kind) {
@@ -48,8 +49,14 @@ static void note(const struct eng_check_item *it, void *arg)
 		       "abandoned: space of a write that never completed (skipped at start-up)");
 		break;
 	case ENG_SCAN_CORRUPT:
-		printf("  offset %" PRIu64 ", %" PRIu64 " bytes: CORRUPT (the durable mark says "
-		       "it was synced); it may have held %s%s\n", it->off, it->len, v,
+		/* bytes past the end: the file was cut short of its mark */
+		if (it->missing)
+			snprintf(why, sizeof(why), "the file is truncated: the last %" PRIu64
+				 " of them are missing, and the durable mark says they were "
+				 "synced", it->missing);
+		printf("  offset %" PRIu64 ", %" PRIu64 " bytes: CORRUPT (%s); it may have held "
+		       "%s%s\n", it->off, it->len,
+		       it->missing ? why : "the durable mark says it was synced", v,
 		       r->mode == ENG_REPAIR_SKIP ? " -> dropped" :
 		       r->mode == ENG_REPAIR_TRUNCATE ? " -> the file is cut here" : "");
 		break;
@@ -89,6 +96,26 @@ static int parse_args(int argc, char **argv, struct run *r, const char **path)
 	return 0;
 }
 
+/* One line: who holds what a repair needs to itself. */
+static void busy(const char *path, const struct eng_check_report *rep)
+{
+	char list[ENG_HOLDERS_MAX * 12] = "";
+
+	for (int i = 0, k = 0; i < rep->nholders; i++)
+		k += snprintf(list + k, sizeof(list) - (size_t)k, "%s%d", i ? ", " : "",
+			      rep->holders[i]);
+	if (rep->holder_dead)
+		fprintf(stderr, "caskd check: %s: the caskd that had it (pid %d) is gone, but "
+			"process(es) %s still hold its lock; stop them before a repair\n", path,
+			rep->holder_pid, rep->nholders ? list : "(unknown)");
+	else if (rep->holder_pid > 0)
+		fprintf(stderr, "caskd check: %s is in use by a running caskd (pid %d); stop it "
+			"before a repair\n", path, rep->holder_pid);
+	else
+		fprintf(stderr, "caskd check: %s is locked by another process%s%s; stop it "
+			"before a repair\n", path, rep->nholders ? ": pid " : "", list);
+}
+
 static void summary(const struct eng_check_report *rep)
 {
 	printf("%" PRIu64 " bytes, format %d, %" PRIu64 " valid records (%" PRIu64
@@ -100,6 +127,9 @@ static void summary(const struct eng_check_report *rep)
 	       " bytes of unused space\n", rep->corrupt_regions, rep->corrupt_bytes,
 	       rep->torn_tail_bytes, rep->abandoned_bytes, rep->dropped_bytes,
 	       rep->repaired_bytes, rep->unused_bytes);
+	if (rep->missing_bytes)
+		printf("truncated: the file ends %" PRIu64 " bytes short of its durable mark at "
+		       "%" PRIu64 "\n", rep->missing_bytes, rep->durable_mark);
 }
 
 int srv_check_main(int argc, char **argv)
@@ -113,13 +143,24 @@ int srv_check_main(int argc, char **argv)
 		return 2;
 	rc = eng_check(path, r.mode, note, &r, &rep);
 	if (rc == -EBUSY) {
-		fprintf(stderr, "caskd check: %s is in use by a running caskd (pid %d); stop it "
-			"before a repair\n", path, rep.holder_pid);
+		busy(path, &rep);
+		return 1;
+	}
+	if (rc && rep.idx_stale) {
+		fprintf(stderr, "caskd check: repaired %s, but could not remove the database.idx "
+			"beside it, which may name records the repair dropped (%s): remove it "
+			"before starting caskd\n", rep.path, eng_strerror(rc));
 		return 1;
 	}
 	if (rc) {
-		fprintf(stderr, "caskd check: %s: %s\n", rep.path[0] ? rep.path : path,
-			eng_strerror(rc));
+		fprintf(stderr, "caskd check: %s: %s\n", rep.failed[0] ? rep.failed :
+			rep.path[0] ? rep.path : path, eng_strerror(rc));
+		return 1;
+	}
+	if (rep.not_caskd) {
+		fprintf(stderr, "caskd check: %s is not a caskd database (it does not start with "
+			"caskd's magic); %s\n", rep.path, r.mode ? "not repairing it, it is left "
+			"as it was" : "nothing to check");
 		return 1;
 	}
 	printf("checked %s%s\n", rep.path, r.mode == ENG_REPAIR_SKIP ? " (repair: skip damage)" :
@@ -128,7 +169,7 @@ int srv_check_main(int argc, char **argv)
 		printf("  note: a caskd (pid %d) serves it now: writes in flight may show as a "
 		       "torn tail\n", rep.holder_pid);
 	if (rep.header_bad)
-		printf("  file header: damaged or not a caskd file%s\n",
+		printf("  file header: damaged%s\n",
 		       r.mode ? " -> rewritten (versions resume after the highest found)" : "");
 	summary(&rep);
 	if (rep.truncated_records)
@@ -138,7 +179,8 @@ int srv_check_main(int argc, char **argv)
 		if (r.mode && rep.repaired) {
 			printf("repaired. It cannot vouch for what the damage held: keys written "
 			       "there may show an older value, or come back if a delete was lost "
-			       "(see the versions above). database.idx was removed.\n");
+			       "(see the versions above).%s\n", rep.idx_removed ?
+			       " database.idx, made for this file, was removed." : "");
 			return 0;
 		}
 		printf("damaged: caskd will refuse to start; 'caskd check --repair %s' drops "

@@ -3,7 +3,7 @@
 #define CASKD_SERVER_CLI_CHECK_H
 
 /* argv[0] is "check". Exit status: 0 the file opens (or was repaired),
- * 1 damage found (check) or repair failed, 2 usage. */
+ * 1 damage found (check), not a caskd file, or repair failed, 2 usage. */
 int srv_check_main(int argc, char **argv);
 
 #endif

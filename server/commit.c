@@ -22,6 +22,14 @@
 #include <unistd.h>
 
 #define QUEUE_INIT 256
+/* An idle thread checks this often for a database.bin a compaction
+ * replaced, so the old file's space is given back within about this. */
+#define FOLLOW_MS 500
+/* Transient sync failures: first pause, longest pause, and how long they
+ * may go on before the worker gives up and is replaced. */
+#define SYNC_RETRY_FIRST_MS 10u
+#define SYNC_RETRY_MAX_MS 1000u
+#define SYNC_GIVE_UP_MS 3000u
 
 struct waiter {
 	uint32_t ticket;
@@ -58,7 +66,10 @@ struct srv_commit {
 	uint64_t each_synced; /* ... and writes a sync of their own covered */
 	int stop;
 	int kicked;         /* sync soon: the version lease runs low */
-	int fatal;          /* the sync machinery itself failed */
+	int fatal;          /* the sync machinery itself failed for good */
+	/* commit thread only: a run of transient sync failures */
+	uint64_t failing_since_ms;
+	unsigned retry_ms;
 };
 
 /* --- the FIFOs ------------------------------------------------------------ */
@@ -93,6 +104,13 @@ static struct waiter fifo_pop(struct fifo *f)
 
 /* --- the thread ------------------------------------------------------------ */
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void poke_loop(struct srv_commit *c)
 {
 	uint64_t one = 1;
@@ -100,15 +118,50 @@ static void poke_loop(struct srv_commit *c)
 		;
 }
 
+/* Errors that another try may not meet: out of descriptors or memory
+ * for the remap after a compaction, a file swapped twice under us. */
+static int transient(int rc)
+{
+	return rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM || rc == -ESTALE ||
+	       rc == -EAGAIN || rc == -EINTR || rc == -ETIMEDOUT;
+}
+
+/* A sync that failed for a transient reason is tried again, after a
+ * pause (this thread may sleep: the loop does not wait on it) that grows
+ * to SYNC_RETRY_MAX_MS; one that keeps failing for SYNC_GIVE_UP_MS, or
+ * fails otherwise, is fatal: the waiters get the error and the worker
+ * asks to be replaced (srv_commit_failed). A poisoned file is the
+ * master's to handle (it restarts through recovery). */
 static int sync_to(struct srv_commit *c, uint32_t ticket)
 {
 	int rc = eng_syncer_wait(&c->syncer, ticket);
+	uint64_t now;
 
-	if (rc && rc != ENG_EPOISONED) {
-		pthread_mutex_lock(&c->mu);
-		c->fatal = rc;
-		pthread_mutex_unlock(&c->mu);
+	if (!rc || rc == ENG_EPOISONED) {
+		c->failing_since_ms = 0;
+		c->retry_ms = 0;
+		return rc;
 	}
+	now = mono_ms();
+	if (transient(rc) && (!c->failing_since_ms ||
+			      now - c->failing_since_ms < SYNC_GIVE_UP_MS)) {
+		struct timespec pause;
+
+		if (!c->failing_since_ms)
+			c->failing_since_ms = now;
+		c->retry_ms = c->retry_ms ? c->retry_ms * 2 : SYNC_RETRY_FIRST_MS;
+		if (c->retry_ms > SYNC_RETRY_MAX_MS)
+			c->retry_ms = SYNC_RETRY_MAX_MS;
+		pause.tv_sec = c->retry_ms / 1000;
+		pause.tv_nsec = (long)(c->retry_ms % 1000) * 1000000L;
+		srv_warn("commit: waiting for a sync failed (%s): trying again in %u ms",
+			 eng_strerror(rc), c->retry_ms);
+		nanosleep(&pause, NULL);
+		return rc;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->fatal = rc;
+	pthread_mutex_unlock(&c->mu);
 	return rc;
 }
 
@@ -137,11 +190,16 @@ static int step(struct srv_commit *c)
 		/* A ticket taken now needs a sync that begins after now: no
 		 * sharing with writes queued earlier. */
 		uint32_t t = eng_sync_ticket(c->db);
+		int rc;
+
 		pthread_mutex_unlock(&c->mu);
-		sync_to(c, t);
+		rc = sync_to(c, t);
 		poke_loop(c);
 		pthread_mutex_lock(&c->mu);
-		c->each_synced++;
+		/* a transient failure is tried again: its waiter must not
+		 * be answered as if the sync had happened */
+		if (!rc || rc == ENG_EPOISONED || c->fatal)
+			c->each_synced++;
 		return 1;
 	}
 	if (c->have_want && !eng_sync_covered(c->db, c->want)) {
@@ -180,18 +238,20 @@ static void *commit_thread(void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
-		if (step(c))
+		int idle_ms = c->group || c->each ? FOLLOW_MS : c->interval_ms;
+
+		if (!c->fatal && step(c))
 			continue;
-		if (c->group || c->each) {
-			pthread_cond_wait(&c->cv, &c->mu);
+		deadline_in(&ts, idle_ms);
+		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
 			continue;
-		}
-		deadline_in(&ts, c->interval_ms);
-		if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
-			pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(&c->mu);
+		/* Idle, this thread would keep mapping a database.bin a
+		 * compaction replaced, and its disk space with it. */
+		(void)eng_syncer_follow(&c->syncer);
+		if (!c->group && !c->each)
 			sync_if_dirty(c);
-			pthread_mutex_lock(&c->mu);
-		}
+		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (!c->group && !c->each)
@@ -200,6 +260,16 @@ static void *commit_thread(void *arg)
 }
 
 /* --- the loop side ------------------------------------------------------------ */
+
+int srv_commit_failed(struct srv_commit *c)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	rc = c->fatal;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
 
 static int ready_rc(struct srv_commit *c, int fatal)
 {
@@ -288,9 +358,13 @@ out_free:
 static int enqueue(struct srv_commit *c, struct fifo *f, uint32_t ticket,
 		   srv_commit_cb cb, void *arg)
 {
-	int rc = fifo_push(f, (struct waiter){ ticket, cb, arg });
+	int rc;
 
-	if (rc)
+	/* the thread gave up: no sync will come for a new waiter (the
+	 * worker is being replaced); the caller answers with the error */
+	if ((rc = srv_commit_failed(c)))
+		return rc;
+	if ((rc = fifo_push(f, (struct waiter){ ticket, cb, arg })))
 		return rc;
 	pthread_mutex_lock(&c->mu);
 	if (f == &c->eq) {

@@ -53,6 +53,9 @@ int srv_commit_wait_read(struct srv_commit *c, uint32_t ticket,
 			 srv_commit_cb cb, void *arg);
 /* 1 if reads of records not yet durable must wait (group, always). */
 int srv_commit_reads_wait(const struct srv_commit *c);
+/* 0, or the error that made the sync thread give up (a failure that
+ * lasted, or one no retry helps): the worker should then be replaced. */
+int srv_commit_failed(struct srv_commit *c);
 /* Asks for a sync soon whatever the mode (the version lease runs low). */
 void srv_commit_kick(struct srv_commit *c);
 /* Final sync (periodic mode), stops and joins the thread, frees c. Any

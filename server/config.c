@@ -2,6 +2,8 @@
  * config.h). */
 #include "server/config.h"
 
+#include "server/cli_client.h"
+
 #include "server/log.h"
 #include "server/version.h"
 
@@ -61,7 +63,8 @@ static const struct opt opts[] = {
 	{ "config", OPT_STR, F(config_file), 0, sizeof(((struct srv_config *)0)->config_file),
 	  "file of 'name = value' lines with these names; flags win" },
 	{ "shutdown-timeout", OPT_INT, F(shutdown_timeout_s), 1, 3600,
-	  "seconds a graceful stop may take before workers are killed (default 30)" },
+	  "seconds a stopping worker (stop, or replaced by a reload) may drain before it\n"
+	  "                         closes what is left, and is killed 2 s later (default 30)" },
 	{ "worker-timeout", OPT_INT, F(worker_timeout_s), 1, 3600,
 	  "seconds without a worker heartbeat before it is replaced (default 10)" },
 	{ "max-conns", OPT_INT, F(max_conns), 1, 1000000,
@@ -69,18 +72,37 @@ static const struct opt opts[] = {
 	{ "idle-timeout", OPT_INT, F(idle_timeout_s), 1, 86400,
 	  "seconds a keep-alive connection may stay idle before it is closed (default 60)" },
 	{ "read-timeout", OPT_INT, F(read_timeout_s), 1, 3600,
-	  "seconds a started request may stall (headers or body) before 408 (default 30)" },
+	  "seconds a request's head may take, and each window a body must bring\n"
+	  "                         min-rate x this many bytes in, before 408 (default 30)" },
+	{ "send-timeout", OPT_INT, F(send_timeout_s), 1, 86400,
+	  "seconds of each window in which a client must take min-rate x this many\n"
+	  "                         bytes of its responses (or all), else it is\n"
+	  "                         disconnected (default 60)" },
+	{ "min-rate", OPT_SIZE, F(min_rate), 0, 1ull << 30,
+	  "bytes per second a request body must keep up, and a client must take of\n"
+	  "                         its responses (k/m suffixes; default 1k; 0: any byte)" },
+	{ "body-memory", OPT_SIZE, F(body_memory), 1ull << 20, 1ull << 40,
+	  "request bodies one worker holds at once, reserved whole as each head arrives;\n"
+	  "                         a body past it gets 503 (default 256m, or max-value-size\n"
+	  "                         or max-batch-size if larger; at least both)" },
 	{ "access-log", OPT_STR, F(access_log), 0, sizeof(((struct srv_config *)0)->access_log),
 	  "file for one line per request ('-': stderr; default off)" },
 	{ "max-batch-size", OPT_SIZE, F(max_batch_size), 1, 1ull << 30,
 	  "largest POST /batch body in bytes, k/m/g suffixes allowed (default 16m)" },
 	{ "admin-token-file", OPT_STR, F(admin_token_file), 0,
 	  sizeof(((struct srv_config *)0)->admin_token_file),
-	  "file holding the Bearer token /admin/ requires (default none: loopback only)" },
+	  "file holding the Bearer token /admin/ requires (default none: loopback\n"
+	  "                         only): 1..4096 bytes, no NUL or other control byte, trailing\n"
+	  "                         newline ignored, mode 0600; a bad one stops the start (exit 2)" },
 	{ "compact-garbage-pct", OPT_INT, F(compact_garbage_pct), 0, 100,
 	  "compact by itself once garbage passes this % of database.bin (default 50; 0: never)" },
 	{ "compact-min-size", OPT_SIZE, F(compact_min_size), 0, 1ull << 40,
 	  "... and database.bin is at least this big (default 64m)" },
+	{ "max-watches", OPT_INT, F(max_watches), 0, 1000000,
+	  "open GET /watch streams per worker before 503 (default 4096)" },
+	{ "watch-max-lag", OPT_SIZE, F(watch_max_lag), 1, 1ull << 40,
+	  "bytes of log a watcher may be behind before it is ended as too_slow\n"
+	  "                         (default 64m)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -104,8 +126,40 @@ static void defaults(struct srv_config *c)
 	c->shutdown_timeout_s = 30;
 	c->worker_timeout_s = 10;
 	c->max_conns = 4096;
+	c->max_watches = 4096;
+	c->watch_max_lag = 64ull << 20;
 	c->idle_timeout_s = 60;
 	c->read_timeout_s = 30;
+	c->min_rate = 1024;
+	c->send_timeout_s = 60;
+	c->body_memory = 0; /* not set: check() derives it */
+}
+
+/* 256 MiB: 16 of the largest values by default, at once, per worker. */
+#define BODY_MEMORY_DEFAULT (256ull << 20)
+
+/* Settings that depend on others, and those that must agree with each
+ * other: 0, or -EINVAL with err. */
+static int check(struct srv_config *c, char *err, size_t errlen)
+{
+	if (!c->body_memory) {
+		/* Not set: room for the largest body whatever the other limits
+		 * say, so a config that raised them keeps working. */
+		c->body_memory = BODY_MEMORY_DEFAULT;
+		if (c->body_memory < c->max_value_size)
+			c->body_memory = c->max_value_size;
+		if (c->body_memory < c->max_batch_size)
+			c->body_memory = c->max_batch_size;
+	}
+	if (c->body_memory < c->max_value_size || c->body_memory < c->max_batch_size) {
+		snprintf(err, errlen, "body-memory (%llu bytes) must be at least max-value-size "
+			 "(%llu) and max-batch-size (%llu): a body larger than it could never "
+			 "be received", (unsigned long long)c->body_memory,
+			 (unsigned long long)c->max_value_size,
+			 (unsigned long long)c->max_batch_size);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static const struct opt *find_opt(const char *name, size_t n)
@@ -328,19 +382,20 @@ int srv_config_parse_text(const char *text, size_t len, const char *name,
 	}
 	rc = load_stream(c, f, name, skip, err, errlen) < 0 ? -EINVAL : 0;
 	fclose(f);
-	return rc;
+	return rc ? rc : check(c, err, errlen);
 }
 
 void srv_config_usage(FILE *out)
 {
 	fprintf(out, "usage: caskd [options]\n"
-		     "       caskd check [--repair] DIR\n\n"
+		     "       caskd check [--repair[=skip|truncate]] FILE|DIR\n\n"
 		     "A key-value daemon: N worker processes serve an HTTP API over one\n"
 		     "append-only database.bin. Options (also valid in --config files):\n");
 	for (size_t i = 0; i < NOPTS; i++)
 		fprintf(out, "  --%-20s %s\n", opts[i].name, opts[i].help);
 	fprintf(out, "  --%-20s %s\n  --%-20s %s\n", "help", "this text",
 		"version", "print the version");
+	srv_cli_usage(out);
 }
 
 enum srv_config_result srv_config_load(int argc, char **argv,
@@ -407,5 +462,5 @@ enum srv_config_result srv_config_load(int argc, char **argv,
 			memcpy((char *)c + opts[i].off, (char *)&flags + opts[i].off, sz);
 		}
 	}
-	return SRV_CONFIG_OK;
+	return check(c, err, errlen) < 0 ? SRV_CONFIG_ERROR : SRV_CONFIG_OK;
 }

@@ -39,8 +39,15 @@ struct srv_config {
 	int shutdown_timeout_s;
 	int worker_timeout_s;
 	int max_conns;
+	int max_watches;         /* per worker */
+	uint64_t watch_max_lag;  /* bytes of log */
 	int idle_timeout_s;     /* keep-alive connection idle: closed */
 	int read_timeout_s;     /* a started request stalls: 408 */
+	uint64_t min_rate;      /* bytes/s a body must keep up, over read_timeout_s,
+				 * and a client must take of its responses, over
+				 * send_timeout_s */
+	int send_timeout_s;
+	uint64_t body_memory;   /* request bodies one worker holds at once */
 	char access_log[PATH_MAX]; /* "" off, "-" stderr */
 	uint64_t max_batch_size;
 	char admin_token_file[PATH_MAX]; /* "" none */

@@ -3,8 +3,10 @@
  * Owns: accepting connections on already-listening sockets, parsing
  * requests (request line, headers, Content-Length and chunked bodies,
  * Expect: 100-continue), keep-alive and pipelining (one request at a time
- * per connection, answered in order), connection limits and timeouts, and
- * writing responses. Every error this layer produces itself (400, 408,
+ * per connection, answered in order), connection limits and timeouts (a
+ * request must arrive, and its responses be taken, at a minimum rate),
+ * the memory request bodies may hold (opts.body_memory), and writing
+ * responses, whole or streamed in pieces as the client takes them. Every error this layer produces itself (400, 408,
  * 413, 414, 417, 431, 501, 503, 505) has a JSON body
  * {"error":"<code>","message":"<text>"}, like every error of the API.
  * Every 503, the layer's own and a handler's, carries Retry-After (1 s
@@ -29,6 +31,7 @@
 #ifndef CASKD_SERVER_HTTP_H
 #define CASKD_SERVER_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,7 +45,8 @@ enum srv_http_method {
 	SRV_HTTP_PUT,
 	SRV_HTTP_POST,
 	SRV_HTTP_DELETE,
-	SRV_HTTP_OTHER, /* any other token: the router answers 405 */
+	SRV_HTTP_OPTIONS,
+	SRV_HTTP_OTHER, /* any other token: the router answers 501 */
 };
 
 struct srv_http_opts {
@@ -50,8 +54,35 @@ struct srv_http_opts {
 	size_t max_header_bytes; /* all header lines longer: 431 (16 KiB) */
 	int max_conns;           /* more open connections: 503 and close (4096) */
 	int idle_timeout_ms;     /* keep-alive idle connection closed (60000) */
-	int read_timeout_ms;     /* a started request stalls: 408 (30000) */
+	/* A request's head must arrive within this, and its body must bring
+	 * at least min_rate x this many bytes (or its rest) in every window
+	 * of this length: else 408 (30000). */
+	int read_timeout_ms;
+	size_t min_rate;         /* bytes per second; 0: any byte will do (1024) */
+	/* A client with responses waiting must take at least min_rate x
+	 * this many bytes of them (or all) in every window of this length,
+	 * else the connection is closed (60000). */
+	int send_timeout_ms;
+	/* Request bodies this server holds at once: a body is reserved whole
+	 * (its Content-Length, or its capacity as a chunked one grows) and a
+	 * reservation past this is answered 503, before the body is read
+	 * (256 MiB). */
+	size_t body_memory;
+	/* Optional: where the layer counts for /metrics (shared memory the
+	 * caller owns; relaxed atomic stores, one writer). NULL: nowhere. */
+	struct srv_http_counters *counters;
 };
+
+/* What the layer counts, for the caller's metrics. */
+struct srv_http_counters {
+	_Atomic uint64_t body_bytes;     /* gauge: body memory reserved now */
+	_Atomic uint64_t body_refused;   /* 503s: no body memory left */
+	_Atomic uint64_t conns_refused;  /* 503s: over max_conns */
+	_Atomic uint64_t send_timeouts;  /* closed: responses not taken */
+};
+
+/* How often a server that holds its accepts (accept_hold) asks again. */
+#define SRV_HTTP_ACCEPT_RECHECK_MS 10
 
 struct srv_http_callbacks {
 	/* After the headers of a request are parsed: the largest body this
@@ -66,12 +97,14 @@ struct srv_http_callbacks {
 	 * method/path may be "-" for requests that never parsed. */
 	void (*logged)(const struct srv_http_req *req, int status,
 		       size_t body_bytes, uint64_t duration_ns, void *arg);
-	/* After each accepted connection, with this server's count: how
-	 * many milliseconds to stop accepting (0: go on). Workers share one
-	 * listening socket and the first to wake takes every waiting
-	 * connection; this lets a busier worker leave new ones to the
-	 * others (nginx's accept_disabled). NULL: never pause. */
-	int (*accept_pause_ms)(int nconns, void *arg);
+	/* After each accepted and each closed connection, with this
+	 * server's count: nonzero to stop accepting for now, 0 to accept.
+	 * While it holds it is asked again at every close and every
+	 * SRV_HTTP_ACCEPT_RECHECK_MS. Workers share one listening socket and
+	 * the first to wake takes every waiting connection; this lets a
+	 * fuller worker leave new ones to the others (nginx's
+	 * accept_disabled), and publish its count. NULL: always accept. */
+	int (*accept_hold)(int nconns, void *arg);
 };
 
 /* Fills *opts with the defaults above. */
@@ -152,6 +185,39 @@ void srv_http_respond_ref(struct srv_http_req *req, int status,
  * message JSON-escaped. */
 void srv_http_respond_error(struct srv_http_req *req, int status,
 			    const char *code, const char *message);
+
+/* Streamed responses, for bodies too large to hold (a listing): the body
+ * goes in pieces as the client takes them, so a connection holds at most
+ * about 2 x SRV_HTTP_STREAM_LOW_BYTES of it, whatever its size.
+ *
+ * srv_http_stream_begin() responds with the status line and headers:
+ * Transfer-Encoding: chunked to an HTTP/1.1 client; to HTTP/1.0 no
+ * length, and the connection closes after the body. Then more(req, arg)
+ * is called from the loop (never nested in a call of this API) each time
+ * the connection's output holds less than SRV_HTTP_STREAM_LOW_BYTES; it
+ * adds about that much with srv_http_stream_write() and, after the last
+ * piece, calls srv_http_stream_end(req, 1). Once the connection has died
+ * (srv_http_req_conn_alive() == 0) more() is called once more, and must
+ * end with srv_http_stream_end(req, 0); so must a producer that cannot
+ * go on: the client then sees the body cut short (no last chunk), never
+ * a complete-looking one. srv_http_stream_end() releases req.
+ *
+ * begin returns 0 (more() will be called), 1 when no body is sent (HEAD:
+ * the response is complete and req released), or -errno with nothing
+ * sent (respond otherwise). write returns 0 or -errno (the producer then
+ * ends with 0). */
+#define SRV_HTTP_STREAM_LOW_BYTES (64u * 1024)
+int srv_http_stream_begin(struct srv_http_req *req, int status,
+			  const char *content_type,
+			  void (*more)(struct srv_http_req *req, void *arg),
+			  void *arg);
+int srv_http_stream_write(struct srv_http_req *req, const void *data,
+			  size_t len);
+void srv_http_stream_end(struct srv_http_req *req, int complete);
+/* A producer whose source has something new (a watch: the log grew): has
+ * more() called soon if the output runs low now; with output waiting it
+ * is called once that drains, as always. */
+void srv_http_stream_kick(struct srv_http_req *req);
 
 /* "Not Found" for 404, etc.; "Unknown" for codes it does not know. */
 const char *srv_http_reason(int status);

@@ -50,18 +50,26 @@ static int srv_buf_move(struct srv_http_buf *b, size_t cap)
 	return 0;
 }
 
-int srv_http_buf_reserve(struct srv_http_buf *b, size_t need, size_t max)
+size_t srv_http_buf_grown_cap(const struct srv_http_buf *b, size_t need,
+			      size_t max)
 {
 	size_t cap;
 
 	if (need <= b->cap)
-		return 0;
+		return b->cap;
 	cap = b->cap > max / 2 ? max : b->cap * 2;
 	if (cap < SRV_HTTP_BUF_INIT_BYTES && SRV_HTTP_BUF_INIT_BYTES <= max)
 		cap = SRV_HTTP_BUF_INIT_BYTES;
 	if (cap < need)
 		cap = need;
-	return srv_buf_move(b, cap);
+	return cap;
+}
+
+int srv_http_buf_reserve(struct srv_http_buf *b, size_t need, size_t max)
+{
+	if (need <= b->cap)
+		return 0;
+	return srv_buf_move(b, srv_http_buf_grown_cap(b, need, max));
 }
 
 int srv_http_buf_append(struct srv_http_buf *b, const void *p, size_t n,
@@ -90,9 +98,14 @@ void srv_http_buf_free(struct srv_http_buf *b)
 	*b = (struct srv_http_buf){ 0 };
 }
 
-void srv_http_buf_reset(struct srv_http_buf *b)
+void srv_http_buf_reset_to(struct srv_http_buf *b, size_t keep)
 {
 	b->len = 0;
-	if (b->cap > SRV_HTTP_BUF_KEEP_BYTES)
+	if (b->cap > keep)
 		srv_http_buf_free(b);
+}
+
+void srv_http_buf_reset(struct srv_http_buf *b)
+{
+	srv_http_buf_reset_to(b, SRV_HTTP_BUF_KEEP_BYTES);
 }

@@ -3,8 +3,9 @@
  * Owns: the memory behind request heads, request bodies and added
  * response headers. A buffer grows by doubling up to a bound its user
  * gives; released, it keeps its memory only while that is small
- * (SRV_HTTP_BUF_KEEP_BYTES), so a connection that carried one large
- * body holds no more than a small buffer afterwards.
+ * (SRV_HTTP_BUF_KEEP_BYTES, or less if its user says), so a connection
+ * that carried one large body holds no more than a small buffer
+ * afterwards.
  *
  * Large buffers (SRV_HTTP_BUF_MAP_BYTES and up) are anonymous mappings
  * of their own, not malloc blocks: glibc raises its mmap threshold each
@@ -37,11 +38,17 @@ struct srv_http_buf {
 /* Room for need bytes in all: grows by doubling, never past max (unless
  * need itself is larger). 0 or -ENOMEM (b unchanged). */
 int srv_http_buf_reserve(struct srv_http_buf *b, size_t need, size_t max);
+/* The capacity srv_http_buf_reserve(b, need, max) leaves b with (its
+ * present one if need fits): what growing will cost, asked before. */
+size_t srv_http_buf_grown_cap(const struct srv_http_buf *b, size_t need,
+			      size_t max);
 /* Appends n bytes, growing as srv_http_buf_reserve(.., max). */
 int srv_http_buf_append(struct srv_http_buf *b, const void *p, size_t n,
 			size_t max);
-/* Empties b for the next request: its memory is kept only if small. */
+/* Empties b for the next request: its memory is kept only if small
+ * (SRV_HTTP_BUF_KEEP_BYTES), or at most keep bytes. */
 void srv_http_buf_reset(struct srv_http_buf *b);
+void srv_http_buf_reset_to(struct srv_http_buf *b, size_t keep);
 /* Releases everything; b is empty and reusable afterwards. */
 void srv_http_buf_free(struct srv_http_buf *b);
 

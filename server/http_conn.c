@@ -5,11 +5,12 @@
  *
  * Owns: the listeners of one worker, every client connection of that
  * worker (struct srv_http_conn): accepting, reading, feeding the parser
- * and mapping its error codes to statuses, the body limit and
- * 100-continue, handing requests to the handler, writing, timeouts,
- * half-closes and the lingering close; the server's lifecycle and the
- * request accessors. Everything runs on the worker's one event loop
- * thread; nothing here is thread-safe.
+ * and mapping its error codes to statuses, the body limit, the body
+ * memory of the worker (opts.body_memory) and 100-continue, handing
+ * requests to the handler, writing, timeouts, half-closes and the
+ * lingering close; the server's lifecycle and the request accessors.
+ * Everything runs on the worker's one event loop thread; nothing here is
+ * thread-safe.
  *
  * Why not bufferevents: per request they cost an ioctl(FIONREAD) before
  * each read and an epoll_ctl pair to arm and disarm the write event. Here
@@ -36,6 +37,15 @@
  *  - A request received whole is answered even if the client half-closes
  *    after sending it (as nginx does); the connection closes after the
  *    responses to what arrived whole, and a partial request is dropped.
+ *  - The bodies a server holds (received, or being received, or with
+ *    their handler) never reserve more than opts.body_memory in all: a
+ *    body is reserved whole when its head arrives (its Content-Length;
+ *    a chunked one as it grows), and one that does not fit is answered
+ *    503 before it is read, so no client can make a worker hold more.
+ *  - A started request is timed as a whole, not per read: its head must
+ *    be complete within read_timeout_ms, and its body must bring
+ *    min_rate x read_timeout_ms bytes in every window of read_timeout_ms
+ *    (or end), else 408; a byte now and then does not keep it alive.
  *  - Parse errors, 408, 413 etc. are answered with a JSON error and
  *    Connection: close; the connection then half-closes and discards input
  *    for a moment (lingering close) so the client reads the error instead
@@ -44,7 +54,8 @@
  * Map of this file:
  *   1. constants
  *   2. helpers: clocks, the cached Date, request objects, input buffer
- *   3. accept: listeners, accept backoff, new connections, 503 at the limit
+ *   3. accept: listeners, holding accepts for siblings (accept_hold) and
+ *      after errors, new connections, 503 at the limit
  *   4. requests: the parser loop, parse errors, body, dispatch
  *   5. connection: reading, writing, timeouts, half-close, closing
  *   6. after a response: the response writer's hooks
@@ -83,6 +94,13 @@
 #define SRV_HTTP_DEFAULT_MAX_CONNS    4096
 #define SRV_HTTP_DEFAULT_IDLE_MS      60000
 #define SRV_HTTP_DEFAULT_READ_MS      30000
+#define SRV_HTTP_DEFAULT_MIN_RATE     1024
+#define SRV_HTTP_DEFAULT_SEND_MS      60000
+#define SRV_HTTP_DEFAULT_BODY_MEMORY  ((size_t)256 << 20)
+/* A body buffer kept for the connection's next request (outside the body
+ * memory, which counts requests in progress): small, so that idle
+ * connections hold little (max_conns x this at most). */
+#define SRV_HTTP_BODY_KEEP_BYTES      4096
 /* On a graceful stop an idle keep-alive connection gets this long to send
  * one more request (answered with Connection: close) before it is closed:
  * closing it at once races with a request already on the wire, which the
@@ -147,6 +165,22 @@ static uint64_t srv_now_ns(void)
 	/* vDSO on Linux: no system call per request. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * SRV_HTTP_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* Deadlines are monotonic: a clock step must not time a request out. */
+static uint64_t srv_mono_ms(void)
+{
+	return srv_now_ns() / (SRV_HTTP_NS_PER_S / SRV_HTTP_MS_PER_S);
+}
+
+static void srv_count_set(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static void srv_count_inc(_Atomic uint64_t *c)
+{
+	srv_count_set(c, atomic_load_explicit(c, memory_order_relaxed) + 1);
 }
 
 /* Wall time as of this loop iteration: libevent caches it, so timeouts
@@ -217,12 +251,26 @@ static bool srv_may_warn(struct srv_http_server *srv)
 	return true;
 }
 
+/* Gives back the body memory req holds. */
+static void srv_req_uncharge(struct srv_http_req *req)
+{
+	struct srv_http_server *srv = req->srv;
+
+	if (!srv || !req->st.body_charged)
+		return;
+	srv->body_mem -= req->st.body_charged;
+	req->st.body_charged = 0;
+	if (srv->opts.counters)
+		srv_count_set(&srv->opts.counters->body_bytes, srv->body_mem);
+}
+
 /* Empties req for the next request: big buffers go back (a connection
  * that carried one large body keeps no more than small buffers). */
 static void srv_req_reset(struct srv_http_req *req)
 {
+	srv_req_uncharge(req);
 	srv_http_msg_reset(&req->msg);
-	srv_http_buf_reset(&req->body);
+	srv_http_buf_reset_to(&req->body, SRV_HTTP_BODY_KEEP_BYTES);
 	srv_http_buf_reset(&req->extra);
 	req->st = (struct srv_req_state){ .body_limit = SIZE_MAX };
 }
@@ -235,6 +283,7 @@ static struct srv_http_req *srv_req_new(struct srv_http_conn *conn,
 
 	if (!req)
 		return NULL;
+	req->srv = conn->srv;
 	req->conn = conn;
 	req->loopback = conn->loopback;
 	if (salen > 0 && (size_t)salen <= sizeof(req->peer))
@@ -245,8 +294,40 @@ static struct srv_http_req *srv_req_new(struct srv_http_conn *conn,
 	return req;
 }
 
+static void srv_orphan_unlink(struct srv_http_req *req)
+{
+	if (req->orphan_prev)
+		req->orphan_prev->orphan_next = req->orphan_next;
+	else if (req->srv)
+		req->srv->orphans = req->orphan_next;
+	if (req->orphan_next)
+		req->orphan_next->orphan_prev = req->orphan_prev;
+	req->orphan_prev = req->orphan_next = NULL;
+	req->orphan = false;
+}
+
+/* The connection of req died while its handler has it: req lives on
+ * (responding frees it), and so does its share of the body memory. */
+static void srv_orphan(struct srv_http_req *req)
+{
+	struct srv_http_server *srv = req->srv;
+
+	req->conn = NULL;
+	req->orphan = true;
+	req->orphan_prev = NULL;
+	req->orphan_next = srv->orphans;
+	if (srv->orphans)
+		srv->orphans->orphan_prev = req;
+	srv->orphans = req;
+}
+
 void srv_http_req_free(struct srv_http_req *req)
 {
+	if (req->stream.ev) /* a stream never ended: the server is going */
+		event_free(req->stream.ev);
+	srv_req_uncharge(req);
+	if (req->orphan)
+		srv_orphan_unlink(req);
 	srv_http_msg_free(&req->msg);
 	srv_http_buf_free(&req->body);
 	srv_http_buf_free(&req->extra);
@@ -468,34 +549,14 @@ static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd,
 	evutil_closesocket(fd);
 }
 
-static void srv_listeners_enable(struct srv_http_server *srv, bool on);
-
-static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-			  struct sockaddr *sa, int salen, void *arg)
+/* Enables the listeners unless something holds them: a stop, the
+ * balance between workers (accept_hold) or an accept error pause. */
+static void srv_listeners_sync(struct srv_http_server *srv)
 {
-	struct srv_http_server *srv = arg;
-	int rc;
+	bool on = !srv->shutting_down && !srv->accept_held && !srv->accept_errpause;
 
-	if (srv->nconns >= srv->opts.max_conns) {
-		srv_refuse(srv, fd, sa, (socklen_t)salen);
+	if (on == srv->listening)
 		return;
-	}
-	rc = srv_conn_new(srv, fd, sa, (socklen_t)salen);
-	if (rc != 0 && srv_may_warn(srv))
-		srv_warn("http: dropped a new connection: setting it up "
-			 "failed: %s", strerror(-rc));
-	if (srv->cb.accept_pause_ms) {
-		int ms = srv->cb.accept_pause_ms(srv->nconns, srv->arg);
-		if (ms > 0) {
-			struct timeval delay = srv_ms_to_tv(ms);
-			srv_listeners_enable(srv, false);
-			evtimer_add(srv->accept_resume, &delay);
-		}
-	}
-}
-
-static void srv_listeners_enable(struct srv_http_server *srv, bool on)
-{
 	for (int i = 0; i < srv->nlev; i++) {
 		if (!srv->lev[i])
 			continue;
@@ -504,6 +565,54 @@ static void srv_listeners_enable(struct srv_http_server *srv, bool on)
 		else
 			evconnlistener_disable(srv->lev[i]);
 	}
+	srv->listening = on;
+}
+
+/* The count changed (an accept or a close): publishes it through
+ * accept_hold and holds or resumes accepting as it says. A disabled
+ * listener is not polled by this process, so the kernel's wakeup goes
+ * to a sibling's. */
+static void srv_accept_balance(struct srv_http_server *srv)
+{
+	struct timeval recheck = srv_ms_to_tv(SRV_HTTP_ACCEPT_RECHECK_MS);
+	bool hold;
+
+	if (!srv->cb.accept_hold)
+		return;
+	hold = srv->cb.accept_hold(srv->nconns, srv->arg) != 0;
+	if (hold && !srv->shutting_down &&
+	    !evtimer_pending(srv->accept_recheck, NULL) &&
+	    evtimer_add(srv->accept_recheck, &recheck) != 0)
+		hold = false; /* without its recheck a hold could last forever */
+	if (!hold && evtimer_pending(srv->accept_recheck, NULL))
+		evtimer_del(srv->accept_recheck);
+	srv->accept_held = hold;
+	srv_listeners_sync(srv);
+}
+
+static void srv_accept_recheck_cb(evutil_socket_t fd, short what, void *arg)
+{
+	srv_accept_balance(arg);
+}
+
+static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+			  struct sockaddr *sa, int salen, void *arg)
+{
+	struct srv_http_server *srv = arg;
+	int rc;
+
+	if (srv->nconns >= srv->opts.max_conns) {
+		if (srv->opts.counters)
+			srv_count_inc(&srv->opts.counters->conns_refused);
+		srv_refuse(srv, fd, sa, (socklen_t)salen);
+		srv_accept_balance(srv); /* a sibling may have room by now */
+		return;
+	}
+	rc = srv_conn_new(srv, fd, sa, (socklen_t)salen);
+	if (rc != 0 && srv_may_warn(srv))
+		srv_warn("http: dropped a new connection: setting it up "
+			 "failed: %s", strerror(-rc));
+	srv_accept_balance(srv);
 }
 
 /* accept() failed for another reason than "someone else took it" (libevent
@@ -515,8 +624,10 @@ static void srv_accept_error_cb(struct evconnlistener *lev, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 	struct timeval delay = srv_ms_to_tv(SRV_HTTP_ACCEPT_PAUSE_MS);
 
-	srv_listeners_enable(srv, false);
-	evtimer_add(srv->accept_resume, &delay);
+	if (evtimer_add(srv->accept_resume, &delay) == 0) {
+		srv->accept_errpause = true;
+		srv_listeners_sync(srv);
+	}
 	if (srv_may_warn(srv))
 		srv_warn("http: accept() failed: %s; pausing accepts for %d ms "
 			 "(for EMFILE raise the open-file limit or lower "
@@ -527,8 +638,8 @@ static void srv_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_http_server *srv = arg;
 
-	if (!srv->shutting_down)
-		srv_listeners_enable(srv, true);
+	srv->accept_errpause = false;
+	srv_listeners_sync(srv);
 }
 
 static void srv_listeners_free(struct srv_http_server *srv)
@@ -542,6 +653,9 @@ static void srv_listeners_free(struct srv_http_server *srv)
 	}
 	if (srv->accept_resume)
 		evtimer_del(srv->accept_resume);
+	if (srv->accept_recheck)
+		evtimer_del(srv->accept_recheck);
+	srv->listening = false;
 }
 
 /* ==== 4. requests ====================================================== */
@@ -578,18 +692,72 @@ static int srv_reject_parse(struct srv_http_conn *conn, int rc)
 			  srv_http_parse_strerror(rc));
 }
 
-/* A head is still arriving. Inactivity is caught by the read timeout of
- * conn->rev; this caps the whole head (a client sending a byte now and
- * then), like nginx's client_header_timeout. */
+/* A head is still arriving. This caps the whole head (a client sending
+ * a byte now and then), like nginx's client_header_timeout; the read
+ * event's timeout is set to the same deadline (srv_conn_update_read). */
 static int srv_head_wait(struct srv_http_conn *conn)
 {
-	uint64_t now = srv_now_ms(conn->srv);
+	uint64_t now = srv_mono_ms();
 
-	if (conn->head_deadline_ms == 0)
-		conn->head_deadline_ms = now + (uint64_t)conn->srv->opts.read_timeout_ms;
-	else if (now >= conn->head_deadline_ms)
+	if (conn->deadline_ms == 0)
+		conn->deadline_ms = now + (uint64_t)conn->srv->opts.read_timeout_ms;
+	else if (now >= conn->deadline_ms)
 		return srv_reject(conn, 408, "request head not received in time");
 	return SRV_AGAIN;
+}
+
+/* Starts a window of the body's timeout: by its end the body must have
+ * brought min_rate x read_timeout bytes (or ended), as Apache's
+ * mod_reqtimeout MinRate, but over fixed windows, so that bytes sent
+ * early buy no time for a stall later. */
+static void srv_body_window(struct srv_http_conn *conn, uint64_t now)
+{
+	const struct srv_http_opts *o = &conn->srv->opts;
+	uint64_t need = (uint64_t)o->min_rate * (uint64_t)o->read_timeout_ms /
+			SRV_HTTP_MS_PER_S;
+
+	conn->deadline_ms = now + (uint64_t)o->read_timeout_ms;
+	conn->window_rx = conn->rx;
+	conn->window_need = need ? need : 1;
+}
+
+/* A body is still arriving: a window that brought its bytes starts the
+ * next; one that ended without them is a 408. */
+static int srv_body_wait(struct srv_http_conn *conn)
+{
+	uint64_t now = srv_mono_ms();
+
+	if (conn->rx - conn->window_rx >= conn->window_need)
+		srv_body_window(conn, now);
+	else if (now >= conn->deadline_ms)
+		return srv_reject(conn, 408, "request body not received in time (it must "
+				  "bring --min-rate bytes a second)");
+	return SRV_AGAIN;
+}
+
+/* Reserves body memory so that the body of conn's request may have cap
+ * bytes: SRV_OK, or 503 when the server's body memory would be passed
+ * (Retry-After is added to every 503). */
+static int srv_body_charge(struct srv_http_conn *conn, size_t cap)
+{
+	struct srv_http_server *srv = conn->srv;
+	struct srv_req_state *st = &conn->req->st;
+	size_t more;
+
+	if (cap <= st->body_charged)
+		return SRV_OK;
+	more = cap - st->body_charged;
+	if (more > srv->opts.body_memory - srv->body_mem) {
+		if (srv->opts.counters)
+			srv_count_inc(&srv->opts.counters->body_refused);
+		return srv_reject(conn, 503, "request bodies being received fill this "
+				  "worker's --body-memory; retry later");
+	}
+	srv->body_mem += more;
+	st->body_charged = cap;
+	if (srv->opts.counters)
+		srv_count_set(&srv->opts.counters->body_bytes, srv->body_mem);
+	return SRV_OK;
 }
 
 /* The head is parsed: ask for the body limit (a larger Content-Length is
@@ -609,8 +777,13 @@ static int srv_conn_head(struct srv_http_conn *conn)
 	rc = srv_http_parse_body_limit(&conn->parser, req->st.body_limit);
 	if (rc != 0)
 		return srv_reject_parse(conn, rc);
+	/* Reserved whole now, so that no body can be refused half way for
+	 * want of memory another took meanwhile. */
+	if (cl && (rc = srv_body_charge(conn, cl)) != SRV_OK)
+		return rc;
 	if (cl && srv_http_buf_reserve(&req->body, cl, cl) != 0)
 		return srv_reject(conn, 503, "out of memory");
+	srv_body_window(conn, srv_mono_ms());
 	/* 9110 10.1.1: a client already sending the body needs no 100. */
 	if (m->expect_continue && (cl || m->chunked) && srv_in_len(conn) == 0 &&
 	    evbuffer_add(conn->out, cont, sizeof(cont) - 1) != 0)
@@ -621,8 +794,15 @@ static int srv_conn_head(struct srv_http_conn *conn)
 static int srv_conn_body(struct srv_http_conn *conn, const char *p, size_t n)
 {
 	struct srv_http_req *req = conn->req;
+	struct srv_http_buf *b = &req->body;
+	int rc;
 
-	if (srv_http_buf_append(&req->body, p, n, req->st.body_limit) != 0)
+	/* A chunked body reserves as it grows (a Content-Length one has). */
+	if (b->len + n > b->cap &&
+	    (rc = srv_body_charge(conn, srv_http_buf_grown_cap(b, b->len + n,
+							      req->st.body_limit))) != SRV_OK)
+		return rc;
+	if (srv_http_buf_append(b, p, n, req->st.body_limit) != 0)
 		return srv_reject(conn, 503, "out of memory");
 	return SRV_OK;
 }
@@ -667,7 +847,8 @@ static int srv_conn_step(struct srv_http_conn *conn)
 	srv_in_drain(conn, used);
 	switch (rc) {
 	case SRV_HTTP_PARSE_AGAIN:
-		return srv_http_parse_in_head(p) ? srv_head_wait(conn) : SRV_AGAIN;
+		return srv_http_parse_in_head(p) ? srv_head_wait(conn)
+						 : srv_body_wait(conn);
 	case SRV_HTTP_PARSE_HEAD:
 		return srv_conn_head(conn);
 	case SRV_HTTP_PARSE_DONE:
@@ -779,6 +960,7 @@ static ssize_t srv_conn_fill(struct srv_http_conn *conn)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
 			       ? -EAGAIN
 			       : -errno;
+	conn->rx += (uint64_t)n;
 	if (direct) {
 		body->len += (size_t)n;
 		srv_http_parse_skip_body(&conn->parser, (size_t)n);
@@ -788,24 +970,58 @@ static ssize_t srv_conn_fill(struct srv_http_conn *conn)
 	return n;
 }
 
+/* Starts a window of the send timeout: by its end the client must have
+ * taken min_rate x send_timeout bytes of its responses (or all of them).
+ * The rule of a body's windows, the other way: a client reading a byte
+ * now and then does not hold a response, and what it pins, for ever. */
+static void srv_send_window(struct srv_http_conn *conn, uint64_t now)
+{
+	conn->send_deadline_ms = now + (uint64_t)conn->srv->opts.send_timeout_ms;
+	conn->send_window_tx = conn->tx;
+}
+
+/* A streamed response gets its next piece once the output runs low. */
+static void srv_stream_pump(struct srv_http_conn *conn)
+{
+	struct srv_stream *st = &conn->req->stream;
+
+	if (st->on && !st->scheduled && srv_out_len(conn) < SRV_HTTP_STREAM_LOW_BYTES)
+		srv_http_stream_schedule(conn->req);
+}
+
 /* Writes what is queued with one writev; arms the write event only while
- * the socket buffer is full. SRV_OK when all is written, SRV_AGAIN, or
- * -errno when the connection is dead. */
+ * the socket buffer is full, with what is left of the send window as its
+ * timeout. SRV_OK when all is written, SRV_AGAIN, or -errno when the
+ * connection is dead. */
 static int srv_conn_flush(struct srv_http_conn *conn)
 {
-	if (srv_out_len(conn) > 0 && evbuffer_write(conn->out, conn->fd) < 0) {
+	const struct srv_http_opts *o = &conn->srv->opts;
+	uint64_t now, need, left;
+	struct timeval tv;
+	int n = 0;
+
+	if (srv_out_len(conn) > 0 && (n = evbuffer_write(conn->out, conn->fd)) < 0) {
 		int err = errno;
 
 		if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
 			return -err;
+		n = 0;
 	}
+	conn->tx += (uint64_t)n;
+	srv_stream_pump(conn);
 	if (srv_out_len(conn) == 0) {
 		if (event_pending(conn->wev, EV_WRITE, NULL))
 			event_del(conn->wev);
+		conn->send_deadline_ms = 0;
 		return SRV_OK;
 	}
-	if (!event_pending(conn->wev, EV_WRITE, NULL) &&
-	    event_add(conn->wev, &conn->srv->write_tv) != 0)
+	now = srv_mono_ms();
+	need = (uint64_t)o->min_rate * (uint64_t)o->send_timeout_ms / SRV_HTTP_MS_PER_S;
+	if (conn->send_deadline_ms == 0 || conn->tx - conn->send_window_tx >= (need ? need : 1))
+		srv_send_window(conn, now);
+	left = conn->send_deadline_ms > now ? conn->send_deadline_ms - now : 1;
+	tv = srv_ms_to_tv((int)left);
+	if (event_add(conn->wev, &tv) != 0)
 		return -EIO;
 	return SRV_AGAIN;
 }
@@ -841,6 +1057,24 @@ static int srv_conn_update_read(struct srv_http_conn *conn)
 	if (!want) {
 		if (added)
 			event_del(conn->rev);
+		return 0;
+	}
+	/* A request with a deadline: the timeout is what is left of it
+	 * (never more than read_timeout_ms), re-armed after each read, so a
+	 * trickle of bytes does not push it out. */
+	if (tmo == SRV_TMO_READ && conn->deadline_ms &&
+	    conn->state == SRV_CONN_READING) {
+		uint64_t now = srv_mono_ms(), left = 1;
+		struct timeval tv;
+
+		if (conn->deadline_ms > now)
+			left = conn->deadline_ms - now;
+		if (left > (uint64_t)srv->opts.read_timeout_ms)
+			left = (uint64_t)srv->opts.read_timeout_ms;
+		tv = srv_ms_to_tv((int)left);
+		if (event_add(conn->rev, &tv) != 0)
+			return -EIO;
+		conn->tmo = tmo;
 		return 0;
 	}
 	/* While stopping, a connection that just went idle must get the
@@ -953,9 +1187,14 @@ static void srv_conn_eof(struct srv_http_conn *conn)
 static void srv_conn_timeout(struct srv_http_conn *conn)
 {
 	/* Output waiting means a client that does not read: the write
-	 * timeout watches that. */
-	if (srv_out_len(conn) > 0)
+	 * timeout watches that. The deadline is checked at the next read;
+	 * a full timeout meanwhile, so a passed one does not fire at once
+	 * again and again. */
+	if (srv_out_len(conn) > 0) {
+		if (event_add(conn->rev, &conn->srv->read_tv[conn->tmo]) != 0)
+			srv_conn_free(conn);
 		return;
+	}
 	switch (conn->state) {
 	case SRV_CONN_READING:
 		if (!srv_http_parse_started(&conn->parser) &&
@@ -968,10 +1207,17 @@ static void srv_conn_timeout(struct srv_http_conn *conn)
 		srv_conn_free(conn);
 		return;
 	default: /* the handler is working: not the client's fault */
+		/* The request's deadline may have left a short timeout on
+		 * rev; a handler (a stream) may take minutes. */
+		if (event_add(conn->rev, &conn->srv->read_tv[conn->tmo]) != 0)
+			srv_conn_free(conn);
 		return;
 	}
 	conn->busy = true;
-	srv_conn_fail(conn, 408, "request not received in time");
+	srv_conn_fail(conn, 408, srv_http_parse_in_head(&conn->parser)
+				 ? "request head not received in time"
+				 : "request body not received in time (it must "
+				   "bring --min-rate bytes a second)");
 	conn->busy = false;
 	srv_conn_settle(conn);
 }
@@ -1012,7 +1258,9 @@ static void srv_conn_write_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_http_conn *conn = arg;
 
-	if (what == EV_TIMEOUT) { /* not reading its responses */
+	if (what == EV_TIMEOUT) { /* not taking its responses */
+		if (conn->srv->opts.counters)
+			srv_count_inc(&conn->srv->opts.counters->send_timeouts);
 		srv_conn_free(conn);
 		return;
 	}
@@ -1043,11 +1291,16 @@ static void srv_conn_free(struct srv_http_conn *conn)
 {
 	struct srv_http_server *srv = conn->srv;
 
-	if (conn->state == SRV_CONN_HANDLER)
-		conn->req->conn = NULL; /* the handler still holds it */
-	else
+	if (conn->state == SRV_CONN_HANDLER) {
+		srv_orphan(conn->req); /* the handler still holds it */
+		/* A stream's producer hears of it through more(). */
+		if (conn->req->stream.on && !conn->req->stream.scheduled)
+			srv_http_stream_schedule(conn->req);
+	} else {
 		srv_http_req_free(conn->req);
+	}
 	srv_conn_unlink(conn);
+	srv_accept_balance(srv);
 	event_free(conn->rev);
 	event_free(conn->wev);
 	/* Reference bodies still queued get their release now. */
@@ -1091,11 +1344,52 @@ void srv_http_conn_responded(struct srv_http_conn *conn, bool closing)
 		srv_req_reset(conn->req);
 		srv_http_parser_start(&conn->parser, &conn->req->msg);
 		srv_in_shrink(conn);
-		conn->head_deadline_ms = 0;
+		conn->deadline_ms = 0;
 		conn->state = SRV_CONN_READING;
 	}
 	if (!conn->busy)
 		srv_conn_resume(conn);
+}
+
+/* Runs a stream's more() from the loop: never nested in the producer's
+ * own calls, and one piece per loop turn, so a long body leaves the
+ * other connections their turns. */
+static void srv_stream_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct srv_http_req *req = arg;
+
+	req->stream.scheduled = false;
+	req->stream.more(req, req->stream.arg); /* may release req */
+}
+
+int srv_http_stream_prepare(struct srv_http_req *req)
+{
+	req->stream.ev = event_new(req->srv->base, -1, 0, srv_stream_cb, req);
+	return req->stream.ev ? 0 : -ENOMEM;
+}
+
+void srv_http_stream_schedule(struct srv_http_req *req)
+{
+	req->stream.scheduled = true;
+	event_active(req->stream.ev, EV_TIMEOUT, 1);
+}
+
+void srv_http_stream_kick(struct srv_http_req *req)
+{
+	struct srv_stream *st = &req->stream;
+
+	if (!st->on || st->scheduled)
+		return;
+	/* with output waiting, the drain asks for more itself */
+	if (req->conn && srv_out_len(req->conn) >= SRV_HTTP_STREAM_LOW_BYTES)
+		return;
+	srv_http_stream_schedule(req);
+}
+
+void srv_http_conn_flush_now(struct srv_http_conn *conn)
+{
+	if (!conn->busy)
+		srv_conn_settle(conn);
 }
 
 /* ==== 7. request accessors ============================================= */
@@ -1193,6 +1487,9 @@ void srv_http_opts_default(struct srv_http_opts *opts)
 		.max_conns = SRV_HTTP_DEFAULT_MAX_CONNS,
 		.idle_timeout_ms = SRV_HTTP_DEFAULT_IDLE_MS,
 		.read_timeout_ms = SRV_HTTP_DEFAULT_READ_MS,
+		.min_rate = SRV_HTTP_DEFAULT_MIN_RATE,
+		.send_timeout_ms = SRV_HTTP_DEFAULT_SEND_MS,
+		.body_memory = SRV_HTTP_DEFAULT_BODY_MEMORY,
 	};
 }
 
@@ -1204,7 +1501,8 @@ static bool srv_opts_valid(const struct srv_http_opts *o)
 	       o->max_header_bytes >= sizeof("Host: x") &&
 	       o->max_line_bytes < SIZE_MAX / 4 &&
 	       o->max_header_bytes < SIZE_MAX / 4 && o->max_conns > 0 &&
-	       o->idle_timeout_ms > 0 && o->read_timeout_ms > 0;
+	       o->idle_timeout_ms > 0 && o->read_timeout_ms > 0 &&
+	       o->send_timeout_ms > 0 && o->body_memory > 0;
 }
 
 /* A write to a socket the client closed raises SIGPIPE, which kills the
@@ -1234,8 +1532,6 @@ static void srv_setup_times(struct srv_http_server *srv)
 	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(srv->opts.idle_timeout_ms);
 	srv->read_tv[SRV_TMO_READ] = srv_ms_to_tv(srv->opts.read_timeout_ms);
 	srv->read_tv[SRV_TMO_LINGER] = srv_ms_to_tv(SRV_HTTP_LINGER_READ_MS);
-	/* A client that stops reading its responses is idle, too. */
-	srv->write_tv = srv_ms_to_tv(srv->opts.idle_timeout_ms);
 	srv->input_high = SRV_HTTP_INPUT_HIGH_BYTES;
 }
 
@@ -1259,6 +1555,7 @@ static int srv_listen_all(struct srv_http_server *srv, const int *fds,
 			return errno ? -errno : -EINVAL;
 		evconnlistener_set_error_cb(srv->lev[i], srv_accept_error_cb);
 	}
+	srv->listening = true; /* a new listener is enabled */
 	return 0;
 }
 
@@ -1290,7 +1587,8 @@ struct srv_http_server *srv_http_server_new(struct event_base *base,
 	srv->blank.peer.ss_family = AF_UNSPEC;
 	srv->done_ev = event_new(base, -1, 0, srv_done_cb, srv);
 	srv->accept_resume = evtimer_new(base, srv_accept_resume_cb, srv);
-	if (!srv->done_ev || !srv->accept_resume)
+	srv->accept_recheck = evtimer_new(base, srv_accept_recheck_cb, srv);
+	if (!srv->done_ev || !srv->accept_resume || !srv->accept_recheck)
 		goto out_free_srv;
 	rc = srv_listen_all(srv, fds, nfds);
 	if (rc != 0)
@@ -1337,11 +1635,20 @@ void srv_http_server_free(struct srv_http_server *srv)
 	if (srv->lev)
 		srv_listeners_free(srv);
 	/* Requests with their handler are orphaned, not freed: the handler
-	 * may still respond to them. */
+	 * may still respond to them, and then must not touch srv. */
 	while (srv->conns)
 		srv_conn_free(srv->conns);
+	while (srv->orphans) {
+		struct srv_http_req *req = srv->orphans;
+
+		srv_req_uncharge(req);
+		srv_orphan_unlink(req);
+		req->srv = NULL;
+	}
 	if (srv->accept_resume)
 		event_free(srv->accept_resume);
+	if (srv->accept_recheck)
+		event_free(srv->accept_recheck);
 	if (srv->done_ev)
 		event_free(srv->done_ev);
 	free(srv->lev);

@@ -9,8 +9,9 @@
  * Ownership: a connection owns its request object (conn->req, never NULL
  * while the connection lives) and reuses it for each request. A request
  * given to the handler belongs to the handler until it responds; if the
- * connection dies first the request is orphaned (req->conn == NULL) and
- * responding frees it.
+ * connection dies first the request is orphaned (req->conn == NULL, on
+ * srv->orphans) and responding frees it. Until then its body keeps its
+ * share of the server's body memory (srv->body_mem).
  */
 #ifndef CASKD_SERVER_HTTP_CONN_H
 #define CASKD_SERVER_HTTP_CONN_H
@@ -39,9 +40,9 @@ struct event_base;
 #define SRV_HTTP_ERROR_BODY_BYTES 1024
 /* Bound of a response's status line plus the headers this layer writes
  * itself, without Content-Type and added headers: status line 46, Server
- * 15, Date 37, Content-Length 38, "Content-Type: " + CRLF 16,
- * "Connection: keep-alive" + CRLF 24, "Retry-After: " 1 CRLF 16, final
- * CRLF 2 = 194. */
+ * 15, Date 37, Content-Length 38 (or "Transfer-Encoding: chunked" 28),
+ * "Content-Type: " + CRLF 16, "Connection: keep-alive" + CRLF 24,
+ * "Retry-After: " 1 CRLF 16, final CRLF 2 = 194. */
 #define SRV_HTTP_HEAD_FIXED_BYTES 256
 
 /* What one request says about itself beyond its head; reset between
@@ -50,18 +51,35 @@ struct srv_req_state {
 	const char *limit_code; /* the 413 of srv_http_req_limit_error() */
 	const char *limit_msg;
 	size_t body_limit;
+	size_t body_charged;    /* of srv->body_mem, held for this body */
 	uint64_t start_ns;      /* CLOCK_MONOTONIC at the first byte; 0 unset */
 	bool dispatched;        /* given to the handler, not yet responded */
 };
 
+/* A streamed response in progress (srv_http_stream_begin). */
+struct srv_stream {
+	void (*more)(struct srv_http_req *req, void *arg);
+	void *arg;
+	struct event *ev;       /* runs more() from the loop */
+	int status;
+	size_t bytes;           /* body bytes queued, for the log */
+	bool on;
+	bool chunked;           /* else the close delimits it (HTTP/1.0) */
+	bool scheduled;         /* ev is active */
+};
+
 struct srv_http_req {
-	struct srv_http_conn *conn; /* NULL once orphaned */
+	struct srv_http_server *srv; /* NULL once the server is freed */
+	struct srv_http_conn *conn;  /* NULL once orphaned */
+	struct srv_http_req *orphan_prev, *orphan_next; /* srv->orphans */
+	bool orphan;
 	bool loopback;              /* copied from the connection */
 	struct sockaddr_storage peer;
 	struct srv_http_msg msg;    /* the parsed head */
 	struct srv_req_state st;
 	struct srv_http_buf body;
 	struct srv_http_buf extra;  /* "Name: value\r\n" from add_header */
+	struct srv_stream stream;
 };
 
 enum srv_conn_state {
@@ -99,8 +117,20 @@ struct srv_http_conn {
 	struct srv_http_parser parser; /* works on req->msg */
 	enum srv_conn_state state;
 	enum srv_tmo tmo;     /* the timeout rev was added with */
-	uint64_t head_deadline_ms; /* the head must be complete by then */
+	/* CLOCK_MONOTONIC ms by which the head must be complete, or the
+	 * body's present window must have brought window_need bytes (read
+	 * from the socket since rx was window_rx); 0: not set. */
+	uint64_t deadline_ms;
+	uint64_t rx;          /* bytes read from the socket, in all */
+	uint64_t window_rx;
+	uint64_t window_need;
 	uint64_t linger_until_ms;
+	/* Output: bytes written in all; the present send window (while
+	 * output waits) began when tx was send_window_tx and ends at
+	 * send_deadline_ms (CLOCK_MONOTONIC; 0: no output waiting). */
+	uint64_t tx;
+	uint64_t send_window_tx;
+	uint64_t send_deadline_ms;
 	const char *err_msg;  /* message for the status a step returned */
 	bool loopback;
 	bool busy;            /* one of its callbacks is on the stack */
@@ -119,13 +149,18 @@ struct srv_http_server {
 	void *arg;
 	struct evconnlistener **lev;
 	int nlev;
-	struct event *accept_resume; /* re-enables accepting after a pause */
+	struct event *accept_resume; /* ends an accept error pause */
+	struct event *accept_recheck; /* asks accept_hold again */
+	bool listening;              /* the listeners are enabled */
+	bool accept_held;            /* by accept_hold */
+	bool accept_errpause;        /* after an accept error (EMFILE) */
 	struct event *done_ev;       /* runs done() from the loop */
 	struct srv_http_conn *conns;
 	int nconns;
+	struct srv_http_req *orphans; /* requests whose connection died */
+	size_t body_mem;             /* reserved for bodies, <= opts.body_memory */
 	size_t input_high;
 	struct timeval read_tv[SRV_TMO_COUNT];
-	struct timeval write_tv;
 	bool shutting_down;
 	bool done_queued;
 	void (*done)(void *arg);
@@ -146,6 +181,7 @@ struct srv_http_head {
 	const char *extra;      /* added headers, CRLF-terminated */
 	size_t extra_len;
 	const char *connection; /* NULL: no Connection header */
+	bool chunked;           /* Transfer-Encoding: chunked */
 	bool retry_after;       /* a 503 without a Retry-After of its own */
 };
 
@@ -164,6 +200,14 @@ bool srv_http_conn_must_close(const struct srv_http_conn *conn);
 void srv_http_conn_responded(struct srv_http_conn *conn, bool closing);
 /* Frees an orphaned request. */
 void srv_http_req_free(struct srv_http_req *req);
+/* Something was queued on conn's output from outside its callbacks (a
+ * streamed piece): write it now. Callers touch conn no more. */
+void srv_http_conn_flush_now(struct srv_http_conn *conn);
+/* Streams (srv_http_stream_begin): the event that runs more(), made
+ * before anything is sent (0 or -ENOMEM; freed by the response writer),
+ * and has more() run in the next loop turn. */
+int srv_http_stream_prepare(struct srv_http_req *req);
+void srv_http_stream_schedule(struct srv_http_req *req);
 
 /* ---- http_response.c, for the connection layer ---- */
 

@@ -286,6 +286,10 @@ static enum srv_http_method srv_method_of(const char *m, size_t len)
 		if (memcmp(m, "DELETE", 6) == 0)
 			return SRV_HTTP_DELETE;
 		break;
+	case 7:
+		if (memcmp(m, "OPTIONS", 7) == 0)
+			return SRV_HTTP_OPTIONS;
+		break;
 	default:
 		break;
 	}
@@ -389,6 +393,16 @@ static int srv_parse_request_line(struct srv_http_msg *m, char *line,
 	if (tend == target || tend == end)
 		return SRV_HTTP_PE_REQUEST_LINE;
 	rc = srv_parse_version(m, tend + 1, (size_t)(end - tend - 1));
+	if (rc == SRV_HTTP_PE_VERSION) {
+		/* "GET /kv/a b HTTP/1.1": what follows the first space is no
+		 * version, but what follows the last one is; the space is in
+		 * the target, and that is what to tell the client. */
+		const char *last = memrchr(tend + 1, ' ', (size_t)(end - tend - 1));
+
+		if (last && srv_parse_version(m, last + 1, (size_t)(end - last - 1)) !=
+				    SRV_HTTP_PE_VERSION)
+			return SRV_HTTP_PE_TARGET_SPACE;
+	}
 	if (rc != 0)
 		return rc;
 	rc = srv_parse_target(m, target, tend);
@@ -972,6 +986,7 @@ const char *srv_http_parse_strerror(int rc)
 	case SRV_HTTP_PE_TRAILER_TOO_LARGE: return "trailer section too large";
 	case SRV_HTTP_PE_BODY_TOO_LARGE: return "request body larger than allowed";
 	case SRV_HTTP_PE_NOMEM: return "out of memory";
+	case SRV_HTTP_PE_TARGET_SPACE: return "a space in the request target (send a space in a key as %20)";
 	default: return "unknown parse error";
 	}
 }

@@ -108,7 +108,9 @@ enum srv_http_perr {
 	SRV_HTTP_PE_BODY_TOO_LARGE = SRV_HTTP_PE(29), /* 413 */
 	/* 503: the head buffer could not grow */
 	SRV_HTTP_PE_NOMEM = SRV_HTTP_PE(30),
-	SRV_HTTP_PE_LAST = SRV_HTTP_PE_NOMEM,
+	/* 400: a space inside the target ("GET /kv/a b HTTP/1.1") */
+	SRV_HTTP_PE_TARGET_SPACE = SRV_HTTP_PE(31),
+	SRV_HTTP_PE_LAST = SRV_HTTP_PE_TARGET_SPACE,
 };
 
 struct srv_http_limits {

@@ -3,10 +3,12 @@
  *
  * Owns: turning a handler's (or the connection layer's own) response into
  * bytes in the connection's output: the status line and the headers this
- * layer writes itself (Server, Date, Content-Length, Content-Type,
- * Connection, Retry-After on a 503), the headers a handler added, JSON
- * error bodies, and the body, copied or referenced. It does not write to
- * the socket: http_conn.c does, told by srv_http_conn_responded().
+ * layer writes itself (Server, Date, Content-Length or Transfer-Encoding,
+ * Content-Type, Connection, Retry-After on a 503), the headers a handler
+ * added, JSON error bodies, and the body, copied, referenced, or streamed
+ * in chunks a producer hands over (srv_http_stream_*). It does not write
+ * to the socket: http_conn.c does, told by srv_http_conn_responded() and
+ * srv_http_conn_flush_now(), and it calls a stream's producer.
  *
  * Invariants:
  *  - Status line, headers and a copied body go into one contiguous extent
@@ -14,6 +16,9 @@
  *  - A referenced body (srv_http_respond_ref) has its release called
  *    exactly once: when written, when the connection dies, or at once if
  *    it is never queued.
+ *  - A streamed body ends with its last chunk only when its producer says
+ *    it is complete; one cut short leaves the connection without it, so
+ *    the client cannot take part of a body for the whole.
  *  - No header a handler adds can break the framing: names this layer
  *    writes are refused, and values with CR, LF or other controls too.
  */
@@ -21,10 +26,12 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 /* Statuses a handler may respond with; others are sent as 500. */
 #define SRV_HTTP_STATUS_MIN 200
@@ -131,6 +138,8 @@ char *srv_http_format_head(char *p, const struct srv_http_head *h)
 		p = srv_put_size(p, h->length);
 		p = SRV_PUT_LIT(p, "\r\n");
 	}
+	if (h->chunked)
+		p = SRV_PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
 	if (h->ctype) {
 		p = SRV_PUT_LIT(p, "Content-Type: ");
 		p = srv_put_str(p, h->ctype);
@@ -224,10 +233,11 @@ static bool srv_extra_has_retry_after(const struct srv_http_buf *x)
 	return false;
 }
 
-/* Queues the status line, headers and (if copied) the body. */
+/* Queues the status line, headers and (if copied) the body. b NULL: no
+ * Content-Length (a bodiless status, or a stream: chunked says which). */
 static int srv_write_head(struct srv_http_conn *conn, int status,
 			  const char *ctype, const struct srv_body *b,
-			  size_t sent, bool closing)
+			  size_t sent, bool closing, bool chunked)
 {
 	const struct srv_http_req *req = conn->req;
 	size_t copy = b && b->copy ? sent : 0;
@@ -244,6 +254,7 @@ static int srv_write_head(struct srv_http_conn *conn, int status,
 		.extra_len = req->extra.len,
 		.connection = closing ? "close"
 			      : req->msg.minor == 0 ? "keep-alive" : NULL,
+		.chunked = chunked,
 		.retry_after = status == 503 &&
 			       !srv_extra_has_retry_after(&req->extra),
 	};
@@ -283,7 +294,7 @@ static void srv_send(struct srv_http_req *req, int status, const char *ctype,
 	sent = bodyless || req->msg.method == SRV_HTTP_HEAD ? 0 : b->len;
 	closing = srv_http_conn_must_close(conn);
 	rc = srv_write_head(conn, status, ctype, bodyless ? NULL : b, sent,
-			    closing);
+			    closing, false);
 	if (rc == 0 && sent && !b->copy) {
 		rc = evbuffer_add_reference(conn->out, b->data, sent,
 					    b->release, b->release_arg);
@@ -343,6 +354,112 @@ void srv_http_respond_error(struct srv_http_req *req, int status,
 {
 	assert(req->st.dispatched || !req->conn);
 	srv_http_send_error(req, status, code, message);
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+int srv_http_stream_begin(struct srv_http_req *req, int status,
+			  const char *content_type,
+			  void (*more)(struct srv_http_req *req, void *arg),
+			  void *arg)
+{
+	struct srv_http_conn *conn = req->conn;
+	struct srv_stream *st = &req->stream;
+	bool closing, head_only;
+	int rc;
+
+	assert(req->st.dispatched || !conn);
+	if (!conn)
+		return -EPIPE;
+	if (status < SRV_HTTP_STATUS_MIN || status > SRV_HTTP_STATUS_MAX)
+		status = 500;
+	head_only = req->msg.method == SRV_HTTP_HEAD;
+	/* HTTP/1.0 knows no chunks: the close ends the body. */
+	closing = srv_http_conn_must_close(conn) || (!head_only && req->msg.minor == 0);
+	if (!head_only && (rc = srv_http_stream_prepare(req)) != 0)
+		return rc;
+	rc = srv_write_head(conn, status, content_type, NULL, 0, closing,
+			    req->msg.minor > 0);
+	if (rc != 0) {
+		if (st->ev)
+			event_free(st->ev);
+		st->ev = NULL;
+		return rc;
+	}
+	if (head_only) {
+		req->st.dispatched = false;
+		srv_http_log_response(conn->srv, req, status, 0);
+		srv_http_conn_responded(conn, closing);
+		return 1;
+	}
+	st->more = more;
+	st->arg = arg;
+	st->status = status;
+	st->bytes = 0;
+	st->chunked = req->msg.minor > 0;
+	st->on = true;
+	srv_http_stream_schedule(req);
+	srv_http_conn_flush_now(conn); /* the head, now */
+	return 0;
+}
+
+int srv_http_stream_write(struct srv_http_req *req, const void *data,
+			  size_t len)
+{
+	struct srv_http_conn *conn = req->conn;
+	struct srv_stream *st = &req->stream;
+	struct evbuffer_iovec v;
+	char *p;
+
+	assert(st->on);
+	if (!conn)
+		return -EPIPE;
+	if (len == 0) /* a chunk of 0 would end the body */
+		return 0;
+	/* "<hex size>\r\n" <data> "\r\n", in one extent: one copy. */
+	if (evbuffer_reserve_space(conn->out, (ev_ssize_t)(len + 24), &v, 1) != 1)
+		return -ENOMEM;
+	p = v.iov_base;
+	if (st->chunked)
+		p += sprintf(p, "%zx\r\n", len);
+	p = srv_put(p, data, len);
+	if (st->chunked)
+		p = SRV_PUT_LIT(p, "\r\n");
+	v.iov_len = (size_t)(p - (char *)v.iov_base);
+	if (evbuffer_commit_space(conn->out, &v, 1) != 0)
+		return -ENOMEM;
+	st->bytes += len;
+	srv_http_conn_flush_now(conn); /* may free conn: req is orphaned */
+	return 0;
+}
+
+void srv_http_stream_end(struct srv_http_req *req, int complete)
+{
+	struct srv_http_conn *conn = req->conn;
+	struct srv_stream *st = &req->stream;
+	int status = st->status;
+	size_t bytes = st->bytes;
+	bool closing;
+
+	assert(st->on);
+	if (st->ev)
+		event_free(st->ev); /* a pending more() with it */
+	*st = (struct srv_stream){ 0 };
+	if (!conn) { /* orphaned: its connection died meanwhile */
+		srv_http_req_free(req);
+		return;
+	}
+	closing = srv_http_conn_must_close(conn) || req->msg.minor == 0;
+	if (complete && req->msg.minor > 0 &&
+	    evbuffer_add(conn->out, "0\r\n\r\n", 5) != 0)
+		complete = 0;
+	if (!complete) { /* cut short: close without the last chunk */
+		conn->broken = true;
+		closing = true;
+	}
+	req->st.dispatched = false;
+	srv_http_log_response(conn->srv, req, status, bytes);
+	srv_http_conn_responded(conn, closing);
 }
 
 /* Names this layer writes itself: a second copy would break framing. */

@@ -1,12 +1,15 @@
-/* server/main.c — the caskd command: the daemon, or `caskd check`.
+/* server/main.c — the caskd command: the daemon, `caskd check`, or a
+ * client subcommand (`caskd get|put|del|keys|watch|compact`, which say
+ * their own exit statuses: server/cli_client.h).
  *
- * Exit status: 0 ok, 1 a runtime failure (named in the log), 2 a bad
- * option or config (one line naming it).
+ * Exit status of the daemon: 0 ok, 1 a runtime failure (named in the
+ * log), 2 a bad option or config (one line naming it).
  */
 #include "engine/io.h"
 #include "engine/io_sim.h"
 #include "engine/failpoint.h"
 #include "server/cli_check.h"
+#include "server/cli_client.h"
 #include "server/config.h"
 #include "server/log.h"
 #include "server/master.h"
@@ -24,6 +27,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "check"))
 		return srv_check_main(argc - 1, argv + 1);
+	if (argc > 1 && srv_cli_is_command(argv[1]))
+		return srv_cli_main(argc - 1, argv + 1);
 	switch (srv_config_load(argc, argv, &cfg, err, sizeof(err))) {
 	case SRV_CONFIG_OK:
 		break;

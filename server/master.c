@@ -18,7 +18,9 @@
  * watchdog.
  *   TERM/INT  graceful stop within --shutdown-timeout, exit 0
  *   QUIT      immediate stop
- *   HUP       re-read the config, replace workers one at a time
+ *   HUP       re-read the config, replace workers one at a time; a
+ *             replaced worker drains for --shutdown-timeout at most (it
+ *             closes what is left itself; SIGKILL a little later if not)
  *   CHLD      reap; respawn at once, with backoff if it keeps dying
  *   USR1      (from a worker or a writer) a job is wanted: a compaction
  *             asked for, or a table rebuild
@@ -44,14 +46,17 @@
 #include "server/metrics.h"
 #include "server/notify.h"
 #include "server/supervise.h"
+#include "server/token.h"
 #include "server/worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,13 +79,23 @@
  * time more of the log is read (EXTEND_TIMEOUT_USEC). */
 #define RECOVERY_EXTEND_USEC 15000000ull
 #define RECOVERY_NOTIFY_MS 1000
-#define TOKEN_MAX 256
 /* A dead master's workers get this long beyond their own drain to let
  * go of the directory before a new master refuses to start. */
 #define LOCK_WAIT_SLACK_MS 5000
 /* Syncs put the durable offset in the header at most this often: one
  * page write less per group commit (engine/durable.h). */
 #define MARK_INTERVAL_MS 100
+/* A stopping worker (stop or reload) closes what is left at
+ * --shutdown-timeout itself and exits; one still running this much later
+ * is killed. */
+#define DRAIN_KILL_SLACK_MS 2000
+/* A reload that waits this long for its new worker to serve says so. */
+#define RELOAD_SLOW_MS 5000
+/* A reload that waits for one thing this long past --shutdown-timeout
+ * still answers the service manager (READY=1, STATUS= saying what it
+ * waits for): by then every worker it retired is gone, so it does not
+ * wait for a drain but for something stuck. */
+#define RELOAD_ANSWER_SLACK_MS 5000
 /* Our own listening sockets across a re-exec, as LISTEN_FDS/LISTEN_PID
  * are systemd's. */
 #define REEXEC_FDS_ENV "CASKD_LISTEN_FDS"
@@ -95,6 +110,7 @@ struct wproc {
 	pid_t pid;
 	unsigned gen;          /* configuration generation it runs */
 	int retiring;          /* sent SIGTERM; not to be respawned */
+	uint64_t kill_at;      /* retiring: SIGKILL then if still running; 0 none */
 	uint64_t started_ms;
 	uint64_t respawn_at;
 	int fast_deaths;
@@ -118,6 +134,10 @@ struct master {
 	uint64_t stop_deadline;
 	int reloading;
 	int incoming;          /* slot of the new worker a reload waits for */
+	uint64_t reload_started_ms;
+	int reload_warned;     /* said what the reload waits for */
+	uint64_t reload_wait_ms; /* since when it waits for that; 0: it does not */
+	int reload_answered;   /* READY=1 sent before it was done */
 	uint64_t watchdog_usec;
 	uint64_t last_watchdog_ms;
 	uint64_t last_status_ms;
@@ -125,7 +145,7 @@ struct master {
 	uint64_t prezero_retry_ms;
 	pid_t job_pid;          /* the job process running, or 0 */
 	uint64_t job_id;
-	char admin_token[TOKEN_MAX];
+	struct srv_token admin_token;
 	int have_token;
 	uint64_t recovery_notified_ms;
 };
@@ -360,7 +380,7 @@ static int spawn(struct master *m, int slot)
 		.cfg = &m->cfg, .db = &m->db, .super = m->super, .metrics = m->metrics,
 		.fds = m->fds, .nfds = m->nfds, .access_fd = m->access_fd,
 		.slot = slot, .master = getpid(),
-		.admin_token = m->have_token ? m->admin_token : NULL,
+		.admin_token = m->have_token ? &m->admin_token : NULL,
 	};
 	pid_t pid;
 
@@ -379,6 +399,7 @@ static int spawn(struct master *m, int slot)
 	s->pid = pid;
 	s->gen = m->gen;
 	s->retiring = 0;
+	s->kill_at = 0;
 	s->started_ms = mono_ms();
 	eng_db_set_worker(&m->db, slot, pid);
 	srv_super_started(m->super, slot, pid);
@@ -577,7 +598,8 @@ static void begin_stop(struct master *m, const char *why)
 		return;
 	m->stopping = 1;
 	close_listeners(m);
-	m->stop_deadline = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000;
+	m->stop_deadline = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
+			   DRAIN_KILL_SLACK_MS;
 	srv_info("%s: stopping workers gracefully (at most %d s)", why,
 		 m->cfg.shutdown_timeout_s);
 	srv_notify("STOPPING=1\nSTATUS=stopping");
@@ -622,6 +644,45 @@ static void reopen_access_log(struct master *m, struct srv_config *next)
 	m->access_fd = fd;
 }
 
+/* The --listen values, comma-separated, into buf. */
+static void listen_list(const struct srv_config *c, char *buf, size_t n)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < c->nlisten && o < n; i++)
+		o += (size_t)snprintf(buf + o, n - o, "%s%s", i ? "," : "", c->listen[i]);
+	if (!c->nlisten)
+		snprintf(buf, n, "(none)");
+}
+
+/* listen, data-dir and max-keys hold for the master's life (its sockets,
+ * its store, its index): a reload keeps the running ones in next, and
+ * logs each that changed with its old and new value, so the operator
+ * knows what the next restart brings. */
+static void keep_restart_only(const struct srv_config *run, struct srv_config *next)
+{
+	static const char later[] = "takes effect at the next restart";
+	char was[SRV_LISTEN_MAX * SRV_ADDR_MAX], now[SRV_LISTEN_MAX * SRV_ADDR_MAX];
+
+	if (!same_str_list(next, run)) {
+		listen_list(run, was, sizeof(was));
+		listen_list(next, now, sizeof(now));
+		srv_warn("reload: listen changed from %s to %s: %s; still listening on %s",
+			 was, now, later, was);
+	}
+	if (strcmp(next->data_dir, run->data_dir))
+		srv_warn("reload: data-dir changed from %s to %s: %s; still serving %s",
+			 run->data_dir, next->data_dir, later, run->data_dir);
+	if (next->max_keys != run->max_keys)
+		srv_warn("reload: max-keys changed from %" PRIu64 " to %" PRIu64 " (0: no bound): "
+			 "%s", (uint64_t)run->max_keys, (uint64_t)next->max_keys, later);
+	memcpy(next->listen, run->listen, sizeof(next->listen));
+	next->nlisten = run->nlisten;
+	snprintf(next->data_dir, sizeof(next->data_dir), "%s", run->data_dir);
+	next->max_keys = run->max_keys;
+}
+
 static void begin_reload(struct master *m)
 {
 	struct srv_config next;
@@ -639,18 +700,16 @@ static void begin_reload(struct master *m)
 	}
 	srv_notify_reloading();
 	reopen_access_log(m, &next);
-	if (!same_str_list(&next, &m->cfg) || strcmp(next.data_dir, m->cfg.data_dir) ||
-	    next.max_keys != m->cfg.max_keys)
-		srv_warn("reload: listen, data-dir and max-keys changes take effect at the next restart");
-	memcpy(next.listen, m->cfg.listen, sizeof(next.listen));
-	next.nlisten = m->cfg.nlisten;
-	snprintf(next.data_dir, sizeof(next.data_dir), "%s", m->cfg.data_dir);
-	next.max_keys = m->cfg.max_keys;
+	keep_restart_only(&m->cfg, &next);
 	m->cfg = next;
 	srv_log_set_level((enum srv_log_level)m->cfg.log_level);
 	m->gen++;
 	m->reloading = 1;
 	m->incoming = -1;
+	m->reload_started_ms = mono_ms();
+	m->reload_warned = 0;
+	m->reload_wait_ms = 0;
+	m->reload_answered = 0;
 	srv_info("reload: replacing workers one at a time (%d wanted)", m->cfg.workers);
 }
 
@@ -672,6 +731,8 @@ static void retire_one_old(struct master *m)
 		struct wproc *s = &m->slots[i];
 		if (s->state == WPROC_RUNNING && s->gen != m->gen && !s->retiring) {
 			s->retiring = 1;
+			s->kill_at = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
+				     DRAIN_KILL_SLACK_MS;
 			kill(s->pid, SIGTERM);
 			return;
 		}
@@ -682,22 +743,96 @@ static void retire_one_old(struct master *m)
 	}
 }
 
+/* The reload cannot go on yet: says what it waits for (once, at once if
+ * urgent, else once it has waited long), and once it has waited past
+ * --shutdown-timeout plus slack answers the service manager anyway, so
+ * `systemctl reload` never hangs; the reload goes on trying. */
+static void reload_wait(struct master *m, int urgent, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void reload_wait(struct master *m, int urgent, const char *fmt, ...)
+{
+	uint64_t now = mono_ms();
+	char what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (!m->reload_wait_ms)
+		m->reload_wait_ms = now;
+	if (!m->reload_warned && (urgent || now - m->reload_wait_ms >= RELOAD_SLOW_MS)) {
+		srv_warn("reload: waiting: %s", what);
+		srv_notify("STATUS=reload waiting: %s", what);
+		m->reload_warned = 1;
+	}
+	if (!m->reload_answered &&
+	    now - m->reload_wait_ms >= (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
+					 RELOAD_ANSWER_SLACK_MS) {
+		srv_warn("reload: not done after %" PRIu64 " s (%s); answering the service "
+			 "manager, and still trying", (now - m->reload_started_ms) / 1000, what);
+		srv_notify("READY=1\nSTATUS=reload incomplete: %s; the old workers serve", what);
+		m->reload_answered = 1;
+	}
+}
+
+/* Slots held by workers a reload retired and that still drain. */
+static int draining(const struct master *m, uint64_t *first_kill)
+{
+	int n = 0;
+
+	*first_kill = UINT64_MAX;
+	for (int i = 0; i < SRV_SLOTS; i++) {
+		const struct wproc *s = &m->slots[i];
+		if (s->state != WPROC_RUNNING || !s->retiring)
+			continue;
+		n++;
+		if (s->kill_at && s->kill_at < *first_kill)
+			*first_kill = s->kill_at;
+	}
+	return n;
+}
+
 /* One step of a reload: start a new worker, and once it serves, retire
  * one old worker; repeat. The listening sockets never close, so clients
- * see no refused connection. */
+ * see no refused connection. A new worker that died before serving is
+ * respawned (with backoff) and waited for again: no old worker is
+ * retired for it. */
 static void reload_step(struct master *m)
 {
 	if (m->incoming >= 0) {
 		struct wproc *s = &m->slots[m->incoming];
-		if (s->state == WPROC_RUNNING && !srv_super_ready(m->super, m->incoming))
+		if (s->state == WPROC_WAITING) {
+			reload_wait(m, 1, "the new worker in slot %d died before serving; it is "
+				    "restarted, the old workers keep serving", m->incoming);
 			return;
+		}
+		if (s->state == WPROC_RUNNING && !srv_super_ready(m->super, m->incoming)) {
+			reload_wait(m, 0, "the new worker in slot %d (pid %d) does not serve yet",
+				    m->incoming, (int)s->pid);
+			return;
+		}
 		m->incoming = -1;
+		m->reload_warned = 0;
+		m->reload_wait_ms = 0;
 		retire_one_old(m);
 		return;
 	}
 	if (count_gen(m, m->gen, 1) < m->cfg.workers) {
 		int slot = free_slot(m);
-		if (slot >= 0 && spawn(m, slot) == 0)
+		if (slot < 0) {
+			uint64_t kill_at, now = mono_ms();
+			int n = draining(m, &kill_at);
+
+			reload_wait(m, 1, "all %d worker slots are taken; %d retired worker(s) "
+				    "still drain, the first cut off by --shutdown-timeout "
+				    "within %" PRIu64 " s", SRV_SLOTS, n,
+				    kill_at == UINT64_MAX || kill_at < now ? 0 :
+				    (kill_at - now + 999) / 1000);
+			return;
+		}
+		m->reload_warned = 0;
+		m->reload_wait_ms = 0;
+		if (spawn(m, slot) == 0)
 			m->incoming = slot;
 		return;
 	}
@@ -733,6 +868,24 @@ static int heartbeats_ok(struct master *m, uint64_t now)
 	return ok;
 }
 
+/* Workers a reload retired close what is left at --shutdown-timeout
+ * themselves (server/worker.c); one that did not (a wedged loop) is
+ * killed, so that drains end and slots come free. */
+static void kill_overdue(struct master *m, uint64_t now)
+{
+	for (int i = 0; i < SRV_SLOTS; i++) {
+		struct wproc *s = &m->slots[i];
+		if (s->state != WPROC_RUNNING || !s->retiring || !s->kill_at ||
+		    now < s->kill_at)
+			continue;
+		srv_warn("worker %d (pid %d), retired by a reload, still runs %d s past "
+			 "--shutdown-timeout: killing it", i, (int)s->pid,
+			 DRAIN_KILL_SLACK_MS / 1000);
+		kill(s->pid, SIGKILL);
+		s->kill_at = 0;
+	}
+}
+
 /* Space ahead of the tail, and the reserve file: the master's own
  * background work, a role of its own for crash drills (engine/io.h). */
 static int prezero(struct master *m)
@@ -754,10 +907,13 @@ static void tick(struct master *m)
 		if (m->slots[i].state == WPROC_WAITING && now >= m->slots[i].respawn_at)
 			spawn(m, i);
 	ok = heartbeats_ok(m, now);
+	kill_overdue(m, now);
 	if (m->reloading && !m->stopping)
 		reload_step(m);
-	if (!m->stopping && !eng_sync_poisoned(&m->db) && now >= m->prezero_retry_ms &&
-	    prezero(m) < 0) {
+	/* Not while a job runs: a compaction short of space deletes the
+	 * reserve file, and that space is for its new file. */
+	if (!m->stopping && !m->job_pid && !eng_sync_poisoned(&m->db) &&
+	    now >= m->prezero_retry_ms && prezero(m) < 0) {
 		if (!m->prezero_warned)
 			srv_warn("preparing space in database.bin failed (disk full?); appends "
 				 "go on without it, retrying every %d s", PREZERO_RETRY_MS / 1000);
@@ -776,7 +932,8 @@ static void tick(struct master *m)
 		begin_stop(m, "fsync failure");
 	}
 	if (m->stopping && now >= m->stop_deadline && running(m)) {
-		srv_warn("graceful stop timed out after %d s: killing %d worker(s)",
+		srv_warn("graceful stop timed out (%d s past --shutdown-timeout %d s): "
+			 "killing %d worker(s)", DRAIN_KILL_SLACK_MS / 1000,
 			 m->cfg.shutdown_timeout_s, running(m));
 		signal_all(m, SIGKILL);
 		m->stop_deadline = UINT64_MAX;
@@ -848,6 +1005,15 @@ static int open_store(struct master *m)
 		busy_message(m, &rep);
 		return rc;
 	}
+	if (rc == ENG_ECORRUPT && rep.bad_off + rep.bad_len > rep.file_bytes) {
+		srv_error("%s/database.bin is truncated: it ends at %" PRIu64 " bytes, below the "
+			  "%" PRIu64 " its durable mark says were synced (records from offset %"
+			  PRIu64 " are missing or damaged); refusing to start. Inspect with 'caskd "
+			  "check %s'; 'caskd check --repair %s' drops what is missing and says what "
+			  "it cannot vouch for", m->cfg.data_dir, rep.file_bytes,
+			  rep.bad_off + rep.bad_len, rep.bad_off, m->cfg.data_dir, m->cfg.data_dir);
+		return rc;
+	}
 	if (rc == ENG_ECORRUPT) {
 		srv_error("%s/database.bin is damaged at offset %" PRIu64 " (%" PRIu64 " bytes) in "
 			  "records the durable mark says were synced; refusing to start. Inspect "
@@ -877,34 +1043,25 @@ static int open_store(struct master *m)
 	return 0;
 }
 
-/* --admin-token-file: read at start and at each reload. 0, or -1 with
- * the error logged. */
+/* --admin-token-file: read at start (a bad one is a bad option: exit 2)
+ * and at each reload. 0, or -1 with the error logged. */
 static int load_token(struct master *m, const struct srv_config *cfg)
 {
-	char tok[TOKEN_MAX];
-	FILE *f;
-	size_t n;
+	struct srv_token tok;
+	char err[PATH_MAX + 160];
 
 	if (!cfg->admin_token_file[0]) {
 		m->have_token = 0;
 		return 0;
 	}
-	if (!(f = fopen(cfg->admin_token_file, "re"))) {
-		srv_error("--admin-token-file %s: %s", cfg->admin_token_file, strerror(errno));
-		return -1;
-	}
-	n = fread(tok, 1, sizeof(tok) - 1, f);
-	fclose(f);
-	tok[n] = '\0';
-	while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
-		tok[--n] = '\0';
-	if (!n) {
-		srv_error("--admin-token-file %s is empty", cfg->admin_token_file);
+	if (srv_token_read(cfg->admin_token_file, &tok, err, sizeof(err)) < 0) {
+		srv_error("%s", err);
 		return -1;
 	}
 	/* only now: a failed reload keeps the token that was in force */
-	memcpy(m->admin_token, tok, sizeof(tok));
+	m->admin_token = tok;
 	m->have_token = 1;
+	explicit_bzero(&tok, sizeof(tok));
 	return 0;
 }
 
@@ -963,9 +1120,10 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 		rc = 1;
 		goto out_free;
 	}
-	rc = 1;
+	rc = EXIT_USAGE;
 	if (load_token(m, cfg) < 0)
 		goto out_free;
+	rc = 1;
 	if (adopt_listeners(m) < 0)
 		goto out_free;
 	if (m->cfg.access_log[0] && (m->access_fd = srv_access_open(m->cfg.access_log)) < 0) {

@@ -18,10 +18,10 @@ static const int codes[SRV_NCODES] = {
 	412, 413, 414, 417, 431, 500, 501, 503, 505, 507, 0, 0,
 };
 static const char *const methods[SRV_METHODS] = {
-	"GET", "HEAD", "PUT", "POST", "DELETE", "other",
+	"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "other",
 };
 static const char *const routes[SRV_ROUTES] = {
-	"kv", "incr", "keys", "batch", "admin", "healthz", "metrics", "other",
+	"kv", "incr", "keys", "batch", "admin", "healthz", "metrics", "watch", "other",
 };
 static const double dur_bounds[SRV_DUR_BUCKETS] = {
 	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -77,6 +77,16 @@ void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
 		fold(&r->dur_sum_ns[ri], &w->dur_sum_ns[ri]);
 	}
 	fold(&r->key_busy_retries, &w->key_busy_retries);
+	fold(&r->http.body_refused, &w->http.body_refused);
+	fold(&r->http.conns_refused, &w->http.conns_refused);
+	fold(&r->http.send_timeouts, &w->http.send_timeouts);
+	/* Gauges: what the worker held is gone with it. */
+	atomic_store_explicit(&w->http.body_bytes, 0, memory_order_relaxed);
+	atomic_store_explicit(&w->body_memory_limit, 0, memory_order_relaxed);
+	fold(&r->watch_events, &w->watch_events);
+	fold(&r->watch_dropped, &w->watch_dropped);
+	/* a gauge: the dead worker's streams are gone with it */
+	atomic_store_explicit(&w->watches_open, 0, memory_order_relaxed);
 	atomic_store_explicit(&m->retired_by_slot[slot],
 			      atomic_load_explicit(&m->retired_by_slot[slot],
 						   memory_order_relaxed) + served,
@@ -187,11 +197,23 @@ static void histogram(struct sbuf *b, const char *name, const char *help,
 	put(b, "%s_sum %.6f\n%s_count %llu\n", name, sum, name, (unsigned long long)cum);
 }
 
+void srv_metrics_fmt_double(char *buf, size_t n, double v)
+{
+	/* 15 digits round-trip most values; 17 always do */
+	for (int digits = 15; digits <= 17; digits++) {
+		snprintf(buf, n, "%.*g", digits, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+}
+
 static void gauge(struct sbuf *b, const char *name, const char *type,
 		  const char *help, double v)
 {
-	put(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type,
-	    name, v);
+	char num[32];
+
+	srv_metrics_fmt_double(num, sizeof(num), v);
+	put(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name, num);
 }
 
 /* The request counters summed over the retired totals and every slot,
@@ -201,6 +223,10 @@ struct snapshot {
 	uint64_t dur[SRV_ROUTES][SRV_DUR_BUCKETS];
 	uint64_t dur_sum_ns[SRV_ROUTES];
 	uint64_t busy;
+	uint64_t body_refused;
+	uint64_t conns_refused;
+	uint64_t send_timeouts;
+	uint64_t watches, watch_events, watch_dropped;
 	uint64_t locks[SRV_ROUTES][SRV_METHODS];
 	uint64_t by_slot[SRV_SLOTS];
 };
@@ -230,6 +256,12 @@ static void add_block(struct snapshot *sn, struct srv_wstats *w, uint64_t *serve
 		sn->dur_sum_ns[ri] += ld(&w->dur_sum_ns[ri]);
 	}
 	sn->busy += ld(&w->key_busy_retries);
+	sn->body_refused += ld(&w->http.body_refused);
+	sn->conns_refused += ld(&w->http.conns_refused);
+	sn->send_timeouts += ld(&w->http.send_timeouts);
+	sn->watches += ld(&w->watches_open);
+	sn->watch_events += ld(&w->watch_events);
+	sn->watch_dropped += ld(&w->watch_dropped);
 }
 
 static void snapshot(struct srv_metrics *m, struct snapshot *sn)
@@ -320,6 +352,30 @@ static void durations(struct sbuf *b, const struct snapshot *sn)
 	}
 }
 
+/* Per worker slot, for the slots a worker runs in: the bounds hold per
+ * worker, so their use is shown beside each worker's own bound. */
+static void per_worker(struct sbuf *b, struct srv_metrics *m, const struct srv_super *super)
+{
+	put(b, "# HELP caskd_worker_connections Open client connections of a worker "
+	       "(see --max-conns).\n# TYPE caskd_worker_connections gauge\n");
+	for (int s = 0; s < SRV_SLOTS; s++)
+		if (atomic_load(&super->w[s].pid))
+			put(b, "caskd_worker_connections{worker=\"%d\"} %llu\n", s,
+			    (unsigned long long)srv_super_slot_conns(super, s));
+	put(b, "# HELP caskd_body_memory_bytes Request body memory a worker has reserved "
+	       "now (see --body-memory).\n# TYPE caskd_body_memory_bytes gauge\n");
+	for (int s = 0; s < SRV_SLOTS; s++)
+		if (atomic_load(&super->w[s].pid))
+			put(b, "caskd_body_memory_bytes{worker=\"%d\"} %llu\n", s,
+			    (unsigned long long)ld(&m->w[s].http.body_bytes));
+	put(b, "# HELP caskd_body_memory_limit_bytes The --body-memory a worker runs with.\n"
+	       "# TYPE caskd_body_memory_limit_bytes gauge\n");
+	for (int s = 0; s < SRV_SLOTS; s++)
+		if (atomic_load(&super->w[s].pid))
+			put(b, "caskd_body_memory_limit_bytes{worker=\"%d\"} %llu\n", s,
+			    (unsigned long long)ld(&m->w[s].body_memory_limit));
+}
+
 static void build_info(struct sbuf *b, const struct srv_metrics *m)
 {
 	put(b, "# HELP caskd_build_info The version and source revision running.\n"
@@ -350,10 +406,14 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 
 	requests(&b, sn, super);
 	durations(&b, sn);
+	per_worker(&b, m, super);
 	build_info(&b, m);
 	gauge(&b, "caskd_keys", "gauge", "Live keys in the index.", (double)st.keys);
-	gauge(&b, "caskd_index_capacity", "gauge", "Keys the index can hold (--max-keys).",
+	gauge(&b, "caskd_index_capacity", "gauge",
+	      "Keys the index table holds now, at most --max-keys (the table grows with the keys).",
 	      (double)st.capacity);
+	gauge(&b, "caskd_index_capacity_max", "gauge",
+	      "Keys the index may ever hold: --max-keys (0: no bound).", (double)st.capacity_max);
 	gauge(&b, "caskd_log_bytes", "gauge", "Size of database.bin.", (double)st.log_bytes);
 	gauge(&b, "caskd_live_bytes", "gauge", "Bytes of database.bin holding live records.",
 	      (double)st.live_bytes);
@@ -378,6 +438,22 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	      (double)srv_super_conns(super));
 	gauge(&b, "caskd_key_busy_retries_total", "counter",
 	      "Writes that waited for another write to the same key.", (double)sn->busy);
+	gauge(&b, "caskd_connections_refused_total", "counter",
+	      "Connections answered 503 because their worker held --max-conns.",
+	      (double)sn->conns_refused);
+	gauge(&b, "caskd_send_timeouts_total", "counter",
+	      "Connections closed because their client did not take its responses "
+	      "(--send-timeout, --min-rate).", (double)sn->send_timeouts);
+	gauge(&b, "caskd_body_memory_refusals_total", "counter",
+	      "Requests answered 503 because their body did not fit in --body-memory.",
+	      (double)sn->body_refused);
+	gauge(&b, "caskd_watches", "gauge", "Open /watch streams, all workers.",
+	      (double)sn->watches);
+	gauge(&b, "caskd_watch_events_total", "counter",
+	      "Change lines sent to /watch streams.", (double)sn->watch_events);
+	gauge(&b, "caskd_watch_dropped_total", "counter",
+	      "Watchers ended with a too_slow line (behind by --watch-max-lag, or a "
+	      "compaction's cut).", (double)sn->watch_dropped);
 	gauge(&b, "caskd_index_slots", "gauge",
 	      "Slots of the index table now (it grows and shrinks with the keys).",
 	      (double)st.table_slots);

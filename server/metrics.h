@@ -12,6 +12,7 @@
 #ifndef CASKD_SERVER_METRICS_H
 #define CASKD_SERVER_METRICS_H
 
+#include "server/http.h"
 #include "server/supervise.h"
 
 #include <stdalign.h>
@@ -21,7 +22,7 @@
 
 struct eng_db;
 
-#define SRV_METHODS 6      /* GET HEAD PUT POST DELETE other */
+#define SRV_METHODS 7      /* GET HEAD PUT POST DELETE OPTIONS other */
 #define SRV_NCODES 24
 /* 50 us .. 60 s: a GET from the page cache to a large upload. */
 #define SRV_DUR_BUCKETS 20
@@ -35,6 +36,7 @@ enum srv_route {
 	SRV_ROUTE_ADMIN,
 	SRV_ROUTE_HEALTHZ,
 	SRV_ROUTE_METRICS,
+	SRV_ROUTE_WATCH,
 	SRV_ROUTE_OTHER,   /* unknown paths, unparsable requests */
 	SRV_ROUTES
 };
@@ -47,6 +49,15 @@ struct srv_wstats {
 	/* Index mutex acquisitions made for requests: 0 for a GET, which
 	 * reads the table without it. */
 	_Atomic uint64_t index_locks[SRV_ROUTES][SRV_METHODS];
+	/* The HTTP layer's own counts (server/http.h); its gauges are the
+	 * worker's state, zeroed rather than retired when it goes. */
+	struct srv_http_counters http;
+	_Atomic uint64_t body_memory_limit; /* gauge: its --body-memory */
+	/* /watch: streams open now (a gauge the worker keeps), lines of
+	 * changes sent, watchers ended as too slow */
+	_Atomic uint64_t watches_open;
+	_Atomic uint64_t watch_events;
+	_Atomic uint64_t watch_dropped;
 };
 
 /* Counters never go backwards while the master lives (Prometheus reads a
@@ -87,6 +98,9 @@ static inline void srv_metrics_inc(_Atomic uint64_t *c)
 
 /* Renders Prometheus text format 0.0.4 into a malloc'd buffer (*out,
  * *len). 0 or -ENOMEM. */
+/* v in its shortest form that reads back as v (%.15g, %.16g or %.17g):
+ * 0.328, never 0.32800000000000001. */
+void srv_metrics_fmt_double(char *buf, size_t n, double v);
 int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 		       struct eng_db *db, char **out, size_t *len);
 

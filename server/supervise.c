@@ -29,8 +29,10 @@ void srv_super_gone(struct srv_super *s, int slot)
 	struct srv_wsup *w = &s->w[slot];
 
 	atomic_store_explicit(&w->ready, 0, RELAXED);
+	atomic_store_explicit(&w->listening, 0, RELAXED);
 	atomic_store_explicit(&w->heartbeat_ms, 0, RELAXED);
 	atomic_store_explicit(&w->conns, 0, RELAXED);
+	atomic_store_explicit(&w->max_conns, 0, RELAXED);
 	atomic_store_explicit(&w->pid, 0, RELAXED);
 }
 
@@ -49,10 +51,21 @@ void srv_super_set_ready(struct srv_super *s, int slot, int ready)
 	atomic_store_explicit(&s->w[slot].ready, ready ? 1 : 0, RELAXED);
 }
 
+void srv_super_listen(struct srv_super *s, int slot, int max_conns)
+{
+	atomic_store_explicit(&s->w[slot].max_conns, (uint64_t)max_conns, RELAXED);
+	atomic_store_explicit(&s->w[slot].listening, 1, RELAXED);
+}
+
+void srv_super_unlisten(struct srv_super *s, int slot)
+{
+	atomic_store_explicit(&s->w[slot].listening, 0, RELAXED);
+}
+
 void srv_super_beat(struct srv_super *s, int slot, uint64_t now_ms, int nconns)
 {
 	atomic_store_explicit(&s->w[slot].heartbeat_ms, now_ms, RELAXED);
-	atomic_store_explicit(&s->w[slot].conns, (uint64_t)nconns, RELAXED);
+	srv_super_set_conns(s, slot, nconns);
 }
 
 int srv_super_ready(const struct srv_super *s, int slot)
@@ -84,25 +97,65 @@ uint64_t srv_super_conns(const struct srv_super *s)
 	return n;
 }
 
-/* A worker may hold this many connections above the mean before it stops
- * accepting for a moment; the pause is short because the others are
- * accepting meanwhile. */
-#define ACCEPT_SLACK_CONNS 2
-#define ACCEPT_PAUSE_MS 2
-
-int srv_super_accept_pause(struct srv_super *s, int slot, int nconns)
+uint64_t srv_super_slot_conns(const struct srv_super *s, int slot)
 {
-	uint64_t total = 0, workers = 0;
+	return atomic_load_explicit(&s->w[slot].conns, RELAXED);
+}
 
+void srv_super_set_conns(struct srv_super *s, int slot, int nconns)
+{
 	atomic_store_explicit(&s->w[slot].conns, (uint64_t)nconns, RELAXED);
+}
+
+/* A worker may hold this many connections above the mean before it
+ * leaves new ones to its siblings. */
+#define ACCEPT_SLACK_CONNS 2
+/* A sibling whose heartbeat is older than this is not counted on to take
+ * connections (a wedged loop): three beats missed. */
+#define ACCEPT_STALE_MS (3 * SRV_HEARTBEAT_MS)
+
+/* The count from which a worker of max_conns leaves new connections to
+ * siblings with room: 7/8 of it, as nginx's accept_disabled. */
+static uint64_t nearly_full(uint64_t max_conns)
+{
+	return max_conns - max_conns / 8;
+}
+
+int srv_super_accept_hold(struct srv_super *s, int slot, int nconns,
+			  uint64_t now_ms)
+{
+	uint64_t n = (uint64_t)nconns, total = n, workers = 1;
+	uint64_t max = atomic_load_explicit(&s->w[slot].max_conns, RELAXED);
+	int room = 0, ample = 0;
+
+	srv_super_set_conns(s, slot, nconns);
 	for (int i = 0; i < SRV_SLOTS; i++) {
-		if (!atomic_load_explicit(&s->w[i].ready, RELAXED))
+		const struct srv_wsup *w = &s->w[i];
+		uint64_t hb, c, m;
+
+		if (i == slot || !atomic_load_explicit(&w->listening, RELAXED) ||
+		    !atomic_load_explicit(&w->ready, RELAXED))
 			continue;
+		hb = atomic_load_explicit(&w->heartbeat_ms, RELAXED);
+		if (!hb || now_ms > hb + ACCEPT_STALE_MS)
+			continue;
+		c = atomic_load_explicit(&w->conns, RELAXED);
+		m = atomic_load_explicit(&w->max_conns, RELAXED);
 		workers++;
-		total += atomic_load_explicit(&s->w[i].conns, RELAXED);
+		total += c;
+		room |= c < m;
+		ample |= c < nearly_full(m);
 	}
-	if (workers < 2)
+	/* Full, with a sibling that is not: a connection this one took
+	 * would get 503. With none, take them (up to max_conns, then 503). */
+	if (!room)
 		return 0;
-	return (uint64_t)nconns * workers > total + ACCEPT_SLACK_CONNS * workers
-		       ? ACCEPT_PAUSE_MS : 0;
+	if (n >= max)
+		return 1;
+	/* All nearly full: the rest goes to whoever wakes first. */
+	if (!ample)
+		return 0;
+	if (n >= nearly_full(max))
+		return 1;
+	return n * workers > total + ACCEPT_SLACK_CONNS * workers;
 }

@@ -1,13 +1,15 @@
 /* server/supervise.h — what the master and its workers know of each other.
  *
  * Owns: the supervision region, shared memory the master maps before
- * fork: for each worker slot the pid that runs it, whether it serves,
- * its heartbeat and its open connections; and for the daemon how many
- * workers run and whether it is stopping. Metrics only read it.
+ * fork: for each worker slot the pid that runs it, whether it serves and
+ * takes new connections, its heartbeat, its open connections and its
+ * --max-conns; and for the daemon how many workers run and whether it is
+ * stopping. Metrics only read it. And the rule by which workers share
+ * new connections (srv_super_accept_hold).
  *
  * Writers: pid, workers_up and stopping are written by the master only
- * (at fork, reap and stop); ready, heartbeat and conns by the worker of
- * the slot only. Everything is a relaxed atomic read without a lock, so
+ * (at fork, reap and stop); ready, listening, heartbeat, conns and
+ * max_conns by the worker of the slot only. Everything is a relaxed atomic read without a lock, so
  * a reader may see a value a moment old, never a torn one.
  */
 #ifndef CASKD_SERVER_SUPERVISE_H
@@ -29,8 +31,11 @@
 struct srv_wsup {
 	alignas(64) _Atomic int32_t pid; /* 0: no worker in the slot */
 	_Atomic int32_t ready;           /* serving requests */
+	_Atomic int32_t listening;       /* takes new connections (not stopping) */
 	_Atomic uint64_t heartbeat_ms;   /* CLOCK_MONOTONIC; 0 while starting */
-	_Atomic uint64_t conns;          /* open client connections */
+	_Atomic uint64_t conns;          /* open client connections, as of the
+					  * last accept or close */
+	_Atomic uint64_t max_conns;      /* its --max-conns */
 };
 
 struct srv_super {
@@ -50,8 +55,12 @@ void srv_super_gone(struct srv_super *s, int slot);
 void srv_super_set_workers_up(struct srv_super *s, int n);
 void srv_super_set_stopping(struct srv_super *s);
 
-/* Worker of slot: it serves (or no longer does); one heartbeat. */
+/* Worker of slot: it serves (or no longer does); it takes new
+ * connections, max_conns at most (or no longer does: it is stopping);
+ * one heartbeat. */
 void srv_super_set_ready(struct srv_super *s, int slot, int ready);
+void srv_super_listen(struct srv_super *s, int slot, int max_conns);
+void srv_super_unlisten(struct srv_super *s, int slot);
 void srv_super_beat(struct srv_super *s, int slot, uint64_t now_ms, int nconns);
 
 /* Anyone. */
@@ -60,10 +69,19 @@ uint64_t srv_super_heartbeat(const struct srv_super *s, int slot);
 int srv_super_stopping(const struct srv_super *s);
 int srv_super_workers_up(const struct srv_super *s);
 uint64_t srv_super_conns(const struct srv_super *s);
+uint64_t srv_super_slot_conns(const struct srv_super *s, int slot);
+/* Worker of slot: it holds nconns connections now. */
+void srv_super_set_conns(struct srv_super *s, int slot, int nconns);
 
-/* Worker slot `slot` now has nconns connections: publishes it, and
- * returns how long (ms) the worker should stop accepting because it holds
- * more than its share (the mean over serving workers, plus slack). */
-int srv_super_accept_pause(struct srv_super *s, int slot, int nconns);
+/* Worker of slot, after each accept and close: publishes its nconns, and
+ * says whether it should stop taking new connections for now (1) or take
+ * them (0). It stops while a sibling that takes connections and beats has
+ * room (fewer than 7/8 of its max_conns, nginx's accept_disabled mark)
+ * and it holds 7/8 of its own, or more than the mean plus a little: the
+ * workers share one listening socket and the first to wake would take
+ * every connection, up to a 503 while its siblings have room. Never
+ * stops when no sibling has room. now_ms: CLOCK_MONOTONIC. */
+int srv_super_accept_hold(struct srv_super *s, int slot, int nconns,
+			  uint64_t now_ms);
 
 #endif

@@ -36,6 +36,8 @@ struct worker {
 	struct event *heartbeat;
 	struct event *sigterm;
 	struct event *sigquit;
+	int exit_code;          /* 1: stopped to be replaced */
+	struct event *drain_end; /* --shutdown-timeout after SIGTERM */
 	int stopping;
 };
 
@@ -46,15 +48,30 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static void on_sigterm(evutil_socket_t sig, short what, void *arg);
+
 /* The master kills a worker whose heartbeat stops: a wedged loop (stuck
- * in a handler) stops beating because this runs on the loop. */
+ * in a handler) stops beating because this runs on the loop. The beat
+ * also follows a database.bin a compaction replaced while this worker
+ * was idle (else its mapping would hold the old file's space), and
+ * notices a sync thread that gave up: the worker then stops, exiting 1,
+ * and the master starts another. */
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
+	int rc;
+
 	(void)fd;
 	(void)what;
 	srv_super_beat(w->a->super, w->a->slot, mono_ms(),
 		       w->http ? srv_http_server_conns(w->http) : 0);
+	(void)eng_db_refresh(w->a->db);
+	if (w->commit && !w->stopping && (rc = srv_commit_failed(w->commit))) {
+		srv_error("the sync thread gave up (%s): stopping this worker so the "
+			  "master starts a fresh one", eng_strerror(rc));
+		w->exit_code = 1;
+		on_sigterm(SIGTERM, 0, w);
+	}
 }
 
 /* The store cannot be trusted (a repair failed): only a restart through
@@ -75,15 +92,32 @@ static void on_drained(void *arg)
 	event_base_loopexit(w->base, NULL);
 }
 
+/* The drain took --shutdown-timeout: what is left is cut, as nginx's
+ * worker_shutdown_timeout does, so that neither a stop nor a reload waits
+ * on a client (one trickling a body, or reading a listing slowly). The
+ * commit queue's waiters are still answered (teardown). */
+static void on_drain_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	(void)fd;
+	(void)what;
+	srv_warn("still draining after --shutdown-timeout %d s: closing %d connection(s)",
+		 w->a->cfg->shutdown_timeout_s, srv_http_server_conns(w->http));
+	event_base_loopexit(w->base, NULL);
+}
+
 static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
 	struct worker *w = arg;
+	struct timeval drain = { w->a->cfg->shutdown_timeout_s, 0 };
 	(void)sig;
 	(void)what;
 	if (w->stopping)
 		return;
 	w->stopping = 1;
 	w->api.draining = 1;
+	/* Siblings no longer leave new connections to this one. */
+	srv_super_unlisten(w->a->super, w->a->slot);
 	if (getppid() != w->a->master) {
 		/* The master died (PR_SET_PDEATHSIG): a new one may be waiting
 		 * for the directory's lock we hold. Finish what is in flight,
@@ -93,8 +127,14 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 			 ORPHAN_DRAIN_MS);
 		event_base_loopexit(w->base, &cap);
 	} else {
-		srv_info("stopping: finishing in-flight requests");
+		srv_info("stopping: finishing in-flight requests (at most %d s)",
+			 w->a->cfg->shutdown_timeout_s);
+		if (!(w->drain_end = evtimer_new(w->base, on_drain_end, w)) ||
+		    evtimer_add(w->drain_end, &drain) < 0)
+			event_base_loopexit(w->base, &drain); /* the same, unlogged */
 	}
+	/* watch streams never finish by themselves: end them cleanly first */
+	srv_api_watch_shutdown(&w->api);
 	srv_http_server_shutdown(w->http, on_drained, w);
 	/* The listeners are gone; our copies of the sockets go too, so that
 	 * once the master closes its own a stopping daemon refuses new
@@ -159,7 +199,7 @@ static int setup(struct worker *w)
 		.body_limit = srv_api_body_limit,
 		.handle = srv_api_handle,
 		.logged = srv_api_logged,
-		.accept_pause_ms = srv_api_accept_pause,
+		.accept_hold = srv_api_accept_hold,
 	};
 	struct timeval beat = { 0, SRV_HEARTBEAT_MS * 1000 };
 	int rc;
@@ -196,6 +236,12 @@ static int setup(struct worker *w)
 	ho.max_conns = a->cfg->max_conns;
 	ho.idle_timeout_ms = a->cfg->idle_timeout_s * 1000;
 	ho.read_timeout_ms = a->cfg->read_timeout_s * 1000;
+	ho.min_rate = (size_t)a->cfg->min_rate;
+	ho.send_timeout_ms = a->cfg->send_timeout_s * 1000;
+	ho.body_memory = (size_t)a->cfg->body_memory;
+	ho.counters = &w->stats->http;
+	atomic_store_explicit(&w->stats->body_memory_limit, a->cfg->body_memory,
+			      memory_order_relaxed);
 	w->http = srv_http_server_new(w->base, a->fds, a->nfds, &ho, &cb, &w->api);
 	if (!w->http) {
 		srv_error("starting the HTTP server: %s", strerror(errno));
@@ -207,6 +253,7 @@ static int setup(struct worker *w)
 static void teardown(struct worker *w)
 {
 	/* Waiters of the commit queue hold requests: answer them first. */
+	srv_api_watch_shutdown(&w->api);
 	srv_commit_stop(w->commit);
 	if (w->http)
 		srv_http_server_free(w->http);
@@ -216,6 +263,8 @@ static void teardown(struct worker *w)
 		event_free(w->sigterm);
 	if (w->sigquit)
 		event_free(w->sigquit);
+	if (w->drain_end)
+		event_free(w->drain_end);
 	if (w->api.access_fd >= 0)
 		close(w->api.access_fd);
 	if (w->base)
@@ -242,10 +291,12 @@ int srv_worker_main(const struct srv_worker_args *a)
 		return 1;
 	}
 	on_heartbeat(-1, 0, &w);
+	srv_super_listen(a->super, a->slot, a->cfg->max_conns);
 	srv_super_set_ready(a->super, a->slot, 1);
 	srv_debug("serving");
 	rc = event_base_dispatch(w.base);
 	srv_super_set_ready(a->super, a->slot, 0);
+	srv_super_unlisten(a->super, a->slot);
 	teardown(&w);
-	return rc < 0 ? 1 : 0;
+	return rc < 0 ? 1 : w.exit_code;
 }

@@ -5,7 +5,8 @@
  * its durability thread, its HTTP server on the shared listening sockets,
  * its heartbeat (server/supervise.h), and its graceful stop on SIGTERM
  * (stop accepting and close its copies of the listening sockets, finish
- * in-flight requests and their syncs, exit 0). SIGQUIT stops at once.
+ * in-flight requests and their syncs, exit 0; connections still open
+ * after --shutdown-timeout are closed). SIGQUIT stops at once.
  * The listening sockets and the access log are the master's, inherited.
  * It dies with the master (PR_SET_PDEATHSIG), so no orphan keeps the port.
  */
@@ -18,6 +19,7 @@ struct eng_db;
 struct srv_config;
 struct srv_metrics;
 struct srv_super;
+struct srv_token;
 
 struct srv_worker_args {
 	const struct srv_config *cfg;
@@ -29,7 +31,7 @@ struct srv_worker_args {
 	int access_fd;       /* the master's, -1 for none */
 	int slot;
 	pid_t master;
-	const char *admin_token; /* NULL: admin endpoints for loopback only */
+	const struct srv_token *admin_token; /* NULL: admin endpoints for loopback only */
 };
 
 /* Runs the worker; returns its exit status. */

@@ -35,7 +35,9 @@ static void fz_check_config(const struct srv_config *c)
 	if (c->workers < 1 || c->workers > SRV_WORKERS_MAX ||
 	    c->fsync_interval_ms < 1 || c->max_batch_size < 1 ||
 	    c->max_value_size > (1ull << 30) || c->max_conns < 1 ||
-	    c->shutdown_timeout_s < 1 || c->worker_timeout_s < 1)
+	    c->shutdown_timeout_s < 1 || c->worker_timeout_s < 1 ||
+	    c->send_timeout_s < 1 || c->body_memory < c->max_value_size ||
+	    c->body_memory < c->max_batch_size)
 		abort();
 	if (c->fsync != SRV_FSYNC_GROUP && c->fsync != SRV_FSYNC_PERIODIC &&
 	    c->fsync != SRV_FSYNC_ALWAYS)

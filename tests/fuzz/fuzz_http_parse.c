@@ -18,6 +18,7 @@
  * write past its output or report more bytes than it was given.
  */
 #include "server/pct.h"
+#include "tests/fuzz/fuzz_cuts.h"
 #include "tests/unit/http_drive.h"
 
 #include <stdint.h>
@@ -89,18 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hd_run_whole(&opt, in, len, &whole);
 	if (whole.violation)
 		fz_fail(whole.violation, &whole, NULL);
-	/* Cut points, ascending (a small LCG: the same input cuts alike). */
-	for (size_t i = 0; i < ncuts; i++) {
-		seed = seed * 1103515245u + 12345u;
-		cuts[i] = len ? (seed >> 8) % len : 0;
-	}
-	for (size_t i = 1; i < ncuts; i++)
-		for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
-			size_t t = cuts[j];
-
-			cuts[j] = cuts[j - 1];
-			cuts[j - 1] = t;
-		}
+	fz_cuts(seed, len, cuts, ncuts);
 	hd_run(&opt, in, len, cuts, ncuts, &cut);
 	fz_check_same(&whole, &cut, "cut at the chosen points");
 	if (len > 1 && len <= FZ_BYTEWISE_MAX) {

@@ -87,6 +87,13 @@ void it_expect_error(int port, const char *method, const char *path,
 		     const char *hdrs, const void *body, size_t len, int want,
 		     const char *code)
 {
+	it_expect_error_saying(port, method, path, hdrs, body, len, want, code, NULL);
+}
+
+void it_expect_error_saying(int port, const char *method, const char *path,
+			    const char *hdrs, const void *body, size_t len, int want,
+			    const char *code, const char *says)
+{
 	struct it_resp r;
 
 	it_do(port, method, path, hdrs, body, len, &r, want);
@@ -94,6 +101,8 @@ void it_expect_error(int port, const char *method, const char *path,
 		  "{\"error\":\"%s\",\"message\":\"...\"} with Content-Type "
 		  "application/json, got %s", method, path,
 		  code ? code : "<any>", it_resp_brief(&r));
+	cr_assert(!says || strstr(r.body, says), "%s %.200s: the error does not say "
+		  "\"%s\": %s", method, path, says, it_resp_brief(&r));
 	it_resp_free(&r);
 }
 

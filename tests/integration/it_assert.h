@@ -55,6 +55,10 @@ void it_do(int port, const char *method, const char *path, const char *hdrs,
 void it_expect_error(int port, const char *method, const char *path,
 		     const char *hdrs, const void *body, size_t len, int want,
 		     const char *code);
+/* The same, and the body holds `says` (a name, a phrase of the message). */
+void it_expect_error_saying(int port, const char *method, const char *path,
+			    const char *hdrs, const void *body, size_t len, int want,
+			    const char *code, const char *says);
 /* Asserts r carries ETag: "<u64>" and returns the version. */
 uint64_t it_version(const struct it_resp *r, const char *what);
 /* PUT path=value; asserts 201 or 204 (want; 0 = either) and returns the

@@ -463,6 +463,34 @@ Test(it_api, if_none_match_star_writes_only_if_absent, .timeout = 30)
 	finish();
 }
 
+/* A 412 says which condition failed and why: before, every one said
+ * "the key's current version does not match the condition", even where
+ * the key exists (If-None-Match: *) or does not (If-Match). */
+Test(it_api, a_failed_condition_says_which_and_why, .timeout = 30)
+{
+	char want[96], hdr[64];
+	uint64_t v;
+
+	start();
+	v = it_put(d.port, "/kv/k", "1", 1, 201);
+	snprintf(want, sizeof(want), "If-None-Match: *: the key exists (version %" PRIu64 ")",
+		 v);
+	it_expect_error_saying(d.port, "PUT", "/kv/k", "If-None-Match: *\r\n", "2", 1, 412,
+			       "precondition_failed", want);
+	snprintf(hdr, sizeof(hdr), "If-Match: \"%" PRIu64 "\"\r\n", v + 100);
+	snprintf(want, sizeof(want), "If-Match: the key's version is %" PRIu64 ", not %" PRIu64,
+		 v, v + 100);
+	it_expect_error_saying(d.port, "DELETE", "/kv/k", hdr, NULL, 0, 412,
+			       "precondition_failed", want);
+	snprintf(hdr, sizeof(hdr), "If-Match: W/\"%" PRIu64 "\"\r\n", v);
+	it_expect_error_saying(d.port, "PUT", "/kv/k", hdr, "2", 1, 412, "precondition_failed",
+			       "If-Match: a weak tag never matches");
+	it_expect_error_saying(d.port, "POST", "/incr/absent", "If-Match: *\r\n", NULL, 0, 412,
+			       "precondition_failed", "If-Match: the key does not exist");
+	it_expect_value(d.port, "/kv/k", "1", 1, v);
+	finish();
+}
+
 Test(it_api, delete_with_wrong_if_match_is_412_and_right_one_is_204,
      .timeout = 30)
 {
@@ -538,6 +566,27 @@ Test(it_api, incr_with_bad_by_is_400_and_writes_nothing, .timeout = 30)
 				"bad_query");
 	it_expect_error(d.port, "GET", "/kv/c", NULL, NULL, 0, 404,
 			"not_found");
+	finish();
+}
+
+/* A typo of by (or a second by) no longer adds 1 silently. */
+Test(it_api, incr_unknown_or_repeated_parameter_is_400_naming_it, .timeout = 30)
+{
+	static const struct {
+		const char *path, *named;
+	} bad[] = {
+		{ "/incr/c?bye=5", "'bye'" },
+		{ "/incr/c?by=5&by=6", "'by'" },
+		{ "/incr/c?by=1&step=2", "'step'" },
+	};
+	start();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		it_expect_error_saying(d.port, "POST", bad[i].path, NULL, NULL, 0, 400,
+				       "bad_query", bad[i].named);
+	it_expect_error(d.port, "GET", "/kv/c", NULL, NULL, 0, 404, "not_found");
+	/* /kv/ ignores query strings, as the contract says */
+	it_put(d.port, "/kv/c?whatever=1&whatever=2", "7", 1, 201);
+	it_expect_value(d.port, "/kv/c?x", "7", 1, 0);
 	finish();
 }
 
@@ -801,28 +850,23 @@ Test(it_api, unknown_path_is_404_json, .timeout = 30)
 
 Test(it_api, method_not_allowed_is_405_with_allow, .timeout = 30)
 {
-	static const char *const kv[] = { "GET", "HEAD", "PUT", "DELETE" };
-	static const char *const incr[] = { "POST" };
+	static const char *const kv[] = { "GET", "HEAD", "PUT", "DELETE", "OPTIONS" };
+	static const char *const incr[] = { "POST", "OPTIONS" };
 	struct it_resp r;
 	const char *allow;
 
 	start();
-	it_expect_error(d.port, "PATCH", "/kv/x", NULL, NULL, 0, 405,
-			"method_not_allowed");
-	it_do(d.port, "PATCH", "/kv/x", NULL, NULL, 0, &r, 405);
-	allow = it_resp_header(&r, "Allow");
-	cr_assert(allow_is(allow, kv, 4), "PATCH /kv/x: want Allow: GET, HEAD,"
-		  " PUT, DELETE: %s", it_resp_brief(&r));
-	it_resp_free(&r);
+	it_expect_error(d.port, "POST", "/kv/x", NULL, "v", 1, 405, "method_not_allowed");
 	it_do(d.port, "POST", "/kv/x", NULL, "v", 1, &r, 405);
-	cr_assert(it_is_json_error(&r, "method_not_allowed"), "%s",
-		  it_resp_brief(&r));
-	cr_assert(allow_is(it_resp_header(&r, "Allow"), kv, 4),
-		  "POST /kv/x: %s", it_resp_brief(&r));
+	allow = it_resp_header(&r, "Allow");
+	cr_assert(allow_is(allow, kv, 5), "POST /kv/x: want Allow: GET, HEAD,"
+		  " PUT, DELETE, OPTIONS: %s", it_resp_brief(&r));
+	cr_assert(strstr(r.body, "POST") && strstr(r.body, "GET, HEAD, PUT, DELETE, OPTIONS"),
+		  "the message names the method and what the path takes: %s", it_resp_brief(&r));
 	it_resp_free(&r);
 	it_do(d.port, "GET", "/incr/x", NULL, NULL, 0, &r, 405);
-	cr_assert(allow_is(it_resp_header(&r, "Allow"), incr, 1),
-		  "GET /incr/x: want Allow: POST: %s", it_resp_brief(&r));
+	cr_assert(allow_is(it_resp_header(&r, "Allow"), incr, 2),
+		  "GET /incr/x: want Allow: POST, OPTIONS: %s", it_resp_brief(&r));
 	it_resp_free(&r);
 	it_do(d.port, "PUT", "/healthz", NULL, "x", 1, &r, 405);
 	cr_assert(it_is_json_error(&r, "method_not_allowed"), "%s",
@@ -835,6 +879,59 @@ Test(it_api, method_not_allowed_is_405_with_allow, .timeout = 30)
 	/* The rejected writes wrote nothing. */
 	it_expect_error(d.port, "GET", "/kv/x", NULL, NULL, 0, 404,
 			"not_found");
+	finish();
+}
+
+/* RFC 9110 15.6.2: a method no path takes is 501, not 405 (before,
+ * BREW and PATCH got 405 with an Allow that could not help). */
+Test(it_api, a_method_no_path_takes_is_501, .timeout = 30)
+{
+	static const char *const methods[] = { "BREW", "PATCH", "TRACE", "get" };
+
+	start();
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		it_expect_error_saying(d.port, methods[i], "/kv/x", NULL, NULL, 0, 501,
+				       "not_implemented", methods[i]);
+	it_expect_error(d.port, "GET", "/kv/x", NULL, NULL, 0, 404, "not_found");
+	finish();
+}
+
+/* OPTIONS answers 204 with the path's methods; OPTIONS * the server's. */
+Test(it_api, options_answers_204_with_allow, .timeout = 30)
+{
+	static const struct {
+		const char *path;
+		const char *allow[6];
+		int n;
+	} paths[] = {
+		{ "/kv/a/b", { "GET", "HEAD", "PUT", "DELETE", "OPTIONS" }, 5 },
+		{ "/incr/n", { "POST", "OPTIONS" }, 2 },
+		{ "/keys", { "GET", "HEAD", "OPTIONS" }, 3 },
+		{ "/batch", { "POST", "OPTIONS" }, 2 },
+		{ "/healthz", { "GET", "HEAD", "OPTIONS" }, 3 },
+		{ "/metrics", { "GET", "HEAD", "OPTIONS" }, 3 },
+		{ "/admin/compact", { "POST", "OPTIONS" }, 2 },
+		{ "/admin/jobs", { "GET", "HEAD", "OPTIONS" }, 3 },
+		{ "/admin/snapshot", { "GET", "OPTIONS" }, 2 },
+		{ "*", { "GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS" }, 6 },
+	};
+	struct it_resp r;
+
+	start();
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		it_do(d.port, "OPTIONS", paths[i].path, NULL, NULL, 0, &r, 204);
+		cr_assert(allow_is(it_resp_header(&r, "Allow"), paths[i].allow, paths[i].n),
+			  "OPTIONS %s: wrong Allow: %s", paths[i].path, it_resp_brief(&r));
+		cr_assert_eq(r.body_len, 0, "OPTIONS %s: %s", paths[i].path, it_resp_brief(&r));
+		it_resp_free(&r);
+	}
+	it_expect_error(d.port, "OPTIONS", "/nope", NULL, NULL, 0, 404, "not_found");
+	it_expect_error(d.port, "GET", "*", NULL, NULL, 0, 400, "bad_request");
+	/* OPTIONS wrote nothing and started no job */
+	it_expect_error(d.port, "GET", "/kv/a/b", NULL, NULL, 0, 404, "not_found");
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "{\"jobs\":[]}", "%s", it_resp_brief(&r));
+	it_resp_free(&r);
 	finish();
 }
 
@@ -856,6 +953,85 @@ static void expect_raw_400(const char *raw)
 		  it_resp_brief(&r));
 	it_resp_free(&r);
 	it_conn_close(&c);
+}
+
+/* The request head holds 100 field lines at most (Host counted), the
+ * 101st is 431 headers_too_large: docs/http-api.md says so. */
+static int status_with_fields(int nfields)
+{
+	char *raw = malloc(64 + (size_t)nfields * 16);
+	size_t n = (size_t)sprintf(raw, "GET /healthz HTTP/1.1\r\nHost: t\r\n");
+	struct it_conn c;
+	struct it_resp r;
+	int status;
+
+	cr_assert_not_null(raw);
+	for (int i = 2; i < nfields; i++) /* Host and Connection are two */
+		n += (size_t)sprintf(raw + n, "X-F%d: v\r\n", i);
+	n += (size_t)sprintf(raw + n, "Connection: close\r\n\r\n");
+	IT_OK(it_conn_open(&c, d.port));
+	IT_OK(it_conn_send_raw(&c, raw, n));
+	IT_OK(it_conn_read_response(&c, 0, &r));
+	if (r.status == 431)
+		cr_assert(it_is_json_error(&r, "headers_too_large"), "%s", it_resp_brief(&r));
+	status = r.status;
+	it_resp_free(&r);
+	it_conn_close(&c);
+	free(raw);
+	return status;
+}
+
+/* What docs/http-api.md states of defaults and limits, held to. */
+Test(it_api, documented_defaults_and_limits_hold, .timeout = 30)
+{
+	char body[1001 * 16];
+	size_t n = 0;
+	struct it_resp r;
+	size_t lines = 0;
+
+	start();
+	cr_assert_eq(status_with_fields(100), 200, "100 header fields are allowed");
+	cr_assert_eq(status_with_fields(101), 431, "the 101st header field is 431");
+	/* /incr without by adds 1 */
+	it_do(d.port, "POST", "/incr/n", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "1", "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	/* /keys without limit: a page of 1000 */
+	for (int i = 0; i < 1001; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "put k%04d v\n", i);
+	it_do(d.port, "POST", "/batch", NULL, body, n, &r, 200);
+	it_resp_free(&r);
+	it_do(d.port, "GET", "/keys?prefix=k", NULL, NULL, 0, &r, 200);
+	for (const char *p = r.body; (p = strchr(p, '\n')); p++)
+		lines++;
+	cr_assert_eq(lines, 1000, "the default page holds 1000 keys: %zu", lines);
+	cr_assert_str_eq(it_resp_header(&r, "X-Truncated"), "true");
+	it_resp_free(&r);
+	/* a malformed condition is 400 bad_header */
+	it_expect_error(d.port, "PUT", "/kv/x", "If-Match: 7\r\n", "v", 1, 400, "bad_header");
+	it_expect_error(d.port, "GET", "/kv/n", "If-None-Match: nope\r\n", NULL, 0, 400,
+			"bad_header");
+	finish();
+}
+
+/* A space in the target is named as such: it used to be "malformed
+ * HTTP version", pointing at the wrong part of the line. */
+Test(it_api, a_space_in_the_target_is_400_saying_so, .timeout = 30)
+{
+	static const char raw[] = "GET /kv/a b HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct it_conn c;
+	struct it_resp r;
+
+	start();
+	IT_OK(it_conn_open(&c, d.port));
+	IT_OK(it_conn_send_raw(&c, raw, strlen(raw)));
+	IT_OK(it_conn_read_response(&c, 0, &r));
+	cr_assert(r.status == 400 && it_is_json_error(&r, "bad_request") &&
+		  strstr(r.body, "a space in the request target") && strstr(r.body, "%20"),
+		  "GET /kv/a b: %s", it_resp_brief(&r));
+	it_resp_free(&r);
+	it_conn_close(&c);
+	finish();
 }
 
 Test(it_api, malformed_request_line_is_400_json, .timeout = 30)

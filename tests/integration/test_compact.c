@@ -17,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -216,6 +217,174 @@ Test(it_compact, shrinks_the_file_and_keeps_values_and_versions)
 	it_assert_no_leaks();
 }
 
+/* Processes of the daemon (the master and its children) that still hold
+ * a database.bin a compaction replaced: a descriptor or a mapping. */
+static int holders_of_deleted(pid_t master, char *who, size_t n)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *de;
+	int found = 0;
+
+	cr_assert_not_null(proc);
+	who[0] = '\0';
+	while ((de = readdir(proc))) {
+		char path[300], buf[4096], *maps;
+		pid_t pid = (pid_t)atoi(de->d_name), ppid = 0;
+		FILE *f;
+		size_t len;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (!fgets(buf, sizeof(buf), f) ||
+		    !strrchr(buf, ')') || sscanf(strrchr(buf, ')') + 2, "%*c %d", &ppid) != 1)
+			ppid = 0;
+		fclose(f);
+		if (pid != master && ppid != master)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+		if (!(f = fopen(path, "r")))
+			continue;
+		maps = malloc(1 << 20);
+		cr_assert_not_null(maps);
+		len = fread(maps, 1, (1 << 20) - 1, f);
+		maps[len] = '\0';
+		fclose(f);
+		if (strstr(maps, "database.bin (deleted)")) {
+			found++;
+			snprintf(who + strlen(who), n - strlen(who), " pid %d maps it;", (int)pid);
+		}
+		free(maps);
+		snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+		DIR *fds = opendir(path);
+		while (fds && (de = readdir(fds))) {
+			char link[600], target[600];
+			ssize_t t;
+			snprintf(link, sizeof(link), "%s/%s", path, de->d_name);
+			if ((t = readlink(link, target, sizeof(target) - 1)) <= 0)
+				continue;
+			target[t] = '\0';
+			if (strstr(target, "database.bin (deleted)")) {
+				found++;
+				snprintf(who + strlen(who), n - strlen(who),
+					 " pid %d has fd %s;", (int)pid, de->d_name);
+			}
+		}
+		if (fds)
+			closedir(fds);
+		de = NULL;
+	}
+	closedir(proc);
+	return found;
+}
+
+/* Compaction gives the old file's space back while caskd runs: within a
+ * few heartbeats of idle loops no process (master, workers, their sync
+ * threads) holds a replaced database.bin. It used to be kept until a
+ * reload or a restart: every compaction's old copy stayed on disk. */
+Test(it_compact, replaced_files_are_released_while_idle)
+{
+	uint64_t vers[NKEYS];
+	char who[1024];
+	int held = 0;
+
+	it_start(&d, base, sizeof(base), NULL);
+	fill(d.port, vers);
+	for (int round = 0; round < 3; round++) {
+		fill(d.port, vers);
+		compact_done(d.port, NULL);
+	}
+	/* idle now: give the loops and threads a few beats */
+	for (int waited = 0; waited < 3000; waited += 100) {
+		if (!(held = holders_of_deleted(d.pid, who, sizeof(who))))
+			break;
+		usleep(100 * 1000);
+	}
+	cr_assert_eq(held, 0, "replaced database.bin files still held 3 s after the "
+		     "last compaction:%s", who);
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* PUTs after a compaction, each until it is answered 2xx or the wait
+ * runs out: how many needed more than one try. */
+static int puts_go_through(int port, int n, int wait_ms)
+{
+	int64_t deadline = it_now_ms() + wait_ms;
+	int retried = 0;
+
+	for (int i = 0; i < n; i++) {
+		char path[32];
+		int tries = 0;
+
+		snprintf(path, sizeof(path), "/kv/after%d", i);
+		for (;;) {
+			struct it_resp r;
+			int st;
+
+			IT_OK(it_request(port, "PUT", path, NULL, "v", 1, &r));
+			st = r.status;
+			it_resp_free(&r);
+			if (st == 201 || st == 204)
+				break;
+			cr_assert_lt(it_now_ms(), deadline, "PUT %s still %d after %d ms", path,
+				     st, wait_ms);
+			tries++;
+			it_sleep_ms(100);
+		}
+		retried += tries > 0;
+	}
+	return retried;
+}
+
+/* A sync thread that cannot map the new file once (EMFILE) tries again:
+ * it used to fail every durable write and read of its worker from then
+ * on. */
+/* A 2-worker daemon armed with spec, filled and compacted once. */
+static void start_filled_compacted(const char *spec, uint64_t *vers)
+{
+	char dir[300];
+	int rc;
+
+	rc = it_tmpdir(base, sizeof(base));
+	cr_assert_eq(rc, 0);
+	data_dir(dir, sizeof(dir));
+	it_start_armed(&d, spec, dir, 2, NULL);
+	fill(d.port, vers);
+	compact_done(d.port, NULL);
+}
+
+Test(it_compact, a_transient_sync_error_is_tried_again)
+{
+	uint64_t vers[NKEYS];
+
+	start_filled_compacted("sync.remap=emfile@1", vers);
+	cr_assert_eq(puts_go_through(d.port, 40, 5000), 0,
+		     "writes failed after one EMFILE in the sync thread");
+	cr_assert(log_has(&d, "trying again"), "the retry is logged");
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* One that keeps failing gives up: its worker stops and the master starts
+ * a fresh one, whose writes go through (never a worker stuck failing). */
+Test(it_compact, a_lasting_sync_error_replaces_the_worker, .timeout = 90)
+{
+	uint64_t vers[NKEYS];
+
+	start_filled_compacted("sync.remap=emfile", vers);
+	puts_go_through(d.port, 20, 40000);
+	cr_assert(log_has(&d, "the sync thread gave up"), "the worker said why it stopped");
+	cr_assert_geq(metric(d.port, "caskd_worker_restarts_total"), 1);
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
 Test(it_compact, a_second_post_while_running_returns_the_same_job)
 {
 	uint64_t vers[NKEYS], id1, id2;
@@ -241,6 +410,72 @@ Test(it_compact, a_second_post_while_running_returns_the_same_job)
 	expect_fill(d.port, vers);
 	it_expect_error(d.port, "GET", "/admin/jobs/999999", NULL, NULL, 0, 404,
 			NULL);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* GET /admin/jobs: the jobs kept, newest first, each as GET
+ * /admin/jobs/{id} shows it. */
+Test(it_compact, jobs_lists_recent_jobs_newest_first)
+{
+	uint64_t id[3];
+	char state[32], want[64], *job;
+	const char *at[3];
+	struct it_resp r;
+
+	it_start(&d, base, sizeof(base), NULL);
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "{\"jobs\":[]}", "before any job: %s", it_resp_brief(&r));
+	it_resp_free(&r);
+	for (int i = 0; i < 3; i++) {
+		it_put(d.port, "/kv/k", "v", 1, 0);
+		id[i] = it_compact_start(d.port, NULL);
+		job = it_job_wait(d.port, id[i], NULL, state, sizeof(state));
+		cr_assert_str_eq(state, "done", "%s", job);
+		free(job);
+	}
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(it_resp_header(&r, "Content-Type"), "application/json");
+	cr_assert(!strncmp(r.body, "{\"jobs\":[{", 10), "%s", r.body);
+	for (int i = 0; i < 3; i++) {
+		snprintf(want, sizeof(want), "{\"id\":\"%" PRIu64 "\",\"kind\":\"compact\"", id[i]);
+		at[i] = strstr(r.body, want);
+		cr_assert_not_null(at[i], "job %" PRIu64 " is not listed: %s", id[i], r.body);
+	}
+	cr_assert(at[2] < at[1] && at[1] < at[0], "not newest first: %s", r.body);
+	cr_assert(strstr(r.body, "\"state\":\"done\"") && !strstr(r.body, "\"bytes_after\":null"),
+		  "done jobs carry their sizes: %s", r.body);
+	it_resp_free(&r);
+	it_expect_error(d.port, "POST", "/admin/jobs", NULL, "", 0, 405, "method_not_allowed");
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* Admin endpoints take no query parameters: one is a mistake to name,
+ * not to pass over (compact?wait=1 would start a job and not wait). */
+Test(it_compact, admin_query_parameters_are_400_naming_them)
+{
+	static const char *const paths[][2] = {
+		{ "POST", "/admin/compact?wait=1" },
+		{ "GET", "/admin/jobs?limit=5" },
+		{ "GET", "/admin/jobs/1?x" },
+		{ "GET", "/admin/snapshot?gzip=1" },
+	};
+	struct it_resp r;
+
+	it_start(&d, base, sizeof(base), NULL);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		const char *q = strchr(paths[i][1], '?') + 1;
+		char named[32];
+
+		snprintf(named, sizeof(named), "'%.*s'", (int)strcspn(q, "="), q);
+		it_expect_error_saying(d.port, paths[i][0], paths[i][1], NULL,
+				       paths[i][0][0] == 'P' ? "" : NULL, 0, 400, "bad_query", named);
+	}
+	it_do(d.port, "GET", "/admin/jobs", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "{\"jobs\":[]}", "a refused POST started a job: %s",
+			 it_resp_brief(&r));
+	it_resp_free(&r);
 	it_stop_clean(&d);
 	it_assert_no_leaks();
 }
@@ -432,7 +667,8 @@ static void crash_job_at(const char *point)
 	job = it_job_wait(d.port, id, NULL, state, sizeof(state));
 	cr_log_info("job killed at %s: %s", point, job);
 	if (!strcmp(point, "compact.cut") || !strcmp(point, "compact.copy") ||
-	    !strcmp(point, "compact.catchup") || !strcmp(point, "compact.swap"))
+	    !strcmp(point, "compact.catchup") || !strcmp(point, "compact.swap") ||
+	    !strcmp(point, "compact.renaming"))
 		cr_assert_str_eq(state, "failed", "killed before its rename: %s", job);
 	else
 		cr_assert_str_eq(state, "done", "the master finishes the swap: %s",
@@ -468,6 +704,17 @@ Test(it_compact, job_killed_after_its_cut) { crash_job_at("compact.cut"); }
 Test(it_compact, job_killed_while_copying) { crash_job_at("compact.copy"); }
 Test(it_compact, job_killed_in_catch_up) { crash_job_at("compact.catchup"); }
 Test(it_compact, job_killed_frozen_before_rename) { crash_job_at("compact.swap"); }
+Test(it_compact, job_killed_with_its_swap_recorded_before_rename)
+{
+	crash_job_at("compact.renaming");
+}
+/* The window between rename() and the stage record: the master used to
+ * see FROZEN, "undo" a swap that had happened, and let writers append
+ * to the unlinked old file. */
+Test(it_compact, job_killed_between_rename_and_its_record)
+{
+	crash_job_at("compact.renamed");
+}
 Test(it_compact, job_killed_after_rename) { crash_job_at("compact.rename"); }
 Test(it_compact, job_killed_after_dir_sync) { crash_job_at("compact.dirsync"); }
 Test(it_compact, job_killed_after_flip) { crash_job_at("compact.unlink"); }
@@ -489,6 +736,10 @@ Test(it_compact, full_disk_fails_the_job_and_the_old_file_serves)
 	cr_assert_str_eq(state, "failed", "%s", job);
 	cr_assert(strstr(job, "\"error\":\""), "the job names its error: %s",
 		  job);
+	/* it made no file: no size or key count of one */
+	cr_assert(strstr(job, "\"bytes_after\":null") && strstr(job, "\"keys\":null"),
+		  "a failed job reports sizes of a file it never made: %s", job);
+	cr_assert_gt(it_json_u64(job, "bytes_before"), 0, "%s", job);
 	free(job);
 	cr_assert(!file_exists("database.bin.compact"));
 	expect_fill(d.port, vers);
@@ -636,6 +887,7 @@ Test(it_compact, admin_token_is_required_and_compared)
 	}
 	it_expect_error(d.port, "POST", "/admin/compact", NULL, "", 0, 401, NULL);
 	it_expect_error(d.port, "GET", "/admin/snapshot", NULL, NULL, 0, 401, NULL);
+	it_expect_error(d.port, "GET", "/admin/jobs", NULL, NULL, 0, 401, NULL);
 	it_expect_error(d.port, "POST", "/admin/compact",
 			"Authorization: Bearer wrong\r\n", "", 0, 403, NULL);
 	it_expect_error(d.port, "POST", "/admin/compact",
@@ -648,6 +900,105 @@ Test(it_compact, admin_token_is_required_and_compared)
 	it_resp_free(&r);
 	/* the data API needs no token */
 	it_put(d.port, "/kv/x", "1", 1, 201);
+	it_stop_clean(&d);
+	it_assert_no_leaks();
+}
+
+/* --admin-token-file: a file caskd cannot take as it is stops the start
+ * (exit 2, one line naming the option and the file: systemd's
+ * RestartPreventExitStatus=2 then stops retrying); it is never cut. */
+static void write_token_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	cr_assert_eq(fchmod(fd, mode), 0, "past the umask");
+	close(fd);
+}
+
+static void expect_token_refused(const char *path, const char *why)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char dir[300], out[4096], err[4096];
+	const char *argv[] = { bin, "--data-dir", dir, "--workers", "1", "--listen",
+			       "127.0.0.1:0", "--admin-token-file", path, NULL };
+	int st = 0;
+
+	data_dir(dir, sizeof(dir));
+	cr_assert_eq(it_run_capture(argv, 10000, out, sizeof(out), err, sizeof(err), &st), 0,
+		     "caskd with a token file that %s did not exit (it served)", why);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2,
+		  "a token file that %s: want exit 2, got 0x%x: %s", why, st, err);
+	cr_assert_not_null(strstr(err, "--admin-token-file"), "names the option: %s", err);
+	cr_assert_not_null(strstr(err, path), "names the file: %s", err);
+	cr_assert_not_null(strstr(err, why), "says why: %s", err);
+	cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+}
+
+Test(it_compact, admin_token_file_that_cannot_be_taken_stops_the_start)
+{
+	static const char nul[] = "a\0Zx9-long-secret";
+	char path[300], big[4098];
+
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+	snprintf(path, sizeof(path), "%s/token", base);
+	/* cut at the NUL, `Bearer a` would open it */
+	write_token_file(path, nul, sizeof(nul) - 1, 0600);
+	expect_token_refused(path, "holds a NUL byte");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\n';
+	write_token_file(path, big, sizeof(big), 0600); /* 4097 bytes and a newline */
+	expect_token_refused(path, "longer than 4096 bytes");
+	write_token_file(path, "", 0, 0600);
+	expect_token_refused(path, "is empty");
+	write_token_file(path, "\n", 1, 0600);
+	expect_token_refused(path, "is empty");
+	write_token_file(path, "abc\ndef\n", 8, 0600);
+	expect_token_refused(path, "control character");
+	snprintf(path, sizeof(path), "%s/missing", base);
+	expect_token_refused(path, "No such file or directory");
+	expect_token_refused(base, "cannot read"); /* a directory */
+	it_assert_no_leaks();
+}
+
+/* The whole token and nothing else, up to 4096 bytes; a file group or
+ * others may read is taken with a warning. */
+Test(it_compact, admin_token_is_compared_whole)
+{
+	static const char tok[] = "aZx9-long-secret\n";
+	char path[300], dir[300], log[8192], hdr[4200], big[4097];
+	const char *args[] = { "--admin-token-file", path, NULL };
+
+	cr_assert_eq(it_tmpdir(base, sizeof(base)), 0);
+	snprintf(path, sizeof(path), "%s/token", base);
+	data_dir(dir, sizeof(dir));
+	write_token_file(path, tok, strlen(tok), 0600);
+	it_restart(&d, dir, args);
+	/* authorized: a job that does not exist is 404, not 403 */
+	it_expect_error(d.port, "GET", "/admin/jobs/999", "Authorization: Bearer a\r\n",
+			NULL, 0, 403, NULL);
+	it_expect_error(d.port, "GET", "/admin/jobs/999", "Authorization: Bearer aZx9\r\n",
+			NULL, 0, 403, NULL);
+	it_expect_error(d.port, "GET", "/admin/jobs/999",
+			"Authorization: Bearer aZx9-long-secretX\r\n", NULL, 0, 403, NULL);
+	it_expect_error(d.port, "GET", "/admin/jobs/999",
+			"Authorization: Bearer aZx9-long-secret\r\n", NULL, 0, 404, NULL);
+	cr_assert_eq(it_read_tail(d.log, log, sizeof(log)), 0);
+	cr_assert_null(strstr(log, "can be read by group or others"), "mode 0600: %s", log);
+	it_stop_clean(&d);
+
+	memset(big, 'k', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\n';
+	write_token_file(path, big, sizeof(big), 0644); /* 4096 bytes and a newline */
+	it_restart(&d, dir, args);
+	cr_assert_eq(it_read_tail(d.log, log, sizeof(log)), 0);
+	cr_assert_not_null(strstr(log, "can be read by group or others (mode 0644)"),
+			   "%s", log);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %.4096s\r\n", big);
+	it_expect_error(d.port, "GET", "/admin/jobs/999", hdr, NULL, 0, 404, NULL);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %.4095s\r\n", big);
+	it_expect_error(d.port, "GET", "/admin/jobs/999", hdr, NULL, 0, 403, NULL);
 	it_stop_clean(&d);
 	it_assert_no_leaks();
 }

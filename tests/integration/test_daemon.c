@@ -219,6 +219,72 @@ Test(it_daemon, bad_config_on_reload_keeps_the_old_workers, .init = setup,
 	it_stop_clean(&d);
 }
 
+/* A reload that changes what only a restart can (listen, data-dir,
+ * max-keys) names each change with its old and new value; it used to
+ * say "listen, data-dir and max-keys changes take effect at the next
+ * restart" whichever changed. The harness puts --listen and --data-dir
+ * on the command line, where they win over the file: this daemon takes
+ * everything from its config file. */
+Test(it_daemon, reload_names_each_change_left_for_the_restart, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	const char *bin = getenv("CASKD_BIN");
+	char conf[300], dir[300], dir2[300], text[1024], log[LOG_TAIL], want[3][700];
+	struct it_daemon d = { 0 };
+	int port = it_free_port(), port2 = it_free_port();
+	int64_t deadline;
+	pid_t pid;
+
+	while (port2 == port)
+		port2 = it_free_port();
+	cr_assert(bin && port > 0 && port2 > 0);
+	snprintf(conf, sizeof(conf), "%s/caskd.conf", base);
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(dir2, sizeof(dir2), "%s/data2", base);
+	snprintf(d.log, sizeof(d.log), "%s/caskd.log", base);
+	snprintf(text, sizeof(text), "listen = 127.0.0.1:%d\ndata-dir = %s\nworkers = 1\n"
+		 "max-keys = 1000\n", port, dir);
+	write_file(conf, text);
+	fflush(NULL);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int fd = open(d.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		execl(bin, bin, "--config", conf, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	d.pid = pid;
+	d.port = port;
+	cr_assert_eq(it_daemon_wait_ready(&d, IT_START_TIMEOUT_MS), 0);
+	snprintf(text, sizeof(text), "listen = 127.0.0.1:%d\ndata-dir = %s\nworkers = 1\n"
+		 "max-keys = 2000\n", port2, dir2);
+	write_file(conf, text);
+	cr_assert_eq(kill(d.pid, SIGHUP), 0);
+	snprintf(want[0], sizeof(want[0]), "reload: listen changed from 127.0.0.1:%d to "
+		 "127.0.0.1:%d: takes effect at the next restart; still listening on "
+		 "127.0.0.1:%d", port, port2, port);
+	snprintf(want[1], sizeof(want[1]), "reload: data-dir changed from %s to %s", dir, dir2);
+	snprintf(want[2], sizeof(want[2]), "reload: max-keys changed from 1000 to 2000");
+	deadline = it_now_ms() + 5000;
+	do {
+		it_sleep_ms(50);
+		cr_assert_geq(it_read_tail(d.log, log, sizeof(log)), 0);
+	} while (!strstr(log, "replacing workers") && it_now_ms() < deadline);
+	for (int i = 0; i < 3; i++)
+		cr_assert_not_null(strstr(log, want[i]), "the log does not say \"%s\":\n%s",
+				   want[i], log);
+	cr_assert_null(strstr(log, "listen, data-dir and max-keys"), "%s", log);
+	/* and the running ones stay */
+	it_put(port, "/kv/still", "here", 4, 201);
+	it_stop_clean(&d);
+}
+
 Test(it_daemon, config_file_errors_name_file_and_line, .init = setup,
      .fini = teardown, .timeout = 30)
 {
@@ -511,10 +577,29 @@ Test(it_daemon, metrics_sum_over_workers_and_move_with_requests, .init = setup,
 	cr_assert_eq(it_daemon_start(&d, dir, 3, NULL), 0);
 	m1 = it_get_metrics(d.port);
 	it_metric_value(m1, "caskd_requests_total{route=\"kv\",method=\"PUT\",code=\"201\"}", 0, &before);
-	for (int i = 0; i < 60; i++) {
-		char path[32];
-		snprintf(path, sizeof(path), "/kv/m%d", i);
-		it_put(d.port, path, "v", 1, 201); /* fresh connections: spread */
+	{
+		/* Connections held open at once are spread over the workers
+		 * (a worker above the mean + 2 leaves new ones to the others);
+		 * one after another, any one worker may take them all. */
+		struct it_conn c[12];
+
+		for (int i = 0; i < 12; i++) {
+			IT_OK(it_conn_open(&c[i], d.port));
+			/* a first request, so the connection is accepted now */
+			struct it_resp r;
+			IT_OK(it_conn_request(&c[i], "GET", "/healthz", NULL, NULL, 0, &r));
+			it_resp_free(&r);
+		}
+		for (int i = 0; i < 60; i++) {
+			char path[32];
+			struct it_resp r;
+			snprintf(path, sizeof(path), "/kv/m%d", i);
+			IT_OK(it_conn_request(&c[i % 12], "PUT", path, NULL, "v", 1, &r));
+			cr_assert_eq(r.status, 201, "%s", it_resp_brief(&r));
+			it_resp_free(&r);
+		}
+		for (int i = 0; i < 12; i++)
+			it_conn_close(&c[i]);
 	}
 	m2 = it_get_metrics(d.port);
 	cr_assert_eq(it_metric_value(m2, "caskd_requests_total{route=\"kv\",method=\"PUT\",code=\"201\"}", 0,
@@ -530,7 +615,7 @@ Test(it_daemon, metrics_sum_over_workers_and_move_with_requests, .init = setup,
 			served_by++;
 		per_worker += v ? atof(v + 1) : 0;
 	}
-	cr_assert_geq(served_by, 2, "requests over fresh connections should reach several workers");
+	cr_assert_geq(served_by, 2, "requests over 12 open connections should reach several workers");
 	cr_assert_geq(per_worker, 60);
 	for (const char *name = "caskd_request_duration_seconds_count\0caskd_fsync_total\0"
 				"caskd_index_capacity\0caskd_log_bytes\0caskd_live_bytes\0"
@@ -705,6 +790,75 @@ Test(it_daemon, metrics_label_routes_and_carry_build_info_and_start_time,
 	start = metric(m, "process_start_time_seconds");
 	cr_assert(start > (double)time(NULL) - 600 && start <= (double)time(NULL) + 1,
 		  "process_start_time_seconds %f is not when the daemon started", start);
+	free(m);
+	it_stop_clean(&d);
+}
+
+/* The text of a sample's value (after the last space of its line). */
+static const char *sample_value(const char *text, const char *series, char *buf, size_t n)
+{
+	const char *l = strstr(text, series);
+	size_t len;
+
+	cr_assert_not_null(l, "no %s in:\n%.3000s", series, text);
+	l += strlen(series);
+	len = strcspn(l, "\n");
+	snprintf(buf, n, "%.*s", (int)len, l);
+	return buf + strspn(buf, " ");
+}
+
+/* Digits after the decimal point of a value as printed. */
+static size_t decimals(const char *v)
+{
+	const char *dot = strchr(v, '.');
+
+	return dot ? strcspn(dot + 1, "e\n") : 0;
+}
+
+/* Values print in their shortest exact form: every figure caskd
+ * exports has at most 9 decimals (seconds from nanoseconds), and
+ * compaction seconds (from milliseconds) at most 3; %.17g used to print
+ * 0.32800000000000001. The index's capacity is the table's, and the
+ * bound is apart: with no --max-keys caskd_index_capacity was 0 and
+ * keys/capacity divided by zero. */
+Test(it_daemon, metrics_print_exact_values_and_a_capacity_to_divide_by, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	const char *bound[] = { "--max-keys", "16", NULL };
+	char dir[300], v[64], state[32], *m, *job;
+	struct it_daemon d;
+	double cap;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	cr_assert_eq(it_daemon_start(&d, dir, 2, NULL), 0);
+	for (int i = 0; i < 40; i++)
+		it_put(d.port, i % 2 ? "/kv/a" : "/kv/b", "v", 1, 0);
+	job = it_job_wait(d.port, it_compact_start(d.port, NULL), NULL, state, sizeof(state));
+	cr_assert_str_eq(state, "done", "%s", job);
+	free(job);
+	m = it_get_metrics(d.port);
+	for (const char *l = m; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *sp = memrchr(l, ' ', strcspn(l, "\n"));
+
+		if (*l == '#' || !sp)
+			continue;
+		snprintf(v, sizeof(v), "%.*s", (int)strcspn(sp + 1, "\n"), sp + 1);
+		cr_assert_leq(decimals(v), 9, "float noise in: %.*s", (int)strcspn(l, "\n"), l);
+	}
+	cr_assert_leq(decimals(sample_value(m, "\ncaskd_compaction_seconds_total", v, sizeof(v))),
+		      3, "caskd_compaction_seconds_total %s", v);
+	cap = metric(m, "caskd_index_capacity");
+	cr_assert(cap >= 1000 && cap < metric(m, "caskd_index_slots"),
+		  "caskd_index_capacity %g of a table of %g slots", cap,
+		  metric(m, "caskd_index_slots"));
+	cr_assert_eq(metric(m, "caskd_index_capacity_max"), 0, "no --max-keys: no bound");
+	free(m);
+	it_stop_clean(&d);
+
+	cr_assert_eq(it_daemon_start(&d, dir, 2, bound), 0);
+	m = it_get_metrics(d.port);
+	cr_assert_eq(metric(m, "caskd_index_capacity"), 16, "--max-keys 16 caps the table's");
+	cr_assert_eq(metric(m, "caskd_index_capacity_max"), 16);
 	free(m);
 	it_stop_clean(&d);
 }

@@ -4,17 +4,19 @@
  * The daemon runs with CASKD_CRASH_SYSCALL=ROLE:K (engine/io.h): the
  * process doing ROLE's work logs each call it makes through engine/io
  * and SIGKILLs itself right after the K-th (ROLE:K:group: the whole
- * process group). A sweep runs K = 1, 2, 3, ..., each on a fresh
- * directory, until a run ends without reaching K (the process then logs
- * how many calls it made). What is swept:
+ * process group; ROLE:K:eio: the K-th call is not made and fails with
+ * EIO, and the error path runs). A sweep runs K = 1, 2, 3, ..., each on
+ * a fresh directory, until a run ends without reaching K (the process
+ * then logs how many calls it made). What is swept:
  *   compaction    POST /admin/compact; role "job": the new file, its
  *                 syncs, the rename, the directory sync, database.idx;
- *                 killing the job alone, and (a second test) killing
- *                 master, workers and job at once
+ *                 killing the job alone, killing master, workers and
+ *                 job at once, and failing the call
  *   table rebuild keys inserted past 7/10 of the table start a resize
  *                 job by themselves; role "job"
  *   database.idx  at a clean stop the master trims database.bin and
- *                 writes database.idx; role "stop"
+ *                 writes database.idx; role "stop"; killed, and failing
+ *                 the call
  *   reserve       the master makes database.reserve and zeroes ahead of
  *                 the tail; role "space"
  * A snapshot (GET /admin/snapshot) runs in no job and makes no call of
@@ -30,7 +32,7 @@
  *
  * During each run a client process writes and records what was
  * acknowledged (and what it tried: a write that got no answer may or may
- * not be there). After each kill:
+ * not be there). After each kill (or failed call):
  *   - the job ends: failed, or done (the master finished it);
  *   - the daemon goes on serving: a write succeeds within UNFREEZE_MS
  *     (503s for ever mean writes stayed frozen), the writer's too;
@@ -43,12 +45,16 @@
  * A failing K does not stop the sweep: every K runs, each failure is
  * printed with its call and symptom, and the test fails at the end.
  *
- * By default the sweeps that are long or repetitive count a point by its
- * call only (the whole-group compaction; the reserve sweep, which also
- * takes only its first 8 K and then every 11th), so `make test` stays
- * short. CASKD_JOBCRASH_FULL=1 (`make drill`) runs every K of every
- * sweep and aims at every occurrence; CASKD_JOBCRASH_ONLY=K runs that K
- * alone, to reproduce one (the call it reaches may differ: see above).
+ * By default the sweeps that are long or repetitive count a point as a
+ * call and the call before it, whichever occurrence (the whole-group
+ * compaction; the reserve sweep, which also takes only its first 8 K
+ * and then every 11th), so `make test` stays short. CASKD_JOBCRASH_FULL=1 (`make drill`)
+ * runs every K of every sweep and aims at every occurrence;
+ * CASKD_JOBCRASH_QUICK=1 (the run against the ASan build) takes at most
+ * K = 1..4 and then every 3rd (or the sweep's sparser sample), and counts
+ * points so in every sweep;
+ * CASKD_JOBCRASH_ONLY=K runs that K alone, to reproduce one (the call it
+ * reaches may differ: see above).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -240,10 +246,11 @@ static int writer_wait(struct acks *a, uint64_t n, int ms)
 #define TRACE_MAX 512
 
 struct outcome {
-	int crashed;            /* the K-th call came */
+	int crashed;            /* the K-th call came (and killed, or failed) */
 	uint64_t calls;         /* if not: the calls the process made */
 	char call[CALL_MAX];    /* the call it died after, as logged */
 	char fail[FAIL_MAX];    /* empty: every check held */
+	char log[300];          /* the armed daemon's log */
 	int ntrace;             /* the calls logged, in order ("NAME(FILE)") */
 	char trace[TRACE_MAX][CALL_MAX];
 };
@@ -292,6 +299,7 @@ static int drill_result(const struct it_daemon *d, const char *role, uint64_t k,
 	int rc = -1;
 
 	cr_assert_not_null(log);
+	snprintf(o->log, sizeof(o->log), "%s", d->log);
 	if (it_read_tail(d->log, log, LOG_MAX) < 0) {
 		free(log);
 		return -1;
@@ -755,9 +763,16 @@ out:
 
 /* --- the sweep ---------------------------------------------------------------- */
 
+/* What the K-th call does: kill the process, kill its whole process
+ * group, or fail with EIO (not made) so that the error paths run. */
+enum how { KILL, KILL_GROUP, FAIL_EIO };
+
+static const char *const how_spec[] = { "", ":group", ":eio" };
+static const char *const how_label[] = { "", " (whole group)", " (call fails with EIO)" };
+
 struct run_ctx {
 	uint64_t k;
-	int group;         /* ROLE:K:group */
+	enum how how;
 	char dir[300];     /* this run's directory: data/, image/, logs */
 	char data[320];
 };
@@ -771,6 +786,13 @@ static int full_mode(void)
 	return s && *s && strcmp(s, "0");
 }
 
+static int quick_mode(void)
+{
+	const char *s = getenv("CASKD_JOBCRASH_QUICK");
+
+	return s && *s && strcmp(s, "0") && !full_mode();
+}
+
 static uint64_t only_k(void)
 {
 	const char *s = getenv("CASKD_JOBCRASH_ONLY");
@@ -782,8 +804,9 @@ static uint64_t only_k(void)
  * until a run ends without reaching its K. */
 struct sample {
 	uint64_t dense_to, stride;
-	int by_call;   /* a point is a call, whichever occurrence (sampled
-			* sweeps of long runs of the same calls) */
+	int by_call;   /* a point is a call after a call, whichever
+			* occurrence (for sweeps of long runs of the same
+			* calls) */
 };
 
 /* A crash point: a call as logged (NAME(FILE)) and, in full mode, which
@@ -797,13 +820,13 @@ struct sample {
 
 struct site {
 	char name[CALL_MAX + 16];
-	int hit;               /* a run crashed right after it */
+	int hit;               /* it was the K-th call of a run */
 	uint64_t seen_at;      /* K where a run first saw it */
 };
 
 struct sweep {
 	const char *kind;
-	int group;
+	enum how how;
 	int by_call;
 	run_fn fn;
 	struct site *sites;
@@ -831,19 +854,22 @@ static void site_name(const struct sweep *sw, const struct outcome *o, int i,
 	for (int j = 0; j < i; j++)
 		occ += !strcmp(o->trace[j], o->trace[i]);
 	if (sw->by_call)
-		snprintf(name, n, "%s", o->trace[i]);
+		snprintf(name, n, "%s after %s", o->trace[i], i ? o->trace[i - 1] : "the start");
 	else
 		snprintf(name, n, "%s #%d", o->trace[i], occ);
 }
 
-/* Learns the run's calls: each is a point seen at its K. Returns where
- * (K) the point aim came in this run, 0 if it did not. */
+/* Learns the run's calls up to its K-th (those after a call made to
+ * fail are its error path's, never a K-th themselves): each is a point
+ * seen at its K. Returns where (K) the point aim came in this run, 0 if
+ * it did not. */
 static uint64_t learn(struct sweep *sw, const struct outcome *o, uint64_t k,
 		      const char *aim)
 {
+	int n = o->crashed && k < (uint64_t)o->ntrace ? (int)k : o->ntrace;
 	uint64_t aim_at = 0;
 
-	for (int i = 0; i < o->ntrace; i++) {
+	for (int i = 0; i < n; i++) {
 		char name[CALL_MAX + 16];
 		struct site *st;
 
@@ -859,13 +885,28 @@ static uint64_t learn(struct sweep *sw, const struct outcome *o, uint64_t k,
 	return aim_at;
 }
 
+/* For a failed run: what the armed daemon warned about, but the drill's
+ * own list of calls. */
+static void print_warnings(const char *path)
+{
+	char *log = malloc(LOG_MAX);
+
+	cr_assert_not_null(log);
+	if (path[0] && it_read_tail(path, log, LOG_MAX) >= 0)
+		for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
+			if ((strstr(line, " warn: ") || strstr(line, " error: ")) &&
+			    !(strstr(line, "crash drill: ") && !strstr(line, "; ")))
+				fprintf(stderr, "jobcrash:     | %s\n", line);
+	free(log);
+}
+
 /* One run at K: its own directory, removed afterwards; reports it.
  * Returns whether it crashed; *aim_at: where the point aim came in it
  * (0: not before the crash). */
 static int run_one(struct sweep *sw, uint64_t k, const char *aim, uint64_t *aim_at)
 {
 	struct outcome *o = calloc(1, sizeof(*o));
-	struct run_ctx rc = { .k = k, .group = sw->group };
+	struct run_ctx rc = { .k = k, .how = sw->how };
 	int64_t t0 = it_now_ms();
 	uint64_t at;
 	int crashed;
@@ -891,10 +932,12 @@ static int run_one(struct sweep *sw, uint64_t k, const char *aim, uint64_t *aim_
 						     o->fail);
 	}
 	fprintf(stderr, "jobcrash: %s%s K=%" PRIu64 "%s%s: %s%s%s (%.1f s)\n", sw->kind,
-		sw->group ? " (whole group)" : "", k, aim ? ", aiming at " : "",
+		how_label[sw->how], k, aim ? ", aiming at " : "",
 		aim ? aim : "", o->crashed ? o->call : "not reached",
 		o->fail[0] ? ": FAILED: " : ": ok", o->fail,
 		(double)(it_now_ms() - t0) / 1000);
+	if (o->fail[0])
+		print_warnings(o->log);
 	it_rmrf(rc.dir);
 	crashed = o->crashed;
 	free(o);
@@ -927,13 +970,16 @@ static uint64_t next_k(const struct sample *s, uint64_t k)
 /* Runs K along the sample until a run ends without reaching its K, then
  * aims again at every point seen but not hit; reports every run; fails
  * the test if any run failed. */
-static void sweep(const char *kind, run_fn fn, int group, struct sample s)
+static void sweep(const char *kind, run_fn fn, enum how how, struct sample s)
 {
-	struct sweep sw = { .kind = kind, .group = group, .fn = fn };
+	struct sweep sw = { .kind = kind, .how = how, .fn = fn };
 	int hit = 0, missed = 0;
 
 	if (full_mode())
 		s = (struct sample){ UINT64_MAX, 0, 0 };
+	else if (quick_mode())
+		s = (struct sample){ s.dense_to < 4 ? s.dense_to : 4,
+				     s.stride > 3 ? s.stride : 3, 1 };
 	sw.by_call = s.by_call;
 	sw.sites = calloc(SITES_MAX, sizeof(*sw.sites));
 	cr_assert_not_null(sw.sites);
@@ -951,26 +997,26 @@ static void sweep(const char *kind, run_fn fn, int group, struct sample s)
 		hit += sw.sites[i].hit;
 		if (!sw.sites[i].hit && !only_k()) {
 			missed++;
-			fprintf(stderr, "jobcrash: %s: no run crashed right after %s\n", kind,
-				sw.sites[i].name);
+			fprintf(stderr, "jobcrash: %s%s: no run's K-th call was %s\n", kind,
+				how_label[how], sw.sites[i].name);
 		}
 	}
 	fprintf(stderr, "jobcrash: %s%s: %" PRIu64 " calls through engine/io in a whole "
 		"run; %d distinct crash points%s, %d hit, %d missed; %" PRIu64 " runs, %"
-		PRIu64 " failed\n", kind, group ? " (whole group)" : "", sw.calls, sw.nsites,
-		sw.by_call ? " (by call)" : " (call and occurrence)", hit, missed, sw.runs,
+		PRIu64 " failed\n", kind, how_label[how], sw.calls, sw.nsites,
+		sw.by_call ? " (call after call)" : " (call and occurrence)", hit, missed, sw.runs,
 		sw.failed);
 	free(sw.sites);
 	cr_assert_eq(sw.failed, 0, "%s%s: %" PRIu64 " of %" PRIu64 " runs failed:%s", kind,
-		     group ? " (whole group)" : "", sw.failed, sw.runs, sw.summary);
+		     how_label[how], sw.failed, sw.runs, sw.summary);
 	it_assert_no_leaks();
 }
 
 /* --- after a job ended ---------------------------------------------------------- */
 
-/* A job ran in d (armed with job:K, not the whole group) while writer w
- * wrote, and state is how it ended: the checks of every kill. stride:
- * which fill keys are read back. */
+/* A job ran in d (armed with job:K or job:K:eio) while writer w wrote,
+ * and state is how it ended: the checks of every kill (or failed call).
+ * stride: which fill keys are read back. */
 static void after_job(struct run_ctx *rc, struct it_daemon *d, const char *state,
 		      struct fill *f, int stride, struct acks *a, pid_t w,
 		      struct outcome *o)
@@ -986,18 +1032,18 @@ static void after_job(struct run_ctx *rc, struct it_daemon *d, const char *state
 	if (r == 0 && strcmp(state, "done"))
 		failf(o, "a job that was not killed ended %s", state);
 	/* the daemon goes on serving writes, the writer's too */
-	probe_write(d->port, a, o, "after the kill");
+	probe_write(d->port, a, o, "after the K-th call");
 	if (writer_wait(a, 3, UNFREEZE_MS))
-		failf(o, "after the kill: the writer got no acknowledgement for %d ms",
+		failf(o, "after the K-th call: the writer got no acknowledgement for %d ms",
 		      UNFREEZE_MS);
 	writer_stop(a, w);
-	verify(d->port, f, stride, a, o, "online after the kill");
+	verify(d->port, f, stride, a, o, "online after the K-th call");
 	probe_snapshot(d->port, o);
 
 	snprintf(image, sizeof(image), "%s/image", rc->dir);
 	if ((r = kill9_image(d, image)))
 		failf(o, "copying the directory: %s", strerror(-r));
-	stop_clean(d, o, "graceful stop after the kill");
+	stop_clean(d, o, "graceful stop after the K-th call");
 	restart_and_verify(rc->data, f, stride, a, o, "after a graceful stop and a restart");
 	if (!r)
 		restart_and_verify(image, f, stride, a, o,
@@ -1033,7 +1079,7 @@ static void run_compact(struct run_ctx *rc, struct outcome *o)
 	uint64_t id;
 	pid_t w;
 
-	snprintf(spec, sizeof(spec), "job:%" PRIu64 "%s", rc->k, rc->group ? ":group" : "");
+	snprintf(spec, sizeof(spec), "job:%" PRIu64 "%s", rc->k, how_spec[rc->how]);
 	cr_assert_eq(start(&d, rc->data, spec, 1), 0, "caskd with %s did not start", spec);
 	fill_run(d.port, &f, FILL_KEYS, FILL_VAL, FILL_ROUNDS);
 	w = writer_start(a, d.port);
@@ -1041,7 +1087,7 @@ static void run_compact(struct run_ctx *rc, struct outcome *o)
 		failf(o, "the writer got no acknowledgement before the job");
 	id = it_compact_start(d.port, NULL);
 
-	if (!rc->group) {
+	if (rc->how != KILL_GROUP) {
 		job_final_state(d.port, id, state, sizeof(state));
 		after_job(rc, &d, state, &f, 1, a, w, o);
 	} else if (group_dies_or_job_ends(&d, id, state, sizeof(state))) {
@@ -1067,12 +1113,17 @@ static void run_compact(struct run_ctx *rc, struct outcome *o)
 
 Test(it_jobcrash, compaction_killed_at_every_call)
 {
-	sweep("compaction", run_compact, 0, (struct sample){ UINT64_MAX, 0, 0 });
+	sweep("compaction", run_compact, KILL, (struct sample){ UINT64_MAX, 0, 0 });
 }
 
 Test(it_jobcrash, compaction_whole_group_killed_at_every_call)
 {
-	sweep("compaction", run_compact, 1, (struct sample){ UINT64_MAX, 0, 1 });
+	sweep("compaction", run_compact, KILL_GROUP, (struct sample){ UINT64_MAX, 0, 1 });
+}
+
+Test(it_jobcrash, compaction_call_fails_at_every_call)
+{
+	sweep("compaction", run_compact, FAIL_EIO, (struct sample){ UINT64_MAX, 0, 0 });
 }
 
 /* --- table rebuild ---------------------------------------------------------------- */
@@ -1116,7 +1167,7 @@ static void run_resize(struct run_ctx *rc, struct outcome *o)
 
 Test(it_jobcrash, table_rebuild_killed_at_every_call)
 {
-	sweep("table rebuild", run_resize, 0, (struct sample){ UINT64_MAX, 0, 0 });
+	sweep("table rebuild", run_resize, KILL, (struct sample){ UINT64_MAX, 0, 0 });
 }
 
 /* --- database.idx at a clean stop ----------------------------------------------- */
@@ -1134,7 +1185,7 @@ static void run_stop(struct run_ctx *rc, struct outcome *o)
 	pid_t w;
 	int st, r;
 
-	snprintf(spec, sizeof(spec), "stop:%" PRIu64, rc->k);
+	snprintf(spec, sizeof(spec), "stop:%" PRIu64 "%s", rc->k, how_spec[rc->how]);
 	cr_assert_eq(start(&d, rc->data, spec, 1), 0, "caskd with %s did not start", spec);
 	fill_run(d.port, &f, FILL_KEYS, FILL_VAL, FILL_ROUNDS);
 	w = writer_start(a, d.port);
@@ -1146,9 +1197,9 @@ static void run_stop(struct run_ctx *rc, struct outcome *o)
 	if (r < 0)
 		failf(o, "the master stopped (wait status %#x) without reaching K or saying "
 		      "how many calls it made", st);
-	else if (r == 1 && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
+	else if (r == 1 && rc->how == KILL && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL))
 		failf(o, "the master reached K but ended with wait status %#x", st);
-	else if (r == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+	else if ((r == 0 || rc->how == FAIL_EIO) && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
 		failf(o, "the master was not killed, but ended with wait status %#x", st);
 	restart_and_verify(rc->data, &f, 1, a, o, "after the master was killed in its stop");
 	restart_and_verify(rc->data, &f, 1, a, o, "after a clean stop of that restart");
@@ -1157,7 +1208,13 @@ static void run_stop(struct run_ctx *rc, struct outcome *o)
 
 Test(it_jobcrash, index_write_at_clean_stop_killed_at_every_call)
 {
-	sweep("database.idx at a clean stop", run_stop, 0, (struct sample){ UINT64_MAX, 0, 0 });
+	sweep("database.idx at a clean stop", run_stop, KILL, (struct sample){ UINT64_MAX, 0, 0 });
+}
+
+Test(it_jobcrash, index_write_at_clean_stop_call_fails_at_every_call)
+{
+	sweep("database.idx at a clean stop", run_stop, FAIL_EIO,
+	      (struct sample){ UINT64_MAX, 0, 0 });
 }
 
 /* --- the reserve file and the zeros ahead of the tail ----------------------------- */
@@ -1188,7 +1245,7 @@ static void run_space(struct run_ctx *rc, struct outcome *o)
 	cr_assert_eq(unlink(reserve), 0, "%s: %s (the master makes it only while the "
 		     "file system has twice its size free)", reserve, strerror(errno));
 
-	snprintf(spec, sizeof(spec), "space:%" PRIu64 "%s", rc->k, rc->group ? ":group" : "");
+	snprintf(spec, sizeof(spec), "space:%" PRIu64 "%s", rc->k, how_spec[rc->how]);
 	cr_assert_eq(start(&d, rc->data, spec, 0), 0, "caskd with %s did not start", spec);
 	if (it_daemon_wait_ready(&d, IT_START_TIMEOUT_MS) == 0) {
 		w = writer_start(a, d.port);
@@ -1213,6 +1270,6 @@ static void run_space(struct run_ctx *rc, struct outcome *o)
 
 Test(it_jobcrash, reserve_and_prezero_killed_at_every_call)
 {
-	sweep("database.reserve and the zeros ahead", run_space, 0,
+	sweep("database.reserve and the zeros ahead", run_space, KILL,
 	      (struct sample){ 8, 11, 1 });
 }

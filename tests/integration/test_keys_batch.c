@@ -944,6 +944,37 @@ static void list_client(int idx, void *arg)
 		list_pager(arg);
 }
 
+/* A typo or a second value is refused naming the parameter: before,
+ * prefx= listed every key and prefix=a&prefix=b used the first. */
+Test(it_keys_batch, keys_unknown_or_repeated_parameter_is_400_naming_it, .timeout = 30)
+{
+	static const struct {
+		const char *path, *named;
+	} bad[] = {
+		{ "/keys?prefx=users/", "'prefx'" },
+		{ "/keys?prefix=a&prefix=b", "'prefix'" },
+		{ "/keys?limit=1&limit=2", "'limit'" },
+		{ "/keys?start_after=a&start_after=b", "'start_after'" },
+		{ "/keys?Limit=5", "'Limit'" },
+	};
+	struct it_resp r;
+
+	start(NULL);
+	put_key("users/1", 7, "x");
+	put_key("other", 5, "x");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		it_expect_error_saying(d.port, "GET", bad[i].path, NULL, NULL, 0, 400,
+				       "bad_query", bad[i].named);
+	/* the message says what the path takes */
+	it_expect_error_saying(d.port, "GET", "/keys?prefx=u", NULL, NULL, 0, 400, "bad_query",
+			       "prefix, start_after, limit");
+	/* empty parameters are nothing */
+	it_do(d.port, "GET", "/keys?&prefix=users/&", NULL, NULL, 0, &r, 200);
+	cr_assert_str_eq(r.body, "users/1\n", "%s", it_resp_brief(&r));
+	it_resp_free(&r);
+	finish();
+}
+
 Test(it_keys_batch, keys_paging_during_writes_lists_every_stable_key_once, .timeout = 120)
 {
 	struct list_drill *x = it_shared_alloc(sizeof(*x));
@@ -1240,6 +1271,25 @@ Test(it_keys_batch, batch_malformed_body_is_400_and_applies_nothing, .timeout = 
 	msg = batch_refused("put fresh 1\nput b 2\nbogus\n", 25, 400, "bad_batch");
 	cr_assert_not_null(strstr(msg, "line 3"), "want the line number: %s", msg);
 	free(msg);
+	/* ... and what is wrong there: an empty line, a bare CR (it used to
+	 * be "too many fields", or no line at all) */
+	{
+		static const struct {
+			const char *body, *want;
+		} said[] = {
+			{ "put fresh 1\n\nput b 2\n", "line 2: an empty line" },
+			{ "put fresh 1\r\n\r\n", "line 2: an empty line" },
+			{ "put fresh 1\rput b 2\n", "line 1: a bare CR at byte 12" },
+			{ "put fresh 1\nput b 2\r\r\n", "line 2: a bare CR at byte 8" },
+		};
+
+		for (size_t i = 0; i < sizeof(said) / sizeof(said[0]); i++) {
+			msg = batch_refused(said[i].body, strlen(said[i].body), 400, "bad_batch");
+			cr_assert_not_null(strstr(msg, said[i].want), "batch [%s]: want \"%s\": %s",
+					   said[i].body, said[i].want, msg);
+			free(msg);
+		}
+	}
 	/* Keys of 1025 bytes are malformed; 1024 is the largest. */
 	longkey = malloc(KEY_MAX + 2);
 	cr_assert_not_null(longkey);

@@ -4,9 +4,16 @@
  * change; `caskd check` read-only on a file or a directory, creating
  * nothing; damage to synced records refused and named rather than cut;
  * a repair that says what it cannot vouch for, in both of its modes,
- * and starts that log the repaired bytes as such.
+ * and starts that log the repaired bytes as such. And the check tool's
+ * own faults (issue 18, items 7-11): a snapshot or a cleanly stopped
+ * file cut short is damage, not a torn tail; the default repair is a
+ * way out of what the start refuses; a file that is not caskd's is
+ * refused and left as it was; a repair drops only the database.idx of
+ * the file it repairs; a repair beside a running caskd, given the file
+ * or the directory, is refused naming the caskd's pid.
  */
 #include <criterion/criterion.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "engine/crc32c.h"
 #include "engine/record.h"
 #include "engine/scan.h"
 #include "tests/integration/harness.h"
@@ -25,6 +33,10 @@
 
 #define RUN_TIMEOUT_MS 20000
 #define OUT_MAX 16384
+/* database.idx (docs/format.md): the file id it was made for, and the
+ * CRC-32C of the header bytes before it */
+#define IDX_FILE_ID_OFF 16
+#define IDX_CRC_OFF 60
 
 static char base[256];
 static struct it_daemon d;
@@ -58,6 +70,15 @@ static int run(const char *const *args, char *out, char *err)
 	cr_assert_eq(rc, 0, "running %s %s: %s", argv[0], argv[1], strerror(-rc));
 	cr_assert(WIFEXITED(st), "%s %s: killed by signal %d", argv[0], argv[1], WTERMSIG(st));
 	return WEXITSTATUS(st);
+}
+
+/* A start on dir must fail; the end of its log goes to log. */
+static void expect_refused(const char *dir, char *log, size_t n)
+{
+	cr_assert_eq(it_daemon_spawn(&d, dir, 1, NULL), 0);
+	cr_assert_neq(it_daemon_wait_ready(&d, 5000), 0, "caskd started on %s", dir);
+	cr_assert_eq(it_daemon_wait_exit(&d, 5000), 0);
+	cr_assert_geq(it_read_tail(d.log, log, n), 0);
 }
 
 /* --- 6. errors name the real object ----------------------------------------- */
@@ -149,16 +170,38 @@ Test(it_repair, an_index_without_address_space_names_max_keys, .timeout = 30)
 
 /* --- 7. check: read-only, a file or a directory -------------------------------- */
 
-static void write_some(const char *dir, int n)
+/* Key i of the fills below: /kv/k<i> = value-<i>. */
+static void key_i(int i, char *path, char *val, size_t n)
+{
+	snprintf(path, n, "/kv/k%d", i);
+	snprintf(val, n, "value-%d", i);
+}
+
+static void put_some(int n)
 {
 	char path[64], val[64];
 
-	it_restart(&d, dir, NULL);
 	for (int i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "/kv/k%d", i);
-		snprintf(val, sizeof(val), "value-%d", i);
+		key_i(i, path, val, sizeof(path));
 		it_put(d.port, path, val, strlen(val), 201);
 	}
+}
+
+/* Reads back the first n keys of a fill, at the versions in version[]. */
+static void expect_some(int n, const uint64_t *version)
+{
+	char path[64], val[64];
+
+	for (int i = 0; i < n; i++) {
+		key_i(i, path, val, sizeof(path));
+		it_expect_value(d.port, path, val, strlen(val), version[i]);
+	}
+}
+
+static void write_some(const char *dir, int n)
+{
+	it_restart(&d, dir, NULL);
+	put_some(n);
 }
 
 Test(it_repair, check_reads_a_copy_taken_while_caskd_ran, .timeout = 60)
@@ -280,11 +323,7 @@ Test(it_repair, damaged_last_records_after_a_clean_stop_are_refused_and_named,
 	int rc;
 
 	damaged_after_clean_stop(dir, sizeof(dir), db, sizeof(db), &r);
-	cr_assert_eq(it_daemon_spawn(&d, dir, 1, NULL), 0);
-	rc = it_daemon_wait_ready(&d, 5000);
-	cr_assert_neq(rc, 0, "caskd started on synced records that are damaged");
-	cr_assert_eq(it_daemon_wait_exit(&d, 5000), 0);
-	cr_assert_geq(it_read_tail(d.log, err, sizeof(err)), 0);
+	expect_refused(dir, err, sizeof(err));
 	snprintf(want, sizeof(want), "offset %llu", (unsigned long long)r.off[2]);
 	cr_assert(strstr(err, "damaged") && strstr(err, want),
 		  "the refusal does not name the damage at %s:\n%s", want, err);
@@ -343,5 +382,280 @@ Test(it_repair, repair_truncate_cuts_at_the_first_damage, .timeout = 60)
 	cr_assert_eq(rc, 0, "check after truncate: exit %d\n%s", rc, out);
 	it_restart(&d, dir, NULL);
 	it_expect_value(d.port, "/kv/a", "secret", 6, r.version[0]);
+	it_stop_clean(&d);
+}
+
+/* --- issue 18, items 7-11: the check tool ------------------------------------ */
+
+/* The whole of a file (malloc'd; *len its size). */
+static char *slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+/* Makes path hold exactly len bytes of buf. */
+static void spew(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+
+	cr_assert_geq(fd, 0, "create %s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+/* Keys k0..k{n-1} = value-i on a fresh caskd in base/data, stopped
+ * cleanly; the records of database.bin in r. */
+static void stopped_with(int n, char *dir, size_t dn, char *db, size_t dbn, struct recs *r)
+{
+	snprintf(dir, dn, "%s/data", base);
+	write_some(dir, n);
+	it_stop_clean(&d);
+	snprintf(db, dbn, "%s/database.bin", dir);
+	parse(db, r);
+	cr_assert_eq(r->n, n, "%d records", r->n);
+}
+
+/* Lines in s: a message meant as one line has one newline. */
+static int lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* 7: a snapshot records its full length: shorter is damage, whether it
+ * ends on a record boundary or inside a record. */
+Test(it_repair, a_truncated_snapshot_is_damage, .timeout = 60)
+{
+	char dir[300], snap[320], cut[320], out[OUT_MAX], err[OUT_MAX];
+	struct it_resp resp;
+	struct recs r;
+	uint64_t at[2];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	write_some(dir, 20);
+	it_do(d.port, "GET", "/admin/snapshot", NULL, NULL, 0, &resp, 200);
+	it_stop_clean(&d);
+	snprintf(snap, sizeof(snap), "%s/snap.bin", base);
+	spew(snap, resp.body, resp.body_len);
+	rc = run((const char *[]){ "check", snap, NULL }, out, err);
+	cr_assert_eq(rc, 0, "check of a whole snapshot: exit %d\n%s%s", rc, out, err);
+	parse(snap, &r);
+	cr_assert_eq(r.n, 20, "%d records in the snapshot", r.n);
+	/* every PUT above was acknowledged before the snapshot was asked
+	 * for: cut inside the last record, and on its boundary */
+	at[0] = r.off[r.n - 1] + ENG_REC_HDR_SIZE + 3;
+	at[1] = r.off[r.n - 1];
+	for (int i = 0; i < 2; i++) {
+		snprintf(cut, sizeof(cut), "%s/cut%d.bin", base, i);
+		spew(cut, resp.body, at[i]);
+		rc = run((const char *[]){ "check", cut, NULL }, out, err);
+		cr_assert_eq(rc, 1, "check of a snapshot cut at %llu: exit %d\n%s",
+			     (unsigned long long)at[i], rc, out);
+		cr_assert(strstr(out, "truncated") && !strstr(out, "torn tail (") &&
+			  !strstr(out, "ok: caskd will open it"),
+			  "a snapshot cut at %llu is not called truncated:\n%s",
+			  (unsigned long long)at[i], out);
+	}
+	it_resp_free(&resp);
+}
+
+/* A cleanly stopped database.bin cut `into` bytes into its last record:
+ * check and a start both call it damage (truncation, if named), the
+ * start names the repair, and that very repair gives a file check passes
+ * and caskd starts on, with every record before the cut. */
+static void cut_refused_then_repaired(uint64_t into, int named)
+{
+	char dir[300], db[320], out[OUT_MAX], err[OUT_MAX], want[400];
+	struct recs r;
+	int rc;
+
+	stopped_with(8, dir, sizeof(dir), db, sizeof(db), &r);
+	cr_assert_eq(truncate(db, (off_t)(r.off[r.n - 1] + into)), 0);
+	rc = run((const char *[]){ "check", dir, NULL }, out, err);
+	cr_assert_eq(rc, 1, "check of a file cut short: exit %d\n%s", rc, out);
+	cr_assert(!strstr(out, "ok: caskd will open it") && (!named || strstr(out, "truncated")),
+		  "a file cut short is not called truncated:\n%s", out);
+	expect_refused(dir, err, sizeof(err));
+	snprintf(want, sizeof(want), "'caskd check --repair %s'", dir);
+	cr_assert(strstr(err, want) && (!named || strstr(err, "truncated")),
+		  "the refusal does not say the file was truncated and name %s:\n%s", want, err);
+	rc = run((const char *[]){ "check", "--repair", dir, NULL }, out, err);
+	cr_assert_eq(rc, 0, "the repair the refusal names: exit %d\n%s%s", rc, out, err);
+	rc = run((const char *[]){ "check", dir, NULL }, out, err);
+	cr_assert_eq(rc, 0, "check after the repair: exit %d\n%s", rc, out);
+	cr_assert(strstr(out, "ok: caskd will open it"), "%s", out);
+	it_restart(&d, dir, NULL);
+	expect_some(r.n - 1, r.version);
+	it_stop_clean(&d);
+}
+
+/* 7: the file a clean stop leaves records its full length too. */
+Test(it_repair, a_cleanly_stopped_file_cut_on_a_record_boundary_is_refused, .timeout = 60)
+{
+	cut_refused_then_repaired(0, 1);
+}
+
+/* 10: the default repair, which the refusal names, is a way out. */
+Test(it_repair, the_default_repair_of_a_file_cut_inside_a_record_lets_caskd_start,
+     .timeout = 60)
+{
+	cut_refused_then_repaired(ENG_REC_HDR_SIZE + 3, 0);
+}
+
+/* 8: a file that is not caskd's is refused, by check and by a repair,
+ * and left as it was. */
+Test(it_repair, a_file_that_is_not_a_caskd_database_is_refused_untouched, .timeout = 30)
+{
+	char photo[300], lock[300], out[OUT_MAX], err[OUT_MAX], img[8192];
+	char *after;
+	size_t len;
+	int rc;
+
+	/* a JPEG's start of image and JFIF marker, then noise */
+	memcpy(img, "\xff\xd8\xff\xe0\x00\x10JFIF", 10);
+	for (size_t i = 10; i < sizeof(img); i++)
+		img[i] = (char)(i * 131 + 7);
+	snprintf(photo, sizeof(photo), "%s/photo.jpg", base);
+	spew(photo, img, sizeof(img));
+	rc = run((const char *[]){ "check", photo, NULL }, out, err);
+	cr_assert_eq(rc, 1, "check of a photo: exit %d\n%s%s", rc, out, err);
+	cr_assert(strstr(err, "not a caskd database"), "%s%s", out, err);
+	cr_assert(!strstr(out, "--repair") && !strstr(err, "--repair"),
+		  "check suggests repairing a photo:\n%s%s", out, err);
+	for (int i = 0; i < 3; i++) {
+		const char *mode = i == 0 ? "--repair" : i == 1 ? "--repair=skip" : "--repair=truncate";
+		rc = run((const char *[]){ "check", mode, photo, NULL }, out, err);
+		cr_assert_neq(rc, 0, "check %s of a photo: exit 0\n%s%s", mode, out, err);
+		cr_assert(strstr(err, "not a caskd database") && lines(err) == 1 && !out[0],
+			  "check %s of a photo: not one line saying why:\n%s%s", mode, out, err);
+		after = slurp(photo, &len);
+		cr_assert(len == sizeof(img) && !memcmp(after, img, len),
+			  "check %s changed the photo", mode);
+		free(after);
+	}
+	snprintf(lock, sizeof(lock), "%s/caskd.lock", base);
+	cr_assert_neq(access(lock, F_OK), 0, "a refused repair made %s", lock);
+}
+
+/* 9: a repair drops only the index snapshot of the file it repairs. */
+Test(it_repair, a_repair_drops_only_the_index_of_the_file_it_repairs, .timeout = 60)
+{
+	char dir[300], db[320], other[320], idx[320], out[OUT_MAX], err[OUT_MAX];
+	char *before, *buf, *after, *foreign;
+	size_t len, blen, alen;
+	struct recs r;
+	uint32_t crc;
+	int rc;
+
+	stopped_with(6, dir, sizeof(dir), db, sizeof(db), &r);
+	snprintf(idx, sizeof(idx), "%s/database.idx", dir);
+	before = slurp(idx, &blen);
+	/* a damaged copy of database.bin beside it: same file id */
+	snprintf(other, sizeof(other), "%s/other.bin", dir);
+	buf = slurp(db, &len);
+	spew(other, buf, len);
+	free(buf);
+	flip_byte(other, r.off[2] + ENG_REC_HDR_SIZE);
+	rc = run((const char *[]){ "check", "--repair", other, NULL }, out, err);
+	cr_assert_eq(rc, 0, "repair of other.bin: exit %d\n%s%s", rc, out, err);
+	cr_assert_eq(access(idx, F_OK), 0,
+		     "repairing other.bin removed database.idx, which is database.bin's");
+	after = slurp(idx, &alen);
+	cr_assert(alen == blen && !memcmp(before, after, blen),
+		  "repairing other.bin changed database.idx");
+	free(after);
+	cr_assert_null(strstr(out, "database.idx"), "%s", out);
+	/* beside database.bin, one made for another file (id and CRC) is
+	 * not database.bin's either */
+	foreign = slurp(idx, &alen);
+	foreign[IDX_FILE_ID_OFF] ^= 1;
+	crc = htole32(eng_crc32c(0, foreign, IDX_CRC_OFF));
+	memcpy(foreign + IDX_CRC_OFF, &crc, sizeof(crc));
+	spew(idx, foreign, alen);
+	flip_byte(db, r.off[2] + ENG_REC_HDR_SIZE);
+	rc = run((const char *[]){ "check", "--repair", db, NULL }, out, err);
+	cr_assert_eq(rc, 0, "repair of database.bin: exit %d\n%s%s", rc, out, err);
+	after = slurp(idx, &alen);
+	cr_assert(alen == blen && !memcmp(foreign, after, blen),
+		  "the repair of database.bin removed an index made for another file");
+	free(after);
+	free(foreign);
+	/* database.bin's own is dropped: it may name what is gone */
+	spew(idx, before, blen);
+	free(before);
+	flip_byte(db, r.off[4] + ENG_REC_HDR_SIZE);
+	rc = run((const char *[]){ "check", "--repair", dir, NULL }, out, err);
+	cr_assert_eq(rc, 0, "repair of database.bin: exit %d\n%s%s", rc, out, err);
+	cr_assert_neq(access(idx, F_OK), 0, "database.idx outlived the repair of its database.bin");
+	cr_assert(strstr(out, "database.idx"), "the repair does not say it removed database.idx:\n%s",
+		  out);
+}
+
+/* 11: a repair takes the daemon's lock, for a file as for a directory,
+ * and names the caskd that holds it; refused, it leaves the file alone
+ * (cut under the workers' mappings, it would be SIGBUS). */
+static void expect_busy(const char *target, pid_t pid)
+{
+	char out[OUT_MAX], err[OUT_MAX], want[32];
+	int rc;
+
+	snprintf(want, sizeof(want), "pid %d", (int)pid);
+	rc = run((const char *[]){ "check", "--repair=truncate", target, NULL }, out, err);
+	cr_assert_eq(rc, 1, "repair of %s under a running caskd: exit %d\n%s%s", target, rc,
+		     out, err);
+	cr_assert(strstr(err, want) && lines(err) == 1 && !out[0],
+		  "the refusal for %s does not name %s in one line:\n%s%s", target, want, out,
+		  err);
+}
+
+Test(it_repair, a_repair_beside_a_running_caskd_is_refused_naming_it, .timeout = 60)
+{
+	char dir[300], db[320];
+	char *before, *after;
+	size_t blen, alen;
+	struct recs r;
+
+	snprintf(dir, sizeof(dir), "%s/data", base);
+	snprintf(db, sizeof(db), "%s/database.bin", dir);
+	/* before any write no worker holds a byte of the file: only the
+	 * instance lock stands between a repair and the zeros it would cut */
+	it_restart(&d, dir, NULL);
+	before = slurp(db, &blen);
+	expect_busy(db, d.pid);
+	after = slurp(db, &alen);
+	/* the master may go on preparing zeros after the tail meanwhile */
+	cr_assert(alen >= blen && !memcmp(before + ENG_FILE_HDR_SIZE, after + ENG_FILE_HDR_SIZE,
+					   blen - ENG_FILE_HDR_SIZE),
+		  "a refused repair cut %s (%zu bytes, then %zu)", db, blen, alen);
+	free(after);
+	free(before);
+	put_some(5);
+	parse(db, &r);
+	cr_assert_eq(r.n, 5);
+	before = slurp(db, &blen);
+	expect_busy(db, d.pid);
+	expect_busy(dir, d.pid);
+	after = slurp(db, &alen);
+	cr_assert(alen >= blen && !memcmp(before + ENG_FILE_HDR_SIZE, after + ENG_FILE_HDR_SIZE,
+					   r.off[r.n - 1] + r.len[r.n - 1] - ENG_FILE_HDR_SIZE),
+		  "a refused repair changed database.bin's records");
+	free(after);
+	free(before);
+	expect_some(5, r.version);
 	it_stop_clean(&d);
 }

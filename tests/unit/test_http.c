@@ -25,6 +25,9 @@
  *   /inline       responds from a 10 ms timer, then blocks the loop for
  *                 T_BLOCK_MS: the response must leave before that
  *   /busy         503 from the handler; /busy5 adds its own Retry-After
+ *   /stream       streams T_STREAM_PIECES pieces of T_STREAM_PIECE bytes
+ *                 (srv_http_stream_*); /streamcut ends after 2, cut
+ *                 short; /streambig streams T_STREAM_BIG_PIECES
  *   anything else echoes the request: method, path, query, X-Test, body
  *                 length, FNV-1a of the body, loopback flag, peer.
  * The body limit is T_BODY_LIMIT bytes, T_BIG_LIMIT for paths /big*,
@@ -68,6 +71,9 @@
 #define T_CONN_BUF_BYTES (256 * 1024)
 #define T_HEAD_BYTES 8192
 #define T_BODY_BYTES 65536
+#define T_STREAM_PIECES 5
+#define T_STREAM_PIECE 20000
+#define T_STREAM_BIG_PIECES 2000
 
 static const char t_ref_body[] = "referenced body, not copied";
 static char t_large[T_LARGE_BYTES];
@@ -97,6 +103,9 @@ static atomic_size_t g_last_bytes;
 static atomic_ullong g_last_dur_ns;
 static atomic_int g_released;
 static atomic_int g_late_alive = -1;
+static atomic_int g_stream_dead;   /* more() found its connection gone */
+static atomic_int g_stream_ends;
+static atomic_int g_stream_calls;
 static atomic_int g_late_responded;
 
 struct t_timer {
@@ -200,6 +209,54 @@ static void t_add_headers(struct srv_http_req *req)
 	srv_http_respond(req, 200, "text/plain", out, (size_t)n);
 }
 
+/* A streamed body: piece i is T_STREAM_PIECE bytes of 'a' + i % 26. */
+struct t_stream {
+	int pieces, sent, cut;
+};
+
+static void t_stream_more(struct srv_http_req *req, void *arg)
+{
+	struct t_stream *ts = arg;
+	static char piece[T_STREAM_PIECE];
+
+	g_stream_calls++;
+	if (!srv_http_req_conn_alive(req)) {
+		g_stream_dead++;
+		g_stream_ends++;
+		srv_http_stream_end(req, 0);
+		free(ts);
+		return;
+	}
+	if (ts->cut && ts->sent == ts->cut) {
+		g_stream_ends++;
+		srv_http_stream_end(req, 0);
+		free(ts);
+		return;
+	}
+	memset(piece, 'a' + ts->sent % 26, sizeof(piece));
+	if (srv_http_stream_write(req, piece, sizeof(piece)) != 0 ||
+	    ++ts->sent == ts->pieces) {
+		g_stream_ends++;
+		srv_http_stream_end(req, ts->sent == ts->pieces &&
+					 srv_http_req_conn_alive(req));
+		free(ts);
+	}
+}
+
+static void t_stream(struct srv_http_req *req, int pieces, int cut)
+{
+	struct t_stream *ts = calloc(1, sizeof(*ts));
+	int rc;
+
+	ts->pieces = pieces;
+	ts->cut = cut;
+	rc = srv_http_stream_begin(req, 200, "text/plain", t_stream_more, ts);
+	if (rc != 0)
+		free(ts);
+	if (rc < 0)
+		srv_http_respond_error(req, 503, "overloaded", "no stream");
+}
+
 static void t_handle(struct srv_http_req *req, void *arg)
 {
 	const char *path = srv_http_req_path(req);
@@ -229,6 +286,12 @@ static void t_handle(struct srv_http_req *req, void *arg)
 				       "no \"such\"\nkey\\");
 	} else if (strcmp(path, "/header") == 0) {
 		t_add_headers(req);
+	} else if (strcmp(path, "/stream") == 0) {
+		t_stream(req, T_STREAM_PIECES, 0);
+	} else if (strcmp(path, "/streamcut") == 0) {
+		t_stream(req, T_STREAM_PIECES, 2);
+	} else if (strcmp(path, "/streambig") == 0) {
+		t_stream(req, T_STREAM_BIG_PIECES, 0);
 	} else if (strcmp(path, "/large") == 0) {
 		srv_http_respond_ref(req, 200, "application/octet-stream",
 				     t_large, sizeof(t_large), t_release, NULL);
@@ -1649,6 +1712,106 @@ Test(srv_http, read_timeout_caps_a_trickling_head, .timeout = 10)
 	t_close(c);
 }
 
+/* Bytes now and then do not keep a body alive: each read-timeout window
+ * must bring min_rate x read_timeout bytes, or the request gets 408. */
+Test(srv_http, read_timeout_caps_a_trickling_body, .timeout = 10)
+{
+	struct srv_http_opts opts;
+	struct timespec t0;
+	struct tconn *c;
+	struct tresp r;
+	int i;
+
+	srv_http_opts_default(&opts);
+	opts.read_timeout_ms = 300;
+	opts.min_rate = 1000; /* 300 bytes a window */
+	t_start_opts(&opts);
+	c = t_connect();
+	t_send(c, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 100; i++) {
+		char b;
+
+		t_sendn(c, "0123456789", 10); /* 200 bytes a second */
+		t_sleep_ms(50);
+		if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+			break;
+	}
+	cr_assert_lt(i, 100, "no 408 for a trickling body");
+	t_read_resp(c, &r, false);
+	t_assert_error(&r, 408, "request_timeout");
+	cr_assert_lt(t_elapsed_ms(&t0), 1500, "408 after %ld ms", t_elapsed_ms(&t0));
+	t_close(c);
+}
+
+/* ... while one at the minimum rate is received whole. */
+Test(srv_http, a_body_at_the_minimum_rate_is_received, .timeout = 10)
+{
+	struct srv_http_opts opts;
+	struct tconn *c;
+	struct tresp r;
+
+	srv_http_opts_default(&opts);
+	opts.read_timeout_ms = 1000;
+	opts.min_rate = 200; /* 200 bytes a window: a tenth of what comes */
+	t_start_opts(&opts);
+	c = t_connect();
+	t_send(c, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	for (int i = 0; i < 20; i++) { /* 2000 bytes a second, for 0.5 s */
+		t_sendn(c, "0123456789012345678901234567890123456789"
+			   "0123456789", 50);
+		t_sleep_ms(25);
+	}
+	t_read_resp(c, &r, false);
+	cr_assert_eq(r.status, 200);
+	t_close(c);
+}
+
+/* Bodies are reserved whole as their heads arrive: one that does not fit
+ * in body_memory beside those being received gets 503 before it is read,
+ * and the memory comes back when a body is done with. */
+Test(srv_http, body_memory_refuses_a_body_that_does_not_fit, .timeout = 10)
+{
+	struct srv_http_opts opts;
+	struct tconn *a, *b;
+	struct tresp r;
+	char hdr[64];
+
+	srv_http_opts_default(&opts);
+	opts.body_memory = 1500;
+	t_start_opts(&opts);
+	a = t_connect();
+	t_send(a, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nxx");
+	t_sleep_ms(50);
+	b = t_connect();
+	t_send(b, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	t_read_resp(b, &r, false);
+	t_assert_error(&r, 503, "service_unavailable");
+	cr_assert_not_null(t_hdr(&r, "Retry-After", hdr, sizeof(hdr)));
+	t_close(b);
+	/* a finishes; its memory is free for the next */
+	{
+		char rest[998];
+
+		memset(rest, 'y', sizeof(rest));
+		t_sendn(a, rest, sizeof(rest));
+	}
+	t_read_resp(a, &r, false);
+	cr_assert_eq(r.status, 200);
+	b = t_connect();
+	t_send(b, "PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+	{
+		char all[1000];
+
+		memset(all, 'z', sizeof(all));
+		t_sendn(b, all, sizeof(all));
+	}
+	t_read_resp(b, &r, false);
+	cr_assert_eq(r.status, 200);
+	t_close(a);
+	t_close(b);
+}
+
 Test(srv_http, idle_timeout_closes_silently, .timeout = 10)
 {
 	struct srv_http_opts opts;
@@ -1665,6 +1828,163 @@ Test(srv_http, idle_timeout_closes_silently, .timeout = 10)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	cr_assert(t_eof(c));
 	cr_assert(t_elapsed_ms(&t0) >= 150);
+	t_close(c);
+}
+
+/* ---- streamed responses ------------------------------------------------ */
+
+/* Reads a chunked body into out (at most cap bytes): its length, or -1
+ * when the connection ends before the last chunk. */
+static long t_read_chunked(struct tconn *c, char *out, size_t cap)
+{
+	size_t got = 0;
+
+	for (;;) {
+		char *eol;
+		unsigned long size;
+
+		while (!(eol = memmem(c->buf, c->len, "\r\n", 2)))
+			if (t_fill(c) <= 0)
+				return -1;
+		size = strtoul(c->buf, NULL, 16);
+		t_consume(c, (size_t)(eol + 2 - c->buf));
+		while (c->len < size + 2)
+			if (t_fill(c) <= 0)
+				return -1;
+		if (size == 0) {
+			cr_assert(c->buf[0] == '\r' && c->buf[1] == '\n');
+			t_consume(c, 2);
+			return (long)got;
+		}
+		cr_assert_leq(got + size, cap);
+		memcpy(out + got, c->buf, size);
+		got += size;
+		t_consume(c, size + 2);
+	}
+}
+
+static void t_assert_stream_body(const char *b, size_t len, int pieces)
+{
+	cr_assert_eq(len, (size_t)pieces * T_STREAM_PIECE);
+	for (int i = 0; i < pieces; i++)
+		for (size_t k = 0; k < T_STREAM_PIECE; k += 997)
+			cr_assert_eq(b[(size_t)i * T_STREAM_PIECE + k], 'a' + i % 26,
+				     "piece %d byte %zu", i, k);
+}
+
+/* HTTP/1.1: chunked, complete, and the connection goes on. */
+Test(srv_http, stream_is_chunked_and_keeps_the_connection, .timeout = 10)
+{
+	static char body[T_STREAM_PIECES * T_STREAM_PIECE];
+	struct tconn *c;
+	struct tresp r;
+	char v[64];
+	long n;
+
+	t_start();
+	c = t_connect();
+	t_send(c, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+	t_read_resp(c, &r, true);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(t_hdr(&r, "Transfer-Encoding", v, sizeof(v)), "chunked");
+	cr_assert_null(t_hdr(&r, "Content-Length", v, sizeof(v)));
+	n = t_read_chunked(c, body, sizeof(body));
+	t_assert_stream_body(body, (size_t)n, T_STREAM_PIECES);
+	t_send(c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+	t_read_resp(c, &r, false);
+	cr_assert_eq(r.status, 200);
+	cr_assert(t_wait_for(&g_logged, 2, 1000));
+	t_close(c);
+}
+
+/* HTTP/1.0 knows no chunks: no length, and the close ends the body. */
+Test(srv_http, stream_to_http10_ends_with_the_close, .timeout = 10)
+{
+	static char body[T_STREAM_PIECES * T_STREAM_PIECE];
+	struct tconn *c;
+	struct tresp r;
+	char v[64];
+	size_t got = 0;
+
+	t_start();
+	c = t_connect();
+	t_send(c, "GET /stream HTTP/1.0\r\n\r\n");
+	t_read_resp(c, &r, true);
+	cr_assert_eq(r.status, 200);
+	cr_assert_null(t_hdr(&r, "Transfer-Encoding", v, sizeof(v)));
+	cr_assert(t_has(&r, "\r\nConnection: close\r\n"), "%s", r.head);
+	for (;;) {
+		if (c->len) {
+			cr_assert_leq(got + c->len, sizeof(body));
+			memcpy(body + got, c->buf, c->len);
+			got += c->len;
+			c->len = 0;
+		}
+		if (t_fill(c) <= 0)
+			break;
+	}
+	t_assert_stream_body(body, got, T_STREAM_PIECES);
+	t_close(c);
+}
+
+/* HEAD: the head of the stream, no body, and the connection goes on. */
+Test(srv_http, stream_head_sends_no_body, .timeout = 10)
+{
+	struct tconn *c;
+	struct tresp r;
+	char v[64];
+
+	t_start();
+	c = t_connect();
+	t_send(c, "HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+	t_read_resp(c, &r, true);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(t_hdr(&r, "Transfer-Encoding", v, sizeof(v)), "chunked");
+	t_send(c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+	t_read_resp(c, &r, false);
+	cr_assert_eq(r.status, 200);
+	cr_assert(strncmp(r.body, "method=GET", 10) == 0, "%s", r.body);
+	cr_assert_eq(g_stream_calls, 0);
+	t_close(c);
+}
+
+/* A stream its producer cannot finish is cut short: no last chunk. */
+Test(srv_http, stream_cut_short_has_no_last_chunk, .timeout = 10)
+{
+	static char body[T_STREAM_PIECES * T_STREAM_PIECE];
+	struct tconn *c;
+	struct tresp r;
+
+	t_start();
+	c = t_connect();
+	t_send(c, "GET /streamcut HTTP/1.1\r\nHost: t\r\n\r\n");
+	t_read_resp(c, &r, true);
+	cr_assert_eq(r.status, 200);
+	cr_assert_eq(t_read_chunked(c, body, sizeof(body)), -1,
+		     "a cut stream looked complete");
+	t_close(c);
+}
+
+/* A client that stops reading is disconnected after send_timeout_ms, the
+ * producer hears of it, and the stream never held more than a slice. */
+Test(srv_http, send_timeout_ends_a_stream_nobody_reads, .timeout = 10)
+{
+	struct srv_http_opts opts;
+	struct timespec t0;
+	struct tconn *c;
+
+	srv_http_opts_default(&opts);
+	opts.send_timeout_ms = 300;
+	t_start_opts(&opts);
+	c = t_connect_rcvbuf(4096);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t_send(c, "GET /streambig HTTP/1.1\r\nHost: t\r\n\r\n");
+	cr_assert(t_wait_for(&g_stream_dead, 1, 3000),
+		  "the producer never heard its client was gone");
+	cr_assert_geq(t_elapsed_ms(&t0), 250);
+	cr_assert_lt(g_stream_calls, T_STREAM_BIG_PIECES / 2,
+		     "%d pieces produced for a client that reads nothing",
+		     (int)g_stream_calls);
 	t_close(c);
 }
 

@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,9 +79,13 @@ static uint64_t voff_of(uint64_t off, const char *key)
 	return off + ENG_REC_HDR_SIZE + strlen(key);
 }
 
-static uint32_t hash_of(const char *key)
+/* Every private table's seed: fixed, so what a test sees repeats. */
+static const struct eng_hash_seed test_seed = { 0x0706050403020100ull,
+						0x0f0e0d0c0b0a0908ull };
+
+static uint32_t hash_of(const struct eng_table *t, const char *key)
 {
-	return eng_index_hash32(eng_key_hash(key, strlen(key)));
+	return eng_index_hash(t, key, strlen(key));
 }
 
 static uint64_t home_of(const struct eng_table *t, uint32_t hash)
@@ -96,7 +101,7 @@ static struct eng_table *tbl_new(uint64_t nslots)
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	cr_assert(ne(ptr, p, MAP_FAILED), "mmap: %s", strerror(errno));
-	eng_index_init(p, 7, 1, nslots);
+	eng_index_init(p, 7, 1, nslots, &test_seed);
 	return p;
 }
 
@@ -136,7 +141,7 @@ static uint64_t write_h(struct eng_table *t, struct lg *l, const char *key,
 static uint64_t write_k(struct eng_table *t, struct lg *l, const char *key,
 			const char *val, uint64_t version)
 {
-	return write_h(t, l, key, hash_of(key), val, version);
+	return write_h(t, l, key, hash_of(t, key), val, version);
 }
 
 /* The lock-free lookup finds key with exactly val at version (val NULL:
@@ -167,7 +172,7 @@ static void expect_h(const struct eng_table *t, const struct lg *l,
 static void expect_k(const struct eng_table *t, const struct lg *l,
 		     const char *key, const char *val, uint64_t version)
 {
-	expect_h(t, l, key, hash_of(key), val, version);
+	expect_h(t, l, key, hash_of(t, key), val, version);
 }
 
 /* The counters against the slots themselves; an EMPTY slot must remain
@@ -207,15 +212,22 @@ static void key_n(char *key, const char *prefix, long n)
 
 Test(engine_index, table_bytes_and_slot_layout, .timeout = 5)
 {
+	struct eng_table *t = tbl_new(64);
+
 	cr_assert(eq(u64, sizeof(struct eng_islot), 32));
-	cr_assert(eq(u64, sizeof(struct eng_table), 64));
-	cr_assert(eq(u64, eng_index_table_bytes(0), 64));
+	cr_assert(eq(u64, sizeof(struct eng_table), 128));
+	cr_assert(eq(u64, offsetof(struct eng_table, slots) % 64, 0),
+		  "slots start on a cache line");
+	cr_assert(eq(u64, eng_index_table_bytes(0), 128));
 	cr_assert(eq(u64, eng_index_table_bytes(ENG_INDEX_MIN_SLOTS),
-		     64 + 32ull * ENG_INDEX_MIN_SLOTS));
+		     128 + 32ull * ENG_INDEX_MIN_SLOTS));
 	cr_assert(eq(u64, eng_index_table_bytes(ENG_INDEX_MAX_SLOTS),
-		     64 + (64ull << 30)), "64 GiB for the largest table");
-	/* the index keeps the upper half of the key hash */
-	cr_assert(eq(u32, eng_index_hash32(0xAABBCCDD11223344ull), 0xAABBCCDD));
+		     128 + (64ull << 30)), "64 GiB for the largest table");
+	/* the index keeps the upper half of the key hash, under the
+	 * table's seed */
+	cr_assert(eq(u32, hash_of(t, "abc"),
+		     (uint32_t)(eng_key_hash(&test_seed, "abc", 3) >> 32)));
+	tbl_free(t);
 }
 
 Test(engine_index, rebuilt_tables_fill_to_7_in_20, .timeout = 5)
@@ -368,7 +380,7 @@ Test(engine_index, insert_lookup_overwrite_delete, .timeout = 5)
 	struct eng_table *t = tbl_new(1024);
 	struct lg l = lg_new(LOG_BYTES);
 	struct eng_find f = { .self = 0 };
-	uint32_t h = hash_of("a"), q;
+	uint32_t h = hash_of(t, "a"), q;
 	uint64_t slot, s2;
 
 	expect_k(t, &l, "a", NULL, 0);
@@ -524,7 +536,7 @@ Test(engine_index, release_drops_new_keys_and_keeps_old_values, .timeout = 5)
 	struct lg l = lg_new(LOG_BYTES);
 	struct eng_find f = { .self = 0 };
 	uint64_t a = write_k(t, &l, "a", "old", 1);
-	uint32_t hn = hash_of("new");
+	uint32_t hn = hash_of(t, "new");
 
 	eng_index_find(t, l.map, "new", 3, hn, &f);
 	eng_index_claim(t, f.free_slot, hn, 3, WRITER);
@@ -541,7 +553,7 @@ Test(engine_index, release_drops_new_keys_and_keeps_old_values, .timeout = 5)
 	cr_assert(eq(int, t->slots[a].writer, 0));
 	expect_k(t, &l, "a", "old", 1);
 	expect_table(t, 1, 0, 1);
-	eng_index_find(t, l.map, "a", 1, hash_of("a"), &f);
+	eng_index_find(t, l.map, "a", 1, hash_of(t, "a"), &f);
 	cr_assert(eq(int, f.busy, 0));
 	/* and both take writes again */
 	write_k(t, &l, "a", "newer", 2);
@@ -563,12 +575,12 @@ Test(engine_index, free_writer_frees_only_that_writers_keys, .timeout = 5)
 	uint64_t s_theirs;
 
 	for (int i = 0; i < 2; i++) {
-		eng_index_find(t, l.map, mine[i], 2, hash_of(mine[i]), &f);
-		eng_index_claim(t, f.free_slot, hash_of(mine[i]), 2, 1);
+		eng_index_find(t, l.map, mine[i], 2, hash_of(t, mine[i]), &f);
+		eng_index_claim(t, f.free_slot, hash_of(t, mine[i]), 2, 1);
 	}
-	eng_index_find(t, l.map, theirs, 2, hash_of(theirs), &f);
+	eng_index_find(t, l.map, theirs, 2, hash_of(t, theirs), &f);
 	s_theirs = f.free_slot;
-	eng_index_claim(t, s_theirs, hash_of(theirs), 2, 2);
+	eng_index_claim(t, s_theirs, hash_of(t, theirs), 2, 2);
 	eng_index_mark_busy(t, a, 1);
 	eng_index_mark_busy(t, b, 2);
 	expect_table(t, 2, 3, 0);
@@ -642,13 +654,13 @@ Test(engine_index, a_batch_tells_its_own_pending_keys_apart, .timeout = 5)
 	live = write_k(t, &l, "live", "v", 1);
 	eng_index_mark_busy(t, live, self);
 	f.self = self;
-	eng_index_find(t, l.map, "live", 4, hash_of("live"), &f);
+	eng_index_find(t, l.map, "live", 4, hash_of(t, "live"), &f);
 	cr_assert(eq(u64, f.slot, live));
 	cr_assert(eq(int, f.busy, 1));
 	cr_assert(eq(int, f.dup, 1));
 	/* ... and for anyone else merely busy */
 	f.self = 0;
-	eng_index_find(t, l.map, "live", 4, hash_of("live"), &f);
+	eng_index_find(t, l.map, "live", 4, hash_of(t, "live"), &f);
 	cr_assert(eq(int, f.busy, 1));
 	cr_assert(eq(int, f.dup, 0));
 	cr_assert(eq(u64, eng_index_free_writer(t, self), 3));
@@ -867,7 +879,7 @@ Test(engine_index, place_fills_a_fresh_table, .timeout = 5)
 		struct eng_entry e = { .version = (uint64_t)i + 10,
 				       .state = ENG_SLOT_LIVE };
 		key_n(key, "snap-", i);
-		e.hash = hash_of(key);
+		e.hash = hash_of(t, key);
 		e.klen = (uint16_t)strlen(key);
 		e.vlen = (uint32_t)strlen(key);
 		e.voff = voff_of(offs[i], key);
@@ -878,7 +890,7 @@ Test(engine_index, place_fills_a_fresh_table, .timeout = 5)
 		struct eng_find f = { .self = 0 };
 		key_n(key, "snap-", i);
 		expect_k(t, &l, key, key, (uint64_t)i + 10);
-		eng_index_find(t, l.map, key, (uint16_t)strlen(key), hash_of(key), &f);
+		eng_index_find(t, l.map, key, (uint16_t)strlen(key), hash_of(t, key), &f);
 		cr_assert(ne(u64, f.slot, ENG_NO_SLOT));
 	}
 	cr_assert(eq(int, eng_index_verify(t, l.map, l.tail), 0));
@@ -895,7 +907,7 @@ Test(engine_index, verify_recounts_and_catches_damage, .timeout = 5)
 	uint64_t b, saved, end_b;
 	struct eng_find f = { .self = 0 };
 	struct eng_islot *e;
-	uint32_t hp = hash_of("p");
+	uint32_t hp = hash_of(t, "p");
 
 	write_k(t, &l, "a", "1", 1);
 	b = write_k(t, &l, "b", "22", 2);
@@ -990,8 +1002,8 @@ Test(engine_index, odd_slots_stop_readers_until_unstuck, .timeout = 5)
 	write_h(t, &l, "x0", H, "v0", 1);  /* slot 8 */
 	write_h(t, &l, "x1", H, "v1", 2);  /* slot 9 */
 	write_k(t, &l, "elsewhere", "v", 3);
-	cr_assert(ne(u64, home_of(t, hash_of("elsewhere")), 8));
-	cr_assert(ne(u64, home_of(t, hash_of("elsewhere")), 9));
+	cr_assert(ne(u64, home_of(t, hash_of(t, "elsewhere")), 8));
+	cr_assert(ne(u64, home_of(t, hash_of(t, "elsewhere")), 9));
 	for (int i = 0; i < 64; i++)
 		before[i] = atomic_load(&t->slots[i].seq);
 
@@ -1046,6 +1058,151 @@ Test(engine_index, read_slot_reports_live_entries_only, .timeout = 5)
 	cr_assert(eq(int, e.state, ENG_SLOT_DEAD));
 	tbl_free(t);
 	free(l.map);
+}
+
+/* --- hash flooding ---------------------------------------------------------- */
+
+/* The key hash caskd used before its hash was keyed (issue 18): no seed,
+ * and every step invertible, so anyone could compute keys that share a
+ * hash. Kept here only to build such keys. */
+#define OLD_MIX_MUL 0xd6e8feb86659fd93ull
+
+static uint64_t old_mix64(uint64_t x)
+{
+	x ^= x >> 32;
+	x *= OLD_MIX_MUL;
+	x ^= x >> 32;
+	x *= OLD_MIX_MUL;
+	x ^= x >> 32;
+	return x;
+}
+
+static uint64_t old_unmix64(uint64_t x)
+{
+	uint64_t inv = OLD_MIX_MUL;
+
+	/* Newton's iteration for the inverse of an odd number mod 2^64:
+	 * each step doubles the correct low bits (3, 6, ..., 96) */
+	for (int i = 0; i < 5; i++)
+		inv *= 2 - OLD_MIX_MUL * inv;
+	x ^= x >> 32; /* x ^= x >> 32 undoes itself */
+	x *= inv;
+	x ^= x >> 32;
+	x *= inv;
+	x ^= x >> 32;
+	return x;
+}
+
+/* The old hash of an 8-byte key: one word, no tail. */
+static uint64_t old_hash8(const char key[8])
+{
+	uint64_t w;
+
+	memcpy(&w, key, 8);
+	return old_mix64(old_mix64((0x9e3779b97f4a7c15ull ^ 8) ^ w));
+}
+
+/* n distinct 8-byte keys without a NUL byte (keys may hold any other
+ * byte) whose old hashes all have the same upper 32 bits, the part the
+ * index keeps: under the old hash they share one home slot. */
+static char *flood_keys(size_t n)
+{
+	char *keys = malloc(n * 8);
+	size_t got = 0;
+
+	cr_assert_not_null(keys);
+	for (uint64_t low = 0; got < n; low++) {
+		uint64_t h = 0x5eedf1d0ull << 32 | low;
+		uint64_t w = old_unmix64(old_unmix64(h)) ^ (0x9e3779b97f4a7c15ull ^ 8);
+		char *k = keys + got * 8;
+
+		memcpy(k, &w, 8);
+		if (memchr(k, 0, 8))
+			continue;
+		cr_assert(eq(u64, old_hash8(k), h), "the inverse is exact");
+		got++;
+	}
+	return keys;
+}
+
+/* Probes a lookup of every LIVE key makes (1 + its distance from its home
+ * slot: no DEAD slot sits in the way here), and the longest run of used
+ * slots, which bounds the probes of an insert or a miss. */
+static void probe_counts(const struct eng_table *t, uint64_t *probes,
+			 uint64_t *longest)
+{
+	uint64_t run = 0;
+
+	*probes = *longest = 0;
+	for (uint64_t i = 0; i < 2 * t->nslots; i++) {
+		const struct eng_islot *s = &t->slots[i % t->nslots];
+		if (s->state == ENG_SLOT_EMPTY) {
+			run = 0;
+			continue;
+		}
+		if (++run > *longest)
+			*longest = run;
+		if (i < t->nslots && s->state == ENG_SLOT_LIVE)
+			*probes += (i + t->nslots - home_of(t, s->hash)) % t->nslots + 1;
+	}
+}
+
+/* 20000 keys chosen to collide under the old hash, replayed into a table
+ * as recovery and compaction do: the old hash put them all in one cluster
+ * (200 million probes to look them all up, every insert walking the whole
+ * cluster under the index mutex); keyed, they spread like any keys. The
+ * counts are exact for the fixed seed, not timings. */
+Test(engine_index, keys_colliding_under_the_old_hash_spread, .timeout = 60)
+{
+	enum { N = 20000 };
+	char *keys = flood_keys(N);
+	struct eng_table *t = tbl_new(eng_index_slots_for(N, ENG_INDEX_MAX_SLOTS));
+	struct lg l = lg_new(ENG_FILE_HDR_SIZE + (uint64_t)N * eng_rec_size(8, 1));
+	uint64_t probes, longest;
+
+	for (size_t i = 0; i < N; i++) {
+		char key[9];
+		memcpy(key, keys + i * 8, 8);
+		key[8] = '\0';
+		cr_assert(eq(int, apply_at(t, &l, lg_add(&l, ENG_REC_PUT, i + 1, key, "v")), 0));
+	}
+	expect_table(t, N, 0, 0);
+	probe_counts(t, &probes, &longest);
+	cr_log_info("%d flooding keys in %llu slots: %llu probes to look each up once, "
+		    "longest run %llu", N, (unsigned long long)t->nslots,
+		    (unsigned long long)probes, (unsigned long long)longest);
+	/* linear probing at 7/20 full: about 1.3 probes a key, runs of tens */
+	cr_assert(le(u64, probes, 2 * (uint64_t)N), "probes: %llu",
+		  (unsigned long long)probes);
+	cr_assert(le(u64, longest, 64), "longest run: %llu", (unsigned long long)longest);
+	free(keys);
+	tbl_free(t);
+	free(l.map);
+}
+
+/* A writer hashes before it takes the mutex, under whatever table is
+ * current then; the table it finds under the mutex may be another one. */
+Test(engine_index, a_hash_taken_for_one_seed_is_retaken_for_another, .timeout = 5)
+{
+	const struct eng_hash_seed other = { 5, 6 };
+	struct eng_table *a = tbl_new(64), *same = tbl_new(128);
+	struct eng_table *b = mmap(NULL, eng_index_table_bytes(64), PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct eng_khash kh = { .hash = 0 };
+
+	cr_assert(ne(ptr, b, MAP_FAILED));
+	eng_index_init(b, 8, 1, 64, &other);
+	cr_assert(ne(u32, hash_of(a, "k"), hash_of(b, "k")), "the seeds differ");
+	cr_assert(eq(u32, eng_index_hash_for(a, "k", 1, &kh), hash_of(a, "k")));
+	cr_assert(eq(u32, eng_index_hash_for(b, "k", 1, &kh), hash_of(b, "k")),
+		  "retaken for a table keyed otherwise");
+	cr_assert(eq(u32, eng_index_hash_for(a, "k", 1, &kh), hash_of(a, "k")));
+	/* a table with the same seed (a grown one) keeps the hash as it is */
+	kh.hash ^= 1;
+	cr_assert(eq(u32, eng_index_hash_for(same, "k", 1, &kh), hash_of(a, "k") ^ 1));
+	tbl_free(a);
+	tbl_free(b);
+	tbl_free(same);
 }
 
 /* --- lock-free readers racing a writer ------------------------------------- */
@@ -1159,11 +1316,12 @@ static void *race_reader(void *arg)
 Test(engine_index, readers_never_copy_a_torn_slot, .timeout = 60)
 {
 	struct lg l = lg_new((uint64_t)(RING + 8) * eng_rec_size(3, 32));
-	struct race r = { .t = tbl_new(1024), .l = &l, .hash = hash_of("hot") };
+	struct race r = { .t = tbl_new(1024), .l = &l };
 	struct reader rd[RACE_READERS];
 	pthread_t w, th[RACE_READERS];
 	char val[32];
 
+	r.hash = hash_of(r.t, "hot");
 	for (uint64_t j = 0; j < RING; j++) {
 		memset(val, HOT_BYTE(j), HOT_VLEN(j));
 		val[HOT_VLEN(j)] = '\0';
@@ -1398,67 +1556,54 @@ static uint64_t slot_of(struct eng_db *db, const char *key)
 	struct eng_table *t = cur_table(db);
 	struct eng_find f = { .self = 0 };
 
-	eng_index_find(t, db->map, key, (uint16_t)strlen(key), hash_of(key), &f);
+	eng_index_find(t, db->map, key, (uint16_t)strlen(key), hash_of(t, key), &f);
 	return f.slot;
 }
 
-/* Who gets there first: the master recording the job's start, or the
- * job's end (a short job can finish before the master's
- * eng_job_started() after fork). Either way the job's outcome stands. */
-enum job_order { START_FIRST, ENDS_FIRST };
 
-/* Runs the job the master would start now, as the master does: in a
- * process of its own attached to the job slot, its start recorded before
- * or after it ends. Returns the job's record (kind NONE: no job was
- * wanted). */
-static struct eng_job_info run_job_in(struct eng_db *db, enum job_order order)
+/* A write that failed half way and whose wipe failed too leaves garbage
+ * the durable mark must stay below. A compaction's catch-up starts there
+ * (nothing below it is in flight) and copies bytes as they are: it used
+ * to copy the garbage under the new file's mark, and the next start
+ * refused the file as corrupt. */
+Test(engine_index_store, compaction_over_an_unwiped_failed_write_restarts,
+     .timeout = 30)
 {
-	struct eng_compact_policy none = { 0 };
-	struct eng_job_info info = { .kind = ENG_JOB_NONE };
+	struct eng_db db;
+	struct eng_recovery rep;
 	uint64_t id;
-	int go[2], st, ok;
 	pid_t pid;
+	int rc;
 
-	eng_job_reclaim(db); /* the area the last rebuild left */
-	if (!eng_job_next(db, &none, &id))
-		return info;
-	cr_assert(eq(int, pipe(go), 0));
+	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+	cr_assert(eq(int, uu_put(&db, "before", "old", NULL), 0));
+	cr_assert(eq(int, uu_put(&db, "before", "kept", NULL), 0));
 	pid = fork();
-	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		char c;
 		uu_child_init();
-		close(go[1]);
-		if (order == START_FIRST && read(go[0], &c, 1) != 1)
-			_exit(10);
-		if (eng_db_attach(db, ENG_JOB_SLOT))
-			_exit(11);
-		_exit(eng_job_run(db, id));
+		if (eng_db_attach(&db, 1))
+			_exit(1);
+		uu_child_arm("io.write.torn=eio,io.discard=eio");
+		if (uu_put(&db, "failed", "a value whose write tore half way", NULL) == 0)
+			_exit(2);
+		_exit(UU_CHILD_OK);
 	}
-	close(go[0]);
-	if (order == ENDS_FIRST) {
-		st = uu_wait(pid);
-		eng_job_started(db, id, pid);
-	} else {
-		eng_job_started(db, id, pid);
-		cr_assert(eq(i64, (int64_t)write(go[1], "g", 1), 1));
-		st = uu_wait(pid);
-	}
-	close(go[1]);
-	cr_assert(eq(u64, eng_job_reaped(db, pid, st), id));
-	ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-	cr_assert(ok, "job %llu: status 0x%x", (unsigned long long)id, st);
-	cr_assert(eq(int, eng_db_refresh(db), 0));
-	eng_job_reclaim(db);
-	cr_assert(eq(int, eng_job_get(db, id, &info), 0));
-	cr_assert(eq(int, info.state, ENG_JOB_DONE), "job %llu: %s",
-		  (unsigned long long)id, info.error);
-	return info;
-}
-
-static struct eng_job_info run_job(struct eng_db *db)
-{
-	return run_job_in(db, START_FIRST);
+	uu_expect_exit_ok(pid, "torn writer");
+	cr_assert(eq(int, uu_put(&db, "after", "later", NULL), 0));
+	cr_assert(eq(int, eng_job_request_compact(&db, &id), 0));
+	cr_assert(eq(int, uu_run_job(&db).kind, ENG_JOB_COMPACT));
+	uu_expect_val(&db, "before", "kept");
+	uu_expect_val(&db, "after", "later");
+	uu_expect_val(&db, "failed", NULL);
+	uu_close(&db);
+	rc = uu_open(fx.dir, UU_MAX_KEYS, &db, &rep);
+	cr_assert(eq(int, rc, 0), "restart after the compaction: %s (damage at %llu)",
+		  eng_strerror(rc), (unsigned long long)rep.bad_off);
+	uu_expect_val(&db, "before", "kept");
+	uu_expect_val(&db, "after", "later");
+	uu_expect_val(&db, "failed", NULL);
+	uu_close(&db);
 }
 
 Test(engine_index_store, full_at_max_keys_overwrite_and_delete_still_work,
@@ -1573,7 +1718,7 @@ Test(engine_index_store, delete_insert_churn_never_reports_full_wrongly,
 			struct eng_job_info j;
 			/* asked for at 7/10 used, long before new keys wait */
 			cr_assert(eq(int, eng_index_room(cur_table(&db)), ENG_ROOM_GROW));
-			j = run_job(&db);
+			j = uu_run_job(&db);
 			cr_assert(eq(int, j.kind, ENG_JOB_RESIZE));
 			cr_assert(eq(u64, j.keys, CHURN_MAX_KEYS));
 			cr_assert(eq(u64, cur_table(&db)->dead, 0), "the rebuild drops DEAD slots");
@@ -1619,6 +1764,7 @@ Test(engine_index_store, the_table_grows_and_shrinks_through_rebuilds,
 	struct eng_db db;
 	struct eng_recovery rep;
 	struct eng_job_info j;
+	struct eng_hash_seed seed;
 	char key[KEY_LEN];
 	uint64_t nslots;
 	long n = 0, asked_at = -1;
@@ -1626,6 +1772,7 @@ Test(engine_index_store, the_table_grows_and_shrinks_through_rebuilds,
 
 	uu_open_rw(fx.dir, GROW_MAX_KEYS, &db, &rep);
 	nslots = cur_table(&db)->nslots;
+	seed = cur_table(&db)->seed;
 	cr_assert(eq(u64, nslots, ENG_INDEX_MIN_SLOTS));
 	for (;; n++) {
 		key_n(key, "grow-", n);
@@ -1641,13 +1788,15 @@ Test(engine_index_store, the_table_grows_and_shrinks_through_rebuilds,
 	cr_assert(eq(i64, n, (int64_t)(nslots * 9 / 10)), "new keys wait past 9/10");
 	expect_counts(&db, (uint64_t)n, 0);
 	/* the wait ends with the rebuild: bigger, every key kept */
-	j = run_job(&db);
+	j = uu_run_job(&db);
 	cr_assert(eq(int, j.kind, ENG_JOB_RESIZE));
 	cr_assert(eq(u64, j.keys, (uint64_t)n));
 	cr_assert(gt(u64, cur_table(&db)->nslots, nslots));
 	cr_assert(eq(u64, cur_table(&db)->nslots,
 		     eng_index_slots_for((uint64_t)n, db.sh->area_slots)));
 	cr_assert(eq(int, db.sh->want_resize, 0));
+	cr_assert(eq(int, eng_hash_seed_eq(&cur_table(&db)->seed, &seed), 1),
+		  "a rebuild copies the hashes: it keeps the seed");
 	for (long i = 0; i < n; i++) {
 		key_n(key, "grow-", i);
 		uu_expect_val(&db, key, key);
@@ -1659,7 +1808,7 @@ Test(engine_index_store, the_table_grows_and_shrinks_through_rebuilds,
 		cr_assert(eq(int, rc, 0), "key %ld: %s", n, eng_strerror(rc));
 	}
 	cr_assert(eq(int, uu_put(&db, "one-more", "v", NULL), ENG_EFULL));
-	cr_assert(eq(int, run_job(&db).kind, ENG_JOB_NONE), "nothing to rebuild");
+	cr_assert(eq(int, uu_run_job(&db).kind, ENG_JOB_NONE), "nothing to rebuild");
 	expect_counts(&db, GROW_MAX_KEYS, 0);
 	for (long i = 0; i < n; i++) {
 		key_n(key, "grow-", i);
@@ -1674,15 +1823,80 @@ Test(engine_index_store, the_table_grows_and_shrinks_through_rebuilds,
 	cr_assert(eq(int, eng_index_wants_shrink(cur_table(&db)), 1));
 	/* this rebuild ends before its start is recorded: it is done all
 	 * the same, not failed and "undone" */
-	j = run_job_in(&db, ENDS_FIRST);
+	j = uu_run_job_in(&db, UU_ENDS_FIRST);
 	cr_assert(eq(int, j.kind, ENG_JOB_RESIZE));
 	cr_assert(eq(u64, j.keys, 0));
 	cr_assert(eq(u64, cur_table(&db)->nslots, ENG_INDEX_MIN_SLOTS));
 	cr_assert(eq(u64, cur_table(&db)->dead, 0));
+	cr_assert(eq(int, eng_hash_seed_eq(&cur_table(&db)->seed, &seed), 1),
+		  "and so does a shrink");
 	cr_assert(eq(int, uu_put(&db, "grow-0", "again", NULL), 0));
 	uu_expect_val(&db, "grow-0", "again");
 	uu_expect_val(&db, "grow-1", NULL);
 	expect_counts(&db, 1, 0);
+	uu_close(&db);
+}
+
+/* Which seed each table gets: a start that scans the log and a
+ * compaction make new ones (nothing learnt about the old hashes carries
+ * over); a start from database.idx takes the one its hashes are under.
+ * Every key stays readable and writable across each change. */
+static void expect_keys(struct eng_db *db, long n, const char *val)
+{
+	char key[KEY_LEN];
+
+	for (long i = 0; i < n; i++) {
+		key_n(key, "seed-", i);
+		uu_expect_val(db, key, val);
+	}
+}
+
+Test(engine_index_store, each_table_is_keyed_as_it_was_built, .timeout = 30)
+{
+	enum { N = 200 };
+	struct eng_db db;
+	struct eng_recovery rep;
+	struct eng_hash_seed first, scanned;
+	char key[KEY_LEN], path[UU_DIR_MAX + 16];
+	uint64_t id;
+
+	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+	first = cur_table(&db)->seed;
+	cr_assert(ne(u64, first.k0 | first.k1, 0));
+	for (long i = 0; i < N; i++) {
+		key_n(key, "seed-", i);
+		cr_assert(eq(int, uu_put(&db, key, "v1", NULL), 0));
+	}
+	cr_assert(eq(int, eng_db_save_index(&db), 0)); /* as a clean stop does */
+	uu_close(&db);
+
+	/* from the snapshot: its hashes, its seed */
+	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+	cr_assert(eq(int, rep.from_snapshot, 1), "%s", rep.note);
+	cr_assert(eq(int, eng_hash_seed_eq(&cur_table(&db)->seed, &first), 1));
+	expect_keys(&db, N, "v1");
+	uu_close(&db);
+
+	/* from a scan: a new one */
+	snprintf(path, sizeof(path), "%s/database.idx", fx.dir);
+	cr_assert(eq(int, unlink(path), 0));
+	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+	cr_assert(eq(int, rep.from_snapshot, 0));
+	scanned = cur_table(&db)->seed;
+	cr_assert(eq(int, eng_hash_seed_eq(&scanned, &first), 0));
+	expect_keys(&db, N, "v1");
+
+	/* a compaction: a new one, and writes after it find their keys */
+	cr_assert(eq(int, eng_job_request_compact(&db, &id), 0));
+	cr_assert(eq(int, uu_run_job(&db).kind, ENG_JOB_COMPACT));
+	cr_assert(eq(int, eng_hash_seed_eq(&cur_table(&db)->seed, &scanned), 0));
+	expect_keys(&db, N, "v1");
+	for (long i = 0; i < N; i++) {
+		key_n(key, "seed-", i);
+		cr_assert(eq(int, uu_put(&db, key, "v2", NULL), 0));
+	}
+	expect_keys(&db, N, "v2");
+	expect_counts(&db, N, 0);
 	uu_close(&db);
 }
 
@@ -1707,15 +1921,16 @@ Test(engine_index_store, death_in_reserve_does_not_leave_a_key_busy,
 	if (pid == 0) {
 		struct eng_table *t;
 		struct eng_find f = { .self = 0 };
-		uint32_t hash = hash_of("new");
+		uint32_t hash;
 
 		uu_child_init();
 		if (eng_db_attach(&db, 1) ||
 		    ipc_mtx_lock(&db.sh->index_mtx, NULL, NULL))
 			_exit(1);
 		t = eng_cur_table(db.sh);
+		hash = hash_of(t, "new");
 		/* as reserve() does for an existing key ... */
-		eng_index_find(t, db.map, "live", 4, hash_of("live"), &f);
+		eng_index_find(t, db.map, "live", 4, hash_of(t, "live"), &f);
 		if (f.slot == ENG_NO_SLOT || f.busy)
 			_exit(2);
 		db.sh->seq++;
@@ -1758,7 +1973,7 @@ static void child_dies_mid_change(struct eng_db *db, enum half how)
 {
 	struct eng_table *t;
 	struct eng_find f = { .self = 0 };
-	uint32_t hash = hash_of("new");
+	uint32_t hash;
 	struct eng_islot *s;
 
 	uu_child_init();
@@ -1769,6 +1984,7 @@ static void child_dies_mid_change(struct eng_db *db, enum half how)
 		    ipc_mtx_lock(&db->sh->index_mtx, NULL, NULL))
 			_exit(1);
 		t = eng_cur_table(db->sh);
+		hash = hash_of(t, "new");
 		eng_index_find(t, db->map, "new", 3, hash, &f);
 		if (f.free_slot == ENG_NO_SLOT)
 			_exit(2);
@@ -1787,6 +2003,7 @@ static void child_dies_mid_change(struct eng_db *db, enum half how)
 	if (eng_db_attach(db, 1) || ipc_mtx_lock(&db->sh->index_mtx, NULL, NULL))
 		_exit(1);
 	t = eng_cur_table(db->sh);
+	hash = hash_of(t, "new");
 	eng_index_find(t, db->map, "new", 3, hash, &f);
 	if (f.slot != ENG_NO_SLOT || f.free_slot == ENG_NO_SLOT)
 		_exit(2);
@@ -1807,12 +2024,13 @@ static void dies_mid_change(enum half how)
 	struct eng_db db;
 	struct eng_recovery rep;
 	struct eng_entry e;
-	uint32_t hash = hash_of("new");
+	uint32_t hash;
 	uint64_t slot;
 	pid_t pid;
 	int rc;
 
 	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+	hash = hash_of(cur_table(&db), "new");
 	cr_assert(eq(int, uu_put(&db, "before", "b", NULL), 0));
 	pid = fork();
 	cr_assert_geq(pid, 0);

@@ -1,8 +1,8 @@
 /* tests/unit/test_io.c — engine/io: every wrapper reaches the backend,
  * a backend's NULL members stay the real calls, and the wrappers retry
  * EINTR and short writes and return 0 or -errno; the crash drill kills
- * exactly at the K-th call of its role, per process, and its trace lists
- * the calls.
+ * (or fails) exactly the K-th call of its role, per process, and its
+ * trace lists the calls.
  *
  * The backend here records the name of each call it gets, so a test can
  * say which system calls a wrapper made, in order; it injects EINTR,
@@ -471,6 +471,32 @@ Test(io, crash_drill_group_kills_the_whole_process_group)
 	expect_sigkill(st);
 }
 
+/* The second open is made to fail: exit status 0 if it got -EIO and the
+ * others worked. */
+static void second_fails(void)
+{
+	for (int i = 1; i <= 3; i++) {
+		char p[200];
+		int fd;
+
+		snprintf(p, sizeof(p), "%s/e%d", dir, i);
+		fd = eng_io_open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+		if (i == 2 ? fd != -EIO : fd < 0)
+			_exit(9);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+Test(io, crash_drill_eio_fails_the_kth_call_without_making_it)
+{
+	int st = run_armed("drill:2:eio", "drill", second_fails);
+
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "wait status %#x", st);
+	cr_assert(file_there("e", 1) && !file_there("e", 2) && file_there("e", 3),
+		  "only the second open was not made");
+}
+
 /* The child's stderr goes to dir/err, read back here. */
 static void traced(void)
 {
@@ -515,10 +541,12 @@ Test(io, crash_drill_spec_is_parsed_strictly)
 {
 	static const char *const bad[] = {
 		"job", "job:", "job:0", "job:-1", "job:+2", "job: 2", "job:x", "job:2x",
-		"job:2:grp", "job:2:group:", ":2", "a-role-name-too-long:2", "job:traced",
+		"job:2:grp", "job:2:group:", "job:2:EIO", ":2", "a-role-name-too-long:2",
+		"job:traced",
 	};
 	static const char *const good[] = { "job:1", "job:18446744073709551615",
-					    "job:7:group", "space:trace" };
+					    "job:7:group", "job:3:eio", "job:3:enospc",
+					    "space:trace" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert_eq(setenv("CASKD_CRASH_SYSCALL", bad[i], 1), 0);

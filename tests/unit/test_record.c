@@ -1075,39 +1075,6 @@ Test(engine_record, crc32c_continues_and_ignores_alignment, .timeout = 5)
 	free(copy);
 }
 
-Test(engine_record, key_hash_tells_apart_lengths_and_bytes, .timeout = 5)
-{
-	cr_assert(eq(u64, eng_key_hash("abc", 3), eng_key_hash("abc", 3)));
-	cr_assert(ne(u64, eng_key_hash("a", 1), eng_key_hash("a\0", 2)));
-	cr_assert(ne(u64, eng_key_hash("", 0), eng_key_hash("\0", 1)));
-	cr_assert(ne(u64, eng_key_hash("12345678", 8),
-		     eng_key_hash("12345679", 8)));
-	cr_assert(ne(u64, eng_key_hash("123456789", 9),
-		     eng_key_hash("123456788", 9)));
-	cr_assert(ne(u64, eng_key_hash("12345678\0", 9),
-		     eng_key_hash("12345678", 8)), "a trailing NUL word");
-}
-
-/* The index takes the upper 32 bits for its home slot (fastrange): they
- * must spread sequential keys over the table. */
-Test(engine_record, key_hash_spreads_sequential_keys, .timeout = 5)
-{
-	enum { BUCKETS = 64, KEYS = 64 * 256 };
-	unsigned counts[BUCKETS] = { 0 };
-	char key[16];
-
-	for (int i = 0; i < KEYS; i++) {
-		int n = snprintf(key, sizeof(key), "key:%d", i);
-		uint32_t h32 = (uint32_t)(eng_key_hash(key, (size_t)n) >> 32);
-		counts[((uint64_t)h32 * BUCKETS) >> 32]++;
-	}
-	/* 256 expected per bucket; a useful hash stays well inside 2x */
-	for (int b = 0; b < BUCKETS; b++) {
-		cr_assert(gt(u32, counts[b], 128), "bucket %d: %u", b, counts[b]);
-		cr_assert(lt(u32, counts[b], 512), "bucket %d: %u", b, counts[b]);
-	}
-}
-
 Test(engine_record, error_codes_have_names, .timeout = 5)
 {
 	static const int codes[] = {

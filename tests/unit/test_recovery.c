@@ -720,6 +720,51 @@ Test(engine_recovery, scanner_without_a_mark_trusts_no_tear, .timeout = 5)
 	free(m.buf);
 }
 
+/* Every byte below the mark was durable, so it must be there: recovery
+ * never cuts below the mark (zeros there, a wiped reservation, are kept
+ * and skipped), and a file that ends below it was truncated: refused,
+ * with the damage running from where the records stop to the mark. */
+Test(engine_recovery, bytes_below_the_mark_are_kept_and_must_exist, .timeout = 10)
+{
+	struct eng_scan_item it[SCAN_ITEMS_MAX];
+	struct eng_db db;
+	struct eng_recovery rep;
+	struct img m;
+	uint64_t r2, wiped, mark;
+	int rc;
+
+	img_init(&m);
+	img_rec(&m, ENG_REC_PUT, 1, "a", "1");
+	r2 = img_rec(&m, ENG_REC_PUT, 2, "b", "2");
+	wiped = img_zeros(&m, 64);
+	mark = m.len;
+	img_mark(&m, mark);
+	img_zeros(&m, 4096);
+
+	cr_assert(eq(int, scan_all(m.buf, m.len, it), 4));
+	expect_item(&it[2], ENG_SCAN_ABANDONED, wiped, mark - wiped);
+	expect_item(&it[3], ENG_SCAN_UNUSED, mark, m.len - mark);
+	img_save(&m, fx.dir);
+	rc = open_dir(fx.dir, &db, &rep);
+	cr_assert(eq(int, rc, 0), "%s", eng_strerror(rc));
+	cr_assert(eq(u64, rep.tail, mark), "recovery cut below the durable mark");
+	cr_assert(eq(u64, file_size(fx.dir), mark));
+	uu_expect_val(&db, "b", "2");
+	uu_close(&db);
+
+	for (uint64_t cut = r2; cut <= r2 + ENG_REC_HDR_SIZE; cut += ENG_REC_HDR_SIZE) {
+		m.len = cut; /* on the boundary of record b, then inside it */
+		img_save(&m, fx.dir);
+		rc = open_dir(fx.dir, &db, &rep);
+		cr_assert(eq(int, rc, ENG_ECORRUPT), "a file cut at %llu below its mark: %s",
+			  (unsigned long long)cut, eng_strerror(rc));
+		cr_assert(eq(u64, rep.bad_off, r2));
+		cr_assert(eq(u64, rep.bad_off + rep.bad_len, mark));
+		cr_assert(eq(u64, rep.file_bytes, cut));
+	}
+	free(m.buf);
+}
+
 Test(engine_recovery, pad_records_and_stray_deletes_replay_to_nothing,
      .timeout = 10)
 {

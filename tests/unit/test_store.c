@@ -163,6 +163,24 @@ Test(engine_store, stats_follow_the_writes, .timeout = 5)
 	cr_assert(eq(int, st.poisoned, 0));
 }
 
+/* capacity is the current table's (9/10 of its slots: past that a new
+ * key waits for a rebuild), capped by --max-keys, which capacity_max
+ * gives apart (0: none); an unbounded index had capacity 0. */
+Test(engine_store, capacity_is_the_tables_and_the_bound_apart, .timeout = 5)
+{
+	struct eng_stats st;
+
+	eng_stats(&db, &st);
+	cr_assert(eq(u64, st.capacity_max, UU_MAX_KEYS));
+	cr_assert(eq(u64, st.capacity, UU_MAX_KEYS), "the table holds more than the bound");
+	uu_close(&db);
+	uu_open_rw(fx.dir, 0, &db, &rep);
+	eng_stats(&db, &st);
+	cr_assert(eq(u64, st.capacity_max, 0));
+	cr_assert(eq(u64, st.capacity, st.table_slots * 9 / 10));
+	cr_assert(gt(u64, st.capacity, 0));
+}
+
 /* --- conditions -------------------------------------------------------------- */
 
 Test(engine_store, if_match_needs_the_current_version, .timeout = 5)

@@ -20,6 +20,7 @@
 #include "engine/record.h"
 #include "engine/store.h"
 #include "engine/failpoint.h"
+#include "engine/job.h"
 
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -307,6 +308,68 @@ static inline pid_t uu_crash_writer(struct eng_db *db, int slot,
 	return pid;
 }
 
+
+/* --- jobs, run as the master runs them --------------------------------- */
+
+/* Who gets there first: the master recording the job's start, or the
+ * job's end (a short job can finish before the master's
+ * eng_job_started() after fork). Either way the job's outcome stands. */
+enum uu_job_order { UU_START_FIRST, UU_ENDS_FIRST };
+
+/* Runs the job the master would start now, as the master does: in a
+ * process of its own attached to the job slot, its start recorded before
+ * or after it ends. Returns the job's record (kind NONE: no job was
+ * wanted). */
+static inline struct eng_job_info uu_run_job_in(struct eng_db *db,
+						 enum uu_job_order order)
+{
+	struct eng_compact_policy none = { 0 };
+	struct eng_job_info info = { .kind = ENG_JOB_NONE };
+	uint64_t id;
+	int go[2], st, ok;
+	pid_t pid;
+
+	eng_job_reclaim(db); /* the area the last rebuild left */
+	if (!eng_job_next(db, &none, &id))
+		return info;
+	cr_assert(eq(int, pipe(go), 0));
+	pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		char c;
+		uu_child_init();
+		close(go[1]);
+		if (order == UU_START_FIRST && read(go[0], &c, 1) != 1)
+			_exit(10);
+		if (eng_db_attach(db, ENG_JOB_SLOT))
+			_exit(11);
+		_exit(eng_job_run(db, id));
+	}
+	close(go[0]);
+	if (order == UU_ENDS_FIRST) {
+		st = uu_wait(pid);
+		eng_job_started(db, id, pid);
+	} else {
+		eng_job_started(db, id, pid);
+		cr_assert(eq(i64, (int64_t)write(go[1], "g", 1), 1));
+		st = uu_wait(pid);
+	}
+	close(go[1]);
+	cr_assert(eq(u64, eng_job_reaped(db, pid, st), id));
+	ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	cr_assert(ok, "job %llu: status 0x%x", (unsigned long long)id, st);
+	cr_assert(eq(int, eng_db_refresh(db), 0));
+	eng_job_reclaim(db);
+	cr_assert(eq(int, eng_job_get(db, id, &info), 0));
+	cr_assert(eq(int, info.state, ENG_JOB_DONE), "job %llu: %s",
+		  (unsigned long long)id, info.error);
+	return info;
+}
+
+static inline struct eng_job_info uu_run_job(struct eng_db *db)
+{
+	return uu_run_job_in(db, UU_START_FIRST);
+}
 
 /* A suite whose tests each get a fresh directory in fx (setup/teardown
  * are also usable by further suites of the file). */
