@@ -100,7 +100,7 @@
  * them come within AFTER_NEAR_MS, before a group commit or two. */
 #define AFTER_SPAN_MS 60
 #define AFTER_NEAR_MS 4
-#define AFTER_WAIT_MS 5000
+#define AFTER_WAIT_MS 2000 /* writers fill the disk meanwhile */
 #define FSYNC_INTERVAL_MS "50"
 
 /* One cut in STOP_EVERY stops the daemon gracefully first (it writes
