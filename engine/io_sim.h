@@ -35,10 +35,11 @@
  * space, the truncation of an open with O_TRUNC, and mkdir count as
  * durable at once; a call whose process was killed between the call and
  * the end of its journal entry is kept, and when it was a directory
- * operation, so is every other (the cut cannot tell what to undo). Stricter than ext4: a sync of a
- * file does not make the directory entries of earlier operations
- * durable, only a sync of their directory does (POSIX promises no more).
- * JOURNAL must be on the file system of the data (hard links).
+ * operation, so is every other (the cut cannot tell what to undo).
+ * Stricter than ext4: a sync of a file does not make the directory
+ * entries of earlier operations durable, only a sync of their directory
+ * does (POSIX promises no more). JOURNAL must be on the file system of
+ * the data (hard links).
  *
  * Tests only, as the failpoints are: unset, it costs one getenv at start.
  */
@@ -69,17 +70,17 @@ struct eng_io_sim_cut_stats {
 	uint64_t unjournaled;
 	uint64_t swaps;       /* renames onto the path asked about */
 	uint64_t swaps_undone;
-	/* Where the newest sync of the file named path began, in the
-	 * journal, counting only syncs made while it (or a file it replaced
-	 * by a rename the cut kept) was named path: every write to that
-	 * name that returned below this length is durable. */
+	/* Where, in the journal, the newest sync of whichever file path
+	 * named at the time began, before any operation on path that the
+	 * cut undid: a write to path that returned below this length was
+	 * durable at the cut (a compaction's rename carries it over). */
 	uint64_t covered_below;
 };
 
 /* Cuts power for every file the journal names, with random choices
  * drawn from seed, and removes JOURNAL.files/. path is the file whose
- * covered_below to report. 0 or -errno; -ESTALE if a directory is not as
- * the journal left it (an operation that bypassed engine/io). */
+ * covered_below to report. 0 or -errno; -ESTALE if a file is not where
+ * the journal's operations left it. */
 int eng_io_sim_cut(const char *journal, const char *path, uint64_t seed,
 		   struct eng_io_sim_cut_stats *st);
 
