@@ -133,7 +133,7 @@ integration: $(B)/caskd $(ITEST_BIN)
 
 # ... and again against the daemon built with ASan + UBSan: a sanitizer
 # report makes the process abort, which fails the drill that caused it.
-# The power-cut drill runs fewer cuts there (the plain run does 200),
+# The power-cut drill runs fewer cuts there (the plain run does 120),
 # and the job-crash sweeps a sparser sample of calls.
 ASAN_POWERCUTS ?= 60
 integration-asan: $(A)/caskd $(ITEST_BIN)
