@@ -2,6 +2,8 @@
  * config.h). */
 #include "server/config.h"
 
+#include "server/cli_check.h"
+
 #include "server/cli_client.h"
 
 #include "server/log.h"
@@ -388,7 +390,7 @@ int srv_config_parse_text(const char *text, size_t len, const char *name,
 void srv_config_usage(FILE *out)
 {
 	fprintf(out, "usage: caskd [options]\n"
-		     "       caskd check [--repair[=skip|truncate]] FILE|DIR\n\n"
+		     "       caskd check " SRV_CHECK_ARGS "\n\n"
 		     "A key-value daemon: N worker processes serve an HTTP API over one\n"
 		     "append-only database.bin. Options (also valid in --config files):\n");
 	for (size_t i = 0; i < NOPTS; i++)

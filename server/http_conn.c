@@ -1146,10 +1146,15 @@ static void srv_conn_settle(struct srv_http_conn *conn)
 		rc = srv_conn_flush(conn);
 	}
 	/* A client that closed its side sends nothing more: what was
-	 * received whole has been answered, a partial request is dropped. */
+	 * received whole has been answered, a partial request is dropped,
+	 * and logged and counted as a 400 (as nginx logs a body cut short),
+	 * though no answer can reach the client. Nothing of it was applied. */
 	if (conn->peer_eof && conn->state == SRV_CONN_READING &&
-	    !conn->out_blocked)
+	    !conn->out_blocked) {
+		if (srv_http_parse_started(&conn->parser))
+			srv_http_log_response(conn->srv, conn->req, 400, 0);
 		conn->state = SRV_CONN_CLOSING;
+	}
 	if (rc < 0) {
 		srv_conn_free(conn);
 	} else if (rc == SRV_OK && conn->state == SRV_CONN_CLOSING) {

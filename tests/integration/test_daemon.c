@@ -547,6 +547,27 @@ Test(it_daemon, journald_priority_prefixes_and_access_log, .init = setup,
 	cr_assert(up, "daemon did not come up");
 	it_put(port, "/kv/logged", "x", 1, 201);
 	it_expect_error(port, "GET", "/kv/missing", NULL, NULL, 0, 404, "not_found");
+	{
+		/* a body cut short by the client: nothing written, but a
+		 * line and a count (it left no trace before) */
+		static const char cut[] = "PUT /kv/cut HTTP/1.1\r\nHost: t\r\n"
+					  "Content-Length: 100\r\n\r\n0123456789";
+		struct it_conn c;
+		double n400 = 0;
+		char *m;
+
+		IT_OK(it_conn_open(&c, port));
+		IT_OK(it_conn_send_raw(&c, cut, sizeof(cut) - 1));
+		it_sleep_ms(100);
+		it_conn_close(&c);
+		it_sleep_ms(300);
+		it_expect_error(port, "GET", "/kv/cut", NULL, NULL, 0, 404, "not_found");
+		m = it_get_metrics(port);
+		cr_assert_eq(it_metric_value(m, "caskd_requests_total{route=\"kv\",method=\"PUT\","
+					     "code=\"400\"}", 0, &n400), 0, "%s", m);
+		cr_assert_eq(n400, 1, "the cut-short PUT is counted as a 400");
+		free(m);
+	}
 	cr_assert_eq(kill(pid, SIGTERM), 0);
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
@@ -561,6 +582,7 @@ Test(it_daemon, journald_priority_prefixes_and_access_log, .init = setup,
 	text[n] = '\0';
 	cr_assert_not_null(strstr(text, "PUT /kv/logged 201 0 "), "%s", text);
 	cr_assert_not_null(strstr(text, "GET /kv/missing 404 "), "%s", text);
+	cr_assert_not_null(strstr(text, "PUT /kv/cut 400 0 "), "a body cut short: %s", text);
 	cr_assert_not_null(strstr(text, "worker="), "%s", text);
 }
 

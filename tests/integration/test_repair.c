@@ -333,6 +333,27 @@ Test(it_repair, damaged_last_records_after_a_clean_stop_are_refused_and_named,
 	cr_assert_eq(rc, 1, "check on damaged records: exit %d\n%s", rc, out);
 	cr_assert(strstr(out, "CORRUPT") && strstr(out, "may have held versions after"),
 		  "check does not bound the versions the damage held:\n%s", out);
+	/* the header names the file first; the regions follow it */
+	cr_assert(!strncmp(out, "checked ", 8), "the report starts with its header:\n%s", out);
+}
+
+/* One usage text: `caskd check --help` answers it (exit 0), and the
+ * daemon's --help shows the same arguments. */
+Test(it_repair, check_help_and_the_daemon_help_agree, .timeout = 30)
+{
+	char out[OUT_MAX], help[OUT_MAX], err[OUT_MAX], *line, *nl;
+	int rc;
+
+	rc = run((const char *[]){ "check", "--help", NULL }, out, err);
+	cr_assert_eq(rc, 0, "caskd check --help: exit %d\n%s", rc, err);
+	cr_assert(!strncmp(out, "usage: caskd check ", 19), "%s", out);
+	nl = strchr(out, '\n');
+	cr_assert_not_null(nl);
+	*nl = '\0';
+	line = out + strlen("usage: ");
+	rc = run((const char *[]){ "--help", NULL }, help, err);
+	cr_assert_eq(rc, 0);
+	cr_assert_not_null(strstr(help, line), "--help does not show '%s':\n%s", line, help);
 }
 
 Test(it_repair, repair_skip_says_what_it_cannot_vouch_for, .timeout = 60)
