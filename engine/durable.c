@@ -1,7 +1,7 @@
 /* engine/durable.c — group commit (see durable.h). */
 #include "engine/durable.h"
 
-#include "engine/logread.h"
+#include "engine/logwake.h"
 
 #include "engine/elog.h"
 #include "engine/errors.h"

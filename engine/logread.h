@@ -12,6 +12,9 @@
  * the log (both are handed out under the index mutex), so the first
  * record past a version is found by a forward scan.
  *
+ * Readers wait for more with engine/logwake.h (the writers' side of it
+ * lives there, below this file, so no writer depends on the reader).
+ *
  * A reader belongs to one process and one thread (a worker's loop); it
  * takes no lock and never blocks. Values it hands out point into the
  * process's mapping and stay valid until the next call.
@@ -19,9 +22,8 @@
 #ifndef CASKD_ENGINE_LOGREAD_H
 #define CASKD_ENGINE_LOGREAD_H
 
+#include "engine/logwake.h"
 #include "engine/store.h"
-
-struct eng_shared;
 
 #include <stdint.h>
 
@@ -65,17 +67,5 @@ int eng_logread_start(struct eng_db *db, uint64_t since, int durable_only,
  * (it fell behind the cut), or -errno (ENG_ECORRUPT: damage in the log). */
 int eng_logread_next(struct eng_logread *lr, unsigned max, eng_change_fn fn,
 		     void *arg, uint64_t *floor);
-
-/* --- waking readers in every process ------------------------------------ */
-
-/* A process that has readers counts them in (+1) and out (-1), so writers
- * pay for wake-ups only while someone waits. */
-void eng_log_waiters_add(struct eng_db *db, int delta);
-/* Writers and the syncer: what readers may show grew. */
-void eng_log_notify(struct eng_shared *sh);
-/* The word a reader's thread waits on, and the wait (blocks: never on an
- * event loop): 0 when it changed from seen, -ETIMEDOUT, -EINTR. */
-uint32_t eng_log_seq(struct eng_db *db);
-int eng_log_wait(struct eng_db *db, uint32_t seen, int timeout_ms);
 
 #endif

@@ -13,7 +13,7 @@
 #include "engine/store.h"
 
 #include "engine/elog.h"
-#include "engine/logread.h"
+#include "engine/logwake.h"
 #include "engine/errors.h"
 #include "engine/index.h"
 #include "engine/io.h"

@@ -21,6 +21,7 @@
 #include "engine/logread.h"
 #include "engine/num.h"
 #include "engine/record.h"
+#include "server/clock.h"
 #include "server/api_int.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -81,13 +82,6 @@ struct srv_watch_hub {
 	uint32_t seen;       /* the log futex word at the last poke handled */
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* --- lines ------------------------------------------------------------------ */
 
 static size_t b64_len(size_t n)
@@ -144,7 +138,7 @@ static void flush(struct watch *w)
 		w->failed = 1;
 	w->out += w->used;
 	w->used = 0;
-	w->last_out_ms = mono_ms();
+	w->last_out_ms = srv_mono_ms();
 }
 
 static void put_line(struct watch *w, const char *s, size_t n)
@@ -378,7 +372,7 @@ static void on_poke(evutil_socket_t fd, short what, void *arg)
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_watch_hub *h = arg;
-	uint64_t now = mono_ms();
+	uint64_t now = srv_mono_ms();
 	struct watch *w, *next;
 
 	(void)fd;
@@ -554,7 +548,7 @@ void srv_api_watch(struct srv_api *api, struct srv_http_req *req)
 	w->values = values;
 	w->hub = api->watch;
 	w->req = req;
-	w->last_out_ms = mono_ms();
+	w->last_out_ms = srv_mono_ms();
 	rc = eng_logread_start(api->db, since, srv_commit_reads_wait(api->commit), &w->lr,
 			       &floor);
 	if (rc == ENG_ECOMPACTED) {

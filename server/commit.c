@@ -8,6 +8,8 @@
  */
 #include "server/commit.h"
 
+#include "server/clock.h"
+
 #include "engine/durable.h"
 #include "engine/errors.h"
 #include "server/log.h"
@@ -104,13 +106,6 @@ static struct waiter fifo_pop(struct fifo *f)
 
 /* --- the thread ------------------------------------------------------------ */
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void poke_loop(struct srv_commit *c)
 {
 	uint64_t one = 1;
@@ -142,7 +137,7 @@ static int sync_to(struct srv_commit *c, uint32_t ticket)
 		c->retry_ms = 0;
 		return rc;
 	}
-	now = mono_ms();
+	now = srv_mono_ms();
 	if (transient(rc) && (!c->failing_since_ms ||
 			      now - c->failing_since_ms < SYNC_GIVE_UP_MS)) {
 		struct timespec pause;

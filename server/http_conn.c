@@ -63,6 +63,8 @@
  *   8. server lifecycle: new, shutdown, free
  */
 #include "server/http_conn.h"
+
+#include "server/clock.h"
 #include "server/log.h"
 
 #include <arpa/inet.h>
@@ -165,12 +167,6 @@ static uint64_t srv_now_ns(void)
 	/* vDSO on Linux: no system call per request. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * SRV_HTTP_NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-/* Deadlines are monotonic: a clock step must not time a request out. */
-static uint64_t srv_mono_ms(void)
-{
-	return srv_now_ns() / (SRV_HTTP_NS_PER_S / SRV_HTTP_MS_PER_S);
 }
 
 static void srv_count_set(_Atomic uint64_t *c, uint64_t v)

@@ -35,6 +35,8 @@
  */
 #include "server/master.h"
 
+#include "server/clock.h"
+
 #include "engine/durable.h"
 #include "engine/errors.h"
 #include "engine/job.h"
@@ -170,13 +172,6 @@ static void on_signal(int sig)
 static const int handled[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP,
 			       SIGALRM, SIGUSR1, SIGUSR2 };
 #define NHANDLED (sizeof(handled) / sizeof(handled[0]))
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* --- listening sockets ---------------------------------------------------- */
 
@@ -390,7 +385,7 @@ static int spawn(struct master *m, int slot)
 		int rc = -errno;
 		srv_error("fork: %s; retrying", strerror(-rc));
 		s->state = WPROC_WAITING;
-		s->respawn_at = mono_ms() + BACKOFF_FIRST_MS;
+		s->respawn_at = srv_mono_ms() + BACKOFF_FIRST_MS;
 		return rc;
 	}
 	if (pid == 0)
@@ -400,7 +395,7 @@ static int spawn(struct master *m, int slot)
 	s->gen = m->gen;
 	s->retiring = 0;
 	s->kill_at = 0;
-	s->started_ms = mono_ms();
+	s->started_ms = srv_mono_ms();
 	eng_db_set_worker(&m->db, slot, pid);
 	srv_super_started(m->super, slot, pid);
 	srv_super_set_workers_up(m->super, running(m));
@@ -430,7 +425,7 @@ static void describe_exit(int slot, pid_t pid, int status, char *buf, size_t n)
 static void worker_died(struct master *m, int slot, int status)
 {
 	struct wproc *s = &m->slots[slot];
-	uint64_t now = mono_ms(), delay;
+	uint64_t now = srv_mono_ms(), delay;
 	char what[160];
 	int rc, was_ready;
 
@@ -598,7 +593,7 @@ static void begin_stop(struct master *m, const char *why)
 		return;
 	m->stopping = 1;
 	close_listeners(m);
-	m->stop_deadline = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
+	m->stop_deadline = srv_mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
 			   DRAIN_KILL_SLACK_MS;
 	srv_info("%s: stopping workers gracefully (at most %d s)", why,
 		 m->cfg.shutdown_timeout_s);
@@ -706,7 +701,7 @@ static void begin_reload(struct master *m)
 	m->gen++;
 	m->reloading = 1;
 	m->incoming = -1;
-	m->reload_started_ms = mono_ms();
+	m->reload_started_ms = srv_mono_ms();
 	m->reload_warned = 0;
 	m->reload_wait_ms = 0;
 	m->reload_answered = 0;
@@ -731,7 +726,7 @@ static void retire_one_old(struct master *m)
 		struct wproc *s = &m->slots[i];
 		if (s->state == WPROC_RUNNING && s->gen != m->gen && !s->retiring) {
 			s->retiring = 1;
-			s->kill_at = mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
+			s->kill_at = srv_mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
 				     DRAIN_KILL_SLACK_MS;
 			kill(s->pid, SIGTERM);
 			return;
@@ -751,7 +746,7 @@ static void reload_wait(struct master *m, int urgent, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void reload_wait(struct master *m, int urgent, const char *fmt, ...)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = srv_mono_ms();
 	char what[256];
 	va_list ap;
 
@@ -820,7 +815,7 @@ static void reload_step(struct master *m)
 	if (count_gen(m, m->gen, 1) < m->cfg.workers) {
 		int slot = free_slot(m);
 		if (slot < 0) {
-			uint64_t kill_at, now = mono_ms();
+			uint64_t kill_at, now = srv_mono_ms();
 			int n = draining(m, &kill_at);
 
 			reload_wait(m, 1, "all %d worker slots are taken; %d retired worker(s) "
@@ -900,7 +895,7 @@ static int prezero(struct master *m)
 
 static void tick(struct master *m)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = srv_mono_ms();
 	int ok;
 
 	for (int i = 0; i < SRV_SLOTS && !m->stopping; i++)
@@ -959,7 +954,7 @@ static void tick(struct master *m)
 static void recovery_progress(uint64_t done, uint64_t total, void *arg)
 {
 	struct master *m = arg;
-	uint64_t now = mono_ms();
+	uint64_t now = srv_mono_ms();
 
 	if (now - m->recovery_notified_ms < RECOVERY_NOTIFY_MS)
 		return;

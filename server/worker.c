@@ -1,6 +1,8 @@
 /* server/worker.c — a worker process (see worker.h). */
 #include "server/worker.h"
 
+#include "server/clock.h"
+
 #include "engine/errors.h"
 #include "engine/store.h"
 #include "engine/failpoint.h"
@@ -41,13 +43,6 @@ struct worker {
 	int stopping;
 };
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void on_sigterm(evutil_socket_t sig, short what, void *arg);
 
 /* The master kills a worker whose heartbeat stops: a wedged loop (stuck
@@ -63,7 +58,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	srv_super_beat(w->a->super, w->a->slot, mono_ms(),
+	srv_super_beat(w->a->super, w->a->slot, srv_mono_ms(),
 		       w->http ? srv_http_server_conns(w->http) : 0);
 	(void)eng_db_refresh(w->a->db);
 	if (w->commit && !w->stopping && (rc = srv_commit_failed(w->commit))) {
