@@ -297,7 +297,8 @@ static void route_metrics(struct srv_api *api, struct srv_http_req *req)
 	char *text;
 	size_t len;
 
-	if (srv_metrics_render(api->metrics, api->super, api->db, &text, &len) < 0) {
+	if (srv_metrics_render(api->metrics, api->super, api->db, &text, &len) < 0 ||
+	    srv_api_cluster_metrics(api, &text, &len) < 0) {
 		unavailable(req, "overloaded", "out of memory");
 		return;
 	}

@@ -778,3 +778,73 @@ void srv_api_cluster(struct srv_api *api, struct srv_http_req *req, const char *
 		srv_http_respond_error(req, 404, "not_found", "no such cluster endpoint");
 	}
 }
+
+/* --- metrics ---------------------------------------------------------------------- */
+
+int srv_api_cluster_metrics(struct srv_api *api, char **text, size_t *len)
+{
+	struct srv_cl_shm *cl = api->cl;
+	uint32_t role;
+	uint64_t now = srv_mono_ms(), lag_v = 0, lag_ms = 0, top, applied;
+	size_t cap, o;
+	char *p;
+
+	if (!cl)
+		return 0;
+	role = atomic_load(&cl->role);
+	applied = atomic_load(&cl->applied);
+	if (role == SRV_CL_PRIMARY) {
+		uint64_t c = srv_cl_committed(cl, (unsigned)api->cfg->group_size);
+		top = eng_top_version(api->db);
+		lag_v = c < top ? top - c : 0;
+	} else {
+		top = atomic_load(&cl->primary_top);
+		lag_v = top > applied ? top - applied : 0;
+		lag_ms = now - atomic_load(&cl->caught_up_ms);
+	}
+	cap = *len + 4096;
+	if (!(p = realloc(*text, cap)))
+		return -ENOMEM;
+	*text = p;
+	o = *len;
+	o += (size_t)snprintf(p + o, cap - o,
+		"# HELP caskd_cluster_role The role this member has now (1) in its group.\n"
+		"# TYPE caskd_cluster_role gauge\n");
+	for (uint32_t r = SRV_CL_CANDIDATE; r <= SRV_CL_CATCHING_UP; r++)
+		o += (size_t)snprintf(p + o, cap - o, "caskd_cluster_role{role=\"%s\"} %d\n",
+				      srv_cl_role_name(r), r == role);
+	o += (size_t)snprintf(p + o, cap - o,
+		"# HELP caskd_cluster_term The term this member acts in.\n"
+		"# TYPE caskd_cluster_term gauge\n"
+		"caskd_cluster_term %" PRIu64 "\n"
+		"# HELP caskd_cluster_failovers_total Times this member became the primary.\n"
+		"# TYPE caskd_cluster_failovers_total counter\n"
+		"caskd_cluster_failovers_total %" PRIu64 "\n"
+		"# HELP caskd_cluster_replication_lag_versions Versions not yet on a majority "
+		"(primary), or not yet applied here (replica).\n"
+		"# TYPE caskd_cluster_replication_lag_versions gauge\n"
+		"caskd_cluster_replication_lag_versions %" PRIu64 "\n"
+		"# HELP caskd_cluster_replication_lag_seconds Replica: since it last held all "
+		"the primary had.\n"
+		"# TYPE caskd_cluster_replication_lag_seconds gauge\n"
+		"caskd_cluster_replication_lag_seconds %.3f\n"
+		"# HELP caskd_cluster_writes_waiting Writes held until a majority has them.\n"
+		"# TYPE caskd_cluster_writes_waiting gauge\n"
+		"caskd_cluster_writes_waiting %" PRIu64 "\n"
+		"# HELP caskd_cluster_replication_bytes_total Bytes of replication sent "
+		"(primary) or received (replica), full copies included.\n"
+		"# TYPE caskd_cluster_replication_bytes_total counter\n"
+		"caskd_cluster_replication_bytes_total %" PRIu64 "\n"
+		"# HELP caskd_cluster_replica_acknowledging Replica: 1 while it acknowledges "
+		"the primary's writes.\n"
+		"# TYPE caskd_cluster_replica_acknowledging gauge\n"
+		"caskd_cluster_replica_acknowledging{reason=\"%s\"} %d\n",
+		atomic_load(&cl->term), atomic_load(&cl->failovers), lag_v,
+		role == SRV_CL_PRIMARY ? 0.0 : (double)lag_ms / 1000.0,
+		atomic_load(&cl->waiting), atomic_load(&cl->repl_bytes),
+		srv_cl_repl_error_name(atomic_load(&cl->repl_error)),
+		role != SRV_CL_PRIMARY && atomic_load(&cl->repl_error) == SRV_CL_REPL_OK &&
+		now - atomic_load(&cl->primary_heard_ms) < REACH_MS);
+	*len = o < cap ? o : cap - 1;
+	return 0;
+}

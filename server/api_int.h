@@ -90,6 +90,8 @@ int srv_api_after_write(struct srv_api *api, uint64_t version, srv_commit_cb cb,
  * answered (or parked: it comes back through srv_api_handle), 0 to go. */
 int srv_api_cluster_gate(struct srv_api *api, struct srv_http_req *req);
 void srv_api_cluster(struct srv_api *api, struct srv_http_req *req, const char *path);
+/* Appends the cluster's figures to /metrics' text (realloc'd). 0 or -ENOMEM. */
+int srv_api_cluster_metrics(struct srv_api *api, char **text, size_t *len);
 /* The version lease runs low: have a sync soon. */
 void srv_api_want_sync(struct srv_api *api);
 

@@ -369,9 +369,10 @@ static int grow_buf(struct follow *f)
 	return 0;
 }
 
-static void set_error(struct srv_cl_shm *cl, uint32_t e)
+/* Why we do not acknowledge: said once per change, not per retry. */
+static int set_error(struct srv_cl_shm *cl, uint32_t e)
 {
-	atomic_store(&cl->repl_error, e);
+	return atomic_exchange(&cl->repl_error, e) != e;
 }
 
 static int follow(struct follow *f)
@@ -418,20 +419,23 @@ static int follow(struct follow *f)
 	}
 	memmove(f->buf, f->buf + h.used, f->have - h.used);
 	f->have -= h.used;
-	set_error(f->cl, SRV_CL_REPL_OK);
+	if (set_error(f->cl, SRV_CL_REPL_OK))
+		srv_info("cluster: replicating from %s", f->url);
 	while (!atomic_load(&f->p->stop)) {
 		int applied = 0, beat = 0;
 		ssize_t r;
 
 		rc = apply_frames(f, &applied, &beat);
 		if (rc == -ENOSPC || rc == -EDQUOT) {
-			set_error(f->cl, SRV_CL_REPL_DISK_FULL);
-			srv_warn("cluster: disk full: not acknowledging until there is room");
+			if (set_error(f->cl, SRV_CL_REPL_DISK_FULL))
+				srv_warn("cluster: disk full: not acknowledging the primary's "
+					 "writes until there is room");
 			return FOLLOW_AGAIN;
 		}
 		if (rc < 0) {
-			set_error(f->cl, SRV_CL_REPL_IO);
-			srv_error("cluster: applying the primary's changes: %s", eng_strerror(rc));
+			if (set_error(f->cl, SRV_CL_REPL_IO))
+				srv_error("cluster: applying the primary's changes: %s",
+					  eng_strerror(rc));
 			if (rc == ENG_EPOISONED)
 				atomic_store(&f->p->stop, 1); /* the master restarts us all */
 			return FOLLOW_AGAIN;

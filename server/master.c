@@ -37,6 +37,7 @@
 
 #include "server/clock.h"
 #include "server/cluster.h"
+#include "server/cluster_state.h"
 
 #include "engine/durable.h"
 #include "engine/errors.h"
@@ -157,6 +158,7 @@ struct master {
 	pid_t cl_pid;
 	uint64_t cl_respawn_at;
 	int exit_code;          /* set by a refusal found after start (2) */
+	int ready_pending;      /* READY=1 waits for the member's role */
 	uint64_t recovery_notified_ms;
 };
 
@@ -992,6 +994,12 @@ static void tick(struct master *m)
 			spawn(m, i);
 	if (m->cl && !m->cl_pid && !m->stopping && now >= m->cl_respawn_at)
 		spawn_cluster(m);
+	if (m->ready_pending && atomic_load(&m->cl->role) != SRV_CL_CANDIDATE) {
+		srv_notify("READY=1\nSTATUS=%s of group %s, term %" PRIu64,
+			   srv_cl_role_name(atomic_load(&m->cl->role)), m->cfg.cluster,
+			   atomic_load(&m->cl->term));
+		m->ready_pending = 0;
+	}
 	ok = heartbeats_ok(m, now);
 	kill_overdue(m, now);
 	if (m->reloading && !m->stopping)
@@ -1244,7 +1252,10 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	if (m->cl)
 		spawn_cluster(m);
 	m->watchdog_usec = srv_notify_watchdog_usec();
-	srv_notify("READY=1\nSTATUS=%d workers up", m->cfg.workers);
+	if (m->cl)
+		m->ready_pending = 1; /* a member is ready once it has a role (tick) */
+	else
+		srv_notify("READY=1\nSTATUS=%d workers up", m->cfg.workers);
 	srv_info("caskd ready: %d workers, fsync %s, data in %s", m->cfg.workers,
 		 srv_config_fsync_name(m->cfg.fsync), m->cfg.data_dir);
 	wait_mask = orig;
