@@ -224,7 +224,17 @@ int srv_api_cluster_gate(struct srv_api *api, struct srv_http_req *req)
 				       "this primary cannot tell that it still leads; retry");
 		return 1;
 	}
-	srv_http_add_header(req, "X-Caskd-Role", srv_cl_role_name(role));
+	if (role != SRV_CL_REPLICA) {
+		/* a candidate may be a deposed primary, or cut off: it does
+		 * not know what it is behind; a member catching up is not
+		 * even a copy yet */
+		srv_http_add_header(req, "Retry-After", SRV_RETRY_AFTER_S);
+		srv_http_add_header(req, "X-Caskd-Role", srv_cl_role_name(role));
+		srv_http_respond_error(req, 503, "no_primary",
+				       "this member follows no primary now; retry");
+		return 1;
+	}
+	srv_http_add_header(req, "X-Caskd-Role", "replica");
 	return min_version(api, req);
 }
 
