@@ -15,6 +15,7 @@
  */
 #include "engine/durable.h"
 #include "engine/errors.h"
+#include "engine/failpoint.h"
 #include "engine/num.h"
 #include "engine/record.h"
 #include "engine/logread.h"
@@ -49,6 +50,10 @@
 
 static int is_primary_now(const struct srv_cl_shm *cl)
 {
+	/* drills: a primary that ignores its lease and newer terms, which
+	 * the cluster checker must catch (docs/failpoints.md) */
+	if (atomic_load(&cl->role) == SRV_CL_PRIMARY && ENG_FP("cluster.no_fence"))
+		return 1;
 	return atomic_load(&cl->role) == SRV_CL_PRIMARY && atomic_load(&cl->writable) &&
 	       srv_boot_ms() < atomic_load(&cl->lease_until_ms) &&
 	       atomic_load(&cl->deposed) <= atomic_load(&cl->term);
@@ -380,6 +385,8 @@ static int wait_majority(struct srv_api *api, uint64_t version, srv_commit_cb cb
 
 	if (!cl || atomic_load(&cl->role) != SRV_CL_PRIMARY)
 		return 0;
+	if (ENG_FP("cluster.ack_early"))
+		return 0; /* drills: acknowledged before it is replicated */
 	if (version <= srv_cl_committed(cl, (unsigned)api->cfg->group_size))
 		return 0;
 	if (!api->cl_waits)

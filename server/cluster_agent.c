@@ -24,6 +24,7 @@
  */
 #include "server/cluster.h"
 
+#include "engine/failpoint.h"
 #include "engine/io.h"
 #include "engine/store.h"
 #include "ipc/shm.h"
@@ -281,7 +282,8 @@ static int fence(struct agent *a, uint64_t t)
 	rc = srv_cl_proc_save(p, t, NULL);
 	if (rc == 0) {
 		atomic_store(&a->cl->max_term, t);
-		if (atomic_load(&a->cl->role) == SRV_CL_PRIMARY && atomic_load(&a->cl->term) < t) {
+		if (atomic_load(&a->cl->role) == SRV_CL_PRIMARY && atomic_load(&a->cl->term) < t &&
+		    !ENG_FP("cluster.no_fence")) {
 			atomic_store(&a->cl->writable, 0);
 			atomic_store(&a->cl->role, SRV_CL_CANDIDATE);
 			srv_warn("cluster: term %" PRIu64 " began: this member is no longer "
@@ -308,7 +310,7 @@ static void step_down(struct agent *a, const char *why)
 {
 	struct srv_cl_shm *cl = a->cl;
 
-	if (atomic_load(&cl->role) != SRV_CL_PRIMARY)
+	if (atomic_load(&cl->role) != SRV_CL_PRIMARY || ENG_FP("cluster.no_fence"))
 		return;
 	atomic_store(&cl->writable, 0);
 	atomic_store(&cl->lease_until_ms, 0);

@@ -578,6 +578,7 @@ static void spawn_cluster(struct master *m)
 			_exit(1);
 		srv_log_set_role("cluster");
 		eng_io_set_role("cluster");
+		eng_fp_set_armed(1);
 		{
 			/* the master's handlers only set flags nobody reads
 			 * here; srv_cluster_main installs its own */
