@@ -605,8 +605,9 @@ static void add_history(struct srv_http_req *req, const struct srv_cl_view *v)
 		srv_http_add_header(req, "X-Caskd-History", hist);
 }
 
-/* GET /cluster/stream?node=N&term=T&after=V: every change after V, then
- * the changes as they come; V is durable on N (an ack). */
+/* GET /cluster/stream?node=N&term=T&after=V: every change after V (the
+ * newest version in N's log, durable there or not), then the changes as
+ * they come. Acks come apart, by POST /cluster/ack. */
 static void route_stream(struct srv_api *api, struct srv_http_req *req)
 {
 	static const char *const params[] = { "node", "term", "after", NULL };
@@ -626,7 +627,6 @@ static void route_stream(struct srv_api *api, struct srv_http_req *req)
 				       "needs a full copy");
 		return;
 	}
-	srv_cl_ack(api->cl, (unsigned)i, after, srv_mono_ms());
 	if (!(s = calloc(1, sizeof(*s))) || !(sink = calloc(1, sizeof(*sink)))) {
 		free(s);
 		srv_api_error(api, req, -ENOMEM);

@@ -523,6 +523,12 @@ static void tick(struct agent *a)
 		return;
 	if (atomic_load(&cl->deposed) > atomic_load(&cl->term))
 		step_down(a, "a member named a newer term");
+	if (have_leader && !strcmp(leader.value, a->cfg->node) && leader.lease != a->lease) {
+		/* the key of a process of ours that is gone (we hold the data
+		 * directory's lock): no need to wait for its lease to end */
+		(void)srv_etcd_delete_if(&a->etcd, a->k_leader, a->cfg->node);
+		return;
+	}
 	if (have_leader && !strcmp(leader.value, a->cfg->node) && leader.lease == a->lease) {
 		if (atomic_load(&cl->role) != SRV_CL_PRIMARY) {
 			resign(a, "leadership without a finished promotion");

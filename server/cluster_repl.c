@@ -8,7 +8,7 @@
  * change arrives as the record the primary's log holds, with the version
  * the stream sent before it. A record whose checksum fails, or whose
  * "before" is not the last one applied (a gap), ends the stream, and
- * the next one starts again from what is durable here: it asks again,
+ * the next one starts again from the newest version our log holds: it asks again,
  * it never applies a doubtful record. Changes are written with the
  * primary's versions (eng_write / eng_batch_at with the version given),
  * a batch all at once; then one sync covers all that arrived meanwhile
@@ -381,17 +381,19 @@ static int follow(struct follow *f)
 	char req[512];
 	struct head h;
 	struct srv_cl_history hist;
-	uint64_t durable = atomic_load(&f->cl->applied);
+	/* from what our log holds, durable or not: a record here that the
+	 * primary does not have must show as a divergence, not be kept */
+	uint64_t from = eng_top_version(f->db);
 	int n, rc;
 
-	f->last = durable;
+	f->last = from;
 	f->have = 0;
 	if ((f->fd = dial(f->url, f->hostport, sizeof(f->hostport))) < 0) {
 		set_error(f->cl, SRV_CL_REPL_UNREACHABLE);
 		return FOLLOW_AGAIN;
 	}
 	n = snprintf(req, sizeof(req), "GET /cluster/stream?node=%s&term=%" PRIu64 "&after=%"
-		     PRIu64 " HTTP/1.0\r\nHost: %s\r\n\r\n", f->p->cfg->node, f->term, durable,
+		     PRIu64 " HTTP/1.0\r\nHost: %s\r\n\r\n", f->p->cfg->node, f->term, from,
 		     f->hostport);
 	if (send_all(f->fd, req, (size_t)n) || read_head(f->fd, f->buf, f->cap, &f->have, &h)) {
 		set_error(f->cl, SRV_CL_REPL_UNREACHABLE);
