@@ -61,7 +61,7 @@ RUN_ARGS ?=
 
 deps-cluster: DEB_WANT = $(DEB_RUN) $(DEB_CLUSTER)
 
-.PHONY: all deps deps-run deps-fuzz deps-test deps-cluster cluster run test unit unit-asan \
+.PHONY: all deps deps-run deps-fuzz deps-test deps-cluster cluster bench-cluster run test unit unit-asan \
         integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE
 all: $(B)/caskd
 
@@ -219,6 +219,11 @@ fuzz-smoke: deps-fuzz
 
 clean:
 	rm -rf build
+
+# A group's figures (docs/cluster.md): PUT through a majority against one
+# caskd, failover outage over kills and pauses, catch-up of a new member.
+bench-cluster: deps-cluster $(B)/caskd
+	bench/cluster.sh
 
 # Benchmark: caskd beside nginx, redis and the naive design (bench/run.sh,
 # docs/benchmarks.md). BENCH_DURATION=N changes the seconds per run.

@@ -30,25 +30,7 @@ for i in 1 2 3; do
 		--advertise "http://127.0.0.1:$((BASE + i))" >"$DIR/n$i.log" 2>&1 &
 	pids+=($!)
 done
-cat >"$DIR/haproxy.cfg" <<CFG
-global
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-frontend caskd
-    bind 127.0.0.1:$FRONT
-    default_backend members
-backend members
-    option httpchk GET /cluster/primary
-    http-check expect status 200
-    default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
-    server n1 127.0.0.1:$((BASE + 1)) check
-    server n2 127.0.0.1:$((BASE + 2)) check
-    server n3 127.0.0.1:$((BASE + 3)) check
-CFG
+"$(dirname "$0")/haproxy-local.sh" "$FRONT" $((BASE + 1)) $((BASE + 2)) $((BASE + 3)) >"$DIR/haproxy.cfg"
 haproxy -f "$DIR/haproxy.cfg" -db >"$DIR/haproxy.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
