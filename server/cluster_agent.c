@@ -677,6 +677,8 @@ int srv_cluster_main(const struct srv_cluster_args *args)
 
 		tick(&a);
 		dt = srv_mono_ms() - t0;
+		if (dt > 1000)
+			srv_warn("cluster: a tick of the agent took %" PRIu64 " ms", dt);
 		if (dt < TICK_MS)
 			usleep((useconds_t)(TICK_MS - dt) * 1000);
 	}

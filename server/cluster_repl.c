@@ -373,7 +373,12 @@ static int grow_buf(struct follow *f)
 /* Why we do not acknowledge: said once per change, not per retry. */
 static int set_error(struct srv_cl_shm *cl, uint32_t e)
 {
-	return atomic_exchange(&cl->repl_error, e) != e;
+	uint32_t was = atomic_exchange(&cl->repl_error, e);
+
+	if (was != e && e != SRV_CL_REPL_OK && e != SRV_CL_REPL_DISK_FULL &&
+	    e != SRV_CL_REPL_IO)
+		srv_info("cluster: not replicating: %s", srv_cl_repl_error_name(e));
+	return was != e;
 }
 
 static int follow(struct follow *f)
@@ -460,8 +465,10 @@ static int follow(struct follow *f)
 			rc = atomic_load(&f->cl->max_term) == f->term || ENG_FP("cluster.no_fence") ?
 			     send_ack(f, atomic_load(&f->cl->applied)) : -ESTALE;
 			pthread_mutex_unlock(&f->p->follow_mtx);
-			if (rc)
+			if (rc) {
+				set_error(f->cl, SRV_CL_REPL_NO_PRIMARY);
 				return FOLLOW_AGAIN;
+			}
 		}
 		if (grow_buf(f)) {
 			srv_error("cluster: a change larger than the stream buffer");
