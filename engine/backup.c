@@ -7,7 +7,7 @@
 
 #include "engine/record.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
+#include "engine/db.h"
 
 #include <errno.h>
 #include <string.h>

@@ -9,8 +9,8 @@
 #include "engine/io.h"
 #include "engine/record.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "ipc/wake.h"
+#include "engine/db.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,20 +33,6 @@ const double eng_fsync_bounds_s[ENG_FSYNC_BUCKETS] = {
 const double eng_wpf_bounds[ENG_WPF_BUCKETS] = {
 	1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 1e300,
 };
-
-static int sync_repair(struct ipc_mtx *m, pid_t dead, void *arg)
-{
-	struct eng_shared *sh = arg;
-	(void)m;
-	(void)dead;
-	sh->syncing = 0; /* its sync never ended; the next waiter redoes it */
-	return 0;
-}
-
-int eng_lock_sync(struct eng_shared *sh)
-{
-	return ipc_mtx_lock(&sh->sync_mtx, sync_repair, sh);
-}
 
 /* Generations wrap at 2^32: compare by signed distance. */
 static int gen_reached(uint32_t have, uint32_t want)
@@ -187,7 +173,7 @@ static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 	observe(sh->wpf_hist, eng_wpf_bounds, ENG_WPF_BUCKETS, (double)p->writes);
 	atomic_fetch_add(&sh->wpf_sum, p->writes);
 	atomic_store(&sh->sync_done, p->gen);
-	ipc_mtx_unlock(&sh->sync_mtx);
+	eng_unlock_sync(sh);
 	ipc_wake_all(&sh->sync_done);
 	eng_log_notify(sh); /* durable now: log readers may show more */
 }
@@ -230,7 +216,7 @@ static int sync_wait(struct eng_db *db, uint32_t ticket)
 		if (syncer && kill(syncer, 0) < 0 && errno == ESRCH)
 			syncer = sh->syncing = 0; /* died in fdatasync */
 		if (syncer) {
-			ipc_mtx_unlock(&sh->sync_mtx);
+			eng_unlock_sync(sh);
 			rc = ipc_wake_wait(&sh->sync_done, done, SYNC_WAIT_SLICE_MS);
 			if (rc && rc != -ETIMEDOUT && rc != -EINTR)
 				return rc;
@@ -238,7 +224,7 @@ static int sync_wait(struct eng_db *db, uint32_t ticket)
 		}
 		if (gen_reached(atomic_load(&sh->sync_done), ticket) ||
 		    db->file_gen != atomic_load(&sh->file_gen)) {
-			ipc_mtx_unlock(&sh->sync_mtx);
+			eng_unlock_sync(sh);
 			continue;
 		}
 		sh->syncing = getpid();
@@ -247,7 +233,7 @@ static int sync_wait(struct eng_db *db, uint32_t ticket)
 		sh->writes_at_sync += p.writes;
 		p.gen = atomic_fetch_add(&sh->sync_started, 1) + 1;
 		plan_mark(sh, &p);
-		ipc_mtx_unlock(&sh->sync_mtx);
+		eng_unlock_sync(sh);
 		run_sync(db, db->fd, &p);
 	}
 }
@@ -297,5 +283,5 @@ void eng_sync_reap(struct eng_db *db, pid_t pid)
 		return;
 	if (sh->syncing == pid)
 		sh->syncing = 0;
-	ipc_mtx_unlock(&sh->sync_mtx);
+	eng_unlock_sync(sh);
 }

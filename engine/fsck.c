@@ -6,8 +6,8 @@
 #include "engine/record.h"
 #include "engine/replay.h"
 #include "engine/store.h"
-#include "engine/store_int.h"
 #include "ipc/flock.h"
+#include "engine/db.h"
 
 #include <errno.h>
 #include <fcntl.h>

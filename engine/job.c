@@ -7,8 +7,9 @@
 #include "engine/index.h"
 #include "engine/io.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "ipc/shm.h"
+#include "engine/db.h"
+#include "engine/area.h"
 
 #include <errno.h>
 #include <fcntl.h>

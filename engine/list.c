@@ -13,7 +13,7 @@
 
 #include "engine/index.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
+#include "engine/db.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -49,10 +49,12 @@
 #include "engine/replay.h"
 #include "engine/scan.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "engine/failpoint.h"
 #include "ipc/flock.h"
 #include "ipc/shm.h"
+#include "engine/db.h"
+#include "engine/area.h"
+#include "engine/space.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -342,7 +344,7 @@ static void make_room(struct rb *r)
 	eng_db_release_reserve(db);
 	if (eng_lock_index(db))
 		return;
-	keep = (sh->tail + ENG_DELETE_RESERVE + ENG_LEASE_CHUNK - 1) & ~(ENG_LEASE_CHUNK - 1);
+	keep = (sh->tail + ENG_DELETE_RESERVE + ENG_CHUNK_BYTES - 1) & ~(ENG_CHUNK_BYTES - 1);
 	if (sh->zeroed_end <= keep || sh->zeroing_to) {
 		eng_unlock_index(db);
 		return;

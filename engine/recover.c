@@ -27,8 +27,9 @@
 #include "engine/replay.h"
 #include "engine/scan.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "ipc/shm.h"
+#include "engine/db.h"
+#include "engine/recover.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -53,7 +54,8 @@ static struct eng_table *new_table(struct eng_shared *sh, uint32_t a,
 	return t;
 }
 
-int eng_recover_grow(struct eng_db *db)
+/* Grows the current table during recovery (no other process yet). */
+static int recover_grow(struct eng_db *db)
 {
 	struct eng_shared *sh = db->sh;
 	uint32_t a = eng_cur_area(atomic_load(&sh->cur));
@@ -86,7 +88,7 @@ static int apply(struct eng_db *db, const struct eng_replay_item *it)
 
 	while ((rc = eng_index_apply(eng_cur_table(db->sh), db->map, it->off,
 				     &it->h)) == -ENOSPC)
-		if ((rc = eng_recover_grow(db)))
+		if ((rc = recover_grow(db)))
 			return rc;
 	return rc;
 }

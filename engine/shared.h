@@ -94,7 +94,7 @@ struct eng_wslot {
 
 
 /* A rebuild's flip, staged before it is applied so that a holder killed
- * half way leaves something eng_index_repair can finish. */
+ * half way leaves something eng_repair_index (repair.c) can finish. */
 struct eng_flip {
 	uint32_t active;
 	uint32_t area;

@@ -1,9 +1,20 @@
 /* engine/store.h — the key-value store: database.bin plus the shared index.
+ * The engine's public API: the server includes this, never the files
+ * that implement it.
  *
  * Owns: opening a data directory (master: recover, create shared memory),
  * attaching a worker (its own descriptor and read-only mapping), reads,
  * writes and batches with their conditions, listings, and cleaning up
- * after a dead worker.
+ * after a dead worker. Where each lives, bottom first (each file calls
+ * only files listed before it; make layers checks the includes):
+ *   db.c      mappings, following a swap, the chunk lock, the mutexes
+ *   area.c    the table areas and the flip between them
+ *   space.c   zeros ahead of the tail, the reserves, the trim
+ *   write.c   eng_write, eng_batch (read.c is its mirror)
+ *   read.c    eng_get, eng_stats
+ *   list.c    listings; backup.c: snapshots
+ *   repair.c  a dead process: the index mutex's repair, reaping a worker
+ *   recover.c recovery at open; open.c: open, attach, close
  *
  * Life cycle:
  *   master:  eng_db_open()  -> fork workers and jobs -> eng_db_reap_worker()
@@ -49,6 +60,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct ipc_mtx;
 struct eng_shared;
 struct eng_map;
 
@@ -121,11 +133,15 @@ struct eng_db {
 	uint32_t max_value;
 	char *buf;           /* records being written (one per process) */
 	size_t buf_size;
-	uint64_t lease_lo, lease_hi; /* the chunks we hold a shared lock on */
+	uint64_t chunk_lo, chunk_hi; /* the chunks we hold a shared lock on */
 	uint64_t mutex_locks;        /* index mutex acquisitions by us */
 	int grow_asked;              /* signalled the master for a rebuild */
 	int keep_old;                /* master: hold old files until unused */
 	int is_syncer;               /* a sync thread's copy (eng_syncer) */
+	/* The index mutex's EOWNERDEAD repair (engine/repair.c), set by
+	 * eng_db_open and inherited across fork: engine/db.c takes the
+	 * mutex without calling up into the files above it. */
+	int (*repair_index)(struct ipc_mtx *m, pid_t dead, void *arg);
 };
 
 /* Master: opens or creates dir/database.bin, recovers it (from

@@ -2,10 +2,10 @@
  * store.h for the three steps and why no lock is held across I/O).
  *
  * Map: conditions - space and versions (with the index mutex) - single
- * writes - batches - publishing, and finishing a dead holder's publish -
- * the in-flight low-water mark.
+ * writes - batches - publishing, and finishing a dead holder's publish
+ * (for repair.c). The in-flight low-water mark is engine/db.c's.
  *
- * Order matters for eng_index_repair and the master's reaper: a
+ * Order matters for eng_repair_index (repair.c) and the master's reaper: a
  * reservation moves the tail first (a death right after leaves only a
  * hole of zeros), then marks its keys, then names its range in the
  * worker's in-flight entry, which is what the reaper wipes.
@@ -20,8 +20,9 @@
 #include "engine/num.h"
 #include "engine/record.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "engine/failpoint.h"
+#include "engine/db.h"
+#include "engine/write.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -267,7 +268,7 @@ static int write_range(struct eng_db *db, uint64_t off, uint64_t len)
 	int rc;
 
 	ENG_FP("log.after_reserve");
-	if ((rc = eng_lease_range(db, off, len)))
+	if ((rc = eng_chunk_lock(db, off, len)))
 		return rc;
 	rc = eng_io_pwrite_all(db->fd, db->buf, len, off);
 	if (rc == 0)
@@ -700,30 +701,4 @@ int eng_finish_publish(struct eng_db *db, int wslot)
 	}
 	publish_done(sh, ws);
 	return 0;
-}
-
-/* --- the in-flight low-water mark ------------------------------------------ */
-
-uint64_t eng_written_below_locked(struct eng_shared *sh)
-{
-	uint64_t low = sh->tail < sh->unwiped ? sh->tail : sh->unwiped;
-
-	assert(ipc_mtx_held(&sh->index_mtx));
-	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
-		uint64_t off = sh->wslots[w].inflight.off;
-		if (off && off < low)
-			low = off;
-	}
-	return low;
-}
-
-uint64_t eng_db_written_below(struct eng_db *db)
-{
-	uint64_t low;
-
-	if (eng_lock_index(db))
-		return 0;
-	low = eng_written_below_locked(db->sh);
-	eng_unlock_index(db);
-	return low;
 }
