@@ -165,8 +165,11 @@ drill: $(B)/caskd $(B)/tests/it_jobcrash $(B)/tests/it_powercut
 	CASKD_JOBCRASH_FULL=1 CASKD_BIN=$(CURDIR)/$(B)/caskd ./$(B)/tests/it_jobcrash --jobs 1
 	CASKD_POWERCUTS=$(DRILL_POWERCUTS) CASKD_BIN=$(CURDIR)/$(B)/caskd ./$(B)/tests/it_powercut --jobs 1
 
-# Dependencies point one way (server -> engine -> ipc), and the server
-# uses the engine's API, never its shared-memory layout or internals.
+# Dependencies point one way (server -> engine -> ipc), the server uses
+# the engine's API, never its shared-memory layout or internals, and no
+# files import each other in a circle (tests/layers.sh, over the
+# directories of LAYERS_CYCLE_DIRS).
+LAYERS_CYCLE_DIRS := ipc engine server
 ENGINE_PRIVATE := engine/shared.h engine/index.h engine/db.h engine/area.h \
                   engine/repair.h engine/recover.h engine/write.h engine/space.h
 layers:
@@ -176,6 +179,7 @@ layers:
 	if [ -n "$$bad" ]; then echo "layers: ipc/ includes engine or server headers: $$bad"; exit 1; fi; \
 	bad=$$(grep -lE '#include "server/' engine/*.c engine/*.h); \
 	if [ -n "$$bad" ]; then echo "layers: engine/ includes server headers: $$bad"; exit 1; fi; \
+	tests/layers.sh $(LAYERS_CYCLE_DIRS); \
 	echo "layers: ok"
 
 # Fuzzing: each tests/fuzz/fuzz_NAME.c is a libFuzzer harness (a new file
