@@ -1,15 +1,84 @@
-/* engine/area.c — the owner of the table areas and of the flip (see
- * area.h for the states and who may call what).
+/* engine/area.c — the owner of the table areas, the current-table word
+ * and the flip (see area.h for the states and who may call what).
  */
 #include "engine/area.h"
 
 #include "engine/db.h"
+#include "engine/index.h"
+#include "ipc/shm.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-void eng_apply_flip(struct eng_shared *sh)
+static void release_pages(struct eng_shared *sh, uint32_t a)
+{
+	ipc_shm_release(eng_area_table(sh, a), sh->area_bytes);
+}
+
+void eng_area_install(struct eng_shared *sh, uint32_t a)
+{
+	struct eng_table *t = eng_area_table(sh, a);
+
+	assert(a < ENG_AREAS);
+	sh->areas[a].state = ENG_AREA_CURRENT;
+	sh->areas[a].gen = t->gen;
+	sh->areas[!a].state = ENG_AREA_FREE;
+	atomic_store(&sh->cur, t->gen << 1 | a);
+}
+
+int eng_area_spare_free(const struct eng_shared *sh)
+{
+	return sh->areas[!eng_cur_area(atomic_load(&sh->cur))].state == ENG_AREA_FREE;
+}
+
+int eng_area_claim(struct eng_shared *sh, uint32_t a, pid_t pid)
+{
+	assert(ipc_mtx_held(&sh->index_mtx));
+	assert(a < ENG_AREAS && a != eng_cur_area(atomic_load(&sh->cur)));
+	if (sh->areas[a].state != ENG_AREA_FREE)
+		return -EBUSY;
+	sh->areas[a].state = ENG_AREA_BUILDING;
+	sh->areas[a].builder = (uint32_t)pid;
+	return 0;
+}
+
+void eng_area_abandon(struct eng_shared *sh, pid_t pid)
+{
+	assert(ipc_mtx_held(&sh->index_mtx));
+	for (uint32_t a = 0; a < ENG_AREAS; a++)
+		if (sh->areas[a].state == ENG_AREA_BUILDING &&
+		    sh->areas[a].builder == (uint32_t)pid) {
+			release_pages(sh, a);
+			sh->areas[a].state = ENG_AREA_FREE;
+		}
+}
+
+/* Is any process still reading a table of generation gen or older? */
+static int read_by_someone(struct eng_shared *sh, uint64_t gen)
+{
+	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
+		uint64_t r = atomic_load(&sh->wslots[w].reading);
+		if (r && r <= gen && atomic_load(&sh->wslots[w].pid))
+			return 1;
+	}
+	return 0;
+}
+
+void eng_area_reclaim(struct eng_shared *sh)
+{
+	assert(ipc_mtx_held(&sh->index_mtx));
+	for (uint32_t a = 0; a < ENG_AREAS; a++) {
+		if (sh->areas[a].state != ENG_AREA_RETIRED ||
+		    read_by_someone(sh, sh->areas[a].gen))
+			continue;
+		release_pages(sh, a);
+		sh->areas[a].state = ENG_AREA_FREE;
+	}
+}
+
+static void apply_flip(struct eng_shared *sh)
 {
 	struct eng_flip *f = &sh->flip;
 	uint32_t old = eng_cur_area(atomic_load(&sh->cur));
@@ -17,6 +86,11 @@ void eng_apply_flip(struct eng_shared *sh)
 
 	assert(ipc_mtx_held(&sh->index_mtx));
 	if (old != f->area) {
+		/* a repair may meet either half of this done */
+		assert(sh->areas[old].state == ENG_AREA_CURRENT ||
+		       sh->areas[old].state == ENG_AREA_RETIRED);
+		assert(sh->areas[f->area].state == ENG_AREA_BUILDING ||
+		       sh->areas[f->area].state == ENG_AREA_CURRENT);
 		sh->areas[old].state = ENG_AREA_RETIRED;
 		sh->areas[f->area].state = ENG_AREA_CURRENT;
 		sh->areas[f->area].gen = f->gen;
@@ -44,4 +118,19 @@ void eng_apply_flip(struct eng_shared *sh)
 	}
 	atomic_store(&sh->cur, f->gen << 1 | f->area);
 	f->active = 0;
+}
+
+void eng_area_flip(struct eng_shared *sh, const struct eng_flip *f)
+{
+	assert(ipc_mtx_held(&sh->index_mtx));
+	sh->flip = *f;
+	sh->flip.active = 1;
+	apply_flip(sh);
+}
+
+void eng_area_flip_finish(struct eng_shared *sh)
+{
+	assert(ipc_mtx_held(&sh->index_mtx));
+	if (sh->flip.active)
+		apply_flip(sh);
 }

@@ -377,8 +377,19 @@ void eng_db_close(struct eng_db *db)
 
 /* --- attach (worker, job) ---------------------------------------------------- */
 
+/* As LMDB checks mtb_magic and mtb_format: a region that is not this
+ * build's layout (a stale or foreign mapping, a caskd of another
+ * version) is refused before anything in it is trusted. */
+static int shared_ok(const struct eng_shared *sh)
+{
+	return sh->magic == ENG_SHM_MAGIC && sh->version == ENG_SHM_VERSION &&
+	       sh->hdr_size == sizeof(*sh);
+}
+
 int eng_db_attach(struct eng_db *db, int wslot)
 {
+	if (!db->sh || !shared_ok(db->sh))
+		return -EPROTO;
 	/* The descriptor inherited from the master shares its open file
 	 * description, and so its OFD locks: open our own. Older mappings
 	 * inherited across fork are the master's business. */

@@ -28,6 +28,7 @@
 #include "engine/scan.h"
 #include "engine/shared.h"
 #include "ipc/shm.h"
+#include "engine/area.h"
 #include "engine/db.h"
 #include "engine/recover.h"
 
@@ -47,10 +48,7 @@ static struct eng_table *new_table(struct eng_shared *sh, uint32_t a,
 
 	ipc_shm_release(t, sh->area_bytes);
 	eng_index_init(t, ++sh->table_gen, 1, nslots, seed);
-	sh->areas[a].state = ENG_AREA_CURRENT;
-	sh->areas[a].gen = t->gen;
-	sh->areas[!a].state = ENG_AREA_FREE;
-	atomic_store(&sh->cur, t->gen << 1 | a);
+	eng_area_install(sh, a);
 	return t;
 }
 
@@ -74,10 +72,7 @@ static int recover_grow(struct eng_db *db)
 		if (eng_index_read_slot(old, i, &e) == 1 && eng_index_place(t, &e) < 0)
 			return ENG_EFULL;
 	}
-	sh->areas[!a].state = ENG_AREA_CURRENT;
-	sh->areas[!a].gen = t->gen;
-	atomic_store(&sh->cur, t->gen << 1 | !a);
-	sh->areas[a].state = ENG_AREA_FREE;
+	eng_area_install(sh, !a);
 	ipc_shm_release(old, sh->area_bytes);
 	return 0;
 }

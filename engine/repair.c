@@ -32,8 +32,7 @@ int eng_repair_index(struct ipc_mtx *m, pid_t dead, void *arg)
 	int rc = 0;
 
 	(void)m;
-	if (sh->flip.active)
-		eng_apply_flip(sh); /* a rebuild died half way through its flip */
+	eng_area_flip_finish(sh); /* a rebuild that died half way through its flip */
 	if ((rc = eng_db_refresh(db)))
 		goto out;
 	t = eng_cur_table(sh);
@@ -65,6 +64,16 @@ out:
 
 /* --- reap a dead worker (master) --------------------------------------- */
 
+void eng_wslot_vacate(struct eng_shared *sh, int wslot)
+{
+	struct eng_wslot *ws = &sh->wslots[wslot];
+
+	atomic_store(&ws->reading, 0);
+	atomic_store(&ws->oldest_gen, 0);
+	atomic_store(&ws->oldest_gen_sync, 0);
+	atomic_store(&ws->pid, 0);
+}
+
 int eng_db_reap_worker(struct eng_db *db, int wslot)
 {
 	struct eng_shared *sh = db->sh;
@@ -90,10 +99,7 @@ int eng_db_reap_worker(struct eng_db *db, int wslot)
 			eng_index_free_writer(t, (uint8_t)(wslot + 1));
 		ws->inflight.off = 0;
 	}
-	atomic_store(&ws->reading, 0);
-	atomic_store(&ws->oldest_gen, 0);
-	atomic_store(&ws->oldest_gen_sync, 0);
-	atomic_store(&ws->pid, 0);
+	eng_wslot_vacate(sh, wslot);
 	eng_unlock_index(db);
 	if (in.off)
 		eng_log(ENG_LOG_WARN, "wiped 1 unfinished write of dead worker slot %d "

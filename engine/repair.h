@@ -9,6 +9,7 @@
 #ifndef CASKD_ENGINE_REPAIR_H
 #define CASKD_ENGINE_REPAIR_H
 
+#include "engine/shared.h"
 #include "ipc/mutex.h"
 
 #include <sys/types.h>
@@ -18,5 +19,9 @@
  * the table against the log. Runs with the mutex held; -EUCLEAN when the
  * index cannot be trusted. eng_db_open installs it as db->repair_index. */
 int eng_repair_index(struct ipc_mtx *m, pid_t dead, void *arg);
+
+/* Master, once a worker or job process is reaped and its write undone:
+ * its wslot reads nothing, maps nothing, and is free. */
+void eng_wslot_vacate(struct eng_shared *sh, int wslot);
 
 #endif

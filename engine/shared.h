@@ -11,6 +11,15 @@
  * before fork(), so they sit at the same address everywhere and hold
  * plain pointers.
  *
+ * Who writes what (each owner offers the transitions, with asserts):
+ *   index slots          engine/index.c
+ *   areas[], cur, flip   engine/area.c
+ *   jobs[], job_seq      engine/job.c (the job process through it too)
+ *   wslot.inflight, publishing   engine/write.c (repair.c finishes it)
+ *   wslot.reading, oldest_gen*   each process its own (read.c, list.c,
+ *                        rebuild.c, db.c); a dead one's: engine/repair.c
+ *   the sync state       engine/durable.c
+ *
  * What protects what:
  *   index_mtx : seq, tail, unwiped, zeroed_end, zeroing, frozen,
  *               disk_full, want_resize, areas[], flip, every wslot's

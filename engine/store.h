@@ -137,6 +137,8 @@ struct eng_db {
 	uint64_t mutex_locks;        /* index mutex acquisitions by us */
 	int grow_asked;              /* signalled the master for a rebuild */
 	int keep_old;                /* master: hold old files until unused */
+	uint64_t compact_retry_ms;   /* master: no automatic compaction
+				      * before (unix ms): the last failed */
 	int is_syncer;               /* a sync thread's copy (eng_syncer) */
 	/* The index mutex's EOWNERDEAD repair (engine/repair.c), set by
 	 * eng_db_open and inherited across fork: engine/db.c takes the
@@ -157,7 +159,9 @@ int eng_db_open(const struct eng_opts *o, struct eng_db *db,
  * caskd hold it. */
 int eng_lock_dir(const char *dir, int wait_ms, int *lock_fd,
 		 struct eng_recovery *rep);
-/* Worker or job, after fork: opens its own descriptor and mapping. */
+/* Worker or job, after fork: opens its own descriptor and mapping.
+ * -EPROTO if the shared region's magic, version or size is not this
+ * build's. */
 int eng_db_attach(struct eng_db *db, int wslot);
 /* Records which pid runs a worker slot (master, after fork). */
 void eng_db_set_worker(struct eng_db *db, int wslot, pid_t pid);
