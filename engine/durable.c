@@ -12,6 +12,7 @@
 #include "ipc/wake.h"
 #include "engine/db.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -107,6 +108,7 @@ static void plan_mark(struct eng_shared *sh, struct sync_plan *p)
 	uint64_t lease = atomic_load(&sh->lease);
 	uint64_t seq = __atomic_load_n(&sh->seq, __ATOMIC_RELAXED);
 
+	assert(ipc_mtx_held(&sh->sync_mtx));
 	p->mark.durable = atomic_load(&sh->durable_end);
 	p->mark.lease = lease;
 	if (seq + ENG_LEASE_VERSIONS / 2 > lease)

@@ -12,6 +12,7 @@
 #include "engine/area.h"
 #include "engine/repair.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -57,6 +58,7 @@ static struct eng_job *job_at(struct eng_shared *sh, uint64_t id)
 /* The job pending or running, if any (job_mtx held). */
 static struct eng_job *active(struct eng_shared *sh)
 {
+	assert(ipc_mtx_held(&sh->job_mtx));
 	for (int i = 0; i < ENG_JOBS_KEPT; i++) {
 		struct eng_job *j = &sh->jobs[i];
 		if (j->id && (j->state == ENG_JOB_PENDING || j->state == ENG_JOB_RUNNING))
@@ -70,6 +72,7 @@ static struct eng_job *new_job(struct eng_shared *sh, enum eng_job_kind kind)
 	uint64_t id;
 	struct eng_job *j;
 
+	assert(ipc_mtx_held(&sh->job_mtx));
 	id = ++sh->job_seq;
 	j = &sh->jobs[id % ENG_JOBS_KEPT];
 	memset(j, 0, sizeof(*j));
@@ -162,6 +165,7 @@ int eng_job_list(struct eng_db *db, struct eng_job_info *out, size_t max)
  * job itself, or by the master for a job that died before it could. */
 static void record_outcome(struct eng_shared *sh, struct eng_job *j, int rc)
 {
+	assert(ipc_mtx_held(&sh->job_mtx));
 	j->finished_ms = unix_ms();
 	j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
 	if (j->kind != ENG_JOB_COMPACT)

@@ -217,6 +217,9 @@ static int create_shared(struct eng_db *db, uint64_t max_keys,
 		ipc_shm_destroy(sh, sizeof(*sh));
 		return rc;
 	}
+	ipc_mtx_set_rank(&sh->index_mtx, ENG_RANK_INDEX);
+	ipc_mtx_set_rank(&sh->sync_mtx, ENG_RANK_SYNC);
+	ipc_mtx_set_rank(&sh->job_mtx, ENG_RANK_JOB);
 	db->sh = sh;
 	db->shm_size = sizeof(*sh);
 	db->arena_size = area * ENG_AREAS;

@@ -50,7 +50,11 @@
 #include <stdint.h>
 
 #define ENG_SHM_MAGIC 0x324D48534B534143ull /* "CASKSHM2" */
-#define ENG_SHM_VERSION 2
+#define ENG_SHM_VERSION 3 /* 3: struct ipc_mtx carries its rank */
+/* The lock order of ipc/mutex.h, as ranks (asserted in debug builds). */
+#define ENG_RANK_INDEX 1
+#define ENG_RANK_SYNC 2
+#define ENG_RANK_JOB 3
 #define ENG_CACHELINE 64
 /* Two areas: the current table and the one a rebuild fills. */
 #define ENG_AREAS 2
