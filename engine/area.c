@@ -58,9 +58,9 @@ void eng_area_abandon(struct eng_shared *sh, pid_t pid)
 /* Is any process still reading a table of generation gen or older? */
 static int read_by_someone(struct eng_shared *sh, uint64_t gen)
 {
-	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
-		uint64_t r = atomic_load(&sh->wslots[w].reading);
-		if (r && r <= gen && atomic_load(&sh->wslots[w].pid))
+	for (int w = 0; w <= ENG_SEATS; w++) {
+		uint64_t r = atomic_load(&sh->seats[w].reading);
+		if (r && r <= gen && atomic_load(&sh->seats[w].pid))
 			return 1;
 	}
 	return 0;
@@ -106,7 +106,7 @@ static void apply_flip(struct eng_shared *sh)
 		sh->unwiped = UINT64_MAX;
 		sh->mark.durable = f->durable;
 		sh->mark.lease = f->lease;
-		sh->mark_slot = 1;
+		sh->mark_copy = 1;
 		sh->mark_file_gen = f->file_gen;
 		atomic_store(&sh->del_end, 0);
 		atomic_store(&sh->durable_end, f->durable);

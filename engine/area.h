@@ -33,7 +33,7 @@ int eng_area_claim(struct eng_shared *sh, uint32_t a, pid_t pid);
  * that failed, or a job that died. */
 void eng_area_abandon(struct eng_shared *sh, pid_t pid);
 /* Frees the pages of retired areas no process reads any more (each
- * process announces the table it reads in its wslot's `reading`). */
+ * process announces the table it reads in its seat's `reading`). */
 void eng_area_reclaim(struct eng_shared *sh);
 /* Stages f and applies it: the area f names becomes current, the old one
  * retired; a new database.bin's state is installed with it. */

@@ -130,13 +130,13 @@ static void publish_oldest(struct eng_db *db)
 {
 	uint64_t oldest = db->cur ? db->cur->file_gen : 0;
 
-	if (db->wslot < 0 || !db->sh)
+	if (db->seat < 0 || !db->sh)
 		return;
 	for (struct eng_map *m = db->cur ? db->cur->next : NULL; m; m = m->next)
 		if (m->file_gen < oldest)
 			oldest = m->file_gen;
-	atomic_store(db->is_syncer ? &db->sh->wslots[db->wslot].oldest_gen_sync
-				   : &db->sh->wslots[db->wslot].oldest_gen, oldest);
+	atomic_store(db->is_syncer ? &db->sh->seats[db->seat].oldest_gen_sync
+				   : &db->sh->seats[db->seat].oldest_gen, oldest);
 }
 
 void eng_map_put(struct eng_db *db, struct eng_map *m)
@@ -201,8 +201,8 @@ int eng_db_refresh(struct eng_db *db)
 
 static int mapped_somewhere(struct eng_shared *sh, uint64_t gen)
 {
-	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
-		struct eng_wslot *ws = &sh->wslots[w];
+	for (int w = 0; w <= ENG_SEATS; w++) {
+		struct eng_seat *ws = &sh->seats[w];
 		uint64_t a = atomic_load(&ws->oldest_gen), b = atomic_load(&ws->oldest_gen_sync);
 		if (atomic_load(&ws->pid) && ((a && a <= gen) || (b && b <= gen)))
 			return 1;
@@ -293,8 +293,8 @@ uint64_t eng_written_below_locked(struct eng_shared *sh)
 	uint64_t low = sh->tail < sh->unwiped ? sh->tail : sh->unwiped;
 
 	assert(ipc_mtx_held(&sh->index_mtx));
-	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
-		uint64_t off = sh->wslots[w].inflight.off;
+	for (int w = 0; w <= ENG_SEATS; w++) {
+		uint64_t off = sh->seats[w].inflight.off;
 		if (off && off < low)
 			low = off;
 	}

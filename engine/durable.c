@@ -96,7 +96,7 @@ struct sync_plan {
 	uint64_t tail;        /* for the periodic mode's dirty check */
 	struct eng_mark mark; /* to put in the header first, if */
 	int write_mark;       /* ... it differs from what is there */
-	int mark_slot;
+	int mark_copy;
 };
 
 /* Puts in the header the mark earlier syncs reached (never one computed
@@ -120,7 +120,7 @@ static void plan_mark(struct eng_shared *sh, struct sync_plan *p)
 			(p->mark.lease > sh->mark.lease ||
 			 (p->mark.durable > sh->mark.durable &&
 			  now_ns() - sh->mark_at_ns >= sh->mark_interval_ns));
-	p->mark_slot = !sh->mark_slot;
+	p->mark_copy = !sh->mark_copy;
 }
 
 /* Runs one fdatasync of fd, with sync_mtx not held (this process is
@@ -136,7 +136,7 @@ static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 	if (p->write_mark) {
 		eng_mark_encode(mark, &p->mark);
 		mark_ok = eng_io_pwrite_all(fd, mark, sizeof(mark),
-					    eng_mark_off(p->mark_slot)) == 0;
+					    eng_mark_off(p->mark_copy)) == 0;
 	}
 	t0 = now_ns();
 	rc = eng_io_datasync(fd);
@@ -161,7 +161,7 @@ static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 				atomic_store(&sh->durable_end, p->written);
 			if (mark_ok) {
 				sh->mark = p->mark;
-				sh->mark_slot = p->mark_slot;
+				sh->mark_copy = p->mark_copy;
 				sh->mark_at_ns = t0;
 				if (p->mark.lease > atomic_load(&sh->lease))
 					atomic_store(&sh->lease, p->mark.lease);
@@ -253,7 +253,7 @@ int eng_syncer_init(struct eng_syncer *s, struct eng_db *db)
 	s->own.sh = db->sh;
 	s->own.dir = db->dir;
 	s->own.path = db->path;
-	s->own.wslot = db->wslot;
+	s->own.seat = db->seat;
 	s->own.is_syncer = 1;
 	s->own.lock_fd = -1;
 	s->own.fd = -1;

@@ -424,7 +424,7 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
 	}
 	copy = *j;
 	eng_unlock_jobs(sh);
-	eng_wslot_vacate(sh, ENG_JOB_WSLOT);
+	eng_seat_vacate(sh, ENG_JOB_SEAT);
 	if (copy.state != ENG_JOB_RUNNING) {
 		/* it wrote its own outcome (and undid its own work) */
 		if (copy.state == ENG_JOB_FAILED && copy.kind == ENG_JOB_COMPACT)

@@ -313,7 +313,7 @@ static void db_init(struct eng_db *db)
 	memset(db, 0, sizeof(*db));
 	db->fd = -1;
 	db->lock_fd = -1;
-	db->wslot = -1;
+	db->seat = -1;
 }
 
 int eng_db_open(const struct eng_opts *o, struct eng_db *db,
@@ -368,7 +368,7 @@ void eng_db_close(struct eng_db *db)
 	eng_db_unmap(db);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
-	if (db->sh && db->wslot < 0) {
+	if (db->sh && db->seat < 0) {
 		ipc_shm_destroy(db->sh->arena, db->arena_size);
 		ipc_shm_destroy(db->sh, db->shm_size);
 	}
@@ -389,7 +389,7 @@ static int shared_ok(const struct eng_shared *sh)
 	       sh->hdr_size == sizeof(*sh);
 }
 
-int eng_db_attach(struct eng_db *db, int wslot)
+int eng_db_attach(struct eng_db *db, int seat)
 {
 	if (!db->sh || !shared_ok(db->sh))
 		return -EPROTO;
@@ -398,18 +398,18 @@ int eng_db_attach(struct eng_db *db, int wslot)
 	 * inherited across fork are the master's business. */
 	eng_db_unmap(db);
 	db->chunk_lo = db->chunk_hi = 0;
-	db->wslot = wslot;
+	db->seat = seat;
 	/* Only the master keeps replaced files until nobody maps them; a
 	 * worker that inherited the flag kept every old file (and its disk
 	 * space) for its whole life. */
 	db->keep_old = 0;
-	atomic_store(&db->sh->wslots[wslot].pid, getpid());
+	atomic_store(&db->sh->seats[seat].pid, getpid());
 	return eng_db_refresh(db);
 }
 
-void eng_db_set_worker(struct eng_db *db, int wslot, pid_t pid)
+void eng_db_set_worker(struct eng_db *db, int seat, pid_t pid)
 {
-	atomic_store(&db->sh->wslots[wslot].pid, pid);
+	atomic_store(&db->sh->seats[seat].pid, pid);
 }
 
 void eng_db_set_notify(struct eng_db *db, pid_t pid)

@@ -1,8 +1,8 @@
 /* engine/read.c — reads: eng_get, the mirror of write.c, and the stats.
  *
  * A read takes no lock on its hot path: it announces the table it reads
- * (its wslot's `reading`, so a retired area is not freed under it, see
- * eng_job_reclaim in job.c), reads the slot optimistically (index.h) and
+ * (its seat's `reading`, so a retired area is not freed under it, see
+ * eng_area_reclaim in area.c), reads the slot optimistically (index.h) and
  * checks that no flip and no batch publish happened meanwhile. Only a
  * slot left odd or a publish that does not end sends it to the mutex,
  * whose repair fixes both.
@@ -32,7 +32,7 @@ static int key_ok(size_t klen)
 }
 
 /* Publishes that this process reads the current table: a retired area is
- * not freed under it (eng_job_reclaim). Returns cur. */
+ * not freed under it (eng_area_reclaim). Returns cur. */
 static uint64_t begin_read(struct eng_shared *sh, _Atomic uint64_t *reading)
 {
 	for (;;) {
@@ -95,7 +95,7 @@ int eng_get(struct eng_db *db, const void *key, size_t klen,
 	    struct eng_val *v)
 {
 	struct eng_shared *sh = db->sh;
-	_Atomic uint64_t *reading = &sh->wslots[db->wslot].reading;
+	_Atomic uint64_t *reading = &sh->seats[db->seat].reading;
 	struct eng_khash kh = { .hash = 0 }; /* under the seed of the table probed */
 	struct eng_entry e;
 	int rc = -EAGAIN;

@@ -336,7 +336,7 @@ static int read_slot(struct rb *r, const struct eng_table *t, uint64_t i,
 static int copy_table(struct rb *r)
 {
 	struct eng_shared *sh = r->sh;
-	_Atomic uint64_t *reading = &sh->wslots[ENG_JOB_WSLOT].reading;
+	_Atomic uint64_t *reading = &sh->seats[ENG_JOB_SEAT].reading;
 	const struct eng_table *cur;
 	uint64_t c;
 	int rc = 0;
@@ -360,7 +360,7 @@ static int copy_table(struct rb *r)
 static int still_live(struct rb *r, uint64_t off, const struct eng_rec_hdr *h)
 {
 	struct eng_shared *sh = r->sh;
-	_Atomic uint64_t *reading = &sh->wslots[ENG_JOB_WSLOT].reading;
+	_Atomic uint64_t *reading = &sh->seats[ENG_JOB_SEAT].reading;
 	const char *key = r->db->map + off + ENG_REC_HDR_SIZE;
 	struct eng_khash kh = { .hash = 0 };
 	struct eng_entry e;
@@ -544,8 +544,8 @@ static int catch_up_while_running(struct rb *r)
 
 static int inflight(struct eng_shared *sh)
 {
-	for (int w = 0; w <= ENG_WORKER_SLOTS; w++)
-		if (sh->wslots[w].inflight.off)
+	for (int w = 0; w <= ENG_SEATS; w++)
+		if (sh->seats[w].inflight.off)
 			return 1;
 	return 0;
 }

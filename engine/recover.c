@@ -309,7 +309,7 @@ static int mark_recovered(struct eng_db *db, int format, struct eng_recovery *re
 	struct eng_shared *sh = db->sh;
 	struct eng_mark m = { sh->tail, atomic_load(&sh->lease) };
 	char buf[ENG_FILE_HDR_SIZE];
-	int rc, slot;
+	int rc, copy;
 
 	if ((rc = eng_io_datasync(db->fd)))
 		return rc;
@@ -318,19 +318,19 @@ static int mark_recovered(struct eng_db *db, int format, struct eng_recovery *re
 		if ((rc = eng_io_pwrite_all(db->fd, buf, sizeof(buf), 0)))
 			return rc;
 		rep->upgraded = 1;
-		slot = 0;
+		copy = 0;
 	} else {
 		struct eng_mark old;
-		eng_mark_read(db->map, &old, &slot);
-		slot = !slot;
+		eng_mark_read(db->map, &old, &copy);
+		copy = !copy;
 		eng_mark_encode(buf, &m);
-		if ((rc = eng_io_pwrite_all(db->fd, buf, ENG_MARK_SIZE, eng_mark_off(slot))))
+		if ((rc = eng_io_pwrite_all(db->fd, buf, ENG_MARK_SIZE, eng_mark_off(copy))))
 			return rc;
 	}
 	if ((rc = eng_io_datasync(db->fd)))
 		return rc;
 	sh->mark = m;
-	sh->mark_slot = slot;
+	sh->mark_copy = copy;
 	sh->mark_file_gen = 1;
 	atomic_store(&sh->file_id, eng_file_id(db->map));
 	atomic_store(&sh->durable_end, sh->tail);
@@ -345,14 +345,14 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 	struct rscan r = { .db = db, .o = o, .rep = rep, .size = size };
 	struct eng_mark m;
 	uint64_t from, base;
-	int format, rc, slot;
+	int format, rc, copy;
 
 	if ((rc = eng_file_hdr_check(db->map, size, &format))) {
 		rep->bad_off = 0;
 		snprintf(rep->failed, sizeof(rep->failed), "reading the header of %s", db->path);
 		return rc == -EPROTO ? rc : ENG_ECORRUPT;
 	}
-	eng_mark_read(db->map, &m, &slot);
+	eng_mark_read(db->map, &m, &copy);
 	atomic_store(&sh->file_gen, 1);
 	db->cur->file_gen = db->file_gen = 1;
 	if ((rc = start_table(&r, &from)) || (rc = replay_log(&r, from)))
@@ -373,7 +373,7 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 				"offset %" PRIu64 " (space prepared for appends)",
 				rep->cut_bytes, rep->tail);
 		else
-			eng_log(ENG_LOG_WARN, "recovery: cut a torn tail of %" PRIu64 " bytes at "
+			eng_log(ENG_LOG_WARN, "recovery: truncated a torn tail of %" PRIu64 " bytes at "
 				"offset %" PRIu64 " (an append interrupted by a crash, above the "
 				"durable mark: it was never acknowledged)", rep->cut_bytes, rep->tail);
 		if ((rc = eng_io_truncate(db->fd, rep->tail)))

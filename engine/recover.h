@@ -1,8 +1,8 @@
 /* engine/recover.h — recovery at open.
  *
  * Owns (engine/recover.c): building the first table of the shared index
- * from database.idx and/or a scan of database.bin, and cutting a torn
- * tail. Master only, before fork: no other process exists, so it takes
+ * from database.idx and/or a scan of database.bin, and truncating a
+ * torn tail. Master only, before fork: no other process exists, so it takes
  * no mutex and may do the file I/O it needs.
  */
 #ifndef CASKD_ENGINE_RECOVER_H

@@ -39,8 +39,8 @@ int eng_repair_index(struct ipc_mtx *m, pid_t dead, void *arg)
 	/* Whatever change the dead holder was in (a claim or a release in
 	 * reserve, not only a publish) may have left a slot's count odd. */
 	eng_index_unstick(t);
-	for (int w = 0; dead > 0 && w <= ENG_WORKER_SLOTS; w++) {
-		struct eng_wslot *ws = &sh->wslots[w];
+	for (int w = 0; dead > 0 && w <= ENG_SEATS; w++) {
+		struct eng_seat *ws = &sh->seats[w];
 		if (atomic_load(&ws->pid) != dead)
 			continue;
 		if (ws->publishing) {
@@ -64,9 +64,9 @@ out:
 
 /* --- reap a dead worker (master) --------------------------------------- */
 
-void eng_wslot_vacate(struct eng_shared *sh, int wslot)
+void eng_seat_vacate(struct eng_shared *sh, int seat)
 {
-	struct eng_wslot *ws = &sh->wslots[wslot];
+	struct eng_seat *ws = &sh->seats[seat];
 
 	atomic_store(&ws->reading, 0);
 	atomic_store(&ws->oldest_gen, 0);
@@ -74,10 +74,10 @@ void eng_wslot_vacate(struct eng_shared *sh, int wslot)
 	atomic_store(&ws->pid, 0);
 }
 
-int eng_db_reap_worker(struct eng_db *db, int wslot)
+int eng_db_reap_worker(struct eng_db *db, int seat)
 {
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[wslot];
+	struct eng_seat *ws = &sh->seats[seat];
 	struct eng_inflight in;
 	int rc;
 
@@ -96,15 +96,15 @@ int eng_db_reap_worker(struct eng_db *db, int wslot)
 		if (in.nrec == 1 && in.slot != UINT32_MAX)
 			eng_index_release(t, in.slot);
 		else
-			eng_index_free_writer(t, (uint8_t)(wslot + 1));
+			eng_index_free_writer(t, (uint8_t)(seat + 1));
 		ws->inflight.off = 0;
 	}
-	eng_wslot_vacate(sh, wslot);
+	eng_seat_vacate(sh, seat);
 	eng_unlock_index(db);
 	if (in.off)
-		eng_log(ENG_LOG_WARN, "wiped 1 unfinished write of dead worker slot %d "
+		eng_log(ENG_LOG_WARN, "wiped 1 unfinished write of the dead worker in seat %d "
 			"(%" PRIu64 " bytes at offset %" PRIu64 "; never acknowledged)",
-			wslot, in.len, in.off);
+			seat, in.len, in.off);
 	return 0;
 }
 

@@ -1,7 +1,7 @@
 /* engine/repair.h — what the engine does for a process that died.
  *
  * Owns (engine/repair.c): the index mutex's EOWNERDEAD repair and the
- * master's clean-up of a dead worker's wslot (eng_db_reap_worker in
+ * master's clean-up of a dead worker's seat (eng_db_reap_worker in
  * store.h). Writes nothing of its own: it finishes the dead holder's
  * transitions through their owners (area.c's flip, write.c's publish,
  * index.c's slots).
@@ -21,7 +21,7 @@
 int eng_repair_index(struct ipc_mtx *m, pid_t dead, void *arg);
 
 /* Master, once a worker or job process is reaped and its write undone:
- * its wslot reads nothing, maps nothing, and is free. */
-void eng_wslot_vacate(struct eng_shared *sh, int wslot);
+ * its seat reads nothing, maps nothing, and is free. */
+void eng_seat_vacate(struct eng_shared *sh, int seat);
 
 #endif

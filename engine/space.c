@@ -250,7 +250,7 @@ int eng_db_trim(struct eng_db *db)
 	struct eng_shared *sh = db->sh;
 	struct eng_mark m;
 	char mark[ENG_MARK_SIZE];
-	int rc, slot;
+	int rc, copy;
 
 	if ((rc = eng_db_refresh(db)))
 		return rc;
@@ -261,14 +261,14 @@ int eng_db_trim(struct eng_db *db)
 		return rc;
 	sh->zeroed_end = sh->tail;
 	/* Every record is durable now: say so, so that damage to any of
-	 * them is named as corruption at the next start, never cut as a
+	 * them is named as corruption at the next start, never truncated as a
 	 * write torn by a crash. */
-	eng_mark_read(db->map, &m, &slot);
+	eng_mark_read(db->map, &m, &copy);
 	m.durable = sh->tail;
 	if (atomic_load(&sh->lease) > m.lease)
 		m.lease = atomic_load(&sh->lease);
 	eng_mark_encode(mark, &m);
-	if ((rc = eng_io_pwrite_all(db->fd, mark, sizeof(mark), eng_mark_off(!slot))) ||
+	if ((rc = eng_io_pwrite_all(db->fd, mark, sizeof(mark), eng_mark_off(!copy))) ||
 	    (rc = eng_io_datasync(db->fd)))
 		return rc;
 	return 0;

@@ -213,7 +213,7 @@ static int incr_value(struct eng_db *db, struct wctx *w,
 static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 {
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[db->wslot];
+	struct eng_seat *ws = &sh->seats[db->seat];
 	struct eng_table *t = eng_cur_table(sh);
 	const struct eng_op *op = w->op;
 	const struct eng_islot *cur = NULL;
@@ -247,10 +247,10 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 			     &w->version, &res->want_sync)))
 		return rc;
 	if (cur)
-		eng_index_mark_busy(t, w->slot, (uint8_t)(db->wslot + 1));
+		eng_index_mark_busy(t, w->slot, (uint8_t)(db->seat + 1));
 	else
 		eng_index_claim(t, w->slot, w->kh.hash, (uint16_t)op->klen,
-				(uint8_t)(db->wslot + 1));
+				(uint8_t)(db->seat + 1));
 	atomic_signal_fence(memory_order_seq_cst);
 	ws->inflight.len = w->len;
 	ws->inflight.slot = (uint32_t)w->slot;
@@ -287,7 +287,7 @@ static int abandon(struct eng_db *db, uint64_t off, uint64_t len)
 
 	if (rc)
 		eng_log(ENG_LOG_ERROR, "wiping a failed write at offset %" PRIu64
-			" of database.bin: %s (recovery will skip or cut it)",
+			" of database.bin: %s (recovery will skip or truncate it)",
 			off, strerror(-rc));
 	if (eng_lock_index(db) < 0)
 		return -ENOTRECOVERABLE;
@@ -298,7 +298,7 @@ static int abandon(struct eng_db *db, uint64_t off, uint64_t len)
 
 static void abandon_done(struct eng_db *db)
 {
-	db->sh->wslots[db->wslot].inflight.off = 0;
+	db->sh->seats[db->seat].inflight.off = 0;
 	eng_unlock_index(db);
 }
 
@@ -317,7 +317,7 @@ static void publish_one(struct eng_db *db, uint64_t slot, uint64_t off,
 		atomic_store(&sh->del_end, off + len);
 }
 
-static void publish_done(struct eng_shared *sh, struct eng_wslot *ws)
+static void publish_done(struct eng_shared *sh, struct eng_seat *ws)
 {
 	atomic_signal_fence(memory_order_seq_cst);
 	ws->inflight.off = 0;
@@ -330,11 +330,11 @@ int eng_write(struct eng_db *db, const struct eng_op *op,
 {
 	struct wctx w = { .op = op, .val = op->val, .vlen = (uint32_t)op->vlen };
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws;
+	struct eng_seat *ws;
 	enum eng_rec_type type = op->kind == ENG_OP_DEL ? ENG_REC_DEL : ENG_REC_PUT;
 	int rc;
 
-	assert(db->wslot >= 0);
+	assert(db->seat >= 0);
 	memset(res, 0, sizeof(*res));
 	if (!key_ok(op->klen))
 		return -EINVAL;
@@ -367,7 +367,7 @@ int eng_write(struct eng_db *db, const struct eng_op *op,
 	}
 	if ((rc = eng_lock_index(db)))
 		return rc;
-	ws = &sh->wslots[db->wslot];
+	ws = &sh->seats[db->seat];
 	ws->publishing = 1;
 	atomic_signal_fence(memory_order_seq_cst);
 	ENG_FP("index.locked");
@@ -423,7 +423,7 @@ static void batch_find(struct bctx *b, size_t i, struct eng_find *f)
 	struct eng_shared *sh = b->db->sh;
 	struct own_probe p = { b, i, &b->ops[i] };
 
-	f->self = (uint8_t)(b->db->wslot + 1);
+	f->self = (uint8_t)(b->db->seat + 1);
 	f->own_key = own_key;
 	f->own_arg = &p;
 	eng_index_find(eng_cur_table(sh), b->db->map, b->ops[i].key,
@@ -472,7 +472,7 @@ static int batch_claims(struct bctx *b, uint64_t *total)
 {
 	struct eng_db *db = b->db;
 	struct eng_table *t = eng_cur_table(db->sh);
-	uint8_t self = (uint8_t)(db->wslot + 1);
+	uint8_t self = (uint8_t)(db->seat + 1);
 	int rc = 0;
 	size_t i;
 
@@ -525,7 +525,7 @@ static int batch_reserve(struct bctx *b, struct eng_batch_result *res,
 {
 	struct eng_db *db = b->db;
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[db->wslot];
+	struct eng_seat *ws = &sh->seats[db->seat];
 	uint64_t at;
 	int rc, deletes_only = 1;
 
@@ -588,7 +588,7 @@ static void batch_encode(struct bctx *b, uint64_t version, uint64_t base)
 static void batch_publish(struct bctx *b, uint64_t version)
 {
 	struct eng_shared *sh = b->db->sh;
-	struct eng_wslot *ws = &sh->wslots[b->db->wslot];
+	struct eng_seat *ws = &sh->seats[b->db->seat];
 
 	ws->publishing = 1;
 	atomic_fetch_add(&sh->pub_seq, 1);
@@ -629,7 +629,7 @@ int eng_batch(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
 	uint64_t off = 0, total = 0;
 	int rc;
 
-	assert(db->wslot >= 0);
+	assert(db->seat >= 0);
 	memset(res, 0, sizeof(*res));
 	if ((rc = batch_valid(db, ops, n)))
 		return rc;
@@ -677,10 +677,10 @@ out_free:
 
 /* --- a dead holder's publish ----------------------------------------------- */
 
-int eng_finish_publish(struct eng_db *db, int wslot)
+int eng_finish_publish(struct eng_db *db, int seat)
 {
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[wslot];
+	struct eng_seat *ws = &sh->seats[seat];
 	struct eng_table *t = eng_cur_table(sh);
 	uint64_t off = ws->inflight.off, end = off + ws->inflight.len;
 
@@ -688,7 +688,7 @@ int eng_finish_publish(struct eng_db *db, int wslot)
 	 * which sets every key to its record whatever the dead holder had
 	 * already changed. */
 	eng_index_unstick(t);
-	eng_index_free_writer(t, (uint8_t)(wslot + 1));
+	eng_index_free_writer(t, (uint8_t)(seat + 1));
 	while (off < end) {
 		struct eng_rec_hdr h;
 		if (eng_rec_check_hdr(db->map + off, end - off, &h) < 0)
