@@ -222,18 +222,27 @@ static int sim_fallocate(int fd, int mode, off_t off, off_t len)
 
 /* A sync of a file (call: fdatasync or fsync), journaled once it
  * returned with where the journal stood when it began. */
-static int sync_file(int fd, const struct stat *st, int (*call)(int))
+/* Runs call(fd) and, if it succeeded, journals e (with more after it):
+ * the sync covers what the journal held before it began. */
+static int journaled_sync(int fd, struct sim_ent *e, const void *more,
+			  int (*call)(int))
 {
-	struct sim_ent e = { .type = SIM_SYNC, .ino = st->st_ino };
 	int rc, err;
 
-	e.sync_from = journal_len();
+	e->sync_from = journal_len();
 	rc = call(fd);
 	err = errno;
 	if (rc == 0)
-		journal(&e, NULL);
+		journal(e, more);
 	errno = err;
 	return rc;
+}
+
+static int sync_file(int fd, const struct stat *st, int (*call)(int))
+{
+	struct sim_ent e = { .type = SIM_SYNC, .ino = st->st_ino };
+
+	return journaled_sync(fd, &e, NULL, call);
 }
 
 static int sim_fdatasync(int fd)
@@ -252,7 +261,6 @@ static int sim_fsync(int fd)
 	char link[64], dir[PATH_MAX];
 	struct stat st;
 	ssize_t n;
-	int rc, err;
 
 	if (fstat(fd, &st) < 0)
 		abort();
@@ -264,13 +272,7 @@ static int sim_fsync(int fd)
 	dir[n] = '\0';
 	e.ino = st.st_ino;
 	e.len = (uint64_t)n + 1;
-	e.sync_from = journal_len();
-	rc = fsync(fd);
-	err = errno;
-	if (rc == 0)
-		journal(&e, dir);
-	errno = err;
-	return rc;
+	return journaled_sync(fd, &e, dir, fsync);
 }
 
 /* Whether an open with O_CREAT made the file decides what a cut may
