@@ -79,8 +79,7 @@ void eng_unlock_index(struct eng_db *db);
 /* The sync mutex; a dead holder's sync is simply redone. */
 int eng_lock_sync(struct eng_shared *sh);
 void eng_unlock_sync(struct eng_shared *sh);
-/* The job mutex; a dead holder left the records consistent (each field
- * is written whole), so its repair has nothing to do. */
+/* The job mutex (engine/job.c's records), taken with no repair hook. */
 int eng_lock_jobs(struct eng_shared *sh);
 void eng_unlock_jobs(struct eng_shared *sh);
 
