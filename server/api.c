@@ -159,19 +159,6 @@ int srv_api_query_ok(struct srv_http_req *req, const char *const *names)
 	return -1;
 }
 
-int srv_api_after_durable(struct srv_api *api, uint64_t end, srv_commit_cb cb,
-			  void *arg)
-{
-	int rc;
-
-	if (!srv_commit_reads_wait(api->commit) || end <= eng_durable_end(api->db))
-		return 0;
-	/* The record was published before we looked: a sync that begins
-	 * from now on covers it. */
-	rc = srv_commit_wait_read(api->commit, eng_sync_ticket(api->db), cb, arg);
-	return rc ? rc : 1;
-}
-
 void srv_api_want_sync(struct srv_api *api)
 {
 	srv_commit_kick(api->commit);
@@ -235,6 +222,12 @@ void srv_api_error(struct srv_api *api, struct srv_http_req *req, int rc)
 			api->escalate(rc, api->escalate_arg);
 		unavailable(req, "index_lost",
 			    "the shared index is being rebuilt from database.bin; retry shortly");
+		return;
+	case -ETIMEDOUT:
+	case -ENOTCONN:
+		unavailable(req, "unavailable",
+			    "a majority of the group did not confirm this in time; a write "
+			    "may still take effect later");
 		return;
 	case ENG_EPOISONED:
 	case -EIO:
@@ -304,7 +297,8 @@ static void route_metrics(struct srv_api *api, struct srv_http_req *req)
 	char *text;
 	size_t len;
 
-	if (srv_metrics_render(api->metrics, api->super, api->db, &text, &len) < 0) {
+	if (srv_metrics_render(api->metrics, api->super, api->db, &text, &len) < 0 ||
+	    srv_api_cluster_metrics(api, &text, &len) < 0) {
 		unavailable(req, "overloaded", "out of memory");
 		return;
 	}
@@ -365,7 +359,8 @@ void srv_api_handle(struct srv_http_req *req, void *arg)
 	struct srv_api_tag tag;
 
 	srv_api_tag(req, &tag); /* req may be answered and gone after route() */
-	route(api, req, path, m);
+	if (srv_api_cluster_gate(api, req) == 0)
+		route(api, req, path, m);
 	srv_api_locks_since(api, &tag, locks);
 }
 
@@ -408,6 +403,8 @@ static void route(struct srv_api *api, struct srv_http_req *req, const char *pat
 	} else if (!strcmp(path, "/watch")) {
 		if (srv_api_method_ok(req, ALLOW_WATCH))
 			srv_api_watch(api, req);
+	} else if (prefixed(path, "/cluster/")) {
+		srv_api_cluster(api, req, path);
 	} else if (!strcmp(path, "/healthz") || !strcmp(path, "/metrics")) {
 		if (!srv_api_method_ok(req, ALLOW_READ))
 			return;

@@ -24,6 +24,8 @@ struct srv_metrics;
 struct srv_super;
 struct srv_token;
 struct srv_watch_hub;
+struct srv_cl_shm;
+struct srv_cl_waits;
 struct srv_wstats;
 
 struct srv_api {
@@ -45,6 +47,10 @@ struct srv_api {
 	/* Listings waiting to take their page (api_keys.c); made on first use. */
 	struct srv_list_queue *lists;
 	struct srv_watch_hub *watch; /* NULL until the first watch (api_watch.c) */
+	/* Cluster mode: the member's shared record, and the answers this
+	 * worker holds for a majority (api_cluster.c); NULL alone. */
+	struct srv_cl_shm *cl;
+	struct srv_cl_waits *cl_waits;
 };
 
 size_t srv_api_body_limit(struct srv_http_req *req, void *arg);
@@ -55,5 +61,9 @@ void srv_api_logged(const struct srv_http_req *req, int status,
 /* The worker is stopping: every watch ends cleanly (a last progress
  * line, then the end of the stream) and the watch thread stops. */
 void srv_api_watch_shutdown(struct srv_api *api);
+/* Cluster mode: the worker's waiters (start before serving; stop answers
+ * every held request 503, as after a failover). 0 or -errno. */
+int srv_api_cluster_start(struct srv_api *api);
+void srv_api_cluster_stop(struct srv_api *api);
 
 #endif

@@ -249,7 +249,7 @@ static void snap_try(evutil_socket_t fd, short what, void *arg)
 	snap_send(rc, j);
 }
 
-static void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req)
+void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req)
 {
 	struct snap_job *j = calloc(1, sizeof(*j));
 

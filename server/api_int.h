@@ -79,6 +79,19 @@ int srv_api_query_ok(struct srv_http_req *req, const char *const *names);
  * may, -errno. */
 int srv_api_after_durable(struct srv_api *api, uint64_t end, srv_commit_cb cb,
 			  void *arg);
+/* A write of version, its pwrite returned: cb(rc, arg) once it is
+ * durable here and, in a group, on a majority (else -ETIMEDOUT, or
+ * -ENOTCONN when this member stopped being the primary meanwhile). 0
+ * (cb will run) or -errno (it will not). */
+int srv_api_after_write(struct srv_api *api, uint64_t version, srv_commit_cb cb,
+			void *arg);
+/* Cluster mode: writes only on the primary, reads only while its lease
+ * holds (else 307/503); X-Caskd-Min-Version on a replica. 1 when req was
+ * answered (or parked: it comes back through srv_api_handle), 0 to go. */
+int srv_api_cluster_gate(struct srv_api *api, struct srv_http_req *req);
+void srv_api_cluster(struct srv_api *api, struct srv_http_req *req, const char *path);
+/* Appends the cluster's figures to /metrics' text (realloc'd). 0 or -ENOMEM. */
+int srv_api_cluster_metrics(struct srv_api *api, char **text, size_t *len);
 /* The version lease runs low: have a sync soon. */
 void srv_api_want_sync(struct srv_api *api);
 
@@ -88,5 +101,26 @@ void srv_api_keys(struct srv_api *api, struct srv_http_req *req);
 void srv_api_batch(struct srv_api *api, struct srv_http_req *req);
 void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path);
 void srv_api_watch(struct srv_api *api, struct srv_http_req *req);
+
+/* The log reader's second consumer (replication, api_cluster.c): a watch
+ * of every change after `since` (written, durable or not), formatted by
+ * the sink, with idle(last) written when nothing went out for idle_ms.
+ * Each appends to *buf (of *cap bytes, *used of them used), growing it
+ * with realloc: 0 or -ENOMEM. done(arg) runs when the stream ends. */
+struct eng_change;
+struct srv_watch_sink {
+	int (*change)(const struct eng_change *c, void *arg, char **buf, size_t *used,
+		      size_t *cap);
+	int (*idle)(void *arg, uint64_t last, char **buf, size_t *used, size_t *cap);
+	void (*done)(void *arg);
+	void *arg;
+	int idle_ms;
+};
+/* 0: streaming (sink->done will run); ENG_ECOMPACTED: history after
+ * `since` is gone; -ESHUTDOWN: the worker is stopping; -errno. */
+int srv_api_watch_sink(struct srv_api *api, struct srv_http_req *req, uint64_t since,
+		       const struct srv_watch_sink *sink, const char *content_type);
+/* GET /admin/snapshot's cut, for /cluster/snapshot too. */
+void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req);
 
 #endif

@@ -298,7 +298,7 @@ static void try_write(evutil_socket_t fd, short what, void *arg)
 		job_free(job);
 		return;
 	}
-	rc = srv_commit_wait(api->commit, eng_sync_ticket(api->db), on_durable, job);
+	rc = srv_api_after_write(api, job->res.version, on_durable, job);
 	if (rc)
 		on_durable(rc, job);
 }

@@ -36,6 +36,8 @@
 #include "server/master.h"
 
 #include "server/clock.h"
+#include "server/cluster.h"
+#include "server/cluster_state.h"
 
 #include "engine/durable.h"
 #include "engine/errors.h"
@@ -105,7 +107,8 @@
 
 /* A worker process the master runs in a worker slot (worker slots are
  * numbered as the engine's and the metrics' are). */
-enum wproc_state { WPROC_NONE, WPROC_RUNNING, WPROC_WAITING /* respawn due */ };
+enum wproc_state { WPROC_NONE, WPROC_RUNNING, WPROC_WAITING /* respawn due */,
+		   WPROC_CLUSTER /* the engine's worker slot of the cluster process */ };
 
 struct wproc {
 	enum wproc_state state;
@@ -149,6 +152,13 @@ struct master {
 	uint64_t job_id;
 	struct srv_token admin_token;
 	int have_token;
+	/* Cluster mode (server/cluster.h): the member's shared record, and
+	 * the cluster process, which writes through the last worker slot. */
+	struct srv_cl_shm *cl;
+	pid_t cl_pid;
+	uint64_t cl_respawn_at;
+	int exit_code;          /* set by a refusal found after start (2) */
+	int ready_pending;      /* READY=1 waits for the member's role */
 	uint64_t recovery_notified_ms;
 };
 
@@ -376,6 +386,7 @@ static int spawn(struct master *m, int slot)
 		.fds = m->fds, .nfds = m->nfds, .access_fd = m->access_fd,
 		.slot = slot, .master = getpid(),
 		.admin_token = m->have_token ? &m->admin_token : NULL,
+		.cl = m->cl,
 	};
 	pid_t pid;
 
@@ -543,6 +554,81 @@ static void maybe_start_job(struct master *m)
 	srv_debug("job %" PRIu64 " started, pid %d", id, (int)pid);
 }
 
+/* --- the cluster process ---------------------------------------------------- */
+
+#define CL_SLOT (SRV_SLOTS - 1)
+
+static void begin_stop(struct master *m, const char *why);
+#define CL_RESPAWN_MS 500
+
+static void spawn_cluster(struct master *m)
+{
+	struct srv_cluster_args a = { .cfg = &m->cfg, .db = &m->db, .cl = m->cl };
+	pid_t master = getpid(), pid;
+	int rc;
+
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		srv_error("fork of the cluster process: %s; retrying", strerror(errno));
+		m->cl_respawn_at = srv_mono_ms() + CL_RESPAWN_MS;
+		return;
+	}
+	if (pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+			_exit(1);
+		srv_log_set_role("cluster");
+		eng_io_set_role("cluster");
+		eng_fp_set_armed(1);
+		{
+			/* the master's handlers only set flags nobody reads
+			 * here; srv_cluster_main installs its own */
+			sigset_t none;
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+		}
+		if ((rc = eng_db_attach(&m->db, CL_SLOT))) {
+			srv_error("opening %s: %s", m->db.path, eng_strerror(rc));
+			_exit(1);
+		}
+		_exit(srv_cluster_main(&a));
+	}
+	m->cl_pid = pid;
+	eng_db_set_worker(&m->db, CL_SLOT, pid);
+}
+
+static void cluster_died(struct master *m, int status)
+{
+	pid_t pid = m->cl_pid;
+	int rc;
+
+	m->cl_pid = 0;
+	eng_sync_reap(&m->db, pid);
+	if ((rc = eng_db_reap_worker(&m->db, CL_SLOT))) {
+		srv_error("the cluster process died mid-write and cleaning up failed (%s): "
+			  "restarting through recovery", eng_strerror(rc));
+		got_usr2 = 1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_CLUSTER_EXIT_REFUSED) {
+		m->exit_code = EXIT_USAGE;
+		begin_stop(m, "the cluster refused this member");
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == SRV_CLUSTER_EXIT_COPY && !m->stopping) {
+		m->reexec = 1;
+		begin_stop(m, "a full copy of the primary's data waits to be installed");
+		return;
+	}
+	if (m->stopping)
+		return;
+	if (WIFEXITED(status))
+		srv_warn("the cluster process (pid %d) exited with status %d; restarting it",
+			 (int)pid, WEXITSTATUS(status));
+	else
+		srv_warn("the cluster process (pid %d) was killed by signal %d; restarting it",
+			 (int)pid, WTERMSIG(status));
+	m->cl_respawn_at = srv_mono_ms() + CL_RESPAWN_MS;
+}
+
 static void reap(struct master *m)
 {
 	int status;
@@ -551,6 +637,10 @@ static void reap(struct master *m)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == m->job_pid) {
 			job_reaped(m, status);
+			continue;
+		}
+		if (pid == m->cl_pid) {
+			cluster_died(m, status);
 			continue;
 		}
 		for (int i = 0; i < SRV_SLOTS; i++)
@@ -600,6 +690,8 @@ static void begin_stop(struct master *m, const char *why)
 	srv_notify("STOPPING=1\nSTATUS=stopping");
 	srv_super_set_stopping(m->super);
 	signal_all(m, SIGTERM);
+	if (m->cl_pid)
+		kill(m->cl_pid, SIGTERM); /* it hands leadership over as it goes */
 	if (m->job_pid)
 		kill(m->job_pid, SIGKILL); /* undone when reaped; the next start redoes it */
 	for (int i = 0; i < SRV_SLOTS; i++)
@@ -901,6 +993,14 @@ static void tick(struct master *m)
 	for (int i = 0; i < SRV_SLOTS && !m->stopping; i++)
 		if (m->slots[i].state == WPROC_WAITING && now >= m->slots[i].respawn_at)
 			spawn(m, i);
+	if (m->cl && !m->cl_pid && !m->stopping && now >= m->cl_respawn_at)
+		spawn_cluster(m);
+	if (m->ready_pending && atomic_load(&m->cl->role) != SRV_CL_CANDIDATE) {
+		srv_notify("READY=1\nSTATUS=%s of group %s, term %" PRIu64,
+			   srv_cl_role_name(atomic_load(&m->cl->role)), m->cfg.cluster,
+			   atomic_load(&m->cl->term));
+		m->ready_pending = 0;
+	}
 	ok = heartbeats_ok(m, now);
 	kill_overdue(m, now);
 	if (m->reloading && !m->stopping)
@@ -1127,15 +1227,36 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 		rc = EXIT_USAGE;
 		goto out_free;
 	}
+	if (m->cfg.cluster[0]) {
+		char why[PATH_MAX + 256];
+		if ((rc = srv_cluster_prepare(&m->cfg, why, sizeof(why)))) {
+			srv_error("cluster: %s", why);
+			rc = rc == -EINVAL ? EXIT_USAGE : 1;
+			goto out_close_access;
+		}
+		rc = 1;
+	}
 	if (open_store(m) < 0)
 		goto out_close_access;
+	if (m->cfg.cluster[0]) {
+		if (!(m->cl = srv_cluster_shm_new(eng_top_version(&m->db)))) {
+			srv_error("cluster: shared memory: %s", strerror(errno));
+			goto out_close;
+		}
+		m->slots[CL_SLOT].state = WPROC_CLUSTER;
+	}
 	if (open_listeners(m) < 0 || srv_super_create(&m->super) < 0 ||
 	    srv_metrics_create(&m->metrics) < 0)
 		goto out_close;
 	for (int i = 0; i < m->cfg.workers; i++)
 		spawn(m, i);
+	if (m->cl)
+		spawn_cluster(m);
 	m->watchdog_usec = srv_notify_watchdog_usec();
-	srv_notify("READY=1\nSTATUS=%d workers up", m->cfg.workers);
+	if (m->cl)
+		m->ready_pending = 1; /* a member is ready once it has a role (tick) */
+	else
+		srv_notify("READY=1\nSTATUS=%d workers up", m->cfg.workers);
 	srv_info("caskd ready: %d workers, fsync %s, data in %s", m->cfg.workers,
 		 srv_config_fsync_name(m->cfg.fsync), m->cfg.data_dir);
 	wait_mask = orig;
@@ -1176,7 +1297,7 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 			got_alrm = 0;
 			tick(m);
 		}
-		if (m->stopping && running(m) == 0 && !m->job_pid)
+		if (m->stopping && running(m) == 0 && !m->job_pid && !m->cl_pid)
 			break;
 	}
 	eng_io_set_role("stop");
@@ -1196,6 +1317,8 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	srv_info("stopped");
 	if (m->reexec)
 		rc = 1;
+	else if (m->exit_code)
+		rc = m->exit_code;
 out_close:
 	if (m->metrics)
 		srv_metrics_destroy(m->metrics);
