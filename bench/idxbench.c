@@ -5,7 +5,7 @@
  * the unit tests do; --max-keys 0) and takes worker slot 0 to preload K
  * keys (16-byte keys idx:%012u, 100-byte values) with eng_write, running
  * the table rebuilds the writes ask for the way the master does (a job
- * process on ENG_JOB_SLOT). Then, for N = 1, 2, ..., max N, it forks N
+ * process on ENG_JOB_SEAT). Then, for N = 1, 2, ..., max N, it forks N
  * reader processes (eng_get + eng_val_release of uniformly random
  * preloaded keys, in a loop) and N writer processes (eng_write PUT
  * replacing uniformly random keys), each attached to its own worker
@@ -61,7 +61,7 @@
 
 #define KEY_LEN 16            /* "idx:" + 12 digits */
 #define VAL_LEN 100
-#define MAX_N ((ENG_WORKER_SLOTS - 1) / 2)
+#define MAX_N ((ENG_SEATS - 1) / 2)
 #define OPS_PER_CHECK 32      /* ops between looks at the clock */
 #define CHILD_ALARM_S 30      /* beyond D: a child that hangs dies */
 #define SYNC_EVERY_NS 1000000000ull /* caskd's default --fsync-interval-ms */
@@ -186,7 +186,7 @@ static int wait_child(pid_t pid, int *status)
 }
 
 /* Runs the table rebuild writers asked for, as the master does: in a job
- * process attached to ENG_JOB_SLOT, which starts once the job is recorded
+ * process attached to ENG_JOB_SEAT, which starts once the job is recorded
  * as started. 1 if a job ran, 0 if none was wanted, -1 on failure. */
 static int run_job(struct eng_db *db)
 {
@@ -219,7 +219,7 @@ static int run_job(struct eng_db *db)
 		close(go[1]);
 		if (read(go[0], &c, 1) != 1)
 			_exit(10);
-		if (eng_db_attach(db, ENG_JOB_SLOT))
+		if (eng_db_attach(db, ENG_JOB_SEAT))
 			_exit(11);
 		_exit(eng_job_run(db, id));
 	}
@@ -546,7 +546,7 @@ static int cleanup(void)
 	int rc = 0;
 
 	if (g_db_open) {
-		g_db.wslot = -1; /* the master's close: the shared regions go too */
+		g_db.seat = -1; /* the master's close: the shared regions go too */
 		eng_db_close(&g_db);
 		g_db_open = 0;
 	}

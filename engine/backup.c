@@ -7,7 +7,7 @@
 
 #include "engine/record.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
+#include "engine/db.h"
 
 #include <errno.h>
 #include <string.h>
@@ -30,7 +30,7 @@ uint64_t eng_backup_target(struct eng_db *db, uint64_t *file_gen)
  * only one written, so the only one copied) holding a header of the
  * snapshot's own. Its mark covers all of end: every write in the cut
  * was acknowledged (in group mode the snapshot is sent only once end is
- * durable), so a copy cut short of end is damage to `caskd check` and
+ * durable), so a copy that stops short of end is damage to `caskd check` and
  * to a start, never a torn tail of writes that were not. */
 static int map_cut(struct eng_db *db, uint64_t end, uint64_t lease,
 		   struct eng_backup *b)

@@ -9,9 +9,10 @@
 #include "engine/io.h"
 #include "engine/record.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "ipc/wake.h"
+#include "engine/db.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -33,20 +34,6 @@ const double eng_fsync_bounds_s[ENG_FSYNC_BUCKETS] = {
 const double eng_wpf_bounds[ENG_WPF_BUCKETS] = {
 	1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 1e300,
 };
-
-static int sync_repair(struct ipc_mtx *m, pid_t dead, void *arg)
-{
-	struct eng_shared *sh = arg;
-	(void)m;
-	(void)dead;
-	sh->syncing = 0; /* its sync never ended; the next waiter redoes it */
-	return 0;
-}
-
-int eng_lock_sync(struct eng_shared *sh)
-{
-	return ipc_mtx_lock(&sh->sync_mtx, sync_repair, sh);
-}
 
 /* Generations wrap at 2^32: compare by signed distance. */
 static int gen_reached(uint32_t have, uint32_t want)
@@ -109,7 +96,7 @@ struct sync_plan {
 	uint64_t tail;        /* for the periodic mode's dirty check */
 	struct eng_mark mark; /* to put in the header first, if */
 	int write_mark;       /* ... it differs from what is there */
-	int mark_slot;
+	int mark_copy;
 };
 
 /* Puts in the header the mark earlier syncs reached (never one computed
@@ -121,6 +108,7 @@ static void plan_mark(struct eng_shared *sh, struct sync_plan *p)
 	uint64_t lease = atomic_load(&sh->lease);
 	uint64_t seq = __atomic_load_n(&sh->seq, __ATOMIC_RELAXED);
 
+	assert(ipc_mtx_held(&sh->sync_mtx));
 	p->mark.durable = atomic_load(&sh->durable_end);
 	p->mark.lease = lease;
 	if (seq + ENG_LEASE_VERSIONS / 2 > lease)
@@ -132,7 +120,7 @@ static void plan_mark(struct eng_shared *sh, struct sync_plan *p)
 			(p->mark.lease > sh->mark.lease ||
 			 (p->mark.durable > sh->mark.durable &&
 			  now_ns() - sh->mark_at_ns >= sh->mark_interval_ns));
-	p->mark_slot = !sh->mark_slot;
+	p->mark_copy = !sh->mark_copy;
 }
 
 /* Runs one fdatasync of fd, with sync_mtx not held (this process is
@@ -148,7 +136,7 @@ static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 	if (p->write_mark) {
 		eng_mark_encode(mark, &p->mark);
 		mark_ok = eng_io_pwrite_all(fd, mark, sizeof(mark),
-					    eng_mark_off(p->mark_slot)) == 0;
+					    eng_mark_off(p->mark_copy)) == 0;
 	}
 	t0 = now_ns();
 	rc = eng_io_datasync(fd);
@@ -173,7 +161,7 @@ static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 				atomic_store(&sh->durable_end, p->written);
 			if (mark_ok) {
 				sh->mark = p->mark;
-				sh->mark_slot = p->mark_slot;
+				sh->mark_copy = p->mark_copy;
 				sh->mark_at_ns = t0;
 				if (p->mark.lease > atomic_load(&sh->lease))
 					atomic_store(&sh->lease, p->mark.lease);
@@ -187,7 +175,7 @@ static void run_sync(struct eng_db *db, int fd, const struct sync_plan *p)
 	observe(sh->wpf_hist, eng_wpf_bounds, ENG_WPF_BUCKETS, (double)p->writes);
 	atomic_fetch_add(&sh->wpf_sum, p->writes);
 	atomic_store(&sh->sync_done, p->gen);
-	ipc_mtx_unlock(&sh->sync_mtx);
+	eng_unlock_sync(sh);
 	ipc_wake_all(&sh->sync_done);
 	eng_log_notify(sh); /* durable now: log readers may show more */
 }
@@ -230,7 +218,7 @@ static int sync_wait(struct eng_db *db, uint32_t ticket)
 		if (syncer && kill(syncer, 0) < 0 && errno == ESRCH)
 			syncer = sh->syncing = 0; /* died in fdatasync */
 		if (syncer) {
-			ipc_mtx_unlock(&sh->sync_mtx);
+			eng_unlock_sync(sh);
 			rc = ipc_wake_wait(&sh->sync_done, done, SYNC_WAIT_SLICE_MS);
 			if (rc && rc != -ETIMEDOUT && rc != -EINTR)
 				return rc;
@@ -238,7 +226,7 @@ static int sync_wait(struct eng_db *db, uint32_t ticket)
 		}
 		if (gen_reached(atomic_load(&sh->sync_done), ticket) ||
 		    db->file_gen != atomic_load(&sh->file_gen)) {
-			ipc_mtx_unlock(&sh->sync_mtx);
+			eng_unlock_sync(sh);
 			continue;
 		}
 		sh->syncing = getpid();
@@ -247,7 +235,7 @@ static int sync_wait(struct eng_db *db, uint32_t ticket)
 		sh->writes_at_sync += p.writes;
 		p.gen = atomic_fetch_add(&sh->sync_started, 1) + 1;
 		plan_mark(sh, &p);
-		ipc_mtx_unlock(&sh->sync_mtx);
+		eng_unlock_sync(sh);
 		run_sync(db, db->fd, &p);
 	}
 }
@@ -265,7 +253,7 @@ int eng_syncer_init(struct eng_syncer *s, struct eng_db *db)
 	s->own.sh = db->sh;
 	s->own.dir = db->dir;
 	s->own.path = db->path;
-	s->own.wslot = db->wslot;
+	s->own.seat = db->seat;
 	s->own.is_syncer = 1;
 	s->own.lock_fd = -1;
 	s->own.fd = -1;
@@ -297,5 +285,5 @@ void eng_sync_reap(struct eng_db *db, pid_t pid)
 		return;
 	if (sh->syncing == pid)
 		sh->syncing = 0;
-	ipc_mtx_unlock(&sh->sync_mtx);
+	eng_unlock_sync(sh);
 }

@@ -1,7 +1,7 @@
 /* engine/elog.h — the engine's log hook, as SQLite's sqlite3_log.
  *
  * Owns: how the engine reports what an operator should read (recovery
- * cut a torn tail, a worker's unfinished write was wiped, an fdatasync
+ * truncated a torn tail, a worker's unfinished write was wiped, an fdatasync
  * failed). The engine knows nothing of the server's logger; the server
  * installs a hook once, before fork, so every line goes through its
  * format (timestamp, level, journald priority, --log-level). Without a

@@ -6,8 +6,8 @@
 #include "engine/record.h"
 #include "engine/replay.h"
 #include "engine/store.h"
-#include "engine/store_int.h"
 #include "ipc/flock.h"
+#include "engine/db.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -286,7 +286,7 @@ static void probe_in_use(const char *dir, struct eng_check_report *rep)
 
 /* A repair takes the instance lock of the directory that holds the file,
  * as a start does (caskd.lock, made if missing), for a file as for a
- * directory: a caskd there has the file mapped (cut under its workers,
+ * directory: a caskd there has the file mapped (truncated under its workers,
  * it is SIGBUS) and appends to it. Held: -EBUSY, and who holds it, from
  * the pid the caskd wrote there (F_OFD_GETLK cannot say: OFD locks have
  * no owning process, l_pid is -1). */
@@ -335,7 +335,7 @@ static int finish_repair(struct ck *c, const char *dir)
 {
 	struct eng_check_report *rep = c->rep;
 	struct eng_mark m;
-	int rc, slot;
+	int rc, copy;
 
 	if (c->cut_at != UINT64_MAX) {
 		if ((rc = eng_io_truncate(c->fd, c->cut_at)))
@@ -353,8 +353,8 @@ static int finish_repair(struct ck *c, const char *dir)
 			return rc;
 		rep->repaired = 1;
 	} else if (rep->durable_mark != UINT64_MAX && c->cut_at < rep->durable_mark) {
-		/* cut below the mark: lower it, or the file would be short of it */
-		eng_mark_read(c->map, &m, &slot);
+		/* truncated below the mark: lower it, or the file would be short of it */
+		eng_mark_read(c->map, &m, &copy);
 		m.durable = c->cut_at;
 		if ((rc = write_header(c, rep->format == ENG_FORMAT_VERSION ?
 				       eng_file_id(c->map) : 0, m)))

@@ -18,9 +18,9 @@
  *     dropped rather than call it an unfinished write; a file truncated
  *     below its durable mark gets its length back (the missing bytes a
  *     hole such a PAD covers), so every byte below the mark exists again;
- *   - truncate: the file is cut at the first damage, dropping every
+ *   - truncate: the file is truncated at the first damage, dropping every
  *     record after it too (for when what follows damage is not trusted),
- *     and a durable mark above the cut is lowered to it.
+ *     and a durable mark above that point is lowered to it.
  * Either way the file then passes a check and opens.
  * A file that does not start with caskd's magic is not a database
  * whose header is damaged but someone else's file: check and repair
@@ -70,7 +70,7 @@ struct eng_check_report {
 	uint64_t corrupt_bytes;
 	uint64_t missing_bytes;    /* below the durable mark, past the end of
 				    * the file: it was truncated */
-	uint64_t torn_tail_bytes;  /* cut at start-up anyway */
+	uint64_t torn_tail_bytes;  /* truncated at start-up anyway */
 	uint64_t unused_bytes;     /* zeros after the last record */
 	uint64_t truncated_records;/* truncate mode: intact records dropped */
 	uint64_t durable_mark;     /* UINT64_MAX: no valid mark */

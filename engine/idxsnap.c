@@ -39,7 +39,7 @@
 #include "engine/io.h"
 #include "engine/record.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
+#include "engine/db.h"
 
 #include <endian.h>
 #include <stddef.h>

@@ -389,6 +389,17 @@ static int room_for_replay(const struct eng_table *t)
 	return eng_index_room(t) != ENG_ROOM_WAIT;
 }
 
+/* A key the find did not meet: into the free slot it found, if any and
+ * the table has room. */
+static int place_new(struct eng_table *t, const struct eng_find *f,
+		     const struct eng_entry *e)
+{
+	if (f->free_slot == ENG_NO_SLOT || !room_for_replay(t))
+		return -ENOSPC;
+	place_at(t, f->free_slot, e);
+	return 0;
+}
+
 int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
 		    const struct eng_rec_hdr *h)
 {
@@ -414,10 +425,7 @@ int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
 	}
 	if (h->type == ENG_REC_DEL)
 		return 0;
-	if (f.free_slot == ENG_NO_SLOT || !room_for_replay(t))
-		return -ENOSPC;
-	place_at(t, f.free_slot, &e);
-	return 0;
+	return place_new(t, &f, &e);
 }
 
 int eng_index_merge(struct eng_table *t, const char *map,
@@ -432,10 +440,7 @@ int eng_index_merge(struct eng_table *t, const char *map,
 			update_at(t, f.slot, e, 0);
 		return 0;
 	}
-	if (f.free_slot == ENG_NO_SLOT || !room_for_replay(t))
-		return -ENOSPC;
-	place_at(t, f.free_slot, e);
-	return 0;
+	return place_new(t, &f, e);
 }
 
 int eng_index_add_unique(struct eng_table *t, const char *map,
@@ -447,10 +452,7 @@ int eng_index_add_unique(struct eng_table *t, const char *map,
 	eng_index_find(t, map, map + e->voff - e->klen, e->klen, e->hash, &f);
 	if (f.slot != ENG_NO_SLOT)
 		return -EEXIST;
-	if (f.free_slot == ENG_NO_SLOT || !room_for_replay(t))
-		return -ENOSPC;
-	place_at(t, f.free_slot, e);
-	return 0;
+	return place_new(t, &f, e);
 }
 
 int eng_index_place(struct eng_table *t, const struct eng_entry *e)

@@ -67,7 +67,7 @@ struct eng_islot {
 	uint32_t vlen;
 	uint16_t klen;
 	uint8_t state;    /* enum eng_slot_state */
-	uint8_t writer;   /* worker slot + 1 writing this key now, or 0 */
+	uint8_t writer;   /* seat + 1 of the writer of this key now, or 0 */
 };
 _Static_assert(sizeof(struct eng_islot) == 32, "index slot is 32 bytes");
 
@@ -173,7 +173,7 @@ int eng_index_wants_shrink(const struct eng_table *t);
  * or so empty it should shrink. */
 int eng_index_wants_rebuild(const struct eng_table *t);
 /* The free slot f found becomes PENDING for a new key written by
- * writer (worker slot + 1). */
+ * writer (seat + 1). */
 void eng_index_claim(struct eng_table *t, uint64_t slot, uint32_t hash,
 		     uint16_t klen, uint8_t writer);
 /* A LIVE key is being written by writer. */

@@ -1,8 +1,8 @@
-/* engine/io_sim.c — the power-cut simulator (see io_sim.h).
+/* engine/io_sim.c — the power-loss simulator (see io_sim.h).
  *
  * In this order: the journal's entries; the backend, which runs in the
  * daemon's processes and appends them; reading the journal back; which
- * file each name holds, as the journal goes; and the cut, which undoes
+ * file each name holds, as the journal goes; and the power loss, which undoes
  * directory operations first and then writes, and says how far syncs
  * of a name reached.
  */
@@ -68,7 +68,7 @@ static int has_names(uint16_t type)
 	return type >= SIM_CREATE && type <= SIM_DIRSYNC;
 }
 
-/* path with its directory made canonical (realpath), so the cut, and a
+/* path with its directory made canonical (realpath), so the power loss, and a
  * test, can compare names whatever form the engine gave them in. */
 static int canon(const char *path, char *out)
 {
@@ -108,9 +108,9 @@ static int jfd = -1;
 static char grave[PATH_MAX];
 
 /* The journal is the drill's evidence: an entry that cannot be written
- * would make the cut lie, so the process stops at once instead. A
- * SIGKILL can still cut a large append short (the kernel stops between
- * pages): the CRC lets the cut skip such a remnant. */
+ * would make the power loss lie, so the process stops at once instead. A
+ * SIGKILL can still stop a large append short (the kernel stops between
+ * pages): the CRC lets the power loss skip such a remnant. */
 static void journal(struct sim_ent *e, const void *more)
 {
 	struct iovec iov[2] = { { e, sizeof(*e) }, { (void *)more, e->len } };
@@ -222,18 +222,27 @@ static int sim_fallocate(int fd, int mode, off_t off, off_t len)
 
 /* A sync of a file (call: fdatasync or fsync), journaled once it
  * returned with where the journal stood when it began. */
-static int sync_file(int fd, const struct stat *st, int (*call)(int))
+/* Runs call(fd) and, if it succeeded, journals e (with more after it):
+ * the sync covers what the journal held before it began. */
+static int journaled_sync(int fd, struct sim_ent *e, const void *more,
+			  int (*call)(int))
 {
-	struct sim_ent e = { .type = SIM_SYNC, .ino = st->st_ino };
 	int rc, err;
 
-	e.sync_from = journal_len();
+	e->sync_from = journal_len();
 	rc = call(fd);
 	err = errno;
 	if (rc == 0)
-		journal(&e, NULL);
+		journal(e, more);
 	errno = err;
 	return rc;
+}
+
+static int sync_file(int fd, const struct stat *st, int (*call)(int))
+{
+	struct sim_ent e = { .type = SIM_SYNC, .ino = st->st_ino };
+
+	return journaled_sync(fd, &e, NULL, call);
 }
 
 static int sim_fdatasync(int fd)
@@ -252,7 +261,6 @@ static int sim_fsync(int fd)
 	char link[64], dir[PATH_MAX];
 	struct stat st;
 	ssize_t n;
-	int rc, err;
 
 	if (fstat(fd, &st) < 0)
 		abort();
@@ -264,16 +272,10 @@ static int sim_fsync(int fd)
 	dir[n] = '\0';
 	e.ino = st.st_ino;
 	e.len = (uint64_t)n + 1;
-	e.sync_from = journal_len();
-	rc = fsync(fd);
-	err = errno;
-	if (rc == 0)
-		journal(&e, dir);
-	errno = err;
-	return rc;
+	return journaled_sync(fd, &e, dir, fsync);
 }
 
-/* Whether an open with O_CREAT made the file decides what a cut may
+/* Whether an open with O_CREAT made the file decides what a power loss may
  * undo: O_EXCL says, and one that finds the file there opens it again
  * without O_CREAT (looping if it vanished meanwhile). */
 static int sim_open(const char *path, int flags, mode_t mode)
@@ -302,7 +304,7 @@ static int sim_open(const char *path, int flags, mode_t mode)
 	return fd;
 }
 
-/* Keeps the file at path alive as JOURNAL.files/INO, so a cut can give
+/* Keeps the file at path alive as JOURNAL.files/INO, so a power loss can give
  * it its name back. */
 static void keep_file(const char *path, uint64_t ino)
 {
@@ -399,7 +401,7 @@ struct sim_rec {
 	struct sim_ent e;       /* a copy: entries are not aligned */
 	const char *more;       /* what follows it */
 	const char *a, *b;      /* the paths, for the types that have them */
-	int undone;             /* an operation the cut undid */
+	int undone;             /* an operation the power loss undid */
 };
 
 struct sim_journal {
@@ -492,7 +494,7 @@ static int journal_read(const char *path, struct sim_journal *j)
 		size_t total = parse_entry(j->buf + pos, j->len - pos, &r);
 
 		if (!total) {
-			pos++; /* the remnant of an append a SIGKILL cut short */
+			pos++; /* the remnant of an append a SIGKILL stopped short */
 			j->remnants++;
 			continue;
 		}
@@ -596,7 +598,7 @@ static int names_now(const struct sim_journal *j, struct names *now)
 
 /* Does every name hold the file the journal's operations left in it?
  * Not when a process died between an operation and its entry (a stop
- * kills the job running, and the cut's SIGKILL can land there too): then
+ * kills the job running, and the power loss's SIGKILL can land there too): then
  * no operation can be undone safely. */
 static int names_match(const struct sim_journal *j, const struct names *now,
 		       int *match)
@@ -613,7 +615,7 @@ static int names_match(const struct sim_journal *j, const struct names *now,
 	return rc;
 }
 
-/* --- the cut: directories ---------------------------------------------------- */
+/* --- the power loss: directories ------------------------------------------- */
 
 static uint64_t next_rand(uint64_t *s)
 {
@@ -698,7 +700,7 @@ static int undo_op(const struct sim_rec *r, const char *grave_dir)
 	}
 }
 
-static void count(const struct sim_journal *j, struct eng_io_sim_cut_stats *st)
+static void count(const struct sim_journal *j, struct eng_io_sim_loss_stats *st)
 {
 	for (size_t i = 0; i < j->n; i++) {
 		uint16_t t = j->recs[i].e.type;
@@ -714,8 +716,8 @@ static void count(const struct sim_journal *j, struct eng_io_sim_cut_stats *st)
 /* Of the directory operations no directory sync covered, undoes the
  * newest k, k at random (metadata is journaled in order: what survives
  * is a prefix). */
-static int cut_dirs(struct sim_journal *j, const char *grave_dir, uint64_t *seed,
-		    struct eng_io_sim_cut_stats *st)
+static int lose_dirs(struct sim_journal *j, const char *grave_dir, uint64_t *seed,
+		    struct eng_io_sim_loss_stats *st)
 {
 	size_t *loose = malloc((j->n ? j->n : 1) * sizeof(*loose)), n = 0, k;
 	struct names now = { 0 };
@@ -745,7 +747,7 @@ static int cut_dirs(struct sim_journal *j, const char *grave_dir, uint64_t *seed
 	return rc;
 }
 
-/* --- the cut: data ------------------------------------------------------------- */
+/* --- the power loss: data ------------------------------------------------------ */
 
 static int put_back(int fd, const char *old, uint64_t len, uint64_t off)
 {
@@ -786,11 +788,11 @@ static int undo_write(int fd, const struct sim_rec *w, uint64_t *seed, int *rc)
 	return back == e->len ? 2 : back ? 1 : 0;
 }
 
-/* Cuts the writes to file ino, now at path, that no sync covered. */
-static int cut_file(const struct sim_journal *j, uint64_t ino, const char *path,
-		    uint64_t *seed, struct eng_io_sim_cut_stats *st)
+/* Loses the writes to file ino, now at path, that no sync covered. */
+static int lose_file(const struct sim_journal *j, uint64_t ino, const char *path,
+		    uint64_t *seed, struct eng_io_sim_loss_stats *st)
 {
-	uint64_t synced_from = 0, synced_end = 0, cut_to = UINT64_MAX;
+	uint64_t synced_from = 0, synced_end = 0, trunc_to = UINT64_MAX;
 	struct stat fs;
 	int fd, rc = 0;
 
@@ -827,19 +829,19 @@ static int cut_file(const struct sim_journal *j, uint64_t ino, const char *path,
 		st->torn += how == 1;
 		st->dropped += how == 2;
 		if (w->e.old_size < w->e.off + w->e.len)
-			cut_to = w->e.old_size; /* the oldest that grew the file */
+			trunc_to = w->e.old_size; /* the oldest that grew the file */
 	}
 	/* the size the lost writes gave the file may be lost with them, but
 	 * never below what a sync covered */
-	if (cut_to != UINT64_MAX && next_rand(seed) & 1) {
-		if (cut_to < synced_end)
-			cut_to = synced_end;
-		if (fstat(fd, &fs) == 0 && (uint64_t)fs.st_size > cut_to) {
-			if (ftruncate(fd, (off_t)cut_to) < 0) {
+	if (trunc_to != UINT64_MAX && next_rand(seed) & 1) {
+		if (trunc_to < synced_end)
+			trunc_to = synced_end;
+		if (fstat(fd, &fs) == 0 && (uint64_t)fs.st_size > trunc_to) {
+			if (ftruncate(fd, (off_t)trunc_to) < 0) {
 				rc = -errno;
 				goto out;
 			}
-			st->truncated += (uint64_t)fs.st_size - cut_to;
+			st->truncated += (uint64_t)fs.st_size - trunc_to;
 		}
 	}
 	if (fsync(fd) < 0)
@@ -849,11 +851,11 @@ out:
 	return rc;
 }
 
-/* Cuts each file the journal wrote to that has a name after the
- * directories were cut (one without cannot be opened again: what it
+/* Loses the unsynced writes of each file the journal wrote to that
+ * has a name after the directories lost theirs (one without cannot be opened again: what it
  * held is gone with it). */
-static int cut_files(const struct sim_journal *j, uint64_t *seed,
-		     struct eng_io_sim_cut_stats *st)
+static int lose_files(const struct sim_journal *j, uint64_t *seed,
+		     struct eng_io_sim_loss_stats *st)
 {
 	struct names now = { 0 };
 	int rc = names_now(j, &now);
@@ -864,12 +866,12 @@ static int cut_files(const struct sim_journal *j, uint64_t *seed,
 
 		for (size_t k = 0; k < i && ino; k++)
 			if (now.v[k].ino == ino)
-				ino = 0; /* a second name of a file cut already */
+				ino = 0; /* a second name of a file handled already */
 		for (size_t w = 0; w < j->n && ino && !written; w++)
 			written = j->recs[w].e.type == SIM_WRITE && j->recs[w].e.ino == ino;
 		if (!written)
 			continue;
-		rc = cut_file(j, ino, now.v[i].path, seed, st);
+		rc = lose_file(j, ino, now.v[i].path, seed, st);
 		st->files++;
 	}
 	free(now.v);
@@ -877,10 +879,10 @@ static int cut_files(const struct sim_journal *j, uint64_t *seed,
 }
 
 /* See covered_below in io_sim.h. A sync counts only before the first
- * operation on path that the cut undid: from there on the file synced
- * may not be the one path names after the cut. */
+ * operation on path that the power loss undid: from there on the file synced
+ * may not be the one path names after the power loss. */
 static int covered_below(const struct sim_journal *j, const char *path,
-			 struct eng_io_sim_cut_stats *st)
+			 struct eng_io_sim_loss_stats *st)
 {
 	struct names live = { 0 };
 	char want[PATH_MAX];
@@ -926,10 +928,10 @@ static int remove_grave(const char *dir)
 	return rc;
 }
 
-int eng_io_sim_cut(const char *jpath, const char *path, uint64_t seed,
-		   struct eng_io_sim_cut_stats *stats)
+int eng_io_sim_power_loss(const char *jpath, const char *path, uint64_t seed,
+		   struct eng_io_sim_loss_stats *stats)
 {
-	struct eng_io_sim_cut_stats st = { 0 };
+	struct eng_io_sim_loss_stats st = { 0 };
 	struct sim_journal j = { .undone_from = NO_POS };
 	char grave_dir[PATH_MAX];
 	int rc;
@@ -937,8 +939,8 @@ int eng_io_sim_cut(const char *jpath, const char *path, uint64_t seed,
 	if ((size_t)snprintf(grave_dir, sizeof(grave_dir), "%s%s", jpath, GRAVE_SUFFIX) >=
 	    sizeof(grave_dir))
 		return -ENAMETOOLONG;
-	if (!(rc = journal_read(jpath, &j)) && !(rc = cut_dirs(&j, grave_dir, &seed, &st)) &&
-	    !(rc = cut_files(&j, &seed, &st)))
+	if (!(rc = journal_read(jpath, &j)) && !(rc = lose_dirs(&j, grave_dir, &seed, &st)) &&
+	    !(rc = lose_files(&j, &seed, &st)))
 		rc = covered_below(&j, path, &st);
 	if (!rc && (rc = remove_grave(grave_dir)) == -ENOENT)
 		rc = 0;

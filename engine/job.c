@@ -1,15 +1,18 @@
 /* engine/job.c — job records and the master's side of a job's life (see
  * job.h; the work itself is in rebuild.c). */
-#include "engine/job.h"
+#include "engine/job_int.h"
 
 #include "engine/durable.h"
 #include "engine/elog.h"
 #include "engine/index.h"
 #include "engine/io.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "ipc/shm.h"
+#include "engine/db.h"
+#include "engine/area.h"
+#include "engine/repair.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -46,11 +49,6 @@ const char *eng_job_state_name(enum eng_job_state s)
 	return (unsigned)s < 4 ? names[s] : "unknown";
 }
 
-static int lock_jobs(struct eng_shared *sh)
-{
-	return ipc_mtx_lock(&sh->job_mtx, NULL, NULL);
-}
-
 static struct eng_job *job_at(struct eng_shared *sh, uint64_t id)
 {
 	struct eng_job *j = &sh->jobs[id % ENG_JOBS_KEPT];
@@ -60,6 +58,7 @@ static struct eng_job *job_at(struct eng_shared *sh, uint64_t id)
 /* The job pending or running, if any (job_mtx held). */
 static struct eng_job *active(struct eng_shared *sh)
 {
+	assert(ipc_mtx_held(&sh->job_mtx));
 	for (int i = 0; i < ENG_JOBS_KEPT; i++) {
 		struct eng_job *j = &sh->jobs[i];
 		if (j->id && (j->state == ENG_JOB_PENDING || j->state == ENG_JOB_RUNNING))
@@ -70,9 +69,12 @@ static struct eng_job *active(struct eng_shared *sh)
 
 static struct eng_job *new_job(struct eng_shared *sh, enum eng_job_kind kind)
 {
-	uint64_t id = ++sh->job_seq;
-	struct eng_job *j = &sh->jobs[id % ENG_JOBS_KEPT];
+	uint64_t id;
+	struct eng_job *j;
 
+	assert(ipc_mtx_held(&sh->job_mtx));
+	id = ++sh->job_seq;
+	j = &sh->jobs[id % ENG_JOBS_KEPT];
 	memset(j, 0, sizeof(*j));
 	j->id = id;
 	j->kind = kind;
@@ -86,20 +88,20 @@ int eng_job_request_compact(struct eng_db *db, uint64_t *id)
 	struct eng_job *j;
 	int rc;
 
-	if ((rc = lock_jobs(sh)))
+	if ((rc = eng_lock_jobs(sh)))
 		return rc;
 	for (int i = 0; i < ENG_JOBS_KEPT; i++) {
 		j = &sh->jobs[i];
 		if (j->id && j->kind == ENG_JOB_COMPACT &&
 		    (j->state == ENG_JOB_PENDING || j->state == ENG_JOB_RUNNING)) {
 			*id = j->id;
-			ipc_mtx_unlock(&sh->job_mtx);
+			eng_unlock_jobs(sh);
 			return 0;
 		}
 	}
 	j = new_job(sh, ENG_JOB_COMPACT);
 	*id = j->id;
-	ipc_mtx_unlock(&sh->job_mtx);
+	eng_unlock_jobs(sh);
 	if (sh->notify_pid > 0)
 		kill(sh->notify_pid, SIGUSR1);
 	return 0;
@@ -126,14 +128,14 @@ int eng_job_get(struct eng_db *db, uint64_t id, struct eng_job_info *out)
 	struct eng_job *j;
 	int rc;
 
-	if ((rc = lock_jobs(sh)))
+	if ((rc = eng_lock_jobs(sh)))
 		return rc;
 	if (!id || !(j = job_at(sh, id))) {
-		ipc_mtx_unlock(&sh->job_mtx);
+		eng_unlock_jobs(sh);
 		return -ENOENT;
 	}
 	info_of(j, out);
-	ipc_mtx_unlock(&sh->job_mtx);
+	eng_unlock_jobs(sh);
 	return 0;
 }
 
@@ -143,7 +145,7 @@ int eng_job_list(struct eng_db *db, struct eng_job_info *out, size_t max)
 	size_t n = 0;
 	int rc;
 
-	if ((rc = lock_jobs(sh)))
+	if ((rc = eng_lock_jobs(sh)))
 		return rc;
 	/* Ids are handed out in order and kept at id % ENG_JOBS_KEPT: the
 	 * newest ones are the last ENG_JOBS_KEPT ids. */
@@ -153,13 +155,74 @@ int eng_job_list(struct eng_db *db, struct eng_job_info *out, size_t max)
 		if (j)
 			info_of(j, &out[n++]);
 	}
-	ipc_mtx_unlock(&sh->job_mtx);
+	eng_unlock_jobs(sh);
 	return (int)n;
 }
 
-/* --- the master's side ----------------------------------------------------- */
+/* --- the job process's record ----------------------------------------------- */
 
-static uint64_t auto_retry_at;
+/* The one place an outcome is recorded and counted (job_mtx held): by the
+ * job itself, or by the master for a job that died before it could. */
+static void record_outcome(struct eng_shared *sh, struct eng_job *j, int rc)
+{
+	assert(ipc_mtx_held(&sh->job_mtx));
+	j->finished_ms = unix_ms();
+	j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
+	if (j->kind != ENG_JOB_COMPACT)
+		return;
+	atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
+	if (!rc && j->bytes_after < j->bytes_before)
+		atomic_fetch_add(&sh->reclaimed_total, j->bytes_before - j->bytes_after);
+}
+
+int eng_job_record_stage(struct eng_shared *sh, uint64_t id,
+			 enum eng_job_stage st, const struct eng_flip *f,
+			 uint64_t bytes_before, uint64_t keys)
+{
+	struct eng_job *j;
+	int rc;
+
+	if ((rc = eng_lock_jobs(sh)))
+		return rc;
+	if ((j = job_at(sh, id))) {
+		j->stage = st;
+		if (st == ENG_STAGE_RENAMING) {
+			/* what the master reports if it must finish for us */
+			j->flip = *f;
+			j->bytes_before = bytes_before;
+			j->bytes_after = f->tail;
+			j->keys = keys;
+		}
+	}
+	eng_unlock_jobs(sh);
+	return 0;
+}
+
+void eng_job_record_outcome(struct eng_shared *sh, uint64_t id, int rc,
+			    const char *err, uint64_t bytes_before,
+			    uint64_t bytes_after, uint64_t keys)
+{
+	struct eng_job *j;
+
+	if (eng_lock_jobs(sh))
+		return;
+	if ((j = job_at(sh, id))) {
+		j->bytes_before = bytes_before;
+		j->bytes_after = bytes_after;
+		j->keys = keys;
+		snprintf(j->error, sizeof(j->error), "%s", rc ? err : "");
+		record_outcome(sh, j, rc);
+		/* started_ms is 0 if we ended before the master recorded our
+		 * start */
+		if (j->kind == ENG_JOB_COMPACT && j->started_ms &&
+		    j->started_ms <= j->finished_ms)
+			atomic_fetch_add(&sh->compact_ns_total,
+					 (j->finished_ms - j->started_ms) * 1000000u);
+	}
+	eng_unlock_jobs(sh);
+}
+
+/* --- the master's side ----------------------------------------------------- */
 
 /* Does the table want a rebuild (too full, or too empty)? Only if the
  * rebuild would change it: at the largest size with no DEAD slot a
@@ -178,7 +241,7 @@ static int policy_wants(struct eng_db *db, const struct eng_compact_policy *p)
 {
 	struct eng_stats st;
 
-	if (!p->garbage_pct || unix_ms() < auto_retry_at)
+	if (!p->garbage_pct || unix_ms() < db->compact_retry_ms)
 		return 0;
 	eng_stats(db, &st);
 	return st.log_bytes >= p->min_bytes && st.log_bytes > st.live_bytes &&
@@ -195,15 +258,15 @@ int eng_job_next(struct eng_db *db, const struct eng_compact_policy *p,
 	if (eng_lock_index(db))
 		return 0;
 	resize = resize_wanted(sh);
-	area_free = sh->areas[!eng_cur_area(atomic_load(&sh->cur))].state == ENG_AREA_FREE;
+	area_free = eng_area_spare_free(sh);
 	eng_unlock_index(db);
 	if (!area_free)
 		return 0; /* the last table flipped away from is still read */
-	if ((rc = lock_jobs(sh)))
+	if ((rc = eng_lock_jobs(sh)))
 		return 0;
 	j = active(sh);
 	if (j && j->state == ENG_JOB_RUNNING) {
-		ipc_mtx_unlock(&sh->job_mtx);
+		eng_unlock_jobs(sh);
 		return 0;
 	}
 	/* A wanted rebuild goes first: writers of new keys may be waiting. */
@@ -216,7 +279,7 @@ int eng_job_next(struct eng_db *db, const struct eng_compact_policy *p,
 	}
 	if (j)
 		*id = j->id;
-	ipc_mtx_unlock(&sh->job_mtx);
+	eng_unlock_jobs(sh);
 	return j != NULL;
 }
 
@@ -225,7 +288,7 @@ void eng_job_started(struct eng_db *db, uint64_t id, pid_t pid)
 	struct eng_shared *sh = db->sh;
 	struct eng_job *j;
 
-	if (lock_jobs(sh))
+	if (eng_lock_jobs(sh))
 		return;
 	if ((j = job_at(sh, id))) {
 		uint64_t now = unix_ms();
@@ -246,7 +309,7 @@ void eng_job_started(struct eng_db *db, uint64_t id, pid_t pid)
 			snprintf(j->error, sizeof(j->error), "fork: %s", strerror((int)-pid));
 		}
 	}
-	ipc_mtx_unlock(&sh->job_mtx);
+	eng_unlock_jobs(sh);
 }
 
 static void describe_death(int status, char *buf, size_t n)
@@ -295,9 +358,7 @@ static int finish_flip(struct eng_db *db, const struct eng_flip *f)
 	if ((rc = eng_lock_index(db)))
 		return rc;
 	if (eng_cur_gen(atomic_load(&sh->cur)) != f->gen) {
-		sh->flip = *f;
-		sh->flip.active = 1;
-		eng_apply_flip(sh);
+		eng_area_flip(sh, f);
 	}
 	sh->frozen = 0;
 	eng_unlock_index(db);
@@ -327,12 +388,7 @@ static void undo(struct eng_db *db, pid_t pid)
 		return;
 	if (sh->frozen == pid)
 		sh->frozen = 0;
-	for (int a = 0; a < ENG_AREAS; a++)
-		if (sh->areas[a].state == ENG_AREA_BUILDING &&
-		    sh->areas[a].builder == (uint32_t)pid) {
-			ipc_shm_release(eng_area_table(sh, (uint32_t)a), sh->area_bytes);
-			sh->areas[a].state = ENG_AREA_FREE;
-		}
+	eng_area_abandon(sh, pid);
 	eng_unlock_index(db);
 }
 
@@ -357,24 +413,22 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
 	char why[ENG_JOB_ERROR_MAX];
 	int rc;
 
-	if (lock_jobs(sh))
+	if (eng_lock_jobs(sh))
 		return 0;
 	for (int i = 0; i < ENG_JOBS_KEPT && !j; i++)
 		if (sh->jobs[i].id && sh->jobs[i].pid == pid)
 			j = &sh->jobs[i];
 	if (!j) {
-		ipc_mtx_unlock(&sh->job_mtx);
+		eng_unlock_jobs(sh);
 		return 0;
 	}
 	copy = *j;
-	ipc_mtx_unlock(&sh->job_mtx);
-	atomic_store(&sh->wslots[ENG_JOB_WSLOT].reading, 0);
-	atomic_store(&sh->wslots[ENG_JOB_WSLOT].oldest_gen, 0);
-	atomic_store(&sh->wslots[ENG_JOB_WSLOT].pid, 0);
+	eng_unlock_jobs(sh);
+	eng_seat_vacate(sh, ENG_JOB_SEAT);
 	if (copy.state != ENG_JOB_RUNNING) {
 		/* it wrote its own outcome (and undid its own work) */
 		if (copy.state == ENG_JOB_FAILED && copy.kind == ENG_JOB_COMPACT)
-			auto_retry_at = unix_ms() + AUTO_RETRY_MS;
+			db->compact_retry_ms = unix_ms() + AUTO_RETRY_MS;
 		return copy.id;
 	}
 	describe_death(status, why, sizeof(why));
@@ -401,37 +455,21 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status)
 			"goes on as before", copy.id, eng_job_kind_name((enum eng_job_kind)copy.kind),
 			why);
 	}
-	if (lock_jobs(sh))
+	if (eng_lock_jobs(sh))
 		return copy.id;
 	if ((j = job_at(sh, copy.id))) {
-		j->finished_ms = unix_ms();
-		j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
 		if (rc) {
 			snprintf(j->error, sizeof(j->error), "%s", why);
 			/* set at its rename: a file that is not database.bin */
 			j->bytes_after = 0;
 			j->keys = 0;
 		}
-		if (j->kind == ENG_JOB_COMPACT)
-			atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
-		if (!rc && j->kind == ENG_JOB_COMPACT && j->bytes_after < j->bytes_before)
-			atomic_fetch_add(&sh->reclaimed_total, j->bytes_before - j->bytes_after);
+		record_outcome(sh, j, rc);
 		if (rc && j->kind == ENG_JOB_COMPACT)
-			auto_retry_at = unix_ms() + AUTO_RETRY_MS;
+			db->compact_retry_ms = unix_ms() + AUTO_RETRY_MS;
 	}
-	ipc_mtx_unlock(&sh->job_mtx);
+	eng_unlock_jobs(sh);
 	return copy.id;
-}
-
-/* Is any process still reading a table of generation gen or older? */
-static int read_by_someone(struct eng_shared *sh, uint64_t gen)
-{
-	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
-		uint64_t r = atomic_load(&sh->wslots[w].reading);
-		if (r && r <= gen && atomic_load(&sh->wslots[w].pid))
-			return 1;
-	}
-	return 0;
 }
 
 void eng_job_reclaim(struct eng_db *db)
@@ -440,12 +478,6 @@ void eng_job_reclaim(struct eng_db *db)
 
 	if (eng_lock_index(db))
 		return;
-	for (uint32_t a = 0; a < ENG_AREAS; a++) {
-		if (sh->areas[a].state != ENG_AREA_RETIRED ||
-		    read_by_someone(sh, sh->areas[a].gen))
-			continue;
-		ipc_shm_release(eng_area_table(sh, a), sh->area_bytes);
-		sh->areas[a].state = ENG_AREA_FREE;
-	}
+	eng_area_reclaim(sh);
 	eng_unlock_index(db);
 }

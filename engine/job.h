@@ -104,7 +104,7 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status);
  * once no process reads them. */
 void eng_job_reclaim(struct eng_db *db);
 
-/* The job process (forked by the master, attached to ENG_JOB_SLOT): runs
+/* The job process (forked by the master, attached to ENG_JOB_SEAT): runs
  * job id. Returns the process's exit status (0 done, 1 failed). */
 int eng_job_run(struct eng_db *db, uint64_t id);
 

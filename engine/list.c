@@ -13,7 +13,7 @@
 
 #include "engine/index.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
+#include "engine/db.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -152,7 +152,7 @@ static int restart(struct eng_db *db, struct eng_list *l, uint64_t cur)
 int eng_list_step(struct eng_db *db, struct eng_list *l, uint64_t max_slots)
 {
 	struct eng_shared *sh = db->sh;
-	_Atomic uint64_t *reading = &sh->wslots[db->wslot].reading;
+	_Atomic uint64_t *reading = &sh->seats[db->seat].reading;
 	const struct eng_table *t;
 	uint64_t cur, stop;
 	int rc = 0;

@@ -6,7 +6,7 @@
 #include "engine/replay.h"
 #include "engine/scan.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
+#include "engine/db.h"
 
 #include <errno.h>
 #include <stdatomic.h>

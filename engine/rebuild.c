@@ -38,7 +38,7 @@
  * compact.done. The master undoes or finishes what a job that died left
  * (job.c), deciding from the file id database.bin has on disk.
  */
-#include "engine/job.h"
+#include "engine/job_int.h"
 
 #include "engine/elog.h"
 #include "engine/errors.h"
@@ -49,10 +49,12 @@
 #include "engine/replay.h"
 #include "engine/scan.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "engine/failpoint.h"
 #include "ipc/flock.h"
 #include "ipc/shm.h"
+#include "engine/db.h"
+#include "engine/area.h"
+#include "engine/space.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -107,16 +109,10 @@ struct rb {
 	int in_catchup;           /* walk() is replaying a copied range */
 	struct eng_flip pf;       /* the flip a compaction will make */
 	uint64_t before;          /* database.bin's size at the cut */
+	uint64_t catchup_delta;   /* new offset - old offset of the pass */
 	uint64_t ns_copy, ns_catchup, ns_sync, ns_frozen; /* where time went */
 	char err[ENG_JOB_ERROR_MAX];
 };
-
-static uint64_t unix_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t mono_ns(void)
 {
@@ -138,52 +134,12 @@ static int fail(struct rb *r, int rc, const char *what)
  * take a step the master could not then tell it took). */
 static int set_stage(struct rb *r, enum eng_job_stage st)
 {
-	struct eng_job *j = &r->sh->jobs[r->id % ENG_JOBS_KEPT];
-	int rc;
+	int rc = eng_job_record_stage(r->sh, r->id, st, &r->pf, r->before,
+				      st == ENG_STAGE_RENAMING ? r->t->live : 0);
 
-	if ((rc = ipc_mtx_lock(&r->sh->job_mtx, NULL, NULL)))
-		return rc;
-	r->stage = st;
-	if (j->id == r->id) {
-		j->stage = st;
-		if (st == ENG_STAGE_RENAMING) {
-			/* what the master reports if it must finish for us */
-			j->flip = r->pf;
-			j->bytes_before = r->before;
-			j->bytes_after = r->pf.tail;
-			j->keys = r->t->live;
-		}
-	}
-	ipc_mtx_unlock(&r->sh->job_mtx);
-	return 0;
-}
-
-static void finish_record(struct rb *r, int rc, uint64_t after, uint64_t keys)
-{
-	struct eng_shared *sh = r->sh;
-	struct eng_job *j = &sh->jobs[r->id % ENG_JOBS_KEPT];
-
-	if (ipc_mtx_lock(&sh->job_mtx, NULL, NULL))
-		return;
-	if (j->id == r->id) {
-		j->finished_ms = unix_ms();
-		j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
-		j->bytes_before = r->before;
-		j->bytes_after = after;
-		j->keys = keys;
-		snprintf(j->error, sizeof(j->error), "%s", rc ? r->err : "");
-		if (r->compact) {
-			atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
-			/* started_ms is 0 if we ended before the master
-			 * recorded our start */
-			if (j->started_ms && j->started_ms <= j->finished_ms)
-				atomic_fetch_add(&sh->compact_ns_total,
-						 (j->finished_ms - j->started_ms) * 1000000u);
-			if (!rc && after < r->before)
-				atomic_fetch_add(&sh->reclaimed_total, r->before - after);
-		}
-	}
-	ipc_mtx_unlock(&sh->job_mtx);
+	if (rc == 0)
+		r->stage = st;
+	return rc;
 }
 
 /* --- 1. the cut --------------------------------------------------------------- */
@@ -208,12 +164,10 @@ static int cut(struct rb *r)
 	if (!r->compact)
 		seed = cur->seed;
 	r->area = !eng_cur_area(atomic_load(&sh->cur));
-	if (sh->areas[r->area].state != ENG_AREA_FREE) {
+	if ((rc = eng_area_claim(sh, r->area, getpid()))) {
 		eng_unlock_index(db);
-		return fail(r, -EBUSY, "the spare table area");
+		return fail(r, rc, "the spare table area");
 	}
-	sh->areas[r->area].state = ENG_AREA_BUILDING;
-	sh->areas[r->area].builder = (uint32_t)getpid();
 	keys = cur->live + cur->pending;
 	/* sized as any rebuild (the keys at 7/20): keys added while it runs
 	 * have room up to 9/10 */
@@ -342,7 +296,7 @@ static void make_room(struct rb *r)
 	eng_db_release_reserve(db);
 	if (eng_lock_index(db))
 		return;
-	keep = (sh->tail + ENG_DELETE_RESERVE + ENG_LEASE_CHUNK - 1) & ~(ENG_LEASE_CHUNK - 1);
+	keep = (sh->tail + ENG_DELETE_RESERVE + ENG_CHUNK_BYTES - 1) & ~(ENG_CHUNK_BYTES - 1);
 	if (sh->zeroed_end <= keep || sh->zeroing_to) {
 		eng_unlock_index(db);
 		return;
@@ -382,7 +336,7 @@ static int read_slot(struct rb *r, const struct eng_table *t, uint64_t i,
 static int copy_table(struct rb *r)
 {
 	struct eng_shared *sh = r->sh;
-	_Atomic uint64_t *reading = &sh->wslots[ENG_JOB_WSLOT].reading;
+	_Atomic uint64_t *reading = &sh->seats[ENG_JOB_SEAT].reading;
 	const struct eng_table *cur;
 	uint64_t c;
 	int rc = 0;
@@ -406,7 +360,7 @@ static int copy_table(struct rb *r)
 static int still_live(struct rb *r, uint64_t off, const struct eng_rec_hdr *h)
 {
 	struct eng_shared *sh = r->sh;
-	_Atomic uint64_t *reading = &sh->wslots[ENG_JOB_WSLOT].reading;
+	_Atomic uint64_t *reading = &sh->seats[ENG_JOB_SEAT].reading;
 	const char *key = r->db->map + off + ENG_REC_HDR_SIZE;
 	struct eng_khash kh = { .hash = 0 };
 	struct eng_entry e;
@@ -463,7 +417,6 @@ static int copy_live(struct rb *r, const struct eng_replay_item *it)
 }
 
 /* Walks the committed records of [from, to) of the current file. */
-static uint64_t catchup_delta; /* new offset - old offset of the pass */
 
 /* A catch-up copies bytes as they are, so a region that holds nothing
  * (a write that failed and whose wipe failed too, a batch that never
@@ -478,7 +431,7 @@ static int pad_copied(struct rb *r, uint64_t off, uint64_t len)
 	if (len < ENG_REC_HDR_SIZE || len % ENG_REC_ALIGN)
 		return fail(r, -EBADMSG, "an unused region of database.bin has an odd size");
 	eng_rec_encode_pad(pad, len, 0);
-	if ((rc = eng_io_pwrite_all(r->nfd, pad, sizeof(pad), off + catchup_delta)))
+	if ((rc = eng_io_pwrite_all(r->nfd, pad, sizeof(pad), off + r->catchup_delta)))
 		return fail(r, rc, "writing database.bin.compact");
 	return 0;
 }
@@ -518,7 +471,7 @@ static int walk(struct rb *r, uint64_t from, uint64_t to,
 static int index_one(struct rb *r, const struct eng_replay_item *it)
 {
 	const char *map = r->compact ? r->nmap : r->db->map;
-	uint64_t off = it->off + (r->compact ? catchup_delta : 0);
+	uint64_t off = it->off + (r->compact ? r->catchup_delta : 0);
 	int rc;
 
 	if (it->h.version > r->max_version)
@@ -543,10 +496,10 @@ static int catch_up(struct rb *r, uint64_t to)
 	if (r->compact) {
 		if ((rc = out_flush(r)))
 			return rc;
-		catchup_delta = r->ntail - r->pos;
+		r->catchup_delta = r->ntail - r->pos;
 		for (uint64_t o = r->pos; o < to; o += COPY_CHUNK_BYTES) {
 			uint64_t n = to - o < COPY_CHUNK_BYTES ? to - o : COPY_CHUNK_BYTES;
-			if ((rc = eng_io_pwrite_all(r->nfd, r->db->map + o, n, o + catchup_delta)))
+			if ((rc = eng_io_pwrite_all(r->nfd, r->db->map + o, n, o + r->catchup_delta)))
 				return fail(r, rc, "writing database.bin.compact");
 		}
 		r->ntail += to - r->pos;
@@ -591,8 +544,8 @@ static int catch_up_while_running(struct rb *r)
 
 static int inflight(struct eng_shared *sh)
 {
-	for (int w = 0; w <= ENG_WORKER_SLOTS; w++)
-		if (sh->wslots[w].inflight.off)
+	for (int w = 0; w <= ENG_SEATS; w++)
+		if (sh->seats[w].inflight.off)
 			return 1;
 	return 0;
 }
@@ -692,13 +645,12 @@ static int flip(struct rb *r, uint64_t lease)
 	if ((rc = eng_lock_index(r->db)))
 		return fail(r, rc, "locking the index");
 	r->t->guard = &sh->index_mtx;
-	sh->flip = (struct eng_flip){
-		.active = 1, .area = r->area, .gen = r->gen,
+	eng_area_flip(sh, &(struct eng_flip){
+		.area = r->area, .gen = r->gen,
 		.file_gen = r->compact ? r->file_gen : atomic_load(&sh->file_gen),
 		.tail = r->ntail, .zeroed_end = r->ntail, .durable = r->ntail,
 		.file_id = r->file_id, .lease = lease,
-	};
-	eng_apply_flip(sh);
+	});
 	if (r->compact)
 		atomic_store(&sh->lease, lease);
 	sh->frozen = 0;
@@ -741,11 +693,7 @@ static void cleanup_failed(struct rb *r)
 	unfreeze(r);
 	if (eng_lock_index(r->db))
 		return;
-	if (sh->areas[r->area].state == ENG_AREA_BUILDING &&
-	    sh->areas[r->area].builder == (uint32_t)getpid()) {
-		ipc_shm_release(r->t, sh->area_bytes);
-		sh->areas[r->area].state = ENG_AREA_FREE;
-	}
+	eng_area_abandon(sh, getpid());
 	eng_unlock_index(r->db);
 }
 
@@ -837,7 +785,8 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 		}
 	}
 	/* a failed job made no file: no size for it */
-	finish_record(&r, rc, rc ? 0 : r.compact ? r.ntail : r.before, rc ? 0 : r.t->live);
+	eng_job_record_outcome(sh, id, rc, r.err, r.before,
+			       rc ? 0 : r.compact ? r.ntail : r.before, rc ? 0 : r.t->live);
 out_free:
 	if (r.nmap)
 		munmap((void *)r.nmap, ENG_MAP_BYTES);

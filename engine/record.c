@@ -268,7 +268,7 @@ static int v1_mark_decode(const unsigned char *p, uint64_t *off, uint32_t *seq)
 	return 0;
 }
 
-static int v1_mark_read(const unsigned char *p, struct eng_mark *m, int *slot)
+static int v1_mark_read(const unsigned char *p, struct eng_mark *m, int *copy)
 {
 	uint64_t oa = 0, ob = 0;
 	uint32_t sa = 0, sb = 0;
@@ -276,12 +276,12 @@ static int v1_mark_read(const unsigned char *p, struct eng_mark *m, int *slot)
 	int b = v1_mark_decode(p + V1_MARK_OFF_B, &ob, &sb) == 0;
 
 	m->lease = 0;
-	*slot = !(a && (!b || (int32_t)(sa - sb) > 0));
+	*copy = !(a && (!b || (int32_t)(sa - sb) > 0));
 	if (!a && !b) {
 		m->durable = UINT64_MAX;
 		return -EBADMSG;
 	}
-	m->durable = *slot ? ob : oa;
+	m->durable = *copy ? ob : oa;
 	return 0;
 }
 
@@ -293,24 +293,24 @@ static int format_of(const unsigned char *p)
 	return (int)le32toh(v);
 }
 
-int eng_mark_read(const void *file_hdr, struct eng_mark *m, int *slot)
+int eng_mark_read(const void *file_hdr, struct eng_mark *m, int *copy)
 {
 	const unsigned char *p = file_hdr;
 	struct eng_mark a, b;
 	int va, vb;
 
 	if (format_of(p) == ENG_FORMAT_V1)
-		return v1_mark_read(p, m, slot);
+		return v1_mark_read(p, m, copy);
 	va = mark_decode(p + ENG_MARK_OFF_A, &a) == 0;
 	vb = mark_decode(p + ENG_MARK_OFF_B, &b) == 0;
 	if (!va && !vb) {
 		*m = (struct eng_mark){ UINT64_MAX, 0 };
-		*slot = 0;
+		*copy = 0;
 		return -EBADMSG; /* both damaged: trust no damage */
 	}
-	*slot = !va || (vb && (b.durable > a.durable ||
+	*copy = !va || (vb && (b.durable > a.durable ||
 			       (b.durable == a.durable && b.lease > a.lease)));
-	*m = *slot ? b : a;
+	*m = *copy ? b : a;
 	return 0;
 }
 

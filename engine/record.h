@@ -146,7 +146,7 @@ struct eng_mark {
 	uint64_t lease;   /* no version above was handed out */
 };
 
-/* A format 2 header with file id id and mark m in slot A (B invalid). */
+/* A format 2 header with file id id and mark m in copy A (B invalid). */
 void eng_file_hdr_encode(void *dst, uint64_t id, const struct eng_mark *m);
 /* 0 and *format (1 or 2), -EBADMSG (not a caskd file or damaged),
  * -EPROTO (newer format). */
@@ -159,14 +159,14 @@ uint64_t eng_file_id_new(void);
 /* Encodes a format 2 durable mark (ENG_MARK_SIZE bytes). */
 void eng_mark_encode(void *dst, const struct eng_mark *m);
 /* The mark a file header holds: the valid one with the larger (durable,
- * lease), in *m, and which slot it is in (0 = A, 1 = B) in *slot. Reads
+ * lease), in *m, and which copy it is in (0 = A, 1 = B) in *copy. Reads
  * format 1 marks too (lease 0). 0, or -EBADMSG when neither is valid
  * (*m is then { UINT64_MAX, 0 }: no damage is taken for a torn write). */
-int eng_mark_read(const void *file_hdr, struct eng_mark *m, int *slot);
-/* Offset of mark slot 0 or 1 in a format 2 header. */
-static inline uint64_t eng_mark_off(int slot)
+int eng_mark_read(const void *file_hdr, struct eng_mark *m, int *copy);
+/* Offset of mark copy 0 or 1 in a format 2 header. */
+static inline uint64_t eng_mark_off(int copy)
 {
-	return slot ? ENG_MARK_OFF_B : ENG_MARK_OFF_A;
+	return copy ? ENG_MARK_OFF_B : ENG_MARK_OFF_A;
 }
 
 #define ENG_HIST_MAGIC "CASKHIST"

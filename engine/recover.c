@@ -27,8 +27,10 @@
 #include "engine/replay.h"
 #include "engine/scan.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "ipc/shm.h"
+#include "engine/area.h"
+#include "engine/db.h"
+#include "engine/recover.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -46,14 +48,12 @@ static struct eng_table *new_table(struct eng_shared *sh, uint32_t a,
 
 	ipc_shm_release(t, sh->area_bytes);
 	eng_index_init(t, ++sh->table_gen, 1, nslots, seed);
-	sh->areas[a].state = ENG_AREA_CURRENT;
-	sh->areas[a].gen = t->gen;
-	sh->areas[!a].state = ENG_AREA_FREE;
-	atomic_store(&sh->cur, t->gen << 1 | a);
+	eng_area_install(sh, a);
 	return t;
 }
 
-int eng_recover_grow(struct eng_db *db)
+/* Grows the current table during recovery (no other process yet). */
+static int recover_grow(struct eng_db *db)
 {
 	struct eng_shared *sh = db->sh;
 	uint32_t a = eng_cur_area(atomic_load(&sh->cur));
@@ -72,10 +72,7 @@ int eng_recover_grow(struct eng_db *db)
 		if (eng_index_read_slot(old, i, &e) == 1 && eng_index_place(t, &e) < 0)
 			return ENG_EFULL;
 	}
-	sh->areas[!a].state = ENG_AREA_CURRENT;
-	sh->areas[!a].gen = t->gen;
-	atomic_store(&sh->cur, t->gen << 1 | !a);
-	sh->areas[a].state = ENG_AREA_FREE;
+	eng_area_install(sh, !a);
 	ipc_shm_release(old, sh->area_bytes);
 	return 0;
 }
@@ -86,7 +83,7 @@ static int apply(struct eng_db *db, const struct eng_replay_item *it)
 
 	while ((rc = eng_index_apply(eng_cur_table(db->sh), db->map, it->off,
 				     &it->h)) == -ENOSPC)
-		if ((rc = eng_recover_grow(db)))
+		if ((rc = recover_grow(db)))
 			return rc;
 	return rc;
 }
@@ -312,7 +309,7 @@ static int mark_recovered(struct eng_db *db, int format, struct eng_recovery *re
 	struct eng_shared *sh = db->sh;
 	struct eng_mark m = { sh->tail, atomic_load(&sh->lease) };
 	char buf[ENG_FILE_HDR_SIZE];
-	int rc, slot;
+	int rc, copy;
 
 	if ((rc = eng_io_datasync(db->fd)))
 		return rc;
@@ -321,19 +318,19 @@ static int mark_recovered(struct eng_db *db, int format, struct eng_recovery *re
 		if ((rc = eng_io_pwrite_all(db->fd, buf, sizeof(buf), 0)))
 			return rc;
 		rep->upgraded = 1;
-		slot = 0;
+		copy = 0;
 	} else {
 		struct eng_mark old;
-		eng_mark_read(db->map, &old, &slot);
-		slot = !slot;
+		eng_mark_read(db->map, &old, &copy);
+		copy = !copy;
 		eng_mark_encode(buf, &m);
-		if ((rc = eng_io_pwrite_all(db->fd, buf, ENG_MARK_SIZE, eng_mark_off(slot))))
+		if ((rc = eng_io_pwrite_all(db->fd, buf, ENG_MARK_SIZE, eng_mark_off(copy))))
 			return rc;
 	}
 	if ((rc = eng_io_datasync(db->fd)))
 		return rc;
 	sh->mark = m;
-	sh->mark_slot = slot;
+	sh->mark_copy = copy;
 	sh->mark_file_gen = 1;
 	atomic_store(&sh->file_id, eng_file_id(db->map));
 	atomic_store(&sh->durable_end, sh->tail);
@@ -348,14 +345,14 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 	struct rscan r = { .db = db, .o = o, .rep = rep, .size = size };
 	struct eng_mark m;
 	uint64_t from, base;
-	int format, rc, slot;
+	int format, rc, copy;
 
 	if ((rc = eng_file_hdr_check(db->map, size, &format))) {
 		rep->bad_off = 0;
 		snprintf(rep->failed, sizeof(rep->failed), "reading the header of %s", db->path);
 		return rc == -EPROTO ? rc : ENG_ECORRUPT;
 	}
-	eng_mark_read(db->map, &m, &slot);
+	eng_mark_read(db->map, &m, &copy);
 	atomic_store(&sh->file_gen, 1);
 	db->cur->file_gen = db->file_gen = 1;
 	if ((rc = start_table(&r, &from)) || (rc = replay_log(&r, from)))
@@ -376,7 +373,7 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 				"offset %" PRIu64 " (space prepared for appends)",
 				rep->cut_bytes, rep->tail);
 		else
-			eng_log(ENG_LOG_WARN, "recovery: cut a torn tail of %" PRIu64 " bytes at "
+			eng_log(ENG_LOG_WARN, "recovery: truncated a torn tail of %" PRIu64 " bytes at "
 				"offset %" PRIu64 " (an append interrupted by a crash, above the "
 				"durable mark: it was never acknowledged)", rep->cut_bytes, rep->tail);
 		if ((rc = eng_io_truncate(db->fd, rep->tail)))

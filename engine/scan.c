@@ -9,9 +9,9 @@
 void eng_scan_init(struct eng_scan *s, const char *map, uint64_t size)
 {
 	struct eng_mark m;
-	int slot;
+	int copy;
 
-	eng_mark_read(map, &m, &slot);
+	eng_mark_read(map, &m, &copy);
 	s->map = map;
 	s->size = size;
 	s->off = ENG_FILE_HDR_SIZE;

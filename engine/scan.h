@@ -3,7 +3,7 @@
  * Owns: walking the records of a mapped file, verifying every checksum,
  * and classifying what is not a valid record:
  *   - torn tail: at or above the durable mark, nothing valid follows;
- *     cut it (a crash mid-append); unused, if it is only zeros (space
+ *     truncate it (a crash mid-append); unused, if it is only zeros (space
  *     prepared ahead of the tail);
  *   - abandoned: zeros (space wiped after a failed or killed write), or
  *     any damage at or above the durable mark of the file header (a write
@@ -18,7 +18,7 @@
  * A region with nothing valid after it that straddles the mark is two
  * items: what lies below the mark (corruption, or zeros: abandoned) and
  * what lies above it (torn tail, or unused), so that a repair drops only
- * the first and recovery never cuts below the mark.
+ * the first and recovery never truncates below the mark.
  *
  * Every byte below the mark was durable, so it must exist: scanning a
  * whole file (eng_scan_set_eof), a file that ends below its mark was
@@ -38,8 +38,8 @@ enum eng_scan_kind {
 	ENG_SCAN_ABANDONED, /* [off, off+len) holds no record: skip */
 	ENG_SCAN_CORRUPT,   /* [off, off+len) is damaged below the mark (or,
 			     * past the end of the file, missing) */
-	ENG_SCAN_TORN_TAIL, /* [off, end) holds no valid record: cut */
-	ENG_SCAN_UNUSED,    /* [off, end) is zeros: cut */
+	ENG_SCAN_TORN_TAIL, /* [off, end) holds no valid record: truncate */
+	ENG_SCAN_UNUSED,    /* [off, end) is zeros: truncate */
 	ENG_SCAN_END,
 };
 

@@ -2,7 +2,8 @@
  *
  * Owns: the control region every process of a caskd instance shares (a
  * versioned header, the index mutex and what it guards, the sync state of
- * group commit, the job table, one slot per worker), and the table arena:
+ * group commit, the job table, one seat per worker
+ * process), and the table arena:
  * ENG_AREAS areas of address space reserved before fork (MAP_NORESERVE:
  * memory is spent only for the pages a table touches), each big enough
  * for the largest table. One area holds the current table; a rebuild
@@ -11,9 +12,18 @@
  * before fork(), so they sit at the same address everywhere and hold
  * plain pointers.
  *
+ * Who writes what (each owner offers the transitions, with asserts):
+ *   index slots          engine/index.c
+ *   areas[], cur, flip   engine/area.c
+ *   jobs[], job_seq      engine/job.c (the job process through it too)
+ *   seat.inflight, publishing   engine/write.c (repair.c finishes it)
+ *   seat.reading, oldest_gen*   each process its own (read.c, list.c,
+ *                        rebuild.c, db.c); a dead one's: engine/repair.c
+ *   the sync state       engine/durable.c
+ *
  * What protects what:
  *   index_mtx : seq, tail, unwiped, zeroed_end, zeroing, frozen,
- *               disk_full, want_resize, areas[], flip, every wslot's
+ *               disk_full, want_resize, areas[], flip, every seat's
  *               inflight and publishing, and every table slot's state
  *               changes (slots are also read without it: see index.h).
  *   (atomics) : cur, pub_seq, file_gen, durable_end, del_end, lease are
@@ -23,9 +33,9 @@
  *               writes_at_sync. sync_started/sync_done/poisoned are
  *               atomics written with sync_mtx held, read without.
  *   job_mtx   : jobs[], job_seq, job_request.
- *   wslot.pid : written by the master (fork, reap) and by the worker
+ *   seat.pid : written by the master (fork, reap) and by the worker
  *               itself at attach; reading: by anyone, atomically.
- *   wslot.reading : written by its own process only.
+ *   seat.reading : written by its own process only.
  * Lock order: see ipc/mutex.h. No mutex is held across file I/O.
  */
 #ifndef CASKD_ENGINE_SHARED_H
@@ -41,14 +51,18 @@
 #include <stdint.h>
 
 #define ENG_SHM_MAGIC 0x324D48534B534143ull /* "CASKSHM2" */
-#define ENG_SHM_VERSION 2
+#define ENG_SHM_VERSION 3 /* 3: struct ipc_mtx carries its rank */
+/* The lock order of ipc/mutex.h, as ranks (asserted in debug builds). */
+#define ENG_RANK_INDEX 1
+#define ENG_RANK_SYNC 2
+#define ENG_RANK_JOB 3
 #define ENG_CACHELINE 64
 /* Two areas: the current table and the one a rebuild fills. */
 #define ENG_AREAS 2
 /* Histogram buckets kept for /metrics (bounds in engine/durable.c). */
-#define ENG_HIST_SLOTS 16
-_Static_assert(ENG_HIST_SLOTS >= ENG_STATS_FSYNC_BUCKETS &&
-	       ENG_HIST_SLOTS >= ENG_STATS_WPF_BUCKETS,
+#define ENG_HIST_BUCKETS 16
+_Static_assert(ENG_HIST_BUCKETS >= ENG_STATS_FSYNC_BUCKETS &&
+	       ENG_HIST_BUCKETS >= ENG_STATS_WPF_BUCKETS,
 	       "room for the histograms");
 /* Job records kept for GET /admin/jobs/{id}. */
 #define ENG_JOBS_KEPT 16
@@ -77,12 +91,12 @@ struct eng_inflight {
 	uint32_t nrec;       /* records in the range (a batch: its parts) */
 };
 
-struct eng_wslot {
-	alignas(ENG_CACHELINE) _Atomic int32_t pid; /* 0: slot unused */
+struct eng_seat {
+	alignas(ENG_CACHELINE) _Atomic int32_t pid; /* 0: seat unused */
 	uint32_t publishing;         /* publish of inflight under way */
 	/* Generation of the table this process is reading without the
 	 * mutex right now, 0 when none: a retired area is freed only once
-	 * no slot reads it (index.h). */
+	 * no seat reads it (index.h). */
 	_Atomic uint64_t reading;
 	/* The oldest database.bin generation this process (and its sync
 	 * thread) still maps, 0 none: the master closes its own hold on an
@@ -94,7 +108,7 @@ struct eng_wslot {
 
 
 /* A rebuild's flip, staged before it is applied so that a holder killed
- * half way leaves something eng_index_repair can finish. */
+ * half way leaves something eng_repair_index (repair.c) can finish. */
 struct eng_flip {
 	uint32_t active;
 	uint32_t area;
@@ -180,11 +194,11 @@ struct eng_shared {
 	_Atomic uint64_t writes_total;    /* records written, all workers */
 	uint64_t writes_at_sync;          /* writes_total when the last sync
 					   * began; guarded by sync_mtx */
-	_Atomic uint64_t fsync_hist[ENG_HIST_SLOTS];  /* duration buckets */
-	_Atomic uint64_t wpf_hist[ENG_HIST_SLOTS];    /* writes per fsync */
+	_Atomic uint64_t fsync_hist[ENG_HIST_BUCKETS];  /* duration buckets */
+	_Atomic uint64_t wpf_hist[ENG_HIST_BUCKETS];    /* writes per fsync */
 	_Atomic uint64_t wpf_sum;
 	struct eng_mark mark;             /* last put in the file header */
-	int32_t mark_slot;                /* ... in this slot (0 A, 1 B) */
+	int32_t mark_copy;                /* ... in this copy (0 A, 1 B) */
 	uint64_t mark_file_gen;           /* ... of this file */
 	uint64_t mark_at_ns;              /* ... when (CLOCK_MONOTONIC) */
 	uint64_t mark_interval_ns;        /* durable offsets go in this often */
@@ -197,11 +211,11 @@ struct eng_shared {
 	_Atomic uint64_t compact_ns_total;
 	_Atomic uint64_t reclaimed_total;
 
-	/* wslots[ENG_WORKER_SLOTS] is the job process's */
-	alignas(ENG_CACHELINE) struct eng_wslot wslots[ENG_WORKER_SLOTS + 1];
+	/* seats[ENG_SEATS] is the job process's */
+	alignas(ENG_CACHELINE) struct eng_seat seats[ENG_SEATS + 1];
 };
 
-#define ENG_JOB_WSLOT ENG_WORKER_SLOTS
+#define ENG_JOB_SEAT ENG_SEATS
 
 static inline struct eng_table *eng_area_table(const struct eng_shared *sh,
 					       uint32_t area)

@@ -1,10 +1,11 @@
 /* engine/space.c — the space of database.bin around its tail: the
- * append lease, the written zeros kept ahead of the tail, the reserve
- * for deletes on a full disk, the reserve file that lets a compaction
- * run on a full disk, and the trim at a clean stop.
+ * written zeros kept ahead of the tail, the reserve for deletes on a
+ * full disk, the reserve file that lets a compaction run on a full disk,
+ * and the trim at a clean stop. (The chunk lock a writer takes is in
+ * engine/db.c.)
  *
  * Lock rules here (see store.h): a writer holds a shared OFD lock on the
- * ENG_LEASE_CHUNK-aligned chunks around what it appends; the master takes
+ * ENG_CHUNK_BYTES-aligned chunks around what it appends; the master takes
  * an exclusive lock on the piece it zeroes, which starts at a chunk
  * boundary at or past the tail's chunk, and publishes the piece in
  * zeroing_from/to under the index mutex so that no reservation enters it
@@ -16,7 +17,8 @@
 #include "engine/io.h"
 #include "engine/record.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
+#include "engine/db.h"
+#include "engine/space.h"
 #include "ipc/flock.h"
 
 #include <errno.h>
@@ -36,7 +38,7 @@
  * fdatasync never has to commit it. */
 #define PREZERO_LEAD_MIN_BYTES (2ull << 20)
 #define PREZERO_LEAD_MAX_BYTES (16ull << 20)
-#define PREZERO_PIECE_BYTES ENG_LEASE_CHUNK
+#define PREZERO_PIECE_BYTES ENG_CHUNK_BYTES
 #define PREZERO_PIECES 8
 #define PREZERO_SYNC_BYTES (8ull << 20)
 #define PREZERO_STEP_BYTES (64u << 10)
@@ -44,40 +46,6 @@
 static uint64_t align_up(uint64_t n, uint64_t a)
 {
 	return (n + a - 1) & ~(a - 1);
-}
-
-/* --- the append lease --------------------------------------------------- */
-
-int eng_lease_range(struct eng_db *db, uint64_t off, uint64_t len)
-{
-	uint64_t lo = off & ~(ENG_LEASE_CHUNK - 1);
-	uint64_t hi = align_up(off + len, ENG_LEASE_CHUNK);
-	int rc;
-
-	if (lo >= db->lease_lo && hi <= db->lease_hi)
-		return 0;
-	/* Never waits: the master zeroes only beyond every reserved
-	 * chunk (see the header). */
-	if ((rc = ipc_flock(db->fd, IPC_FLOCK_READ, lo, hi - lo, 1)))
-		return rc;
-	if (db->lease_hi > db->lease_lo) {
-		if (db->lease_lo < lo)
-			ipc_flock(db->fd, IPC_FLOCK_UNLOCK, db->lease_lo,
-				  (db->lease_hi < lo ? db->lease_hi : lo) - db->lease_lo, 0);
-		if (db->lease_hi > hi)
-			ipc_flock(db->fd, IPC_FLOCK_UNLOCK, hi, db->lease_hi - hi, 0);
-	}
-	db->lease_lo = lo;
-	db->lease_hi = hi;
-	return 0;
-}
-
-void eng_lease_drop(struct eng_db *db)
-{
-	if (db->lease_hi > db->lease_lo && db->fd >= 0)
-		ipc_flock(db->fd, IPC_FLOCK_UNLOCK, db->lease_lo,
-			  db->lease_hi - db->lease_lo, 0);
-	db->lease_lo = db->lease_hi = 0;
 }
 
 /* --- zeros ahead of the tail ------------------------------------------------- */
@@ -132,7 +100,7 @@ static int prezero_one(struct eng_db *db, uint64_t *synced_upto)
 		eng_unlock_index(db);
 		return 1; /* a compaction just swapped the file: next time */
 	}
-	from = align_up(sh->tail, ENG_LEASE_CHUNK);
+	from = align_up(sh->tail, ENG_CHUNK_BYTES);
 	if (sh->zeroed_end > from)
 		from = sh->zeroed_end;
 	if (from >= sh->tail + lead_for(sh->tail)) {
@@ -282,7 +250,7 @@ int eng_db_trim(struct eng_db *db)
 	struct eng_shared *sh = db->sh;
 	struct eng_mark m;
 	char mark[ENG_MARK_SIZE];
-	int rc, slot;
+	int rc, copy;
 
 	if ((rc = eng_db_refresh(db)))
 		return rc;
@@ -293,14 +261,14 @@ int eng_db_trim(struct eng_db *db)
 		return rc;
 	sh->zeroed_end = sh->tail;
 	/* Every record is durable now: say so, so that damage to any of
-	 * them is named as corruption at the next start, never cut as a
+	 * them is named as corruption at the next start, never truncated as a
 	 * write torn by a crash. */
-	eng_mark_read(db->map, &m, &slot);
+	eng_mark_read(db->map, &m, &copy);
 	m.durable = sh->tail;
 	if (atomic_load(&sh->lease) > m.lease)
 		m.lease = atomic_load(&sh->lease);
 	eng_mark_encode(mark, &m);
-	if ((rc = eng_io_pwrite_all(db->fd, mark, sizeof(mark), eng_mark_off(!slot))) ||
+	if ((rc = eng_io_pwrite_all(db->fd, mark, sizeof(mark), eng_mark_off(!copy))) ||
 	    (rc = eng_io_datasync(db->fd)))
 		return rc;
 	return 0;

@@ -1,15 +1,26 @@
 /* engine/store.h — the key-value store: database.bin plus the shared index.
+ * The engine's public API: the server includes this, never the files
+ * that implement it.
  *
  * Owns: opening a data directory (master: recover, create shared memory),
  * attaching a worker (its own descriptor and read-only mapping), reads,
  * writes and batches with their conditions, listings, and cleaning up
- * after a dead worker.
+ * after a dead worker. Where each lives, bottom first (each file calls
+ * only files listed before it; make layers checks the includes):
+ *   db.c      mappings, following a swap, the chunk lock, the mutexes
+ *   area.c    the table areas and the flip between them
+ *   space.c   zeros ahead of the tail, the reserves, the trim
+ *   write.c   eng_write, eng_batch (read.c is its mirror)
+ *   read.c    eng_get, eng_stats
+ *   list.c    listings; backup.c: snapshots
+ *   repair.c  a dead process: the index mutex's repair, reaping a worker
+ *   recover.c recovery at open; open.c: open, attach, close
  *
  * Life cycle:
  *   master:  eng_db_open()  -> fork workers and jobs -> eng_db_reap_worker()
  *            for each worker that dies -> eng_db_close()
  *   worker:  eng_db_attach(slot) after fork -> eng_get/eng_write ...
- *   job:     eng_db_attach(ENG_JOB_SLOT) after fork -> eng_job_run()
+ *   job:     eng_db_attach(ENG_JOB_SEAT) after fork -> eng_job_run()
  *
  * Reads take no lock: they read the shared table optimistically
  * (engine/index.h) and the value from this process's read-only mapping
@@ -49,14 +60,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+struct ipc_mtx;
 struct eng_shared;
 struct eng_map;
 
-/* Worker slots: twice the largest --workers, so a reload can run a new
- * generation beside the old one. */
-#define ENG_WORKER_SLOTS 128
-/* The slot a job process (compaction, rebuild) attaches to. */
-#define ENG_JOB_SLOT ENG_WORKER_SLOTS
+/* Seats, one per worker process (its in-flight write, the table and
+ * files it reads; engine/shared.h): twice the largest --workers, so a
+ * reload can run a new generation beside the old one. ("Slot" is the
+ * index's word: engine/index.h.) */
+#define ENG_SEATS 128
+/* The seat a job process (compaction, rebuild) attaches to. */
+#define ENG_JOB_SEAT ENG_SEATS
 /* A dead caskd's processes that may still hold the directory's lock. */
 #define ENG_HOLDERS_MAX 16
 
@@ -117,15 +131,21 @@ struct eng_db {
 	const char *map;
 	int fd;
 	uint64_t file_gen;
-	int wslot;           /* this process's slot, -1 in the master */
+	int seat;            /* this process's seat, -1 in the master */
 	uint32_t max_value;
 	char *buf;           /* records being written (one per process) */
 	size_t buf_size;
-	uint64_t lease_lo, lease_hi; /* the chunks we hold a shared lock on */
+	uint64_t chunk_lo, chunk_hi; /* the chunks we hold a shared lock on */
 	uint64_t mutex_locks;        /* index mutex acquisitions by us */
 	int grow_asked;              /* signalled the master for a rebuild */
 	int keep_old;                /* master: hold old files until unused */
+	uint64_t compact_retry_ms;   /* master: no automatic compaction
+				      * before (unix ms): the last failed */
 	int is_syncer;               /* a sync thread's copy (eng_syncer) */
+	/* The index mutex's EOWNERDEAD repair (engine/repair.c), set by
+	 * eng_db_open and inherited across fork: engine/db.c takes the
+	 * mutex without calling up into the files above it. */
+	int (*repair_index)(struct ipc_mtx *m, pid_t dead, void *arg);
 };
 
 /* Master: opens or creates dir/database.bin, recovers it (from
@@ -141,10 +161,12 @@ int eng_db_open(const struct eng_opts *o, struct eng_db *db,
  * caskd hold it. */
 int eng_lock_dir(const char *dir, int wait_ms, int *lock_fd,
 		 struct eng_recovery *rep);
-/* Worker or job, after fork: opens its own descriptor and mapping. */
-int eng_db_attach(struct eng_db *db, int wslot);
-/* Records which pid runs a worker slot (master, after fork). */
-void eng_db_set_worker(struct eng_db *db, int wslot, pid_t pid);
+/* Worker or job, after fork: opens its own descriptor and mapping.
+ * -EPROTO if the shared region's magic, version or size is not this
+ * build's. */
+int eng_db_attach(struct eng_db *db, int seat);
+/* Records which pid runs in a seat (master, after fork). */
+void eng_db_set_worker(struct eng_db *db, int seat, pid_t pid);
 /* Processes send pid SIGUSR1 when a job is wanted (a table rebuild, a
  * compaction asked for); 0: nobody (tests). */
 void eng_db_set_notify(struct eng_db *db, pid_t pid);
@@ -153,7 +175,7 @@ void eng_db_set_notify(struct eng_db *db, pid_t pid);
 int eng_db_save_index(struct eng_db *db);
 /* Master, after reaping a dead worker: wipes the log space it reserved
  * and never published, and frees the keys it was writing. */
-int eng_db_reap_worker(struct eng_db *db, int wslot);
+int eng_db_reap_worker(struct eng_db *db, int seat);
 void eng_db_close(struct eng_db *db);
 /* Closes this process's mappings of database.bin only (a copy of a db
  * made for another thread: see eng_syncer). */
@@ -286,9 +308,9 @@ uint64_t eng_db_written_below(struct eng_db *db);
  * reserve is back (the reserve has the space first). Blocks; never on a loop. 0, 1 (nothing to do), or -errno (the
  * caller retries later). */
 int eng_db_prezero(struct eng_db *db);
-/* Master, at a clean stop with no worker left: cuts the zeros ahead of
+/* Master, at a clean stop with no worker left: truncates the zeros ahead of
  * the tail, so the file ends at its last record, and puts the tail in
- * the durable mark (so damage to any record is named, never cut). */
+ * the durable mark (so damage to any record is named, never truncated). */
 int eng_db_trim(struct eng_db *db);
 
 /* A listing of live keys in byte order, page by page (GET /keys). It

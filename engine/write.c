@@ -2,10 +2,11 @@
  * store.h for the three steps and why no lock is held across I/O).
  *
  * Map: conditions - space and versions (with the index mutex) - single
- * writes - batches - publishing, and finishing a dead holder's publish -
- * the in-flight low-water mark.
+ * writes - batches - publishing, and finishing a dead holder's publish
+ * (for repair.c) - a group's new term. The in-flight low-water mark is
+ * engine/db.c's.
  *
- * Order matters for eng_index_repair and the master's reaper: a
+ * Order matters for eng_repair_index (repair.c) and the master's reaper: a
  * reservation moves the tail first (a death right after leaves only a
  * hole of zeros), then marks its keys, then names its range in the
  * worker's in-flight entry, which is what the reaper wipes.
@@ -20,8 +21,9 @@
 #include "engine/num.h"
 #include "engine/record.h"
 #include "engine/shared.h"
-#include "engine/store_int.h"
 #include "engine/failpoint.h"
+#include "engine/db.h"
+#include "engine/write.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -225,7 +227,7 @@ static int incr_value(struct eng_db *db, struct wctx *w,
 static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 {
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[db->wslot];
+	struct eng_seat *ws = &sh->seats[db->seat];
 	struct eng_table *t = eng_cur_table(sh);
 	const struct eng_op *op = w->op;
 	const struct eng_islot *cur = NULL;
@@ -260,10 +262,10 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 			     &w->off, &w->version, &res->want_sync)))
 		return rc;
 	if (cur)
-		eng_index_mark_busy(t, w->slot, (uint8_t)(db->wslot + 1));
+		eng_index_mark_busy(t, w->slot, (uint8_t)(db->seat + 1));
 	else
 		eng_index_claim(t, w->slot, w->kh.hash, (uint16_t)op->klen,
-				(uint8_t)(db->wslot + 1));
+				(uint8_t)(db->seat + 1));
 	atomic_signal_fence(memory_order_seq_cst);
 	ws->inflight.len = w->len;
 	ws->inflight.slot = (uint32_t)w->slot;
@@ -281,7 +283,7 @@ static int write_range(struct eng_db *db, uint64_t off, uint64_t len)
 	int rc;
 
 	ENG_FP("log.after_reserve");
-	if ((rc = eng_lease_range(db, off, len)))
+	if ((rc = eng_chunk_lock(db, off, len)))
 		return rc;
 	rc = eng_io_pwrite_all(db->fd, db->buf, len, off);
 	if (rc == 0)
@@ -300,7 +302,7 @@ static int abandon(struct eng_db *db, uint64_t off, uint64_t len)
 
 	if (rc)
 		eng_log(ENG_LOG_ERROR, "wiping a failed write at offset %" PRIu64
-			" of database.bin: %s (recovery will skip or cut it)",
+			" of database.bin: %s (recovery will skip or truncate it)",
 			off, strerror(-rc));
 	if (eng_lock_index(db) < 0)
 		return -ENOTRECOVERABLE;
@@ -311,7 +313,7 @@ static int abandon(struct eng_db *db, uint64_t off, uint64_t len)
 
 static void abandon_done(struct eng_db *db)
 {
-	db->sh->wslots[db->wslot].inflight.off = 0;
+	db->sh->seats[db->seat].inflight.off = 0;
 	eng_unlock_index(db);
 }
 
@@ -332,7 +334,7 @@ static void publish_one(struct eng_db *db, uint64_t slot, uint64_t off,
 		atomic_store(&sh->del_end, off + len);
 }
 
-static void publish_done(struct eng_shared *sh, struct eng_wslot *ws)
+static void publish_done(struct eng_shared *sh, struct eng_seat *ws)
 {
 	atomic_signal_fence(memory_order_seq_cst);
 	ws->inflight.off = 0;
@@ -345,11 +347,11 @@ int eng_write(struct eng_db *db, const struct eng_op *op,
 {
 	struct wctx w = { .op = op, .val = op->val, .vlen = (uint32_t)op->vlen };
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws;
+	struct eng_seat *ws;
 	enum eng_rec_type type = op->kind == ENG_OP_DEL ? ENG_REC_DEL : ENG_REC_PUT;
 	int rc;
 
-	assert(db->wslot >= 0);
+	assert(db->seat >= 0);
 	memset(res, 0, sizeof(*res));
 	if (!key_ok(op->klen))
 		return -EINVAL;
@@ -382,7 +384,7 @@ int eng_write(struct eng_db *db, const struct eng_op *op,
 	}
 	if ((rc = eng_lock_index(db)))
 		return rc;
-	ws = &sh->wslots[db->wslot];
+	ws = &sh->seats[db->seat];
 	ws->publishing = 1;
 	atomic_signal_fence(memory_order_seq_cst);
 	ENG_FP("index.locked");
@@ -439,7 +441,7 @@ static void batch_find(struct bctx *b, size_t i, struct eng_find *f)
 	struct eng_shared *sh = b->db->sh;
 	struct own_probe p = { b, i, &b->ops[i] };
 
-	f->self = (uint8_t)(b->db->wslot + 1);
+	f->self = (uint8_t)(b->db->seat + 1);
 	f->own_key = own_key;
 	f->own_arg = &p;
 	eng_index_find(eng_cur_table(sh), b->db->map, b->ops[i].key,
@@ -488,7 +490,7 @@ static int batch_claims(struct bctx *b, uint64_t *total)
 {
 	struct eng_db *db = b->db;
 	struct eng_table *t = eng_cur_table(db->sh);
-	uint8_t self = (uint8_t)(db->wslot + 1);
+	uint8_t self = (uint8_t)(db->seat + 1);
 	int rc = 0;
 	size_t i;
 
@@ -541,7 +543,7 @@ static int batch_reserve(struct bctx *b, struct eng_batch_result *res,
 {
 	struct eng_db *db = b->db;
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[db->wslot];
+	struct eng_seat *ws = &sh->seats[db->seat];
 	uint64_t at;
 	int rc, deletes_only = 1;
 
@@ -605,7 +607,7 @@ static void batch_encode(struct bctx *b, uint64_t version, uint64_t base)
 static void batch_publish(struct bctx *b, uint64_t version)
 {
 	struct eng_shared *sh = b->db->sh;
-	struct eng_wslot *ws = &sh->wslots[b->db->wslot];
+	struct eng_seat *ws = &sh->seats[b->db->seat];
 
 	ws->publishing = 1;
 	atomic_fetch_add(&sh->pub_seq, 1);
@@ -652,7 +654,7 @@ int eng_batch_at(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
 	uint64_t off = 0, total = 0;
 	int rc;
 
-	assert(db->wslot >= 0);
+	assert(db->seat >= 0);
 	memset(res, 0, sizeof(*res));
 	if ((rc = batch_valid(db, ops, n)))
 		return rc;
@@ -700,10 +702,10 @@ out_free:
 
 /* --- a dead holder's publish ----------------------------------------------- */
 
-int eng_finish_publish(struct eng_db *db, int wslot)
+int eng_finish_publish(struct eng_db *db, int seat)
 {
 	struct eng_shared *sh = db->sh;
-	struct eng_wslot *ws = &sh->wslots[wslot];
+	struct eng_seat *ws = &sh->seats[seat];
 	struct eng_table *t = eng_cur_table(sh);
 	uint64_t off = ws->inflight.off, end = off + ws->inflight.len;
 
@@ -711,7 +713,7 @@ int eng_finish_publish(struct eng_db *db, int wslot)
 	 * which sets every key to its record whatever the dead holder had
 	 * already changed. */
 	eng_index_unstick(t);
-	eng_index_free_writer(t, (uint8_t)(wslot + 1));
+	eng_index_free_writer(t, (uint8_t)(seat + 1));
 	while (off < end) {
 		struct eng_rec_hdr h;
 		if (eng_rec_check_hdr(db->map + off, end - off, &h) < 0)
@@ -726,32 +728,6 @@ int eng_finish_publish(struct eng_db *db, int wslot)
 	}
 	publish_done(sh, ws);
 	return 0;
-}
-
-/* --- the in-flight low-water mark ------------------------------------------ */
-
-uint64_t eng_written_below_locked(struct eng_shared *sh)
-{
-	uint64_t low = sh->tail < sh->unwiped ? sh->tail : sh->unwiped;
-
-	assert(ipc_mtx_held(&sh->index_mtx));
-	for (int w = 0; w <= ENG_WORKER_SLOTS; w++) {
-		uint64_t off = sh->wslots[w].inflight.off;
-		if (off && off < low)
-			low = off;
-	}
-	return low;
-}
-
-uint64_t eng_db_written_below(struct eng_db *db)
-{
-	uint64_t low;
-
-	if (eng_lock_index(db))
-		return 0;
-	low = eng_written_below_locked(db->sh);
-	eng_unlock_index(db);
-	return low;
 }
 
 /* --- a group's new term ------------------------------------------------------ */

@@ -5,6 +5,7 @@
  */
 #include "ipc/mutex.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@ int ipc_mtx_init(struct ipc_mtx *m)
 	atomic_store(&m->repairs, 0);
 	atomic_store(&m->wait_ns, 0);
 	atomic_store(&m->acquisitions, 0);
+	m->rank = 0;
 out_destroy_attr:
 	pthread_mutexattr_destroy(&a);
 	return -rc;
@@ -35,6 +37,39 @@ static _Thread_local int held_here;
 int ipc_mtx_held_any(void)
 {
 	return held_here;
+}
+
+void ipc_mtx_set_rank(struct ipc_mtx *m, uint32_t rank)
+{
+	assert(rank <= IPC_MTX_RANK_MAX);
+	m->rank = rank;
+}
+
+/* The lock order, checked: bit r set while this thread holds a mutex of
+ * rank r. Debug builds only (assert). */
+#ifndef NDEBUG
+static _Thread_local uint32_t ranks_here;
+#endif
+
+static void note_locked(const struct ipc_mtx *m)
+{
+	held_here++;
+#ifndef NDEBUG
+	if (m->rank) {
+		/* no mutex of this rank or above may be held (mutex.h) */
+		assert(!(ranks_here & ~((1u << m->rank) - 1)));
+		ranks_here |= 1u << m->rank;
+	}
+#endif
+}
+
+static void note_unlocked(const struct ipc_mtx *m)
+{
+	held_here--;
+#ifndef NDEBUG
+	if (m->rank)
+		ranks_here &= ~(1u << m->rank);
+#endif
 }
 
 static void forget_pid(void);
@@ -91,10 +126,16 @@ static int mtx_owner_died(struct ipc_mtx *m, ipc_mtx_repair_fn repair,
 		return rc;
 	}
 	atomic_fetch_add(&m->repairs, 1);
-	rc = pthread_mutex_consistent(&m->mtx);
-	if (!rc)
-		held_here++;
-	return -rc;
+	if ((rc = pthread_mutex_consistent(&m->mtx))) {
+		/* Never return still holding a mutex the caller was told it
+		 * did not get: unlocked while inconsistent, it is left
+		 * unrecoverable, as after a failed repair. */
+		atomic_store(&m->owner, 0);
+		pthread_mutex_unlock(&m->mtx);
+		return -rc;
+	}
+	note_locked(m);
+	return 0;
 }
 
 /* The non-blocking first try: 0, EBUSY, EOWNERDEAD or ENOTRECOVERABLE.
@@ -125,13 +166,14 @@ int ipc_mtx_lock(struct ipc_mtx *m, ipc_mtx_repair_fn repair, void *arg)
 	if (rc)
 		return -rc;
 	atomic_store(&m->owner, self());
-	held_here++;
+	note_locked(m);
 	return 0;
 }
 
 void ipc_mtx_unlock(struct ipc_mtx *m)
 {
-	held_here--;
+	assert(ipc_mtx_held(m));
+	note_unlocked(m);
 	atomic_store(&m->owner, 0);
 	pthread_mutex_unlock(&m->mtx);
 }

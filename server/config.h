@@ -18,7 +18,7 @@
 #define SRV_LISTEN_MAX 8
 /* Half the engine's worker slots: a reload runs the new generation
  * beside the old one. */
-#define SRV_WORKERS_MAX (ENG_WORKER_SLOTS / 2)
+#define SRV_WORKERS_MAX (ENG_SEATS / 2)
 #define SRV_ADDR_MAX 256
 
 /* --fsync: one name per mode, the option's word (group, periodic,

@@ -519,7 +519,7 @@ static int job_child(struct master *m, uint64_t id)
 		srv_warn("job %" PRIu64 ": nice(%d): %s", id, JOB_NICE, strerror(errno));
 	eng_fp_set_armed(1);
 	eng_io_set_role("job");
-	if ((rc = eng_db_attach(&m->db, ENG_JOB_SLOT))) {
+	if ((rc = eng_db_attach(&m->db, ENG_JOB_SEAT))) {
 		srv_error("job %" PRIu64 ": opening %s: %s", id, m->db.path, eng_strerror(rc));
 		return 1;
 	}

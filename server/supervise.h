@@ -23,7 +23,7 @@
 #include <sys/types.h>
 
 /* Worker slots: as many as the engine tracks writers for. */
-#define SRV_SLOTS ENG_WORKER_SLOTS
+#define SRV_SLOTS ENG_SEATS
 /* A worker beats this often; the master kills one whose beat is older
  * than --worker-timeout. */
 #define SRV_HEARTBEAT_MS 500

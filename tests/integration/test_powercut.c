@@ -5,7 +5,7 @@
  * with CASKD_SIMDISK (engine/io_sim.h): every write records what it
  * replaced, every sync what it covered, every create, rename and unlink
  * what it changed. At a random moment the whole process group is
- * SIGKILLed, then eng_io_sim_cut() undoes the newest directory operations
+ * SIGKILLed, then eng_io_sim_power_loss() undoes the newest directory operations
  * no directory sync covered and drops or tears, page by page, every write
  * no sync covered, as a power cut may. The daemon restarts on what is
  * left and is checked.
@@ -660,8 +660,8 @@ static void expect_versions_unique(void)
 
 /* --- the drill ------------------------------------------------------------- */
 
-static void add_stats(struct eng_io_sim_cut_stats *sum,
-		      const struct eng_io_sim_cut_stats *st)
+static void add_stats(struct eng_io_sim_loss_stats *sum,
+		      const struct eng_io_sim_loss_stats *st)
 {
 	sum->writes += st->writes;
 	sum->syncs += st->syncs;
@@ -702,9 +702,9 @@ static void await_cut(int c, uint64_t seed)
 /* Runs the load for a while and cuts the power: SIGKILL of the whole
  * group, then the simulated loss. Returns the cut's covered_below. */
 static uint64_t load_and_cut(const char *db, int c, uint64_t seed,
-			     struct eng_io_sim_cut_stats *sum)
+			     struct eng_io_sim_loss_stats *sum)
 {
-	struct eng_io_sim_cut_stats st;
+	struct eng_io_sim_loss_stats st;
 	int status, rc;
 	pid_t pid;
 
@@ -720,7 +720,7 @@ static uint64_t load_and_cut(const char *db, int c, uint64_t seed,
 		  "cut %d: a client saw a wrong answer (see above)", c);
 	cr_assert_eq(bd->overflow, 0, "observation board full");
 
-	rc = eng_io_sim_cut(jpath, db, seed, &st);
+	rc = eng_io_sim_power_loss(jpath, db, seed, &st);
 	cr_assert_eq(rc, 0, "cut %d (seed %" PRIu64 "): %s", c, seed, strerror(-rc));
 	unlink(jpath);
 	add_stats(sum, &st);
@@ -733,7 +733,7 @@ static void drill(int group, int cuts)
 				      "--fsync-interval-ms", FSYNC_INTERVAL_MS,
 				      "--compact-min-size", "256k",
 				      "--compact-garbage-pct", "50", NULL };
-	struct eng_io_sim_cut_stats sum = { 0 };
+	struct eng_io_sim_loss_stats sum = { 0 };
 	uint64_t seed0 = (uint64_t)time(NULL);
 	char dir[300], db[320];
 	uint32_t acked = 0, read = 0, fills = 0;

@@ -182,7 +182,7 @@ Test(engine_durable, inflight_write_holds_the_mark_back, .timeout = 10)
 	uint64_t hole;
 
 	uu_crash_writer(&db, 1, "log.after_reserve=crash", "slow", "v");
-	hole = db.sh->wslots[1].inflight.off;
+	hole = db.sh->seats[1].inflight.off;
 	cr_assert(eq(int, uu_put(&db, "later", "v", NULL), 0));
 	cr_assert(eq(int, eng_sync_wait(&db, eng_sync_ticket(&db)), 0));
 	cr_assert(eq(u64, atomic_load(&db.sh->durable_end), hole));

@@ -68,7 +68,7 @@ static uint64_t write_store(const int *late, int nlate, uint64_t *late_off)
 		cr_assert(eq(int, uu_put(&db, k, v, &res), 0));
 		late_off[j] = before;
 	}
-	db.wslot = -1;
+	db.seat = -1;
 	cr_assert(eq(int, eng_db_save_index(&db), 0));
 	uu_close(&db);
 	return start;
@@ -219,7 +219,7 @@ static void write_batch_store(uint64_t *start, uint64_t *end)
 	};
 	cr_assert(eq(int, eng_batch(&db, ops, 2, &br), 0));
 	*end = br.end;
-	db.wslot = -1;
+	db.seat = -1;
 	cr_assert(eq(int, eng_db_save_index(&db), 0));
 	uu_close(&db);
 }

@@ -1675,8 +1675,8 @@ Test(engine_index_store, pending_new_key_holds_its_place, .timeout = 10)
 	}
 	uu_crash_writer(&db, 1, "log.after_reserve=crash", "last-place", "v");
 	expect_counts(&db, SMALL_MAX_KEYS - 1, 1);
-	slot = db.sh->wslots[1].inflight.slot;
-	cr_assert(ne(u64, db.sh->wslots[1].inflight.off, 0));
+	slot = db.sh->seats[1].inflight.slot;
+	cr_assert(ne(u64, db.sh->seats[1].inflight.off, 0));
 	cr_assert(eq(int, cur_table(&db)->slots[slot].state, ENG_SLOT_PENDING));
 	cr_assert(eq(int, cur_table(&db)->slots[slot].writer, 2));
 	cr_assert(eq(int, uu_put(&db, "late", "v", NULL), ENG_EFULL));
@@ -1996,10 +1996,10 @@ static void child_dies_mid_change(struct eng_db *db, enum half how)
 		if (f.free_slot == ENG_NO_SLOT)
 			_exit(2);
 		eng_index_claim(t, f.free_slot, hash, 3, 2);
-		db->sh->wslots[1].inflight.off = db->sh->tail;
-		db->sh->wslots[1].inflight.len = eng_rec_size(3, 1);
-		db->sh->wslots[1].inflight.slot = (uint32_t)f.free_slot;
-		db->sh->wslots[1].inflight.nrec = 1;
+		db->sh->seats[1].inflight.off = db->sh->tail;
+		db->sh->seats[1].inflight.len = eng_rec_size(3, 1);
+		db->sh->seats[1].inflight.slot = (uint32_t)f.free_slot;
+		db->sh->seats[1].inflight.nrec = 1;
 		db->sh->tail += eng_rec_size(3, 1);
 		s = &t->slots[f.free_slot];
 		atomic_fetch_add(&s->seq, 1);   /* release: slot_begin */

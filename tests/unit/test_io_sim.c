@@ -77,7 +77,7 @@ static int rename_in(const char *from, const char *to)
 /* Runs scenario in a child with the simulator installed, then cuts the
  * power with seed; *st gets the cut's numbers for run_dir/a. */
 static void run(int (*scenario)(void), uint64_t seed,
-		struct eng_io_sim_cut_stats *st)
+		struct eng_io_sim_loss_stats *st)
 {
 	char a[PATH_MAX];
 	pid_t pid;
@@ -98,8 +98,8 @@ static void run(int (*scenario)(void), uint64_t seed,
 	}
 	uu_expect_exit_ok(pid, "the scenario");
 	path_in(a, "a");
-	rc = eng_io_sim_cut(journal, a, seed, st);
-	cr_assert(eq(int, rc, 0), "eng_io_sim_cut (seed %" PRIu64 "): %s", seed,
+	rc = eng_io_sim_power_loss(journal, a, seed, st);
+	cr_assert(eq(int, rc, 0), "eng_io_sim_power_loss (seed %" PRIu64 "): %s", seed,
 		  strerror(-rc));
 }
 
@@ -152,7 +152,7 @@ static void expect_states(int (*scenario)(void), const char *const *want, int nw
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(pos, MAP_FAILED);
 	for (uint64_t seed = 0; seed < SEEDS; seed++) {
-		struct eng_io_sim_cut_stats st;
+		struct eng_io_sim_loss_stats st;
 		char state[80];
 
 		run(scenario, seed, &st);
@@ -293,7 +293,7 @@ Test(io_sim, covered_below_counts_syncs_of_the_file_the_name_keeps)
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	cr_assert_neq(pos, MAP_FAILED);
 	for (uint64_t seed = 0; seed < SEEDS; seed++) {
-		struct eng_io_sim_cut_stats st;
+		struct eng_io_sim_loss_stats st;
 		char v[32];
 
 		run(sync_after_replace, seed, &st);

@@ -393,8 +393,8 @@ Test(engine_dead_worker, killed_mid_publish_is_repaired, .timeout = 10)
 	cr_assert(eq(int, rc, 0), "reap: %s", eng_strerror(rc));
 	cr_assert(eq(u32, atomic_load(&db.sh->index_mtx.repairs), 1),
 		  "one death, one repair");
-	cr_assert(eq(i32, atomic_load(&db.sh->wslots[1].pid), 0));
-	cr_assert(eq(u64, db.sh->wslots[1].inflight.off, 0));
+	cr_assert(eq(i32, atomic_load(&db.sh->seats[1].pid), 0));
+	cr_assert(eq(u64, db.sh->seats[1].inflight.off, 0));
 	(void)holds_one_of(&db, "key3", "new-value-3", "new-value-3");
 	expect_old_values(&db, 3);
 	cr_assert(eq(u64, eng_cur_table(db.sh)->live, NKEYS));
@@ -444,7 +444,7 @@ Test(engine_dead_worker, killed_after_reserve_is_undone_by_reap, .timeout = 10)
 	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
 	fill(&db);
 	uu_crash_writer(&db, 1, "log.after_reserve=crash", "key5", "child");
-	in = &db.sh->wslots[1].inflight;
+	in = &db.sh->seats[1].inflight;
 	hole = in->off;
 	hole_len = in->len;
 	cr_assert(eq(u64, hole_len, eng_rec_size(4, 5)));
@@ -492,8 +492,8 @@ Test(engine_dead_worker, killed_before_publish_stays_unwritten, .timeout = 10)
 	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
 	fill(&db);
 	uu_crash_writer(&db, 1, "log.after_write=crash", "key7", "unpublished");
-	off = db.sh->wslots[1].inflight.off;
-	len = db.sh->wslots[1].inflight.len;
+	off = db.sh->seats[1].inflight.off;
+	len = db.sh->seats[1].inflight.len;
 	cr_assert(eq(int, eng_db_reap_worker(&db, 1), 0));
 	uu_expect_val(&db, "key7", "old-value-7");
 
@@ -529,7 +529,7 @@ Test(engine_dead_worker, reaping_an_idle_worker_changes_nothing, .timeout = 5)
 	}
 	uu_expect_exit_ok(pid, "idle worker");
 	cr_assert(eq(int, eng_db_reap_worker(&db, 1), 0));
-	cr_assert(eq(i32, atomic_load(&db.sh->wslots[1].pid), 0));
+	cr_assert(eq(i32, atomic_load(&db.sh->seats[1].pid), 0));
 	uu_expect_val(&db, "key1", "child");
 	expect_old_values(&db, 1);
 	uu_close(&db);

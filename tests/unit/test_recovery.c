@@ -1,5 +1,5 @@
 /* tests/unit/test_recovery.c — recovery of database.bin (engine/scan.h
- * and eng_db_open in engine/store.c).
+ * and eng_db_open in engine/open.c).
  *
  * Two kinds of input: files written through the store itself (what a
  * crashed caskd leaves behind), and images built by hand from

@@ -387,7 +387,7 @@ Test(engine_store, failed_write_publishes_nothing, .timeout = 10)
 	uu_expect_val(&db, "k", "kept");
 	uu_expect_val(&db, "new", NULL);
 	cr_assert(eq(u64, eng_cur_table(db.sh)->pending, 0), "the new key's slot was freed");
-	cr_assert(eq(u64, db.sh->wslots[1].inflight.off, 0));
+	cr_assert(eq(u64, db.sh->seats[1].inflight.off, 0));
 	cr_assert(eq(int, uu_put(&db, "k", "next", NULL), 0), "key not busy");
 	cr_assert(eq(int, uu_put(&db, "new", "here", NULL), 0));
 

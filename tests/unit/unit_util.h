@@ -127,7 +127,7 @@ static inline void uu_open_rw(const char *dir, uint64_t max_keys,
  * owns the shared region, which eng_db_close unmaps only for a master. */
 static inline void uu_close(struct eng_db *db)
 {
-	db->wslot = -1;
+	db->seat = -1;
 	eng_db_close(db);
 }
 
@@ -341,7 +341,7 @@ static inline struct eng_job_info uu_run_job_in(struct eng_db *db,
 		close(go[1]);
 		if (order == UU_START_FIRST && read(go[0], &c, 1) != 1)
 			_exit(10);
-		if (eng_db_attach(db, ENG_JOB_SLOT))
+		if (eng_db_attach(db, ENG_JOB_SEAT))
 			_exit(11);
 		_exit(eng_job_run(db, id));
 	}
