@@ -241,7 +241,7 @@ static void update_members(struct agent *a, const struct srv_etcd_kv *kvs, int n
 			snprintf(cl->members[j].node, SRV_CL_NAME_MAX, "%s", node);
 			nm++;
 		}
-		snprintf(cl->members[j].url, SRV_CL_URL_MAX, "%s", kvs[i].value);
+		snprintf(cl->members[j].url, SRV_CL_URL_MAX, "%.*s", (int)(SRV_CL_URL_MAX - 1), kvs[i].value);
 		if (!strcmp(node, a->cfg->node))
 			self = (int)j;
 	}
