@@ -9,25 +9,30 @@
  * process, one loop thread).
  *   - base: every key that was live when the view was built, sorted, as
  *     24-byte entries (the first 16 key bytes big-endian, so most
- *     comparisons need no key bytes, and where the key lies in the
- *     mapping). Built by a pass over the table without the mutex, a
- *     bounded number of slots per step, then one sort.
- *   - delta: keys written since that are not in base, sorted; fed by a
- *     log reader (engine/logread.h) started before the pass, so that the
- *     two together hold every key that is live now (below).
- *   Every candidate is checked against the table without a lock as the
- *   page is made (eng_index_lookup): base and delta may hold keys deleted
- *   since, never miss a live one. The view is built again when the file
- *   is replaced (compaction: its entries point into the old file), when
- *   the delta or the deletes grow past a share of base, or when its
- *   reader fell behind the history a compaction kept.
+ *     comparisons and most keys handed out need no key bytes from the
+ *     mapping, and where the key lies in the mapping). Built by a pass
+ *     over the table without the mutex, a bounded number of slots per
+ *     step, then one sort.
+ *   - delta: the keys whose state changed since, each with its latest
+ *     state (live or deleted), sorted; fed by a log reader
+ *     (engine/logread.h) started before the pass. base with delta laid
+ *     over it is exactly the set of live keys as of the reader's place.
+ * The view is built again when the file is replaced (compaction: its
+ * entries point into the old file), when the delta grows past a share of
+ * base, or when its reader fell behind the history a compaction kept.
  *
- * Why base and delta miss no live key: the reader starts at the oldest
- * write in flight (eng_db_written_below) when the pass begins, and hands
- * out every record from there on. A key whose current record lies below
- * that was published before the pass began, so the pass finds it in its
- * slot (slots never move; a flip of the table restarts the pass); any
- * other key's record comes through the reader.
+ * Why base and delta are exact: the reader starts at the oldest write in
+ * flight (eng_db_written_below) when the pass begins, and hands out every
+ * record from there on, in log order. A key's record below that was
+ * published before the pass began, so the pass finds the key in its slot
+ * if it is live (slots never move; a flip of the table restarts the
+ * pass); every later change comes through the reader and is laid over
+ * whatever the pass saw, in the order it happened.
+ *
+ * A page waits (a step at a time, at most PAGE_WAIT_NS) until the reader
+ * has passed the tail as it was when the listing began: a key whose PUT
+ * was answered before is then listed even if a write below it was still
+ * in flight.
  *
  * Growth (a table rebuilt bigger or smaller) does not touch the view: it
  * holds offsets, not slots. Recovery leaves nothing to keep: a process
@@ -45,6 +50,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Key bytes kept in an entry: with them, keys that differ in their first
  * 16 bytes compare without reading the mapping. */
@@ -57,12 +63,26 @@
 #define DELTA_MIN 65536
 /* Changes taken from the log per call of the reader. */
 #define CHANGES_PER_READ 4096
+/* How long a page waits for writes that were in flight when its listing
+ * began (normally microseconds: a reservation is written and published
+ * in one call). */
+#define PAGE_WAIT_NS 100000000ull
 
 struct okey {
 	uint64_t p0, p1;     /* key bytes 0..15, big-endian, zero padded */
-	uint64_t off_len;    /* offset of the key in the mapping << 16 | klen */
+	/* OKEY_DEAD (delta only: deleted since the build) | offset of the
+	 * key in the mapping << 16 | klen. Offsets are below 2^40
+	 * (ENG_MAP_BYTES), so bit 63 is free. */
+	uint64_t off_len;
 };
 _Static_assert(sizeof(struct okey) == 24, "an ordered entry is 24 bytes");
+#define OKEY_DEAD (1ull << 63)
+
+/* A change read from the log, in the order read. */
+struct fkey {
+	struct okey k;
+	uint64_t seq;
+};
 
 enum view_state { VIEW_NONE, VIEW_WALKING, VIEW_READY };
 
@@ -74,11 +94,12 @@ struct oview {
 	uint64_t next;           /* its next slot */
 	struct okey *base;
 	size_t nbase, capbase;
-	struct okey *delta;      /* sorted */
+	struct okey *delta;      /* sorted, each key once, with its state */
 	size_t ndelta, capdelta;
-	struct okey *fresh;      /* new keys not merged into delta yet */
+	struct fkey *fresh;      /* changes not laid over delta yet */
 	size_t nfresh, capfresh;
-	uint64_t dels;           /* deletes read since the build */
+	uint64_t seq;
+	uint64_t end;            /* the end of every record the view holds */
 	struct eng_logread lr;
 };
 
@@ -90,9 +111,13 @@ struct eng_list {
 	char after[ENG_KEY_MAX];
 	size_t alen;
 	size_t limit;
+	uint64_t want;           /* the tail when it began (0: not taken) */
+	uint64_t want_gen;       /* ... of this file */
+	uint64_t wait_until_ns;
 	struct eng_map *map;     /* the keys point into it: referenced */
 	const char **keys;       /* the page */
 	uint16_t *lens;
+	char (*inl)[OKEY_INLINE]; /* the bytes of the short keys of the page */
 	size_t n;
 	int more;
 	uint64_t end;            /* the log offset the answer depends on */
@@ -121,7 +146,16 @@ static uint16_t okey_len(const struct okey *k)
 
 static const char *okey_ptr(const char *base, const struct okey *k)
 {
-	return base + (k->off_len >> 16);
+	return base + ((k->off_len & ~OKEY_DEAD) >> 16);
+}
+
+/* The key's bytes when it is short enough to be all inline. */
+static void okey_bytes(const struct okey *k, char *out)
+{
+	uint64_t a = htobe64(k->p0), b = htobe64(k->p1);
+
+	memcpy(out, &a, 8);
+	memcpy(out + 8, &b, 8);
 }
 
 static int kcmp(const char *a, size_t al, const char *b, size_t bl)
@@ -203,7 +237,7 @@ static void view_clear(struct eng_db *db)
 	view.map = NULL;
 	view.state = VIEW_NONE;
 	view.nbase = view.ndelta = view.nfresh = 0;
-	view.dels = 0;
+	view.end = 0;
 }
 
 void eng_list_drop(struct eng_db *db)
@@ -286,10 +320,13 @@ static int view_walk(struct eng_db *db, uint64_t max_slots)
 		int r = eng_index_read_slot(t, view.next, &e);
 		if (r < 0)
 			break; /* odd: come back to it next step */
-		if (r == 1)
-			rc = push(&view.base, &view.nbase, &view.capbase,
-				  okey_make(view.map->base + e.voff - e.klen, e.klen,
-					    e.voff - e.klen));
+		if (r != 1)
+			continue;
+		rc = push(&view.base, &view.nbase, &view.capbase,
+			  okey_make(view.map->base + e.voff - e.klen, e.klen,
+				    e.voff - e.klen));
+		if (e.voff + e.vlen > view.end)
+			view.end = e.voff + e.vlen;
 	}
 	atomic_store(reading, 0);
 	if (rc)
@@ -318,22 +355,61 @@ static int in_sorted(const struct okey *v, size_t n, const char *key, uint16_t k
 static int on_change(const struct eng_change *c, void *arg)
 {
 	int *rc = arg;
+	struct fkey f;
+	uint64_t end;
 
 	if (view.lr.file_gen != view.map->file_gen)
 		return 1; /* a new file: the view is built again */
-	if (c->del) {
-		view.dels++;
-		return 0;
+	f.k = okey_make(c->key, c->klen, (uint64_t)(c->key - view.map->base));
+	if (c->del)
+		f.k.off_len |= OKEY_DEAD;
+	f.seq = view.seq++;
+	end = (uint64_t)(c->val - view.map->base) + c->vlen;
+	if (end > view.end)
+		view.end = end;
+	if (view.nfresh == view.capfresh) {
+		size_t ncap = view.capfresh ? view.capfresh * 2 : 1024;
+		struct fkey *p = realloc(view.fresh, ncap * sizeof(*p));
+		if (!p) {
+			*rc = -ENOMEM;
+			return 1;
+		}
+		view.fresh = p;
+		view.capfresh = ncap;
 	}
-	if (in_sorted(view.base, view.nbase, c->key, c->klen) ||
-	    in_sorted(view.delta, view.ndelta, c->key, c->klen))
-		return 0;
-	*rc = push(&view.fresh, &view.nfresh, &view.capfresh,
-		   okey_make(c->key, c->klen, (uint64_t)(c->key - view.map->base)));
-	return *rc;
+	view.fresh[view.nfresh++] = f;
+	return 0;
 }
 
-/* Sorts the fresh keys into delta (a merge: delta stays sorted). */
+/* Key order, then the order read. */
+static int fresh_cmp(const void *a, const void *b, void *base)
+{
+	const struct fkey *x = a, *y = b;
+	int c = sort_cmp(&x->k, &y->k, base);
+
+	return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* The fresh changes, sorted, each key's last one kept (in place); drops
+ * those that change nothing against base with no delta entry (a PUT of
+ * a key base holds, a delete of one it does not): the merge lays them
+ * over delta after. Returns how many are left. */
+static size_t fresh_last(void)
+{
+	const char *base = view.map->base;
+	size_t m = 0;
+
+	qsort_r(view.fresh, view.nfresh, sizeof(*view.fresh), fresh_cmp, (void *)base);
+	for (size_t i = 0; i < view.nfresh; i++) {
+		if (i + 1 < view.nfresh &&
+		    !sort_cmp(&view.fresh[i].k, &view.fresh[i + 1].k, (void *)base))
+			continue; /* a later change of the same key follows */
+		view.fresh[m++] = view.fresh[i];
+	}
+	return m;
+}
+
+/* Lays the fresh changes over delta (a merge: delta stays sorted). */
 static int merge_fresh(void)
 {
 	const char *base = view.map->base;
@@ -342,19 +418,29 @@ static int merge_fresh(void)
 
 	if (!view.nfresh)
 		return 0;
-	nf = sort_unique(base, view.fresh, view.nfresh);
+	nf = fresh_last();
 	n = view.ndelta + nf;
-	if (!(out = malloc(n * sizeof(*out))))
+	if (!(out = malloc((n ? n : 1) * sizeof(*out))))
 		return -ENOMEM;
 	for (i = j = k = 0; i < view.ndelta || j < nf;) {
 		int c = i == view.ndelta ? 1 : j == nf ? -1 :
-			sort_cmp(&view.delta[i], &view.fresh[j], (void *)base);
-		if (c <= 0)
+			sort_cmp(&view.delta[i], &view.fresh[j].k, (void *)base);
+		const struct okey *f;
+
+		if (c < 0) {
 			out[k++] = view.delta[i++];
-		if (c >= 0)
-			out[k++] = view.fresh[j++];
-		if (c == 0)
-			k--; /* the same key: kept once */
+			continue;
+		}
+		f = &view.fresh[j++].k;
+		if (c == 0) {
+			i++;
+			out[k++] = *f; /* the latest state of a key delta has */
+			continue;
+		}
+		/* new to delta: only if it changes what base says */
+		if ((f->off_len & OKEY_DEAD ? 0 : 1) !=
+		    in_sorted(view.base, view.nbase, okey_ptr(base, f), okey_len(f)))
+			out[k++] = *f;
 	}
 	free(view.delta);
 	view.delta = out;
@@ -389,7 +475,7 @@ static int view_catch_up(struct eng_db *db)
 	limit = view.nbase / DELTA_SHARE_DEN;
 	if (limit < DELTA_MIN)
 		limit = DELTA_MIN;
-	return view.ndelta <= limit && view.dels <= limit;
+	return view.ndelta <= limit;
 }
 
 /* --- a page --------------------------------------------------------------- */
@@ -406,9 +492,11 @@ int eng_list_begin(struct eng_db *db, const void *prefix, size_t plen,
 		return -ENOMEM;
 	l->keys = malloc((limit + 1) * sizeof(*l->keys));
 	l->lens = malloc((limit + 1) * sizeof(*l->lens));
-	if (!l->keys || !l->lens) {
+	l->inl = malloc((limit + 1) * sizeof(*l->inl));
+	if (!l->keys || !l->lens || !l->inl) {
 		free(l->keys);
 		free(l->lens);
+		free(l->inl);
 		free(l);
 		return -ENOMEM;
 	}
@@ -442,12 +530,11 @@ static const struct okey *next_candidate(size_t *i, size_t *j)
 		++*i;
 	if (c >= 0)
 		++*j;
-	return c <= 0 ? a : b;
+	return c < 0 ? a : b; /* the same key: delta's state is the newer */
 }
 
-/* Fills the page from the view, each candidate checked in table t. 1
- * done, -EAGAIN a slot stayed odd. */
-static int fill_page(struct eng_list *l, const struct eng_table *t)
+/* Fills the page from the view. */
+static void fill_page(struct eng_list *l)
 {
 	const char *base = view.map->base;
 	const char *from = l->alen && kcmp(l->after, l->alen, l->prefix, l->plen) >= 0 ?
@@ -456,74 +543,60 @@ static int fill_page(struct eng_list *l, const struct eng_table *t)
 	int strict = from == l->after;
 	size_t i = bound(base, view.base, view.nbase, from, (uint16_t)flen, strict);
 	size_t j = bound(base, view.delta, view.ndelta, from, (uint16_t)flen, strict);
-	struct eng_khash kh = { .hash = 0 };
 	const struct okey *k;
 
 	l->n = 0;
 	l->more = 0;
-	l->end = 0;
 	while ((k = next_candidate(&i, &j))) {
-		const char *key = okey_ptr(base, k);
 		uint16_t klen = okey_len(k);
-		struct eng_entry e;
-		int r;
+		const char *key;
 
+		if (k->off_len & OKEY_DEAD)
+			continue;
+		if (klen <= OKEY_INLINE) {
+			okey_bytes(k, l->inl[l->n]);
+			key = l->inl[l->n];
+		} else {
+			key = okey_ptr(base, k);
+		}
 		if (klen < l->plen || memcmp(key, l->prefix, l->plen))
 			break; /* past the prefix: no later key has it */
-		memset(&kh, 0, sizeof(kh));
-		r = eng_index_lookup(t, base, key, klen, eng_index_hash_for(t, key, klen, &kh),
-				     &e);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			continue; /* deleted since */
 		if (l->n == l->limit) {
 			l->more = 1;
 			break;
 		}
-		/* the key of its current record: that record's offset is what
-		 * the answer depends on */
-		l->keys[l->n] = base + e.voff - klen;
+		l->keys[l->n] = key;
 		l->lens[l->n++] = klen;
-		if (e.voff + e.vlen > l->end)
-			l->end = e.voff + e.vlen;
 	}
-	return 1;
 }
 
-/* Makes the page from a ready view. 1 done, 0 try again (a flip, a new
- * file, a slot left odd), -errno. */
+/* Has the reader passed the tail of when the listing began (or waited
+ * long enough for it)? */
+static int caught_up(struct eng_db *db, struct eng_list *l)
+{
+	struct timespec ts;
+	uint64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (!l->want) {
+		l->want = __atomic_load_n(&db->sh->tail, __ATOMIC_RELAXED);
+		l->want_gen = db->file_gen;
+		l->wait_until_ns = now + PAGE_WAIT_NS;
+	}
+	return l->want_gen != view.map->file_gen || view.lr.off >= l->want ||
+	       now >= l->wait_until_ns;
+}
+
+/* Makes the page from a ready view. */
 static int view_page(struct eng_db *db, struct eng_list *l)
 {
-	struct eng_shared *sh = db->sh;
-	_Atomic uint64_t *reading = &sh->wslots[db->wslot].reading;
-	const struct eng_table *t;
-	uint64_t cur = atomic_load(&sh->cur), d;
-	int rc;
+	uint64_t d = atomic_load(&db->sh->del_end);
 
-	atomic_store(reading, eng_cur_gen(cur));
-	if (atomic_load(&sh->cur) != cur) {
-		atomic_store(reading, 0);
-		return 0;
-	}
-	t = eng_area_table(sh, eng_cur_area(cur));
-	if (t->file_gen != view.map->file_gen) {
-		atomic_store(reading, 0);
-		view.state = VIEW_NONE;
-		return 0;
-	}
-	rc = fill_page(l, t);
-	atomic_store(reading, 0);
-	if (rc == -EAGAIN) {
-		/* a slot left odd: the mutex's repair fixes it */
-		if ((rc = eng_lock_index(db)))
-			return rc;
-		eng_unlock_index(db);
-		return 0;
-	}
-	d = atomic_load(&sh->del_end);
-	if (d > l->end)
-		l->end = d; /* the keys left out may be so by a delete */
+	fill_page(l);
+	/* The answer depends on every record the view holds (a bound: the
+	 * keys it lists, and the deletes that left others out). */
+	l->end = view.end > d ? view.end : d;
 	if (l->map)
 		eng_map_put(db, l->map);
 	l->map = view.map;
@@ -546,6 +619,8 @@ int eng_list_step(struct eng_db *db, struct eng_list *l, uint64_t max_slots)
 			view.state = VIEW_NONE;
 		return rc;
 	}
+	if (!caught_up(db, l))
+		return 0;
 	return view_page(db, l);
 }
 
@@ -567,5 +642,6 @@ void eng_list_end(struct eng_db *db, struct eng_list *l)
 		eng_map_put(db, l->map);
 	free(l->keys);
 	free(l->lens);
+	free(l->inl);
 	free(l);
 }
