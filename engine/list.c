@@ -84,7 +84,7 @@ struct fkey {
 	uint64_t seq;
 };
 
-enum view_state { VIEW_NONE, VIEW_WALKING, VIEW_READY };
+enum view_state { VIEW_NONE, VIEW_WALKING, VIEW_SORTING, VIEW_READY };
 
 struct oview {
 	struct eng_db *db;
@@ -94,6 +94,16 @@ struct oview {
 	uint64_t next;           /* its next slot */
 	struct okey *base;
 	size_t nbase, capbase;
+	/* The sort, a step at a time: each step of the pass sorts what it
+	 * added (a run), then merge passes of a bounded number of entries
+	 * per step make one run of them, so that a worker's loop never
+	 * stalls for the whole sort (a second at 1 M keys on a busy VM). */
+	size_t *runs;            /* where each run starts */
+	size_t nruns, capruns;
+	size_t sorted_to;        /* base[0, sorted_to) is in runs */
+	struct okey *tmp;        /* the merge's output */
+	size_t captmp;
+	size_t mpair, mi, mj, mk; /* the merge pass: pair, inputs, output */
 	struct okey *delta;      /* sorted, each key once, with its state */
 	size_t ndelta, capdelta;
 	struct fkey *fresh;      /* changes not laid over delta yet */
@@ -215,19 +225,6 @@ static int push(struct okey **v, size_t *n, size_t *cap, struct okey k)
 	return 0;
 }
 
-/* Sorts v[0, n) and drops repeated keys (a key deleted and made again
- * in another slot during the pass, or written twice since the build). */
-static size_t sort_unique(const char *base, struct okey *v, size_t n)
-{
-	size_t m = 0;
-
-	qsort_r(v, n, sizeof(*v), sort_cmp, (void *)base);
-	for (size_t i = 0; i < n; i++)
-		if (!m || sort_cmp(&v[m - 1], &v[i], (void *)base))
-			v[m++] = v[i];
-	return m;
-}
-
 /* --- the view ---------------------------------------------------------- */
 
 static void view_clear(struct eng_db *db)
@@ -238,6 +235,8 @@ static void view_clear(struct eng_db *db)
 	view.state = VIEW_NONE;
 	view.nbase = view.ndelta = view.nfresh = 0;
 	view.end = 0;
+	view.nruns = view.sorted_to = 0;
+	view.mpair = view.mi = view.mj = view.mk = 0;
 }
 
 void eng_list_drop(struct eng_db *db)
@@ -248,6 +247,8 @@ void eng_list_drop(struct eng_db *db)
 	free(view.base);
 	free(view.delta);
 	free(view.fresh);
+	free(view.runs);
+	free(view.tmp);
 	memset(&view, 0, sizeof(view));
 }
 
@@ -293,6 +294,30 @@ static int view_start(struct eng_db *db)
 	return 0;
 }
 
+/* Sorts what the last step of the pass added into a run of its own. */
+static int add_run(void)
+{
+	if (view.sorted_to == view.nbase)
+		return 0;
+	if (view.nruns == view.capruns) {
+		size_t ncap = view.capruns ? view.capruns * 2 : 64;
+		size_t *p = realloc(view.runs, ncap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		view.runs = p;
+		view.capruns = ncap;
+	}
+	qsort_r(view.base + view.sorted_to, view.nbase - view.sorted_to,
+		sizeof(*view.base), sort_cmp, (void *)view.map->base);
+	view.runs[view.nruns++] = view.sorted_to;
+	view.sorted_to = view.nbase;
+	if (view.nruns == 2) { /* the merge's first pair */
+		view.mi = view.runs[0];
+		view.mj = view.runs[1];
+	}
+	return 0;
+}
+
 /* Reads up to max_slots more slots of the pass. 1 when it is done, 0 if
  * not, -errno. */
 static int view_walk(struct eng_db *db, uint64_t max_slots)
@@ -329,7 +354,7 @@ static int view_walk(struct eng_db *db, uint64_t max_slots)
 			view.end = e.voff + e.vlen;
 	}
 	atomic_store(reading, 0);
-	if (rc)
+	if (rc || (rc = add_run()))
 		return rc;
 	if (view.next < t->nslots) {
 		if (view.next < stop) {
@@ -340,7 +365,77 @@ static int view_walk(struct eng_db *db, uint64_t max_slots)
 		}
 		return 0;
 	}
-	view.nbase = sort_unique(view.map->base, view.base, view.nbase);
+	view.state = VIEW_SORTING;
+	return 1;
+}
+
+static size_t run_start(size_t r)
+{
+	return r < view.nruns ? view.runs[r] : view.nbase;
+}
+
+/* A merge pass is done: its output becomes base, with half the runs. */
+static void pass_done(void)
+{
+	struct okey *b = view.base;
+	size_t cap = view.capbase, n = 0;
+
+	view.base = view.tmp;
+	view.capbase = view.captmp;
+	view.tmp = b;
+	view.captmp = cap;
+	for (size_t r = 0; r < view.nruns; r += 2)
+		view.runs[n++] = view.runs[r];
+	view.nruns = n;
+	view.mpair = view.mk = 0;
+	view.mi = run_start(0);
+	view.mj = run_start(1);
+}
+
+/* Merges up to budget entries. 1 when base is one sorted run of unique
+ * keys, 0 if not yet, -errno. */
+static int view_merge(size_t budget)
+{
+	const char *base = view.map->base;
+
+	if (view.nruns > 1 && view.captmp < view.nbase) {
+		struct okey *p = realloc(view.tmp, view.nbase * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		view.tmp = p;
+		view.captmp = view.nbase;
+	}
+	while (view.nruns > 1 && budget) {
+		size_t ea = run_start(2 * view.mpair + 1), eb = run_start(2 * view.mpair + 2);
+
+		for (; budget && (view.mi < ea || view.mj < eb); budget--) {
+			int c = view.mi == ea ? 1 : view.mj == eb ? -1 :
+				sort_cmp(&view.base[view.mi], &view.base[view.mj], (void *)base);
+			view.tmp[view.mk++] = c <= 0 ? view.base[view.mi++] : view.base[view.mj++];
+		}
+		if (view.mi < ea || view.mj < eb)
+			break;
+		if (2 * ++view.mpair >= view.nruns) {
+			pass_done();
+			continue;
+		}
+		view.mi = run_start(2 * view.mpair);
+		view.mj = run_start(2 * view.mpair + 1);
+	}
+	if (view.nruns > 1)
+		return 0;
+	/* one run: drop repeated keys (a key deleted and made again in
+	 * another slot during the pass) */
+	{
+		size_t m = 0;
+		for (size_t i = 0; i < view.nbase; i++)
+			if (!m || sort_cmp(&view.base[m - 1], &view.base[i], (void *)base))
+				view.base[m++] = view.base[i];
+		view.nbase = m;
+	}
+	free(view.tmp);
+	view.tmp = NULL;
+	view.captmp = 0;
 	view.state = VIEW_READY;
 	return 1;
 }
@@ -612,6 +707,11 @@ int eng_list_step(struct eng_db *db, struct eng_list *l, uint64_t max_slots)
 		return view_start(db);
 	if (view.state == VIEW_WALKING) {
 		rc = view_walk(db, max_slots);
+		return rc < 0 ? rc : 0;
+	}
+	if (view.state == VIEW_SORTING) {
+		/* merging an entry costs a few slots' reading */
+		rc = view_merge((size_t)max_slots * 2);
 		return rc < 0 ? rc : 0;
 	}
 	if ((rc = view_catch_up(db)) <= 0) {
