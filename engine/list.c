@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Key bytes kept in an entry: with them, keys that differ in their first
  * 16 bytes compare without reading the mapping. */
@@ -88,6 +89,7 @@ enum view_state { VIEW_NONE, VIEW_WALKING, VIEW_SORTING, VIEW_READY };
 
 struct oview {
 	struct eng_db *db;
+	pid_t pid;               /* the process it is of (see forget_inherited) */
 	enum view_state state;
 	struct eng_map *map;     /* the file the entries point into: referenced */
 	uint64_t cur;            /* the table the pass reads */
@@ -239,8 +241,26 @@ static void view_clear(struct eng_db *db)
 	view.mpair = view.mi = view.mj = view.mk = 0;
 }
 
+/* A child forked from a process that had a view (a test's children; a
+ * worker's master never lists) must not use it: its map reference is of
+ * the parent's mapping records, which attach may have replaced. The
+ * arrays are the child's copies: freed; the reference is not the
+ * child's to put. */
+static void forget_inherited(void)
+{
+	if (!view.db || view.pid == getpid())
+		return;
+	free(view.base);
+	free(view.delta);
+	free(view.fresh);
+	free(view.runs);
+	free(view.tmp);
+	memset(&view, 0, sizeof(view));
+}
+
 void eng_list_drop(struct eng_db *db)
 {
+	forget_inherited();
 	if (view.db != db)
 		return;
 	view_clear(db);
@@ -261,6 +281,7 @@ static int view_start(struct eng_db *db)
 	if (view.db != db)
 		eng_list_drop(view.db);
 	view.db = db;
+	view.pid = getpid();
 	view_clear(db);
 	if ((rc = eng_db_refresh(db)))
 		return rc;
@@ -703,6 +724,7 @@ int eng_list_step(struct eng_db *db, struct eng_list *l, uint64_t max_slots)
 {
 	int rc;
 
+	forget_inherited();
 	if (view.db != db || view.state == VIEW_NONE)
 		return view_start(db);
 	if (view.state == VIEW_WALKING) {
