@@ -100,9 +100,9 @@ static void put_keys(struct eng_db *d, const char *prefix, long n)
 
 static void expect_all(struct eng_db *d, const char *prefix, long n, size_t limit)
 {
-	static char got[40000][KEY_MAX];
+	static char got[80000][KEY_MAX];
 	char key[KEY_MAX];
-	size_t m = list_all(d, prefix, limit, got, 40000);
+	size_t m = list_all(d, prefix, limit, got, 80000);
 
 	cr_assert(eq(sz, m, (size_t)n), "listed %zu keys of %ld", m, n);
 	for (long i = 0; i < n; i++) {
@@ -308,4 +308,26 @@ Test(engine_list, full_listings_while_others_write, .timeout = 60)
 	/* and the churned keys, now settled: the last round put them all */
 	expect_all(&db, "w0", CHURN_KEYS, 100);
 	expect_all(&db, "w1", CHURN_KEYS, 100);
+}
+
+/* More new keys than the delta takes (DELTA_MIN, 65536): the view is
+ * built again, and listings stay whole and in order across it. */
+#define OVERFLOW_KEYS 70000
+
+Test(engine_list_grow, a_delta_too_big_builds_the_view_again, .init = grow_setup,
+     .fini = grow_teardown, .timeout = 120)
+{
+	put_keys(&gdb, "a", 100);
+	expect_all(&gdb, "a", 100, 1000); /* the view is built */
+	for (long i = 0; i < OVERFLOW_KEYS; i++) {
+		char key[KEY_MAX];
+		key_n(key, "d", i);
+		cr_assert(eq(int, uu_put(&gdb, key, "v", NULL), 0));
+		if (gdb.sh->want_resize)
+			cr_assert(eq(int, uu_run_job(&gdb).kind, ENG_JOB_RESIZE));
+		if (i == OVERFLOW_KEYS / 2)
+			expect_all(&gdb, "d", i + 1, 1000); /* delta half full */
+	}
+	expect_all(&gdb, "d", OVERFLOW_KEYS, 1000);
+	expect_all(&gdb, "a", 100, 1000);
 }
