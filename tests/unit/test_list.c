@@ -274,7 +274,7 @@ Test(engine_list, full_listings_while_others_write, .timeout = 60)
 		pids[w] = fork();
 		cr_assert_geq(pids[w], 0);
 		if (pids[w] == 0) {
-			char pre[8], key[KEY_MAX];
+			char pre[16], key[KEY_MAX];
 			uu_child_init();
 			if (eng_db_attach(&db, 1 + w))
 				_exit(1);
