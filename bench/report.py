@@ -250,9 +250,12 @@ def targets(res):
         ("p99 GET compacting / not", p99_ratio("caskd-compactlat", "get_cmp", "get"), "<=", 2, "x"),
         ("p99 PUT compacting / not", p99_ratio("caskd-compactlat", "put_cmp", "put"), "<=", 2, "x"),
         ("start-up after clean stop", v("caskd", "startup", "clean_start_s"), "<=", 0.2, " s"),
+        ("start-up clean stop / full scan", ratio(v("caskd", "startup", "clean_start_s"), v("caskd", "startup", "scan_start_s")), "<=", 0.5, "x"),
         ("start-up after kill -9", v("caskd", "startup", "crash_start_s"), None, None, " s"),
         ("start-up, full scan (no .idx)", v("caskd", "startup", "scan_start_s"), None, None, " s"),
         ("GET /keys page of 1000 (median)", v("caskd-keys", "page", "p50_ms"), None, None, " ms"),
+        ("GET /keys page, 1 M keys / 10 k", ratio(v("caskd-keys", "page", "p50_ms"), v("caskd-keys", "page_ref", "p50_ms")), "<=", 2, "x"),
+        ("listing all 1 M keys, 1000 a page", v("caskd-keys", "full", "seconds"), "<=", 1, " s"),
         ("p99 PUT with listings / without", p99_ratio("caskd-keys", "put_lst", "put"), "<=", 2, "x"),
         ("batch keys/s / single PUT req/s", ratio(v("caskd-batch", "batch", "keys_per_s"), rps("caskd-batch", "put100")), None, None, "x"),
         # N readers and N writers share nproc cores: per process, N=nproc

@@ -50,6 +50,7 @@ STALE_THREADS=4
 STARTUP_KEYS=${BENCH_STARTUP_KEYS:-1000000}
 LIST_KEYS=${BENCH_LIST_KEYS:-1000000}
 LIST_PAGES=${BENCH_LIST_PAGES:-50}
+LIST_REF_KEYS=${BENCH_LIST_REF_KEYS:-10000} # the reference of the page ratio
 BATCH_OPS=${BENCH_BATCH_OPS:-1000}
 INDEX_SECONDS=${BENCH_INDEX_SECONDS:-2}
 WATCH_IDLE=${BENCH_WATCH_IDLE:-10000}
@@ -822,32 +823,82 @@ while True:
         c = None
 '
 
+# The full listing of bench_keys: every key under a prefix, page after page
+# of 1000 on one keep-alive connection; prints the keys and the seconds.
+KEYS_ALL='
+import http.client, sys, time, urllib.parse
+port, prefix = int(sys.argv[1]), sys.argv[2]
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+after, n, t0 = "", 0, time.monotonic()
+while True:
+    q = "/keys?limit=1000&prefix=" + urllib.parse.quote(prefix)
+    if after:
+        q += "&start_after=" + urllib.parse.quote(after)
+    c.request("GET", q)
+    r = c.getresponse()
+    body = r.read().decode()
+    if r.status != 200:
+        sys.exit("status %d" % r.status)
+    keys = body.split()
+    n += len(keys)
+    if r.getheader("X-Truncated") != "true" or not keys:
+        break
+    after = urllib.parse.unquote(keys[-1])
+print(n, "%.3f" % (time.monotonic() - t0))
+'
+
+# keys_pages RESULT_SET PORT NKEYS: LIST_PAGES pages of 1000, after keys
+# spread over the key space, on one keep-alive connection, one at a time
+# (the first one also builds the worker's ordered view: not counted).
+keys_pages() {
+	local set=$1 port=$2 n=$3 i out
+	local -a urls=() times=()
+	curl -s -o /dev/null "http://127.0.0.1:$port/keys?prefix=lst:&limit=1000"
+	for ((i = 0; i < LIST_PAGES; i++)); do
+		urls+=(-o /dev/null "http://127.0.0.1:$port/keys?prefix=lst:&limit=1000&start_after=$(printf 'lst:%012d' \
+			$(((i * n / LIST_PAGES + RANDOM) % n)))")
+	done
+	out=$(curl -s -w '%{http_code} %{time_total}\n' "${urls[@]}")
+	printf '== keys pages, %s keys (code, seconds)\n%s\n' "$n" "$out" >>"$RAW"
+	mapfile -t times < <(awk '$1 == 200 { printf "%.3f\n", $2 * 1000 }' <<<"$out")
+	put_res caskd-keys "$set" pages "${#times[@]}"
+	put_res caskd-keys "$set" keys "$n"
+	put_res caskd-keys "$set" p50_ms "$(median "${times[@]}")"
+	put_res caskd-keys "$set" p99_ms "$(printf '%s\n' "${times[@]}" | sort -g |
+		awk '{ a[NR] = $1 } END { if (NR) { i = int(NR * 0.99); if (i < NR * 0.99) i++; print a[i] } }')"
+	say "  $n keys: GET /keys?limit=1000: median $(get_res caskd-keys "$set" p50_ms) ms," \
+		"p99 $(get_res caskd-keys "$set" p99_ms) ms (${#times[@]} of $LIST_PAGES pages answered 200)"
+}
+
 bench_keys() {
 	local name=caskd-keys dir="$TMP/keys" port i out lines n0 n1 t0 t1
-	local -a urls=() times=()
+	# the reference: the same pages with 10 k keys stored
+	mkdir -p "$dir"
+	build/bench/mkdb "$dir/database.bin" "lst:,$LIST_REF_KEYS,100" >>"$RAW" || die "mkdb failed"
+	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
+	say "listing with $LIST_REF_KEYS and with $LIST_KEYS keys stored (caskd w2 group)"
+	keys_pages page_ref "$PORT" "$LIST_REF_KEYS"
+	stop_bg "$name"
+	rm -rf "$dir"
 	mkdir -p "$dir"
 	build/bench/mkdb "$dir/database.bin" "lst:,$LIST_KEYS,100" >>"$RAW" || die "mkdb failed"
 	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
 	port=$PORT
-	say "listing with $LIST_KEYS keys stored (caskd w2 group)"
-	# LIST_PAGES pages of 1000, after keys spread over the key space, on
-	# one keep-alive connection, one at a time.
-	for ((i = 0; i < LIST_PAGES; i++)); do
-		urls+=(-o /dev/null "http://127.0.0.1:$port/keys?prefix=lst:&limit=1000&start_after=$(printf 'lst:%012d' \
-			$(((i * LIST_KEYS / LIST_PAGES + RANDOM) % LIST_KEYS)))")
-	done
-	out=$(curl -s -w '%{http_code} %{time_total}\n' "${urls[@]}")
-	printf '== keys pages (code, seconds)\n%s\n' "$out" >>"$RAW"
-	mapfile -t times < <(awk '$1 == 200 { printf "%.3f\n", $2 * 1000 }' <<<"$out")
+	keys_pages page "$port" "$LIST_KEYS"
+	say "  a page at $LIST_KEYS keys / at $LIST_REF_KEYS keys (medians):" \
+		"$(awk -v a="$(get_res "$name" page p50_ms)" -v b="$(get_res "$name" page_ref p50_ms)" \
+		'BEGIN { if (b > 0) printf "%.2fx", a / b }')"
 	lines=$(curl -s "http://127.0.0.1:$port/keys?prefix=lst:&limit=1000" | wc -l)
-	put_res "$name" page pages "${#times[@]}"
 	put_res "$name" page lines "$lines"
-	put_res "$name" page keys "$LIST_KEYS"
-	put_res "$name" page p50_ms "$(median "${times[@]}")"
-	put_res "$name" page p99_ms "$(printf '%s\n' "${times[@]}" | sort -g |
-		awk '{ a[NR] = $1 } END { if (NR) { i = int(NR * 0.99); if (i < NR * 0.99) i++; print a[i] } }')"
-	say "  GET /keys?limit=1000: median $(get_res "$name" page p50_ms) ms, p99 $(get_res "$name" page p99_ms) ms" \
-		"(${#times[@]} of $LIST_PAGES pages answered 200; first page: $lines keys)"
+	# both workers have built their views by now (two connections each
+	# went to one): the full listing measures pages, not the builds
+	for ((i = 0; i < 2; i++)); do
+		out=$($PY -c "$KEYS_ALL" "$port" lst: 2>&1)
+		printf '== keys full listing %d: %s\n' "$i" "$out" >>"$RAW"
+	done
+	put_res "$name" full keys "${out%% *}"
+	put_res "$name" full seconds "${out##* }"
+	say "  all $(get_res "$name" full keys) keys listed, 1000 a page: $(get_res "$name" full seconds) s"
 	wrk_run "$name" put put.lua "$port" lst: "$LIST_KEYS" 100
 	start_bg keysloop $PY -c "$KEYS_LOOP" "$port" "$LIST_KEYS"
 	for ((i = 0; i < 500; i++)); do

@@ -58,6 +58,9 @@
 #define IDX_HDR_SIZE 80
 #define IDX_ENTRY_SIZE 32
 #define IDX_BUF_ENTRIES 2048
+/* Loading asks for the memory of the entry this far ahead (prefetch_entry):
+ * enough to cover a miss of a few hundred ns at tens of ns per entry. */
+#define PREFETCH_AHEAD 16
 
 struct idx_hdr {
 	char magic[8];
@@ -305,48 +308,63 @@ static int entry_matches(const struct eng_table *t, const char *map,
 	       eng_index_hash(t, map + roff + ENG_REC_HDR_SIZE, e->klen) == e->hash;
 }
 
-int eng_idx_parse(const void *idx, uint64_t idx_size, const char *map,
-		  uint64_t db_size, struct eng_table *t, uint64_t *covered_from,
-		  uint64_t *max_version, char *why, size_t whylen)
+/* Entries come in the order of the old table's slots, that is of their
+ * hashes, so the records they name are all over database.bin: each check
+ * is a cache (and TLB) miss there, and placing the entry another in the
+ * table. Both addresses are known entries ahead, so they are asked for
+ * that far ahead and the misses overlap instead of adding up. */
+static void prefetch_entry(const struct eng_table *t, const char *map,
+			   uint64_t db_size, const struct idx_entry *s)
 {
-	const struct idx_hdr *h = idx;
-	const struct idx_entry *ents;
+	uint64_t voff = le64toh(s->voff);
+	uint16_t klen = le16toh(s->klen);
+
+	eng_index_prefetch(t, le32toh(s->hash));
+	if (voff <= db_size && voff >= ENG_FILE_HDR_SIZE + ENG_REC_HDR_SIZE + (uint64_t)klen)
+		__builtin_prefetch(map + voff - klen - ENG_REC_HDR_SIZE, 0);
+}
+
+/* Checks header h and keys t with its seed (t is still empty: its pages
+ * are zero). 0 or -EBADMSG with the reason in why. */
+static int load_begin(const struct idx_hdr *h, uint64_t idx_size, const char *map,
+		      uint64_t db_size, struct eng_table *t, char *why, size_t whylen)
+{
 	struct eng_hash_seed seed;
 
-	why[0] = '\0';
-	if (idx_size < IDX_HDR_SIZE) {
-		snprintf(why, whylen, "it is shorter than its header");
-		return -EBADMSG;
-	}
-	ents = (const struct idx_entry *)((const char *)idx + IDX_HDR_SIZE);
 	if (!header_ok(h, idx_size, eng_file_id(map), db_size, why, whylen))
 		return -EBADMSG;
-	if (eng_crc32c(0, ents, le64toh(h->keys) * IDX_ENTRY_SIZE) != le32toh(h->entries_crc)) {
-		snprintf(why, whylen, "its entries fail their checksum");
-		return -EBADMSG;
-	}
 	seed.k0 = le64toh(h->seed_k0);
 	seed.k1 = le64toh(h->seed_k1);
 	if (!(seed.k0 | seed.k1)) {
 		snprintf(why, whylen, "its hash seed is zero");
 		return -EBADMSG;
 	}
-	/* the entries' hashes are under the snapshot's seed: so is the
-	 * table (still empty: its pages are zero) */
+	/* the entries' hashes are under the snapshot's seed: so is the table */
 	eng_index_init(t, t->gen, t->file_gen, t->nslots, &seed);
-	for (uint64_t i = 0; i < le64toh(h->keys); i++) {
+	return 0;
+}
+
+/* Checks and places n entries, the first of which is entry number first
+ * of the snapshot. 0, -EBADMSG or -ENOSPC with the reason in why. */
+static int load_entries(struct eng_table *t, const char *map, uint64_t db_size,
+			const struct idx_entry *ents, uint64_t n, uint64_t first,
+			char *why, size_t whylen)
+{
+	for (uint64_t i = 0; i < n; i++) {
 		struct eng_entry e;
 		int r;
 
+		if (i + PREFETCH_AHEAD < n)
+			prefetch_entry(t, map, db_size, &ents[i + PREFETCH_AHEAD]);
 		entry_decode(&e, &ents[i]);
 		if (!entry_matches(t, map, db_size, &e)) {
 			snprintf(why, whylen, "entry %" PRIu64 " does not match the record it "
-				 "points at", i);
+				 "points at", first + i);
 			return -EBADMSG;
 		}
-		if ((r = eng_index_add_unique(t, map, &e)) == -EEXIST) {
+		if ((r = eng_index_bulk_add_unique(t, map, &e)) == -EEXIST) {
 			snprintf(why, whylen, "entry %" PRIu64 " names a key an earlier "
-				 "entry holds", i);
+				 "entry holds", first + i);
 			return -EBADMSG;
 		}
 		if (r < 0) {
@@ -354,9 +372,91 @@ int eng_idx_parse(const void *idx, uint64_t idx_size, const char *map,
 			return -ENOSPC;
 		}
 	}
+	return 0;
+}
+
+int eng_idx_parse(const void *idx, uint64_t idx_size, const char *map,
+		  uint64_t db_size, struct eng_table *t, uint64_t *covered_from,
+		  uint64_t *max_version, char *why, size_t whylen)
+{
+	const struct idx_hdr *h = idx;
+	const struct idx_entry *ents;
+	int rc;
+
+	why[0] = '\0';
+	if (idx_size < IDX_HDR_SIZE) {
+		snprintf(why, whylen, "it is shorter than its header");
+		return -EBADMSG;
+	}
+	ents = (const struct idx_entry *)((const char *)idx + IDX_HDR_SIZE);
+	if ((rc = load_begin(h, idx_size, map, db_size, t, why, whylen)))
+		return rc;
+	if (eng_crc32c(0, ents, le64toh(h->keys) * IDX_ENTRY_SIZE) != le32toh(h->entries_crc)) {
+		snprintf(why, whylen, "its entries fail their checksum");
+		return -EBADMSG;
+	}
+	if ((rc = load_entries(t, map, db_size, ents, le64toh(h->keys), 0, why, whylen)))
+		return rc;
 	*covered_from = le64toh(h->covered_from);
 	*max_version = le64toh(h->max_version);
 	return 0;
+}
+
+/* len bytes at off of fd: 0, -EBADMSG if the file ends first, or -errno. */
+static int read_at(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EBADMSG;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Reads the entries of fd chunk by chunk into one buffer and loads them.
+ * Not a mapping of the file: on a VM whose first touch of each page
+ * from user space is dear, a copy by the kernel into a buffer reused
+ * for every chunk costs a fraction of touching a mapping of it all. The
+ * entries' checksum is known only at the end: a failure leaves entries
+ * in t, which the caller then throws away (eng_idx_load's contract),
+ * and every entry placed was checked against its record first. */
+static int load_fd(int fd, const struct idx_hdr *h, const char *map,
+		   uint64_t db_size, struct eng_table *t, char *why, size_t whylen)
+{
+	struct idx_entry *buf = malloc(IDX_BUF_ENTRIES * sizeof(*buf));
+	uint64_t keys = le64toh(h->keys), done = 0;
+	uint32_t crc = 0;
+	int rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (!rc && done < keys) {
+		uint64_t n = keys - done < IDX_BUF_ENTRIES ? keys - done : IDX_BUF_ENTRIES;
+		size_t bytes = (size_t)n * sizeof(*buf);
+
+		if ((rc = read_at(fd, buf, bytes, IDX_HDR_SIZE + done * IDX_ENTRY_SIZE))) {
+			snprintf(why, whylen, "reading it: %s", strerror(-rc));
+			break;
+		}
+		crc = eng_crc32c(crc, buf, bytes);
+		rc = load_entries(t, map, db_size, buf, n, done, why, whylen);
+		done += n;
+	}
+	if (!rc && crc != le32toh(h->entries_crc)) {
+		snprintf(why, whylen, "its entries fail their checksum");
+		rc = -EBADMSG;
+	}
+	free(buf);
+	return rc;
 }
 
 int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
@@ -365,7 +465,7 @@ int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 {
 	char *path;
 	struct stat st;
-	void *p;
+	struct idx_hdr h;
 	int fd, rc = -EBADMSG;
 
 	why[0] = '\0';
@@ -375,18 +475,16 @@ int eng_idx_load(struct eng_db *db, uint64_t db_size, struct eng_table *t,
 	free(path);
 	if (fd < 0)
 		return errno == ENOENT ? -ENOENT : -errno;
-	if (fstat(fd, &st) < 0 || st.st_size < IDX_HDR_SIZE) {
+	if (fstat(fd, &st) < 0 || st.st_size < IDX_HDR_SIZE ||
+	    read_at(fd, &h, sizeof(h), 0)) {
 		snprintf(why, whylen, "it is shorter than its header");
 		goto out_close;
 	}
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-	if (p == MAP_FAILED) {
-		snprintf(why, whylen, "it cannot be mapped: %s", strerror(errno));
+	if ((rc = load_begin(&h, (uint64_t)st.st_size, db->map, db_size, t, why, whylen)) ||
+	    (rc = load_fd(fd, &h, db->map, db_size, t, why, whylen)))
 		goto out_close;
-	}
-	rc = eng_idx_parse(p, (uint64_t)st.st_size, db->map, db_size, t, covered_from,
-			   max_version, why, whylen);
-	munmap(p, (size_t)st.st_size);
+	*covered_from = le64toh(h.covered_from);
+	*max_version = le64toh(h.max_version);
 out_close:
 	close(fd);
 	return rc;
@@ -396,6 +494,7 @@ uint64_t eng_idx_keys(struct eng_db *db)
 {
 	char *path;
 	struct idx_hdr h;
+	struct stat st;
 	uint64_t keys = 0;
 	int fd;
 
@@ -405,8 +504,13 @@ uint64_t eng_idx_keys(struct eng_db *db)
 	free(path);
 	if (fd < 0)
 		return 0;
+	/* The count sizes (and populates) the first table: only one the
+	 * file's size bears out, so a damaged header cannot make a start
+	 * allocate a table for keys that are not there. */
 	if (pread(fd, &h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
-	    !memcmp(h.magic, IDX_MAGIC, 8))
+	    !memcmp(h.magic, IDX_MAGIC, 8) && fstat(fd, &st) == 0 &&
+	    le64toh(h.keys) <= ((uint64_t)st.st_size - IDX_HDR_SIZE) / IDX_ENTRY_SIZE &&
+	    (uint64_t)st.st_size == IDX_HDR_SIZE + le64toh(h.keys) * IDX_ENTRY_SIZE)
 		keys = le64toh(h.keys);
 	close(fd);
 	return keys;

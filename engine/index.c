@@ -2,7 +2,7 @@
  *
  * Map: sizing - the slot seqlock - probing with the mutex - room - the
  * slot transitions (claim, busy, publish, release) - replay (apply,
- * merge, place) - repair - lock-free reads.
+ * merge, place) - bulk loading before fork - repair - lock-free reads.
  */
 #include "engine/index.h"
 
@@ -340,12 +340,15 @@ uint64_t eng_index_free_writer(struct eng_table *t, uint8_t writer)
 
 /* --- replay ------------------------------------------------------------------ */
 
-/* A new LIVE entry in free slot i. */
-static void place_at(struct eng_table *t, uint64_t i, const struct eng_entry *e)
+/* A new LIVE entry in free slot i. publish 0: only for a table no reader
+ * can see (bulk loading, below), whose slots need no sequence count. */
+static void place_at(struct eng_table *t, uint64_t i, const struct eng_entry *e,
+		     int publish)
 {
 	struct eng_islot *s = &t->slots[i];
 
-	slot_begin(s);
+	if (publish)
+		slot_begin(s);
 	if (s->state == ENG_SLOT_DEAD)
 		t->dead--;
 	ST(s->hash, e->hash);
@@ -354,7 +357,8 @@ static void place_at(struct eng_table *t, uint64_t i, const struct eng_entry *e)
 	ST(s->vlen, e->vlen);
 	ST(s->version, e->version);
 	ST(s->state, ENG_SLOT_LIVE);
-	slot_end(s);
+	if (publish)
+		slot_end(s);
 	s->writer = 0;
 	t->live++;
 	t->live_bytes += eng_rec_size(e->klen, e->vlen);
@@ -362,11 +366,12 @@ static void place_at(struct eng_table *t, uint64_t i, const struct eng_entry *e)
 
 /* The key of entry e now has record e (newer than what slot i holds). */
 static void update_at(struct eng_table *t, uint64_t i, const struct eng_entry *e,
-		      int del)
+		      int del, int publish)
 {
 	struct eng_islot *s = &t->slots[i];
 
-	slot_begin(s);
+	if (publish)
+		slot_begin(s);
 	t->live_bytes -= eng_rec_size(s->klen, s->vlen);
 	if (del) {
 		t->live--;
@@ -381,7 +386,8 @@ static void update_at(struct eng_table *t, uint64_t i, const struct eng_entry *e
 	atomic_signal_fence(memory_order_seq_cst);
 	if (del)
 		ST(s->state, ENG_SLOT_DEAD);
-	slot_end(s);
+	if (publish)
+		slot_end(s);
 }
 
 static int room_for_replay(const struct eng_table *t)
@@ -392,16 +398,16 @@ static int room_for_replay(const struct eng_table *t)
 /* A key the find did not meet: into the free slot it found, if any and
  * the table has room. */
 static int place_new(struct eng_table *t, const struct eng_find *f,
-		     const struct eng_entry *e)
+		     const struct eng_entry *e, int publish)
 {
 	if (f->free_slot == ENG_NO_SLOT || !room_for_replay(t))
 		return -ENOSPC;
-	place_at(t, f->free_slot, e);
+	place_at(t, f->free_slot, e, publish);
 	return 0;
 }
 
-int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
-		    const struct eng_rec_hdr *h)
+static int apply(struct eng_table *t, const char *map, uint64_t off,
+		 const struct eng_rec_hdr *h, int publish)
 {
 	const char *key = map + off + ENG_REC_HDR_SIZE;
 	struct eng_entry e = {
@@ -411,7 +417,6 @@ int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
 	};
 	struct eng_find f = { .self = 0 };
 
-	assert(changes_allowed(t));
 	if (h->type == ENG_REC_PAD)
 		return 0;
 	eng_index_find(t, map, key, h->klen, e.hash, &f);
@@ -420,12 +425,19 @@ int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
 		 * publish may have stopped half way). */
 		if (t->slots[f.slot].version > h->version)
 			return 0; /* replayed over a newer copy */
-		update_at(t, f.slot, &e, h->type == ENG_REC_DEL);
+		update_at(t, f.slot, &e, h->type == ENG_REC_DEL, publish);
 		return 0;
 	}
 	if (h->type == ENG_REC_DEL)
 		return 0;
-	return place_new(t, &f, &e);
+	return place_new(t, &f, &e, publish);
+}
+
+int eng_index_apply(struct eng_table *t, const char *map, uint64_t off,
+		    const struct eng_rec_hdr *h)
+{
+	assert(changes_allowed(t));
+	return apply(t, map, off, h, 1);
 }
 
 int eng_index_merge(struct eng_table *t, const char *map,
@@ -437,35 +449,83 @@ int eng_index_merge(struct eng_table *t, const char *map,
 	eng_index_find(t, map, map + e->voff - e->klen, e->klen, e->hash, &f);
 	if (f.slot != ENG_NO_SLOT) {
 		if (t->slots[f.slot].version < e->version)
-			update_at(t, f.slot, e, 0);
+			update_at(t, f.slot, e, 0, 1);
 		return 0;
 	}
-	return place_new(t, &f, e);
+	return place_new(t, &f, e, 1);
+}
+
+static int add_unique(struct eng_table *t, const char *map,
+		      const struct eng_entry *e, int publish)
+{
+	struct eng_find f = { .self = 0 };
+
+	eng_index_find(t, map, map + e->voff - e->klen, e->klen, e->hash, &f);
+	if (f.slot != ENG_NO_SLOT)
+		return -EEXIST;
+	return place_new(t, &f, e, publish);
 }
 
 int eng_index_add_unique(struct eng_table *t, const char *map,
 			 const struct eng_entry *e)
 {
-	struct eng_find f = { .self = 0 };
-
 	assert(changes_allowed(t));
-	eng_index_find(t, map, map + e->voff - e->klen, e->klen, e->hash, &f);
-	if (f.slot != ENG_NO_SLOT)
-		return -EEXIST;
-	return place_new(t, &f, e);
+	return add_unique(t, map, e, 1);
 }
 
-int eng_index_place(struct eng_table *t, const struct eng_entry *e)
+static int place(struct eng_table *t, const struct eng_entry *e, int publish)
 {
 	uint64_t i = home(t, e->hash);
 
-	assert(changes_allowed(t));
 	if (!room_for_replay(t))
 		return -ENOSPC;
 	while (t->slots[i].state != ENG_SLOT_EMPTY)
 		i = next(t, i);
-	place_at(t, i, e);
+	place_at(t, i, e, publish);
 	return 0;
+}
+
+int eng_index_place(struct eng_table *t, const struct eng_entry *e)
+{
+	assert(changes_allowed(t));
+	return place(t, e, 1);
+}
+
+/* --- bulk loading -----------------------------------------------------------
+ * Recovery fills the first table before any other process exists: no
+ * reader can see a slot half made, so the slots' sequence counts are left
+ * alone (they stay even, as a fresh table's are). The fork that makes the
+ * first reader orders every store before it. A table whose guard is set
+ * has been shown to others: these assert it is not. */
+
+static int private_table(const struct eng_table *t)
+{
+	return t->guard == NULL;
+}
+
+void eng_index_prefetch(const struct eng_table *t, uint32_t hash)
+{
+	__builtin_prefetch(&t->slots[home(t, hash)], 1);
+}
+
+int eng_index_bulk_add_unique(struct eng_table *t, const char *map,
+			      const struct eng_entry *e)
+{
+	assert(private_table(t));
+	return add_unique(t, map, e, 0);
+}
+
+int eng_index_bulk_place(struct eng_table *t, const struct eng_entry *e)
+{
+	assert(private_table(t));
+	return place(t, e, 0);
+}
+
+int eng_index_bulk_apply(struct eng_table *t, const char *map, uint64_t off,
+			 const struct eng_rec_hdr *h)
+{
+	assert(private_table(t));
+	return apply(t, map, off, h, 0);
 }
 
 /* --- repair -------------------------------------------------------------------- */

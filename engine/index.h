@@ -205,6 +205,24 @@ int eng_index_add_unique(struct eng_table *t, const char *map,
 /* Adds entry e (hashed under t's seed) for a key known to be absent
  * (copying a table, whose keys are unique). 0 or -ENOSPC. */
 int eng_index_place(struct eng_table *t, const struct eng_entry *e);
+/* --- bulk loading: recovery, before any other process exists ------- */
+
+/* As eng_index_add_unique, eng_index_place and eng_index_apply, for a
+ * table no other process can see (its guard not set yet: recovery in the
+ * master before the first fork; asserted). Slots are filled without
+ * their sequence counts: with no reader there is nothing to publish to,
+ * and at a million entries the count's two stores per entry were a fifth
+ * of a start-up. */
+int eng_index_bulk_add_unique(struct eng_table *t, const char *map,
+			      const struct eng_entry *e);
+int eng_index_bulk_place(struct eng_table *t, const struct eng_entry *e);
+int eng_index_bulk_apply(struct eng_table *t, const char *map, uint64_t off,
+			 const struct eng_rec_hdr *h);
+/* Asks the CPU to bring in the home slot of hash, for writing: a loader
+ * that knows its next entries' hashes hides the cache misses of placing
+ * them in a big table. */
+void eng_index_prefetch(const struct eng_table *t, uint32_t hash);
+
 /* After a holder of the mutex died: makes every slot whose count it left
  * odd even again (the repair then replays what it was publishing). */
 void eng_index_unstick(struct eng_table *t);

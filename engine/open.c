@@ -365,6 +365,7 @@ out_close:
 
 void eng_db_close(struct eng_db *db)
 {
+	eng_list_drop(db);
 	eng_db_unmap(db);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);

@@ -329,6 +329,9 @@ int eng_list_step(struct eng_db *db, struct eng_list *l, uint64_t max_slots);
 size_t eng_list_keys(struct eng_list *l, const char *const **keys,
 		     const uint16_t **lens, int *more, uint64_t *end);
 void eng_list_end(struct eng_db *db, struct eng_list *l);
+/* Frees this process's ordered view of db's keys (engine/list.c), if it
+ * has one: eng_db_close calls it. */
+void eng_list_drop(struct eng_db *db);
 
 /* A consistent cut for GET /admin/snapshot: base[0, end) is a complete
  * database file, read from a private mapping of the live one (the
