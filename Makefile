@@ -166,7 +166,9 @@ drill: $(B)/caskd $(B)/tests/it_jobcrash $(B)/tests/it_powercut
 	CASKD_POWERCUTS=$(DRILL_POWERCUTS) CASKD_BIN=$(CURDIR)/$(B)/caskd ./$(B)/tests/it_powercut --jobs 1
 
 # Dependencies point one way (server -> engine -> ipc), and the server
-# uses the engine's API, never its shared-memory layout or internals.
+# uses the engine's API, never its shared-memory layout or internals;
+# within server/ no two modules include each other, even through others
+# (tests/include_cycles.sh).
 ENGINE_PRIVATE := engine/shared.h engine/store_int.h engine/index.h
 layers:
 	@bad=$$(grep -lE '#include "($(subst $(space),|,$(ENGINE_PRIVATE)))"' server/*.c server/*.h); \
@@ -175,6 +177,7 @@ layers:
 	if [ -n "$$bad" ]; then echo "layers: ipc/ includes engine or server headers: $$bad"; exit 1; fi; \
 	bad=$$(grep -lE '#include "server/' engine/*.c engine/*.h); \
 	if [ -n "$$bad" ]; then echo "layers: engine/ includes server headers: $$bad"; exit 1; fi; \
+	tests/include_cycles.sh server || exit 1; \
 	echo "layers: ok"
 
 # Fuzzing: each tests/fuzz/fuzz_NAME.c is a libFuzzer harness (a new file

@@ -8,6 +8,7 @@
 #include "engine/failpoint.h"
 #include "engine/io.h"
 #include "server/api.h"
+#include "server/api_watch.h"
 #include "server/commit.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -69,13 +70,16 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The store cannot be trusted (a repair failed): only a restart through
- * recovery rebuilds the index from database.bin, and only the master
- * can do it. */
-static void escalate(int rc, void *arg)
+/* Every engine error a request was answered with comes here (the API's
+ * error table only maps): a store that cannot be trusted (a repair
+ * failed) is rebuilt from database.bin only by a restart through
+ * recovery, and only the master can do it. */
+static void on_engine_error(int rc, void *arg)
 {
 	struct worker *w = arg;
 
+	if (rc != -ENOTRECOVERABLE && rc != -EUCLEAN)
+		return;
 	srv_error("the shared index cannot be trusted (%s): asking the master to "
 		  "restart through recovery", eng_strerror(rc));
 	kill(w->a->master, SIGUSR2);
@@ -225,7 +229,7 @@ static int setup(struct worker *w)
 		.super = a->super, .metrics = a->metrics, .stats = w->stats,
 		.cfg = a->cfg,
 		.slot = a->slot, .access_fd = a->access_fd,
-		.admin_token = a->admin_token, .escalate = escalate, .escalate_arg = w,
+		.admin_token = a->admin_token, .engine_error = on_engine_error, .engine_error_arg = w,
 	};
 	srv_http_opts_default(&ho);
 	ho.max_conns = a->cfg->max_conns;
