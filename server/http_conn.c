@@ -139,24 +139,19 @@
  * closing with unread input makes the kernel send a reset, which can
  * destroy the 503 before the client reads it. */
 #define SRV_HTTP_REFUSE_DRAIN_BYTES 4096
-/* Steps return an HTTP status from here up to refuse a request. */
-#define SRV_HTTP_ERROR_MIN 400
-
 #define SRV_HTTP_MS_PER_S  1000u
 #define SRV_HTTP_US_PER_MS 1000u
 #define SRV_HTTP_NS_PER_S  1000000000ull
 
-/* Steps return one of these, or an HTTP status >= 400 to answer with
- * (the message is left in conn->err_msg). */
-enum {
-	SRV_OK = 0,    /* step done, go on */
-	SRV_AGAIN = 1, /* need more input (or must wait) */
-};
+/* Steps return SRV_OK (done, go on), SRV_AGAIN (need more input, or
+ * must wait), or the SRV_HTTP_PE_* code of a refusal to answer with
+ * (server/http_parse.h: srv_http_refusal). */
+#define SRV_OK 0
+#define SRV_AGAIN (-EAGAIN)
 
 static void srv_conn_process(struct srv_http_conn *conn);
 static void srv_conn_free(struct srv_http_conn *conn);
-static void srv_conn_fail(struct srv_http_conn *conn, int status,
-			  const char *msg);
+static void srv_conn_fail(struct srv_http_conn *conn, int rc);
 
 /* ==== 2. helpers ======================================================= */
 
@@ -328,13 +323,6 @@ void srv_http_req_free(struct srv_http_req *req)
 	srv_http_buf_free(&req->body);
 	srv_http_buf_free(&req->extra);
 	free(req);
-}
-
-/* Sets conn->err_msg and hands the status back, for steps. */
-static int srv_reject(struct srv_http_conn *conn, int status, const char *msg)
-{
-	conn->err_msg = msg;
-	return status;
 }
 
 static size_t srv_in_len(const struct srv_http_conn *conn)
@@ -656,38 +644,6 @@ static void srv_listeners_free(struct srv_http_server *srv)
 
 /* ==== 4. requests ====================================================== */
 
-/* The status each parse error is answered with, as nginx's callers of
- * ngx_http_parse_request_line() pick one per NGX_HTTP_PARSE_* code. */
-static int srv_parse_status(int rc)
-{
-	switch (rc) {
-	case SRV_HTTP_PE_LINE_TOO_LONG:
-		return 414;
-	case SRV_HTTP_PE_HEADERS_TOO_LARGE:
-	case SRV_HTTP_PE_TOO_MANY_FIELDS:
-	case SRV_HTTP_PE_TRAILER_TOO_LARGE:
-		return 431;
-	case SRV_HTTP_PE_BODY_TOO_LARGE:
-		return 413;
-	case SRV_HTTP_PE_EXPECT:
-		return 417;
-	case SRV_HTTP_PE_TE_UNSUPPORTED:
-		return 501;
-	case SRV_HTTP_PE_NOMEM:
-		return 503;
-	case SRV_HTTP_PE_VERSION_UNSUPPORTED:
-		return 505;
-	default:
-		return 400;
-	}
-}
-
-static int srv_reject_parse(struct srv_http_conn *conn, int rc)
-{
-	return srv_reject(conn, srv_parse_status(rc),
-			  srv_http_parse_strerror(rc));
-}
-
 /* A head is still arriving. This caps the whole head (a client sending
  * a byte now and then), like nginx's client_header_timeout; the read
  * event's timeout is set to the same deadline (srv_conn_update_read). */
@@ -698,7 +654,7 @@ static int srv_head_wait(struct srv_http_conn *conn)
 	if (conn->deadline_ms == 0)
 		conn->deadline_ms = now + (uint64_t)conn->srv->opts.read_timeout_ms;
 	else if (now >= conn->deadline_ms)
-		return srv_reject(conn, 408, "request head not received in time");
+		return SRV_HTTP_PE_HEAD_TIMEOUT;
 	return SRV_AGAIN;
 }
 
@@ -726,14 +682,13 @@ static int srv_body_wait(struct srv_http_conn *conn)
 	if (conn->rx - conn->window_rx >= conn->window_need)
 		srv_body_window(conn, now);
 	else if (now >= conn->deadline_ms)
-		return srv_reject(conn, 408, "request body not received in time (it must "
-				  "bring --min-rate bytes a second)");
+		return SRV_HTTP_PE_BODY_TIMEOUT;
 	return SRV_AGAIN;
 }
 
 /* Reserves body memory so that the body of conn's request may have cap
- * bytes: SRV_OK, or 503 when the server's body memory would be passed
- * (Retry-After is added to every 503). */
+ * bytes: SRV_OK, or SRV_HTTP_PE_BODY_MEMORY (a 503) when the server's
+ * body memory would be passed (Retry-After is added to every 503). */
 static int srv_body_charge(struct srv_http_conn *conn, size_t cap)
 {
 	struct srv_http_server *srv = conn->srv;
@@ -746,8 +701,7 @@ static int srv_body_charge(struct srv_http_conn *conn, size_t cap)
 	if (more > srv->opts.body_memory - srv->body_mem) {
 		if (srv->opts.counters)
 			srv_count_inc(&srv->opts.counters->body_refused);
-		return srv_reject(conn, 503, "request bodies being received fill this "
-				  "worker's --body-memory; retry later");
+		return SRV_HTTP_PE_BODY_MEMORY;
 	}
 	srv->body_mem += more;
 	st->body_charged = cap;
@@ -772,18 +726,18 @@ static int srv_conn_head(struct srv_http_conn *conn)
 		req->st.body_limit = srv->cb.body_limit(req, srv->arg);
 	rc = srv_http_parse_body_limit(&conn->parser, req->st.body_limit);
 	if (rc != 0)
-		return srv_reject_parse(conn, rc);
+		return rc;
 	/* Reserved whole now, so that no body can be refused half way for
 	 * want of memory another took meanwhile. */
 	if (cl && (rc = srv_body_charge(conn, cl)) != SRV_OK)
 		return rc;
 	if (cl && srv_http_buf_reserve(&req->body, cl, cl) != 0)
-		return srv_reject(conn, 503, "out of memory");
+		return SRV_HTTP_PE_NOMEM;
 	srv_body_window(conn, srv_mono_ms());
 	/* 9110 10.1.1: a client already sending the body needs no 100. */
 	if (m->expect_continue && (cl || m->chunked) && srv_in_len(conn) == 0 &&
 	    evbuffer_add(conn->out, cont, sizeof(cont) - 1) != 0)
-		return srv_reject(conn, 503, "out of memory");
+		return SRV_HTTP_PE_NOMEM;
 	return SRV_OK;
 }
 
@@ -799,7 +753,7 @@ static int srv_conn_body(struct srv_http_conn *conn, const char *p, size_t n)
 							      req->st.body_limit))) != SRV_OK)
 		return rc;
 	if (srv_http_buf_append(b, p, n, req->st.body_limit) != 0)
-		return srv_reject(conn, 503, "out of memory");
+		return SRV_HTTP_PE_NOMEM;
 	return SRV_OK;
 }
 
@@ -839,7 +793,7 @@ static int srv_conn_step(struct srv_http_conn *conn)
 	if (rc == SRV_HTTP_PARSE_BODY)
 		rc = srv_conn_body(conn, srv_in_data(conn) + span.off, span.len);
 	else if (rc < 0)
-		return srv_reject_parse(conn, rc);
+		return rc;
 	srv_in_drain(conn, used);
 	switch (rc) {
 	case SRV_HTTP_PARSE_AGAIN:
@@ -849,7 +803,7 @@ static int srv_conn_step(struct srv_http_conn *conn)
 		return srv_conn_head(conn);
 	case SRV_HTTP_PARSE_DONE:
 		return srv_conn_dispatch(conn);
-	default: /* SRV_OK after a body span, or a status */
+	default: /* SRV_OK after a body span, or a refusal */
 		return rc;
 	}
 }
@@ -864,36 +818,25 @@ static void srv_conn_process(struct srv_http_conn *conn)
 	do
 		rc = srv_conn_step(conn);
 	while (rc == SRV_OK);
-	if (rc >= SRV_HTTP_ERROR_MIN)
-		srv_conn_fail(conn, rc, conn->err_msg);
+	if (rc != SRV_AGAIN)
+		srv_conn_fail(conn, rc);
 }
 
-/* Answers a request this layer refuses, and closes after it. */
-static void srv_conn_fail(struct srv_http_conn *conn, int status,
-			  const char *msg)
+/* Answers a request this layer refuses (rc: an SRV_HTTP_PE_* code),
+ * and closes after it. */
+static void srv_conn_fail(struct srv_http_conn *conn, int rc)
 {
 	const struct srv_req_state *st = &conn->req->st;
-	const char *code;
+	const struct srv_http_refusal *r = srv_http_refusal(rc);
+	const char *code = r->code, *msg = r->text;
 
-	switch (status) {
-	case 400: code = "bad_request"; break;
-	case 408: code = "request_timeout"; break;
-	case 413: code = "payload_too_large"; break;
-	case 414: code = "uri_too_long"; break;
-	case 417: code = "expectation_failed"; break;
-	case 431: code = "headers_too_large"; break;
-	case 501: code = "not_implemented"; break;
-	case 503: code = "service_unavailable"; break;
-	case 505: code = "http_version_not_supported"; break;
-	default: code = "internal_error"; break;
-	}
-	if (status == 413 && st->limit_code) {
+	if (r->status == 413 && st->limit_code) {
 		code = st->limit_code;
 		msg = st->limit_msg;
 	}
 	conn->close_after = true;
 	conn->linger = true;
-	srv_http_send_error(conn->req, status, code, msg);
+	srv_http_send_error(conn->req, r->status, code, msg);
 }
 
 /* ==== 5. connection ==================================================== */
@@ -1151,7 +1094,7 @@ static void srv_conn_settle(struct srv_http_conn *conn)
 			srv_http_log_response(conn->srv, conn->req, 400, 0);
 		conn->state = SRV_CONN_CLOSING;
 	}
-	if (rc < 0) {
+	if (rc < 0 && rc != SRV_AGAIN) {
 		srv_conn_free(conn);
 	} else if (rc == SRV_OK && conn->state == SRV_CONN_CLOSING) {
 		srv_conn_close(conn);
@@ -1215,10 +1158,8 @@ static void srv_conn_timeout(struct srv_http_conn *conn)
 		return;
 	}
 	conn->busy = true;
-	srv_conn_fail(conn, 408, srv_http_parse_in_head(&conn->parser)
-				 ? "request head not received in time"
-				 : "request body not received in time (it must "
-				   "bring --min-rate bytes a second)");
+	srv_conn_fail(conn, srv_http_parse_in_head(&conn->parser)
+				? SRV_HTTP_PE_HEAD_TIMEOUT : SRV_HTTP_PE_BODY_TIMEOUT);
 	conn->busy = false;
 	srv_conn_settle(conn);
 }
@@ -1327,7 +1268,9 @@ bool srv_http_conn_must_close(const struct srv_http_conn *conn)
 static void srv_conn_resume(struct srv_http_conn *conn)
 {
 	if (conn->state == SRV_CONN_READING && srv_in_len(conn) > 0) {
-		if (srv_conn_flush(conn) < 0) {
+		int rc = srv_conn_flush(conn);
+
+		if (rc < 0 && rc != SRV_AGAIN) {
 			srv_conn_free(conn);
 			return;
 		}

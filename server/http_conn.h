@@ -131,7 +131,6 @@ struct srv_http_conn {
 	uint64_t tx;
 	uint64_t send_window_tx;
 	uint64_t send_deadline_ms;
-	const char *err_msg;  /* message for the status a step returned */
 	bool loopback;
 	bool busy;            /* one of its callbacks is on the stack */
 	bool kicked;          /* rev made active to go on, not to read */
