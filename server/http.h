@@ -12,10 +12,14 @@
  * Every 503, the layer's own and a handler's, carries Retry-After (1 s
  * unless the handler added one).
  *
- * Files: http_parse.c is the parser (pure: state and bytes in, a code
- * out; strict RFC 9112), http_conn.c the connection layer (sockets,
- * timeouts, lingering close, parse errors to statuses), http_response.c
- * the response writer, http_buf.c the buffers. Each connection has its
+ * Files, bottom up (nothing below calls up): http_buf.c the buffers,
+ * http_parse.c the parser (pure: state and bytes in, a code out; strict
+ * RFC 9112; one table of refusals), http_response.c the formatter
+ * (pure), http_req.c the request object and its accessors, http_conn.c
+ * the connection layer (sockets, timeouts, lingering close, the send
+ * path and the "responded" transition), then http_server.c (listeners,
+ * accept, the server's life) and http_respond.c (the respond and stream
+ * calls below). Shared structures: http_int.h. Each connection has its
  * own input buffer and event pair, not a bufferevent (docs/decisions.md).
  *
  * Why not evhttp: it answers its own parse errors with HTML, buffers whole

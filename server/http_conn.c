@@ -1,16 +1,16 @@
 /* server/http_conn.c — the connection layer of caskd's HTTP/1.1 server
- * (API and contract in server/http.h; shared structures in
- * server/http_conn.h; the parser is server/http_parse.c, the response
- * writer server/http_response.c).
+ * (API in server/http.h; for the files above it server/http_conn.h;
+ * shared structures in server/http_int.h).
  *
- * Owns: the listeners of one worker, every client connection of that
- * worker (struct srv_http_conn): accepting, reading, feeding the parser
- * and mapping its error codes to statuses, the body limit, the body
- * memory of the worker (opts.body_memory) and 100-continue, handing
- * requests to the handler, writing, timeouts, half-closes and the
- * lingering close; the server's lifecycle and the request accessors.
- * Everything runs on the worker's one event loop thread; nothing here is
- * thread-safe.
+ * Owns: every client connection of a worker (struct srv_http_conn), from
+ * the accepted socket (server/http_server.c accepts) to its close:
+ * reading, feeding the parser (server/http_parse.c) and answering its
+ * refusals from its table, the body limit, the body memory of the
+ * worker (opts.body_memory) and 100-continue, handing requests to the
+ * handler, the send path and the "responded" transition
+ * (srv_http_conn_finish), writing, timeouts, half-closes and the
+ * lingering close. Everything runs on the worker's one event loop
+ * thread; nothing here is thread-safe.
  *
  * Why not bufferevents: per request they cost an ioctl(FIONREAD) before
  * each read and an epoll_ctl pair to arm and disarm the write event. Here
@@ -53,18 +53,17 @@
  *
  * Map of this file:
  *   1. constants
- *   2. helpers: clocks, the cached Date, request objects, input buffer
- *   3. accept: listeners, holding accepts for siblings (accept_hold) and
- *      after errors, new connections, 503 at the limit
- *   4. requests: the parser loop, parse errors, body, dispatch
+ *   2. helpers: clocks, the cached Date, the input buffer
+ *   3. new connections
+ *   4. requests: the parser loop, refusals, body, dispatch
  *   5. connection: reading, writing, timeouts, half-close, closing
- *   6. after a response: the response writer's hooks
- *   7. request accessors
- *   8. server lifecycle: new, shutdown, free
+ *   6. after a response: the responded transition, streams' turns
+ *   7. sending a response
  */
 #include "server/http_conn.h"
 
 #include "server/clock.h"
+#include "server/http_req.h"
 #include "server/log.h"
 
 #include <arpa/inet.h>
@@ -90,24 +89,6 @@
 
 /* ==== 1. constants ===================================================== */
 
-/* Defaults, as documented in http.h. */
-#define SRV_HTTP_DEFAULT_LINE_BYTES   (8u * 1024)
-#define SRV_HTTP_DEFAULT_HEADER_BYTES (16u * 1024)
-#define SRV_HTTP_DEFAULT_MAX_CONNS    4096
-#define SRV_HTTP_DEFAULT_IDLE_MS      60000
-#define SRV_HTTP_DEFAULT_READ_MS      30000
-#define SRV_HTTP_DEFAULT_MIN_RATE     1024
-#define SRV_HTTP_DEFAULT_SEND_MS      60000
-#define SRV_HTTP_DEFAULT_BODY_MEMORY  ((size_t)256 << 20)
-/* A body buffer kept for the connection's next request (outside the body
- * memory, which counts requests in progress): small, so that idle
- * connections hold little (max_conns x this at most). */
-#define SRV_HTTP_BODY_KEEP_BYTES      4096
-/* On a graceful stop an idle keep-alive connection gets this long to send
- * one more request (answered with Connection: close) before it is closed:
- * closing it at once races with a request already on the wire, which the
- * client then sees fail (reload drills count exactly that). */
-#define SRV_HTTP_SHUTDOWN_GRACE_MS    1000
 
 /* Input buffered while a request is handled (pipelining); reading pauses
  * beyond it. The parser copies heads out as they arrive, so the input
@@ -130,17 +111,6 @@
  * and how long it may keep sending, before it is closed for good. */
 #define SRV_HTTP_LINGER_READ_MS  1000
 #define SRV_HTTP_LINGER_TOTAL_MS 5000
-/* Accept failures like EMFILE pause accepting this long instead of
- * spinning on a listener that stays readable... */
-#define SRV_HTTP_ACCEPT_PAUSE_MS 100
-/* ...and warnings are printed at most this often. */
-#define SRV_HTTP_WARN_INTERVAL_S 60
-/* Bytes drained from a connection refused with 503 before closing it:
- * closing with unread input makes the kernel send a reset, which can
- * destroy the 503 before the client reads it. */
-#define SRV_HTTP_REFUSE_DRAIN_BYTES 4096
-#define SRV_HTTP_MS_PER_S  1000u
-#define SRV_HTTP_US_PER_MS 1000u
 #define SRV_HTTP_NS_PER_S  1000000000ull
 
 /* Steps return SRV_OK (done, go on), SRV_AGAIN (need more input, or
@@ -150,7 +120,6 @@
 #define SRV_AGAIN (-EAGAIN)
 
 static void srv_conn_process(struct srv_http_conn *conn);
-static void srv_conn_free(struct srv_http_conn *conn);
 static void srv_conn_fail(struct srv_http_conn *conn, int rc);
 
 /* ==== 2. helpers ======================================================= */
@@ -164,29 +133,6 @@ static uint64_t srv_now_ns(void)
 	return (uint64_t)ts.tv_sec * SRV_HTTP_NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
-static void srv_count_set(_Atomic uint64_t *c, uint64_t v)
-{
-	atomic_store_explicit(c, v, memory_order_relaxed);
-}
-
-static void srv_count_inc(_Atomic uint64_t *c)
-{
-	srv_count_set(c, atomic_load_explicit(c, memory_order_relaxed) + 1);
-}
-
-/* Wall time as of this loop iteration: libevent caches it, so timeouts
- * and the Date header cost no system call. */
-static struct timeval srv_loop_time(struct srv_http_server *srv)
-{
-	struct timeval tv;
-
-	if (event_base_gettimeofday_cached(srv->base, &tv) != 0) {
-		tv.tv_sec = time(NULL);
-		tv.tv_usec = 0;
-	}
-	return tv;
-}
-
 static uint64_t srv_now_ms(struct srv_http_server *srv)
 {
 	struct timeval tv = srv_loop_time(srv);
@@ -195,135 +141,18 @@ static uint64_t srv_now_ms(struct srv_http_server *srv)
 	       (uint64_t)tv.tv_usec / SRV_HTTP_US_PER_MS;
 }
 
-static struct timeval srv_ms_to_tv(int ms)
-{
-	struct timeval tv = {
-		.tv_sec = ms / (int)SRV_HTTP_MS_PER_S,
-		.tv_usec = (ms % (int)SRV_HTTP_MS_PER_S) * (int)SRV_HTTP_US_PER_MS,
-	};
-	return tv;
-}
-
-/* The IMF-fixdate of RFC 9110, formatted by hand: strftime follows the
- * locale. Reformatted once a second at most. */
+/* The Date header's value, reformatted once a second at most. */
 const char *srv_http_date(struct srv_http_server *srv)
 {
-	static const char wday[][4] = { "Sun", "Mon", "Tue", "Wed", "Thu",
-					"Fri", "Sat" };
-	static const char mon[][4] = { "Jan", "Feb", "Mar", "Apr", "May",
-				       "Jun", "Jul", "Aug", "Sep", "Oct",
-				       "Nov", "Dec" };
 	struct timeval tv = srv_loop_time(srv);
-	struct tm tm;
 
-	if (tv.tv_sec == srv->date_sec)
-		return srv->date;
-	if (!gmtime_r(&tv.tv_sec, &tm))
-		return srv->date;
-	snprintf(srv->date, sizeof(srv->date),
-		 "%s, %02d %s %04d %02d:%02d:%02d GMT", wday[tm.tm_wday % 7],
-		 tm.tm_mday % 100, mon[tm.tm_mon % 12],
-		 (tm.tm_year + 1900) % 10000, tm.tm_hour % 100,
-		 tm.tm_min % 100, tm.tm_sec % 100);
-	srv->date_sec = tv.tv_sec;
+	if (tv.tv_sec != srv->date_sec) {
+		srv_http_format_date(srv->date, tv.tv_sec);
+		srv->date_sec = tv.tv_sec;
+	}
 	return srv->date;
 }
 
-
-/* Warnings from hot paths (accept failures) are rate-limited: one per
- * SRV_HTTP_WARN_INTERVAL_S says enough. */
-static bool srv_may_warn(struct srv_http_server *srv)
-{
-	time_t now = srv_loop_time(srv).tv_sec;
-
-	if (srv->warned_at && now - srv->warned_at < SRV_HTTP_WARN_INTERVAL_S)
-		return false;
-	srv->warned_at = now;
-	return true;
-}
-
-/* Gives back the body memory req holds. */
-static void srv_req_uncharge(struct srv_http_req *req)
-{
-	struct srv_http_server *srv = req->srv;
-
-	if (!srv || !req->st.body_charged)
-		return;
-	srv->body_mem -= req->st.body_charged;
-	req->st.body_charged = 0;
-	if (srv->opts.counters)
-		srv_count_set(&srv->opts.counters->body_bytes, srv->body_mem);
-}
-
-/* Empties req for the next request: big buffers go back (a connection
- * that carried one large body keeps no more than small buffers). */
-static void srv_req_reset(struct srv_http_req *req)
-{
-	srv_req_uncharge(req);
-	srv_http_msg_reset(&req->msg);
-	srv_http_buf_reset_to(&req->body, SRV_HTTP_BODY_KEEP_BYTES);
-	srv_http_buf_reset(&req->extra);
-	req->st = (struct srv_req_state){ .body_limit = SIZE_MAX };
-}
-
-static struct srv_http_req *srv_req_new(struct srv_http_conn *conn,
-					const struct sockaddr *sa,
-					socklen_t salen)
-{
-	struct srv_http_req *req = calloc(1, sizeof(*req));
-
-	if (!req)
-		return NULL;
-	req->srv = conn->srv;
-	req->conn = conn;
-	req->loopback = conn->loopback;
-	if (salen > 0 && (size_t)salen <= sizeof(req->peer))
-		memcpy(&req->peer, sa, (size_t)salen);
-	else
-		req->peer.ss_family = AF_UNSPEC;
-	srv_req_reset(req);
-	return req;
-}
-
-static void srv_orphan_unlink(struct srv_http_req *req)
-{
-	if (req->orphan_prev)
-		req->orphan_prev->orphan_next = req->orphan_next;
-	else if (req->srv)
-		req->srv->orphans = req->orphan_next;
-	if (req->orphan_next)
-		req->orphan_next->orphan_prev = req->orphan_prev;
-	req->orphan_prev = req->orphan_next = NULL;
-	req->orphan = false;
-}
-
-/* The connection of req died while its handler has it: req lives on
- * (responding frees it), and so does its share of the body memory. */
-static void srv_orphan(struct srv_http_req *req)
-{
-	struct srv_http_server *srv = req->srv;
-
-	req->conn = NULL;
-	req->orphan = true;
-	req->orphan_prev = NULL;
-	req->orphan_next = srv->orphans;
-	if (srv->orphans)
-		srv->orphans->orphan_prev = req;
-	srv->orphans = req;
-}
-
-void srv_http_req_free(struct srv_http_req *req)
-{
-	if (req->stream.ev) /* a stream never ended: the server is going */
-		event_free(req->stream.ev);
-	srv_req_uncharge(req);
-	if (req->orphan)
-		srv_orphan_unlink(req);
-	srv_http_msg_free(&req->msg);
-	srv_http_buf_free(&req->body);
-	srv_http_buf_free(&req->extra);
-	free(req);
-}
 
 static size_t srv_in_len(const struct srv_http_conn *conn)
 {
@@ -357,7 +186,7 @@ static size_t srv_out_len(const struct srv_http_conn *conn)
 	return evbuffer_get_length(conn->out);
 }
 
-/* ==== 3. accept ======================================================== */
+/* ==== 3. new connections ============================================== */
 
 
 static bool srv_addr_is_loopback(const struct sockaddr *sa)
@@ -423,11 +252,7 @@ static void srv_conn_unlink(struct srv_http_conn *conn)
 	srv->nconns--;
 }
 
-/* Takes ownership of fd (already non-blocking: the listener accepts so):
- * on failure it is closed. */
-/* Takes ownership of fd (already non-blocking: the listener accepts so):
- * on failure it is closed. */
-static int srv_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
+int srv_http_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
 			const struct sockaddr *sa, socklen_t salen)
 {
 	struct srv_http_limits lim = {
@@ -443,7 +268,7 @@ static int srv_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
 	conn->srv = srv;
 	conn->fd = fd;
 	conn->loopback = srv_addr_is_loopback(sa);
-	conn->req = srv_req_new(conn, sa, salen);
+	conn->req = srv_http_req_new(conn, sa, salen);
 	if (!conn->req)
 		goto out_free_conn;
 	srv_http_parser_init(&conn->parser, &lim);
@@ -492,154 +317,6 @@ void srv_http_log_response(struct srv_http_server *srv,
 	if (req->st.start_ns)
 		dur = srv_now_ns() - req->st.start_ns;
 	srv->cb.logged(req, status, bytes, dur, srv->arg);
-}
-
-/* Over max_conns: answer 503 straight from the stack and close, without
- * allocating anything for a connection we cannot afford. */
-static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd,
-		       const struct sockaddr *sa, socklen_t salen)
-{
-	char body[SRV_HTTP_ERROR_BODY_BYTES];
-	char resp[SRV_HTTP_HEAD_FIXED_BYTES + sizeof("application/json") +
-		  SRV_HTTP_ERROR_BODY_BYTES];
-	char sink[SRV_HTTP_REFUSE_DRAIN_BYTES];
-	size_t blen = srv_http_json_error(body, sizeof(body),
-					  "service_unavailable",
-					  "too many open connections, retry later");
-	struct srv_http_head h = {
-		.status = 503,
-		.date = srv_http_date(srv),
-		.has_length = true,
-		.length = blen,
-		.ctype = "application/json",
-		.connection = "close",
-		.retry_after = true,
-	};
-	char *p = srv_http_format_head(resp, &h);
-
-	memcpy(p, body, blen);
-	p += blen;
-	if (salen > 0 && (size_t)salen <= sizeof(srv->blank.peer))
-		memcpy(&srv->blank.peer, sa, (size_t)salen);
-	srv_http_log_response(srv, &srv->blank, 503, blen);
-	srv->blank.peer.ss_family = AF_UNSPEC;
-	/* Best effort on a fresh socket: its send buffer is empty. */
-	if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0) {
-		/* nothing arrived yet: fine */
-	}
-	if (send(fd, resp, (size_t)(p - resp), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		/* the client is gone already */
-	}
-	evutil_closesocket(fd);
-}
-
-/* Enables the listeners unless something holds them: a stop, the
- * balance between workers (accept_hold) or an accept error pause. */
-static void srv_listeners_sync(struct srv_http_server *srv)
-{
-	bool on = !srv->shutting_down && !srv->accept_held && !srv->accept_errpause;
-
-	if (on == srv->listening)
-		return;
-	for (int i = 0; i < srv->nlev; i++) {
-		if (!srv->lev[i])
-			continue;
-		if (on)
-			evconnlistener_enable(srv->lev[i]);
-		else
-			evconnlistener_disable(srv->lev[i]);
-	}
-	srv->listening = on;
-}
-
-/* The count changed (an accept or a close): publishes it through
- * accept_hold and holds or resumes accepting as it says. A disabled
- * listener is not polled by this process, so the kernel's wakeup goes
- * to a sibling's. */
-static void srv_accept_balance(struct srv_http_server *srv)
-{
-	struct timeval recheck = srv_ms_to_tv(SRV_HTTP_ACCEPT_RECHECK_MS);
-	bool hold;
-
-	if (!srv->cb.accept_hold)
-		return;
-	hold = srv->cb.accept_hold(srv->nconns, srv->arg) != 0;
-	if (hold && !srv->shutting_down &&
-	    !evtimer_pending(srv->accept_recheck, NULL) &&
-	    evtimer_add(srv->accept_recheck, &recheck) != 0)
-		hold = false; /* without its recheck a hold could last forever */
-	if (!hold && evtimer_pending(srv->accept_recheck, NULL))
-		evtimer_del(srv->accept_recheck);
-	srv->accept_held = hold;
-	srv_listeners_sync(srv);
-}
-
-static void srv_accept_recheck_cb(evutil_socket_t fd, short what, void *arg)
-{
-	srv_accept_balance(arg);
-}
-
-static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-			  struct sockaddr *sa, int salen, void *arg)
-{
-	struct srv_http_server *srv = arg;
-	int rc;
-
-	if (srv->nconns >= srv->opts.max_conns) {
-		if (srv->opts.counters)
-			srv_count_inc(&srv->opts.counters->conns_refused);
-		srv_refuse(srv, fd, sa, (socklen_t)salen);
-		srv_accept_balance(srv); /* a sibling may have room by now */
-		return;
-	}
-	rc = srv_conn_new(srv, fd, sa, (socklen_t)salen);
-	if (rc != 0 && srv_may_warn(srv))
-		srv_warn("http: dropped a new connection: setting it up "
-			 "failed: %s", strerror(-rc));
-	srv_accept_balance(srv);
-}
-
-/* accept() failed for another reason than "someone else took it" (libevent
- * filters EAGAIN, EINTR and ECONNABORTED). EMFILE and friends leave the
- * listener readable, so accepting again at once would spin: pause. */
-static void srv_accept_error_cb(struct evconnlistener *lev, void *arg)
-{
-	struct srv_http_server *srv = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval delay = srv_ms_to_tv(SRV_HTTP_ACCEPT_PAUSE_MS);
-
-	if (evtimer_add(srv->accept_resume, &delay) == 0) {
-		srv->accept_errpause = true;
-		srv_listeners_sync(srv);
-	}
-	if (srv_may_warn(srv))
-		srv_warn("http: accept() failed: %s; pausing accepts for %d ms "
-			 "(for EMFILE raise the open-file limit or lower "
-			 "--max-conns)", strerror(err), SRV_HTTP_ACCEPT_PAUSE_MS);
-}
-
-static void srv_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct srv_http_server *srv = arg;
-
-	srv->accept_errpause = false;
-	srv_listeners_sync(srv);
-}
-
-static void srv_listeners_free(struct srv_http_server *srv)
-{
-	for (int i = 0; i < srv->nlev; i++) {
-		/* Without LEV_OPT_CLOSE_ON_FREE: the fd stays open for the
-		 * other workers and the master. */
-		if (srv->lev[i])
-			evconnlistener_free(srv->lev[i]);
-		srv->lev[i] = NULL;
-	}
-	if (srv->accept_resume)
-		evtimer_del(srv->accept_resume);
-	if (srv->accept_recheck)
-		evtimer_del(srv->accept_recheck);
-	srv->listening = false;
 }
 
 /* ==== 4. requests ====================================================== */
@@ -1027,7 +704,7 @@ static int srv_conn_update_read(struct srv_http_conn *conn)
 	return 0;
 }
 
-static bool srv_conn_is_idle(const struct srv_http_conn *conn)
+bool srv_http_conn_is_idle(const struct srv_http_conn *conn)
 {
 	return conn->state == SRV_CONN_READING && !conn->busy &&
 	       !srv_http_parse_started(&conn->parser) &&
@@ -1041,20 +718,20 @@ static void srv_conn_linger(struct srv_http_conn *conn)
 {
 	conn->in.start = conn->in.end = 0;
 	if (shutdown(conn->fd, SHUT_WR) != 0) {
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 		return;
 	}
 	conn->state = SRV_CONN_LINGER;
 	conn->linger_until_ms = srv_now_ms(conn->srv) + SRV_HTTP_LINGER_TOTAL_MS;
 	if (srv_conn_update_read(conn) != 0)
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 }
 
 static void srv_conn_linger_read(struct srv_http_conn *conn)
 {
 	conn->in.start = conn->in.end = 0;
 	if (srv_now_ms(conn->srv) >= conn->linger_until_ms)
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 }
 
 /* The last response has been written. */
@@ -1065,7 +742,7 @@ static void srv_conn_close(struct srv_http_conn *conn)
 	if (!conn->broken && !conn->peer_eof && more_input)
 		srv_conn_linger(conn);
 	else
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 }
 
 /* The end of every callback of a connection, and of a response written
@@ -1095,11 +772,11 @@ static void srv_conn_settle(struct srv_http_conn *conn)
 		conn->state = SRV_CONN_CLOSING;
 	}
 	if (rc < 0 && rc != SRV_AGAIN) {
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 	} else if (rc == SRV_OK && conn->state == SRV_CONN_CLOSING) {
 		srv_conn_close(conn);
 	} else if (srv_conn_update_read(conn) != 0) {
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 	}
 }
 
@@ -1114,12 +791,12 @@ static void srv_conn_eof(struct srv_http_conn *conn)
 	conn->peer_eof = true;
 	switch (conn->state) {
 	case SRV_CONN_LINGER:
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 		return;
 	case SRV_CONN_HANDLER:
 		/* Stop reading; responding settles the connection. */
 		if (srv_conn_update_read(conn) != 0)
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 		return;
 	default:
 		srv_conn_settle(conn);
@@ -1136,25 +813,25 @@ static void srv_conn_timeout(struct srv_http_conn *conn)
 	 * again and again. */
 	if (srv_out_len(conn) > 0) {
 		if (event_add(conn->rev, &conn->srv->read_tv[conn->tmo]) != 0)
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 		return;
 	}
 	switch (conn->state) {
 	case SRV_CONN_READING:
 		if (!srv_http_parse_started(&conn->parser) &&
 		    srv_in_len(conn) == 0) { /* idle keep-alive connection */
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 			return;
 		}
 		break;
 	case SRV_CONN_LINGER:
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 		return;
 	default: /* the handler is working: not the client's fault */
 		/* The request's deadline may have left a short timeout on
 		 * rev; a handler (a stream) may take minutes. */
 		if (event_add(conn->rev, &conn->srv->read_tv[conn->tmo]) != 0)
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 		return;
 	}
 	conn->busy = true;
@@ -1182,7 +859,7 @@ static void srv_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (n < 0 && n != -EAGAIN) {
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 			return;
 		}
 	}
@@ -1203,7 +880,7 @@ static void srv_conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	if (what == EV_TIMEOUT) { /* not taking its responses */
 		if (conn->srv->opts.counters)
 			srv_count_inc(&conn->srv->opts.counters->send_timeouts);
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 		return;
 	}
 	srv_conn_settle(conn);
@@ -1220,7 +897,7 @@ static void srv_conn_kick(struct srv_http_conn *conn)
 /* Once shut down and empty, done() runs from the loop: never from inside
  * srv_http_server_shutdown() or a respond call, whose callers would not
  * expect the server to be gone when they return. */
-static void srv_maybe_done(struct srv_http_server *srv)
+void srv_http_server_maybe_done(struct srv_http_server *srv)
 {
 	if (!srv->shutting_down || srv->nconns || !srv->done ||
 	    srv->done_queued)
@@ -1229,12 +906,12 @@ static void srv_maybe_done(struct srv_http_server *srv)
 	event_active(srv->done_ev, EV_TIMEOUT, 1);
 }
 
-static void srv_conn_free(struct srv_http_conn *conn)
+void srv_http_conn_free(struct srv_http_conn *conn)
 {
 	struct srv_http_server *srv = conn->srv;
 
 	if (conn->state == SRV_CONN_HANDLER) {
-		srv_orphan(conn->req); /* the handler still holds it */
+		srv_http_req_orphan(conn->req); /* the handler still holds it */
 		/* A stream's producer hears of it through more(). */
 		if (conn->req->stream.on && !conn->req->stream.scheduled)
 			srv_http_stream_schedule(conn->req);
@@ -1242,7 +919,8 @@ static void srv_conn_free(struct srv_http_conn *conn)
 		srv_http_req_free(conn->req);
 	}
 	srv_conn_unlink(conn);
-	srv_accept_balance(srv);
+	if (srv->conn_closed)
+		srv->conn_closed(srv);
 	event_free(conn->rev);
 	event_free(conn->wev);
 	/* Reference bodies still queued get their release now. */
@@ -1250,7 +928,7 @@ static void srv_conn_free(struct srv_http_conn *conn)
 	evutil_closesocket(conn->fd);
 	free(conn->in.data);
 	free(conn);
-	srv_maybe_done(srv);
+	srv_http_server_maybe_done(srv);
 }
 
 /* ==== 6. after a response ============================================== */
@@ -1271,7 +949,7 @@ static void srv_conn_resume(struct srv_http_conn *conn)
 		int rc = srv_conn_flush(conn);
 
 		if (rc < 0 && rc != SRV_AGAIN) {
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 			return;
 		}
 		srv_conn_kick(conn);
@@ -1280,12 +958,12 @@ static void srv_conn_resume(struct srv_http_conn *conn)
 	srv_conn_settle(conn);
 }
 
-void srv_http_conn_responded(struct srv_http_conn *conn, bool closing)
+static void srv_conn_responded(struct srv_http_conn *conn, bool closing)
 {
 	if (closing) {
 		conn->state = SRV_CONN_CLOSING;
 	} else {
-		srv_req_reset(conn->req);
+		srv_http_req_reset(conn->req);
 		srv_http_parser_start(&conn->parser, &conn->req->msg);
 		srv_in_shrink(conn);
 		conn->deadline_ms = 0;
@@ -1336,142 +1014,106 @@ void srv_http_conn_flush_now(struct srv_http_conn *conn)
 		srv_conn_settle(conn);
 }
 
-/* ==== 7. request accessors ============================================= */
+/* ==== 7. sending a response =========================================== */
 
-enum srv_http_method srv_http_req_method(const struct srv_http_req *req)
+int srv_http_conn_queue_head(struct srv_http_conn *conn, int status,
+			     const char *ctype, const struct srv_body *b,
+			     size_t sent, bool closing, bool chunked)
 {
-	return req->msg.method;
-}
-
-const char *srv_http_req_method_str(const struct srv_http_req *req)
-{
-	return req->msg.method_str;
-}
-
-const char *srv_http_req_path(const struct srv_http_req *req)
-{
-	return req->msg.path;
-}
-
-const char *srv_http_req_query(const struct srv_http_req *req)
-{
-	return req->msg.query;
-}
-
-const char *srv_http_req_header(const struct srv_http_req *req,
-				const char *name)
-{
-	for (int i = 0; i < req->msg.nfields; i++)
-		if (strcasecmp(req->msg.fields[i].name, name) == 0)
-			return req->msg.fields[i].value;
-	return NULL;
-}
-
-const void *srv_http_req_body(const struct srv_http_req *req, size_t *len)
-{
-	*len = req->body.len;
-	return req->body.len ? req->body.data : "";
-}
-
-int srv_http_req_peer_is_loopback(const struct srv_http_req *req)
-{
-	return req->loopback;
-}
-
-int srv_http_req_peer_str(const struct srv_http_req *req, char *buf,
-			  size_t len)
-{
-	char host[INET6_ADDRSTRLEN];
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-	int n;
-
-	switch (req->peer.ss_family) {
-	case AF_INET:
-		memcpy(&sin, &req->peer, sizeof(sin));
-		if (!inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host)))
-			return -errno;
-		n = snprintf(buf, len, "%s:%u", host, ntohs(sin.sin_port));
-		break;
-	case AF_INET6:
-		memcpy(&sin6, &req->peer, sizeof(sin6));
-		if (!inet_ntop(AF_INET6, &sin6.sin6_addr, host, sizeof(host)))
-			return -errno;
-		n = snprintf(buf, len, "[%s]:%u", host, ntohs(sin6.sin6_port));
-		break;
-	case AF_UNIX:
-		n = snprintf(buf, len, "unix");
-		break;
-	default: /* not known: a refusal logged without an address */
-		n = snprintf(buf, len, "-");
-		break;
-	}
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
-}
-
-int srv_http_req_conn_alive(const struct srv_http_req *req)
-{
-	return req->conn != NULL;
-}
-
-void srv_http_req_limit_error(struct srv_http_req *req, const char *code,
-			      const char *message)
-{
-	req->st.limit_code = code;
-	req->st.limit_msg = message;
-}
-
-/* ==== 8. server lifecycle ============================================== */
-
-void srv_http_opts_default(struct srv_http_opts *opts)
-{
-	*opts = (struct srv_http_opts){
-		.max_line_bytes = SRV_HTTP_DEFAULT_LINE_BYTES,
-		.max_header_bytes = SRV_HTTP_DEFAULT_HEADER_BYTES,
-		.max_conns = SRV_HTTP_DEFAULT_MAX_CONNS,
-		.idle_timeout_ms = SRV_HTTP_DEFAULT_IDLE_MS,
-		.read_timeout_ms = SRV_HTTP_DEFAULT_READ_MS,
-		.min_rate = SRV_HTTP_DEFAULT_MIN_RATE,
-		.send_timeout_ms = SRV_HTTP_DEFAULT_SEND_MS,
-		.body_memory = SRV_HTTP_DEFAULT_BODY_MEMORY,
+	const struct srv_http_req *req = conn->req;
+	size_t copy = b && b->copy ? sent : 0;
+	size_t need = SRV_HTTP_HEAD_FIXED_BYTES + (ctype ? strlen(ctype) : 0) +
+		      req->extra.len + copy;
+	struct evbuffer_iovec v;
+	struct srv_http_head h = {
+		.status = status,
+		.date = srv_http_date(conn->srv),
+		.has_length = b != NULL,
+		.length = b ? b->len : 0,
+		.ctype = ctype,
+		.extra = req->extra.data,
+		.extra_len = req->extra.len,
+		.connection = closing ? "close"
+			      : req->msg.minor == 0 ? "keep-alive" : NULL,
+		.chunked = chunked,
+		.retry_after = status == 503 &&
+			       !srv_http_extra_has_retry_after(&req->extra),
 	};
+	char *p;
+
+	if (evbuffer_reserve_space(conn->out, (ev_ssize_t)need, &v, 1) != 1)
+		return -ENOMEM;
+	p = srv_http_format_head(v.iov_base, &h);
+	if (copy) {
+		memcpy(p, b->data, copy);
+		p += copy;
+	}
+	v.iov_len = (size_t)(p - (char *)v.iov_base);
+	return evbuffer_commit_space(conn->out, &v, 1) == 0 ? 0 : -ENOMEM;
 }
 
-static bool srv_opts_valid(const struct srv_http_opts *o)
+void srv_http_body_release(const struct srv_body *b)
 {
-	/* The limits must leave room for the smallest request, and their
-	 * sum must not overflow the head scan arithmetic. */
-	return o->max_line_bytes >= sizeof("GET / HTTP/1.1") &&
-	       o->max_header_bytes >= sizeof("Host: x") &&
-	       o->max_line_bytes < SIZE_MAX / 4 &&
-	       o->max_header_bytes < SIZE_MAX / 4 && o->max_conns > 0 &&
-	       o->idle_timeout_ms > 0 && o->read_timeout_ms > 0 &&
-	       o->send_timeout_ms > 0 && o->body_memory > 0;
+	if (b->release)
+		b->release(b->data, b->len, b->release_arg);
 }
 
-/* A write to a socket the client closed raises SIGPIPE, which kills the
- * worker by default; evbuffer_write() uses writev, which has no
- * MSG_NOSIGNAL.
- * A handler someone installed on purpose is left alone. */
-static void srv_ignore_sigpipe(void)
+void srv_http_send(struct srv_http_req *req, int status, const char *ctype,
+		   const struct srv_body *b)
 {
-	struct sigaction sa;
+	struct srv_http_conn *conn = req->conn;
+	bool bodyless, closing, handed_over = false;
+	size_t sent;
+	int rc;
 
-	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-		signal(SIGPIPE, SIG_IGN);
+	if (!conn) { /* orphaned: its connection died meanwhile */
+		srv_http_body_release(b);
+		srv_http_req_free(req);
+		return;
+	}
+	status = srv_http_status_sendable(status);
+	bodyless = status == 204 || status == 304;
+	sent = bodyless || req->msg.method == SRV_HTTP_HEAD ? 0 : b->len;
+	closing = srv_http_conn_must_close(conn);
+	rc = srv_http_conn_queue_head(conn, status, ctype, bodyless ? NULL : b, sent,
+			    closing, false);
+	if (rc == 0 && sent && !b->copy) {
+		rc = evbuffer_add_reference(conn->out, b->data, sent,
+					    b->release, b->release_arg);
+		handed_over = rc == 0;
+	}
+	if (!handed_over)
+		srv_http_body_release(b);
+	if (rc != 0) { /* the response is cut short: end the connection */
+		conn->broken = true;
+		closing = true;
+	}
+	srv_http_conn_finish(req, status, rc == 0 ? sent : 0, closing);
 }
 
-static void srv_done_cb(evutil_socket_t fd, short what, void *arg)
+void srv_http_send_error(struct srv_http_req *req, int status,
+			 const char *code, const char *msg)
 {
-	struct srv_http_server *srv = arg;
-	void (*done)(void *) = srv->done;
+	char body[SRV_HTTP_ERROR_BODY_BYTES];
+	struct srv_body b = { .data = body, .copy = true };
 
-	srv->done = NULL;
-	if (done)
-		done(srv->done_arg); /* may free srv: touch nothing after */
+	b.len = srv_http_json_error(body, sizeof(body), code ? code : "error",
+				    msg ? msg : "");
+	srv_http_send(req, status, "application/json", &b);
 }
 
-static void srv_setup_times(struct srv_http_server *srv)
+void srv_http_conn_finish(struct srv_http_req *req, int status, size_t bytes,
+			  bool closing)
+{
+	struct srv_http_conn *conn = req->conn;
+
+	req->st.dispatched = false;
+	srv_http_log_response(conn->srv, req, status, bytes);
+	srv_conn_responded(conn, closing);
+}
+
+
+void srv_http_conn_timeouts(struct srv_http_server *srv)
 {
 	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(srv->opts.idle_timeout_ms);
 	srv->read_tv[SRV_TMO_READ] = srv_ms_to_tv(srv->opts.read_timeout_ms);
@@ -1479,128 +1121,4 @@ static void srv_setup_times(struct srv_http_server *srv)
 	srv->input_high = SRV_HTTP_INPUT_HIGH_BYTES;
 }
 
-static int srv_listen_all(struct srv_http_server *srv, const int *fds,
-			  int nfds)
-{
-	srv->lev = calloc((size_t)(nfds > 0 ? nfds : 1), sizeof(*srv->lev));
-	if (!srv->lev)
-		return -ENOMEM;
-	srv->nlev = nfds;
-	for (int i = 0; i < nfds; i++) {
-		if (evutil_make_socket_nonblocking(fds[i]) != 0)
-			return -errno;
-		/* Not LEV_OPT_CLOSE_ON_FREE: the fd is shared with the other
-		 * workers and the master. CLOSE_ON_EXEC applies to the
-		 * accepted sockets, so a job process does not inherit them. */
-		srv->lev[i] = evconnlistener_new(srv->base, srv_accept_cb, srv,
-						 LEV_OPT_CLOSE_ON_EXEC, 0,
-						 fds[i]);
-		if (!srv->lev[i])
-			return errno ? -errno : -EINVAL;
-		evconnlistener_set_error_cb(srv->lev[i], srv_accept_error_cb);
-	}
-	srv->listening = true; /* a new listener is enabled */
-	return 0;
-}
 
-struct srv_http_server *srv_http_server_new(struct event_base *base,
-					    const int *fds, int nfds,
-					    const struct srv_http_opts *opts,
-					    const struct srv_http_callbacks *cb,
-					    void *arg)
-{
-	struct srv_http_server *srv;
-	int rc = -EINVAL;
-
-	if (!base || !cb || !cb->handle || nfds < 0 || (nfds && !fds) ||
-	    (opts && !srv_opts_valid(opts)))
-		goto out_fail;
-	rc = -ENOMEM;
-	srv = calloc(1, sizeof(*srv));
-	if (!srv)
-		goto out_fail;
-	srv->base = base;
-	srv->cb = *cb;
-	srv->arg = arg;
-	if (opts)
-		srv->opts = *opts;
-	else
-		srv_http_opts_default(&srv->opts);
-	srv_setup_times(srv);
-	srv_req_reset(&srv->blank);
-	srv->blank.peer.ss_family = AF_UNSPEC;
-	srv->done_ev = event_new(base, -1, 0, srv_done_cb, srv);
-	srv->accept_resume = evtimer_new(base, srv_accept_resume_cb, srv);
-	srv->accept_recheck = evtimer_new(base, srv_accept_recheck_cb, srv);
-	if (!srv->done_ev || !srv->accept_resume || !srv->accept_recheck)
-		goto out_free_srv;
-	rc = srv_listen_all(srv, fds, nfds);
-	if (rc != 0)
-		goto out_free_srv;
-	srv_ignore_sigpipe();
-	return srv;
-
-out_free_srv:
-	srv_http_server_free(srv);
-out_fail:
-	errno = -rc;
-	return NULL;
-}
-
-void srv_http_server_shutdown(struct srv_http_server *srv,
-			      void (*done)(void *arg), void *arg)
-{
-	struct srv_http_conn *conn, *next;
-
-	if (srv->shutting_down)
-		return;
-	srv->shutting_down = true;
-	srv->done = done;
-	srv->done_arg = arg;
-	srv_listeners_free(srv);
-	/* The rest finish their request: srv_conn_must_close() now says
-	 * close. Idle ones get a short grace to send one last request. */
-	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(SRV_HTTP_SHUTDOWN_GRACE_MS);
-	for (conn = srv->conns; conn; conn = next) {
-		next = conn->next;
-		if (srv_conn_is_idle(conn) &&
-		    event_pending(conn->rev, EV_READ, NULL) &&
-		    event_add(conn->rev, &srv->read_tv[SRV_TMO_IDLE]) != 0)
-			srv_conn_free(conn);
-	}
-	srv_maybe_done(srv);
-}
-
-void srv_http_server_free(struct srv_http_server *srv)
-{
-	if (!srv)
-		return;
-	srv->done = NULL;
-	if (srv->lev)
-		srv_listeners_free(srv);
-	/* Requests with their handler are orphaned, not freed: the handler
-	 * may still respond to them, and then must not touch srv. */
-	while (srv->conns)
-		srv_conn_free(srv->conns);
-	while (srv->orphans) {
-		struct srv_http_req *req = srv->orphans;
-
-		srv_req_uncharge(req);
-		srv_orphan_unlink(req);
-		req->srv = NULL;
-	}
-	if (srv->accept_resume)
-		event_free(srv->accept_resume);
-	if (srv->accept_recheck)
-		event_free(srv->accept_recheck);
-	if (srv->done_ev)
-		event_free(srv->done_ev);
-	free(srv->lev);
-	free(srv);
-}
-
-
-int srv_http_server_conns(const struct srv_http_server *srv)
-{
-	return srv->nconns;
-}

@@ -1,5 +1,5 @@
 /* tests/unit/test_http.c — the HTTP layer's connections and responses
- * (server/http_conn.c, server/http_response.c) over real sockets. The
+ * (server/http_conn.c, http_server.c, http_respond.c, http_response.c) over real sockets. The
  * parser's grammar is tested as a table in test_http_parse.c; here each
  * kind of refusal is checked once end to end (status, JSON code, close).
  *
