@@ -60,7 +60,7 @@ static enum tag_kind parse_etag(const char *s, uint64_t *v, int *weak)
 
 /* If-None-Match on a read: 1 if it matches version (so 304), with the
  * weak comparison RFC 9110 13.1.2 prescribes; a list of tags is allowed.
- * -1 if malformed. */
+ * 0 if not, -EINVAL if malformed. */
 static int none_match(const char *h, uint64_t version)
 {
 	char tag[TAG_MAX];
@@ -78,11 +78,11 @@ static int none_match(const char *h, uint64_t version)
 		if (!n)
 			break;
 		if (n >= sizeof(tag))
-			return -1;
+			return -EINVAL;
 		memcpy(tag, h, n);
 		tag[n] = '\0';
 		if ((k = parse_etag(tag, &v, &weak)) == TAG_BAD)
-			return -1;
+			return -EINVAL;
 		if (k == TAG_ANY || v == version)
 			return 1;
 		h += n;

@@ -31,11 +31,11 @@ static int bad(struct srv_batch *b, size_t line, const char *fmt, ...)
 /* A canonical decimal u64: no sign, no leading zero, fits. */
 static int parse_version(const char *s, size_t n, uint64_t *out)
 {
-	return eng_parse_u64(s, n, out) ? -1 : 0;
+	return eng_parse_u64(s, n, out) ? -EINVAL : 0;
 }
 
 /* Splits line[0..n) at single spaces into at most max fields. Returns
- * the count, or -1 for more than max. */
+ * the count, or -E2BIG for more than max. */
 static int split(const char *line, size_t n, const char **f, size_t *fl, int max)
 {
 	int k = 0;
@@ -45,7 +45,7 @@ static int split(const char *line, size_t n, const char **f, size_t *fl, int max
 		if (i < n && line[i] != ' ')
 			continue;
 		if (k == max)
-			return -1;
+			return -E2BIG;
 		f[k] = line + start;
 		fl[k++] = i - start;
 		start = i + 1;
@@ -83,7 +83,7 @@ static int seen_add(struct seen *s, const struct eng_batch_op *ops, size_t i)
 		}
 		if (ops[k - 1].klen == ops[i].klen &&
 		    !memcmp(ops[k - 1].key, ops[i].key, ops[i].klen))
-			return -1;
+			return -EEXIST;
 	}
 }
 

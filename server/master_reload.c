@@ -58,19 +58,20 @@ static int same_str_list(const struct srv_config *a, const struct srv_config *b)
 }
 
 /* --admin-token-file: read at start (a bad one is a bad option: exit 2)
- * and at each reload. 0, or -1 with the error logged. */
+ * and at each reload. 0, or -EINVAL with the error logged. */
 int srv_master_load_token(struct master *m, const struct srv_config *cfg)
 {
 	struct srv_token tok;
 	char err[PATH_MAX + 160];
+	int rc;
 
 	if (!cfg->admin_token_file[0]) {
 		m->have_token = 0;
 		return 0;
 	}
-	if (srv_token_read(cfg->admin_token_file, &tok, err, sizeof(err)) < 0) {
+	if ((rc = srv_token_read(cfg->admin_token_file, &tok, err, sizeof(err))) < 0) {
 		srv_error("%s", err);
-		return -1;
+		return rc;
 	}
 	/* only now: a failed reload keeps the token that was in force */
 	m->admin_token = tok;
