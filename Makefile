@@ -26,7 +26,9 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # and curl (the README's examples use it).
 DEB_RUN  := gcc make pkg-config libc6-dev libevent-dev libsystemd-dev
 DEB_FUZZ := $(DEB_RUN) clang libclang-rt-dev
-DEB_TEST := $(DEB_FUZZ) libcriterion-dev systemd curl
+DEB_TEST := $(DEB_FUZZ) libcriterion-dev systemd curl $(DEB_CLUSTER)
+# cluster mode (make cluster, the cluster drills)
+DEB_CLUSTER := etcd-server haproxy nftables iproute2
 
 LIB_SRC  := $(wildcard ipc/*.c) $(wildcard engine/*.c) \
             $(filter-out server/main.c,$(wildcard server/*.c))
@@ -57,7 +59,9 @@ PORT     ?= 7070
 DATA_DIR ?= ./data
 RUN_ARGS ?=
 
-.PHONY: all deps deps-run deps-fuzz deps-test run test unit unit-asan \
+deps-cluster: DEB_WANT = $(DEB_RUN) $(DEB_CLUSTER)
+
+.PHONY: all deps deps-run deps-fuzz deps-test deps-cluster cluster run test unit unit-asan \
         integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE
 all: $(B)/caskd
 
@@ -73,7 +77,7 @@ deps-run:  DEB_WANT = $(DEB_RUN)
 deps-fuzz: DEB_WANT = $(DEB_FUZZ)
 deps-test: DEB_WANT = $(DEB_TEST)
 deps: deps-test
-deps-run deps-fuzz deps-test:
+deps-run deps-fuzz deps-test deps-cluster:
 	@missing=""; for p in $(DEB_WANT); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -116,6 +120,11 @@ $(B)/tests/it_%: $(B)/tests/integration/test_%.o $(ITEST_SUP_OBJ) $(B)/libcaskd.
 	$(CC) $(CFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
 
 asan: $(A)/caskd $(UNIT_ABIN)
+
+# A group to try: etcd, three members and HAProxy on loopback (Ctrl-C stops).
+cluster: deps-cluster
+	$(MAKE) $(B)/caskd
+	CASKD=$(B)/caskd contrib/cluster-local.sh
 
 run: deps-run
 	$(MAKE) $(B)/caskd

@@ -388,6 +388,7 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 	base = rep->max_version > m.lease ? rep->max_version : m.lease;
 	rep->version_base = base;
 	sh->seq = base;
+	atomic_store(&sh->top_version, rep->max_version);
 	atomic_store(&sh->lease, base + ENG_LEASE_VERSIONS);
 	sh->tail = rep->tail;
 	sh->zeroed_end = rep->tail;

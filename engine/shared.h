@@ -134,6 +134,7 @@ struct eng_shared {
 
 	alignas(ENG_CACHELINE) struct ipc_mtx index_mtx;
 	uint64_t seq;          /* highest version handed out */
+	_Atomic uint64_t top_version; /* highest version published (index_mtx) */
 	uint64_t tail;         /* next free offset in database.bin */
 	uint64_t unwiped;      /* lowest failed write whose wipe failed too:
 				* the durable mark must stay below it */

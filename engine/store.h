@@ -200,6 +200,11 @@ struct eng_op {
 	int if_match_any;       /* If-Match: * */
 	uint64_t if_match;      /* If-Match: "<v>" */
 	int if_none_match_any;  /* If-None-Match: * */
+	/* A write a group's primary applied and versioned (replication):
+	 * written with this version, no condition checked (the primary
+	 * checked them); a DEL of an absent key is -ENOENT, nothing
+	 * written. 0: a client's write, versioned here. */
+	uint64_t version_at;
 };
 
 struct eng_result {
@@ -249,6 +254,15 @@ struct eng_batch_result {
  * the batch's records exceed the format's limits. */
 int eng_batch(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
 	      struct eng_batch_result *res);
+/* The same with the version the group's primary gave the batch (no
+ * CHECK among ops: the primary checked them). */
+int eng_batch_at(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
+		 uint64_t at, struct eng_batch_result *res);
+/* A group's new primary: no version at or below floor is handed out
+ * from now on (its term's versions start there). 0 or -errno. */
+int eng_version_floor(struct eng_db *db, uint64_t floor);
+/* The newest version published (a write's, or found by recovery). */
+uint64_t eng_top_version(struct eng_db *db);
 
 /* Every byte below this offset of the current database.bin is durable. */
 uint64_t eng_durable_end(struct eng_db *db);

@@ -72,9 +72,12 @@ static uint64_t seen_end(struct eng_shared *sh, const struct eng_islot *cur)
 /* --- space and versions ---------------------------------------------------- */
 
 /* Takes len bytes at the tail and the next version (nver versions are
- * not needed: a batch shares one). Index mutex held. */
+ * not needed: a batch shares one), or, for a write a group's primary
+ * versioned (at != 0), that version: the versions below it were handed
+ * out there, so none of them may be handed out here either, and the
+ * lease must cover it like any other. Index mutex held. */
 static int take_space(struct eng_shared *sh, uint64_t len, int deletes_only,
-		      uint64_t *off, uint64_t *version, int *want_sync)
+		      uint64_t at, uint64_t *off, uint64_t *version, int *want_sync)
 {
 	uint64_t lease = atomic_load(&sh->lease);
 
@@ -88,11 +91,21 @@ static int take_space(struct eng_shared *sh, uint64_t len, int deletes_only,
 		return -ENOSPC;
 	if (sh->tail + len > ENG_MAP_BYTES)
 		return -ENOSPC;
+	if (at && at - 1 > sh->seq)
+		sh->seq = at - 1; /* so a sync's new lease covers it */
 	if (sh->seq + ENG_LEASE_VERSIONS / 2 > lease)
 		*want_sync = 1; /* a sync renews the lease */
-	if (sh->seq + 1 > lease)
+	if ((at ? at : sh->seq + 1) > lease) {
+		*want_sync = 1;
 		return -EAGAIN;
-	*version = ++sh->seq;
+	}
+	if (at) {
+		*version = at;
+		if (at > sh->seq)
+			sh->seq = at;
+	} else {
+		*version = ++sh->seq;
+	}
 	*off = sh->tail;
 	sh->tail += len;
 	/* A SIGKILL can land between any two stores: keep the compiler from
@@ -229,7 +242,8 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 		return -EAGAIN;
 	if (f.slot != ENG_NO_SLOT)
 		cur = &t->slots[f.slot];
-	if ((rc = check_conditions(op, cur)) ||
+	if ((!op->version_at && (rc = check_conditions(op, cur))) ||
+	    (op->version_at && op->kind == ENG_OP_DEL && !cur && (rc = -ENOENT)) ||
 	    (op->kind == ENG_OP_INCR && (rc = incr_value(db, w, cur, &res->value)))) {
 		res->seen_end = seen_end(sh, cur);
 		if (rc == ENG_EPRECOND)
@@ -242,8 +256,8 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 	w->slot = cur ? f.slot : f.free_slot;
 	if (w->slot == ENG_NO_SLOT)
 		return -EAGAIN; /* no free slot on the way: wait for a rebuild */
-	if ((rc = take_space(sh, w->len, op->kind == ENG_OP_DEL, &w->off,
-			     &w->version, &res->want_sync)))
+	if ((rc = take_space(sh, w->len, op->kind == ENG_OP_DEL, op->version_at,
+			     &w->off, &w->version, &res->want_sync)))
 		return rc;
 	if (cur)
 		eng_index_mark_busy(t, w->slot, (uint8_t)(db->wslot + 1));
@@ -312,6 +326,8 @@ static void publish_one(struct eng_db *db, uint64_t slot, uint64_t off,
 	(void)key;
 	eng_index_publish(t, slot, off + ENG_REC_HDR_SIZE + klen, vlen, version,
 			  del, len);
+	if (version > atomic_load(&sh->top_version))
+		atomic_store(&sh->top_version, version);
 	if (del && off + len > atomic_load(&sh->del_end))
 		atomic_store(&sh->del_end, off + len);
 }
@@ -397,6 +413,7 @@ struct bctx {
 	size_t n;
 	struct bpart *parts;
 	size_t nparts;     /* records */
+	uint64_t at;       /* the version the group's primary gave it, or 0 */
 };
 
 /* eng_find's own_key: is our PENDING slot for this very key? */
@@ -542,9 +559,10 @@ static int batch_reserve(struct bctx *b, struct eng_batch_result *res,
 	if (b->nparts == 0) {
 		/* only checks and deletes of absent keys: nothing to write,
 		 * but the batch still gets a version of its own */
-		return take_space(sh, 0, 1, off, &res->version, &res->want_sync);
+		return take_space(sh, 0, 1, b->at, off, &res->version,
+				  &res->want_sync);
 	}
-	if ((rc = take_space(sh, *total, deletes_only, off, &res->version,
+	if ((rc = take_space(sh, *total, deletes_only, b->at, off, &res->version,
 			     &res->want_sync))) {
 		batch_unmark(b, b->n);
 		return rc;
@@ -624,7 +642,13 @@ static int batch_valid(struct eng_db *db, const struct eng_batch_op *ops,
 int eng_batch(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
 	      struct eng_batch_result *res)
 {
-	struct bctx b = { .db = db, .ops = ops, .n = n };
+	return eng_batch_at(db, ops, n, 0, res);
+}
+
+int eng_batch_at(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
+		 uint64_t at, struct eng_batch_result *res)
+{
+	struct bctx b = { .db = db, .ops = ops, .n = n, .at = at };
 	uint64_t off = 0, total = 0;
 	int rc;
 
@@ -694,6 +718,8 @@ int eng_finish_publish(struct eng_db *db, int wslot)
 			return -EUCLEAN;
 		if (eng_index_apply(t, db->map, off, &h) < 0)
 			return -EUCLEAN;
+		if (h.version > atomic_load(&sh->top_version))
+			atomic_store(&sh->top_version, h.version);
 		if (h.type == ENG_REC_DEL && off + eng_rec_total(&h) > atomic_load(&sh->del_end))
 			atomic_store(&sh->del_end, off + eng_rec_total(&h));
 		off += eng_rec_total(&h);
@@ -726,4 +752,26 @@ uint64_t eng_db_written_below(struct eng_db *db)
 	low = eng_written_below_locked(db->sh);
 	eng_unlock_index(db);
 	return low;
+}
+
+/* --- a group's new term ------------------------------------------------------ */
+
+uint64_t eng_top_version(struct eng_db *db)
+{
+	return atomic_load(&db->sh->top_version);
+}
+
+int eng_version_floor(struct eng_db *db, uint64_t floor)
+{
+	struct eng_shared *sh = db->sh;
+	int rc;
+
+	if ((rc = eng_lock_index(db)))
+		return rc;
+	/* the next write finds the lease short and has a sync renew it
+	 * past the floor (take_space), before any version above is used */
+	if (floor > sh->seq)
+		sh->seq = floor;
+	eng_unlock_index(db);
+	return 0;
 }

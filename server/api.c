@@ -9,6 +9,7 @@
 #include "engine/store.h"
 #include "server/api_admin.h"
 #include "server/api_batch.h"
+#include "server/api_cluster.h"
 #include "server/api_error.h"
 #include "server/api_keys.h"
 #include "server/api_kv.h"
@@ -67,6 +68,8 @@ static const struct route routes[] = {
 	/* authorization first: the admin routes check their own methods */
 	{ "/admin/", true, SRV_ROUTE_ADMIN, NULL, srv_api_admin },
 	{ "/watch", false, SRV_ROUTE_WATCH, SRV_ALLOW_WATCH, route_watch },
+	/* the group's own endpoints check their methods; counted as other */
+	{ "/cluster/", true, SRV_ROUTE_OTHER, NULL, srv_api_cluster },
 	{ "/healthz", false, SRV_ROUTE_HEALTHZ, ALLOW_READ, route_healthz },
 	{ "/metrics", false, SRV_ROUTE_METRICS, ALLOW_READ, route_metrics },
 };
@@ -114,7 +117,8 @@ static void route_metrics(struct srv_api *api, struct srv_http_req *req,
 	char *text;
 	size_t len;
 
-	if (srv_metrics_render(api->metrics, api->super, api->db, &text, &len) < 0) {
+	if (srv_metrics_render(api->metrics, api->super, api->db, &text, &len) < 0 ||
+	    srv_api_cluster_metrics(api, &text, &len) < 0) {
 		srv_api_unavailable(req, "overloaded", "out of memory");
 		return;
 	}
@@ -187,7 +191,8 @@ void srv_api_handle(struct srv_http_req *req, void *arg)
 
 	/* req may be answered and gone after route() */
 	srv_api_tag(req, r ? r->id : SRV_ROUTE_OTHER, &tag);
-	route(api, req, path, r);
+	if (srv_api_cluster_gate(api, req) == 0)
+		route(api, req, path, r);
 	srv_api_locks_since(api, &tag, locks);
 }
 

@@ -16,6 +16,7 @@
 #include "server/api_base.h"
 #include "server/api_error.h"
 #include "server/api_query.h"
+#include "server/api_wait.h"
 #include "server/http.h"
 #include "server/token.h"
 
@@ -253,7 +254,7 @@ static void snap_try(evutil_socket_t fd, short what, void *arg)
 	snap_send(rc, j);
 }
 
-static void route_snapshot(struct srv_api *api, struct srv_http_req *req)
+void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req)
 {
 	struct snapshot *j = calloc(1, sizeof(*j));
 
@@ -287,7 +288,7 @@ void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *pa
 			route_job(api, req, path + strlen(JOBS_PREFIX));
 	} else if (!strcmp(path, "/admin/snapshot")) {
 		if (srv_api_method_ok(req, "GET"))
-			route_snapshot(api, req);
+			srv_api_snapshot(api, req);
 	} else {
 		srv_http_respond_error(req, 404, "not_found", "no such admin endpoint");
 	}

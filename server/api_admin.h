@@ -10,5 +10,7 @@ struct srv_api;
 struct srv_http_req;
 
 void srv_api_admin(struct srv_api *api, struct srv_http_req *req, const char *path);
+/* GET /admin/snapshot's cut, for /cluster/snapshot too (no checks). */
+void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req);
 
 #endif

@@ -2,7 +2,7 @@
  * api_base.h).
  *
  * Map: entity tags and the clock - the busy-key retry - metrics tags -
- * the method check - answers that wait to be durable.
+ * the method check.
  */
 #include "server/api_base.h"
 
@@ -91,21 +91,6 @@ int srv_api_method_ok(struct srv_http_req *req, const char *allow)
 	snprintf(msg, sizeof(msg), "this path does not take %s; it takes %s", method, all);
 	srv_http_respond_error(req, 405, "method_not_allowed", msg);
 	return 0;
-}
-
-/* --- answers that wait to be durable ------------------------------------ */
-
-int srv_api_after_durable(struct srv_api *api, uint64_t end, srv_commit_cb cb,
-			  void *arg)
-{
-	int rc;
-
-	if (!srv_commit_reads_wait(api->commit) || end <= eng_durable_end(api->db))
-		return 0;
-	/* The record was published before we looked: a sync that begins
-	 * from now on covers it. */
-	rc = srv_commit_wait_read(api->commit, eng_sync_ticket(api->db), cb, arg);
-	return rc ? rc : 1;
 }
 
 void srv_api_want_sync(struct srv_api *api)

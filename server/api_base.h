@@ -3,7 +3,7 @@
  * Owns: struct srv_api (a worker's context for its routes, filled by
  * server/worker.c), the metrics tag of a request, the method check
  * (OPTIONS and 405 answered in one place), entity tags, the loop's
- * clock, the busy-key retry timer and "answer once durable" for reads.
+ * clock and the busy-key retry timer.
  * Nothing here knows a route: the routes (api_kv.c, api_keys.c,
  * api_batch.c, api_admin.c, api_watch.c) sit above it, the router
  * (api.c) above them. Runs on a worker's event loop thread.
@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 struct eng_db;
+struct srv_cl_shm;
+struct srv_cl_waits;
 struct srv_config;
 struct srv_http_req;
 struct srv_list_queue;
@@ -48,6 +50,14 @@ struct srv_api {
 	/* Listings waiting to take their page (api_keys.c); made on first use. */
 	struct srv_list_queue *lists;
 	struct srv_watch_hub *watch; /* NULL until the first watch (api_watch.c) */
+	/* Cluster mode: the member's shared record, and the answers this
+	 * worker holds for a majority (api_wait.c); NULL alone. */
+	struct srv_cl_shm *cl;
+	struct srv_cl_waits *cl_waits;
+	/* A request the cluster gate parked comes back through here (the
+	 * router's srv_api_handle, set by the worker): the gate is below
+	 * the router and does not call up into it. */
+	void (*redispatch)(struct srv_http_req *req, void *arg);
 };
 
 /* A busy key (or a store swapping tables) is retried on the next loop
@@ -87,11 +97,6 @@ void srv_api_set_etag(struct srv_http_req *req, uint64_t version);
 int srv_api_method_ok(struct srv_http_req *req, const char *allow);
 /* The loop's cached wall clock, in ms. */
 uint64_t srv_api_now_ms(struct srv_api *api);
-/* An answer that depends on records up to log offset end: 0 if it may
- * go now (durable, or periodic mode), 1 if cb(rc, arg) runs once it
- * may, -errno. */
-int srv_api_after_durable(struct srv_api *api, uint64_t end, srv_commit_cb cb,
-			  void *arg);
 /* The version lease runs low: have a sync soon. */
 void srv_api_want_sync(struct srv_api *api);
 

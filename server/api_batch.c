@@ -64,6 +64,7 @@ static int batch_attempt(struct srv_write *w, uint64_t *seen_end, bool *want_syn
 
 	*seen_end = bw->res.seen_end;
 	*want_sync = bw->res.want_sync;
+	w->version = bw->res.version;
 	return rc;
 }
 

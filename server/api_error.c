@@ -14,6 +14,8 @@
 #define DISK_FULL_MSG "no space left for database.bin; nothing was written " \
 		      "(deletes and compaction still work)"
 #define INDEX_LOST_MSG "the shared index is being rebuilt from database.bin; retry shortly"
+#define UNCONFIRMED_MSG "a majority of the group did not confirm this in time; a " \
+			"write may still take effect later"
 #define IO_ERROR_MSG "database.bin could not be made durable; the write is not " \
 		     "acknowledged (its outcome is unknown) and the daemon is restarting"
 
@@ -37,6 +39,10 @@ static const struct srv_api_error_map table[] = {
 	{ -ENOMEM, 503, "overloaded", "out of memory", true },
 	{ -ENOTRECOVERABLE, 503, "index_lost", INDEX_LOST_MSG, true },
 	{ -EUCLEAN, 503, "index_lost", INDEX_LOST_MSG, true },
+	/* a group: a majority did not confirm in time, or this member
+	 * stopped being the primary meanwhile (server/api_wait.c) */
+	{ -ETIMEDOUT, 503, "unavailable", UNCONFIRMED_MSG, true },
+	{ -ENOTCONN, 503, "unavailable", UNCONFIRMED_MSG, true },
 	{ ENG_EPOISONED, 503, "io_error", IO_ERROR_MSG, true },
 	{ -EIO, 503, "io_error", IO_ERROR_MSG, true },
 	{ -ECANCELED, 503, "io_error", IO_ERROR_MSG, true },

@@ -22,6 +22,7 @@
 #include "server/api_base.h"
 #include "server/api_error.h"
 #include "server/api_query.h"
+#include "server/api_wait.h"
 #include "server/http.h"
 #include "server/pct.h"
 

@@ -16,6 +16,7 @@
 #include "server/api_base.h"
 #include "server/api_error.h"
 #include "server/api_query.h"
+#include "server/api_wait.h"
 #include "server/api_write.h"
 #include "server/http.h"
 #include "server/log.h"
@@ -225,6 +226,7 @@ static int kv_attempt(struct srv_write *w, uint64_t *seen_end, bool *want_sync)
 
 	*seen_end = kw->res.seen_end;
 	*want_sync = kw->res.want_sync;
+	w->version = kw->res.version;
 	return rc;
 }
 

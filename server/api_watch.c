@@ -27,6 +27,8 @@
 #include "server/api_error.h"
 #include "server/api_query.h"
 #include "server/clock.h"
+#include "server/api_wait.h"
+#include "server/b64.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/log.h"
@@ -70,6 +72,9 @@ struct watch {
 	char *batch;         /* a batch's lines, until its last part */
 	size_t bused, bcap;
 	unsigned bcount;
+	/* A consumer other than a client's watch (replication), or NULL:
+	 * it formats the changes and the idle lines itself. */
+	const struct srv_watch_sink *sink;
 	struct watch *prev, *next;
 };
 
@@ -87,31 +92,6 @@ struct srv_watch_hub {
 };
 
 /* --- lines ------------------------------------------------------------------ */
-
-static size_t b64_len(size_t n)
-{
-	return (n + 2) / 3 * 4;
-}
-
-static size_t b64_encode(const unsigned char *s, size_t n, char *out)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)s[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)s[i + 1] << 8;
-		if (i + 2 < n)
-			v |= s[i + 2];
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < n ? tab[v & 63] : '=';
-	}
-	return o;
-}
 
 /* *buf holds at least need bytes. 0 or -ENOMEM. */
 static int grow(char **buf, size_t *cap, size_t need)
@@ -165,7 +145,7 @@ static size_t format(struct watch *w, char **buf, size_t *cap, size_t off,
 		     const struct eng_change *c)
 {
 	size_t need = off + WATCH_LINE_MAX_FIXED + srv_pct_encoded_len(c->key, c->klen) +
-		      (w->values && !c->del ? b64_len(c->vlen) : 0), o;
+		      (w->values && !c->del ? srv_b64_len(c->vlen) : 0), o;
 	char *p;
 
 	if (grow(buf, cap, need))
@@ -177,7 +157,7 @@ static size_t format(struct watch *w, char **buf, size_t *cap, size_t off,
 	if (w->values && !c->del) {
 		memcpy(p + o, "\",\"value\":\"", 11);
 		o += 11;
-		o += b64_encode((const unsigned char *)c->val, c->vlen, p + o);
+		o += srv_b64_encode((const unsigned char *)c->val, c->vlen, p + o);
 	}
 	p[o++] = '"';
 	return o;
@@ -223,6 +203,14 @@ static int emit(const struct eng_change *c, void *arg)
 	int match = c->klen >= w->plen && !memcmp(c->key, w->prefix, w->plen);
 	size_t n;
 
+	if (w->sink) {
+		if (w->sink->change(c, w->sink->arg, &w->line, &w->used, &w->cap))
+			w->failed = 1;
+		else if (w->used >= WATCH_OUT_PER_TURN)
+			flush(w);
+		return w->failed;
+	}
+
 	if (match)
 		atomic_fetch_add_explicit(&w->hub->api->stats->watch_events, 1,
 					  memory_order_relaxed);
@@ -246,8 +234,15 @@ static int emit(const struct eng_change *c, void *arg)
 static void progress(struct watch *w)
 {
 	char buf[48];
-	int n = snprintf(buf, sizeof(buf), "{\"progress\":%" PRIu64 "}\n", w->lr.last);
+	int n;
 
+	if (w->sink) {
+		if (w->sink->idle(w->sink->arg, w->lr.last, &w->line, &w->used, &w->cap))
+			w->failed = 1;
+		flush(w);
+		return;
+	}
+	n = snprintf(buf, sizeof(buf), "{\"progress\":%" PRIu64 "}\n", w->lr.last);
 	put_line(w, buf, (size_t)n);
 	flush(w);
 }
@@ -261,6 +256,8 @@ static void finish(struct watch *w, int complete)
 	struct srv_http_req *req = w->req;
 
 	hub_leave(w);
+	if (w->sink && w->sink->done)
+		w->sink->done(w->sink->arg);
 	free(w->prefix);
 	free(w->line);
 	free(w->batch);
@@ -275,7 +272,8 @@ static void too_slow(struct watch *w)
 			 w->lr.last);
 
 	flush(w);
-	put_line(w, buf, (size_t)n);
+	if (!w->sink) /* a sink's consumer reconnects from where it is */
+		put_line(w, buf, (size_t)n);
 	flush(w);
 	atomic_fetch_add_explicit(&w->hub->api->stats->watch_dropped, 1, memory_order_relaxed);
 	finish(w, !w->failed);
@@ -387,7 +385,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			finish(w, 0);
 		} else if (lag(w) > h->api->cfg->watch_max_lag) {
 			too_slow(w);
-		} else if (now - w->last_out_ms >= WATCH_PROGRESS_MS) {
+		} else if (now - w->last_out_ms >=
+			   (w->sink ? (uint64_t)w->sink->idle_ms : WATCH_PROGRESS_MS)) {
 			progress(w);
 			if (w->failed)
 				finish(w, 0);
@@ -581,4 +580,37 @@ void srv_api_watch(struct srv_api *api, struct srv_http_req *req)
 		return;
 	}
 	hub_join(w);
+}
+
+int srv_api_watch_sink(struct srv_api *api, struct srv_http_req *req, uint64_t since,
+		       const struct srv_watch_sink *sink, const char *content_type)
+{
+	uint64_t floor = 0;
+	struct watch *w;
+	int rc;
+
+	if (api->draining)
+		return -ESHUTDOWN;
+	if (!api->watch && (rc = hub_start(api)))
+		return rc;
+	if (!(w = calloc(1, sizeof(*w))))
+		return -ENOMEM;
+	w->sink = sink;
+	w->hub = api->watch;
+	w->req = req;
+	w->last_out_ms = srv_mono_ms();
+	/* every change written, durable here or not: the consumer makes it
+	 * durable itself, and the sync here runs at the same time */
+	rc = eng_logread_start(api->db, since, 0, &w->lr, &floor);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	rc = srv_http_stream_begin(req, 200, content_type, more, w);
+	if (rc) {
+		free(w);
+		return rc < 0 ? rc : 0;
+	}
+	hub_join(w);
+	return 0;
 }

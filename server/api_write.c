@@ -6,6 +6,7 @@
 #include "engine/durable.h"
 #include "engine/store.h"
 #include "server/api_error.h"
+#include "server/api_wait.h"
 
 #include <errno.h>
 
@@ -64,7 +65,7 @@ static void write_attempt(struct srv_write *w, bool from_timer)
 		return;
 	}
 	w->written = true;
-	rc = srv_commit_wait(api->commit, eng_sync_ticket(api->db), srv_write_durable, w);
+	rc = srv_api_after_write(api, w->version, srv_write_durable, w);
 	if (rc)
 		srv_write_durable(rc, w);
 }

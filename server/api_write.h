@@ -6,11 +6,12 @@
  * is busy (retried from the loop, never by sleeping; given up after
  * SRV_BUSY_GIVE_UP_MS), a refusal read from the index answered once
  * what it saw is durable, and the wait for the fdatasync that covers an
- * accepted write (server/commit.h). The route says how to try and how
- * to answer (struct srv_write_ops); srv_write_durable() is the one
- * continuation between "the engine took it" and "answer": what a write
- * must wait for before it is acknowledged (a sync today; replicas may
- * follow) goes there. Runs on a worker's event loop thread.
+ * accepted write and, in a group, for a majority to have it
+ * (srv_api_after_write, server/api_wait.h). The route says how to try
+ * and how to answer (struct srv_write_ops); srv_write_durable() is the
+ * one continuation between "the engine took it" and "answer": what a
+ * write must wait for before it is acknowledged is waited for before
+ * it runs. Runs on a worker's event loop thread.
  */
 #ifndef CASKD_SERVER_API_WRITE_H
 #define CASKD_SERVER_API_WRITE_H
@@ -24,9 +25,9 @@
 struct srv_write;
 
 struct srv_write_ops {
-	/* One try at the engine: 0, -EAGAIN (busy: tried again), a
-	 * refusal, or an error. *seen_end: the log offset a refusal read
-	 * up to; *want_sync: the version lease runs low. */
+	/* One try at the engine: 0 (and w->version set), -EAGAIN (busy:
+	 * tried again), a refusal, or an error. *seen_end: the log offset
+	 * a refusal read up to; *want_sync: the version lease runs low. */
 	int (*attempt)(struct srv_write *w, uint64_t *seen_end, bool *want_sync);
 	/* Is rc a refusal read from the index (answered once durable)? */
 	bool (*is_refusal)(int rc);
@@ -46,6 +47,7 @@ struct srv_write {
 	struct srv_api_tag tag;
 	int tries;
 	int refused;            /* the refusal waiting to be durable; 0: none */
+	uint64_t version;       /* the version written, once taken */
 	bool written;           /* the engine took it: waiting to be durable */
 };
 

@@ -105,6 +105,23 @@ static const struct opt opts[] = {
 	{ "watch-max-lag", OPT_SIZE, F(watch_max_lag), 1, 1ull << 40,
 	  "bytes of log a watcher may be behind before it is ended as too_slow\n"
 	  "                         (default 64m)" },
+	{ "cluster", OPT_STR, F(cluster), 0, sizeof(((struct srv_config *)0)->cluster),
+	  "the group's name: turns cluster mode on (docs/cluster.md)" },
+	{ "etcd", OPT_STR, F(etcd), 0, sizeof(((struct srv_config *)0)->etcd),
+	  "cluster: etcd client endpoints, http://HOST:PORT[,...]" },
+	{ "node", OPT_STR, F(node), 0, sizeof(((struct srv_config *)0)->node),
+	  "cluster: this member's name, unique in the group" },
+	{ "advertise", OPT_STR, F(advertise), 0, sizeof(((struct srv_config *)0)->advertise),
+	  "cluster: the URL other members and HAProxy reach this member at" },
+	{ "group-size", OPT_INT, F(group_size), 1, 9,
+	  "cluster: members in the group (default 3)" },
+	{ "lease-ttl", OPT_INT, F(lease_ttl_s), 2, 60,
+	  "cluster: seconds of the primary's etcd lease (default 5)" },
+	{ "replication-timeout", OPT_INT, F(replication_timeout_ms), 100, 600000,
+	  "cluster: ms a write waits for a majority before 503 unavailable (default 2000)" },
+	{ "max-lag", OPT_INT, F(max_lag_s), 1, 3600,
+	  "cluster: seconds a replica may be behind and still answer /cluster/replica\n"
+	  "                         with 200 (default 5)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -123,6 +140,10 @@ static void defaults(struct srv_config *c)
 	c->max_batch_size = 16u << 20;
 	c->compact_garbage_pct = 50;
 	c->compact_min_size = 64u << 20;
+	c->group_size = 3;
+	c->lease_ttl_s = 5;
+	c->replication_timeout_ms = 2000;
+	c->max_lag_s = 5;
 	c->max_value_size = 16u << 20;
 	c->log_level = SRV_LOG_INFO;
 	c->shutdown_timeout_s = 30;
@@ -139,6 +160,48 @@ static void defaults(struct srv_config *c)
 
 /* 256 MiB: 16 of the largest values by default, at once, per worker. */
 #define BODY_MEMORY_DEFAULT (256ull << 20)
+
+/* A name etcd keys and cluster.state carry as they are. */
+static int cluster_name_ok(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return 0;
+	return 1;
+}
+
+static int check_cluster(const struct srv_config *c, char *err, size_t errlen)
+{
+	if (!c->cluster[0]) {
+		if (c->etcd[0] || c->node[0] || c->advertise[0]) {
+			snprintf(err, errlen, "--etcd, --node and --advertise need --cluster NAME");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!cluster_name_ok(c->cluster) || !cluster_name_ok(c->node)) {
+		snprintf(err, errlen, "--cluster and --node must be given, of letters, digits, "
+			 "'-', '_' and '.'");
+		return -EINVAL;
+	}
+	if (!c->etcd[0] || strncmp(c->etcd, "http://", 7)) {
+		snprintf(err, errlen, "--etcd: cluster mode needs etcd's client URLs, http://HOST:PORT[,...]");
+		return -EINVAL;
+	}
+	if (strncmp(c->advertise, "http://", 7) || strlen(c->advertise) < 8) {
+		snprintf(err, errlen, "--advertise: cluster mode needs the URL peers reach this "
+			 "member at, http://HOST:PORT");
+		return -EINVAL;
+	}
+	if (c->fsync == SRV_FSYNC_PERIODIC) {
+		snprintf(err, errlen, "--fsync periodic cannot be used in a cluster: a write is "
+			 "acknowledged only once durable on a majority");
+		return -EINVAL;
+	}
+	return 0;
+}
 
 /* Settings that depend on others, and those that must agree with each
  * other: 0, or -EINVAL with err. */
@@ -161,7 +224,7 @@ static int check(struct srv_config *c, char *err, size_t errlen)
 			 (unsigned long long)c->max_batch_size);
 		return -EINVAL;
 	}
-	return 0;
+	return check_cluster(c, err, errlen);
 }
 
 static const struct opt *find_opt(const char *name, size_t n)

@@ -53,6 +53,15 @@ struct srv_config {
 	char admin_token_file[PATH_MAX]; /* "" none */
 	int compact_garbage_pct;
 	uint64_t compact_min_size;
+	/* Cluster mode (../docs/cluster.md): on when cluster[0]. */
+	char cluster[64];
+	char etcd[512];          /* endpoints, comma-separated */
+	char node[64];
+	char advertise[200];
+	int group_size;
+	int lease_ttl_s;
+	int replication_timeout_ms;
+	int max_lag_s;
 };
 
 enum srv_config_result {

@@ -36,7 +36,10 @@
 #include "engine/io.h"
 #include "engine/job.h"
 #include "server/clock.h"
+#include "server/cluster.h"
+#include "server/cluster_state.h"
 #include "server/log.h"
+#include "server/master_cluster.h"
 #include "server/master_jobs.h"
 #include "server/master_listen.h"
 #include "server/master_reload.h"
@@ -47,7 +50,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +62,6 @@
 #include <unistd.h>
 
 #define TICK_MS 100
-#define EXIT_USAGE 2            /* a bad option or config (main.c) */
 #define STATUS_EVERY_MS 2000
 #define PREZERO_RETRY_MS 1000   /* after a failure (disk full) */
 /* During a long recovery systemd is told to wait this much longer each
@@ -107,6 +111,10 @@ static void reap(struct master *m)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid == m->job_pid) {
 			srv_master_job_reaped(m, status);
+			continue;
+		}
+		if (pid == m->cl_pid) {
+			srv_master_cluster_died(m, status);
 			continue;
 		}
 		for (int i = 0; i < SRV_SLOTS; i++)
@@ -183,6 +191,14 @@ static void tick(struct master *m)
 	for (int i = 0; i < SRV_SLOTS && !m->stopping; i++)
 		if (m->slots[i].state == WPROC_WAITING && now >= m->slots[i].respawn_at)
 			srv_master_worker_spawn(m, i);
+	if (m->cl && !m->cl_pid && !m->stopping && now >= m->cl_respawn_at)
+		srv_master_cluster_spawn(m);
+	if (m->ready_pending && atomic_load(&m->cl->role) != SRV_CL_CANDIDATE) {
+		srv_notify("READY=1\nSTATUS=%s of group %s, term %" PRIu64,
+			   srv_cl_role_name(atomic_load(&m->cl->role)), m->cfg.cluster,
+			   atomic_load(&m->cl->term));
+		m->ready_pending = 0;
+	}
 	ok = heartbeats_ok(m, now);
 	kill_overdue(m, now);
 	if (m->reloading && !m->stopping)
@@ -369,16 +385,37 @@ static int master_start(struct master *m)
 			  strerror(-m->access_fd));
 		return EXIT_USAGE;
 	}
+	if (m->cfg.cluster[0]) {
+		char why[PATH_MAX + 256];
+		int rc;
+
+		if ((rc = srv_cluster_prepare(&m->cfg, why, sizeof(why)))) {
+			srv_error("cluster: %s", why);
+			return rc == -EINVAL ? EXIT_USAGE : 1;
+		}
+	}
 	if (open_store(m) < 0)
 		return 1;
 	m->store_open = 1;
+	if (m->cfg.cluster[0]) {
+		if (!(m->cl = srv_cluster_shm_new(eng_top_version(&m->db)))) {
+			srv_error("cluster: shared memory: %s", strerror(errno));
+			return 1;
+		}
+		m->slots[CL_SLOT].state = WPROC_CLUSTER;
+	}
 	if (srv_master_listen_open(m) < 0 || srv_super_create(&m->super) < 0 ||
 	    srv_metrics_create(&m->metrics) < 0)
 		return 1;
 	for (int i = 0; i < m->cfg.workers; i++)
 		srv_master_worker_spawn(m, i);
+	if (m->cl)
+		srv_master_cluster_spawn(m);
 	m->watchdog_usec = srv_notify_watchdog_usec();
-	srv_notify("READY=1\nSTATUS=%d workers up", m->cfg.workers);
+	if (m->cl)
+		m->ready_pending = 1; /* a member is ready once it has a role (tick) */
+	else
+		srv_notify("READY=1\nSTATUS=%d workers up", m->cfg.workers);
 	srv_info("caskd ready: %d workers, fsync %s, data in %s", m->cfg.workers,
 		 srv_config_fsync_name(m->cfg.fsync), m->cfg.data_dir);
 	return 0;
@@ -402,7 +439,8 @@ static int any_signal(void)
  * stop has no worker and no job left. */
 static void master_loop(struct master *m, const sigset_t *wait_mask)
 {
-	while (!(m->stopping && srv_master_workers_running(m) == 0 && !m->job_pid)) {
+	while (!(m->stopping && srv_master_workers_running(m) == 0 && !m->job_pid &&
+		 !m->cl_pid)) {
 		if (!any_signal())
 			sigsuspend(wait_mask);
 		if (taken(&got_chld))
@@ -476,7 +514,7 @@ int srv_master_run(const struct srv_config *cfg, int argc, char **argv)
 	if (m->reexec)
 		reexec(m); /* returns only on failure */
 	srv_info("stopped");
-	rc = m->reexec ? 1 : 0;
+	rc = m->reexec ? 1 : m->exit_code;
 out_close:
 	if (m->metrics)
 		srv_metrics_destroy(m->metrics);

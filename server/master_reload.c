@@ -40,6 +40,8 @@ void srv_master_stop(struct master *m, const char *why)
 	srv_notify("STOPPING=1\nSTATUS=stopping");
 	srv_super_set_stopping(m->super);
 	srv_master_workers_signal(m, SIGTERM);
+	if (m->cl_pid)
+		kill(m->cl_pid, SIGTERM); /* it hands leadership over as it goes */
 	if (m->job_pid)
 		kill(m->job_pid, SIGKILL); /* undone when reaped; the next start redoes it */
 	for (int i = 0; i < SRV_SLOTS; i++)

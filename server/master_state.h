@@ -5,6 +5,7 @@
  * calling up: master_listen.c (the listening sockets: fds, nfds,
  * fds_passed), master_workers.c (the worker processes: procs[]),
  * master_jobs.c (the background job process: job_pid, job_id),
+ * master_cluster.c (the cluster process: cl_pid, cl_respawn_at),
  * master_reload.c (stop and reload: stopping, stop_deadline, gen, the
  * reload_* fields, cfg and access_fd on a reload, the admin token), and
  * master.c on top: start-up, the periodic checks and the main loop
@@ -19,6 +20,8 @@
 #include "server/supervise.h"
 #include "server/token.h"
 
+struct srv_cl_shm;
+
 #include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,10 +35,12 @@
  * --shutdown-timeout itself and exits; one still running this much later
  * is killed. */
 #define DRAIN_KILL_SLACK_MS 2000
+#define EXIT_USAGE 2            /* a bad option or config (main.c) */
 
 /* A worker process the master runs in a worker slot (worker slots are
  * numbered as the engine's and the metrics' are). */
-enum wproc_state { WPROC_NONE, WPROC_RUNNING, WPROC_WAITING /* respawn due */ };
+enum wproc_state { WPROC_NONE, WPROC_RUNNING, WPROC_WAITING /* respawn due */,
+		   WPROC_CLUSTER /* the engine's worker slot of the cluster process */ };
 
 struct wproc {
 	enum wproc_state state;
@@ -81,6 +86,14 @@ struct master {
 	uint64_t job_id;
 	struct srv_token admin_token;
 	int have_token;
+	/* Cluster mode (server/cluster.h): the member's shared record, and
+	 * the cluster process, which writes through the last worker slot
+	 * (master_cluster.c). */
+	struct srv_cl_shm *cl;
+	pid_t cl_pid;
+	uint64_t cl_respawn_at;
+	int exit_code;          /* set by a refusal found after start (2) */
+	int ready_pending;      /* READY=1 waits for the member's role */
 	uint64_t recovery_notified_ms;
 };
 

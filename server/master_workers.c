@@ -42,6 +42,7 @@ int srv_master_worker_spawn(struct master *m, int slot)
 		.fds = m->fds, .nfds = m->nfds, .access_fd = m->access_fd,
 		.slot = slot, .master = getpid(),
 		.admin_token = m->have_token ? &m->admin_token : NULL,
+		.cl = m->cl,
 	};
 	pid_t pid;
 

@@ -8,6 +8,7 @@
 #include "engine/failpoint.h"
 #include "engine/io.h"
 #include "server/api.h"
+#include "server/api_wait.h"
 #include "server/api_watch.h"
 #include "server/commit.h"
 #include "server/config.h"
@@ -230,7 +231,12 @@ static int setup(struct worker *w)
 		.cfg = a->cfg,
 		.slot = a->slot, .access_fd = a->access_fd,
 		.admin_token = a->admin_token, .engine_error = on_engine_error, .engine_error_arg = w,
+		.cl = a->cl, .redispatch = srv_api_handle,
 	};
+	if ((rc = srv_api_cluster_start(&w->api))) {
+		srv_error("starting the cluster waiters: %s", strerror(-rc));
+		return rc;
+	}
 	srv_http_opts_default(&ho);
 	ho.max_conns = a->cfg->max_conns;
 	ho.idle_timeout_ms = a->cfg->idle_timeout_s * 1000;
@@ -253,6 +259,7 @@ static void teardown(struct worker *w)
 {
 	/* Waiters of the commit queue hold requests: answer them first. */
 	srv_api_watch_shutdown(&w->api);
+	srv_api_cluster_stop(&w->api);
 	srv_commit_stop(w->commit);
 	if (w->http)
 		srv_http_server_free(w->http);

@@ -20,6 +20,7 @@ struct srv_config;
 struct srv_metrics;
 struct srv_super;
 struct srv_token;
+struct srv_cl_shm;
 
 struct srv_worker_args {
 	const struct srv_config *cfg;
@@ -32,6 +33,7 @@ struct srv_worker_args {
 	int slot;
 	pid_t master;
 	const struct srv_token *admin_token; /* NULL: admin endpoints for loopback only */
+	struct srv_cl_shm *cl;  /* cluster mode: the member's shared record; else NULL */
 };
 
 /* Runs the worker; returns its exit status. */
