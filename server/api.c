@@ -203,10 +203,10 @@ int srv_api_accept_hold(int nconns, void *arg)
 	/* A worker that is stopping accepts nothing more (its listeners are
 	 * gone); its count is still published, for /metrics. */
 	if (api->draining) {
-		srv_super_set_conns(api->super, api->slot, nconns);
+		srv_super_set_conns(api->super, api->seat, nconns);
 		return 0;
 	}
-	return srv_super_accept_hold(api->super, api->slot, nconns, srv_mono_ms());
+	return srv_super_accept_hold(api->super, api->seat, nconns, srv_mono_ms());
 }
 
 /* --- access log ------------------------------------------------------------ */
@@ -225,6 +225,6 @@ void srv_api_logged(const struct srv_http_req *req, int status,
 	srv_access_write(api->access_fd, &(struct srv_access){
 		.peer = peer, .method = srv_http_req_method_str(req),
 		.path = srv_http_req_path(req), .status = status, .bytes = body_bytes,
-		.duration_ns = duration_ns, .worker = api->slot,
+		.duration_ns = duration_ns, .worker = api->seat,
 	});
 }

@@ -37,7 +37,7 @@ struct srv_api {
 	struct srv_metrics *metrics;
 	struct srv_wstats *stats;
 	const struct srv_config *cfg;
-	int slot;
+	int seat;
 	int draining;      /* this worker is stopping */
 	int access_fd;     /* -1: no access log */
 	const struct srv_token *admin_token; /* NULL: admin answers loopback peers only */

@@ -67,7 +67,7 @@ static void seen_seed_make(void)
 }
 
 struct seen {
-	uint32_t *slot; /* op index + 1, or 0 */
+	uint32_t *cell; /* op index + 1, or 0 */
 	size_t cap;
 };
 
@@ -76,9 +76,9 @@ static int seen_add(struct seen *s, const struct eng_batch_op *ops, size_t i)
 	uint64_t h = eng_key_hash(&seen_seed, ops[i].key, ops[i].klen);
 
 	for (size_t j = h & (s->cap - 1);; j = (j + 1) & (s->cap - 1)) {
-		uint32_t k = s->slot[j];
+		uint32_t k = s->cell[j];
 		if (!k) {
-			s->slot[j] = (uint32_t)i + 1;
+			s->cell[j] = (uint32_t)i + 1;
 			return 0;
 		}
 		if (ops[k - 1].klen == ops[i].klen &&
@@ -198,8 +198,8 @@ int srv_batch_parse(const char *body, size_t len, struct srv_batch *b)
 		;
 	b->ops = calloc(lines, sizeof(*b->ops));
 	b->buf = malloc(len ? len : 1); /* decoding never grows */
-	s.slot = calloc(s.cap, sizeof(*s.slot));
-	if (!b->ops || !b->buf || !s.slot) {
+	s.cell = calloc(s.cap, sizeof(*s.cell));
+	if (!b->ops || !b->buf || !s.cell) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -218,7 +218,7 @@ int srv_batch_parse(const char *body, size_t len, struct srv_batch *b)
 		i = end + 1;
 	}
 out:
-	free(s.slot);
+	free(s.cell);
 	return rc;
 }
 

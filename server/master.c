@@ -117,10 +117,10 @@ static void reap(struct master *m)
 			srv_master_cluster_died(m, status);
 			continue;
 		}
-		for (int i = 0; i < SRV_SLOTS; i++)
-			if (m->slots[i].state == WPROC_RUNNING && m->slots[i].pid == pid) {
-				m->slots[i].state = WPROC_NONE;
-				m->slots[i].pid = pid;
+		for (int i = 0; i < SRV_SEATS; i++)
+			if (m->seats[i].state == WPROC_RUNNING && m->seats[i].pid == pid) {
+				m->seats[i].state = WPROC_NONE;
+				m->seats[i].pid = pid;
 				srv_master_worker_died(m, i, status);
 				break;
 			}
@@ -135,8 +135,8 @@ static void reap(struct master *m)
 static int heartbeats_ok(struct master *m, uint64_t now)
 {
 	int ok = 1;
-	for (int i = 0; i < SRV_SLOTS; i++) {
-		struct wproc *s = &m->slots[i];
+	for (int i = 0; i < SRV_SEATS; i++) {
+		struct wproc *s = &m->seats[i];
 		uint64_t hb;
 		if (s->state != WPROC_RUNNING || s->retiring)
 			continue;
@@ -155,11 +155,11 @@ static int heartbeats_ok(struct master *m, uint64_t now)
 
 /* Workers a reload retired close what is left at --shutdown-timeout
  * themselves (server/worker.c); one that did not (a wedged loop) is
- * killed, so that drains end and slots come free. */
+ * killed, so that drains end and seats come free. */
 static void kill_overdue(struct master *m, uint64_t now)
 {
-	for (int i = 0; i < SRV_SLOTS; i++) {
-		struct wproc *s = &m->slots[i];
+	for (int i = 0; i < SRV_SEATS; i++) {
+		struct wproc *s = &m->seats[i];
 		if (s->state != WPROC_RUNNING || !s->retiring || !s->kill_at ||
 		    now < s->kill_at)
 			continue;
@@ -188,8 +188,8 @@ static void tick(struct master *m)
 	uint64_t now = srv_mono_ms();
 	int ok;
 
-	for (int i = 0; i < SRV_SLOTS && !m->stopping; i++)
-		if (m->slots[i].state == WPROC_WAITING && now >= m->slots[i].respawn_at)
+	for (int i = 0; i < SRV_SEATS && !m->stopping; i++)
+		if (m->seats[i].state == WPROC_WAITING && now >= m->seats[i].respawn_at)
 			srv_master_worker_spawn(m, i);
 	if (m->cl && !m->cl_pid && !m->stopping && now >= m->cl_respawn_at)
 		srv_master_cluster_spawn(m);
@@ -402,7 +402,7 @@ static int master_start(struct master *m)
 			srv_error("cluster: shared memory: %s", strerror(errno));
 			return 1;
 		}
-		m->slots[CL_SLOT].state = WPROC_CLUSTER;
+		m->seats[CL_SEAT].state = WPROC_CLUSTER;
 	}
 	if (srv_master_listen_open(m) < 0 || srv_super_create(&m->super) < 0 ||
 	    srv_metrics_create(&m->metrics) < 0)

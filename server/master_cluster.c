@@ -47,14 +47,14 @@ void srv_master_cluster_spawn(struct master *m)
 			sigemptyset(&none);
 			sigprocmask(SIG_SETMASK, &none, NULL);
 		}
-		if ((rc = eng_db_attach(&m->db, CL_SLOT))) {
+		if ((rc = eng_db_attach(&m->db, CL_SEAT))) {
 			srv_error("opening %s: %s", m->db.path, eng_strerror(rc));
 			_exit(1);
 		}
 		_exit(srv_cluster_main(&a));
 	}
 	m->cl_pid = pid;
-	eng_db_set_worker(&m->db, CL_SLOT, pid);
+	eng_db_set_worker(&m->db, CL_SEAT, pid);
 }
 
 void srv_master_cluster_died(struct master *m, int status)
@@ -64,7 +64,7 @@ void srv_master_cluster_died(struct master *m, int status)
 
 	m->cl_pid = 0;
 	eng_sync_reap(&m->db, pid);
-	if ((rc = eng_db_reap_worker(&m->db, CL_SLOT))) {
+	if ((rc = eng_db_reap_worker(&m->db, CL_SEAT))) {
 		srv_error("the cluster process died mid-write and cleaning up failed (%s): "
 			  "restarting through recovery", eng_strerror(rc));
 		m->index_lost = 1; /* the main loop acts on it as on SIGUSR2 */

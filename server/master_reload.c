@@ -44,9 +44,9 @@ void srv_master_stop(struct master *m, const char *why)
 		kill(m->cl_pid, SIGTERM); /* it hands leadership over as it goes */
 	if (m->job_pid)
 		kill(m->job_pid, SIGKILL); /* undone when reaped; the next start redoes it */
-	for (int i = 0; i < SRV_SLOTS; i++)
-		if (m->slots[i].state == WPROC_WAITING)
-			m->slots[i].state = WPROC_NONE;
+	for (int i = 0; i < SRV_SEATS; i++)
+		if (m->seats[i].state == WPROC_WAITING)
+			m->seats[i].state = WPROC_NONE;
 }
 
 static int same_str_list(const struct srv_config *a, const struct srv_config *b)
@@ -174,8 +174,8 @@ void srv_master_reload(struct master *m)
 static int count_gen(const struct master *m, unsigned gen, int current)
 {
 	int n = 0;
-	for (int i = 0; i < SRV_SLOTS; i++) {
-		const struct wproc *s = &m->slots[i];
+	for (int i = 0; i < SRV_SEATS; i++) {
+		const struct wproc *s = &m->seats[i];
 		if (s->state == WPROC_NONE || s->retiring)
 			continue;
 		n += current ? s->gen == gen : s->gen != gen;
@@ -185,8 +185,8 @@ static int count_gen(const struct master *m, unsigned gen, int current)
 
 static void retire_one_old(struct master *m)
 {
-	for (int i = 0; i < SRV_SLOTS; i++) {
-		struct wproc *s = &m->slots[i];
+	for (int i = 0; i < SRV_SEATS; i++) {
+		struct wproc *s = &m->seats[i];
 		if (s->state == WPROC_RUNNING && s->gen != m->gen && !s->retiring) {
 			s->retiring = 1;
 			s->kill_at = srv_mono_ms() + (uint64_t)m->cfg.shutdown_timeout_s * 1000 +
@@ -233,14 +233,14 @@ static void reload_wait(struct master *m, int urgent, const char *fmt, ...)
 	}
 }
 
-/* Slots held by workers a reload retired and that still drain. */
+/* Seats held by workers a reload retired and that still drain. */
 static int draining(const struct master *m, uint64_t *first_kill)
 {
 	int n = 0;
 
 	*first_kill = UINT64_MAX;
-	for (int i = 0; i < SRV_SLOTS; i++) {
-		const struct wproc *s = &m->slots[i];
+	for (int i = 0; i < SRV_SEATS; i++) {
+		const struct wproc *s = &m->seats[i];
 		if (s->state != WPROC_RUNNING || !s->retiring)
 			continue;
 		n++;
@@ -258,7 +258,7 @@ static int draining(const struct master *m, uint64_t *first_kill)
 void srv_master_reload_step(struct master *m)
 {
 	if (m->incoming >= 0) {
-		struct wproc *s = &m->slots[m->incoming];
+		struct wproc *s = &m->seats[m->incoming];
 		if (s->state == WPROC_WAITING) {
 			reload_wait(m, 1, "the new worker in slot %d died before serving; it is "
 				    "restarted, the old workers keep serving", m->incoming);
@@ -276,22 +276,22 @@ void srv_master_reload_step(struct master *m)
 		return;
 	}
 	if (count_gen(m, m->gen, 1) < m->cfg.workers) {
-		int slot = srv_master_worker_free_slot(m);
-		if (slot < 0) {
+		int seat = srv_master_worker_free_seat(m);
+		if (seat < 0) {
 			uint64_t kill_at, now = srv_mono_ms();
 			int n = draining(m, &kill_at);
 
 			reload_wait(m, 1, "all %d worker slots are taken; %d retired worker(s) "
 				    "still drain, the first cut off by --shutdown-timeout "
-				    "within %" PRIu64 " s", SRV_SLOTS, n,
+				    "within %" PRIu64 " s", SRV_SEATS, n,
 				    kill_at == UINT64_MAX || kill_at < now ? 0 :
 				    (kill_at - now + 999) / 1000);
 			return;
 		}
 		m->reload_warned = 0;
 		m->reload_wait_ms = 0;
-		if (srv_master_worker_spawn(m, slot) == 0)
-			m->incoming = slot;
+		if (srv_master_worker_spawn(m, seat) == 0)
+			m->incoming = seat;
 		return;
 	}
 	if (count_gen(m, m->gen, 0) > 0) {

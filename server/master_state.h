@@ -37,10 +37,10 @@ struct srv_cl_shm;
 #define DRAIN_KILL_SLACK_MS 2000
 #define EXIT_USAGE 2            /* a bad option or config (main.c) */
 
-/* A worker process the master runs in a worker slot (worker slots are
+/* A worker process the master runs in a worker seat (worker seats are
  * numbered as the engine's and the metrics' are). */
 enum wproc_state { WPROC_NONE, WPROC_RUNNING, WPROC_WAITING /* respawn due */,
-		   WPROC_CLUSTER /* the engine's worker slot of the cluster process */ };
+		   WPROC_CLUSTER /* the engine's worker seat of the cluster process */ };
 
 struct wproc {
 	enum wproc_state state;
@@ -65,14 +65,14 @@ struct master {
 	int nfds;
 	int fds_passed;        /* systemd's (socket activation), not ours */
 	int access_fd;         /* -1: no access log; workers inherit it */
-	struct wproc slots[SRV_SLOTS];
+	struct wproc seats[SRV_SEATS];
 	unsigned gen;
 	int stopping;
 	int reexec;            /* restart through recovery once stopped */
 	int index_lost;        /* a dead worker's repair failed: as SIGUSR2 */
 	uint64_t stop_deadline;
 	int reloading;
-	int incoming;          /* slot of the new worker a reload waits for */
+	int incoming;          /* seat of the new worker a reload waits for */
 	uint64_t reload_started_ms;
 	int reload_warned;     /* said what the reload waits for */
 	uint64_t reload_wait_ms; /* since when it waits for that; 0: it does not */
@@ -87,7 +87,7 @@ struct master {
 	struct srv_token admin_token;
 	int have_token;
 	/* Cluster mode (server/cluster.h): the member's shared record, and
-	 * the cluster process, which writes through the last worker slot
+	 * the cluster process, which writes through the last worker seat
 	 * (master_cluster.c). */
 	struct srv_cl_shm *cl;
 	pid_t cl_pid;

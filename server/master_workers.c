@@ -27,20 +27,20 @@
 int srv_master_workers_running(const struct master *m)
 {
 	int n = 0;
-	for (int i = 0; i < SRV_SLOTS; i++)
-		n += m->slots[i].state == WPROC_RUNNING;
+	for (int i = 0; i < SRV_SEATS; i++)
+		n += m->seats[i].state == WPROC_RUNNING;
 	return n;
 }
 
-/* Forks the worker of slot; on failure its respawn is due shortly.
+/* Forks the worker of seat; on failure its respawn is due shortly.
  * 0 or -errno. */
-int srv_master_worker_spawn(struct master *m, int slot)
+int srv_master_worker_spawn(struct master *m, int seat)
 {
-	struct wproc *s = &m->slots[slot];
+	struct wproc *s = &m->seats[seat];
 	struct srv_worker_args a = {
 		.cfg = &m->cfg, .db = &m->db, .super = m->super, .metrics = m->metrics,
 		.fds = m->fds, .nfds = m->nfds, .access_fd = m->access_fd,
-		.slot = slot, .master = getpid(),
+		.seat = seat, .master = getpid(),
 		.admin_token = m->have_token ? &m->admin_token : NULL,
 		.cl = m->cl,
 	};
@@ -63,49 +63,49 @@ int srv_master_worker_spawn(struct master *m, int slot)
 	s->retiring = 0;
 	s->kill_at = 0;
 	s->started_ms = srv_mono_ms();
-	eng_db_set_worker(&m->db, slot, pid);
-	srv_super_started(m->super, slot, pid);
+	eng_db_set_worker(&m->db, seat, pid);
+	srv_super_started(m->super, seat, pid);
 	srv_super_set_workers_up(m->super, srv_master_workers_running(m));
-	srv_debug("worker %d started, pid %d", slot, (int)pid);
+	srv_debug("worker %d started, pid %d", seat, (int)pid);
 	return 0;
 }
 
-/* A free worker slot, or -ENOSPC. */
-int srv_master_worker_free_slot(const struct master *m)
+/* A free worker seat, or -ENOSPC. */
+int srv_master_worker_free_seat(const struct master *m)
 {
-	for (int i = 0; i < SRV_SLOTS; i++)
-		if (m->slots[i].state == WPROC_NONE)
+	for (int i = 0; i < SRV_SEATS; i++)
+		if (m->seats[i].state == WPROC_NONE)
 			return i;
 	return -ENOSPC;
 }
 
-static void describe_exit(int slot, pid_t pid, int status, char *buf, size_t n)
+static void describe_exit(int seat, pid_t pid, int status, char *buf, size_t n)
 {
 	if (WIFEXITED(status))
-		snprintf(buf, n, "worker %d (pid %d) exited with status %d", slot,
+		snprintf(buf, n, "worker %d (pid %d) exited with status %d", seat,
 			 (int)pid, WEXITSTATUS(status));
 	else
-		snprintf(buf, n, "worker %d (pid %d) killed by signal %d (%s)", slot,
+		snprintf(buf, n, "worker %d (pid %d) killed by signal %d (%s)", seat,
 			 (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
 }
 
-void srv_master_worker_died(struct master *m, int slot, int status)
+void srv_master_worker_died(struct master *m, int seat, int status)
 {
-	struct wproc *s = &m->slots[slot];
+	struct wproc *s = &m->seats[seat];
 	uint64_t now = srv_mono_ms(), delay;
 	char what[160];
 	int rc, was_ready;
 
-	describe_exit(slot, s->pid, status, what, sizeof(what));
+	describe_exit(seat, s->pid, status, what, sizeof(what));
 	eng_sync_reap(&m->db, s->pid);
-	if ((rc = eng_db_reap_worker(&m->db, slot))) {
+	if ((rc = eng_db_reap_worker(&m->db, seat))) {
 		srv_error("%s; cleaning up after it failed (%s): restarting through recovery",
 			  what, eng_strerror(rc));
 		m->index_lost = 1; /* the main loop acts on it as on SIGUSR2 */
 	}
-	was_ready = srv_super_ready(m->super, slot);
-	srv_super_gone(m->super, slot);
-	srv_metrics_retire_slot(m->metrics, slot);
+	was_ready = srv_super_ready(m->super, seat);
+	srv_super_gone(m->super, seat);
+	srv_metrics_retire_seat(m->metrics, seat);
 	if (m->stopping || s->retiring || s->gen != m->gen) {
 		srv_debug("%s", what);
 		s->state = WPROC_NONE;
@@ -128,7 +128,7 @@ void srv_master_worker_died(struct master *m, int slot, int status)
 	srv_warn("%s; %s", what, delay ? "it keeps dying at start: backing off" : "replacing it");
 	if (delay)
 		srv_notify("STATUS=worker %d keeps dying; next start in %" PRIu64 " ms",
-			   slot, delay);
+			   seat, delay);
 	s->state = WPROC_WAITING;
 	s->pid = 0;
 	s->respawn_at = now + delay;
@@ -136,7 +136,7 @@ void srv_master_worker_died(struct master *m, int slot, int status)
 
 void srv_master_workers_signal(struct master *m, int sig)
 {
-	for (int i = 0; i < SRV_SLOTS; i++)
-		if (m->slots[i].state == WPROC_RUNNING)
-			kill(m->slots[i].pid, sig);
+	for (int i = 0; i < SRV_SEATS; i++)
+		if (m->seats[i].state == WPROC_RUNNING)
+			kill(m->seats[i].pid, sig);
 }
