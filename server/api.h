@@ -5,17 +5,21 @@
  * and metrics alike), the body limits, the accept hold and the access
  * log, per ../docs/http-api.md. The layers below, each a file:
  *   api.c             the router (this header)
- *   api_kv.c, api_keys.c, api_batch.c, api_admin.c, api_watch.c
- *                     the routes; none calls another
+ *   api_kv.c, api_keys.c, api_batch.c, api_admin.c, api_watch.c,
+ *   api_cluster.c     the routes; none calls another (but the cluster's
+ *                     use of the watch sink and the snapshot)
  *   api_write.c       the path every write takes: retried while the key
- *                     is busy, answered once durable (server/commit)
+ *                     is busy, answered once durable (and, in a group,
+ *                     once a majority has it)
+ *   api_wait.c        answers that wait: for a sync, for a majority
  *   api_error.c       engine results as answers: one table
  *   api_query.c       query strings
  *   api_base.c        struct srv_api, the method check, tags, clocks
  * Reads too answer only once durable, in group and always mode, when
  * they show a record no sync has covered yet. Runs on a worker's event
  * loop thread; server/worker.c fills struct srv_api (api_base.h) and
- * hands these functions to the HTTP layer (server/http.h).
+ * hands these functions to the HTTP layer (server/http.h). The cluster
+ * gate runs before the routes (api_cluster.h).
  */
 #ifndef CASKD_SERVER_API_H
 #define CASKD_SERVER_API_H

@@ -1,16 +1,13 @@
 /* server/api_cluster.c — a worker's part in a group (docs/cluster.md):
- * the /cluster/ endpoints, the gate every request passes (writes only on
- * the primary; reads only while its lease holds), and the wait that
- * holds an answer until a majority has what it depends on.
+ * the /cluster/ endpoints and the gate every request passes (writes only
+ * on the primary; reads only while its lease holds; a request parked
+ * for X-Caskd-Min-Version comes back through api->redispatch). The wait
+ * that holds an answer until a majority has what it depends on is below
+ * the routes, in api_wait.c.
  *
- * Map: the shared record's questions - the gate - the replication stream (the log reader's second consumer: see
- * api_watch.c's sink) - acks - status - the router of /cluster/.
- *
- * Owns the worker's waiters: answers held until srv_cl_committed()
- * passes their version, or their deadline (--replication-timeout), or
- * the term ends. A thread sleeps on the shared ack word (any worker's
- * ack wakes it) and pokes the loop through an eventfd, as the watch hub
- * does; everything else runs on the loop thread.
+ * Map: the shared record's questions - the gate - the replication
+ * stream (the log reader's second consumer: see api_watch.c's sink) -
+ * acks - status - the router of /cluster/ - metrics.
  */
 #include "engine/durable.h"
 #include "engine/errors.h"
