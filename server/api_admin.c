@@ -8,10 +8,15 @@
  * and a snapshot is the bytes of a consistent cut, sent from the
  * worker's mapping of database.bin.
  */
+#include "server/api_admin.h"
+
 #include "engine/job.h"
 #include "engine/num.h"
 #include "engine/store.h"
-#include "server/api_int.h"
+#include "server/api_base.h"
+#include "server/api_error.h"
+#include "server/api_query.h"
+#include "server/api_wait.h"
 #include "server/http.h"
 #include "server/token.h"
 
@@ -138,7 +143,7 @@ static void route_compact(struct srv_api *api, struct srv_http_req *req)
 static int parse_id(const char *s, uint64_t *id)
 {
 	/* ids start at 1 */
-	return eng_parse_u64(s, strlen(s), id) || *id == 0 ? -1 : 0;
+	return eng_parse_u64(s, strlen(s), id) || *id == 0 ? -EINVAL : 0;
 }
 
 static void route_job(struct srv_api *api, struct srv_http_req *req, const char *idstr)
@@ -180,7 +185,7 @@ static void route_jobs(struct srv_api *api, struct srv_http_req *req)
 
 /* --- snapshots ------------------------------------------------------------------ */
 
-struct snap_job {
+struct snapshot {
 	struct srv_api *api;
 	struct srv_http_req *req;
 	struct event *retry;
@@ -189,7 +194,7 @@ struct snap_job {
 	uint64_t started_ms;
 };
 
-static void snap_free(struct snap_job *j)
+static void snap_free(struct snapshot *j)
 {
 	if (j->retry)
 		event_free(j->retry);
@@ -206,7 +211,7 @@ static void snap_release(const void *body, size_t len, void *arg)
 
 static void snap_send(int rc, void *arg)
 {
-	struct snap_job *j = arg;
+	struct snapshot *j = arg;
 
 	if (rc) {
 		srv_api_error(j->api, j->req, rc);
@@ -223,7 +228,7 @@ static void snap_send(int rc, void *arg)
 
 static void snap_try(evutil_socket_t fd, short what, void *arg)
 {
-	struct snap_job *j = arg;
+	struct snapshot *j = arg;
 	struct timeval tv = { 0, SRV_BUSY_RETRY_US };
 	int rc;
 
@@ -251,7 +256,7 @@ static void snap_try(evutil_socket_t fd, short what, void *arg)
 
 void srv_api_snapshot(struct srv_api *api, struct srv_http_req *req)
 {
-	struct snap_job *j = calloc(1, sizeof(*j));
+	struct snapshot *j = calloc(1, sizeof(*j));
 
 	if (!j) {
 		srv_api_error(api, req, -ENOMEM);

@@ -1,170 +1,139 @@
 /* server/api_batch.c — POST /batch: many keys written all or nothing.
  *
  * The body is parsed by server/batch.c; the engine applies it under one
- * version (engine/write.c: eng_batch), retried from the loop while a key
- * it writes is busy, and the 200 comes once an fdatasync covers it (in
- * group mode), as for single writes. A failed check answers 412 naming
+ * version (engine/write.c: eng_batch) on the path every write takes
+ * (api_write.h): retried from the loop while a key it writes is busy,
+ * and the 200 comes once an fdatasync covers it (in group mode), as for
+ * single writes. A failed check answers 412 naming
  * the key, once the record the check saw is durable.
  */
-#include "engine/durable.h"
+#include "server/api_batch.h"
+
 #include "engine/errors.h"
 #include "engine/record.h"
 #include "engine/store.h"
-#include "server/api_int.h"
+#include "server/api_base.h"
+#include "server/api_error.h"
+#include "server/api_write.h"
 #include "server/batch.h"
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/pct.h"
 
 #include <errno.h>
-#include <event2/event.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MSG_MAX (ENG_KEY_MAX * 3 + 128)
 
-struct batch_job {
-	struct srv_api *api;
-	struct srv_http_req *req;
-	struct event *retry;
+/* A batch, on the path every write takes (api_write.h). */
+struct batch_write {
+	struct srv_write w;  /* first: the write path's view of it */
 	struct srv_batch b;
 	struct eng_batch_result res;
-	uint64_t started_ms;
-	struct srv_api_tag tag;
-	int tries;
-	int refused;
 };
 
-static void job_free(struct batch_job *job)
+static void batch_write_free(struct batch_write *bw)
 {
-	if (job->retry)
-		event_free(job->retry);
-	srv_batch_free(&job->b);
-	free(job);
+	srv_write_release(&bw->w);
+	srv_batch_free(&bw->b);
+	free(bw);
 }
 
-static void precondition_failed(struct batch_job *job)
+static void precondition_failed(struct batch_write *bw)
 {
-	const struct eng_batch_op *op = &job->b.ops[job->res.failed];
+	const struct eng_batch_op *op = &bw->b.ops[bw->res.failed];
 	char msg[MSG_MAX], key[ENG_KEY_MAX * 3 + 1];
 	size_t n = srv_pct_encode(op->key, op->klen, key);
 
 	key[n] = '\0';
 	snprintf(msg, sizeof(msg), "check failed for key %s (operation %" PRIu32
 		 "): its version is not %" PRIu64 "%s; nothing was applied",
-		 key, job->res.failed + 1, op->version,
+		 key, bw->res.failed + 1, op->version,
 		 op->version ? "" : " (absent)");
-	srv_http_respond_error(job->req, 412, "precondition_failed", msg);
+	srv_http_respond_error(bw->w.req, 412, "precondition_failed", msg);
 }
 
-static void on_durable(int rc, void *arg)
+static int batch_attempt(struct srv_write *w, uint64_t *seen_end, bool *want_sync)
 {
-	struct batch_job *job = arg;
+	struct batch_write *bw = (struct batch_write *)w;
+	int rc = eng_batch(w->api->db, bw->b.ops, bw->b.n, &bw->res);
+
+	*seen_end = bw->res.seen_end;
+	*want_sync = bw->res.want_sync;
+	w->version = bw->res.version;
+	return rc;
+}
+
+/* A failed check: answered once the record it saw is durable. */
+static bool batch_is_refusal(int rc)
+{
+	return rc == ENG_EPRECOND;
+}
+
+static void batch_answer(struct srv_write *w, int rc)
+{
+	struct batch_write *bw = (struct batch_write *)w;
 	char body[96];
 	int n;
 
-	if (rc) {
-		srv_api_error(job->api, job->req, rc);
-	} else if (job->refused) {
-		precondition_failed(job);
+	if (rc == -EINVAL && !w->written) {
+		srv_http_respond_error(w->req, 400, "bad_batch", "a key is written twice");
+	} else if (rc) {
+		srv_api_error(w->api, w->req, rc);
+	} else if (w->refused) {
+		precondition_failed(bw);
 	} else {
-		srv_api_set_etag(job->req, job->res.version);
+		srv_api_set_etag(w->req, bw->res.version);
 		n = snprintf(body, sizeof(body), "{\"version\":%" PRIu64 ",\"applied\":%" PRIu32 "}",
-			     job->res.version, job->res.applied);
-		srv_http_respond(job->req, 200, "application/json", body, (size_t)n);
+			     bw->res.version, bw->res.applied);
+		srv_http_respond(w->req, 200, "application/json", body, (size_t)n);
 	}
-	job_free(job);
+	batch_write_free(bw);
 }
 
-static void try_batch(evutil_socket_t fd, short what, void *arg);
-
-static void retry_later(struct batch_job *job)
-{
-	if (srv_api_retry_later(job->api, &job->retry, job->tries, try_batch, job)) {
-		srv_api_error(job->api, job->req, -ENOMEM);
-		job_free(job);
-	}
-}
-
-static void try_batch(evutil_socket_t fd, short what, void *arg)
-{
-	struct batch_job *job = arg;
-	struct srv_api *api = job->api;
-	uint64_t locks = api->db->mutex_locks;
-	int rc;
-
-	(void)fd;
-	(void)what;
-	rc = eng_batch(api->db, job->b.ops, job->b.n, &job->res);
-	if (what) /* a retry from the timer: the router did not count it */
-		srv_api_locks_since(api, &job->tag, locks);
-	if (job->res.want_sync)
-		srv_api_want_sync(api);
-	if (rc == -EAGAIN && srv_api_now_ms(api) - job->started_ms < SRV_BUSY_GIVE_UP_MS) {
-		job->tries++;
-		retry_later(job);
-		return;
-	}
-	if (rc == ENG_EPRECOND) {
-		job->refused = 1;
-		rc = srv_api_after_durable(api, job->res.seen_end, on_durable, job);
-		if (rc <= 0)
-			on_durable(rc, job);
-		return;
-	}
-	if (rc == -EINVAL) {
-		srv_http_respond_error(job->req, 400, "bad_batch", "a key is written twice");
-		job_free(job);
-		return;
-	}
-	if (rc) {
-		srv_api_error(api, job->req, rc);
-		job_free(job);
-		return;
-	}
-	rc = srv_api_after_write(api, job->res.version, on_durable, job);
-	if (rc)
-		on_durable(rc, job);
-}
+static const struct srv_write_ops batch_write_ops = {
+	.attempt = batch_attempt,
+	.is_refusal = batch_is_refusal,
+	.answer = batch_answer,
+};
 
 void srv_api_batch(struct srv_api *api, struct srv_http_req *req)
 {
-	struct batch_job *job = calloc(1, sizeof(*job));
+	struct batch_write *bw = calloc(1, sizeof(*bw));
 	char msg[SRV_BATCH_ERR_MAX + 32];
 	const char *body;
 	size_t len;
 	int rc;
 
-	if (!job) {
+	if (!bw) {
 		srv_api_error(api, req, -ENOMEM);
 		return;
 	}
-	job->api = api;
-	job->req = req;
-	job->started_ms = srv_api_now_ms(api);
-	srv_api_tag(req, &job->tag);
+	srv_write_init(&bw->w, &batch_write_ops, api, req, SRV_ROUTE_BATCH);
 	body = srv_http_req_body(req, &len);
-	rc = srv_batch_parse(body, len, &job->b);
+	rc = srv_batch_parse(body, len, &bw->b);
 	if (rc == -EINVAL) {
-		if (job->b.line)
-			snprintf(msg, sizeof(msg), "line %zu: %s", job->b.line, job->b.err);
+		if (bw->b.line)
+			snprintf(msg, sizeof(msg), "line %zu: %s", bw->b.line, bw->b.err);
 		else
-			snprintf(msg, sizeof(msg), "%s", job->b.err);
+			snprintf(msg, sizeof(msg), "%s", bw->b.err);
 		srv_http_respond_error(req, 400, "bad_batch", msg);
-		job_free(job);
+		batch_write_free(bw);
 		return;
 	}
 	if (rc == -E2BIG) {
-		srv_http_respond_error(req, 413, "batch_too_large", job->b.err);
-		job_free(job);
+		srv_http_respond_error(req, 413, "batch_too_large", bw->b.err);
+		batch_write_free(bw);
 		return;
 	}
 	if (rc) {
 		srv_api_error(api, req, rc);
-		job_free(job);
+		batch_write_free(bw);
 		return;
 	}
-	try_batch(-1, 0, job);
+	srv_write_try(&bw->w);
 }

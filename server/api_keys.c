@@ -15,9 +15,14 @@
  * mapping) happens for one listing per loop turn, so ten that finish
  * their scans together do not hold the loop for all ten sorts.
  */
+#include "server/api_keys.h"
+
 #include "engine/record.h"
 #include "engine/store.h"
-#include "server/api_int.h"
+#include "server/api_base.h"
+#include "server/api_error.h"
+#include "server/api_query.h"
+#include "server/api_wait.h"
 #include "server/http.h"
 #include "server/pct.h"
 
@@ -36,7 +41,7 @@
  * bytes, so one always fits. */
 #define SLICE_BYTES SRV_HTTP_STREAM_LOW_BYTES
 
-struct list_job {
+struct listing {
 	struct srv_api *api;
 	struct srv_http_req *req;
 	struct eng_list *list;
@@ -45,16 +50,16 @@ struct list_job {
 	const uint16_t *lens;
 	size_t n, next;          /* keys in it; the first not sent */
 	int more;
-	struct list_job *qnext;  /* in the queue to take its page */
+	struct listing *qnext;  /* in the queue to take its page */
 };
 
 /* Listings whose scan is done, in order, waiting to take their page. */
 struct srv_list_queue {
-	struct list_job *head, *tail;
+	struct listing *head, *tail;
 	struct event *ev;        /* a 0 timer: one page per loop turn */
 };
 
-static void list_free(struct list_job *j)
+static void list_free(struct listing *j)
 {
 	if (j->step)
 		event_free(j->step);
@@ -65,7 +70,7 @@ static void list_free(struct list_job *j)
 /* The next slice of the page, as the client takes the last. */
 static void send_more(struct srv_http_req *req, void *arg)
 {
-	struct list_job *j = arg;
+	struct listing *j = arg;
 	char buf[SLICE_BYTES];
 	size_t o = 0;
 
@@ -90,7 +95,7 @@ static void send_more(struct srv_http_req *req, void *arg)
 
 static void answer(int rc, void *arg)
 {
-	struct list_job *j = arg;
+	struct listing *j = arg;
 
 	if (rc) {
 		srv_api_error(j->api, j->req, rc);
@@ -108,7 +113,7 @@ static void answer(int rc, void *arg)
 
 /* The page: one percent-encoded key per line, taken from the engine's
  * result (pointers into the mapping) a slice at a time. */
-static int take_page(struct list_job *j, uint64_t *end)
+static int take_page(struct listing *j, uint64_t *end)
 {
 	j->n = eng_list_keys(j->list, &j->keys, &j->lens, &j->more, end);
 	if (!j->keys)
@@ -117,7 +122,7 @@ static int take_page(struct list_job *j, uint64_t *end)
 }
 
 /* The scan is done: the page, once durable, is answered. */
-static void page_ready(struct list_job *j)
+static void page_ready(struct listing *j)
 {
 	uint64_t end;
 	int rc = take_page(j, &end);
@@ -134,7 +139,7 @@ static void on_queue(evutil_socket_t fd, short what, void *arg)
 {
 	struct srv_list_queue *q = arg;
 	struct timeval now = { 0, 0 };
-	struct list_job *j = q->head;
+	struct listing *j = q->head;
 
 	(void)fd;
 	(void)what;
@@ -149,7 +154,7 @@ static void on_queue(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Queues j to take its page in a later loop turn: 0 or -ENOMEM. */
-static int page_queue(struct list_job *j)
+static int page_queue(struct listing *j)
 {
 	struct srv_list_queue *q = j->api->lists;
 	struct timeval now = { 0, 0 };
@@ -176,7 +181,7 @@ static int page_queue(struct list_job *j)
 
 static void on_step(evutil_socket_t fd, short what, void *arg)
 {
-	struct list_job *j = arg;
+	struct listing *j = arg;
 	struct timeval now = { 0, 0 };
 	int rc;
 
@@ -221,7 +226,7 @@ void srv_api_keys(struct srv_api *api, struct srv_http_req *req)
 	char prefix[ENG_KEY_MAX + 1], after[ENG_KEY_MAX + 1];
 	long plen, alen;
 	size_t limit;
-	struct list_job *j;
+	struct listing *j;
 	struct timeval now = { 0, 0 };
 	static const char *const params[] = SRV_QUERY_KEYS;
 	int rc;

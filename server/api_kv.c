@@ -1,16 +1,23 @@
 /* server/api_kv.c — /kv/{key} and /incr/{key}: reads, writes, counters.
  *
  * Map: entity tags - reads (answered now, or once the record they show
- * is durable) - writes (a job: retried while the key is busy, answered
- * once durable; a refusal that depends on a record not yet durable
- * waits for it too) - the two routes.
+ * is durable) - writes (on the path every write takes, api_write.h:
+ * retried while the key is busy, answered once durable; a refusal that
+ * depends on a record not yet durable waits for it too) - the two
+ * routes.
  */
+#include "server/api_kv.h"
+
 #include "engine/durable.h"
 #include "engine/errors.h"
 #include "engine/num.h"
 #include "engine/record.h"
 #include "engine/store.h"
-#include "server/api_int.h"
+#include "server/api_base.h"
+#include "server/api_error.h"
+#include "server/api_query.h"
+#include "server/api_wait.h"
+#include "server/api_write.h"
 #include "server/http.h"
 #include "server/log.h"
 #include "server/metrics.h"
@@ -25,8 +32,6 @@
 
 #define KV_PREFIX_LEN 4   /* "/kv/" */
 #define INCR_PREFIX_LEN 6 /* "/incr/" */
-#define ALLOW_KV "GET, HEAD, PUT, DELETE"
-#define ALLOW_INCR "POST"
 #define TAG_MAX 64
 
 /* --- entity tags ------------------------------------------------------------ */
@@ -56,7 +61,7 @@ static enum tag_kind parse_etag(const char *s, uint64_t *v, int *weak)
 
 /* If-None-Match on a read: 1 if it matches version (so 304), with the
  * weak comparison RFC 9110 13.1.2 prescribes; a list of tags is allowed.
- * -1 if malformed. */
+ * 0 if not, -EINVAL if malformed. */
 static int none_match(const char *h, uint64_t version)
 {
 	char tag[TAG_MAX];
@@ -74,11 +79,11 @@ static int none_match(const char *h, uint64_t version)
 		if (!n)
 			break;
 		if (n >= sizeof(tag))
-			return -1;
+			return -EINVAL;
 		memcpy(tag, h, n);
 		tag[n] = '\0';
 		if ((k = parse_etag(tag, &v, &weak)) == TAG_BAD)
-			return -1;
+			return -EINVAL;
 		if (k == TAG_ANY || v == version)
 			return 1;
 		h += n;
@@ -88,7 +93,7 @@ static int none_match(const char *h, uint64_t version)
 
 /* --- reads ------------------------------------------------------------------- */
 
-struct read_job {
+struct kv_read {
 	struct srv_api *api;
 	struct srv_http_req *req;
 	struct eng_val v;
@@ -97,27 +102,27 @@ struct read_job {
 
 static void release_val(const void *body, size_t len, void *arg)
 {
-	struct read_job *job = arg;
+	struct kv_read *rd = arg;
 
 	(void)body;
 	(void)len;
-	eng_val_release(job->api->db, &job->v);
-	free(job);
+	eng_val_release(rd->api->db, &rd->v);
+	free(rd);
 }
 
 static void answer_read(int rc, void *arg)
 {
-	struct read_job *job = arg;
-	struct srv_http_req *req = job->req;
+	struct kv_read *rd = arg;
+	struct srv_http_req *req = rd->req;
 	const char *inm = srv_http_req_header(req, "If-None-Match");
 
-	if (rc || !job->found) {
-		srv_api_error(job->api, req, rc ? rc : -ENOENT);
+	if (rc || !rd->found) {
+		srv_api_error(rd->api, req, rc ? rc : -ENOENT);
 		goto out_free;
 	}
-	srv_api_set_etag(req, job->v.version);
+	srv_api_set_etag(req, rd->v.version);
 	if (inm) {
-		int m = none_match(inm, job->v.version);
+		int m = none_match(inm, rd->v.version);
 		if (m) {
 			if (m < 0)
 				srv_http_respond_error(req, 400, "bad_header",
@@ -129,83 +134,80 @@ static void answer_read(int rc, void *arg)
 	}
 	/* Straight from the read-only mapping: the bytes of a published
 	 * record never change, and the mapping stays until released. */
-	srv_http_respond_ref(req, 200, "application/octet-stream", job->v.data,
-			     job->v.len, release_val, job);
+	srv_http_respond_ref(req, 200, "application/octet-stream", rd->v.data,
+			     rd->v.len, release_val, rd);
 	return;
 out_free:
-	eng_val_release(job->api->db, &job->v);
-	free(job);
+	eng_val_release(rd->api->db, &rd->v);
+	free(rd);
 }
 
 static void handle_get(struct srv_api *api, struct srv_http_req *req,
 		       const char *key, size_t klen)
 {
-	struct read_job *job = calloc(1, sizeof(*job));
+	struct kv_read *rd = calloc(1, sizeof(*rd));
 	int rc;
 
-	if (!job) {
+	if (!rd) {
 		srv_api_error(api, req, -ENOMEM);
 		return;
 	}
-	job->api = api;
-	job->req = req;
-	rc = eng_get(api->db, key, klen, &job->v);
+	rd->api = api;
+	rd->req = req;
+	rc = eng_get(api->db, key, klen, &rd->v);
 	if (rc == -EBADMSG) {
+		/* the table's answer, with the offset an operator needs */
 		char msg[160];
 		snprintf(msg, sizeof(msg), "the record of this key in database.bin (offset %"
 			 PRIu64 ") fails its checksum: damage on disk; run 'caskd check'",
-			 job->v.end);
+			 rd->v.end);
+		const struct srv_api_error_map *e = srv_api_error_find(rc);
+
 		srv_error("GET: %s", msg);
-		srv_http_respond_error(req, 500, "corrupt_record", msg);
-		free(job);
+		srv_http_respond_error(req, e->status, e->code, msg);
+		free(rd);
 		return;
 	}
 	if (rc && rc != -ENOENT) {
 		srv_api_error(api, req, rc);
-		free(job);
+		free(rd);
 		return;
 	}
-	job->found = rc == 0;
-	rc = srv_api_after_durable(api, job->v.end, answer_read, job);
+	rd->found = rc == 0;
+	rc = srv_api_after_durable(api, rd->v.end, answer_read, rd);
 	if (rc <= 0)
-		answer_read(rc, job);
+		answer_read(rc, rd);
 }
 
 /* --- writes ------------------------------------------------------------------ */
 
-struct write_job {
-	struct srv_api *api;
-	struct srv_http_req *req;
-	struct event *retry;
+/* A write of one key, on the path every write takes (api_write.h). */
+struct kv_write {
+	struct srv_write w;  /* first: the write path's view of it */
 	struct eng_op op;
 	struct eng_result res;
-	uint64_t started_ms;
-	struct srv_api_tag tag;
-	int tries;
-	int refused;      /* res holds a refusal waiting to be durable */
-	int weak_if_match; /* If-Match held a weak tag: it never matches */
+	int weak_if_match;   /* If-Match held a weak tag: it never matches */
 	char key[ENG_KEY_MAX];
 };
 
-static void job_free(struct write_job *job)
+static void kv_write_free(struct kv_write *kw)
 {
-	if (job->retry)
-		event_free(job->retry);
-	free(job);
+	srv_write_release(&kw->w);
+	free(kw);
 }
 
 /* 412, saying which condition failed, as check_conditions() in
  * engine/write.c tests them (If-Match first); res.version is the key's
  * version then (0: absent). */
-static void precondition_failed(struct write_job *job)
+static void precondition_failed(struct kv_write *kw)
 {
-	const struct eng_op *op = &job->op;
-	uint64_t cur = job->res.version;
+	const struct eng_op *op = &kw->op;
+	uint64_t cur = kw->res.version;
 	char msg[192];
 
 	if (op->has_if_match && !cur)
 		snprintf(msg, sizeof(msg), "If-Match: the key does not exist; nothing was written");
-	else if (op->has_if_match && job->weak_if_match)
+	else if (op->has_if_match && kw->weak_if_match)
 		snprintf(msg, sizeof(msg), "If-Match: a weak tag never matches (the comparison "
 			 "is strong); the key's version is %" PRIu64 "; nothing was written", cur);
 	else if (op->has_if_match && !op->if_match_any && cur != op->if_match)
@@ -214,97 +216,67 @@ static void precondition_failed(struct write_job *job)
 	else
 		snprintf(msg, sizeof(msg), "If-None-Match: *: the key exists (version %" PRIu64
 			 "); nothing was written", cur);
-	srv_http_respond_error(job->req, 412, "precondition_failed", msg);
+	srv_http_respond_error(kw->w.req, 412, "precondition_failed", msg);
 }
 
-static void on_durable(int rc, void *arg)
+static int kv_attempt(struct srv_write *w, uint64_t *seen_end, bool *want_sync)
 {
-	struct write_job *job = arg;
-	struct srv_http_req *req = job->req;
-	char num[ENG_I64_DIGITS_MAX + 1];
-	int n;
+	struct kv_write *kw = (struct kv_write *)w;
+	int rc = eng_write(w->api->db, &kw->op, &kw->res);
 
-	if (!rc && job->refused == ENG_EPRECOND) {
-		precondition_failed(job);
-		goto out_free;
-	}
-	if (rc || job->refused) {
-		srv_api_error(job->api, req, rc ? rc : job->refused);
-		goto out_free;
-	}
-	srv_api_set_etag(req, job->res.version);
-	switch (job->op.kind) {
-	case ENG_OP_PUT:
-		srv_http_respond(req, job->res.created ? 201 : 204, NULL, NULL, 0);
-		break;
-	case ENG_OP_DEL:
-		srv_http_respond(req, 204, NULL, NULL, 0);
-		break;
-	case ENG_OP_INCR:
-		n = snprintf(num, sizeof(num), "%" PRId64, job->res.value);
-		srv_http_respond(req, 200, "text/plain", num, (size_t)n);
-		break;
-	}
-out_free:
-	job_free(job);
-}
-
-static void try_write(evutil_socket_t fd, short what, void *arg);
-
-static void retry_later(struct write_job *job)
-{
-	if (srv_api_retry_later(job->api, &job->retry, job->tries, try_write, job)) {
-		srv_api_error(job->api, job->req, -ENOMEM);
-		job_free(job);
-	}
+	*seen_end = kw->res.seen_end;
+	*want_sync = kw->res.want_sync;
+	w->version = kw->res.version;
+	return rc;
 }
 
 /* Refusals read from the index: answered once what they saw is durable. */
-static int refusal_from_index(int rc)
+static bool kv_is_refusal(int rc)
 {
 	return rc == ENG_EPRECOND || rc == -ENOENT || rc == ENG_ENOTINT ||
 	       rc == ENG_EOVERFLOW;
 }
 
-static void try_write(evutil_socket_t fd, short what, void *arg)
+static void kv_answer(struct srv_write *w, int rc)
 {
-	struct write_job *job = arg;
-	struct srv_api *api = job->api;
-	uint64_t locks = api->db->mutex_locks;
-	int rc;
+	struct kv_write *kw = (struct kv_write *)w;
+	struct srv_http_req *req = w->req;
+	char num[ENG_I64_DIGITS_MAX + 1];
+	int n;
 
-	(void)fd;
-	(void)what;
-	rc = eng_write(api->db, &job->op, &job->res);
-	if (what) /* a retry from the timer: the router did not count it */
-		srv_api_locks_since(api, &job->tag, locks);
-	if (job->res.want_sync)
-		srv_api_want_sync(api);
-	if (rc == -EAGAIN &&
-	    srv_api_now_ms(api) - job->started_ms < SRV_BUSY_GIVE_UP_MS) {
-		job->tries++;
-		retry_later(job);
-		return;
+	if (!rc && w->refused == ENG_EPRECOND) {
+		precondition_failed(kw);
+		goto out_free;
 	}
-	if (rc && refusal_from_index(rc)) {
-		job->refused = rc;
-		rc = srv_api_after_durable(api, job->res.seen_end, on_durable, job);
-		if (rc <= 0)
-			on_durable(rc, job);
-		return;
+	if (rc || w->refused) {
+		srv_api_error(w->api, req, rc ? rc : w->refused);
+		goto out_free;
 	}
-	if (rc) {
-		srv_api_error(api, job->req, rc);
-		job_free(job);
-		return;
+	srv_api_set_etag(req, kw->res.version);
+	switch (kw->op.kind) {
+	case ENG_OP_PUT:
+		srv_http_respond(req, kw->res.created ? 201 : 204, NULL, NULL, 0);
+		break;
+	case ENG_OP_DEL:
+		srv_http_respond(req, 204, NULL, NULL, 0);
+		break;
+	case ENG_OP_INCR:
+		n = snprintf(num, sizeof(num), "%" PRId64, kw->res.value);
+		srv_http_respond(req, 200, "text/plain", num, (size_t)n);
+		break;
 	}
-	rc = srv_api_after_write(api, job->res.version, on_durable, job);
-	if (rc)
-		on_durable(rc, job);
+out_free:
+	kv_write_free(kw);
 }
 
+static const struct srv_write_ops kv_write_ops = {
+	.attempt = kv_attempt,
+	.is_refusal = kv_is_refusal,
+	.answer = kv_answer,
+};
+
 /* Fills the conditions of op from If-Match / If-None-Match (*weak: the
- * If-Match tag is weak). 0 or -1 after responding 400. */
+ * If-Match tag is weak). 0, or -EINVAL after responding 400. */
 static int write_conditions(struct srv_http_req *req, struct eng_op *op, int *weak)
 {
 	const char *im = srv_http_req_header(req, "If-Match");
@@ -315,7 +287,7 @@ static int write_conditions(struct srv_http_req *req, struct eng_op *op, int *we
 		if ((k = parse_etag(im, &op->if_match, weak)) == TAG_BAD) {
 			srv_http_respond_error(req, 400, "bad_header",
 					       "If-Match must be * or one \"<version>\" tag");
-			return -1;
+			return -EINVAL;
 		}
 		op->has_if_match = 1;
 		op->if_match_any = k == TAG_ANY;
@@ -328,7 +300,7 @@ static int write_conditions(struct srv_http_req *req, struct eng_op *op, int *we
 		if (strcmp(inm, "*")) {
 			srv_http_respond_error(req, 400, "bad_header",
 					       "on writes If-None-Match must be *");
-			return -1;
+			return -EINVAL;
 		}
 		op->if_none_match_any = 1;
 	}
@@ -339,36 +311,35 @@ static void start_write(struct srv_api *api, struct srv_http_req *req,
 			enum eng_op_kind kind, const char *key, size_t klen,
 			int64_t by)
 {
-	struct write_job *job;
+	struct kv_write *kw;
 	size_t blen;
 
-	if (!(job = calloc(1, sizeof(*job)))) {
+	if (!(kw = calloc(1, sizeof(*kw)))) {
 		srv_api_error(api, req, -ENOMEM);
 		return;
 	}
-	job->api = api;
-	job->req = req;
-	job->started_ms = srv_api_now_ms(api);
-	srv_api_tag(req, &job->tag);
-	memcpy(job->key, key, klen);
-	job->op.kind = kind;
-	job->op.key = job->key;
-	job->op.klen = klen;
-	job->op.by = by;
+	srv_write_init(&kw->w, &kv_write_ops, api, req,
+		       kind == ENG_OP_INCR ? SRV_ROUTE_INCR : SRV_ROUTE_KV);
+	memcpy(kw->key, key, klen);
+	kw->op.kind = kind;
+	kw->op.key = kw->key;
+	kw->op.klen = klen;
+	kw->op.by = by;
 	if (kind == ENG_OP_PUT) {
-		job->op.val = srv_http_req_body(req, &blen);
-		job->op.vlen = blen;
+		kw->op.val = srv_http_req_body(req, &blen);
+		kw->op.vlen = blen;
 	}
-	if (write_conditions(req, &job->op, &job->weak_if_match) < 0) {
-		job_free(job);
+	if (write_conditions(req, &kw->op, &kw->weak_if_match) < 0) {
+		kv_write_free(kw);
 		return;
 	}
-	try_write(-1, 0, job);
+	srv_write_try(&kw->w);
 }
 
 /* --- routes -------------------------------------------------------------------- */
 
-/* Decodes the key after prefix; responds 400 and returns -1 if bad. */
+/* Decodes the key after prefix: its length, or -EINVAL after
+ * responding 400. */
 static long route_key(struct srv_http_req *req, const char *path,
 		      size_t prefix, char *key)
 {
@@ -377,7 +348,7 @@ static long route_key(struct srv_http_req *req, const char *path,
 	if (n <= 0) {
 		srv_http_respond_error(req, 400, "bad_key",
 				       "a key is 1 to 1024 bytes after percent-decoding, without NUL or bad escapes");
-		return -1;
+		return -EINVAL;
 	}
 	return n;
 }
@@ -388,8 +359,6 @@ void srv_api_kv(struct srv_api *api, struct srv_http_req *req, const char *path)
 	enum srv_http_method m = srv_http_req_method(req);
 	long klen;
 
-	if (!srv_api_method_ok(req, ALLOW_KV))
-		return;
 	if ((klen = route_key(req, path, KV_PREFIX_LEN, key)) < 0)
 		return;
 	if (m == SRV_HTTP_GET || m == SRV_HTTP_HEAD)
@@ -406,8 +375,6 @@ void srv_api_incr(struct srv_api *api, struct srv_http_req *req, const char *pat
 	int64_t n = 1;
 	long klen, r;
 
-	if (!srv_api_method_ok(req, ALLOW_INCR))
-		return;
 	if ((klen = route_key(req, path, INCR_PREFIX_LEN, key)) < 0 ||
 	    srv_api_query_ok(req, params) < 0)
 		return;

@@ -17,12 +17,17 @@
  * that writes {"progress":V} to watches idle for WATCH_PROGRESS_MS.
  * Everything but the thread runs on the worker's loop thread.
  */
+#include "server/api_watch.h"
+
 #include "engine/errors.h"
 #include "engine/logread.h"
 #include "engine/num.h"
 #include "engine/record.h"
+#include "server/api_base.h"
+#include "server/api_error.h"
+#include "server/api_query.h"
 #include "server/clock.h"
-#include "server/api_int.h"
+#include "server/api_wait.h"
 #include "server/b64.h"
 #include "server/config.h"
 #include "server/http.h"

@@ -31,11 +31,11 @@ static int bad(struct srv_batch *b, size_t line, const char *fmt, ...)
 /* A canonical decimal u64: no sign, no leading zero, fits. */
 static int parse_version(const char *s, size_t n, uint64_t *out)
 {
-	return eng_parse_u64(s, n, out) ? -1 : 0;
+	return eng_parse_u64(s, n, out) ? -EINVAL : 0;
 }
 
 /* Splits line[0..n) at single spaces into at most max fields. Returns
- * the count, or -1 for more than max. */
+ * the count, or -E2BIG for more than max. */
 static int split(const char *line, size_t n, const char **f, size_t *fl, int max)
 {
 	int k = 0;
@@ -45,7 +45,7 @@ static int split(const char *line, size_t n, const char **f, size_t *fl, int max
 		if (i < n && line[i] != ' ')
 			continue;
 		if (k == max)
-			return -1;
+			return -E2BIG;
 		f[k] = line + start;
 		fl[k++] = i - start;
 		start = i + 1;
@@ -67,7 +67,7 @@ static void seen_seed_make(void)
 }
 
 struct seen {
-	uint32_t *slot; /* op index + 1, or 0 */
+	uint32_t *cell; /* op index + 1, or 0 */
 	size_t cap;
 };
 
@@ -76,14 +76,14 @@ static int seen_add(struct seen *s, const struct eng_batch_op *ops, size_t i)
 	uint64_t h = eng_key_hash(&seen_seed, ops[i].key, ops[i].klen);
 
 	for (size_t j = h & (s->cap - 1);; j = (j + 1) & (s->cap - 1)) {
-		uint32_t k = s->slot[j];
+		uint32_t k = s->cell[j];
 		if (!k) {
-			s->slot[j] = (uint32_t)i + 1;
+			s->cell[j] = (uint32_t)i + 1;
 			return 0;
 		}
 		if (ops[k - 1].klen == ops[i].klen &&
 		    !memcmp(ops[k - 1].key, ops[i].key, ops[i].klen))
-			return -1;
+			return -EEXIST;
 	}
 }
 
@@ -198,8 +198,8 @@ int srv_batch_parse(const char *body, size_t len, struct srv_batch *b)
 		;
 	b->ops = calloc(lines, sizeof(*b->ops));
 	b->buf = malloc(len ? len : 1); /* decoding never grows */
-	s.slot = calloc(s.cap, sizeof(*s.slot));
-	if (!b->ops || !b->buf || !s.slot) {
+	s.cell = calloc(s.cap, sizeof(*s.cell));
+	if (!b->ops || !b->buf || !s.cell) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -218,7 +218,7 @@ int srv_batch_parse(const char *body, size_t len, struct srv_batch *b)
 		i = end + 1;
 	}
 out:
-	free(s.slot);
+	free(s.cell);
 	return rc;
 }
 

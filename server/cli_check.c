@@ -102,13 +102,13 @@ static int parse_args(int argc, char **argv, struct run *r, const char **path)
 			r->mode = ENG_REPAIR_TRUNCATE;
 		else if (argv[i][0] == '-' || *path) {
 			fprintf(stderr, "caskd check: unexpected argument '%s'; " USAGE "\n", argv[i]);
-			return -1;
+			return -EINVAL;
 		} else
 			*path = argv[i];
 	}
 	if (!*path) {
 		fprintf(stderr, "caskd check: missing FILE or DIR; " USAGE "\n");
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }

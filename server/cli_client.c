@@ -45,6 +45,10 @@
 #define MESSAGE_MAX 1024
 #define STATE_MAX 32
 #define READ_CHUNK 65536
+/* parse_args: --help was asked for and answered. A named code below
+ * -4096, clear of errno and of the engine's (engine/errors.h) and the
+ * HTTP parser's (server/http_parse.h) ranges. */
+#define ARGS_HELP (-4400)
 
 /* --- arguments --------------------------------------------------------------- */
 
@@ -149,7 +153,7 @@ static int parse_option(struct cli *c, int argc, char **argv, int *i)
 	return usage_error(c, "unknown option '%s' (see --help)", a);
 }
 
-/* -1: --help was asked for (usage printed); 0; or an exit status. */
+/* ARGS_HELP: --help was asked for (usage printed); 0; or an exit status. */
 static int parse_args(struct cli *c, int argc, char **argv)
 {
 	const char *env = getenv(URL_ENV);
@@ -166,7 +170,7 @@ static int parse_args(struct cli *c, int argc, char **argv)
 			only_args = true;
 		} else if (!only_args && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
 			printf("usage: %s\n", c->cmd->usage);
-			return -1;
+			return ARGS_HELP;
 		} else if (!only_args && a[0] == '-' && a[1]) {
 			if ((rc = parse_option(c, argc, argv, &i)))
 				return rc;
@@ -393,8 +397,8 @@ static int run_get(struct cli *c, struct srv_cli_parser *p, struct answer *a)
 	return p->status == 200 ? SRV_CLI_EXIT_OK : refused(c, p, a, true);
 }
 
-/* VALUE, @FILE or - (standard input) into *buf: its length, or -1 after
- * saying why. */
+/* VALUE, @FILE or - (standard input) into *buf: its length, or -errno
+ * after saying why. */
 static long put_value(struct cli *c, char **buf)
 {
 	const char *v = c->args[1];
@@ -415,7 +419,7 @@ static long put_value(struct cli *c, char **buf)
 	if (n < 0)
 		fprintf(stderr, "caskd put: cannot read %s: %s\n",
 			v[0] == '@' ? v + 1 : "standard input", strerror((int)-n));
-	return n < 0 ? -1 : n;
+	return n;
 }
 
 static int run_put(struct cli *c, struct srv_cli_parser *p, struct answer *a)
@@ -660,7 +664,7 @@ int srv_cli_main(int argc, char **argv)
 	if (!c.cmd)
 		return SRV_CLI_EXIT_USAGE;
 	if ((rc = parse_args(&c, argc, argv)))
-		return rc < 0 ? SRV_CLI_EXIT_OK : rc;
+		return rc == ARGS_HELP ? SRV_CLI_EXIT_OK : rc;
 	if (!(p = malloc(sizeof(*p))))
 		return out_of_memory(&c);
 	rc = c.cmd->run(&c, p, &a);

@@ -67,7 +67,7 @@ static int hex_value(unsigned char c)
 		return c - '0';
 	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
 		return (c | 0x20) - 'a' + 10;
-	return -1;
+	return -EINVAL;
 }
 
 void srv_cli_parser_init(struct srv_cli_parser *p)
@@ -453,7 +453,7 @@ static char js_escape(char c)
 }
 
 /* A string at j->s (its opening quote), unescaped into out (cut to fit
- * n, NUL-terminated when n > 0): its length, or -1 if malformed. A
+ * n, NUL-terminated when n > 0): its length, or -EINVAL if malformed. A
  * surrogate pair comes out as two 3-byte forms, not one character:
  * caskd escapes only control bytes, and a message is for a person. */
 static long js_string(struct jscan *j, char *out, size_t n)
@@ -461,7 +461,7 @@ static long js_string(struct jscan *j, char *out, size_t n)
 	size_t o = 0;
 
 	if (j->s == j->e || *j->s != '"')
-		return -1;
+		return -EINVAL;
 	for (j->s++; j->s < j->e; j->s++) {
 		char b[4];
 		size_t k = 1;
@@ -474,31 +474,31 @@ static long js_string(struct jscan *j, char *out, size_t n)
 			return (long)o;
 		}
 		if (c < 0x20)
-			return -1;
+			return -EINVAL;
 		b[0] = (char)c;
 		if (c == '\\') {
 			if (++j->s == j->e)
-				return -1;
+				return -EINVAL;
 			if (*j->s == 'u') {
 				unsigned cp = 0;
 
 				for (int i = 1; i <= 4; i++) {
-					int d = j->s + i < j->e ? hex_value((unsigned char)j->s[i]) : -1;
+					int d = j->s + i < j->e ? hex_value((unsigned char)j->s[i]) : -EINVAL;
 					if (d < 0)
-						return -1;
+						return -EINVAL;
 					cp = cp << 4 | (unsigned)d;
 				}
 				j->s += 4;
 				k = utf8_put(cp, b);
 			} else if ((b[0] = js_escape(*j->s)) == 0) {
-				return -1;
+				return -EINVAL;
 			}
 		}
 		for (size_t i = 0; i < k; i++, o++)
 			if (o + 1 < n)
 				out[o] = b[i];
 	}
-	return -1;
+	return -EINVAL;
 }
 
 /* A number, true, false or null: the bytes up to a delimiter. */
@@ -513,7 +513,7 @@ static long js_scalar(struct jscan *j, char *out, size_t n)
 		j->s++;
 	len = (size_t)(j->s - v);
 	if (!len)
-		return -1;
+		return -EINVAL;
 	if (n) {
 		size_t k = len < n ? len : n - 1;
 		memcpy(out, v, k);

@@ -48,7 +48,7 @@ struct srv_commit {
 	struct eng_db *db;
 	struct eng_syncer syncer; /* the thread's own descriptor */
 	int group;
-	int each;           /* --fsync always: one fdatasync per write */
+	int always;         /* --fsync always: one fdatasync per write */
 	int interval_ms;
 	int efd;
 	struct event *ev;
@@ -56,7 +56,7 @@ struct srv_commit {
 
 	/* loop thread only */
 	struct fifo tq, eq;
-	uint64_t each_popped;
+	uint64_t always_popped;
 
 	/* shared with the thread, under mu */
 	pthread_mutex_t mu;
@@ -64,8 +64,8 @@ struct srv_commit {
 	uint32_t want;
 	uint32_t poked;     /* the loop was poked once this ticket was covered */
 	int have_want;
-	uint64_t each_queued; /* always mode: writes handed in ... */
-	uint64_t each_synced; /* ... and writes a sync of their own covered */
+	uint64_t always_queued; /* always mode: writes handed in ... */
+	uint64_t always_synced; /* ... and writes a sync of their own covered */
 	int stop;
 	int kicked;         /* sync soon: the version lease runs low */
 	int fatal;          /* the sync machinery itself failed for good */
@@ -181,7 +181,7 @@ static void sync_if_dirty(struct srv_commit *c)
 /* One step of the thread's work, with mu held; 0 when there is none. */
 static int step(struct srv_commit *c)
 {
-	if (c->each && c->each_synced < c->each_queued) {
+	if (c->always && c->always_synced < c->always_queued) {
 		/* A ticket taken now needs a sync that begins after now: no
 		 * sharing with writes queued earlier. */
 		uint32_t t = eng_sync_ticket(c->db);
@@ -194,7 +194,7 @@ static int step(struct srv_commit *c)
 		/* a transient failure is tried again: its waiter must not
 		 * be answered as if the sync had happened */
 		if (!rc || rc == ENG_EPOISONED || c->fatal)
-			c->each_synced++;
+			c->always_synced++;
 		return 1;
 	}
 	if (c->have_want && !eng_sync_covered(c->db, c->want)) {
@@ -233,7 +233,7 @@ static void *commit_thread(void *arg)
 
 	pthread_mutex_lock(&c->mu);
 	while (!c->stop) {
-		int idle_ms = c->group || c->each ? FOLLOW_MS : c->interval_ms;
+		int idle_ms = c->group || c->always ? FOLLOW_MS : c->interval_ms;
 
 		if (!c->fatal && step(c))
 			continue;
@@ -244,12 +244,12 @@ static void *commit_thread(void *arg)
 		/* Idle, this thread would keep mapping a database.bin a
 		 * compaction replaced, and its disk space with it. */
 		(void)eng_syncer_follow(&c->syncer);
-		if (!c->group && !c->each)
+		if (!c->group && !c->always)
 			sync_if_dirty(c);
 		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (!c->group && !c->each)
+	if (!c->group && !c->always)
 		sync_if_dirty(c); /* graceful stop: nothing left unsynced */
 	return NULL;
 }
@@ -275,16 +275,16 @@ static int ready_rc(struct srv_commit *c, int fatal)
 
 static void drain(struct srv_commit *c, int force_rc)
 {
-	uint64_t each_ready;
+	uint64_t always_ready;
 	int fatal;
 
 	pthread_mutex_lock(&c->mu);
 	fatal = c->fatal;
-	each_ready = c->each_synced;
+	always_ready = c->always_synced;
 	pthread_mutex_unlock(&c->mu);
-	while (c->eq.count && (force_rc || fatal || c->each_popped < each_ready)) {
+	while (c->eq.count && (force_rc || fatal || c->always_popped < always_ready)) {
 		struct waiter w = fifo_pop(&c->eq);
-		c->each_popped++;
+		c->always_popped++;
 		w.cb(force_rc ? force_rc : ready_rc(c, fatal), w.arg);
 	}
 	while (c->tq.count &&
@@ -317,7 +317,7 @@ int srv_commit_start(struct event_base *base, struct eng_db *db,
 		return -ENOMEM;
 	c->db = db;
 	c->group = mode == SRV_COMMIT_GROUP;
-	c->each = mode == SRV_COMMIT_EACH;
+	c->always = mode == SRV_COMMIT_ALWAYS;
 	c->interval_ms = interval_ms;
 	c->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (c->efd < 0) {
@@ -363,7 +363,7 @@ static int enqueue(struct srv_commit *c, struct fifo *f, uint32_t ticket,
 		return rc;
 	pthread_mutex_lock(&c->mu);
 	if (f == &c->eq) {
-		c->each_queued++;
+		c->always_queued++;
 	} else {
 		if (!c->have_want || (int32_t)(ticket - c->want) > 0)
 			c->want = ticket;
@@ -377,17 +377,17 @@ static int enqueue(struct srv_commit *c, struct fifo *f, uint32_t ticket,
 int srv_commit_wait(struct srv_commit *c, uint32_t ticket, srv_commit_cb cb,
 		    void *arg)
 {
-	if (!c->group && !c->each) {
+	if (!c->group && !c->always) {
 		cb(0, arg);
 		return 0;
 	}
-	return enqueue(c, c->each ? &c->eq : &c->tq, ticket, cb, arg);
+	return enqueue(c, c->always ? &c->eq : &c->tq, ticket, cb, arg);
 }
 
 int srv_commit_wait_read(struct srv_commit *c, uint32_t ticket,
 			 srv_commit_cb cb, void *arg)
 {
-	if (!c->group && !c->each) {
+	if (!c->group && !c->always) {
 		cb(0, arg);
 		return 0;
 	}
@@ -396,7 +396,7 @@ int srv_commit_wait_read(struct srv_commit *c, uint32_t ticket,
 
 int srv_commit_reads_wait(const struct srv_commit *c)
 {
-	return c->group || c->each;
+	return c->group || c->always;
 }
 
 void srv_commit_kick(struct srv_commit *c)

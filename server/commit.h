@@ -37,8 +37,8 @@ typedef void (*srv_commit_cb)(int rc, void *arg);
 enum srv_commit_mode {
 	SRV_COMMIT_GROUP,    /* wait for a sync covering the write, shared */
 	SRV_COMMIT_PERIODIC, /* answer at once; sync every interval */
-	SRV_COMMIT_EACH,     /* one fdatasync of its own per write (the
-			      * baseline group commit is measured against) */
+	SRV_COMMIT_ALWAYS,   /* one fdatasync of its own per write (the
+			    * baseline group commit is measured against) */
 };
 
 int srv_commit_start(struct event_base *base, struct eng_db *db,

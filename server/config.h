@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define SRV_LISTEN_MAX 8
-/* Half the engine's worker slots: a reload runs the new generation
+/* Half the engine's worker seats: a reload runs the new generation
  * beside the old one. */
 #define SRV_WORKERS_MAX (ENG_SEATS / 2)
 #define SRV_ADDR_MAX 256

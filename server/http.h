@@ -12,10 +12,14 @@
  * Every 503, the layer's own and a handler's, carries Retry-After (1 s
  * unless the handler added one).
  *
- * Files: http_parse.c is the parser (pure: state and bytes in, a code
- * out; strict RFC 9112), http_conn.c the connection layer (sockets,
- * timeouts, lingering close, parse errors to statuses), http_response.c
- * the response writer, http_buf.c the buffers. Each connection has its
+ * Files, bottom up (nothing below calls up): http_buf.c the buffers,
+ * http_parse.c the parser (pure: state and bytes in, a code out; strict
+ * RFC 9112; one table of refusals), http_response.c the formatter
+ * (pure), http_req.c the request object and its accessors, http_conn.c
+ * the connection layer (sockets, timeouts, lingering close, the send
+ * path and the "responded" transition), then http_server.c (listeners,
+ * accept, the server's life) and http_respond.c (the respond and stream
+ * calls below). Shared structures: http_core.h. Each connection has its
  * own input buffer and event pair, not a bufferevent (docs/decisions.md).
  *
  * Why not evhttp: it answers its own parse errors with HTML, buffers whole
@@ -144,17 +148,16 @@ const void *srv_http_req_body(const struct srv_http_req *req, size_t *len);
 /* 1 if the peer is on a loopback address (127/8, ::1, unix). */
 int srv_http_req_peer_is_loopback(const struct srv_http_req *req);
 /* The peer's address as text into buf (len bytes): "127.0.0.1:5555",
- * "[::1]:5555", "unix", or "-" when unknown. 0, or -ENOSPC if buf is too
- * small (64 bytes always suffice). */
+ * "[::1]:5555", "unix", or "-" when unknown (a refusal logged before it
+ * had a connection). It is kept with the request, so it is there after
+ * the connection has gone. 0, -ENOSPC if buf is too small (64 bytes
+ * always suffice), or the -errno of inet_ntop. */
 int srv_http_req_peer_str(const struct srv_http_req *req, char *buf,
 			  size_t len);
 /* 0 once the connection of a pending request has gone away (reset, or
  * freed with the server). A client that only half-closed still counts:
  * it is answered. */
 int srv_http_req_conn_alive(const struct srv_http_req *req);
-/* The peer's address as text into buf ("127.0.0.1:5678", "[::1]:5678";
- * "-" once the connection is gone). 0 or -errno. */
-int srv_http_req_peer_str(const struct srv_http_req *req, char *buf, size_t len);
 
 /* From body_limit: the JSON error code and message (static strings) of
  * the 413 this request gets if its body is over the limit. */

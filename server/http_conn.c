@@ -1,16 +1,16 @@
 /* server/http_conn.c — the connection layer of caskd's HTTP/1.1 server
- * (API and contract in server/http.h; shared structures in
- * server/http_conn.h; the parser is server/http_parse.c, the response
- * writer server/http_response.c).
+ * (API in server/http.h; for the files above it server/http_conn.h;
+ * shared structures in server/http_core.h).
  *
- * Owns: the listeners of one worker, every client connection of that
- * worker (struct srv_http_conn): accepting, reading, feeding the parser
- * and mapping its error codes to statuses, the body limit, the body
- * memory of the worker (opts.body_memory) and 100-continue, handing
- * requests to the handler, writing, timeouts, half-closes and the
- * lingering close; the server's lifecycle and the request accessors.
- * Everything runs on the worker's one event loop thread; nothing here is
- * thread-safe.
+ * Owns: every client connection of a worker (struct srv_http_conn), from
+ * the accepted socket (server/http_server.c accepts) to its close:
+ * reading, feeding the parser (server/http_parse.c) and answering its
+ * refusals from its table, the body limit, the body memory of the
+ * worker (opts.body_memory) and 100-continue, handing requests to the
+ * handler, the send path and the "responded" transition
+ * (srv_http_conn_finish), writing, timeouts, half-closes and the
+ * lingering close. Everything runs on the worker's one event loop
+ * thread; nothing here is thread-safe.
  *
  * Why not bufferevents: per request they cost an ioctl(FIONREAD) before
  * each read and an epoll_ctl pair to arm and disarm the write event. Here
@@ -53,18 +53,17 @@
  *
  * Map of this file:
  *   1. constants
- *   2. helpers: clocks, the cached Date, request objects, input buffer
- *   3. accept: listeners, holding accepts for siblings (accept_hold) and
- *      after errors, new connections, 503 at the limit
- *   4. requests: the parser loop, parse errors, body, dispatch
+ *   2. helpers: clocks, the cached Date, the input buffer
+ *   3. new connections
+ *   4. requests: the parser loop, refusals, body, dispatch
  *   5. connection: reading, writing, timeouts, half-close, closing
- *   6. after a response: the response writer's hooks
- *   7. request accessors
- *   8. server lifecycle: new, shutdown, free
+ *   6. after a response: the responded transition, streams' turns
+ *   7. sending a response
  */
 #include "server/http_conn.h"
 
 #include "server/clock.h"
+#include "server/http_req.h"
 #include "server/log.h"
 
 #include <arpa/inet.h>
@@ -90,24 +89,6 @@
 
 /* ==== 1. constants ===================================================== */
 
-/* Defaults, as documented in http.h. */
-#define SRV_HTTP_DEFAULT_LINE_BYTES   (8u * 1024)
-#define SRV_HTTP_DEFAULT_HEADER_BYTES (16u * 1024)
-#define SRV_HTTP_DEFAULT_MAX_CONNS    4096
-#define SRV_HTTP_DEFAULT_IDLE_MS      60000
-#define SRV_HTTP_DEFAULT_READ_MS      30000
-#define SRV_HTTP_DEFAULT_MIN_RATE     1024
-#define SRV_HTTP_DEFAULT_SEND_MS      60000
-#define SRV_HTTP_DEFAULT_BODY_MEMORY  ((size_t)256 << 20)
-/* A body buffer kept for the connection's next request (outside the body
- * memory, which counts requests in progress): small, so that idle
- * connections hold little (max_conns x this at most). */
-#define SRV_HTTP_BODY_KEEP_BYTES      4096
-/* On a graceful stop an idle keep-alive connection gets this long to send
- * one more request (answered with Connection: close) before it is closed:
- * closing it at once races with a request already on the wire, which the
- * client then sees fail (reload drills count exactly that). */
-#define SRV_HTTP_SHUTDOWN_GRACE_MS    1000
 
 /* Input buffered while a request is handled (pipelining); reading pauses
  * beyond it. The parser copies heads out as they arrive, so the input
@@ -130,33 +111,16 @@
  * and how long it may keep sending, before it is closed for good. */
 #define SRV_HTTP_LINGER_READ_MS  1000
 #define SRV_HTTP_LINGER_TOTAL_MS 5000
-/* Accept failures like EMFILE pause accepting this long instead of
- * spinning on a listener that stays readable... */
-#define SRV_HTTP_ACCEPT_PAUSE_MS 100
-/* ...and warnings are printed at most this often. */
-#define SRV_HTTP_WARN_INTERVAL_S 60
-/* Bytes drained from a connection refused with 503 before closing it:
- * closing with unread input makes the kernel send a reset, which can
- * destroy the 503 before the client reads it. */
-#define SRV_HTTP_REFUSE_DRAIN_BYTES 4096
-/* Steps return an HTTP status from here up to refuse a request. */
-#define SRV_HTTP_ERROR_MIN 400
-
-#define SRV_HTTP_MS_PER_S  1000u
-#define SRV_HTTP_US_PER_MS 1000u
 #define SRV_HTTP_NS_PER_S  1000000000ull
 
-/* Steps return one of these, or an HTTP status >= 400 to answer with
- * (the message is left in conn->err_msg). */
-enum {
-	SRV_OK = 0,    /* step done, go on */
-	SRV_AGAIN = 1, /* need more input (or must wait) */
-};
+/* Steps return SRV_OK (done, go on), SRV_AGAIN (need more input, or
+ * must wait), or the SRV_HTTP_PE_* code of a refusal to answer with
+ * (server/http_parse.h: srv_http_refusal). */
+#define SRV_OK 0
+#define SRV_AGAIN (-EAGAIN)
 
 static void srv_conn_process(struct srv_http_conn *conn);
-static void srv_conn_free(struct srv_http_conn *conn);
-static void srv_conn_fail(struct srv_http_conn *conn, int status,
-			  const char *msg);
+static void srv_conn_fail(struct srv_http_conn *conn, int rc);
 
 /* ==== 2. helpers ======================================================= */
 
@@ -169,29 +133,6 @@ static uint64_t srv_now_ns(void)
 	return (uint64_t)ts.tv_sec * SRV_HTTP_NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
-static void srv_count_set(_Atomic uint64_t *c, uint64_t v)
-{
-	atomic_store_explicit(c, v, memory_order_relaxed);
-}
-
-static void srv_count_inc(_Atomic uint64_t *c)
-{
-	srv_count_set(c, atomic_load_explicit(c, memory_order_relaxed) + 1);
-}
-
-/* Wall time as of this loop iteration: libevent caches it, so timeouts
- * and the Date header cost no system call. */
-static struct timeval srv_loop_time(struct srv_http_server *srv)
-{
-	struct timeval tv;
-
-	if (event_base_gettimeofday_cached(srv->base, &tv) != 0) {
-		tv.tv_sec = time(NULL);
-		tv.tv_usec = 0;
-	}
-	return tv;
-}
-
 static uint64_t srv_now_ms(struct srv_http_server *srv)
 {
 	struct timeval tv = srv_loop_time(srv);
@@ -200,142 +141,18 @@ static uint64_t srv_now_ms(struct srv_http_server *srv)
 	       (uint64_t)tv.tv_usec / SRV_HTTP_US_PER_MS;
 }
 
-static struct timeval srv_ms_to_tv(int ms)
-{
-	struct timeval tv = {
-		.tv_sec = ms / (int)SRV_HTTP_MS_PER_S,
-		.tv_usec = (ms % (int)SRV_HTTP_MS_PER_S) * (int)SRV_HTTP_US_PER_MS,
-	};
-	return tv;
-}
-
-/* The IMF-fixdate of RFC 9110, formatted by hand: strftime follows the
- * locale. Reformatted once a second at most. */
+/* The Date header's value, reformatted once a second at most. */
 const char *srv_http_date(struct srv_http_server *srv)
 {
-	static const char wday[][4] = { "Sun", "Mon", "Tue", "Wed", "Thu",
-					"Fri", "Sat" };
-	static const char mon[][4] = { "Jan", "Feb", "Mar", "Apr", "May",
-				       "Jun", "Jul", "Aug", "Sep", "Oct",
-				       "Nov", "Dec" };
 	struct timeval tv = srv_loop_time(srv);
-	struct tm tm;
 
-	if (tv.tv_sec == srv->date_sec)
-		return srv->date;
-	if (!gmtime_r(&tv.tv_sec, &tm))
-		return srv->date;
-	snprintf(srv->date, sizeof(srv->date),
-		 "%s, %02d %s %04d %02d:%02d:%02d GMT", wday[tm.tm_wday % 7],
-		 tm.tm_mday % 100, mon[tm.tm_mon % 12],
-		 (tm.tm_year + 1900) % 10000, tm.tm_hour % 100,
-		 tm.tm_min % 100, tm.tm_sec % 100);
-	srv->date_sec = tv.tv_sec;
+	if (tv.tv_sec != srv->date_sec) {
+		srv_http_format_date(srv->date, tv.tv_sec);
+		srv->date_sec = tv.tv_sec;
+	}
 	return srv->date;
 }
 
-
-/* Warnings from hot paths (accept failures) are rate-limited: one per
- * SRV_HTTP_WARN_INTERVAL_S says enough. */
-static bool srv_may_warn(struct srv_http_server *srv)
-{
-	time_t now = srv_loop_time(srv).tv_sec;
-
-	if (srv->warned_at && now - srv->warned_at < SRV_HTTP_WARN_INTERVAL_S)
-		return false;
-	srv->warned_at = now;
-	return true;
-}
-
-/* Gives back the body memory req holds. */
-static void srv_req_uncharge(struct srv_http_req *req)
-{
-	struct srv_http_server *srv = req->srv;
-
-	if (!srv || !req->st.body_charged)
-		return;
-	srv->body_mem -= req->st.body_charged;
-	req->st.body_charged = 0;
-	if (srv->opts.counters)
-		srv_count_set(&srv->opts.counters->body_bytes, srv->body_mem);
-}
-
-/* Empties req for the next request: big buffers go back (a connection
- * that carried one large body keeps no more than small buffers). */
-static void srv_req_reset(struct srv_http_req *req)
-{
-	srv_req_uncharge(req);
-	srv_http_msg_reset(&req->msg);
-	srv_http_buf_reset_to(&req->body, SRV_HTTP_BODY_KEEP_BYTES);
-	srv_http_buf_reset(&req->extra);
-	req->st = (struct srv_req_state){ .body_limit = SIZE_MAX };
-}
-
-static struct srv_http_req *srv_req_new(struct srv_http_conn *conn,
-					const struct sockaddr *sa,
-					socklen_t salen)
-{
-	struct srv_http_req *req = calloc(1, sizeof(*req));
-
-	if (!req)
-		return NULL;
-	req->srv = conn->srv;
-	req->conn = conn;
-	req->loopback = conn->loopback;
-	if (salen > 0 && (size_t)salen <= sizeof(req->peer))
-		memcpy(&req->peer, sa, (size_t)salen);
-	else
-		req->peer.ss_family = AF_UNSPEC;
-	srv_req_reset(req);
-	return req;
-}
-
-static void srv_orphan_unlink(struct srv_http_req *req)
-{
-	if (req->orphan_prev)
-		req->orphan_prev->orphan_next = req->orphan_next;
-	else if (req->srv)
-		req->srv->orphans = req->orphan_next;
-	if (req->orphan_next)
-		req->orphan_next->orphan_prev = req->orphan_prev;
-	req->orphan_prev = req->orphan_next = NULL;
-	req->orphan = false;
-}
-
-/* The connection of req died while its handler has it: req lives on
- * (responding frees it), and so does its share of the body memory. */
-static void srv_orphan(struct srv_http_req *req)
-{
-	struct srv_http_server *srv = req->srv;
-
-	req->conn = NULL;
-	req->orphan = true;
-	req->orphan_prev = NULL;
-	req->orphan_next = srv->orphans;
-	if (srv->orphans)
-		srv->orphans->orphan_prev = req;
-	srv->orphans = req;
-}
-
-void srv_http_req_free(struct srv_http_req *req)
-{
-	if (req->stream.ev) /* a stream never ended: the server is going */
-		event_free(req->stream.ev);
-	srv_req_uncharge(req);
-	if (req->orphan)
-		srv_orphan_unlink(req);
-	srv_http_msg_free(&req->msg);
-	srv_http_buf_free(&req->body);
-	srv_http_buf_free(&req->extra);
-	free(req);
-}
-
-/* Sets conn->err_msg and hands the status back, for steps. */
-static int srv_reject(struct srv_http_conn *conn, int status, const char *msg)
-{
-	conn->err_msg = msg;
-	return status;
-}
 
 static size_t srv_in_len(const struct srv_http_conn *conn)
 {
@@ -369,7 +186,7 @@ static size_t srv_out_len(const struct srv_http_conn *conn)
 	return evbuffer_get_length(conn->out);
 }
 
-/* ==== 3. accept ======================================================== */
+/* ==== 3. new connections ============================================== */
 
 
 static bool srv_addr_is_loopback(const struct sockaddr *sa)
@@ -435,11 +252,7 @@ static void srv_conn_unlink(struct srv_http_conn *conn)
 	srv->nconns--;
 }
 
-/* Takes ownership of fd (already non-blocking: the listener accepts so):
- * on failure it is closed. */
-/* Takes ownership of fd (already non-blocking: the listener accepts so):
- * on failure it is closed. */
-static int srv_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
+int srv_http_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
 			const struct sockaddr *sa, socklen_t salen)
 {
 	struct srv_http_limits lim = {
@@ -455,7 +268,7 @@ static int srv_conn_new(struct srv_http_server *srv, evutil_socket_t fd,
 	conn->srv = srv;
 	conn->fd = fd;
 	conn->loopback = srv_addr_is_loopback(sa);
-	conn->req = srv_req_new(conn, sa, salen);
+	conn->req = srv_http_req_new(conn, sa, salen);
 	if (!conn->req)
 		goto out_free_conn;
 	srv_http_parser_init(&conn->parser, &lim);
@@ -506,187 +319,7 @@ void srv_http_log_response(struct srv_http_server *srv,
 	srv->cb.logged(req, status, bytes, dur, srv->arg);
 }
 
-/* Over max_conns: answer 503 straight from the stack and close, without
- * allocating anything for a connection we cannot afford. */
-static void srv_refuse(struct srv_http_server *srv, evutil_socket_t fd,
-		       const struct sockaddr *sa, socklen_t salen)
-{
-	char body[SRV_HTTP_ERROR_BODY_BYTES];
-	char resp[SRV_HTTP_HEAD_FIXED_BYTES + sizeof("application/json") +
-		  SRV_HTTP_ERROR_BODY_BYTES];
-	char sink[SRV_HTTP_REFUSE_DRAIN_BYTES];
-	size_t blen = srv_http_json_error(body, sizeof(body),
-					  "service_unavailable",
-					  "too many open connections, retry later");
-	struct srv_http_head h = {
-		.status = 503,
-		.date = srv_http_date(srv),
-		.has_length = true,
-		.length = blen,
-		.ctype = "application/json",
-		.connection = "close",
-		.retry_after = true,
-	};
-	char *p = srv_http_format_head(resp, &h);
-
-	memcpy(p, body, blen);
-	p += blen;
-	if (salen > 0 && (size_t)salen <= sizeof(srv->blank.peer))
-		memcpy(&srv->blank.peer, sa, (size_t)salen);
-	srv_http_log_response(srv, &srv->blank, 503, blen);
-	srv->blank.peer.ss_family = AF_UNSPEC;
-	/* Best effort on a fresh socket: its send buffer is empty. */
-	if (recv(fd, sink, sizeof(sink), MSG_DONTWAIT) < 0) {
-		/* nothing arrived yet: fine */
-	}
-	if (send(fd, resp, (size_t)(p - resp), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-		/* the client is gone already */
-	}
-	evutil_closesocket(fd);
-}
-
-/* Enables the listeners unless something holds them: a stop, the
- * balance between workers (accept_hold) or an accept error pause. */
-static void srv_listeners_sync(struct srv_http_server *srv)
-{
-	bool on = !srv->shutting_down && !srv->accept_held && !srv->accept_errpause;
-
-	if (on == srv->listening)
-		return;
-	for (int i = 0; i < srv->nlev; i++) {
-		if (!srv->lev[i])
-			continue;
-		if (on)
-			evconnlistener_enable(srv->lev[i]);
-		else
-			evconnlistener_disable(srv->lev[i]);
-	}
-	srv->listening = on;
-}
-
-/* The count changed (an accept or a close): publishes it through
- * accept_hold and holds or resumes accepting as it says. A disabled
- * listener is not polled by this process, so the kernel's wakeup goes
- * to a sibling's. */
-static void srv_accept_balance(struct srv_http_server *srv)
-{
-	struct timeval recheck = srv_ms_to_tv(SRV_HTTP_ACCEPT_RECHECK_MS);
-	bool hold;
-
-	if (!srv->cb.accept_hold)
-		return;
-	hold = srv->cb.accept_hold(srv->nconns, srv->arg) != 0;
-	if (hold && !srv->shutting_down &&
-	    !evtimer_pending(srv->accept_recheck, NULL) &&
-	    evtimer_add(srv->accept_recheck, &recheck) != 0)
-		hold = false; /* without its recheck a hold could last forever */
-	if (!hold && evtimer_pending(srv->accept_recheck, NULL))
-		evtimer_del(srv->accept_recheck);
-	srv->accept_held = hold;
-	srv_listeners_sync(srv);
-}
-
-static void srv_accept_recheck_cb(evutil_socket_t fd, short what, void *arg)
-{
-	srv_accept_balance(arg);
-}
-
-static void srv_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-			  struct sockaddr *sa, int salen, void *arg)
-{
-	struct srv_http_server *srv = arg;
-	int rc;
-
-	if (srv->nconns >= srv->opts.max_conns) {
-		if (srv->opts.counters)
-			srv_count_inc(&srv->opts.counters->conns_refused);
-		srv_refuse(srv, fd, sa, (socklen_t)salen);
-		srv_accept_balance(srv); /* a sibling may have room by now */
-		return;
-	}
-	rc = srv_conn_new(srv, fd, sa, (socklen_t)salen);
-	if (rc != 0 && srv_may_warn(srv))
-		srv_warn("http: dropped a new connection: setting it up "
-			 "failed: %s", strerror(-rc));
-	srv_accept_balance(srv);
-}
-
-/* accept() failed for another reason than "someone else took it" (libevent
- * filters EAGAIN, EINTR and ECONNABORTED). EMFILE and friends leave the
- * listener readable, so accepting again at once would spin: pause. */
-static void srv_accept_error_cb(struct evconnlistener *lev, void *arg)
-{
-	struct srv_http_server *srv = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval delay = srv_ms_to_tv(SRV_HTTP_ACCEPT_PAUSE_MS);
-
-	if (evtimer_add(srv->accept_resume, &delay) == 0) {
-		srv->accept_errpause = true;
-		srv_listeners_sync(srv);
-	}
-	if (srv_may_warn(srv))
-		srv_warn("http: accept() failed: %s; pausing accepts for %d ms "
-			 "(for EMFILE raise the open-file limit or lower "
-			 "--max-conns)", strerror(err), SRV_HTTP_ACCEPT_PAUSE_MS);
-}
-
-static void srv_accept_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct srv_http_server *srv = arg;
-
-	srv->accept_errpause = false;
-	srv_listeners_sync(srv);
-}
-
-static void srv_listeners_free(struct srv_http_server *srv)
-{
-	for (int i = 0; i < srv->nlev; i++) {
-		/* Without LEV_OPT_CLOSE_ON_FREE: the fd stays open for the
-		 * other workers and the master. */
-		if (srv->lev[i])
-			evconnlistener_free(srv->lev[i]);
-		srv->lev[i] = NULL;
-	}
-	if (srv->accept_resume)
-		evtimer_del(srv->accept_resume);
-	if (srv->accept_recheck)
-		evtimer_del(srv->accept_recheck);
-	srv->listening = false;
-}
-
 /* ==== 4. requests ====================================================== */
-
-/* The status each parse error is answered with, as nginx's callers of
- * ngx_http_parse_request_line() pick one per NGX_HTTP_PARSE_* code. */
-static int srv_parse_status(int rc)
-{
-	switch (rc) {
-	case SRV_HTTP_PE_LINE_TOO_LONG:
-		return 414;
-	case SRV_HTTP_PE_HEADERS_TOO_LARGE:
-	case SRV_HTTP_PE_TOO_MANY_FIELDS:
-	case SRV_HTTP_PE_TRAILER_TOO_LARGE:
-		return 431;
-	case SRV_HTTP_PE_BODY_TOO_LARGE:
-		return 413;
-	case SRV_HTTP_PE_EXPECT:
-		return 417;
-	case SRV_HTTP_PE_TE_UNSUPPORTED:
-		return 501;
-	case SRV_HTTP_PE_NOMEM:
-		return 503;
-	case SRV_HTTP_PE_VERSION_UNSUPPORTED:
-		return 505;
-	default:
-		return 400;
-	}
-}
-
-static int srv_reject_parse(struct srv_http_conn *conn, int rc)
-{
-	return srv_reject(conn, srv_parse_status(rc),
-			  srv_http_parse_strerror(rc));
-}
 
 /* A head is still arriving. This caps the whole head (a client sending
  * a byte now and then), like nginx's client_header_timeout; the read
@@ -698,7 +331,7 @@ static int srv_head_wait(struct srv_http_conn *conn)
 	if (conn->deadline_ms == 0)
 		conn->deadline_ms = now + (uint64_t)conn->srv->opts.read_timeout_ms;
 	else if (now >= conn->deadline_ms)
-		return srv_reject(conn, 408, "request head not received in time");
+		return SRV_HTTP_PE_HEAD_TIMEOUT;
 	return SRV_AGAIN;
 }
 
@@ -726,14 +359,13 @@ static int srv_body_wait(struct srv_http_conn *conn)
 	if (conn->rx - conn->window_rx >= conn->window_need)
 		srv_body_window(conn, now);
 	else if (now >= conn->deadline_ms)
-		return srv_reject(conn, 408, "request body not received in time (it must "
-				  "bring --min-rate bytes a second)");
+		return SRV_HTTP_PE_BODY_TIMEOUT;
 	return SRV_AGAIN;
 }
 
 /* Reserves body memory so that the body of conn's request may have cap
- * bytes: SRV_OK, or 503 when the server's body memory would be passed
- * (Retry-After is added to every 503). */
+ * bytes: SRV_OK, or SRV_HTTP_PE_BODY_MEMORY (a 503) when the server's
+ * body memory would be passed (Retry-After is added to every 503). */
 static int srv_body_charge(struct srv_http_conn *conn, size_t cap)
 {
 	struct srv_http_server *srv = conn->srv;
@@ -746,8 +378,7 @@ static int srv_body_charge(struct srv_http_conn *conn, size_t cap)
 	if (more > srv->opts.body_memory - srv->body_mem) {
 		if (srv->opts.counters)
 			srv_count_inc(&srv->opts.counters->body_refused);
-		return srv_reject(conn, 503, "request bodies being received fill this "
-				  "worker's --body-memory; retry later");
+		return SRV_HTTP_PE_BODY_MEMORY;
 	}
 	srv->body_mem += more;
 	st->body_charged = cap;
@@ -772,18 +403,18 @@ static int srv_conn_head(struct srv_http_conn *conn)
 		req->st.body_limit = srv->cb.body_limit(req, srv->arg);
 	rc = srv_http_parse_body_limit(&conn->parser, req->st.body_limit);
 	if (rc != 0)
-		return srv_reject_parse(conn, rc);
+		return rc;
 	/* Reserved whole now, so that no body can be refused half way for
 	 * want of memory another took meanwhile. */
 	if (cl && (rc = srv_body_charge(conn, cl)) != SRV_OK)
 		return rc;
 	if (cl && srv_http_buf_reserve(&req->body, cl, cl) != 0)
-		return srv_reject(conn, 503, "out of memory");
+		return SRV_HTTP_PE_NOMEM;
 	srv_body_window(conn, srv_mono_ms());
 	/* 9110 10.1.1: a client already sending the body needs no 100. */
 	if (m->expect_continue && (cl || m->chunked) && srv_in_len(conn) == 0 &&
 	    evbuffer_add(conn->out, cont, sizeof(cont) - 1) != 0)
-		return srv_reject(conn, 503, "out of memory");
+		return SRV_HTTP_PE_NOMEM;
 	return SRV_OK;
 }
 
@@ -799,7 +430,7 @@ static int srv_conn_body(struct srv_http_conn *conn, const char *p, size_t n)
 							      req->st.body_limit))) != SRV_OK)
 		return rc;
 	if (srv_http_buf_append(b, p, n, req->st.body_limit) != 0)
-		return srv_reject(conn, 503, "out of memory");
+		return SRV_HTTP_PE_NOMEM;
 	return SRV_OK;
 }
 
@@ -839,7 +470,7 @@ static int srv_conn_step(struct srv_http_conn *conn)
 	if (rc == SRV_HTTP_PARSE_BODY)
 		rc = srv_conn_body(conn, srv_in_data(conn) + span.off, span.len);
 	else if (rc < 0)
-		return srv_reject_parse(conn, rc);
+		return rc;
 	srv_in_drain(conn, used);
 	switch (rc) {
 	case SRV_HTTP_PARSE_AGAIN:
@@ -849,7 +480,7 @@ static int srv_conn_step(struct srv_http_conn *conn)
 		return srv_conn_head(conn);
 	case SRV_HTTP_PARSE_DONE:
 		return srv_conn_dispatch(conn);
-	default: /* SRV_OK after a body span, or a status */
+	default: /* SRV_OK after a body span, or a refusal */
 		return rc;
 	}
 }
@@ -864,36 +495,25 @@ static void srv_conn_process(struct srv_http_conn *conn)
 	do
 		rc = srv_conn_step(conn);
 	while (rc == SRV_OK);
-	if (rc >= SRV_HTTP_ERROR_MIN)
-		srv_conn_fail(conn, rc, conn->err_msg);
+	if (rc != SRV_AGAIN)
+		srv_conn_fail(conn, rc);
 }
 
-/* Answers a request this layer refuses, and closes after it. */
-static void srv_conn_fail(struct srv_http_conn *conn, int status,
-			  const char *msg)
+/* Answers a request this layer refuses (rc: an SRV_HTTP_PE_* code),
+ * and closes after it. */
+static void srv_conn_fail(struct srv_http_conn *conn, int rc)
 {
 	const struct srv_req_state *st = &conn->req->st;
-	const char *code;
+	const struct srv_http_refusal *r = srv_http_refusal(rc);
+	const char *code = r->code, *msg = r->text;
 
-	switch (status) {
-	case 400: code = "bad_request"; break;
-	case 408: code = "request_timeout"; break;
-	case 413: code = "payload_too_large"; break;
-	case 414: code = "uri_too_long"; break;
-	case 417: code = "expectation_failed"; break;
-	case 431: code = "headers_too_large"; break;
-	case 501: code = "not_implemented"; break;
-	case 503: code = "service_unavailable"; break;
-	case 505: code = "http_version_not_supported"; break;
-	default: code = "internal_error"; break;
-	}
-	if (status == 413 && st->limit_code) {
+	if (r->status == 413 && st->limit_code) {
 		code = st->limit_code;
 		msg = st->limit_msg;
 	}
 	conn->close_after = true;
 	conn->linger = true;
-	srv_http_send_error(conn->req, status, code, msg);
+	srv_http_send_error(conn->req, r->status, code, msg);
 }
 
 /* ==== 5. connection ==================================================== */
@@ -1084,7 +704,7 @@ static int srv_conn_update_read(struct srv_http_conn *conn)
 	return 0;
 }
 
-static bool srv_conn_is_idle(const struct srv_http_conn *conn)
+bool srv_http_conn_is_idle(const struct srv_http_conn *conn)
 {
 	return conn->state == SRV_CONN_READING && !conn->busy &&
 	       !srv_http_parse_started(&conn->parser) &&
@@ -1098,20 +718,20 @@ static void srv_conn_linger(struct srv_http_conn *conn)
 {
 	conn->in.start = conn->in.end = 0;
 	if (shutdown(conn->fd, SHUT_WR) != 0) {
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 		return;
 	}
 	conn->state = SRV_CONN_LINGER;
 	conn->linger_until_ms = srv_now_ms(conn->srv) + SRV_HTTP_LINGER_TOTAL_MS;
 	if (srv_conn_update_read(conn) != 0)
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 }
 
 static void srv_conn_linger_read(struct srv_http_conn *conn)
 {
 	conn->in.start = conn->in.end = 0;
 	if (srv_now_ms(conn->srv) >= conn->linger_until_ms)
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 }
 
 /* The last response has been written. */
@@ -1122,7 +742,7 @@ static void srv_conn_close(struct srv_http_conn *conn)
 	if (!conn->broken && !conn->peer_eof && more_input)
 		srv_conn_linger(conn);
 	else
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 }
 
 /* The end of every callback of a connection, and of a response written
@@ -1151,12 +771,12 @@ static void srv_conn_settle(struct srv_http_conn *conn)
 			srv_http_log_response(conn->srv, conn->req, 400, 0);
 		conn->state = SRV_CONN_CLOSING;
 	}
-	if (rc < 0) {
-		srv_conn_free(conn);
+	if (rc < 0 && rc != SRV_AGAIN) {
+		srv_http_conn_free(conn);
 	} else if (rc == SRV_OK && conn->state == SRV_CONN_CLOSING) {
 		srv_conn_close(conn);
 	} else if (srv_conn_update_read(conn) != 0) {
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 	}
 }
 
@@ -1171,12 +791,12 @@ static void srv_conn_eof(struct srv_http_conn *conn)
 	conn->peer_eof = true;
 	switch (conn->state) {
 	case SRV_CONN_LINGER:
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 		return;
 	case SRV_CONN_HANDLER:
 		/* Stop reading; responding settles the connection. */
 		if (srv_conn_update_read(conn) != 0)
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 		return;
 	default:
 		srv_conn_settle(conn);
@@ -1193,32 +813,30 @@ static void srv_conn_timeout(struct srv_http_conn *conn)
 	 * again and again. */
 	if (srv_out_len(conn) > 0) {
 		if (event_add(conn->rev, &conn->srv->read_tv[conn->tmo]) != 0)
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 		return;
 	}
 	switch (conn->state) {
 	case SRV_CONN_READING:
 		if (!srv_http_parse_started(&conn->parser) &&
 		    srv_in_len(conn) == 0) { /* idle keep-alive connection */
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 			return;
 		}
 		break;
 	case SRV_CONN_LINGER:
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 		return;
 	default: /* the handler is working: not the client's fault */
 		/* The request's deadline may have left a short timeout on
 		 * rev; a handler (a stream) may take minutes. */
 		if (event_add(conn->rev, &conn->srv->read_tv[conn->tmo]) != 0)
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 		return;
 	}
 	conn->busy = true;
-	srv_conn_fail(conn, 408, srv_http_parse_in_head(&conn->parser)
-				 ? "request head not received in time"
-				 : "request body not received in time (it must "
-				   "bring --min-rate bytes a second)");
+	srv_conn_fail(conn, srv_http_parse_in_head(&conn->parser)
+				? SRV_HTTP_PE_HEAD_TIMEOUT : SRV_HTTP_PE_BODY_TIMEOUT);
 	conn->busy = false;
 	srv_conn_settle(conn);
 }
@@ -1241,7 +859,7 @@ static void srv_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (n < 0 && n != -EAGAIN) {
-			srv_conn_free(conn);
+			srv_http_conn_free(conn);
 			return;
 		}
 	}
@@ -1262,7 +880,7 @@ static void srv_conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	if (what == EV_TIMEOUT) { /* not taking its responses */
 		if (conn->srv->opts.counters)
 			srv_count_inc(&conn->srv->opts.counters->send_timeouts);
-		srv_conn_free(conn);
+		srv_http_conn_free(conn);
 		return;
 	}
 	srv_conn_settle(conn);
@@ -1279,7 +897,7 @@ static void srv_conn_kick(struct srv_http_conn *conn)
 /* Once shut down and empty, done() runs from the loop: never from inside
  * srv_http_server_shutdown() or a respond call, whose callers would not
  * expect the server to be gone when they return. */
-static void srv_maybe_done(struct srv_http_server *srv)
+void srv_http_server_maybe_done(struct srv_http_server *srv)
 {
 	if (!srv->shutting_down || srv->nconns || !srv->done ||
 	    srv->done_queued)
@@ -1288,12 +906,12 @@ static void srv_maybe_done(struct srv_http_server *srv)
 	event_active(srv->done_ev, EV_TIMEOUT, 1);
 }
 
-static void srv_conn_free(struct srv_http_conn *conn)
+void srv_http_conn_free(struct srv_http_conn *conn)
 {
 	struct srv_http_server *srv = conn->srv;
 
 	if (conn->state == SRV_CONN_HANDLER) {
-		srv_orphan(conn->req); /* the handler still holds it */
+		srv_http_req_orphan(conn->req); /* the handler still holds it */
 		/* A stream's producer hears of it through more(). */
 		if (conn->req->stream.on && !conn->req->stream.scheduled)
 			srv_http_stream_schedule(conn->req);
@@ -1301,7 +919,8 @@ static void srv_conn_free(struct srv_http_conn *conn)
 		srv_http_req_free(conn->req);
 	}
 	srv_conn_unlink(conn);
-	srv_accept_balance(srv);
+	if (srv->conn_closed)
+		srv->conn_closed(srv);
 	event_free(conn->rev);
 	event_free(conn->wev);
 	/* Reference bodies still queued get their release now. */
@@ -1309,7 +928,7 @@ static void srv_conn_free(struct srv_http_conn *conn)
 	evutil_closesocket(conn->fd);
 	free(conn->in.data);
 	free(conn);
-	srv_maybe_done(srv);
+	srv_http_server_maybe_done(srv);
 }
 
 /* ==== 6. after a response ============================================== */
@@ -1327,8 +946,10 @@ bool srv_http_conn_must_close(const struct srv_http_conn *conn)
 static void srv_conn_resume(struct srv_http_conn *conn)
 {
 	if (conn->state == SRV_CONN_READING && srv_in_len(conn) > 0) {
-		if (srv_conn_flush(conn) < 0) {
-			srv_conn_free(conn);
+		int rc = srv_conn_flush(conn);
+
+		if (rc < 0 && rc != SRV_AGAIN) {
+			srv_http_conn_free(conn);
 			return;
 		}
 		srv_conn_kick(conn);
@@ -1337,12 +958,12 @@ static void srv_conn_resume(struct srv_http_conn *conn)
 	srv_conn_settle(conn);
 }
 
-void srv_http_conn_responded(struct srv_http_conn *conn, bool closing)
+static void srv_conn_responded(struct srv_http_conn *conn, bool closing)
 {
 	if (closing) {
 		conn->state = SRV_CONN_CLOSING;
 	} else {
-		srv_req_reset(conn->req);
+		srv_http_req_reset(conn->req);
 		srv_http_parser_start(&conn->parser, &conn->req->msg);
 		srv_in_shrink(conn);
 		conn->deadline_ms = 0;
@@ -1393,142 +1014,106 @@ void srv_http_conn_flush_now(struct srv_http_conn *conn)
 		srv_conn_settle(conn);
 }
 
-/* ==== 7. request accessors ============================================= */
+/* ==== 7. sending a response =========================================== */
 
-enum srv_http_method srv_http_req_method(const struct srv_http_req *req)
+int srv_http_conn_queue_head(struct srv_http_conn *conn, int status,
+			     const char *ctype, const struct srv_body *b,
+			     size_t sent, bool closing, bool chunked)
 {
-	return req->msg.method;
-}
-
-const char *srv_http_req_method_str(const struct srv_http_req *req)
-{
-	return req->msg.method_str;
-}
-
-const char *srv_http_req_path(const struct srv_http_req *req)
-{
-	return req->msg.path;
-}
-
-const char *srv_http_req_query(const struct srv_http_req *req)
-{
-	return req->msg.query;
-}
-
-const char *srv_http_req_header(const struct srv_http_req *req,
-				const char *name)
-{
-	for (int i = 0; i < req->msg.nfields; i++)
-		if (strcasecmp(req->msg.fields[i].name, name) == 0)
-			return req->msg.fields[i].value;
-	return NULL;
-}
-
-const void *srv_http_req_body(const struct srv_http_req *req, size_t *len)
-{
-	*len = req->body.len;
-	return req->body.len ? req->body.data : "";
-}
-
-int srv_http_req_peer_is_loopback(const struct srv_http_req *req)
-{
-	return req->loopback;
-}
-
-int srv_http_req_peer_str(const struct srv_http_req *req, char *buf,
-			  size_t len)
-{
-	char host[INET6_ADDRSTRLEN];
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-	int n;
-
-	switch (req->peer.ss_family) {
-	case AF_INET:
-		memcpy(&sin, &req->peer, sizeof(sin));
-		if (!inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host)))
-			return -errno;
-		n = snprintf(buf, len, "%s:%u", host, ntohs(sin.sin_port));
-		break;
-	case AF_INET6:
-		memcpy(&sin6, &req->peer, sizeof(sin6));
-		if (!inet_ntop(AF_INET6, &sin6.sin6_addr, host, sizeof(host)))
-			return -errno;
-		n = snprintf(buf, len, "[%s]:%u", host, ntohs(sin6.sin6_port));
-		break;
-	case AF_UNIX:
-		n = snprintf(buf, len, "unix");
-		break;
-	default: /* not known: a refusal logged without an address */
-		n = snprintf(buf, len, "-");
-		break;
-	}
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
-}
-
-int srv_http_req_conn_alive(const struct srv_http_req *req)
-{
-	return req->conn != NULL;
-}
-
-void srv_http_req_limit_error(struct srv_http_req *req, const char *code,
-			      const char *message)
-{
-	req->st.limit_code = code;
-	req->st.limit_msg = message;
-}
-
-/* ==== 8. server lifecycle ============================================== */
-
-void srv_http_opts_default(struct srv_http_opts *opts)
-{
-	*opts = (struct srv_http_opts){
-		.max_line_bytes = SRV_HTTP_DEFAULT_LINE_BYTES,
-		.max_header_bytes = SRV_HTTP_DEFAULT_HEADER_BYTES,
-		.max_conns = SRV_HTTP_DEFAULT_MAX_CONNS,
-		.idle_timeout_ms = SRV_HTTP_DEFAULT_IDLE_MS,
-		.read_timeout_ms = SRV_HTTP_DEFAULT_READ_MS,
-		.min_rate = SRV_HTTP_DEFAULT_MIN_RATE,
-		.send_timeout_ms = SRV_HTTP_DEFAULT_SEND_MS,
-		.body_memory = SRV_HTTP_DEFAULT_BODY_MEMORY,
+	const struct srv_http_req *req = conn->req;
+	size_t copy = b && b->copy ? sent : 0;
+	size_t need = SRV_HTTP_HEAD_FIXED_BYTES + (ctype ? strlen(ctype) : 0) +
+		      req->extra.len + copy;
+	struct evbuffer_iovec v;
+	struct srv_http_head h = {
+		.status = status,
+		.date = srv_http_date(conn->srv),
+		.has_length = b != NULL,
+		.length = b ? b->len : 0,
+		.ctype = ctype,
+		.extra = req->extra.data,
+		.extra_len = req->extra.len,
+		.connection = closing ? "close"
+			      : req->msg.minor == 0 ? "keep-alive" : NULL,
+		.chunked = chunked,
+		.retry_after = status == 503 &&
+			       !srv_http_extra_has_retry_after(&req->extra),
 	};
+	char *p;
+
+	if (evbuffer_reserve_space(conn->out, (ev_ssize_t)need, &v, 1) != 1)
+		return -ENOMEM;
+	p = srv_http_format_head(v.iov_base, &h);
+	if (copy) {
+		memcpy(p, b->data, copy);
+		p += copy;
+	}
+	v.iov_len = (size_t)(p - (char *)v.iov_base);
+	return evbuffer_commit_space(conn->out, &v, 1) == 0 ? 0 : -ENOMEM;
 }
 
-static bool srv_opts_valid(const struct srv_http_opts *o)
+void srv_http_body_release(const struct srv_body *b)
 {
-	/* The limits must leave room for the smallest request, and their
-	 * sum must not overflow the head scan arithmetic. */
-	return o->max_line_bytes >= sizeof("GET / HTTP/1.1") &&
-	       o->max_header_bytes >= sizeof("Host: x") &&
-	       o->max_line_bytes < SIZE_MAX / 4 &&
-	       o->max_header_bytes < SIZE_MAX / 4 && o->max_conns > 0 &&
-	       o->idle_timeout_ms > 0 && o->read_timeout_ms > 0 &&
-	       o->send_timeout_ms > 0 && o->body_memory > 0;
+	if (b->release)
+		b->release(b->data, b->len, b->release_arg);
 }
 
-/* A write to a socket the client closed raises SIGPIPE, which kills the
- * worker by default; evbuffer_write() uses writev, which has no
- * MSG_NOSIGNAL.
- * A handler someone installed on purpose is left alone. */
-static void srv_ignore_sigpipe(void)
+void srv_http_send(struct srv_http_req *req, int status, const char *ctype,
+		   const struct srv_body *b)
 {
-	struct sigaction sa;
+	struct srv_http_conn *conn = req->conn;
+	bool bodyless, closing, handed_over = false;
+	size_t sent;
+	int rc;
 
-	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
-		signal(SIGPIPE, SIG_IGN);
+	if (!conn) { /* orphaned: its connection died meanwhile */
+		srv_http_body_release(b);
+		srv_http_req_free(req);
+		return;
+	}
+	status = srv_http_status_sendable(status);
+	bodyless = status == 204 || status == 304;
+	sent = bodyless || req->msg.method == SRV_HTTP_HEAD ? 0 : b->len;
+	closing = srv_http_conn_must_close(conn);
+	rc = srv_http_conn_queue_head(conn, status, ctype, bodyless ? NULL : b, sent,
+			    closing, false);
+	if (rc == 0 && sent && !b->copy) {
+		rc = evbuffer_add_reference(conn->out, b->data, sent,
+					    b->release, b->release_arg);
+		handed_over = rc == 0;
+	}
+	if (!handed_over)
+		srv_http_body_release(b);
+	if (rc != 0) { /* the response is cut short: end the connection */
+		conn->broken = true;
+		closing = true;
+	}
+	srv_http_conn_finish(req, status, rc == 0 ? sent : 0, closing);
 }
 
-static void srv_done_cb(evutil_socket_t fd, short what, void *arg)
+void srv_http_send_error(struct srv_http_req *req, int status,
+			 const char *code, const char *msg)
 {
-	struct srv_http_server *srv = arg;
-	void (*done)(void *) = srv->done;
+	char body[SRV_HTTP_ERROR_BODY_BYTES];
+	struct srv_body b = { .data = body, .copy = true };
 
-	srv->done = NULL;
-	if (done)
-		done(srv->done_arg); /* may free srv: touch nothing after */
+	b.len = srv_http_json_error(body, sizeof(body), code ? code : "error",
+				    msg ? msg : "");
+	srv_http_send(req, status, "application/json", &b);
 }
 
-static void srv_setup_times(struct srv_http_server *srv)
+void srv_http_conn_finish(struct srv_http_req *req, int status, size_t bytes,
+			  bool closing)
+{
+	struct srv_http_conn *conn = req->conn;
+
+	req->st.dispatched = false;
+	srv_http_log_response(conn->srv, req, status, bytes);
+	srv_conn_responded(conn, closing);
+}
+
+
+void srv_http_conn_timeouts(struct srv_http_server *srv)
 {
 	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(srv->opts.idle_timeout_ms);
 	srv->read_tv[SRV_TMO_READ] = srv_ms_to_tv(srv->opts.read_timeout_ms);
@@ -1536,128 +1121,4 @@ static void srv_setup_times(struct srv_http_server *srv)
 	srv->input_high = SRV_HTTP_INPUT_HIGH_BYTES;
 }
 
-static int srv_listen_all(struct srv_http_server *srv, const int *fds,
-			  int nfds)
-{
-	srv->lev = calloc((size_t)(nfds > 0 ? nfds : 1), sizeof(*srv->lev));
-	if (!srv->lev)
-		return -ENOMEM;
-	srv->nlev = nfds;
-	for (int i = 0; i < nfds; i++) {
-		if (evutil_make_socket_nonblocking(fds[i]) != 0)
-			return -errno;
-		/* Not LEV_OPT_CLOSE_ON_FREE: the fd is shared with the other
-		 * workers and the master. CLOSE_ON_EXEC applies to the
-		 * accepted sockets, so a job process does not inherit them. */
-		srv->lev[i] = evconnlistener_new(srv->base, srv_accept_cb, srv,
-						 LEV_OPT_CLOSE_ON_EXEC, 0,
-						 fds[i]);
-		if (!srv->lev[i])
-			return errno ? -errno : -EINVAL;
-		evconnlistener_set_error_cb(srv->lev[i], srv_accept_error_cb);
-	}
-	srv->listening = true; /* a new listener is enabled */
-	return 0;
-}
 
-struct srv_http_server *srv_http_server_new(struct event_base *base,
-					    const int *fds, int nfds,
-					    const struct srv_http_opts *opts,
-					    const struct srv_http_callbacks *cb,
-					    void *arg)
-{
-	struct srv_http_server *srv;
-	int rc = -EINVAL;
-
-	if (!base || !cb || !cb->handle || nfds < 0 || (nfds && !fds) ||
-	    (opts && !srv_opts_valid(opts)))
-		goto out_fail;
-	rc = -ENOMEM;
-	srv = calloc(1, sizeof(*srv));
-	if (!srv)
-		goto out_fail;
-	srv->base = base;
-	srv->cb = *cb;
-	srv->arg = arg;
-	if (opts)
-		srv->opts = *opts;
-	else
-		srv_http_opts_default(&srv->opts);
-	srv_setup_times(srv);
-	srv_req_reset(&srv->blank);
-	srv->blank.peer.ss_family = AF_UNSPEC;
-	srv->done_ev = event_new(base, -1, 0, srv_done_cb, srv);
-	srv->accept_resume = evtimer_new(base, srv_accept_resume_cb, srv);
-	srv->accept_recheck = evtimer_new(base, srv_accept_recheck_cb, srv);
-	if (!srv->done_ev || !srv->accept_resume || !srv->accept_recheck)
-		goto out_free_srv;
-	rc = srv_listen_all(srv, fds, nfds);
-	if (rc != 0)
-		goto out_free_srv;
-	srv_ignore_sigpipe();
-	return srv;
-
-out_free_srv:
-	srv_http_server_free(srv);
-out_fail:
-	errno = -rc;
-	return NULL;
-}
-
-void srv_http_server_shutdown(struct srv_http_server *srv,
-			      void (*done)(void *arg), void *arg)
-{
-	struct srv_http_conn *conn, *next;
-
-	if (srv->shutting_down)
-		return;
-	srv->shutting_down = true;
-	srv->done = done;
-	srv->done_arg = arg;
-	srv_listeners_free(srv);
-	/* The rest finish their request: srv_conn_must_close() now says
-	 * close. Idle ones get a short grace to send one last request. */
-	srv->read_tv[SRV_TMO_IDLE] = srv_ms_to_tv(SRV_HTTP_SHUTDOWN_GRACE_MS);
-	for (conn = srv->conns; conn; conn = next) {
-		next = conn->next;
-		if (srv_conn_is_idle(conn) &&
-		    event_pending(conn->rev, EV_READ, NULL) &&
-		    event_add(conn->rev, &srv->read_tv[SRV_TMO_IDLE]) != 0)
-			srv_conn_free(conn);
-	}
-	srv_maybe_done(srv);
-}
-
-void srv_http_server_free(struct srv_http_server *srv)
-{
-	if (!srv)
-		return;
-	srv->done = NULL;
-	if (srv->lev)
-		srv_listeners_free(srv);
-	/* Requests with their handler are orphaned, not freed: the handler
-	 * may still respond to them, and then must not touch srv. */
-	while (srv->conns)
-		srv_conn_free(srv->conns);
-	while (srv->orphans) {
-		struct srv_http_req *req = srv->orphans;
-
-		srv_req_uncharge(req);
-		srv_orphan_unlink(req);
-		req->srv = NULL;
-	}
-	if (srv->accept_resume)
-		event_free(srv->accept_resume);
-	if (srv->accept_recheck)
-		event_free(srv->accept_recheck);
-	if (srv->done_ev)
-		event_free(srv->done_ev);
-	free(srv->lev);
-	free(srv);
-}
-
-
-int srv_http_server_conns(const struct srv_http_server *srv)
-{
-	return srv->nconns;
-}

@@ -953,42 +953,83 @@ bool srv_http_parse_in_head(const struct srv_http_parser *p)
 	return p->phase == SRV_PHASE_HEAD && !p->error;
 }
 
+/* JSON codes, one per status this table answers with. */
+#define BAD "bad_request"
+#define E400(t) { 400, BAD, t }
+
+/* Every refusal of the HTTP layer, by code: status, JSON code, text. The
+ * statuses are the ones nginx's callers of ngx_http_parse_request_line()
+ * pick for the like NGX_HTTP_PARSE_* codes. */
+static const struct srv_http_refusal refusals[] = {
+#define AT(rc) [-(rc) - SRV_HTTP_PE_BASE - 1]
+	AT(SRV_HTTP_PE_EMPTY_LINES) = E400("empty lines instead of a request"),
+	AT(SRV_HTTP_PE_BARE_LF) = E400("a line of the request head ends in LF without CR"),
+	AT(SRV_HTTP_PE_REQUEST_LINE) = E400("malformed request line"),
+	AT(SRV_HTTP_PE_TARGET) = E400("malformed request target (bytes outside RFC 3986 "
+				      "must be percent-encoded)"),
+	AT(SRV_HTTP_PE_VERSION) = E400("malformed HTTP version"),
+	AT(SRV_HTTP_PE_VERSION_UNSUPPORTED) = { 505, "http_version_not_supported",
+						"only HTTP/1.0 and HTTP/1.1 are supported" },
+	AT(SRV_HTTP_PE_LINE_TOO_LONG) = { 414, "uri_too_long", "request line too long" },
+	AT(SRV_HTTP_PE_HEADERS_TOO_LARGE) = { 431, "headers_too_large",
+					      "header fields too large" },
+	AT(SRV_HTTP_PE_TOO_MANY_FIELDS) = { 431, "headers_too_large",
+					    "too many header fields" },
+	AT(SRV_HTTP_PE_FIELD) = E400("malformed header field"),
+	AT(SRV_HTTP_PE_OBS_FOLD) = E400("obsolete line folding is not accepted"),
+	AT(SRV_HTTP_PE_FIELD_VALUE) = E400("invalid byte in a header value"),
+	AT(SRV_HTTP_PE_HOST_MISSING) = E400("an HTTP/1.1 request needs a Host field"),
+	AT(SRV_HTTP_PE_HOST_REPEATED) = E400("more than one Host field"),
+	AT(SRV_HTTP_PE_HOST_INVALID) = E400("invalid Host field"),
+	AT(SRV_HTTP_PE_CONTENT_LENGTH) = E400("malformed Content-Length"),
+	AT(SRV_HTTP_PE_CL_REPEATED) = E400("more than one Content-Length field"),
+	AT(SRV_HTTP_PE_CL_AND_TE) = E400("Content-Length and Transfer-Encoding together"),
+	AT(SRV_HTTP_PE_TE_HTTP10) = E400("Transfer-Encoding in an HTTP/1.0 request"),
+	AT(SRV_HTTP_PE_TE_UNSUPPORTED) = { 501, "not_implemented",
+					   "only the chunked transfer coding is supported" },
+	AT(SRV_HTTP_PE_EXPECT) = { 417, "expectation_failed",
+				   "only Expect: 100-continue is supported" },
+	AT(SRV_HTTP_PE_CHUNK_SIZE) = E400("malformed chunk size"),
+	AT(SRV_HTTP_PE_CHUNK_EXT) = E400("malformed chunk extension"),
+	AT(SRV_HTTP_PE_CHUNK_LINE_TOO_LONG) = E400("chunk size line too long"),
+	AT(SRV_HTTP_PE_CHUNK_EOL) = E400("chunk size line not ended by CRLF"),
+	AT(SRV_HTTP_PE_CHUNK_DATA_EOL) = E400("chunk data not followed by CRLF"),
+	AT(SRV_HTTP_PE_TRAILER) = E400("malformed trailer section"),
+	AT(SRV_HTTP_PE_TRAILER_TOO_LARGE) = { 431, "headers_too_large",
+					      "trailer section too large" },
+	AT(SRV_HTTP_PE_BODY_TOO_LARGE) = { 413, "payload_too_large",
+					   "request body larger than allowed" },
+	AT(SRV_HTTP_PE_NOMEM) = { 503, "service_unavailable", "out of memory" },
+	AT(SRV_HTTP_PE_TARGET_SPACE) = E400("a space in the request target (send a space "
+					    "in a key as %20)"),
+	AT(SRV_HTTP_PE_HEAD_TIMEOUT) = { 408, "request_timeout",
+					 "request head not received in time" },
+	AT(SRV_HTTP_PE_BODY_TIMEOUT) = { 408, "request_timeout",
+					 "request body not received in time (it must "
+					 "bring --min-rate bytes a second)" },
+	AT(SRV_HTTP_PE_BODY_MEMORY) = { 503, "service_unavailable",
+					"request bodies being received fill this "
+					"worker's --body-memory; retry later" },
+#undef AT
+};
+_Static_assert(sizeof(refusals) / sizeof(refusals[0]) ==
+	       (size_t)(-SRV_HTTP_PE_LAST - SRV_HTTP_PE_BASE),
+	       "every SRV_HTTP_PE_* code has its row");
+
+const struct srv_http_refusal *srv_http_refusal(int rc)
+{
+	static const struct srv_http_refusal unknown = E400("unknown parse error");
+	long i = -(long)rc - SRV_HTTP_PE_BASE - 1;
+
+	if (i < 0 || (size_t)i >= sizeof(refusals) / sizeof(refusals[0]) ||
+	    !refusals[i].code)
+		return &unknown;
+	return &refusals[i];
+}
+
 const char *srv_http_parse_strerror(int rc)
 {
-	switch (rc) {
-	case SRV_HTTP_PE_EMPTY_LINES: return "empty lines instead of a request";
-	case SRV_HTTP_PE_BARE_LF: return "a line of the request head ends in LF without CR";
-	case SRV_HTTP_PE_REQUEST_LINE: return "malformed request line";
-	case SRV_HTTP_PE_TARGET: return "malformed request target (bytes outside RFC 3986 must be percent-encoded)";
-	case SRV_HTTP_PE_VERSION: return "malformed HTTP version";
-	case SRV_HTTP_PE_VERSION_UNSUPPORTED: return "only HTTP/1.0 and HTTP/1.1 are supported";
-	case SRV_HTTP_PE_LINE_TOO_LONG: return "request line too long";
-	case SRV_HTTP_PE_HEADERS_TOO_LARGE: return "header fields too large";
-	case SRV_HTTP_PE_TOO_MANY_FIELDS: return "too many header fields";
-	case SRV_HTTP_PE_FIELD: return "malformed header field";
-	case SRV_HTTP_PE_OBS_FOLD: return "obsolete line folding is not accepted";
-	case SRV_HTTP_PE_FIELD_VALUE: return "invalid byte in a header value";
-	case SRV_HTTP_PE_HOST_MISSING: return "an HTTP/1.1 request needs a Host field";
-	case SRV_HTTP_PE_HOST_REPEATED: return "more than one Host field";
-	case SRV_HTTP_PE_HOST_INVALID: return "invalid Host field";
-	case SRV_HTTP_PE_CONTENT_LENGTH: return "malformed Content-Length";
-	case SRV_HTTP_PE_CL_REPEATED: return "more than one Content-Length field";
-	case SRV_HTTP_PE_CL_AND_TE: return "Content-Length and Transfer-Encoding together";
-	case SRV_HTTP_PE_TE_HTTP10: return "Transfer-Encoding in an HTTP/1.0 request";
-	case SRV_HTTP_PE_TE_UNSUPPORTED: return "only the chunked transfer coding is supported";
-	case SRV_HTTP_PE_EXPECT: return "only Expect: 100-continue is supported";
-	case SRV_HTTP_PE_CHUNK_SIZE: return "malformed chunk size";
-	case SRV_HTTP_PE_CHUNK_EXT: return "malformed chunk extension";
-	case SRV_HTTP_PE_CHUNK_LINE_TOO_LONG: return "chunk size line too long";
-	case SRV_HTTP_PE_CHUNK_EOL: return "chunk size line not ended by CRLF";
-	case SRV_HTTP_PE_CHUNK_DATA_EOL: return "chunk data not followed by CRLF";
-	case SRV_HTTP_PE_TRAILER: return "malformed trailer section";
-	case SRV_HTTP_PE_TRAILER_TOO_LARGE: return "trailer section too large";
-	case SRV_HTTP_PE_BODY_TOO_LARGE: return "request body larger than allowed";
-	case SRV_HTTP_PE_NOMEM: return "out of memory";
-	case SRV_HTTP_PE_TARGET_SPACE: return "a space in the request target (send a space in a key as %20)";
-	default: return "unknown parse error";
-	}
+	return srv_http_refusal(rc)->text;
 }
 
 bool srv_http_is_token(const char *s)

@@ -59,9 +59,9 @@ enum {
 	SRV_HTTP_PARSE_DONE = 4,  /* the request is complete */
 };
 
-/* Errors, below -4096 like the engine's codes and clear of them. Each is
- * one status of the caller's choosing; the comment gives the one the
- * connection layer (server/http_conn.c) answers with. */
+/* Errors, below -4096 like the engine's codes and clear of them. The
+ * answer to each (status, JSON code, text) is in one table,
+ * srv_http_refusal(); the comment gives its status. */
 #define SRV_HTTP_PE_BASE 4200
 #define SRV_HTTP_PE(n) (-(SRV_HTTP_PE_BASE + (n)))
 enum srv_http_perr {
@@ -110,7 +110,19 @@ enum srv_http_perr {
 	SRV_HTTP_PE_NOMEM = SRV_HTTP_PE(30),
 	/* 400: a space inside the target ("GET /kv/a b HTTP/1.1") */
 	SRV_HTTP_PE_TARGET_SPACE = SRV_HTTP_PE(31),
-	SRV_HTTP_PE_LAST = SRV_HTTP_PE_TARGET_SPACE,
+	/* Refusals of the connection layer (server/http_conn.c), never
+	 * returned by the parser: they share its table. */
+	SRV_HTTP_PE_HEAD_TIMEOUT = SRV_HTTP_PE(32), /* 408 */
+	SRV_HTTP_PE_BODY_TIMEOUT = SRV_HTTP_PE(33), /* 408: below --min-rate */
+	SRV_HTTP_PE_BODY_MEMORY = SRV_HTTP_PE(34),  /* 503: --body-memory full */
+	SRV_HTTP_PE_LAST = SRV_HTTP_PE_BODY_MEMORY,
+};
+
+/* How a request refused for an SRV_HTTP_PE_* code is answered. */
+struct srv_http_refusal {
+	int status;
+	const char *code;  /* the JSON "error" */
+	const char *text;  /* the JSON "message", for a person */
 };
 
 struct srv_http_limits {
@@ -194,7 +206,10 @@ void srv_http_parse_skip_body(struct srv_http_parser *p, size_t n);
 bool srv_http_parse_started(const struct srv_http_parser *p);
 /* The head is not complete yet. */
 bool srv_http_parse_in_head(const struct srv_http_parser *p);
-/* Short text for an SRV_HTTP_PE_* code, for a person. */
+/* The answer to an SRV_HTTP_PE_* code, from the one table of them (an
+ * unknown code: 400, "unknown parse error"). */
+const struct srv_http_refusal *srv_http_refusal(int rc);
+/* Its text alone, for a person. */
 const char *srv_http_parse_strerror(int rc);
 
 /* s is a non-empty token (RFC 9110 5.6.2): a valid field name. */

@@ -1,41 +1,26 @@
-/* server/http_response.c — the response writer of the HTTP layer (API in
- * server/http.h, shared structures in server/http_conn.h).
- *
- * Owns: turning a handler's (or the connection layer's own) response into
- * bytes in the connection's output: the status line and the headers this
- * layer writes itself (Server, Date, Content-Length or Transfer-Encoding,
- * Content-Type, Connection, Retry-After on a 503), the headers a handler
- * added, JSON error bodies, and the body, copied, referenced, or streamed
- * in chunks a producer hands over (srv_http_stream_*). It does not write
- * to the socket: http_conn.c does, told by srv_http_conn_responded() and
- * srv_http_conn_flush_now(), and it calls a stream's producer.
+/* server/http_response.c — the formatter of the HTTP layer's responses
+ * (see http_response.h): bytes in a caller's buffer, nothing queued or
+ * sent here.
  *
  * Invariants:
- *  - Status line, headers and a copied body go into one contiguous extent
- *    of the output, so a batch of responses leaves in one writev.
- *  - A referenced body (srv_http_respond_ref) has its release called
- *    exactly once: when written, when the connection dies, or at once if
- *    it is never queued.
- *  - A streamed body ends with its last chunk only when its producer says
- *    it is complete; one cut short leaves the connection without it, so
- *    the client cannot take part of a body for the whole.
+ *  - Status line, headers and a copied body fit one extent the caller
+ *    reserves (SRV_HTTP_HEAD_FIXED_BYTES plus what it adds), so a batch
+ *    of responses leaves in one writev.
  *  - No header a handler adds can break the framing: names this layer
  *    writes are refused, and values with CR, LF or other controls too.
  */
-#include "server/http_conn.h"
+#include "server/http_response.h"
+
+#include "server/http.h"
+#include "server/http_parse.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-
-/* Statuses a handler may respond with; others are sent as 500. */
-#define SRV_HTTP_STATUS_MIN 200
-#define SRV_HTTP_STATUS_MAX 599
 /* What a 503 tells the client to wait, in seconds, when its handler did
  * not say: every overload caskd answers 503 for (over --max-conns, a busy
  * key, out of memory, a worker handing over on a stop) passes within
@@ -43,15 +28,6 @@
 #define SRV_HTTP_RETRY_AFTER "1"
 /* CR LF. */
 #define SRV_HTTP_EOL_BYTES 2
-
-/* A response body: copied into the output, or referenced until sent. */
-struct srv_body {
-	const void *data;
-	size_t len;
-	bool copy;
-	void (*release)(const void *body, size_t len, void *release_arg);
-	void *release_arg;
-};
 
 const char *srv_http_reason(int status)
 {
@@ -207,7 +183,7 @@ size_t srv_http_json_error(char *dst, size_t cap, const char *code,
 	return (size_t)(p - dst);
 }
 
-/* ---- the writer ----------------------------------------------------------- */
+/* ---- added headers -------------------------------------------------------- */
 
 /* Case-insensitive match of a header name against a lowercase literal. */
 static bool srv_name_is(const char *name, size_t len, const char *lit)
@@ -216,7 +192,7 @@ static bool srv_name_is(const char *name, size_t len, const char *lit)
 }
 
 /* Did the handler add a Retry-After of its own? */
-static bool srv_extra_has_retry_after(const struct srv_http_buf *x)
+bool srv_http_extra_has_retry_after(const struct srv_http_buf *x)
 {
 	static const char name[] = "retry-after:";
 
@@ -233,234 +209,7 @@ static bool srv_extra_has_retry_after(const struct srv_http_buf *x)
 	return false;
 }
 
-/* Queues the status line, headers and (if copied) the body. b NULL: no
- * Content-Length (a bodiless status, or a stream: chunked says which). */
-static int srv_write_head(struct srv_http_conn *conn, int status,
-			  const char *ctype, const struct srv_body *b,
-			  size_t sent, bool closing, bool chunked)
-{
-	const struct srv_http_req *req = conn->req;
-	size_t copy = b && b->copy ? sent : 0;
-	size_t need = SRV_HTTP_HEAD_FIXED_BYTES + (ctype ? strlen(ctype) : 0) +
-		      req->extra.len + copy;
-	struct evbuffer_iovec v;
-	struct srv_http_head h = {
-		.status = status,
-		.date = srv_http_date(conn->srv),
-		.has_length = b != NULL,
-		.length = b ? b->len : 0,
-		.ctype = ctype,
-		.extra = req->extra.data,
-		.extra_len = req->extra.len,
-		.connection = closing ? "close"
-			      : req->msg.minor == 0 ? "keep-alive" : NULL,
-		.chunked = chunked,
-		.retry_after = status == 503 &&
-			       !srv_extra_has_retry_after(&req->extra),
-	};
-	char *p;
-
-	if (evbuffer_reserve_space(conn->out, (ev_ssize_t)need, &v, 1) != 1)
-		return -ENOMEM;
-	p = srv_http_format_head(v.iov_base, &h);
-	if (copy)
-		p = srv_put(p, b->data, copy);
-	v.iov_len = (size_t)(p - (char *)v.iov_base);
-	return evbuffer_commit_space(conn->out, &v, 1) == 0 ? 0 : -ENOMEM;
-}
-
-static void srv_body_release(const struct srv_body *b)
-{
-	if (b->release)
-		b->release(b->data, b->len, b->release_arg);
-}
-
-static void srv_send(struct srv_http_req *req, int status, const char *ctype,
-		     const struct srv_body *b)
-{
-	struct srv_http_conn *conn = req->conn;
-	bool bodyless, closing, handed_over = false;
-	size_t sent;
-	int rc;
-
-	if (!conn) { /* orphaned: its connection died meanwhile */
-		srv_body_release(b);
-		srv_http_req_free(req);
-		return;
-	}
-	if (status < SRV_HTTP_STATUS_MIN || status > SRV_HTTP_STATUS_MAX)
-		status = 500;
-	bodyless = status == 204 || status == 304;
-	sent = bodyless || req->msg.method == SRV_HTTP_HEAD ? 0 : b->len;
-	closing = srv_http_conn_must_close(conn);
-	rc = srv_write_head(conn, status, ctype, bodyless ? NULL : b, sent,
-			    closing, false);
-	if (rc == 0 && sent && !b->copy) {
-		rc = evbuffer_add_reference(conn->out, b->data, sent,
-					    b->release, b->release_arg);
-		handed_over = rc == 0;
-	}
-	if (!handed_over)
-		srv_body_release(b);
-	if (rc != 0) { /* the response is cut short: end the connection */
-		conn->broken = true;
-		closing = true;
-	}
-	req->st.dispatched = false;
-	srv_http_log_response(conn->srv, req, status, rc == 0 ? sent : 0);
-	srv_http_conn_responded(conn, closing);
-}
-
-void srv_http_respond(struct srv_http_req *req, int status,
-		      const char *content_type, const void *body, size_t len)
-{
-	struct srv_body b = { .data = body, .len = body ? len : 0, .copy = true };
-
-	assert(req->st.dispatched || !req->conn);
-	srv_send(req, status, content_type, &b);
-}
-
-void srv_http_respond_ref(struct srv_http_req *req, int status,
-			  const char *content_type, const void *body,
-			  size_t len,
-			  void (*release)(const void *body, size_t len,
-					  void *release_arg),
-			  void *release_arg)
-{
-	struct srv_body b = {
-		.data = body,
-		.len = body ? len : 0,
-		.release = release,
-		.release_arg = release_arg,
-	};
-
-	assert(req->st.dispatched || !req->conn);
-	srv_send(req, status, content_type, &b);
-}
-
-void srv_http_send_error(struct srv_http_req *req, int status,
-			 const char *code, const char *msg)
-{
-	char body[SRV_HTTP_ERROR_BODY_BYTES];
-	struct srv_body b = { .data = body, .copy = true };
-
-	b.len = srv_http_json_error(body, sizeof(body), code ? code : "error",
-				    msg ? msg : "");
-	srv_send(req, status, "application/json", &b);
-}
-
-void srv_http_respond_error(struct srv_http_req *req, int status,
-			    const char *code, const char *message)
-{
-	assert(req->st.dispatched || !req->conn);
-	srv_http_send_error(req, status, code, message);
-}
-
 /* ---- streams ------------------------------------------------------------- */
-
-int srv_http_stream_begin(struct srv_http_req *req, int status,
-			  const char *content_type,
-			  void (*more)(struct srv_http_req *req, void *arg),
-			  void *arg)
-{
-	struct srv_http_conn *conn = req->conn;
-	struct srv_stream *st = &req->stream;
-	bool closing, head_only;
-	int rc;
-
-	assert(req->st.dispatched || !conn);
-	if (!conn)
-		return -EPIPE;
-	if (status < SRV_HTTP_STATUS_MIN || status > SRV_HTTP_STATUS_MAX)
-		status = 500;
-	head_only = req->msg.method == SRV_HTTP_HEAD;
-	/* HTTP/1.0 knows no chunks: the close ends the body. */
-	closing = srv_http_conn_must_close(conn) || (!head_only && req->msg.minor == 0);
-	if (!head_only && (rc = srv_http_stream_prepare(req)) != 0)
-		return rc;
-	rc = srv_write_head(conn, status, content_type, NULL, 0, closing,
-			    req->msg.minor > 0);
-	if (rc != 0) {
-		if (st->ev)
-			event_free(st->ev);
-		st->ev = NULL;
-		return rc;
-	}
-	if (head_only) {
-		req->st.dispatched = false;
-		srv_http_log_response(conn->srv, req, status, 0);
-		srv_http_conn_responded(conn, closing);
-		return 1;
-	}
-	st->more = more;
-	st->arg = arg;
-	st->status = status;
-	st->bytes = 0;
-	st->chunked = req->msg.minor > 0;
-	st->on = true;
-	srv_http_stream_schedule(req);
-	srv_http_conn_flush_now(conn); /* the head, now */
-	return 0;
-}
-
-int srv_http_stream_write(struct srv_http_req *req, const void *data,
-			  size_t len)
-{
-	struct srv_http_conn *conn = req->conn;
-	struct srv_stream *st = &req->stream;
-	struct evbuffer_iovec v;
-	char *p;
-
-	assert(st->on);
-	if (!conn)
-		return -EPIPE;
-	if (len == 0) /* a chunk of 0 would end the body */
-		return 0;
-	/* "<hex size>\r\n" <data> "\r\n", in one extent: one copy. */
-	if (evbuffer_reserve_space(conn->out, (ev_ssize_t)(len + 24), &v, 1) != 1)
-		return -ENOMEM;
-	p = v.iov_base;
-	if (st->chunked)
-		p += sprintf(p, "%zx\r\n", len);
-	p = srv_put(p, data, len);
-	if (st->chunked)
-		p = SRV_PUT_LIT(p, "\r\n");
-	v.iov_len = (size_t)(p - (char *)v.iov_base);
-	if (evbuffer_commit_space(conn->out, &v, 1) != 0)
-		return -ENOMEM;
-	st->bytes += len;
-	srv_http_conn_flush_now(conn); /* may free conn: req is orphaned */
-	return 0;
-}
-
-void srv_http_stream_end(struct srv_http_req *req, int complete)
-{
-	struct srv_http_conn *conn = req->conn;
-	struct srv_stream *st = &req->stream;
-	int status = st->status;
-	size_t bytes = st->bytes;
-	bool closing;
-
-	assert(st->on);
-	if (st->ev)
-		event_free(st->ev); /* a pending more() with it */
-	*st = (struct srv_stream){ 0 };
-	if (!conn) { /* orphaned: its connection died meanwhile */
-		srv_http_req_free(req);
-		return;
-	}
-	closing = srv_http_conn_must_close(conn) || req->msg.minor == 0;
-	if (complete && req->msg.minor > 0 &&
-	    evbuffer_add(conn->out, "0\r\n\r\n", 5) != 0)
-		complete = 0;
-	if (!complete) { /* cut short: close without the last chunk */
-		conn->broken = true;
-		closing = true;
-	}
-	req->st.dispatched = false;
-	srv_http_log_response(conn->srv, req, status, bytes);
-	srv_http_conn_responded(conn, closing);
-}
 
 /* Names this layer writes itself: a second copy would break framing. */
 static bool srv_header_is_reserved(const char *name)
@@ -477,10 +226,8 @@ static bool srv_header_is_reserved(const char *name)
 	return false;
 }
 
-int srv_http_add_header(struct srv_http_req *req, const char *name,
-			const char *value)
+int srv_http_extra_add(struct srv_http_buf *x, const char *name, const char *value)
 {
-	struct srv_http_buf *x = &req->extra;
 	size_t nlen, vlen;
 	char *p;
 
@@ -499,4 +246,34 @@ int srv_http_add_header(struct srv_http_req *req, const char *name,
 	p = SRV_PUT_LIT(p, "\r\n");
 	x->len = (size_t)(p - x->data);
 	return 0;
+}
+
+/* ---- dates and pieces of a body ------------------------------------------- */
+
+void srv_http_format_date(char *buf, time_t t)
+{
+	static const char wday[][4] = { "Sun", "Mon", "Tue", "Wed", "Thu",
+					"Fri", "Sat" };
+	static const char mon[][4] = { "Jan", "Feb", "Mar", "Apr", "May",
+				       "Jun", "Jul", "Aug", "Sep", "Oct",
+				       "Nov", "Dec" };
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm))
+		return; /* buf keeps the last date */
+	snprintf(buf, SRV_HTTP_DATE_BYTES,
+		 "%s, %02d %s %04d %02d:%02d:%02d GMT", wday[tm.tm_wday % 7],
+		 tm.tm_mday % 100, mon[tm.tm_mon % 12],
+		 (tm.tm_year + 1900) % 10000, tm.tm_hour % 100,
+		 tm.tm_min % 100, tm.tm_sec % 100);
+}
+
+char *srv_http_format_piece(char *p, const void *data, size_t len, bool chunked)
+{
+	if (chunked)
+		p += sprintf(p, "%zx\r\n", len);
+	p = srv_put(p, data, len);
+	if (chunked)
+		p = SRV_PUT_LIT(p, "\r\n");
+	return p;
 }

@@ -9,7 +9,7 @@
  *
  * Also the access log's format, one line per response (documented in
  * docs/operations.md):
- *   TIME PEER METHOD PATH STATUS BYTES DURATIONms worker=SLOT
+ *   TIME PEER METHOD PATH STATUS BYTES DURATIONms worker=SEAT
  * The master opens the file before it forks, so every worker appends to
  * the same open file (O_APPEND, one write per line: lines never mix).
  */
@@ -47,7 +47,7 @@ struct srv_access {
 	int status;
 	size_t bytes;         /* body bytes sent */
 	uint64_t duration_ns;
-	int worker;           /* slot */
+	int worker;           /* seat */
 };
 /* Appends one line to fd; a failed write loses the line, never a request. */
 void srv_access_write(int fd, const struct srv_access *a);

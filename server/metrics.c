@@ -46,7 +46,7 @@ void srv_metrics_destroy(struct srv_metrics *m)
 }
 
 /* Seqlock writer side (the master is the only writer of seq): odd while
- * the retired totals and the slot disagree. */
+ * the retired totals and the seat disagree. */
 static void fold(_Atomic uint64_t *to, _Atomic uint64_t *from)
 {
 	uint64_t v = atomic_load_explicit(from, memory_order_relaxed);
@@ -56,9 +56,9 @@ static void fold(_Atomic uint64_t *to, _Atomic uint64_t *from)
 	atomic_store_explicit(from, 0, memory_order_relaxed);
 }
 
-void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
+void srv_metrics_retire_seat(struct srv_metrics *m, int seat)
 {
-	struct srv_wstats *w = &m->w[slot], *r = &m->retired;
+	struct srv_wstats *w = &m->w[seat], *r = &m->retired;
 	uint32_t seq = atomic_load_explicit(&m->seq, memory_order_relaxed);
 	uint64_t served = 0;
 
@@ -87,8 +87,8 @@ void srv_metrics_retire_slot(struct srv_metrics *m, int slot)
 	fold(&r->watch_dropped, &w->watch_dropped);
 	/* a gauge: the dead worker's streams are gone with it */
 	atomic_store_explicit(&w->watches_open, 0, memory_order_relaxed);
-	atomic_store_explicit(&m->retired_by_slot[slot],
-			      atomic_load_explicit(&m->retired_by_slot[slot],
+	atomic_store_explicit(&m->retired_by_seat[seat],
+			      atomic_load_explicit(&m->retired_by_seat[seat],
 						   memory_order_relaxed) + served,
 			      memory_order_relaxed);
 	atomic_store_explicit(&m->seq, seq + 2, memory_order_release);
@@ -216,7 +216,7 @@ static void gauge(struct sbuf *b, const char *name, const char *type,
 	put(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name, num);
 }
 
-/* The request counters summed over the retired totals and every slot,
+/* The request counters summed over the retired totals and every seat,
  * as of one moment between folds. */
 struct snapshot {
 	uint64_t requests[SRV_ROUTES][SRV_METHODS][SRV_NCODES];
@@ -228,7 +228,7 @@ struct snapshot {
 	uint64_t send_timeouts;
 	uint64_t watches, watch_events, watch_dropped;
 	uint64_t locks[SRV_ROUTES][SRV_METHODS];
-	uint64_t by_slot[SRV_SLOTS];
+	uint64_t by_seat[SRV_SEATS];
 };
 
 /* A fold takes microseconds; a master killed inside one must not wedge
@@ -274,9 +274,9 @@ static void snapshot(struct srv_metrics *m, struct snapshot *sn)
 			continue;
 		memset(sn, 0, sizeof(*sn));
 		add_block(sn, &m->retired, &retired);
-		for (int s = 0; s < SRV_SLOTS; s++) {
-			sn->by_slot[s] = ld(&m->retired_by_slot[s]);
-			add_block(sn, &m->w[s], &sn->by_slot[s]);
+		for (int s = 0; s < SRV_SEATS; s++) {
+			sn->by_seat[s] = ld(&m->retired_by_seat[s]);
+			add_block(sn, &m->w[s], &sn->by_seat[s]);
 		}
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&m->seq, memory_order_relaxed) == seq)
@@ -312,14 +312,14 @@ static void requests(struct sbuf *b, const struct snapshot *sn,
 				       "method=\"%s\"} %llu\n", routes[ri], methods[mi],
 				    (unsigned long long)sn->locks[ri][mi]);
 		}
-	/* By slot, not pid: pids change with every restart and would make a
-	 * new series each time. A slot keeps its count across its workers. */
+	/* By seat, not pid: pids change with every restart and would make a
+	 * new series each time. A seat keeps its count across its workers. */
 	put(b, "# HELP caskd_worker_requests_total HTTP responses per worker slot.\n"
 	       "# TYPE caskd_worker_requests_total counter\n");
-	for (int s = 0; s < SRV_SLOTS; s++)
-		if (sn->by_slot[s] || atomic_load(&super->w[s].pid))
+	for (int s = 0; s < SRV_SEATS; s++)
+		if (sn->by_seat[s] || atomic_load(&super->w[s].pid))
 			put(b, "caskd_worker_requests_total{worker=\"%d\"} %llu\n", s,
-			    (unsigned long long)sn->by_slot[s]);
+			    (unsigned long long)sn->by_seat[s]);
 }
 
 /* caskd_request_duration_seconds by route; a route no request took is
@@ -352,25 +352,25 @@ static void durations(struct sbuf *b, const struct snapshot *sn)
 	}
 }
 
-/* Per worker slot, for the slots a worker runs in: the bounds hold per
+/* Per worker seat, for the seats a worker runs in: the bounds hold per
  * worker, so their use is shown beside each worker's own bound. */
 static void per_worker(struct sbuf *b, struct srv_metrics *m, const struct srv_super *super)
 {
 	put(b, "# HELP caskd_worker_connections Open client connections of a worker "
 	       "(see --max-conns).\n# TYPE caskd_worker_connections gauge\n");
-	for (int s = 0; s < SRV_SLOTS; s++)
+	for (int s = 0; s < SRV_SEATS; s++)
 		if (atomic_load(&super->w[s].pid))
 			put(b, "caskd_worker_connections{worker=\"%d\"} %llu\n", s,
-			    (unsigned long long)srv_super_slot_conns(super, s));
+			    (unsigned long long)srv_super_seat_conns(super, s));
 	put(b, "# HELP caskd_body_memory_bytes Request body memory a worker has reserved "
 	       "now (see --body-memory).\n# TYPE caskd_body_memory_bytes gauge\n");
-	for (int s = 0; s < SRV_SLOTS; s++)
+	for (int s = 0; s < SRV_SEATS; s++)
 		if (atomic_load(&super->w[s].pid))
 			put(b, "caskd_body_memory_bytes{worker=\"%d\"} %llu\n", s,
 			    (unsigned long long)ld(&m->w[s].http.body_bytes));
 	put(b, "# HELP caskd_body_memory_limit_bytes The --body-memory a worker runs with.\n"
 	       "# TYPE caskd_body_memory_limit_bytes gauge\n");
-	for (int s = 0; s < SRV_SLOTS; s++)
+	for (int s = 0; s < SRV_SEATS; s++)
 		if (atomic_load(&super->w[s].pid))
 			put(b, "caskd_body_memory_limit_bytes{worker=\"%d\"} %llu\n", s,
 			    (unsigned long long)ld(&m->w[s].body_memory_limit));

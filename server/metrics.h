@@ -1,7 +1,7 @@
 /* server/metrics.h — request counters in shared memory, and /metrics.
  *
  * Owns: the metrics region: one cache-line-aligned block of counters per
- * worker slot (each written only by its worker, with relaxed atomics: no
+ * worker seat (each written only by its worker, with relaxed atomics: no
  * lock, no contention), the totals of workers that are gone, and the
  * master's counters (restarts). A scrape sums the blocks without taking
  * a lock, so it never blocks a request, and no counter it shows ever
@@ -62,25 +62,25 @@ struct srv_wstats {
 
 /* Counters never go backwards while the master lives (Prometheus reads a
  * decrease as a reset): when a worker is reaped the master folds its
- * block into `retired` and clears it for the next worker of the slot.
- * A scrape sums retired and every slot inside a seqlock, so a fold is
+ * block into `retired` and clears it for the next worker of the seat.
+ * A scrape sums retired and every seat inside a seqlock, so a fold is
  * never seen half done (counted twice or not at all). */
 struct srv_metrics {
-	_Atomic uint32_t seq;            /* odd while the master folds a slot */
+	_Atomic uint32_t seq;            /* odd while the master folds a seat */
 	double start_time;               /* Unix time, set before fork */
 	_Atomic uint64_t restarts;       /* master only */
 	struct srv_wstats retired;       /* master only: workers reaped */
-	_Atomic uint64_t retired_by_slot[SRV_SLOTS]; /* their requests */
-	struct srv_wstats w[SRV_SLOTS];
+	_Atomic uint64_t retired_by_seat[SRV_SEATS]; /* their requests */
+	struct srv_wstats w[SRV_SEATS];
 };
 
 /* Master, before fork: the region, counting from now (a re-exec starts
  * a new one). 0 or -errno. */
 int srv_metrics_create(struct srv_metrics **out);
 void srv_metrics_destroy(struct srv_metrics *m);
-/* Master, once the worker of slot is reaped: adds its counts to the
- * retired totals and leaves the slot at zero for the next worker. */
-void srv_metrics_retire_slot(struct srv_metrics *m, int slot);
+/* Master, once the worker of seat is reaped: adds its counts to the
+ * retired totals and leaves the seat at zero for the next worker. */
+void srv_metrics_retire_seat(struct srv_metrics *m, int seat);
 /* Master: a worker died unexpectedly and is being replaced. */
 void srv_metrics_restarted(struct srv_metrics *m);
 

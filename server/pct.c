@@ -1,6 +1,8 @@
 /* server/pct.c — percent-encoding (see pct.h). */
 #include "server/pct.h"
 
+#include <errno.h>
+
 int srv_pct_hex(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -9,7 +11,7 @@ int srv_pct_hex(char c)
 		return c - 'a' + 10;
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
-	return -1;
+	return -EINVAL;
 }
 
 long srv_pct_decode(const char *s, size_t n, char *out, size_t max, int flags)
@@ -21,16 +23,16 @@ long srv_pct_decode(const char *s, size_t n, char *out, size_t max, int flags)
 		if (c == '%') {
 			int hi, lo;
 			if (i + 2 >= n)
-				return -1;
+				return -EINVAL;
 			hi = srv_pct_hex(s[i + 1]);
 			lo = srv_pct_hex(s[i + 2]);
 			if (hi < 0 || lo < 0)
-				return -1;
+				return -EINVAL;
 			c = hi << 4 | lo;
 			i += 2;
 		}
 		if ((c == 0 && !(flags & SRV_PCT_ALLOW_NUL)) || o == max)
-			return -1;
+			return -EINVAL;
 		out[o++] = (char)c;
 	}
 	return (long)o;

@@ -11,10 +11,10 @@
 #define SRV_PCT_ALLOW_NUL 1 /* values may hold NUL bytes; keys may not */
 
 /* Decodes s[0..n) into out (room for max bytes): the decoded length, or
- * -1 for a bad escape, a NUL byte (unless SRV_PCT_ALLOW_NUL), or more
- * than max bytes. */
+ * -EINVAL for a bad escape, a NUL byte (unless SRV_PCT_ALLOW_NUL), or
+ * more than max bytes. */
 long srv_pct_decode(const char *s, size_t n, char *out, size_t max, int flags);
-/* The value of hex digit c, or -1. */
+/* The value of hex digit c, or -EINVAL. */
 int srv_pct_hex(char c);
 /* Bytes srv_pct_encode writes for s[0..n) (at most 3n). */
 size_t srv_pct_encoded_len(const char *s, size_t n);

@@ -18,15 +18,15 @@ void srv_super_destroy(struct srv_super *s)
 }
 
 /* Only the pid: the child may already have beaten and said ready. */
-void srv_super_started(struct srv_super *s, int slot, pid_t pid)
+void srv_super_started(struct srv_super *s, int seat, pid_t pid)
 {
-	atomic_store_explicit(&s->w[slot].pid, (int32_t)pid, RELAXED);
+	atomic_store_explicit(&s->w[seat].pid, (int32_t)pid, RELAXED);
 }
 
-/* The worker is reaped: the slot is left clean for the next one. */
-void srv_super_gone(struct srv_super *s, int slot)
+/* The worker is reaped: the seat is left clean for the next one. */
+void srv_super_gone(struct srv_super *s, int seat)
 {
-	struct srv_wsup *w = &s->w[slot];
+	struct srv_wsup *w = &s->w[seat];
 
 	atomic_store_explicit(&w->ready, 0, RELAXED);
 	atomic_store_explicit(&w->listening, 0, RELAXED);
@@ -46,36 +46,36 @@ void srv_super_set_stopping(struct srv_super *s)
 	atomic_store_explicit(&s->stopping, 1, RELAXED);
 }
 
-void srv_super_set_ready(struct srv_super *s, int slot, int ready)
+void srv_super_set_ready(struct srv_super *s, int seat, int ready)
 {
-	atomic_store_explicit(&s->w[slot].ready, ready ? 1 : 0, RELAXED);
+	atomic_store_explicit(&s->w[seat].ready, ready ? 1 : 0, RELAXED);
 }
 
-void srv_super_listen(struct srv_super *s, int slot, int max_conns)
+void srv_super_listen(struct srv_super *s, int seat, int max_conns)
 {
-	atomic_store_explicit(&s->w[slot].max_conns, (uint64_t)max_conns, RELAXED);
-	atomic_store_explicit(&s->w[slot].listening, 1, RELAXED);
+	atomic_store_explicit(&s->w[seat].max_conns, (uint64_t)max_conns, RELAXED);
+	atomic_store_explicit(&s->w[seat].listening, 1, RELAXED);
 }
 
-void srv_super_unlisten(struct srv_super *s, int slot)
+void srv_super_unlisten(struct srv_super *s, int seat)
 {
-	atomic_store_explicit(&s->w[slot].listening, 0, RELAXED);
+	atomic_store_explicit(&s->w[seat].listening, 0, RELAXED);
 }
 
-void srv_super_beat(struct srv_super *s, int slot, uint64_t now_ms, int nconns)
+void srv_super_beat(struct srv_super *s, int seat, uint64_t now_ms, int nconns)
 {
-	atomic_store_explicit(&s->w[slot].heartbeat_ms, now_ms, RELAXED);
-	srv_super_set_conns(s, slot, nconns);
+	atomic_store_explicit(&s->w[seat].heartbeat_ms, now_ms, RELAXED);
+	srv_super_set_conns(s, seat, nconns);
 }
 
-int srv_super_ready(const struct srv_super *s, int slot)
+int srv_super_ready(const struct srv_super *s, int seat)
 {
-	return atomic_load_explicit(&s->w[slot].ready, RELAXED) != 0;
+	return atomic_load_explicit(&s->w[seat].ready, RELAXED) != 0;
 }
 
-uint64_t srv_super_heartbeat(const struct srv_super *s, int slot)
+uint64_t srv_super_heartbeat(const struct srv_super *s, int seat)
 {
-	return atomic_load_explicit(&s->w[slot].heartbeat_ms, RELAXED);
+	return atomic_load_explicit(&s->w[seat].heartbeat_ms, RELAXED);
 }
 
 int srv_super_stopping(const struct srv_super *s)
@@ -92,19 +92,19 @@ uint64_t srv_super_conns(const struct srv_super *s)
 {
 	uint64_t n = 0;
 
-	for (int i = 0; i < SRV_SLOTS; i++)
+	for (int i = 0; i < SRV_SEATS; i++)
 		n += atomic_load_explicit(&s->w[i].conns, RELAXED);
 	return n;
 }
 
-uint64_t srv_super_slot_conns(const struct srv_super *s, int slot)
+uint64_t srv_super_seat_conns(const struct srv_super *s, int seat)
 {
-	return atomic_load_explicit(&s->w[slot].conns, RELAXED);
+	return atomic_load_explicit(&s->w[seat].conns, RELAXED);
 }
 
-void srv_super_set_conns(struct srv_super *s, int slot, int nconns)
+void srv_super_set_conns(struct srv_super *s, int seat, int nconns)
 {
-	atomic_store_explicit(&s->w[slot].conns, (uint64_t)nconns, RELAXED);
+	atomic_store_explicit(&s->w[seat].conns, (uint64_t)nconns, RELAXED);
 }
 
 /* A worker may hold this many connections above the mean before it
@@ -121,19 +121,19 @@ static uint64_t nearly_full(uint64_t max_conns)
 	return max_conns - max_conns / 8;
 }
 
-int srv_super_accept_hold(struct srv_super *s, int slot, int nconns,
+int srv_super_accept_hold(struct srv_super *s, int seat, int nconns,
 			  uint64_t now_ms)
 {
 	uint64_t n = (uint64_t)nconns, total = n, workers = 1;
-	uint64_t max = atomic_load_explicit(&s->w[slot].max_conns, RELAXED);
+	uint64_t max = atomic_load_explicit(&s->w[seat].max_conns, RELAXED);
 	int room = 0, ample = 0;
 
-	srv_super_set_conns(s, slot, nconns);
-	for (int i = 0; i < SRV_SLOTS; i++) {
+	srv_super_set_conns(s, seat, nconns);
+	for (int i = 0; i < SRV_SEATS; i++) {
 		const struct srv_wsup *w = &s->w[i];
 		uint64_t hb, c, m;
 
-		if (i == slot || !atomic_load_explicit(&w->listening, RELAXED) ||
+		if (i == seat || !atomic_load_explicit(&w->listening, RELAXED) ||
 		    !atomic_load_explicit(&w->ready, RELAXED))
 			continue;
 		hb = atomic_load_explicit(&w->heartbeat_ms, RELAXED);

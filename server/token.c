@@ -28,7 +28,7 @@ static int refuse(char *err, size_t n, const char *path, const char *fmt, ...)
 		vsnprintf(err + used, n - (size_t)used, fmt, ap);
 		va_end(ap);
 	}
-	return -1;
+	return -EINVAL;
 }
 
 /* Reads up to cap bytes of fd: the count, or -errno. */

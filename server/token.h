@@ -23,7 +23,7 @@ struct srv_token {
 	unsigned char buf[SRV_TOKEN_MAX];  /* the token, zeros after it */
 };
 
-/* Reads the token in path into *t. 0, or -1 with one line in err that
+/* Reads the token in path into *t. 0, or -EINVAL with one line in err that
  * names --admin-token-file, the path and what is wrong. */
 int srv_token_read(const char *path, struct srv_token *t, char *err, size_t n);
 /* 1 if presented[0..len) is the token, else 0. */

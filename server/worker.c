@@ -8,6 +8,8 @@
 #include "engine/failpoint.h"
 #include "engine/io.h"
 #include "server/api.h"
+#include "server/api_wait.h"
+#include "server/api_watch.h"
 #include "server/commit.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -58,7 +60,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	srv_super_beat(w->a->super, w->a->slot, srv_mono_ms(),
+	srv_super_beat(w->a->super, w->a->seat, srv_mono_ms(),
 		       w->http ? srv_http_server_conns(w->http) : 0);
 	(void)eng_db_refresh(w->a->db);
 	if (w->commit && !w->stopping && (rc = srv_commit_failed(w->commit))) {
@@ -69,13 +71,16 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The store cannot be trusted (a repair failed): only a restart through
- * recovery rebuilds the index from database.bin, and only the master
- * can do it. */
-static void escalate(int rc, void *arg)
+/* Every engine error a request was answered with comes here (the API's
+ * error table only maps): a store that cannot be trusted (a repair
+ * failed) is rebuilt from database.bin only by a restart through
+ * recovery, and only the master can do it. */
+static void on_engine_error(int rc, void *arg)
 {
 	struct worker *w = arg;
 
+	if (rc != -ENOTRECOVERABLE && rc != -EUCLEAN)
+		return;
 	srv_error("the shared index cannot be trusted (%s): asking the master to "
 		  "restart through recovery", eng_strerror(rc));
 	kill(w->a->master, SIGUSR2);
@@ -112,7 +117,7 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 	w->stopping = 1;
 	w->api.draining = 1;
 	/* Siblings no longer leave new connections to this one. */
-	srv_super_unlisten(w->a->super, w->a->slot);
+	srv_super_unlisten(w->a->super, w->a->seat);
 	if (getppid() != w->a->master) {
 		/* The master died (PR_SET_PDEATHSIG): a new one may be waiting
 		 * for the directory's lock we hold. Finish what is in flight,
@@ -180,7 +185,7 @@ static enum srv_commit_mode commit_mode(enum srv_fsync_mode m)
 {
 	switch (m) {
 	case SRV_FSYNC_PERIODIC: return SRV_COMMIT_PERIODIC;
-	case SRV_FSYNC_ALWAYS: return SRV_COMMIT_EACH;
+	case SRV_FSYNC_ALWAYS: return SRV_COMMIT_ALWAYS;
 	case SRV_FSYNC_GROUP: break;
 	}
 	return SRV_COMMIT_GROUP;
@@ -199,7 +204,7 @@ static int setup(struct worker *w)
 	struct timeval beat = { 0, SRV_HEARTBEAT_MS * 1000 };
 	int rc;
 
-	if ((rc = eng_db_attach(a->db, a->slot))) {
+	if ((rc = eng_db_attach(a->db, a->seat))) {
 		srv_error("opening %s: %s", a->db->path, eng_strerror(rc));
 		return rc;
 	}
@@ -224,9 +229,9 @@ static int setup(struct worker *w)
 		.base = w->base, .db = a->db, .commit = w->commit,
 		.super = a->super, .metrics = a->metrics, .stats = w->stats,
 		.cfg = a->cfg,
-		.slot = a->slot, .access_fd = a->access_fd,
-		.admin_token = a->admin_token, .escalate = escalate, .escalate_arg = w,
-		.cl = a->cl,
+		.seat = a->seat, .access_fd = a->access_fd,
+		.admin_token = a->admin_token, .engine_error = on_engine_error, .engine_error_arg = w,
+		.cl = a->cl, .redispatch = srv_api_handle,
 	};
 	if ((rc = srv_api_cluster_start(&w->api))) {
 		srv_error("starting the cluster waiters: %s", strerror(-rc));
@@ -274,14 +279,14 @@ static void teardown(struct worker *w)
 
 int srv_worker_main(const struct srv_worker_args *a)
 {
-	struct worker w = { .a = a, .stats = &a->metrics->w[a->slot] };
+	struct worker w = { .a = a, .stats = &a->metrics->w[a->seat] };
 	char role[32];
 	int rc;
 
 	w.api.access_fd = -1;
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != a->master)
 		return 1; /* the master is already gone */
-	snprintf(role, sizeof(role), "worker %d", a->slot);
+	snprintf(role, sizeof(role), "worker %d", a->seat);
 	srv_log_set_role(role);
 	eng_io_set_role("worker");
 	eng_fp_set_armed(1);
@@ -292,12 +297,12 @@ int srv_worker_main(const struct srv_worker_args *a)
 		return 1;
 	}
 	on_heartbeat(-1, 0, &w);
-	srv_super_listen(a->super, a->slot, a->cfg->max_conns);
-	srv_super_set_ready(a->super, a->slot, 1);
+	srv_super_listen(a->super, a->seat, a->cfg->max_conns);
+	srv_super_set_ready(a->super, a->seat, 1);
 	srv_debug("serving");
 	rc = event_base_dispatch(w.base);
-	srv_super_set_ready(a->super, a->slot, 0);
-	srv_super_unlisten(a->super, a->slot);
+	srv_super_set_ready(a->super, a->seat, 0);
+	srv_super_unlisten(a->super, a->seat);
 	teardown(&w);
 	return rc < 0 ? 1 : w.exit_code;
 }

@@ -30,7 +30,7 @@ struct srv_worker_args {
 	const int *fds;
 	int nfds;
 	int access_fd;       /* the master's, -1 for none */
-	int slot;
+	int seat;
 	pid_t master;
 	const struct srv_token *admin_token; /* NULL: admin endpoints for loopback only */
 	struct srv_cl_shm *cl;  /* cluster mode: the member's shared record; else NULL */

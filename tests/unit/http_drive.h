@@ -53,7 +53,7 @@ static const char *const hd_error_names[] = {
 	"CL_REPEATED", "CL_AND_TE", "TE_HTTP10", "TE_UNSUPPORTED", "EXPECT",
 	"CHUNK_SIZE", "CHUNK_EXT", "CHUNK_LINE_TOO_LONG", "CHUNK_EOL",
 	"CHUNK_DATA_EOL", "TRAILER", "TRAILER_TOO_LARGE", "BODY_TOO_LARGE",
-	"NOMEM", "TARGET_SPACE",
+	"NOMEM", "TARGET_SPACE", "HEAD_TIMEOUT", "BODY_TIMEOUT", "BODY_MEMORY",
 };
 
 _Static_assert(sizeof(hd_error_names) / sizeof(hd_error_names[0]) ==

@@ -1,11 +1,11 @@
 /* tests/unit/test_api_query.c — the query strings of the API's routes
- * (server/api.c: srv_api_query_check, srv_api_query_param).
+ * (server/api_query.c: srv_api_query_check, srv_api_query_param).
  *
  * A route takes a fixed set of parameters: one it does not know (a typo
  * such as prefx=) or one given twice must be refused naming it, never
  * passed over; empty parameters (a=1&&b=2) are nothing. Pure functions.
  */
-#include "server/api_int.h"
+#include "server/api_query.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -1,7 +1,8 @@
 /* tests/unit/test_http.c — the HTTP layer's connections and responses
- * (server/http_conn.c, server/http_response.c) over real sockets. The
- * parser's grammar is tested as a table in test_http_parse.c; here each
- * kind of refusal is checked once end to end (status, JSON code, close).
+ * (server/http_conn.c, http_server.c, http_respond.c, http_response.c)
+ * over real sockets. The parser's grammar is tested as a table in
+ * test_http_parse.c; here each kind of refusal is checked once end to
+ * end (status, JSON code, close).
  *
  * Each test starts the HTTP layer on its own event_base, run by a thread,
  * on a 127.0.0.1 listening socket with an ephemeral port, and talks raw

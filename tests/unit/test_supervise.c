@@ -24,13 +24,13 @@ static void teardown(void)
 	free(S);
 }
 
-/* A worker in slot that serves, takes connections and beat at `beat`. */
-static void worker(int slot, int conns, uint64_t beat)
+/* A worker in seat that serves, takes connections and beat at `beat`. */
+static void worker(int seat, int conns, uint64_t beat)
 {
-	srv_super_started(S, slot, 1000 + slot);
-	srv_super_listen(S, slot, MAX);
-	srv_super_set_ready(S, slot, 1);
-	srv_super_beat(S, slot, beat, conns);
+	srv_super_started(S, seat, 1000 + seat);
+	srv_super_listen(S, seat, MAX);
+	srv_super_set_ready(S, seat, 1);
+	srv_super_beat(S, seat, beat, conns);
 }
 
 TestSuite(srv_super, .init = setup, .fini = teardown);
@@ -39,7 +39,7 @@ Test(srv_super, alone_a_worker_always_accepts)
 {
 	worker(0, 0, NOW);
 	cr_assert_eq(srv_super_accept_hold(S, 0, MAX, NOW), 0);
-	cr_assert_eq(srv_super_slot_conns(S, 0), MAX, "the count is published");
+	cr_assert_eq(srv_super_seat_conns(S, 0), MAX, "the count is published");
 }
 
 Test(srv_super, a_full_worker_holds_while_a_sibling_has_room)
