@@ -65,7 +65,7 @@ deps-cluster: DEB_WANT = $(DEB_RUN) $(DEB_CLUSTER)
 
 .PHONY: all deps deps-run deps-fuzz deps-test deps-cluster cluster bench-cluster run test unit unit-asan \
         integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE \
-        cluster-unit cluster-drill drill-cluster
+        cluster-unit cluster-drill drill-cluster cluster-selftest
 all: $(B)/caskd
 
 $(B)/revision.stamp: FORCE
@@ -174,6 +174,19 @@ CLUSTER_ENV = CASKD_BIN=$(CURDIR)/$(B)/caskd \
 cluster-drill: $(B)/caskd $(CL_BIN) $(B)/tests/it_cluster
 	$(CLUSTER_ENV) tests/cluster/rig.sh guard ./$(B)/tests/it_cluster \
 	  --jobs 1 --filter 'cluster/short_drill'
+# The drill's own test, needing no cluster code: against a correct mock
+# group (tests/cluster/mock_member.py, members sharing one file) the short
+# drill must pass; against a mock that never replicates it must fail.
+cluster-selftest: $(CL_BIN) $(B)/tests/it_cluster
+	$(CLUSTER_ENV) CASKD_BIN=$(CURDIR)/tests/cluster/mock_member.py MOCK_MODE=shared \
+	  tests/cluster/rig.sh guard ./$(B)/tests/it_cluster --jobs 1 --filter 'cluster/short_drill'
+	@if $(CLUSTER_ENV) CASKD_BIN=$(CURDIR)/tests/cluster/mock_member.py MOCK_MODE=local \
+	  tests/cluster/rig.sh guard ./$(B)/tests/it_cluster --jobs 1 --filter 'cluster/short_drill' \
+	  >$(B)/cluster-selftest-broken.log 2>&1; then \
+	  echo "cluster-selftest: the drill passed a group that never replicates"; exit 1; \
+	else grep -E '^(FAIL|checked)' $(B)/cluster-selftest-broken.log | cut -c1-100 | sort | uniq -c | sort -rn | head; \
+	  echo "cluster-selftest: ok, the drill fails a group that never replicates"; fi
+
 DRILL_CLUSTER_CYCLES ?= 36
 drill-cluster: $(B)/caskd $(CL_BIN) $(B)/tests/it_cluster
 	$(CLUSTER_ENV) CASKD_CLUSTER_CYCLES=$(DRILL_CLUSTER_CYCLES) \

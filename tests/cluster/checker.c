@@ -1081,6 +1081,9 @@ static void check_versions(const struct keyset *ks, const struct ckc_history *h,
 		say_vrec(res, &v[i]);
 		say(res, "\n");
 	}
+	if (reported > 10)
+		say(res, "FAIL (c) ... and %zu more versions with two values\n\n",
+		    reported - 10);
 	free(v);
 
 	/* One version, one write: acknowledged writes of different ops. */
@@ -1097,16 +1100,22 @@ static void check_versions(const struct keyset *ks, const struct ckc_history *h,
 				w[nw++] = &h->ops[i];
 		if (nw)
 			qsort(w, nw, sizeof(*w), cmp_op_ver);
+		reported = 0;
 		for (size_t i = 1; i < nw; i++) {
 			if (w[i]->ver != w[i - 1]->ver || w[i]->id == w[i - 1]->id)
 				continue;
 			res->failures++;
+			if (reported++ >= 10)
+				continue;
 			say(res, "FAIL (c) version %" PRIu64 " acknowledged to two "
 			    "different writes:\n", w[i]->ver);
 			say_op(res, w[i - 1]);
 			say_op(res, w[i]);
 			say(res, "\n");
 		}
+		if (reported > 10)
+			say(res, "FAIL (c) ... and %zu more versions acknowledged to "
+			    "two writes\n\n", reported - 10);
 		free(w);
 	}
 }

@@ -44,6 +44,9 @@
 #define WL_PCT_BATCH 5
 #define WL_PCT_PUT 35
 #define WL_PCT_GET 35
+/* Pause after an operation that failed or is indeterminate: 20..40 ms,
+ * small beside a failover, large beside HAProxy's instant 503s. */
+#define WL_BACKOFF_US 20000
 
 struct wl_opts {
 	char host[64];
@@ -102,8 +105,9 @@ static const char *outcome(const struct chttp_resp *r, int definite_status)
 	return "fail";
 }
 
-static void complete(long id, const struct chttp_resp *r, const char *oc,
-		     int with_body)
+/* Records the completion; returns 1 when the outcome was "ok". */
+static int complete(long id, const struct chttp_resp *r, const char *oc,
+		    int with_body)
 {
 	char ver[24] = "-", *val = NULL;
 	int64_t now = chttp_now_ns();
@@ -115,6 +119,7 @@ static void complete(long id, const struct chttp_resp *r, const char *oc,
 	fprintf(hist, "C %ld %" PRId64 " %s %d %s %s\n", id, now, oc,
 		r->fate == CHTTP_DONE ? r->status : 0, ver, val ? val : "-");
 	free(val);
+	return strcmp(oc, "ok") == 0;
 }
 
 static void invoke(long id, int thread, const char *op, const char *key,
@@ -124,11 +129,12 @@ static void invoke(long id, int thread, const char *op, const char *key,
 		chttp_now_ns(), op, key, a1, a2);
 }
 
-static void op_put(struct wl_thread *t, int k, int cas)
+static int op_put(struct wl_thread *t, int k, int cas)
 {
 	char path[64], key[16], val[48], ver[24] = "-", hdr[64] = "";
 	struct chttp_resp r;
 	long id = new_id();
+	int ok;
 
 	snprintf(key, sizeof(key), "r%d", k);
 	snprintf(path, sizeof(path), "/kv/%s", key);
@@ -140,53 +146,59 @@ static void op_put(struct wl_thread *t, int k, int cas)
 	invoke(id, t->idx, cas ? "cas" : "put", key, val, ver);
 	chttp_request(t->o->host, t->o->port, "PUT", path, hdr, val,
 		      strlen(val), t->o->timeout_ms, &r);
-	complete(id, &r, outcome(&r, cas ? 412 : 0), 0);
+	ok = complete(id, &r, outcome(&r, cas ? 412 : 0), 0);
 	if (r.fate == CHTTP_DONE && r.status / 100 == 2 && r.has_etag)
 		t->seen[k] = r.etag;
 	chttp_resp_free(&r);
+	return ok;
 }
 
-static void op_get(struct wl_thread *t, int k)
+static int op_get(struct wl_thread *t, int k)
 {
 	char path[64], key[16];
 	struct chttp_resp r;
 	long id = new_id();
+	int ok;
 
 	snprintf(key, sizeof(key), "r%d", k);
 	snprintf(path, sizeof(path), "/kv/%s", key);
 	invoke(id, t->idx, "get", key, "-", "-");
 	chttp_request(t->o->host, t->o->port, "GET", path, NULL, NULL, 0,
 		      t->o->timeout_ms, &r);
-	complete(id, &r, outcome(&r, 404), 1);
+	ok = complete(id, &r, outcome(&r, 404), 1);
 	if (r.fate == CHTTP_DONE && r.status == 200 && r.has_etag)
 		t->seen[k] = r.etag;
 	chttp_resp_free(&r);
+	return ok;
 }
 
-static void op_incr(struct wl_thread *t, int c)
+static int op_incr(struct wl_thread *t, int c)
 {
 	char path[64], key[16];
 	struct chttp_resp r;
 	long id = new_id();
+	int ok;
 
 	snprintf(key, sizeof(key), "c%d", c);
 	snprintf(path, sizeof(path), "/incr/%s?by=1", key);
 	invoke(id, t->idx, "incr", key, "1", "-");
 	chttp_request(t->o->host, t->o->port, "POST", path, NULL, "", 0,
 		      t->o->timeout_ms, &r);
-	complete(id, &r, outcome(&r, 0), 1);
+	ok = complete(id, &r, outcome(&r, 0), 1);
 	chttp_resp_free(&r);
+	return ok;
 }
 
-static void op_batch(struct wl_thread *t)
+static int op_batch(struct wl_thread *t)
 {
 	int a = (int)rnd(t, (unsigned)t->o->keys), b;
 	char keys[32], vals[100], body[160];
 	struct chttp_resp r;
 	long id = new_id(), s = ++t->seq;
+	int ok;
 
 	if (t->o->keys < 2)
-		return;
+		return 1;
 	do
 		b = (int)rnd(t, (unsigned)t->o->keys);
 	while (b == a);
@@ -197,8 +209,9 @@ static void op_batch(struct wl_thread *t)
 	invoke(id, t->idx, "batch", keys, vals, "-");
 	chttp_request(t->o->host, t->o->port, "POST", "/batch", NULL, body,
 		      strlen(body), t->o->timeout_ms, &r);
-	complete(id, &r, outcome(&r, 0), 0);
+	ok = complete(id, &r, outcome(&r, 0), 0);
 	chttp_resp_free(&r);
+	return ok;
 }
 
 static void *client_thread(void *arg)
@@ -208,19 +221,22 @@ static void *client_thread(void *arg)
 
 	while (!stop_flag && chttp_now_ns() < end) {
 		unsigned dice = rnd(t, 100);
-		int k = (int)rnd(t, (unsigned)t->o->keys);
+		int k = (int)rnd(t, (unsigned)t->o->keys), ok;
 
 		if (t->o->counters > 0 && dice < WL_PCT_COUNTER)
-			op_incr(t, (int)rnd(t, (unsigned)t->o->counters));
+			ok = op_incr(t, (int)rnd(t, (unsigned)t->o->counters));
 		else if (dice < WL_PCT_COUNTER + WL_PCT_BATCH)
-			op_batch(t);
+			ok = op_batch(t);
 		else if (dice < WL_PCT_COUNTER + WL_PCT_BATCH + WL_PCT_PUT)
-			op_put(t, k, 0);
+			ok = op_put(t, k, 0);
 		else if (dice < WL_PCT_COUNTER + WL_PCT_BATCH + WL_PCT_PUT + WL_PCT_GET
 			 || t->seen[k] == 0)
-			op_get(t, k);
+			ok = op_get(t, k);
 		else
-			op_put(t, k, 1);
+			ok = op_put(t, k, 1);
+		/* No primary (HAProxy answers at once): don't spin. */
+		if (!ok)
+			usleep(WL_BACKOFF_US + rnd(t, WL_BACKOFF_US));
 	}
 	return NULL;
 }
