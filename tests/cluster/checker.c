@@ -18,7 +18,7 @@
 #define EXCERPT_BEFORE 12
 
 enum op_kind { OP_PUT, OP_GET, OP_CAS, OP_INCR, OP_BATCH };
-enum op_outcome { OC_PENDING, OC_OK, OC_FAIL, OC_INFO };
+enum op_outcome { OC_PENDING, OC_OK, OC_FAIL, OC_INFO, OC_STALE };
 
 struct ckc_op {
 	long id;
@@ -161,6 +161,8 @@ static int outcome_of(const char *s)
 		return OC_FAIL;
 	if (strcmp(s, "info") == 0)
 		return OC_INFO;
+	if (strcmp(s, "stale") == 0)
+		return OC_STALE;
 	return -1;
 }
 
@@ -1060,6 +1062,10 @@ static void check_versions(const struct keyset *ks, const struct ckc_history *h,
 		if (o->kind == OP_INCR && is_2xx(o) && o->has_ver && o->value)
 			vrec_push(&v, &n, &cap, (struct vrec){ o->key, o->value,
 				  o->ver, o, NULL });
+		/* A replica may be behind, never wrong. */
+		if (o->kind == OP_GET && o->outcome == OC_STALE && o->has_ver)
+			vrec_push(&v, &n, &cap, (struct vrec){ o->key,
+				  o->value ? o->value : "%", o->ver, o, NULL });
 	}
 	for (int d = 0; d < ndumps; d++)
 		for (size_t i = 0; i < dumps[d]->n; i++)
@@ -1240,6 +1246,8 @@ int ckc_check(const struct ckc_history *h, struct ckc_dump *const *dumps,
 			res->indeterminate++;
 		else if (h->ops[i].outcome == OC_FAIL)
 			res->failed++;
+		else if (h->ops[i].outcome == OC_STALE)
+			res->stale++;
 	}
 	build_keys(h, &ks, &owned, &nowned);
 	for (int d = 0; d < ndumps; d++)
@@ -1268,8 +1276,9 @@ int ckc_check(const struct ckc_history *h, struct ckc_dump *const *dumps,
 	check_versions(&ks, h, dumps, ndumps, res);
 	check_converged(dumps, ndumps, res);
 	say(res, "checked %ld ops (%ld acknowledged, %ld indeterminate, %ld "
-	    "failed) on %zu keys and %d members: %d failures, %d unknown\n",
-	    res->ops, res->acked, res->indeterminate, res->failed, ks.n, ndumps,
+	    "failed, %ld replica reads) on %zu keys and %d members: %d failures, "
+	    "%d unknown\n", res->ops, res->acked, res->indeterminate,
+	    res->failed, res->stale, ks.n, ndumps,
 	    res->failures, res->unknown);
 	keyset_free(&ks);
 	for (size_t i = 0; i < nowned; i++)

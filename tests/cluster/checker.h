@@ -19,7 +19,8 @@
  *       get: - -;  incr: a1 by;  batch: key "k1,k2", a1 "v1,v2"
  *   C <id> <ns> <outcome> <status> <version|-> <value|->
  *       outcome ok (a definite answer: 2xx, or 404 for get, 412 for cas),
- *       fail (never applied), info (indeterminate); value percent-encoded
+ *       fail (never applied), info (indeterminate), stale (a GET a
+ *       replica answered: held to (c), not to linearizability); value percent-encoded
  *       (the GET or incr body). An I with no C is indeterminate.
  * Dump format: "K <key> <version> <value>" per live key.
  *
@@ -54,7 +55,7 @@ struct ckc_opts {
 struct ckc_result {
 	int failures;     /* broken promises found */
 	int unknown;      /* keys the search gave up on */
-	long ops, acked, indeterminate, failed;
+	long ops, acked, indeterminate, failed, stale;
 	char *report;     /* malloc'd text, one finding per paragraph */
 	size_t len, cap;
 };

@@ -174,6 +174,7 @@ static void parse_head(const char *head, struct chttp_resp *r)
 		}
 	}
 	head_value(head, "Location", r->location, sizeof(r->location));
+	head_value(head, "X-Caskd-Role", r->role, sizeof(r->role));
 }
 
 static void parse_error_code(struct chttp_resp *r)

@@ -29,6 +29,7 @@ struct chttp_resp {
 	int has_etag;
 	uint64_t etag;        /* the version in ETag: "<v>" */
 	char location[256];
+	char role[16];        /* X-Caskd-Role, or "" */
 	char error_code[64];  /* "error" of a JSON error body, or "" */
 	char *body;           /* malloc'd, NUL-terminated */
 	size_t body_len;

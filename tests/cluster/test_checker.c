@@ -286,3 +286,31 @@ Test(cluster_checker, gives_up_as_unknown_at_the_step_limit, .timeout = 20)
 	done(&r);
 	free(h);
 }
+
+/* CLUSTER.md: a replica may answer a read with older data, saying so. */
+Test(cluster_checker, a_stale_replica_read_is_allowed_a_wrong_one_is_not)
+{
+	static const char h[] =
+		"I 1 0 100 put r0 a -\n"
+		"C 1 200 ok 201 5 -\n"
+		"I 2 0 300 put r0 b -\n"
+		"C 2 400 ok 204 6 -\n"
+		"I 3 1 500 get r0 - -\n"
+		"C 3 600 stale 200 5 a\n";
+	static const char wrong[] =
+		"I 1 0 100 put r0 a -\n"
+		"C 1 200 ok 201 5 -\n"
+		"I 3 1 500 get r0 - -\n"
+		"C 3 600 stale 200 5 zz\n";
+	struct run r = { 0 };
+
+	check(&r, h, SAME3("K r0 6 b\n"), 3, 0);
+	cr_expect_eq(r.res.failures, 0, "%s", r.res.report);
+	cr_expect_eq(r.res.stale, 1);
+	done(&r);
+	memset(&r, 0, sizeof(r));
+	check(&r, wrong, SAME3("K r0 5 a\n"), 3, 0);
+	cr_expect(strstr(r.res.report, "FAIL (c) key r0 version 5 names two values"),
+		  "%s", r.res.report);
+	done(&r);
+}

@@ -17,6 +17,8 @@
  *   ok    2xx (and 404 for GET, 412 for CAS: a definite answer)
  *   fail  never applied: connect failed, 307, 503 not_primary, other 4xx
  *   info  indeterminate: timeout, connection cut, 5xx but not_primary
+ *   stale a GET answered by a replica (X-Caskd-Role: replica), which
+ *         CLUSTER.md allows to be stale: not held to linearizability
  *
  * dump: GET /keys (all pages), then GET of each key with its ETag: lines
  * "K <key> <version> <value>" (percent-encoded). A key listed but gone
@@ -96,6 +98,8 @@ static const char *outcome(const struct chttp_resp *r, int definite_status)
 		return "fail";
 	if (r->fate != CHTTP_DONE)
 		return "info";
+	if (r->status == 200 && strcmp(r->role, "replica") == 0)
+		return "stale";
 	if ((r->status >= 200 && r->status < 300) || r->status == definite_status)
 		return "ok";
 	if (r->status == 307 || strcmp(r->error_code, "not_primary") == 0)
