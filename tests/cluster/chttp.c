@@ -240,10 +240,34 @@ static int read_all(int fd, char **buf, size_t *len, int64_t deadline_ns)
 	return 0;
 }
 
+/* Decodes a chunked body in place; its length, or -EPROTO when cut short
+ * (no last chunk: indeterminate). Trailers are ignored. */
+static long dechunk(char *b, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	for (;;) {
+		char *end;
+		unsigned long n = strtoul(b + in, &end, 16);
+		char *eol = memmem(b + in, len - in, "\r\n", 2);
+
+		if (!eol || end == b + in)
+			return -EPROTO;
+		in = (size_t)(eol - b) + 2;
+		if (n == 0)
+			return (long)out;
+		if (len - in < n + 2)
+			return -EPROTO;
+		memmove(b + out, b + in, n);
+		out += n;
+		in += n + 2;
+	}
+}
+
 /* Splits raw into head and body; checks Content-Length when present. */
 static int split_response(char *raw, size_t len, struct chttp_resp *r)
 {
-	char *sep = strstr(raw, "\r\n\r\n"), cl[32];
+	char *sep = strstr(raw, "\r\n\r\n"), cl[32], te[32];
 	size_t head_len, body_len;
 
 	if (!sep || (size_t)(sep - raw) > CHTTP_MAX_HEAD_BYTES)
@@ -252,7 +276,14 @@ static int split_response(char *raw, size_t len, struct chttp_resp *r)
 	sep[2] = '\0';
 	parse_head(raw, r);
 	body_len = len - head_len;
-	if (head_value(raw, "Content-Length", cl, sizeof(cl)) == 0 &&
+	if (head_value(raw, "Transfer-Encoding", te, sizeof(te)) == 0 &&
+	    strcasecmp(te, "chunked") == 0) {
+		long n = dechunk(raw + head_len, body_len);
+
+		if (n < 0)
+			return -EPROTO;
+		body_len = (size_t)n;
+	} else if (head_value(raw, "Content-Length", cl, sizeof(cl)) == 0 &&
 	    strtoull(cl, NULL, 10) != body_len)
 		return -EPROTO; /* cut short: indeterminate */
 	r->body = malloc(body_len + 1);

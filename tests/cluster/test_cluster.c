@@ -20,6 +20,8 @@
  *
  * Needs root, ip, nft, etcd, haproxy, curl: without them the test FAILS
  * (CI runs as root and installs them), unless CASKD_CLUSTER_SKIP is set.
+ * CASKD_CLUSTER_BATCH_PCT=0 leaves /batch out of the workload (default 5
+ * in 100 operations), to drill the rest while batches are known broken.
  * Files: histories, dumps, reports and member logs go to
  * build/cluster-drill/<test>-<pid>/ (CASKD_CLUSTER_OUT), kept when the
  * test fails or CASKD_CLUSTER_KEEP is set.
@@ -355,6 +357,7 @@ static void path_in(char *buf, size_t n, const char *name)
 static void workload_start(void)
 {
 	char hist[600];
+	const char *bp = getenv("CASKD_CLUSTER_BATCH_PCT");
 	pid_t pid;
 
 	path_in(hist, sizeof(hist), "history");
@@ -366,7 +369,7 @@ static void workload_start(void)
 				       "--out", hist, "--threads", WORKLOAD_THREADS,
 				       "--keys", "8", "--counters", "2",
 				       "--duration", "100000", "--timeout-ms", "3000",
-				       NULL };
+				       "--batch-pct", bp ? bp : "5", NULL };
 
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -488,18 +491,23 @@ static void check_history(int64_t end_ns, int converged)
 	struct ckc_result res;
 	char path[600], err[512], name[16];
 	FILE *f;
-	int recovered = 1;
+	int recovered = 1, nd = 0;
 
 	path_in(path, sizeof(path), "history");
 	cr_assert_eq(ckc_history_load(path, &h, err, sizeof(err)), 0, "%s", err);
 	for (int i = 0; i < 3; i++) {
 		snprintf(name, sizeof(name), "dump.n%d", i + 1);
 		path_in(path, sizeof(path), name);
-		if (ckc_dump_load(path, name + 5, &d[i], err, sizeof(err)) < 0)
-			cr_assert_fail("member n%d could not be dumped after healing: %s", i + 1, err);
+		/* A member that cannot be dumped fails the test; the checker
+		 * still judges the history and the others. */
+		if (ckc_dump_load(path, name + 5, &d[nd], err, sizeof(err)) == 0)
+			nd++;
+		else
+			cr_expect_fail("member n%d could not be dumped after healing: %s",
+				       i + 1, err);
 	}
 	report_outages(h, end_ns);
-	ckc_check(h, d, 3, NULL, &res);
+	ckc_check(h, d, nd, NULL, &res);
 	path_in(path, sizeof(path), "report.txt");
 	f = fopen(path, "w");
 	if (f) {
@@ -510,7 +518,7 @@ static void check_history(int64_t end_ns, int converged)
 		res.report ? res.report : "");
 	for (int i = 0; i < g.nf; i++)
 		recovered &= g.f[i].recovered;
-	g.keep |= res.failures || res.unknown || !converged || !recovered;
+	g.keep |= res.failures || res.unknown || !converged || !recovered || nd < 3;
 	cr_expect(res.acked > 0, "the workload got no write acknowledged at all");
 	cr_expect(recovered, "the group did not recover from every fault within "
 		  "%d s (see NOT RECOVERED above; logs in %s)", READY_TIMEOUT_MS / 1000, g.out);
@@ -521,7 +529,7 @@ static void check_history(int64_t end_ns, int converged)
 	cr_expect_eq(res.failures, 0, "the checker found %d broken promises; the "
 		     "report above quotes the history (%s)", res.failures, path);
 	ckc_result_free(&res);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < nd; i++)
 		ckc_dump_free(d[i]);
 	ckc_history_free(h);
 }

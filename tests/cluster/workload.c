@@ -3,7 +3,7 @@
  *
  *   cluster_workload run --url http://IP:PORT --out HISTORY [--threads N]
  *       [--keys K] [--counters C] [--duration S] [--timeout-ms MS]
- *       [--seed N]
+ *       [--seed N] [--batch-pct 0..5]
  *   cluster_workload dump --url http://IP:PORT --out DUMP [--tries N]
  *
  * run: N threads, each a loop of random operations on K register keys
@@ -43,7 +43,7 @@
 #define WL_DEFAULT_TIMEOUT_MS 3000
 /* Share of operations, out of 100. */
 #define WL_PCT_COUNTER 15
-#define WL_PCT_BATCH 5
+#define WL_PCT_BATCH 5 /* --batch-pct: 0 leaves batches out */
 #define WL_PCT_PUT 35
 #define WL_PCT_GET 35
 /* Pause after an operation that failed or is indeterminate: 20..40 ms,
@@ -54,7 +54,7 @@ struct wl_opts {
 	char host[64];
 	int port;
 	const char *out;
-	int threads, keys, counters, duration_s, timeout_ms;
+	int threads, keys, counters, duration_s, timeout_ms, batch_pct;
 	unsigned seed;
 };
 
@@ -230,7 +230,8 @@ static void *client_thread(void *arg)
 		if (t->o->counters > 0 && dice < WL_PCT_COUNTER)
 			ok = op_incr(t, (int)rnd(t, (unsigned)t->o->counters));
 		else if (dice < WL_PCT_COUNTER + WL_PCT_BATCH)
-			ok = op_batch(t);
+			ok = t->o->batch_pct > 0 && rnd(t, WL_PCT_BATCH) < (unsigned)t->o->batch_pct
+			     ? op_batch(t) : op_put(t, k, 0);
 		else if (dice < WL_PCT_COUNTER + WL_PCT_BATCH + WL_PCT_PUT)
 			ok = op_put(t, k, 0);
 		else if (dice < WL_PCT_COUNTER + WL_PCT_BATCH + WL_PCT_PUT + WL_PCT_GET
@@ -343,7 +344,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: cluster_workload run|dump --url http://IP:PORT "
 		"--out FILE [--threads N] [--keys K] [--counters C] "
-		"[--duration S] [--timeout-ms MS] [--seed N] [--tries N]\n");
+		"[--duration S] [--timeout-ms MS] [--seed N] [--batch-pct 0..5] "
+		"[--tries N]\n");
 	exit(2);
 }
 
@@ -351,6 +353,7 @@ int main(int argc, char **argv)
 {
 	struct wl_opts o = { .threads = 4, .keys = 8, .counters = 2,
 			     .duration_s = 60, .timeout_ms = WL_DEFAULT_TIMEOUT_MS,
+			     .batch_pct = WL_PCT_BATCH,
 			     .seed = 1 };
 	const char *url = NULL;
 	int tries = 10;
@@ -369,6 +372,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(f, "--timeout-ms")) o.timeout_ms = atoi(v);
 		else if (!strcmp(f, "--seed")) o.seed = (unsigned)atoi(v);
 		else if (!strcmp(f, "--tries")) tries = atoi(v);
+		else if (!strcmp(f, "--batch-pct")) o.batch_pct = atoi(v);
 		else usage();
 	}
 	if (!url || !o.out || chttp_parse_url(url, o.host, sizeof(o.host), &o.port) < 0
