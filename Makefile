@@ -191,6 +191,8 @@ DRILL_CLUSTER_CYCLES ?= 36
 drill-cluster: $(B)/caskd $(CL_BIN) $(B)/tests/it_cluster
 	$(CLUSTER_ENV) CASKD_CLUSTER_CYCLES=$(DRILL_CLUSTER_CYCLES) \
 	  tests/cluster/rig.sh guard ./$(B)/tests/it_cluster --jobs 1 --filter 'cluster/long_drill'
+	$(CLUSTER_ENV) tests/cluster/rig.sh guard ./$(B)/tests/it_cluster --jobs 1 \
+	  --filter 'cluster/catches_*'
 
 # ... and again against the daemon built with ASan + UBSan: a sanitizer
 # report makes the process abort, which fails the drill that caused it.

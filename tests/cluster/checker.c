@@ -1300,22 +1300,42 @@ static int is_write(const struct ckc_op *o)
 	return o->kind != OP_GET;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 void ckc_outages(const struct ckc_history *h, const int64_t *fault_ns,
 		 int nfaults, int64_t end_ns, int64_t *outage_ns, int *censored)
 {
+	int64_t *done = calloc(h->n + 1, sizeof(*done));
+	size_t nd = 0, j = 0;
+
+	if (!done)
+		abort();
+	for (size_t i = 0; i < h->n; i++)
+		if (is_write(&h->ops[i]) && is_2xx(&h->ops[i]))
+			done[nd++] = h->ops[i].t_ret;
+	if (nd)
+		qsort(done, nd, sizeof(*done), cmp_i64);
 	for (int f = 0; f < nfaults; f++) {
-		int64_t from = fault_ns[f];
+		int64_t from = fault_ns[f], last = from, gap = 0;
 		int64_t until = f + 1 < nfaults ? fault_ns[f + 1] : end_ns;
-		int64_t first = INT64_MAX;
 
-		for (size_t i = 0; i < h->n; i++) {
-			const struct ckc_op *o = &h->ops[i];
-
-			if (is_write(o) && is_2xx(o) && o->t_inv >= from &&
-			    o->t_ret < first)
-				first = o->t_ret;
+		while (j < nd && done[j] < from)
+			j++;
+		for (; j < nd && done[j] < until; j++) {
+			if (done[j] - last > gap)
+				gap = done[j] - last;
+			last = done[j];
 		}
-		censored[f] = first > until;
-		outage_ns[f] = (censored[f] ? until : first) - from;
+		/* No write after the last one: the outage runs to the end. */
+		censored[f] = until - last > gap;
+		outage_ns[f] = censored[f] ? until - last : gap;
+		if (last == from)
+			censored[f] = 1;
 	}
+	free(done);
 }

@@ -84,10 +84,12 @@ int ckc_check(const struct ckc_history *h, struct ckc_dump *const *dumps,
 	      int ndumps, const struct ckc_opts *opts, struct ckc_result *res);
 void ckc_result_free(struct ckc_result *res);
 
-/* Client-seen write outage after each fault: the time from fault_ns[i] to
- * the first acknowledged write invoked at or after it. When none comes
- * before the next fault (or end_ns), the outage is counted up to that
- * point and censored[i] is set. */
+/* Client-seen write outage after each fault: the longest time without an
+ * acknowledged write completing, from fault_ns[i] (when the fault landed)
+ * to the next fault (or end_ns). A fault that takes a while to bite (a
+ * primary cut off from etcd loses its lease only later) is measured where
+ * it bites. censored[i] is set when the longest stretch runs to the end
+ * of the window: writes did not come back before the next fault. */
 void ckc_outages(const struct ckc_history *h, const int64_t *fault_ns,
 		 int nfaults, int64_t end_ns, int64_t *outage_ns,
 		 int *censored);

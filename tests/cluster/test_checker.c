@@ -314,3 +314,26 @@ Test(cluster_checker, a_stale_replica_read_is_allowed_a_wrong_one_is_not)
 		  "%s", r.res.report);
 	done(&r);
 }
+
+Test(cluster_checker, outage_is_the_longest_stretch_without_an_acknowledged_write)
+{
+	static const char h[] =
+		"I 1 0 100 put r0 a -\nC 1 110 ok 201 5 -\n"
+		"I 2 0 200 put r0 b -\nC 2 210 ok 204 6 -\n"
+		"I 3 0 300 put r0 c -\nC 3 5300 ok 204 7 -\n"  /* waited 5 s */
+		"I 4 0 5400 get r0 - -\nC 4 5410 ok 200 7 c\n"   /* reads don't count */
+		"I 5 0 9000 put r0 d -\nC 5 9010 ok 204 8 -\n"
+		"I 6 0 9100 put r0 e -\nC 6 9110 info 0 - -\n";
+	int64_t faults[] = { 150, 9005 }, out[2];
+	int cens[2];
+	struct ckc_history *hist;
+	char err[128];
+
+	cr_assert_eq(ckc_history_parse(h, &hist, err, sizeof(err)), 0, "%s", err);
+	ckc_outages(hist, faults, 2, 20000, out, cens);
+	cr_expect_eq(out[0], 5300 - 210, "got %ld", (long)out[0]);
+	cr_expect_eq(cens[0], 0);
+	cr_expect_eq(out[1], 20000 - 9010, "no write after the second fault: %ld", (long)out[1]);
+	cr_expect_eq(cens[1], 1);
+	ckc_history_free(hist);
+}

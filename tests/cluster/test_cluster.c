@@ -13,10 +13,15 @@
  *                        primary cut off from the replicas); make test
  *   cluster/long_drill   CASKD_CLUSTER_CYCLES faults (make drill-cluster:
  *                        36), every kind of issue 19 in turn
+ *   cluster/catches_*    the members armed as a wrong build (acknowledging
+ *                        before a majority has a write; not fencing): the
+ *                        checker must find broken promises (make
+ *                        drill-cluster)
  *
- * Also printed: the client-seen write outage after each fault (time to the
- * first acknowledged write invoked after it), with p50 and max over the
- * faults that hit the primary: the failover figures of the issue.
+ * Also printed: the client-seen write outage after each fault (the longest
+ * stretch without an acknowledged write, from the moment the fault landed
+ * to the next fault), with p50 and max over the faults that hit the
+ * primary: the failover figures of the issue.
  *
  * Needs root, ip, nft, etcd, haproxy, curl: without them the test FAILS
  * (CI runs as root and installs them), unless CASKD_CLUSTER_SKIP is set.
@@ -466,6 +471,14 @@ static void report_outages(const struct ckc_history *h, int64_t end_ns)
 	char path[600];
 	FILE *f;
 
+	/* The fault log, for cluster_check --faults on the kept history. */
+	path_in(path, sizeof(path), "faults");
+	f = fopen(path, "w");
+	for (int i = 0; f && i < g.nf; i++)
+		fprintf(f, "%" PRId64 " %s %s\n", g.f[i].t_ns, fault_names[g.f[i].kind],
+			g.f[i].detail);
+	if (f)
+		fclose(f);
 	path_in(path, sizeof(path), "outages.txt");
 	f = fopen(path, "w");
 	for (int i = 0; i < g.nf; i++)
@@ -477,7 +490,7 @@ static void report_outages(const struct ckc_history *h, int64_t end_ns)
 		snprintf(line, sizeof(line), "fault %2d %-36s %-18s write outage %6"
 			 PRId64 " ms%s%s%s", i + 1, fault_names[g.f[i].kind],
 			 g.f[i].detail, o[i] / 1000000,
-			 cens[i] ? " (no acknowledged write until the next fault)" : "",
+			 cens[i] ? " (up to the next fault: writes did not come back)" : "",
 			 hits_primary(g.f[i].kind) && o[i] > FAILOVER_PROMISE_MS * 1000000LL
 				 ? " OVER PROMISE 5 (10 s)" : "",
 			 g.f[i].recovered ? "" : " NOT RECOVERED");
@@ -500,7 +513,7 @@ static void report_outages(const struct ckc_history *h, int64_t end_ns)
 		fclose(f);
 }
 
-static void check_history(int64_t end_ns, int converged)
+static void check_history(int64_t end_ns, int converged, const char *broken)
 {
 	struct ckc_history *h;
 	struct ckc_dump *d[3] = { 0 };
@@ -534,8 +547,15 @@ static void check_history(int64_t end_ns, int converged)
 		res.report ? res.report : "");
 	for (int i = 0; i < g.nf; i++)
 		recovered &= g.f[i].recovered;
-	g.keep |= res.failures || res.unknown || !converged || !recovered || nd < 3;
 	cr_expect(res.acked > 0, "the workload got no write acknowledged at all");
+	if (broken) {
+		/* A wrong build (a failpoint): the drill must catch it. */
+		g.keep |= !res.failures;
+		cr_expect(res.failures > 0, "the checker passed a group armed with "
+			  "CASKD_FAILPOINTS=%s: the drill does not catch it", broken);
+		goto out_free;
+	}
+	g.keep |= res.failures || res.unknown || !converged || !recovered || nd < 3;
 	cr_expect(recovered, "the group did not recover from every fault within "
 		  "%d s (see NOT RECOVERED above; logs in %s)", READY_TIMEOUT_MS / 1000, g.out);
 	cr_expect(converged, "the members did not converge within %d s after "
@@ -544,6 +564,7 @@ static void check_history(int64_t end_ns, int converged)
 		     res.unknown, path);
 	cr_expect_eq(res.failures, 0, "the checker found %d broken promises; the "
 		     "report above quotes the history (%s)", res.failures, path);
+out_free:
 	ckc_result_free(&res);
 	for (int i = 0; i < nd; i++)
 		ckc_dump_free(d[i]);
@@ -594,12 +615,18 @@ static void drill_teardown(void)
 	it_teardown();
 }
 
-static void run_drill(const enum fault *plan, int n)
+/* broken: the CASKD_FAILPOINTS spec that makes the members a wrong build
+ * the drill must fail, or NULL for the build as it is. */
+static void run_drill(const enum fault *plan, int n, const char *broken)
 {
 	int64_t end_ns;
 	int converged;
 
 	require_rig();
+	if (broken)
+		setenv("CASKD_FAILPOINTS", broken, 1); /* inherited by members */
+	else
+		unsetenv("CASKD_FAILPOINTS");
 	cr_assert_eq(rig("up"), 0, "the rig did not come up");
 	for (int i = 1; i <= 3; i++)
 		cr_assert_eq(rig("start n%d", i), 0);
@@ -622,7 +649,7 @@ static void run_drill(const enum fault *plan, int n)
 	heal_all();
 	wait_ready(READY_TIMEOUT_MS);
 	converged = dump_until_converged() == 0;
-	check_history(end_ns, converged);
+	check_history(end_ns, converged, broken);
 }
 
 TestSuite(cluster, .init = drill_setup, .fini = drill_teardown);
@@ -633,7 +660,25 @@ Test(cluster, short_drill, .timeout = 600)
 		F_KILL_PRIMARY, F_KILL_REPLICA, F_PAUSE_PRIMARY, F_CUT_PRIMARY_REPLICAS,
 	};
 
-	run_drill(plan, (int)(sizeof(plan) / sizeof(plan[0])));
+	run_drill(plan, (int)(sizeof(plan) / sizeof(plan[0])), NULL);
+}
+
+/* Issue 19: the checker must catch a build that acknowledges before a
+ * majority has the write, and one that does not fence (the failpoints of
+ * docs/failpoints.md make the daemon that wrong build). */
+static const enum fault wrong_build_plan[] = {
+	F_KILL_PRIMARY, F_PAUSE_PRIMARY, F_KILL_PRIMARY, F_CUT_PRIMARY_REPLICAS,
+	F_PAUSE_PRIMARY,
+};
+
+Test(cluster, catches_ack_before_replication, .timeout = 600)
+{
+	run_drill(wrong_build_plan, 5, "cluster.ack_early=eio");
+}
+
+Test(cluster, catches_no_fencing, .timeout = 600)
+{
+	run_drill(wrong_build_plan, 5, "cluster.no_fence=eio");
 }
 
 Test(cluster, long_drill, .timeout = 14400)
@@ -648,5 +693,5 @@ Test(cluster, long_drill, .timeout = 14400)
 		n = MAX_FAULTS;
 	for (int i = 0; i < n; i++)
 		plan[i] = (enum fault)(i % F_NKINDS);
-	run_drill(plan, n);
+	run_drill(plan, n, NULL);
 }
