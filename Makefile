@@ -26,9 +26,11 @@ SANFLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 # and curl (the README's examples use it).
 DEB_RUN  := gcc make pkg-config libc6-dev libevent-dev libsystemd-dev
 DEB_FUZZ := $(DEB_RUN) clang libclang-rt-dev
+# DEB_CLUSTER: cluster mode (make cluster) and its drills (tests/cluster/):
+# etcd and HAProxy really running, nft rules for partitions, iproute2 for
+# the namespaces. Defined before DEB_TEST, which := expands at once.
+DEB_CLUSTER := etcd-server etcd-client haproxy nftables iproute2
 DEB_TEST := $(DEB_FUZZ) libcriterion-dev systemd curl $(DEB_CLUSTER)
-# cluster mode (make cluster, the cluster drills)
-DEB_CLUSTER := etcd-server haproxy nftables iproute2
 
 LIB_SRC  := $(wildcard ipc/*.c) $(wildcard engine/*.c) \
             $(filter-out server/main.c,$(wildcard server/*.c))
@@ -62,7 +64,8 @@ RUN_ARGS ?=
 deps-cluster: DEB_WANT = $(DEB_RUN) $(DEB_CLUSTER)
 
 .PHONY: all deps deps-run deps-fuzz deps-test deps-cluster cluster bench-cluster run test unit unit-asan \
-        integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE
+        integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE \
+        cluster-unit cluster-drill drill-cluster cluster-selftest
 all: $(B)/caskd
 
 $(B)/revision.stamp: FORCE
@@ -139,6 +142,57 @@ unit-asan: $(UNIT_ABIN)
 # Integration suites start the real daemon (CASKD_BIN) on free ports.
 integration: $(B)/caskd $(ITEST_BIN)
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; CASKD_BIN=$(CURDIR)/$(B)/caskd ./$$t --jobs 1; done
+	$(MAKE) cluster-unit cluster-drill
+
+# ---- cluster drills (tests/cluster/, ../shared/CLUSTER.md) -----------------
+# cluster_workload records histories through HAProxy and dumps members;
+# checker.c judges them (cluster_check is it as a command; the unit suite
+# feeds it synthetic histories); it_cluster runs the drill in network
+# namespaces (tests/cluster/rig.sh), as root, with etcd and HAProxy.
+# A short drill runs in `make integration` (so `make test`); `make
+# drill-cluster` runs DRILL_CLUSTER_CYCLES fault cycles of every kind.
+# CASKD_CLUSTER_SKIP=1 skips the drills (not root, no etcd); without it a
+# missing tool fails them. rig.sh guard removes every namespace the drill
+# made, whatever way it ends.
+CL_OBJ := $(B)/tests/cluster/checker.o $(B)/tests/cluster/chttp.o
+CL_BIN := $(B)/tests/cluster_workload $(B)/tests/cluster_check
+$(B)/tests/cluster_workload: $(B)/tests/cluster/workload.o $(CL_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^
+$(B)/tests/cluster_check: $(B)/tests/cluster/check_main.o $(CL_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^
+$(B)/tests/cluster_test_checker: $(B)/tests/cluster/test_checker.o $(CL_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ -lcriterion
+$(B)/tests/it_cluster: $(B)/tests/cluster/test_cluster.o $(CL_OBJ) $(ITEST_SUP_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+
+cluster-unit: $(B)/tests/cluster_test_checker
+	./$< --jobs 2
+CLUSTER_ENV = CASKD_BIN=$(CURDIR)/$(B)/caskd \
+	CASKD_CLUSTER_WORKLOAD=$(CURDIR)/$(B)/tests/cluster_workload \
+	CASKD_CLUSTER_RIG=$(CURDIR)/tests/cluster/rig.sh \
+	RIG_STATE=$$(mktemp -d /tmp/caskd-rig-XXXXXX)
+cluster-drill: $(B)/caskd $(CL_BIN) $(B)/tests/it_cluster
+	$(CLUSTER_ENV) tests/cluster/rig.sh guard ./$(B)/tests/it_cluster \
+	  --jobs 1 --filter 'cluster/short_drill'
+# The drill's own test, needing no cluster code: against a correct mock
+# group (tests/cluster/mock_member.py, members sharing one file) the short
+# drill must pass; against a mock that never replicates it must fail.
+cluster-selftest: $(CL_BIN) $(B)/tests/it_cluster
+	$(CLUSTER_ENV) CASKD_BIN=$(CURDIR)/tests/cluster/mock_member.py MOCK_MODE=shared \
+	  tests/cluster/rig.sh guard ./$(B)/tests/it_cluster --jobs 1 --filter 'cluster/short_drill'
+	@if $(CLUSTER_ENV) CASKD_BIN=$(CURDIR)/tests/cluster/mock_member.py MOCK_MODE=local \
+	  tests/cluster/rig.sh guard ./$(B)/tests/it_cluster --jobs 1 --filter 'cluster/short_drill' \
+	  >$(B)/cluster-selftest-broken.log 2>&1; then \
+	  echo "cluster-selftest: the drill passed a group that never replicates"; exit 1; \
+	else grep -E '^(FAIL|checked)' $(B)/cluster-selftest-broken.log | cut -c1-100 | sort | uniq -c | sort -rn | head; \
+	  echo "cluster-selftest: ok, the drill fails a group that never replicates"; fi
+
+DRILL_CLUSTER_CYCLES ?= 36
+drill-cluster: $(B)/caskd $(CL_BIN) $(B)/tests/it_cluster
+	$(CLUSTER_ENV) CASKD_CLUSTER_CYCLES=$(DRILL_CLUSTER_CYCLES) \
+	  tests/cluster/rig.sh guard ./$(B)/tests/it_cluster --jobs 1 --filter 'cluster/long_drill'
+	$(CLUSTER_ENV) tests/cluster/rig.sh guard ./$(B)/tests/it_cluster --jobs 1 \
+	  --filter 'cluster/catches_*'
 
 # ... and again against the daemon built with ASan + UBSan: a sanitizer
 # report makes the process abort, which fails the drill that caused it.
