@@ -318,8 +318,10 @@ static int apply_frames(struct follow *f, int *applied, int *beat)
 		unit_last = h.version;
 		if (h.flags & ENG_REC_F_BATCH) {
 			struct eng_batch_op *op;
-			if ((h.flags & ENG_REC_F_FIRST) != !f->nops ||
+			if (!!(h.flags & ENG_REC_F_FIRST) != !f->nops ||
 			    (f->nops && h.version != batch_version) || f->nops >= ENG_BATCH_MAX) {
+				srv_warn("cluster: a batch out of sequence from %s at version %"
+					 PRIu64 "; asking again", f->url, h.version);
 				rc = FOLLOW_AGAIN;
 				break;
 			}
@@ -335,6 +337,8 @@ static int apply_frames(struct follow *f, int *applied, int *beat)
 			rc = apply_batch(f, h.version);
 		} else {
 			if (f->nops) {
+				srv_warn("cluster: a batch cut short from %s at version %" PRIu64
+					 "; asking again", f->url, h.version);
 				rc = FOLLOW_AGAIN;
 				break;
 			}
