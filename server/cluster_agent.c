@@ -53,6 +53,10 @@
 /* How long a new primary waits for a majority to fence its term. */
 #define FENCE_WAIT_MS 3000
 #define RESIGN_BACKOFF_MS 1000
+/* A primary no majority acked for this long (on top of the 3 s without
+ * any ack that makes a replica count as unreachable) hands leadership
+ * over: the others, who reach each other, can then elect one of them. */
+#define ALONE_MS 1000
 
 /* --- the master's part ------------------------------------------------------ */
 
@@ -415,7 +419,7 @@ static void campaign(struct agent *a, uint64_t term, uint64_t term_rev)
 	struct srv_cl_proc *p = a->p;
 	uint64_t mine = eng_top_version(p->db), t, best = 0, deadline;
 	char prefix[400];
-	int rc, count = 0;
+	int rc, count = 0, below = 0;
 
 	if (srv_mono_ms() < a->resign_until || peer_ahead(a, mine) != 0)
 		return;
@@ -433,32 +437,34 @@ static void campaign(struct agent *a, uint64_t term, uint64_t term_rev)
 	}
 	mine = eng_top_version(p->db);
 	snprintf(prefix, sizeof(prefix), "%s%" PRIu64 "/", a->k_pos, t);
+	/* Raft's rule: lead once a majority has fenced at positions no newer
+	 * than ours. A write acknowledged beyond our position would be on a
+	 * majority, and no majority is then left to have fenced below us; a
+	 * member ahead of us holds only what the group never acknowledged
+	 * (it diverged, and takes a full copy when it follows us). */
 	for (deadline = srv_mono_ms() + FENCE_WAIT_MS; srv_mono_ms() < deadline && !stop_signal;) {
 		struct srv_etcd_kv kvs[SRV_CL_MEMBERS_MAX];
 		int n = srv_etcd_list(&a->etcd, prefix, kvs, SRV_CL_MEMBERS_MAX);
 
 		count = 0;
+		below = 0;
 		best = 0;
 		for (int i = 0; i < n; i++) {
 			uint64_t v = strtoull(kvs[i].value, NULL, 10);
 			count++;
+			below += v <= mine;
 			if (v > best)
 				best = v;
 		}
-		if (count > a->cfg->group_size / 2)
+		if (below > a->cfg->group_size / 2 || count >= a->cfg->group_size)
 			break;
 		usleep(100 * 1000);
 	}
-	if (count <= a->cfg->group_size / 2) {
-		srv_warn("cluster: term %" PRIu64 ": only %d of %d members fenced it in time; "
-			 "resigning", t, count, a->cfg->group_size);
-		resign(a, "no majority fenced its term");
-		return;
-	}
-	if (best > mine) {
-		srv_info("cluster: term %" PRIu64 ": a member holds version %" PRIu64
-			 ", newer than ours (%" PRIu64 "); resigning so it can lead", t, best, mine);
-		resign(a, "another member is further ahead");
+	if (below <= a->cfg->group_size / 2) {
+		srv_warn("cluster: term %" PRIu64 ": %d of %d members fenced it at or below our "
+			 "version %" PRIu64 " (newest %" PRIu64 "); resigning", t, below,
+			 a->cfg->group_size, mine, best);
+		resign(a, "no majority fenced its term at or below its version");
 		return;
 	}
 	promote(a, t, mine);
@@ -537,8 +543,7 @@ static void tick(struct agent *a)
 		atomic_store(&cl->lease_until_ms, a->lease_valid_until);
 		if (majority_reachable(a)) {
 			a->alone_since = srv_mono_ms();
-		} else if (srv_mono_ms() - a->alone_since >
-			   (uint64_t)a->cfg->lease_ttl_s * 1000) {
+		} else if (srv_mono_ms() - a->alone_since > ALONE_MS) {
 			resign(a, "no majority of the group reached it");
 			/* the others elect one of them; we do not try soon */
 			a->resign_until = srv_mono_ms() + (uint64_t)a->cfg->lease_ttl_s * 2000;
