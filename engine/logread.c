@@ -102,6 +102,7 @@ static void change_of(const struct eng_logread *lr, const struct eng_replay_item
 	c->vlen = it->h.vlen;
 	c->part = it->part;
 	c->parts = it->parts;
+	c->term_mark = 0;
 }
 
 int eng_logread_next(struct eng_logread *lr, unsigned max, eng_change_fn fn,
@@ -132,11 +133,15 @@ int eng_logread_next(struct eng_logread *lr, unsigned max, eng_change_fn fn,
 			rc = ENG_ECORRUPT;
 			break;
 		}
-		if (it.kind == ENG_REPLAY_RECORD && it.h.type != ENG_REC_PAD &&
-		    it.h.version > lr->last) {
+		if (it.kind == ENG_REPLAY_RECORD && it.h.version > lr->last &&
+		    (it.h.type != ENG_REC_PAD || (it.h.flags & ENG_REC_F_TERM))) {
 			struct eng_change c;
 
-			change_of(lr, &it, &c);
+			if (it.h.type == ENG_REC_PAD)
+				c = (struct eng_change){ .version = it.h.version, .term_mark = 1,
+							 .key = "", .val = "" };
+			else
+				change_of(lr, &it, &c);
 			n++;
 			if (fn(&c, arg))
 				stop = 1;

@@ -35,6 +35,7 @@ struct eng_change {
 	const char *val;
 	uint32_t vlen;
 	uint32_t part, parts; /* a batch's part (0-based) of parts; parts 0: none */
+	int term_mark;        /* a group's term mark (record.h): no key, no value */
 };
 
 struct eng_logread {

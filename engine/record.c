@@ -102,6 +102,14 @@ void eng_rec_encode_pad(void *dst, uint64_t total, uint8_t flags)
 	put_hdr(dst, &h);
 }
 
+void eng_rec_encode_term(void *dst, uint64_t version)
+{
+	struct eng_rec_hdr h = {
+		.type = ENG_REC_PAD, .flags = ENG_REC_F_TERM, .version = version,
+	};
+	put_hdr(dst, &h);
+}
+
 #define HIST_PAYLOAD 24 /* magic, floor, history offset: crc'ed */
 
 void eng_hist_encode(void *dst, uint64_t floor, uint64_t hist_off)
@@ -178,7 +186,8 @@ int eng_rec_check_hdr(const void *p, uint64_t avail, struct eng_rec_hdr *h)
 			return -EBADMSG;
 		break;
 	case ENG_REC_PAD:
-		if (h->klen || (h->flags & ~ENG_REC_F_REPAIRED) || h->batch_left)
+		if (h->klen || (h->flags & ~(ENG_REC_F_REPAIRED | ENG_REC_F_TERM)) ||
+		    h->batch_left || ((h->flags & ENG_REC_F_TERM) && (h->vlen || !h->version)))
 			return -EBADMSG;
 		break;
 	default:

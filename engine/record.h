@@ -47,6 +47,13 @@
  * failed, or a region `caskd check --repair` dropped: flag
  * ENG_REC_F_REPAIRED); its payload is ignored and dcrc is 0.
  *
+ * Term mark: a PAD of 32 bytes (no payload) with flag ENG_REC_F_TERM and
+ * a version: a group's primary writes one when its term begins, with the
+ * term's first version, and its replicas copy it (docs/cluster.md: a
+ * member's position counts it, so one that has it outranks any member of
+ * an older term in an election, as Raft's no-op entry does). Nothing
+ * else reads it: it holds no key.
+ *
  * History mark: a file a compaction wrote starts (offset 64) with a PAD
  * record of 64 bytes whose payload is u8[8] "CASKHIST", u64 floor, u64
  * history offset, u32 crc32c of those 24 bytes, u32 zero. Every record
@@ -90,6 +97,7 @@ enum eng_rec_type {
 #define ENG_REC_F_BATCH 0x01    /* PUT/DEL: a part of a batch */
 #define ENG_REC_F_REPAIRED 0x02 /* PAD: a region caskd check --repair dropped */
 #define ENG_REC_F_FIRST 0x04    /* PUT/DEL: the first part of a batch */
+#define ENG_REC_F_TERM 0x08     /* PAD: a group's term mark (below) */
 #define ENG_BATCH_MAX 10000     /* HTTP-API.md: 1..10000 operations */
 
 struct eng_rec_hdr {
@@ -132,6 +140,9 @@ void eng_rec_unbatch(void *p);
 /* Writes a PAD record header covering total bytes (>= 32, multiple of 8);
  * flags 0 or ENG_REC_F_REPAIRED. */
 void eng_rec_encode_pad(void *dst, uint64_t total, uint8_t flags);
+/* A term mark (ENG_REC_TERM_SIZE bytes) with version v. */
+#define ENG_REC_TERM_SIZE ENG_REC_HDR_SIZE
+void eng_rec_encode_term(void *dst, uint64_t version);
 /* Decodes and checks the header at p (avail bytes readable): magic, hcrc,
  * type, lengths, and that the whole record fits in avail. 0 or -EBADMSG
  * (-ENODATA if fewer than 32 bytes or the record runs past avail). */

@@ -139,6 +139,12 @@ static int on_record(struct rscan *r, const struct eng_replay_item *it)
 	struct eng_recovery *rep = r->rep;
 
 	if (it->h.type == ENG_REC_PAD) {
+		if (it->h.flags & ENG_REC_F_TERM) {
+			/* a group member's position counts its term marks */
+			if (it->h.version > rep->max_version)
+				rep->max_version = it->h.version;
+			return 0;
+		}
 		if (it->h.flags & ENG_REC_F_REPAIRED) {
 			rep->repaired += it->len;
 			eng_log(ENG_LOG_WARN, "recovery: skipping %" PRIu64 " bytes at offset %"

@@ -283,7 +283,13 @@ int eng_batch_at(struct eng_db *db, const struct eng_batch_op *ops, size_t n,
 /* A group's new primary: no version at or below floor is handed out
  * from now on (its term's versions start there). 0 or -errno. */
 int eng_version_floor(struct eng_db *db, uint64_t floor);
-/* The newest version published (a write's, or found by recovery). */
+/* Appends a group's term mark (record.h) with the next version (at 0:
+ * a new primary) or with version at (a replica copying it). 0 and
+ * *version, or -EAGAIN (*want_sync: the version lease must be renewed
+ * first; retry after a sync), -ENOSPC, -EIO, ENG_EPOISONED. */
+int eng_term_mark(struct eng_db *db, uint64_t at, uint64_t *version, int *want_sync);
+/* The newest version published (a write's, a term mark's, or found by
+ * recovery). */
 uint64_t eng_top_version(struct eng_db *db);
 
 /* Every byte below this offset of the current database.bin is durable. */

@@ -732,6 +732,49 @@ int eng_finish_publish(struct eng_db *db, int seat)
 
 /* --- a group's new term ------------------------------------------------------ */
 
+int eng_term_mark(struct eng_db *db, uint64_t at, uint64_t *version, int *want_sync)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_seat *ws;
+	uint64_t off = 0, v = 0;
+	char rec[ENG_REC_TERM_SIZE];
+	int rc;
+
+	assert(db->seat >= 0);
+	*want_sync = 0;
+	if ((rc = lock_for_write(db)))
+		return rc;
+	ws = &sh->seats[db->seat];
+	if (!(rc = check_state(db)) &&
+	    !(rc = take_space(sh, ENG_REC_TERM_SIZE, 1, at, &off, &v, want_sync))) {
+		ws->inflight.len = ENG_REC_TERM_SIZE;
+		ws->inflight.slot = UINT32_MAX;
+		ws->inflight.nrec = 1;
+		atomic_signal_fence(memory_order_seq_cst);
+		ws->inflight.off = off;
+	}
+	eng_unlock_index(db);
+	if (rc)
+		return rc == -ESTALE ? -EAGAIN : rc;
+	eng_rec_encode_term(rec, v);
+	if ((rc = eng_chunk_lock(db, off, ENG_REC_TERM_SIZE)) == 0)
+		rc = eng_io_pwrite_all(db->fd, rec, ENG_REC_TERM_SIZE, off);
+	if (rc) {
+		if (abandon(db, off, ENG_REC_TERM_SIZE) == 0)
+			abandon_done(db);
+		return rc;
+	}
+	if ((rc = eng_lock_index(db)))
+		return rc;
+	ws->publishing = 1;
+	if (v > atomic_load(&sh->top_version))
+		atomic_store(&sh->top_version, v);
+	publish_done(sh, ws);
+	eng_unlock_index(db);
+	*version = v;
+	return 0;
+}
+
 uint64_t eng_top_version(struct eng_db *db)
 {
 	return atomic_load(&db->sh->top_version);

@@ -287,14 +287,16 @@ static int stream_change(const struct eng_change *c, void *arg, char **buf, size
 			 size_t *cap)
 {
 	struct stream *s = arg;
-	uint64_t rec = eng_rec_size(c->klen, c->del ? 0 : c->vlen);
+	uint64_t rec = c->term_mark ? ENG_REC_TERM_SIZE : eng_rec_size(c->klen, c->del ? 0 : c->vlen);
 	char *p;
 
 	if (frame_room(buf, used, cap, SRV_CL_FRAME_HDR + rec))
 		return -ENOMEM;
 	p = *buf + *used;
 	frame_head(p, 'C', (uint32_t)rec, s->prev, 0);
-	if (c->parts)
+	if (c->term_mark)
+		eng_rec_encode_term(p + SRV_CL_FRAME_HDR, c->version);
+	else if (c->parts)
 		eng_rec_encode_part(p + SRV_CL_FRAME_HDR, c->del ? ENG_REC_DEL : ENG_REC_PUT,
 				    c->version, c->key, c->klen, c->val, c->del ? 0 : c->vlen,
 				    c->part, c->parts);

@@ -211,6 +211,8 @@ static int emit(const struct eng_change *c, void *arg)
 		return w->failed;
 	}
 
+	if (c->term_mark)
+		return 0; /* a group's bookkeeping, no change of a key */
 	if (match)
 		atomic_fetch_add_explicit(&w->hub->api->stats->watch_events, 1,
 					  memory_order_relaxed);

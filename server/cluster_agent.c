@@ -24,6 +24,7 @@
  */
 #include "server/cluster.h"
 
+#include "engine/durable.h"
 #include "engine/failpoint.h"
 #include "engine/io.h"
 #include "engine/store.h"
@@ -57,6 +58,7 @@
  * any ack that makes a replica count as unreachable) hands leadership
  * over: the others, who reach each other, can then elect one of them. */
 #define ALONE_MS 1000
+#define REACH_MS 3000 /* an ack within this long: the replica is reachable */
 
 /* --- the master's part ------------------------------------------------------ */
 
@@ -377,6 +379,31 @@ static int peer_ahead(struct agent *a, uint64_t mine)
 	return answered > a->cfg->group_size / 2 ? 0 : -1;
 }
 
+/* The term's first version, written before anything else of the term:
+ * a member that copied it outranks, in an election, every member whose
+ * newest write is of an older term, so a write of an older term that
+ * this primary passes on is never undone by such a member later (Raft's
+ * no-op entry at the start of a term). Reads wait until a majority has
+ * it (it is the newest version), so they show nothing a later primary
+ * could lack. */
+static int write_term_mark(struct agent *a)
+{
+	uint64_t v;
+	int want, rc;
+
+	pthread_mutex_lock(&a->p->follow_mtx);
+	for (int tries = 0;; tries++) {
+		rc = eng_term_mark(a->p->db, 0, &v, &want);
+		if (rc != -EAGAIN || tries > 5000)
+			break;
+		if (want && (rc = eng_sync_wait(a->p->db, eng_sync_ticket(a->p->db))))
+			break;
+		usleep(1000);
+	}
+	pthread_mutex_unlock(&a->p->follow_mtx);
+	return rc;
+}
+
 static void promote(struct agent *a, uint64_t t, uint64_t prev_end)
 {
 	struct srv_cl_proc *p = a->p;
@@ -389,7 +416,8 @@ static void promote(struct agent *a, uint64_t t, uint64_t prev_end)
 	pthread_mutex_unlock(&p->state_mtx);
 	(void)srv_cl_history_add(&h, t, prev_end);
 	if ((rc = srv_cl_proc_save(p, t, &h)) ||
-	    (rc = eng_version_floor(a->p->db, srv_cl_term_base(t) - 1))) {
+	    (rc = eng_version_floor(a->p->db, srv_cl_term_base(t) - 1)) ||
+	    (rc = write_term_mark(a))) {
 		srv_error("cluster: cannot begin term %" PRIu64 ": %s", t, strerror(-rc));
 		resign(a, "its state could not be saved");
 		return;
@@ -408,7 +436,9 @@ static void promote(struct agent *a, uint64_t t, uint64_t prev_end)
 	atomic_store(&cl->role, SRV_CL_PRIMARY);
 	atomic_store(&cl->writable, 1);
 	atomic_fetch_add(&cl->failovers, 1);
-	a->alone_since = srv_mono_ms();
+	/* the replicas need a tick to hear of us and an ack to count:
+	 * as much time as a replica has before it counts as unreachable */
+	a->alone_since = srv_mono_ms() + REACH_MS;
 	srv_info("cluster: primary of term %" PRIu64 " from version %" PRIu64, t, prev_end);
 	srv_notify("STATUS=primary of term %" PRIu64, t);
 }
@@ -480,7 +510,7 @@ static int majority_reachable(struct agent *a)
 	uint64_t now = srv_mono_ms();
 
 	for (uint32_t i = 0; i < nm; i++)
-		if ((int)i != self && now - atomic_load(&cl->members[i].acked_ms) < 3000)
+		if ((int)i != self && now - atomic_load(&cl->members[i].acked_ms) < REACH_MS)
 			n++;
 	return n > a->cfg->group_size / 2;
 }
@@ -543,7 +573,7 @@ static void tick(struct agent *a)
 		atomic_store(&cl->lease_until_ms, a->lease_valid_until);
 		if (majority_reachable(a)) {
 			a->alone_since = srv_mono_ms();
-		} else if (srv_mono_ms() - a->alone_since > ALONE_MS) {
+		} else if (srv_mono_ms() > a->alone_since + ALONE_MS) {
 			resign(a, "no majority of the group reached it");
 			/* the others elect one of them; we do not try soon */
 			a->resign_until = srv_mono_ms() + (uint64_t)a->cfg->lease_ttl_s * 2000;

@@ -247,6 +247,22 @@ static int apply_one(struct follow *f, const struct eng_rec_hdr *h, const char *
 	}
 }
 
+/* A new term's mark, copied with its version. */
+static int apply_mark(struct follow *f, uint64_t version)
+{
+	uint64_t v;
+	int want, rc;
+
+	for (int tries = 0;; tries++) {
+		rc = eng_term_mark(f->db, version, &v, &want);
+		if (rc != -EAGAIN || tries > 5000)
+			return rc;
+		if (want && (rc = wait_sync(f->db)))
+			return rc;
+		usleep(1000);
+	}
+}
+
 static int apply_batch(struct follow *f, uint64_t version)
 {
 	struct eng_batch_result res;
@@ -307,8 +323,8 @@ static int apply_frames(struct follow *f, int *applied, int *beat)
 		}
 		fr += SRV_CL_FRAME_HDR;
 		if (eng_rec_check_hdr(fr, len, &h) || eng_rec_total(&h) != len ||
-		    eng_rec_check_data(fr, &h) || h.type == ENG_REC_PAD ||
-		    a != unit_last) {
+		    (h.type == ENG_REC_PAD ? !(h.flags & ENG_REC_F_TERM) :
+		     eng_rec_check_data(fr, &h) != 0) || a != unit_last) {
 			srv_warn("cluster: %s from %s at version %" PRIu64 "; asking again",
 				 a != unit_last ? "a gap in the stream" : "a record that fails "
 				 "its checksum", f->url, unit_last);
@@ -316,7 +332,13 @@ static int apply_frames(struct follow *f, int *applied, int *beat)
 			break;
 		}
 		unit_last = h.version;
-		if (h.flags & ENG_REC_F_BATCH) {
+		if (h.type == ENG_REC_PAD) {
+			if (f->nops) {
+				rc = FOLLOW_AGAIN;
+				break;
+			}
+			rc = apply_mark(f, h.version);
+		} else if (h.flags & ENG_REC_F_BATCH) {
 			struct eng_batch_op *op;
 			if (!!(h.flags & ENG_REC_F_FIRST) != !f->nops ||
 			    (f->nops && h.version != batch_version) || f->nops >= ENG_BATCH_MAX) {
@@ -433,6 +455,13 @@ static int follow(struct follow *f)
 	f->have -= h.used;
 	if (set_error(f->cl, SRV_CL_REPL_OK))
 		srv_info("cluster: replicating from %s", f->url);
+	/* what is durable here counts at once, before any change arrives */
+	pthread_mutex_lock(&f->p->follow_mtx);
+	rc = atomic_load(&f->cl->max_term) == f->term ? send_ack(f, atomic_load(&f->cl->applied)) :
+	     -ESTALE;
+	pthread_mutex_unlock(&f->p->follow_mtx);
+	if (rc)
+		return FOLLOW_AGAIN;
 	while (!atomic_load(&f->p->stop)) {
 		int applied = 0, beat = 0;
 		ssize_t r;
