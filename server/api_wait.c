@@ -5,7 +5,7 @@
  * Owns the worker's waiters: answers held until srv_cl_committed()
  * passes their version, or their deadline (--replication-timeout), or
  * the term ends. A thread sleeps on the shared ack word (any worker's
- * ack wakes it) and pokes the loop through an eventfd, as the watch hub
+ * ack wakes it) and pokes the loop (server/poke.h), as the watch hub
  * does; everything else runs on the loop thread.
  */
 #include "server/api_wait.h"
@@ -20,16 +20,15 @@
 #include "server/config.h"
 #include "server/http.h"
 #include "server/log.h"
+#include "server/poke.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define WAIT_TICK_MS 50
@@ -46,30 +45,36 @@ struct waiter {
 struct srv_cl_waits {
 	struct srv_api *api;
 	struct waiter *head;
-	unsigned count;
-	int efd;
-	struct event *poke, *tick;
-	pthread_t thread;
-	_Atomic int stop;
+	_Atomic unsigned count;
+	struct srv_poke *poke;
 };
 
-static void *waits_main(void *arg)
+static uint32_t acks_seq(void *arg)
 {
 	struct srv_cl_waits *w = arg;
-	uint64_t one = 1;
 
-	while (!atomic_load(&w->stop)) {
-		uint32_t seen = atomic_load(&w->api->cl->ack_gen);
-		if (w->count) /* a racy read: a missed poke waits a tick */
-			while (write(w->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-				;
-		(void)ipc_wake_wait(&w->api->cl->ack_gen, seen, WAIT_TICK_MS);
-	}
-	return NULL;
+	return atomic_load(&w->api->cl->ack_gen);
 }
 
-static void waits_run(struct srv_cl_waits *w)
+static void acks_wait(void *arg, uint32_t seen, int timeout_ms)
 {
+	struct srv_cl_waits *w = arg;
+
+	(void)ipc_wake_wait(&w->api->cl->ack_gen, seen, timeout_ms);
+}
+
+/* Only while answers wait: read by the thread, so a poke may be missed,
+ * and is then made up by the tick. */
+static int acks_wanted(void *arg)
+{
+	struct srv_cl_waits *w = arg;
+
+	return atomic_load(&w->count) > 0;
+}
+
+static void waits_run(void *arg)
+{
+	struct srv_cl_waits *w = arg;
 	struct srv_cl_shm *cl = w->api->cl;
 	uint64_t committed = srv_cl_committed(cl, (unsigned)w->api->cfg->group_size);
 	uint64_t term = atomic_load(&cl->term), now = srv_mono_ms();
@@ -97,49 +102,24 @@ static void waits_run(struct srv_cl_waits *w)
 	}
 }
 
-static void on_poke(evutil_socket_t fd, short what, void *arg)
-{
-	struct srv_cl_waits *w = arg;
-	uint64_t n;
-
-	(void)what;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		srv_warn("cluster: read(eventfd): %s", strerror(errno));
-	waits_run(w);
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	waits_run(arg);
-}
+static const struct srv_poke_ops acks_ops = {
+	.seq = acks_seq, .wait = acks_wait, .wanted = acks_wanted,
+	.on_wake = waits_run, .on_tick = waits_run, .tick_ms = WAIT_TICK_MS,
+};
 
 int srv_api_cluster_start(struct srv_api *api)
 {
 	struct srv_cl_waits *w;
-	struct timeval tick = { 0, WAIT_TICK_MS * 1000 };
+	int rc;
 
 	if (!api->cl)
 		return 0;
 	if (!(w = calloc(1, sizeof(*w))))
 		return -ENOMEM;
 	w->api = api;
-	if ((w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+	if ((rc = srv_poke_start(api->base, &acks_ops, w, &w->poke))) {
 		free(w);
-		return -errno;
-	}
-	w->poke = event_new(api->base, w->efd, EV_READ | EV_PERSIST, on_poke, w);
-	w->tick = event_new(api->base, -1, EV_PERSIST, on_tick, w);
-	if (!w->poke || !w->tick || event_add(w->poke, NULL) || event_add(w->tick, &tick) ||
-	    pthread_create(&w->thread, NULL, waits_main, w)) {
-		if (w->poke)
-			event_free(w->poke);
-		if (w->tick)
-			event_free(w->tick);
-		close(w->efd);
-		free(w);
-		return -ENOMEM;
+		return rc;
 	}
 	api->cl_waits = w;
 	return 0;
@@ -158,11 +138,7 @@ void srv_api_cluster_stop(struct srv_api *api)
 		x->cb(-ENOTCONN, x->arg);
 		free(x);
 	}
-	atomic_store(&w->stop, 1);
-	pthread_join(w->thread, NULL);
-	event_free(w->poke);
-	event_free(w->tick);
-	close(w->efd);
+	srv_poke_stop(w->poke);
 	free(w);
 	api->cl_waits = NULL;
 }

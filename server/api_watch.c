@@ -13,7 +13,7 @@
  *
  * Owns the worker's hub: the list of its watches, a thread that sleeps
  * on the engine's log futex (writes in any worker wake it; it never
- * touches a watch) and pokes the loop through an eventfd, and a timer
+ * touches a watch) and pokes the loop (server/poke.h), and a timer
  * that writes {"progress":V} to watches idle for WATCH_PROGRESS_MS.
  * Everything but the thread runs on the worker's loop thread.
  */
@@ -34,16 +34,15 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/pct.h"
+#include "server/poke.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,12 +81,7 @@ struct srv_watch_hub {
 	struct srv_api *api;
 	struct watch *head;
 	unsigned count;
-	int efd;
-	struct event *poke;
-	struct event *tick;
-	pthread_t thread;
-	int thread_on;
-	_Atomic int stop;
+	struct srv_poke *poke; /* wakes us when any worker writes */
 	uint32_t seen;       /* the log futex word at the last poke handled */
 };
 
@@ -340,31 +334,25 @@ static void more(struct srv_http_req *req, void *arg)
 
 /* --- the hub --------------------------------------------------------------- */
 
-static void *wake_main(void *arg)
+static uint32_t log_seq(void *arg)
 {
 	struct srv_watch_hub *h = arg;
-	uint64_t one = 1;
 
-	while (!atomic_load(&h->stop)) {
-		/* read before the poke: a change after it makes the wait
-		 * return at once, so none is slept through */
-		uint32_t seen = eng_log_seq(h->api->db);
-		while (write(h->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
-		(void)eng_log_wait(h->api->db, seen, WATCH_TICK_MS);
-	}
-	return NULL;
+	return eng_log_seq(h->api->db);
 }
 
-static void on_poke(evutil_socket_t fd, short what, void *arg)
+static void log_wait(void *arg, uint32_t seen, int timeout_ms)
 {
 	struct srv_watch_hub *h = arg;
-	uint64_t n;
+
+	(void)eng_log_wait(h->api->db, seen, timeout_ms);
+}
+
+static void on_poke(void *arg)
+{
+	struct srv_watch_hub *h = arg;
 	uint32_t seq;
 
-	(void)what;
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		srv_warn("watch: read(eventfd): %s", strerror(errno));
 	seq = eng_log_seq(h->api->db);
 	if (seq == h->seen)
 		return; /* the thread's timeout: nothing was written */
@@ -373,14 +361,12 @@ static void on_poke(evutil_socket_t fd, short what, void *arg)
 		srv_http_stream_kick(w->req);
 }
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+static void on_tick(void *arg)
 {
 	struct srv_watch_hub *h = arg;
 	uint64_t now = srv_mono_ms();
 	struct watch *w, *next;
 
-	(void)fd;
-	(void)what;
 	for (w = h->head; w; w = next) {
 		next = w->next;
 		if (!srv_http_req_conn_alive(w->req)) {
@@ -396,33 +382,24 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static const struct srv_poke_ops hub_ops = {
+	.seq = log_seq, .wait = log_wait, .on_wake = on_poke, .on_tick = on_tick,
+	.tick_ms = WATCH_TICK_MS,
+};
+
 static int hub_start(struct srv_api *api)
 {
 	struct srv_watch_hub *h = calloc(1, sizeof(*h));
-	struct timeval tick = { WATCH_TICK_MS / 1000, (WATCH_TICK_MS % 1000) * 1000 };
+	int rc;
 
 	if (!h)
 		return -ENOMEM;
 	h->api = api;
-	h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (h->efd < 0) {
-		free(h);
-		return -errno;
-	}
-	h->poke = event_new(api->base, h->efd, EV_READ | EV_PERSIST, on_poke, h);
-	h->tick = event_new(api->base, -1, EV_PERSIST, on_tick, h);
-	if (!h->poke || !h->tick || event_add(h->poke, NULL) || event_add(h->tick, &tick) ||
-	    pthread_create(&h->thread, NULL, wake_main, h)) {
-		if (h->poke)
-			event_free(h->poke);
-		if (h->tick)
-			event_free(h->tick);
-		close(h->efd);
-		free(h);
-		return -ENOMEM;
-	}
-	h->thread_on = 1;
 	h->seen = eng_log_seq(api->db);
+	if ((rc = srv_poke_start(api->base, &hub_ops, h, &h->poke))) {
+		free(h);
+		return rc;
+	}
 	api->watch = h;
 	return 0;
 }
@@ -479,12 +456,7 @@ void srv_api_watch_shutdown(struct srv_api *api)
 		}
 	}
 	/* the thread sees stop within a tick (its wait's timeout) */
-	atomic_store(&h->stop, 1);
-	if (h->thread_on)
-		pthread_join(h->thread, NULL);
-	event_free(h->poke);
-	event_free(h->tick);
-	close(h->efd);
+	srv_poke_stop(h->poke);
 	free(h);
 	api->watch = NULL;
 }
