@@ -48,9 +48,9 @@
  * By default the sweeps that are long or repetitive count a point as a
  * call and the call before it, whichever occurrence (the whole-group
  * compaction; the reserve sweep, which also takes only its first 8 K
- * and then every 11th), so `make test` stays short. CASKD_JOBCRASH_FULL=1 (`make drill`)
+ * and then every 11th). CASKD_JOBCRASH_FULL=1 (`make drill`)
  * runs every K of every sweep and aims at every occurrence;
- * CASKD_JOBCRASH_QUICK=1 (the run against the ASan build) takes at most
+ * CASKD_JOBCRASH_QUICK=1 (`make test`; the ASan run skips these sweeps) takes at most
  * K = 1..4 and then every 3rd (or the sweep's sparser sample), and counts
  * points so in every sweep;
  * CASKD_JOBCRASH_ONLY=K runs that K alone, to reproduce one (the call it
