@@ -65,7 +65,7 @@ deps-cluster: DEB_WANT = $(DEB_RUN) $(DEB_CLUSTER)
 
 .PHONY: all deps deps-run deps-fuzz deps-test deps-cluster cluster bench-cluster run test unit unit-asan \
         integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE \
-        cluster-unit cluster-drill drill-cluster cluster-selftest
+        cluster-unit cluster-drill drill-cluster cluster-selftest cluster-refusals
 all: $(B)/caskd
 
 $(B)/revision.stamp: FORCE
@@ -146,7 +146,7 @@ unit-asan: $(UNIT_ABIN)
 integration: $(B)/caskd $(ITEST_BIN)
 	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; \
 	  CASKD_JOBCRASH_QUICK=1 CASKD_BIN=$(CURDIR)/$(B)/caskd ./$$t --jobs 1; done
-	$(MAKE) cluster-unit cluster-drill
+	$(MAKE) cluster-unit cluster-drill cluster-refusals
 
 # ---- cluster drills (tests/cluster/, ../shared/CLUSTER.md) -----------------
 # cluster_workload records histories through HAProxy and dumps members;
@@ -168,6 +168,13 @@ $(B)/tests/cluster_test_checker: $(B)/tests/cluster/test_checker.o $(CL_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ -lcriterion
 $(B)/tests/it_cluster: $(B)/tests/cluster/test_cluster.o $(CL_OBJ) $(ITEST_SUP_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+
+# Members that must refuse to start, a replica whose disk fills: etcd and
+# members on 127.0.0.1 (no namespaces), as root for the tmpfs.
+$(B)/tests/it_cluster_refusals: $(B)/tests/cluster/test_refusals.o $(ITEST_SUP_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+cluster-refusals: $(B)/caskd $(B)/tests/it_cluster_refusals
+	CASKD_BIN=$(CURDIR)/$(B)/caskd ./$(B)/tests/it_cluster_refusals --jobs 1
 
 cluster-unit: $(B)/tests/cluster_test_checker
 	./$< --jobs 2

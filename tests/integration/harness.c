@@ -455,9 +455,14 @@ static void exec_daemon(const struct it_daemon *d, const char *bin,
 int it_daemon_spawn(struct it_daemon *d, const char *dir, int workers,
 		    const char *const *extra_args)
 {
+	return it_daemon_spawn_at(d, 0, dir, workers, extra_args);
+}
+
+int it_daemon_spawn_at(struct it_daemon *d, int port, const char *dir,
+		       int workers, const char *const *extra_args)
+{
 	const char *bin = getenv("CASKD_BIN");
 	pid_t parent = getpid(), pid;
-	int port;
 
 	memset(d, 0, sizeof(*d));
 	d->pid = -1;
@@ -474,7 +479,8 @@ int it_daemon_spawn(struct it_daemon *d, const char *dir, int workers,
 			strerror(-err));
 		return err;
 	}
-	port = it_free_port();
+	if (port <= 0)
+		port = it_free_port();
 	if (port < 0)
 		return port;
 	d->port = port;

@@ -78,6 +78,11 @@ int it_daemon_start(struct it_daemon *d, const char *dir, int workers,
 /* Spawns the same command line but does not wait for readiness. */
 int it_daemon_spawn(struct it_daemon *d, const char *dir, int workers,
 		    const char *const *extra_args);
+/* The same on a port chosen by the caller (one the command line must
+ * name before the daemon runs, e.g. in --advertise); port <= 0 picks one
+ * as it_daemon_spawn() does. */
+int it_daemon_spawn_at(struct it_daemon *d, int port, const char *dir,
+		       int workers, const char *const *extra_args);
 /* Polls GET /healthz until 200; -ECHILD if the master exited first. */
 int it_daemon_wait_ready(struct it_daemon *d, int timeout_ms);
 /* Waits up to timeout_ms for the master to exit (no signal sent);
