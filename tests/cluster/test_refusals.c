@@ -55,6 +55,17 @@
 /* The third member's tmpfs, and its size once room is made. */
 #define SMALL_DISK "size=24m,mode=0755"
 #define LARGE_DISK "size=256m,mode=0755"
+/* The full replica stops for this long (its version unchanged, saying
+ * disk_full) before it counts as full; the fill ends within
+ * FILL_TIMEOUT_MS; while it says disk_full writes come every
+ * FULL_POLL_MS. */
+#define FULL_STALL_MS 1500
+#define FILL_TIMEOUT_MS 20000
+#define FULL_POLL_MS 50
+/* While full, the replica's status and metric are sampled this long,
+ * this often. */
+#define FULL_WATCH_MS 3000
+#define FULL_SAMPLE_MS 2
 /* The full replica holds the primary's version within this of the room. */
 #define CATCH_UP_MS 30000
 #define MAX_MEMBERS 8
@@ -535,6 +546,8 @@ Test(cluster, replica_with_a_full_disk_stops_acknowledging_and_catches_up, .time
 	struct it_daemon *m[3];
 	char *val = malloc(VALUE_LEN), *body = malloc(LOG_MAX), repl[32] = "";
 	int prim, other, i, full_at = -1, steady = 0, flips = 0, metric_seen = 0;
+	int metric_flips = 0;
+	int64_t stalled_since = 0;
 	uint64_t vp, v3 = 0;
 	int64_t end, t0;
 
@@ -578,31 +591,46 @@ Test(cluster, replica_with_a_full_disk_stops_acknowledging_and_catches_up, .time
 	fprintf(stderr, "group: primary n%d, replica n%d, n3 on a tmpfs (%s)\n",
 		prim + 1, other + 1, SMALL_DISK);
 
-	/* fill n3's disk through the primary: every write must succeed */
+	/* Fill n3's disk through the primary; every write must succeed. n3
+	 * is full once it has said disk_full and held the same version for
+	 * FULL_STALL_MS while the primary went on (the engine's own
+	 * reserves can make a first ENOSPC pass: later writes may still
+	 * fit). Once it says disk_full, writes are paced by the polls. */
 	t0 = it_now_ms();
-	for (i = 0; i < FILL_MAX_WRITES && full_at < 0; i++) {
+	end = t0 + FILL_TIMEOUT_MS;
+	for (i = 0; i < FILL_MAX_WRITES && full_at < 0 && it_now_ms() < end; i++) {
+		uint64_t v;
+		int says;
+
 		memset(val, 'a' + i % 26, VALUE_LEN);
 		put_ok(m[prim], i, val);
-		if (i % 8 == 7) {
-			member_get(m[2], "/cluster/status", body, LOG_MAX);
-			if (strstr(body, "\"replication\":\"disk_full\""))
-				full_at = i;
-		}
+		v = status_version(m[2], body, LOG_MAX);
+		says = strstr(body, "\"replication\":\"disk_full\"") != NULL;
+		if (v != v3 || !stalled_since)
+			stalled_since = it_now_ms();
+		v3 = v;
+		if (says && it_now_ms() - stalled_since >= FULL_STALL_MS)
+			full_at = i;
+		if (says)
+			it_sleep_ms(FULL_POLL_MS);
 	}
 	if (full_at < 0)
 		it_daemon_dump_log(m[2]);
 	cr_assert(full_at >= 0, "after %d writes of %d KiB n3 never said "
-		  "\"replication\":\"disk_full\" (last status: %s)", i, VALUE_LEN / 1024, body);
-	fprintf(stderr, "n3 disk_full after %d writes (%d ms)\n", full_at + 1,
-		(int)(it_now_ms() - t0));
+		  "\"replication\":\"disk_full\" and stopped for %d ms (last status: %s)", i,
+		  VALUE_LEN / 1024, FULL_STALL_MS, body);
+	fprintf(stderr, "n3 disk_full and stalled at %" PRIu64 " after %d writes (%d ms)\n",
+		v3, full_at + 1, (int)(it_now_ms() - t0));
 
 	/* writes go on: the other replica makes the majority */
 	for (int k = 0; k < 16; k++, i++) {
 		memset(val, 'A' + i % 26, VALUE_LEN);
 		put_ok(m[prim], i, val);
 	}
-	/* while full, n3 says so, steadily, in its status and its metric */
-	end = it_now_ms() + 3000;
+	/* While full, n3 says so, steadily, in its status and its metric:
+	 * sampled every FULL_SAMPLE_MS (a flap to "ok" between retries of
+	 * the stream lasts a few ms). */
+	end = it_now_ms() + FULL_WATCH_MS;
 	while (it_now_ms() < end) {
 		char st[32] = "";
 
@@ -613,23 +641,31 @@ Test(cluster, replica_with_a_full_disk_stops_acknowledging_and_catches_up, .time
 			else
 				flips++, snprintf(repl, sizeof(repl), "%s", st);
 		}
-		if (member_get(m[2], "/metrics", body, LOG_MAX) == 200 &&
-		    strstr(body, ACK_DISK_FULL))
-			metric_seen++;
-		it_sleep_ms(100);
+		if (member_get(m[2], "/metrics", body, LOG_MAX) == 200) {
+			if (strstr(body, ACK_DISK_FULL))
+				metric_seen++;
+			else
+				metric_flips++;
+		}
+		it_sleep_ms(FULL_SAMPLE_MS);
 	}
+	if (flips || metric_flips)
+		it_daemon_dump_log(m[2]);
 	cr_expect(metric_seen > 0, "n3's /metrics never showed %s while its disk was "
 		  "full", ACK_DISK_FULL);
 	cr_expect_eq(flips, 0, "while its disk was full n3's /cluster/status said "
 		     "\"replication\":\"%s\" in %d of %d samples (disk_full in the rest)",
 		     repl, flips, flips + steady);
+	cr_expect_eq(metric_flips, 0, "while its disk was full n3's /metrics lacked %s "
+		     "in %d of %d samples", ACK_DISK_FULL, metric_flips,
+		     metric_flips + metric_seen);
 	vp = status_version(m[prim], body, LOG_MAX);
 	v3 = status_version(m[2], body, LOG_MAX);
 	cr_expect_lt(v3, vp, "n3's version %" PRIu64 " is not behind the primary's %"
 		     PRIu64 " though its disk is full", v3, vp);
 	fprintf(stderr, "while full: primary at %" PRIu64 ", n3 at %" PRIu64
-		", %d/%d status samples disk_full, metric disk_full seen %d times\n",
-		vp, v3, steady, steady + flips, metric_seen);
+		", status disk_full in %d/%d samples, metric disk_full in %d/%d\n",
+		vp, v3, steady, steady + flips, metric_seen, metric_seen + metric_flips);
 
 	/* room: n3 must catch up with the primary */
 	cr_assert_eq(mount("tmpfs", g.mnt, "tmpfs", MS_REMOUNT, LARGE_DISK), 0,
