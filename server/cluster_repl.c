@@ -453,8 +453,15 @@ static int follow(struct follow *f)
 	}
 	memmove(f->buf, f->buf + h.used, f->have - h.used);
 	f->have -= h.used;
-	if (set_error(f->cl, SRV_CL_REPL_OK))
-		srv_info("cluster: replicating from %s", f->url);
+	/* a full disk or a failed write stays the reason until a change
+	 * applies again, not only until the stream is back: monitoring
+	 * must not see "ok" between two retries that fail alike */
+	{
+		uint32_t e = atomic_load(&f->cl->repl_error);
+		if (e != SRV_CL_REPL_DISK_FULL && e != SRV_CL_REPL_IO &&
+		    set_error(f->cl, SRV_CL_REPL_OK))
+			srv_info("cluster: replicating from %s", f->url);
+	}
 	/* what is durable here counts at once, before any change arrives */
 	pthread_mutex_lock(&f->p->follow_mtx);
 	rc = atomic_load(&f->cl->max_term) == f->term ? send_ack(f, atomic_load(&f->cl->applied)) :
@@ -490,6 +497,8 @@ static int follow(struct follow *f)
 			}
 			atomic_store(&f->cl->applied, f->last);
 		}
+		if (applied && set_error(f->cl, SRV_CL_REPL_OK))
+			srv_info("cluster: replicating from %s again", f->url);
 		if (applied || beat) {
 			uint64_t top = atomic_load(&f->cl->primary_top);
 			if (f->last >= top)
@@ -637,7 +646,12 @@ void *srv_cl_repl_main(void *arg)
 				break;
 			}
 		}
-		usleep(100 * 1000);
+		/* a full disk is not mended in 100 ms: retry each second */
+		{
+			uint32_t e = atomic_load(&p->cl->repl_error);
+			usleep(e == SRV_CL_REPL_DISK_FULL || e == SRV_CL_REPL_IO ? 1000 * 1000 :
+			       100 * 1000);
+		}
 	}
 	if (f.ackfd >= 0)
 		close(f.ackfd);
