@@ -8,9 +8,9 @@
  * agree, and the checker judges history and dumps. A broken promise fails
  * the test with the checker's report, which quotes the history.
  *
- *   cluster/short_drill  four faults (kill -9 of the primary, of a
- *                        replica, the primary paused past its lease, the
- *                        primary cut off from the replicas); make test
+ *   cluster/short_drill  three faults (kill -9 of the primary, the
+ *                        primary paused past its lease, the primary cut
+ *                        off from the replicas); make test
  *   cluster/long_drill   CASKD_CLUSTER_CYCLES faults (make drill-cluster:
  *                        36), every kind of issue 19 in turn
  *   cluster/catches_*    the members armed as a wrong build (acknowledging
@@ -656,8 +656,10 @@ TestSuite(cluster, .init = drill_setup, .fini = drill_teardown);
 
 Test(cluster, short_drill, .timeout = 600)
 {
+	/* a replica's kill, the cheapest fault, is left to the long drill:
+	 * this one runs in make test's ten minutes */
 	static const enum fault plan[] = {
-		F_KILL_PRIMARY, F_KILL_REPLICA, F_PAUSE_PRIMARY, F_CUT_PRIMARY_REPLICAS,
+		F_KILL_PRIMARY, F_PAUSE_PRIMARY, F_CUT_PRIMARY_REPLICAS,
 	};
 
 	run_drill(plan, (int)(sizeof(plan) / sizeof(plan[0])), NULL);

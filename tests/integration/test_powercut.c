@@ -62,7 +62,7 @@
 #define CLIENTS (COMPACTOR + 1)
 #define NKEYS 24
 #define VAL_LEN 64
-#define DEFAULT_CUTS 80 /* about half a minute on 2 cores; make drill: 600 */
+#define DEFAULT_CUTS 50 /* about 20 s on 2 cores; make drill: 600 */
 #define MAX_OBS (1u << 22) /* pages are touched only as used */
 #define OPS_MAX 20000      /* per client and cut: stops by itself */
 #define LOAD_MIN_MS 20
