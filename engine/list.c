@@ -246,10 +246,8 @@ static void view_clear(struct eng_db *db)
  * the parent's mapping records, which attach may have replaced. The
  * arrays are the child's copies: freed; the reference is not the
  * child's to put. */
-static void forget_inherited(void)
+static void view_free(void)
 {
-	if (!view.db || view.pid == getpid())
-		return;
 	free(view.base);
 	free(view.delta);
 	free(view.fresh);
@@ -258,18 +256,20 @@ static void forget_inherited(void)
 	memset(&view, 0, sizeof(view));
 }
 
+static void forget_inherited(void)
+{
+	if (!view.db || view.pid == getpid())
+		return;
+	view_free();
+}
+
 void eng_list_drop(struct eng_db *db)
 {
 	forget_inherited();
 	if (view.db != db)
 		return;
 	view_clear(db);
-	free(view.base);
-	free(view.delta);
-	free(view.fresh);
-	free(view.runs);
-	free(view.tmp);
-	memset(&view, 0, sizeof(view));
+	view_free();
 }
 
 /* Begins a build: the reader first, then a pass over the current table. */

@@ -104,20 +104,6 @@ static struct {
 
 /* ==== environment ===================================================== */
 
-static int on_path(const char *tool)
-{
-	const char *path = getenv("PATH");
-	char buf[512], *dirs, *save = NULL, *d;
-	int found = 0;
-
-	dirs = strdup(path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
-	for (d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
-		snprintf(buf, sizeof(buf), "%s/%s", d, tool);
-		found = access(buf, X_OK) == 0;
-	}
-	free(dirs);
-	return found;
-}
 
 /* Skips only on CASKD_CLUSTER_SKIP; anything missing fails the test. */
 static void require_rig(void)
@@ -130,7 +116,7 @@ static void require_rig(void)
 	cr_assert(geteuid() == 0, "cluster drill: needs root for network "
 		  "namespaces (CI runs as root); set CASKD_CLUSTER_SKIP=1 to skip");
 	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
-		cr_assert(on_path(tools[i]), "cluster drill: `%s` is missing: "
+		cr_assert(it_on_path(tools[i]), "cluster drill: `%s` is missing: "
 			  "install the Makefile's DEB_CLUSTER (make deps-test), or "
 			  "set CASKD_CLUSTER_SKIP=1 to skip", tools[i]);
 	cr_assert(bin && access(bin, X_OK) == 0, "CASKD_BIN (%s) is not an "

@@ -84,20 +84,6 @@ static struct {
 
 /* ==== environment ======================================================== */
 
-static int on_path(const char *tool)
-{
-	const char *path = getenv("PATH");
-	char buf[512], *dirs, *save = NULL, *d;
-	int found = 0;
-
-	dirs = strdup(path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
-	for (d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
-		snprintf(buf, sizeof(buf), "%s/%s", d, tool);
-		found = access(buf, X_OK) == 0;
-	}
-	free(dirs);
-	return found;
-}
 
 static void require(int need_root)
 {
@@ -105,7 +91,7 @@ static void require(int need_root)
 
 	if (getenv("CASKD_CLUSTER_SKIP"))
 		cr_skip_test("cluster tests skipped: CASKD_CLUSTER_SKIP is set");
-	cr_assert(on_path("etcd"), "`etcd` is missing: install the Makefile's "
+	cr_assert(it_on_path("etcd"), "`etcd` is missing: install the Makefile's "
 		  "DEB_CLUSTER (make deps-test), or set CASKD_CLUSTER_SKIP=1");
 	cr_assert(!need_root || geteuid() == 0, "this test mounts a tmpfs: it needs "
 		  "root (CI runs as root); set CASKD_CLUSTER_SKIP=1 to skip");

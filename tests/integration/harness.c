@@ -1271,3 +1271,18 @@ void it_shared_free(void *p, size_t n)
 	if (p)
 		munmap(p, n);
 }
+
+int it_on_path(const char *tool)
+{
+	const char *path = getenv("PATH");
+	char buf[512], *dirs, *save = NULL, *d;
+	int found = 0;
+
+	dirs = strdup(path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+	for (d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, sizeof(buf), "%s/%s", d, tool);
+		found = access(buf, X_OK) == 0;
+	}
+	free(dirs);
+	return found;
+}

@@ -184,4 +184,7 @@ int64_t it_now_ms(void);
 /* Sleeps ms milliseconds (through EINTR). */
 void it_sleep_ms(int ms);
 
+/* 1 if an executable named tool is in a directory of $PATH. */
+int it_on_path(const char *tool);
+
 #endif
