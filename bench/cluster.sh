@@ -161,7 +161,6 @@ snap=$(awk -v b="$sbytes" -v a="$t0" -v c="$t1" 'BEGIN{printf "%.1f", b / 104857
 R=$(( P % 3 + 1 ))
 pkill -KILL -f "node n$R " ; sleep 1
 rm -rf "$TMP/n$R"
-top=$(curl -s "$PU/cluster/status" | sed 's/.*"version":\([0-9]*\).*/\1/' | head -c 30)
 top=$(curl -s "$PU/cluster/status" | grep -o '"version":[0-9]*' | head -n 1 | cut -d: -f2)
 t0=$(date +%s.%N)
 member "$R"

@@ -255,7 +255,6 @@ int srv_api_cluster_gate(struct srv_api *api, struct srv_http_req *req)
 struct stream {
 	struct srv_api *api;
 	uint64_t prev;
-	int member;
 };
 
 static int frame_room(char **buf, size_t *used, size_t *cap, size_t need)
@@ -409,7 +408,6 @@ static void route_stream(struct srv_api *api, struct srv_http_req *req)
 	}
 	s->api = api;
 	s->prev = after;
-	s->member = i;
 	/* the sink and its state go together: done() frees both */
 	*sink = (struct srv_watch_sink){ stream_change, stream_idle, stream_done, s,
 					 STREAM_IDLE_MS };

@@ -31,7 +31,8 @@
 #include "ipc/shm.h"
 #include "server/clock.h"
 #include "server/cluster_http.h"
-#include "server/cluster_int.h"
+#include "server/cluster_proc.h"
+#include "server/cluster_repl.h"
 #include "server/config.h"
 #include "server/etcd.h"
 #include "server/json.h"
@@ -139,25 +140,6 @@ struct srv_cl_shm *srv_cluster_shm_new(uint64_t applied)
 	atomic_store(&cl->applied, applied);
 	atomic_store(&cl->self, -1);
 	return cl;
-}
-
-int srv_cl_proc_save(struct srv_cl_proc *p, uint64_t max_term,
-		     const struct srv_cl_history *h)
-{
-	struct srv_cl_state next;
-	int rc;
-
-	pthread_mutex_lock(&p->state_mtx);
-	next = p->st;
-	if (max_term > next.max_term)
-		next.max_term = max_term;
-	if (h)
-		next.hist = *h;
-	rc = srv_cl_state_save(p->cfg->data_dir, &next);
-	if (!rc)
-		p->st = next;
-	pthread_mutex_unlock(&p->state_mtx);
-	return rc;
 }
 
 /* --- the agent -------------------------------------------------------------- */
@@ -682,7 +664,6 @@ int srv_cluster_main(const struct srv_cluster_args *args)
 	signal(SIGINT, on_stop);
 	pthread_mutex_init(&p.follow_mtx, NULL);
 	pthread_mutex_init(&p.state_mtx, NULL);
-	atomic_store(&p.received, atomic_load(&args->cl->applied));
 	if (init_state(&p))
 		return 1;
 	srv_cl_write_begin(a.cl);

@@ -19,7 +19,7 @@
  * master at a restart (cluster.h).
  *
  * Changes are applied, and acks sent, under follow_mtx, and only while
- * no newer term was fenced (cluster_int.h). Blocking calls are fine
+ * no newer term was fenced (cluster_proc.h). Blocking calls are fine
  * here: this thread serves no client.
  */
 #include "server/cluster.h"
@@ -32,7 +32,8 @@
 #include "engine/store.h"
 #include "server/clock.h"
 #include "server/cluster_http.h"
-#include "server/cluster_int.h"
+#include "server/cluster_proc.h"
+#include "server/cluster_repl.h"
 #include "server/config.h"
 #include "server/log.h"
 
@@ -371,7 +372,6 @@ static int apply_frames(struct follow *f, int *applied, int *beat)
 		*applied = 1;
 		f->last = unit_last;
 		unit_start = at;
-		atomic_store(&f->p->received, f->last);
 		atomic_fetch_add(&f->cl->repl_bytes, len + SRV_CL_FRAME_HDR);
 	}
 	pthread_mutex_unlock(&f->p->follow_mtx);

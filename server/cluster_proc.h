@@ -1,5 +1,6 @@
-/* server/cluster_int.h — what the cluster process's two threads share
- * (cluster_agent.c: the agent; cluster_repl.c: the replicator). Nothing
+/* server/cluster_proc.h — what the cluster process's two threads share
+ * (cluster_agent.c: the agent; cluster_repl.c: the replicator), below
+ * both: the state they hold in common and its durable save. Nothing
  * outside server/cluster_*.c includes it.
  *
  * Lock order: follow_mtx before state_mtx.
@@ -9,8 +10,8 @@
  *   older term is applied, nor acknowledged, after it.
  * - state_mtx: st and dir/cluster.state.
  */
-#ifndef CASKD_SERVER_CLUSTER_INT_H
-#define CASKD_SERVER_CLUSTER_INT_H
+#ifndef CASKD_SERVER_CLUSTER_PROC_H
+#define CASKD_SERVER_CLUSTER_PROC_H
 
 #include "server/cluster_state.h"
 
@@ -28,9 +29,6 @@ struct srv_cl_proc {
 	pthread_mutex_t follow_mtx;
 	pthread_mutex_t state_mtx;
 	struct srv_cl_state st;
-	/* The newest version written into our log (durable or not yet):
-	 * the position we report when a term is fenced. */
-	_Atomic uint64_t received;
 	_Atomic int stop;
 	_Atomic int exit_code;   /* set by a thread that wants the process out */
 };
@@ -39,7 +37,4 @@ struct srv_cl_proc {
  * 0 or -errno. */
 int srv_cl_proc_save(struct srv_cl_proc *p, uint64_t max_term,
 		     const struct srv_cl_history *h);
-/* The replicator thread. */
-void *srv_cl_repl_main(void *arg);
-
 #endif
