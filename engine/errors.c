@@ -12,6 +12,7 @@ const char *eng_strerror(int err)
 	case ENG_EOVERFLOW: return "integer overflow";
 	case ENG_EPOISONED: return "an fdatasync failed; writes refused until restart";
 	case ENG_ECOMPACTED: return "history before that version was compacted away";
+	case ENG_ENEXTPASS: return "key busy with an earlier write of the same pass";
 	case ENG_ECORRUPT: return "corrupt record in the middle of database.bin";
 	}
 	return strerror(err < 0 ? -err : err);

@@ -22,6 +22,9 @@
 					      * log: refuse to open */
 #define ENG_ECOMPACTED (-(ENG_ERR_BASE + 7)) /* the log's history before a
 					      * version was compacted away */
+#define ENG_ENEXTPASS (-(ENG_ERR_BASE + 8)) /* the key is busy with an earlier
+					      * write of the same pass: try it
+					      * in the next one */
 
 /* A message for 0, -errno or ENG_E*; never NULL. */
 const char *eng_strerror(int err);

@@ -102,9 +102,9 @@ int eng_db_reap_worker(struct eng_db *db, int seat)
 	eng_seat_vacate(sh, seat);
 	eng_unlock_index(db);
 	if (in.off)
-		eng_log(ENG_LOG_WARN, "wiped 1 unfinished write of the dead worker in seat %d "
-			"(%" PRIu64 " bytes at offset %" PRIu64 "; never acknowledged)",
-			seat, in.len, in.off);
+		eng_log(ENG_LOG_WARN, "wiped %" PRIu32 " unfinished write%s of the dead worker "
+			"in seat %d (%" PRIu64 " bytes at offset %" PRIu64 "; never acknowledged)",
+			in.nrec, in.nrec == 1 ? "" : "s", seat, in.len, in.off);
 	return 0;
 }
 

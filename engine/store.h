@@ -10,7 +10,7 @@
  *   db.c      mappings, following a swap, the chunk lock, the mutexes
  *   area.c    the table areas and the flip between them
  *   space.c   zeros ahead of the tail, the reserves, the trim
- *   write.c   eng_write, eng_batch (read.c is its mirror)
+ *   write.c   eng_write, eng_write_pass, eng_batch (read.c is its mirror)
  *   read.c    eng_get, eng_stats
  *   list.c    listings; backup.c: snapshots
  *   repair.c  a dead process: the index mutex's repair, reaping a worker
@@ -33,7 +33,8 @@
  * takes a version and reserves log space, and marks its keys busy; then
  * it writes the records with one pwrite; then under the mutex again it
  * publishes them in the index (a batch all at once, so no reader sees
- * part of it). A second write to a busy key gets -EAGAIN and retries,
+ * part of it). A pass (eng_write_pass) takes the three steps once for
+ * many independent writes. A second write to a busy key gets -EAGAIN and retries,
  * which serialises writes per key (so If-Match and incr cannot lose
  * updates) while writes to different keys proceed in parallel, in all
  * workers. -EAGAIN also means "wait a moment" while a rebuild or a
@@ -248,6 +249,15 @@ struct eng_result {
  * published), -EINVAL, -E2BIG, ENG_EPOISONED. */
 int eng_write(struct eng_db *db, const struct eng_op *op,
 	      struct eng_result *res);
+/* Applies n independent writes as one pass, as a worker's loop does
+ * with the writes it parsed in one turn (Redis's beforeSleep): one hold
+ * of the index mutex reserves them all, one pwrite writes their records
+ * one after another, one hold publishes them. Each is a write of its
+ * own (its version, its outcome in rcs[i], as eng_write's; nothing is
+ * all-or-nothing as in a batch), plus ENG_ENEXTPASS for a key an
+ * earlier write of the pass holds. 0, or -ENOMEM (nothing tried). */
+int eng_write_pass(struct eng_db *db, const struct eng_op *const *ops, size_t n,
+		   struct eng_result *const *res, int *rcs);
 
 enum eng_batch_kind { ENG_BATCH_PUT, ENG_BATCH_DEL, ENG_BATCH_CHECK };
 

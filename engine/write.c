@@ -179,7 +179,7 @@ static int lock_for_write(struct eng_db *db)
 	return -EAGAIN;
 }
 
-/* --- single writes ------------------------------------------------------- */
+/* --- single writes, one pass at a time ------------------------------------- */
 
 /* Everything a write carries between its three steps. */
 struct wctx {
@@ -227,7 +227,6 @@ static int incr_value(struct eng_db *db, struct wctx *w,
 static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 {
 	struct eng_shared *sh = db->sh;
-	struct eng_seat *ws = &sh->seats[db->seat];
 	struct eng_table *t = eng_cur_table(sh);
 	const struct eng_op *op = w->op;
 	const struct eng_islot *cur = NULL;
@@ -235,7 +234,7 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 	int rc;
 
 	assert(ipc_mtx_held(&sh->index_mtx));
-	assert(!ws->inflight.off);
+	assert(!sh->seats[db->seat].inflight.off);
 	if ((rc = check_state(db)))
 		return rc;
 	eng_index_find(t, db->map, op->key, (uint16_t)op->klen,
@@ -266,14 +265,24 @@ static int reserve(struct eng_db *db, struct wctx *w, struct eng_result *res)
 	else
 		eng_index_claim(t, w->slot, w->kh.hash, (uint16_t)op->klen,
 				(uint8_t)(db->seat + 1));
-	atomic_signal_fence(memory_order_seq_cst);
-	ws->inflight.len = w->len;
-	ws->inflight.slot = (uint32_t)w->slot;
-	ws->inflight.nrec = 1;
-	atomic_signal_fence(memory_order_seq_cst);
-	ws->inflight.off = w->off;
 	w->created = !cur;
 	return 0;
+}
+
+/* After the last reservation of a pass: name the whole range (every
+ * record of the pass lies in it, one after another, since nobody else
+ * moved the tail while the mutex was held). One record names its slot,
+ * so the reaper frees just that; more leave the reaper to free every
+ * key the seat marked. */
+static void name_range(struct eng_seat *ws, uint64_t off, uint64_t len,
+		       uint32_t nrec, uint64_t slot)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	ws->inflight.len = len;
+	ws->inflight.slot = nrec == 1 ? (uint32_t)slot : UINT32_MAX;
+	ws->inflight.nrec = nrec;
+	atomic_signal_fence(memory_order_seq_cst);
+	ws->inflight.off = off;
 }
 
 /* Step 2, no mutex: the bytes go to the page cache, inside the chunks
@@ -342,61 +351,156 @@ static void publish_done(struct eng_shared *sh, struct eng_seat *ws)
 	eng_log_notify(sh); /* written now: log readers may show more */
 }
 
-int eng_write(struct eng_db *db, const struct eng_op *op,
-	      struct eng_result *res)
+/* Checks that need no lock, and the hash (under the seed of the table
+ * current now; reserve() hashes again if it finds another one). */
+static int pass_prepare(struct eng_db *db, struct wctx *w, const struct eng_op *op)
 {
-	struct wctx w = { .op = op, .val = op->val, .vlen = (uint32_t)op->vlen };
-	struct eng_shared *sh = db->sh;
-	struct eng_seat *ws;
-	enum eng_rec_type type = op->kind == ENG_OP_DEL ? ENG_REC_DEL : ENG_REC_PUT;
-	int rc;
-
-	assert(db->seat >= 0);
-	memset(res, 0, sizeof(*res));
+	*w = (struct wctx){ .op = op, .val = op->val, .vlen = (uint32_t)op->vlen };
 	if (!key_ok(op->klen))
 		return -EINVAL;
 	if (op->kind == ENG_OP_PUT && op->vlen > db->max_value)
 		return -E2BIG;
 	if (op->kind == ENG_OP_DEL)
-		w.vlen = 0;
-	/* Hashed outside the mutex, under the seed of the table current
-	 * now; reserve() hashes again if it finds another one. */
-	eng_index_hash_for(eng_cur_table(sh), op->key, op->klen, &w.kh);
+		w->vlen = 0;
+	eng_index_hash_for(eng_cur_table(db->sh), op->key, op->klen, &w->kh);
+	return 0;
+}
+
+/* A key busy because an earlier write of this same pass holds it: the
+ * caller tries it in its next pass, not after a back-off. */
+static int busy_in_pass(struct wctx *w, size_t i, const int *rcs)
+{
+	for (size_t j = 0; j < i; j++)
+		if (!rcs[j] && w[j].op->klen == w[i].op->klen &&
+		    !memcmp(w[j].op->key, w[i].op->key, w[i].op->klen))
+			return 1;
+	return 0;
+}
+
+/* Step 1 for the whole pass: 0 with *nrec records reserved in
+ * [*off, *off + *len), or the error every write of the pass gets. */
+static int pass_reserve(struct eng_db *db, struct wctx *w, size_t n,
+			struct eng_result *const *res, int *rcs,
+			uint64_t *off, uint64_t *len, uint32_t *nrec)
+{
+	uint64_t slot = 0;
+	int rc;
+
 	if ((rc = lock_for_write(db)))
 		return rc;
-	rc = reserve(db, &w, res);
+	for (size_t i = 0; i < n; i++) {
+		if (rcs[i])
+			continue;
+		rc = reserve(db, &w[i], res[i]);
+		if (rc == -EAGAIN && busy_in_pass(w, i, rcs))
+			rc = ENG_ENEXTPASS;
+		if ((rcs[i] = rc == -ESTALE ? -EAGAIN : rc))
+			continue;
+		if (!*nrec)
+			*off = w[i].off;
+		assert(w[i].off == *off + *len);
+		*len += w[i].len;
+		slot = w[i].slot;
+		(*nrec)++;
+	}
+	if (*nrec)
+		name_range(&db->sh->seats[db->seat], *off, *len, *nrec, slot);
 	eng_unlock_index(db);
 	ask_master(db);
-	if (rc)
-		return rc == -ESTALE ? -EAGAIN : rc;
-	if ((rc = ensure_buf(db, w.len)) == 0) {
-		eng_rec_encode(db->buf, type, w.version, op->key,
-			       (uint16_t)op->klen, w.val, w.vlen);
-		rc = write_range(db, w.off, w.len);
+	return 0;
+}
+
+/* Step 2: every record of the pass in one buffer, one pwrite. */
+static int pass_write(struct eng_db *db, struct wctx *w, size_t n,
+		      const int *rcs, uint64_t off, uint64_t len)
+{
+	int rc;
+
+	if ((rc = ensure_buf(db, len)) == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (!rcs[i])
+				eng_rec_encode(db->buf + (w[i].off - off),
+					       w[i].op->kind == ENG_OP_DEL ? ENG_REC_DEL : ENG_REC_PUT,
+					       w[i].version, w[i].op->key,
+					       (uint16_t)w[i].op->klen, w[i].val, w[i].vlen);
+		rc = write_range(db, off, len);
 	}
 	shrink_buf(db);
-	if (rc) {
-		if (abandon(db, w.off, w.len) == 0) {
-			eng_index_release(eng_cur_table(sh), w.slot);
-			abandon_done(db);
-		}
-		return rc;
+	if (rc && abandon(db, off, len) == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (!rcs[i])
+				eng_index_release(eng_cur_table(db->sh), w[i].slot);
+		abandon_done(db);
 	}
+	return rc;
+}
+
+/* Step 3: every record of the pass published under one hold. */
+static int pass_publish(struct eng_db *db, struct wctx *w, size_t n,
+			const int *rcs, uint32_t nrec)
+{
+	struct eng_shared *sh = db->sh;
+	struct eng_seat *ws;
+	int rc;
+
 	if ((rc = eng_lock_index(db)))
 		return rc;
 	ws = &sh->seats[db->seat];
 	ws->publishing = 1;
 	atomic_signal_fence(memory_order_seq_cst);
 	ENG_FP("index.locked");
-	publish_one(db, ws->inflight.slot, w.off, w.len, op->key,
-		    (uint16_t)op->klen, w.vlen, w.version, op->kind == ENG_OP_DEL);
+	for (size_t i = 0; i < n; i++)
+		if (!rcs[i])
+			publish_one(db, w[i].slot, w[i].off, w[i].len, w[i].op->key,
+				    (uint16_t)w[i].op->klen, w[i].vlen, w[i].version,
+				    w[i].op->kind == ENG_OP_DEL);
 	publish_done(sh, ws);
 	eng_unlock_index(db);
-	atomic_fetch_add(&sh->writes_total, 1);
-	res->version = w.version;
-	res->created = w.created;
-	res->end = w.off + w.len;
+	atomic_fetch_add(&sh->writes_total, nrec);
 	return 0;
+}
+
+int eng_write_pass(struct eng_db *db, const struct eng_op *const *ops, size_t n,
+		   struct eng_result *const *res, int *rcs)
+{
+	struct wctx one, *w = n == 1 ? &one : calloc(n, sizeof(*w));
+	uint64_t off = 0, len = 0;
+	uint32_t nrec = 0;
+	int rc;
+
+	assert(db->seat >= 0);
+	if (!w)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		memset(res[i], 0, sizeof(*res[i]));
+		rcs[i] = pass_prepare(db, &w[i], ops[i]);
+	}
+	if ((rc = pass_reserve(db, w, n, res, rcs, &off, &len, &nrec)) == 0 && nrec &&
+	    (rc = pass_write(db, w, n, rcs, off, len)) == 0)
+		rc = pass_publish(db, w, n, rcs, nrec);
+	for (size_t i = 0; i < n; i++) {
+		if (rcs[i])
+			continue;
+		if (rc) {
+			rcs[i] = rc;
+			continue;
+		}
+		res[i]->version = w[i].version;
+		res[i]->created = w[i].created;
+		res[i]->end = w[i].off + w[i].len;
+	}
+	if (w != &one)
+		free(w);
+	return 0;
+}
+
+int eng_write(struct eng_db *db, const struct eng_op *op,
+	      struct eng_result *res)
+{
+	int rc;
+
+	eng_write_pass(db, &op, 1, &res, &rc);
+	return rc == ENG_ENEXTPASS ? -EAGAIN : rc;
 }
 
 /* --- batches ------------------------------------------------------------ */

@@ -47,6 +47,9 @@ struct srv_api {
 	 * recovery. NULL: nothing follows. */
 	void (*engine_error)(int rc, void *arg);
 	void *engine_error_arg;
+	/* Single-key writes waiting for this loop turn's pass (api_write.c);
+	 * made on first use. */
+	struct srv_write_pass *pass;
 	/* Listings waiting to take their page (api_keys.c); made on first use. */
 	struct srv_list_queue *lists;
 	struct srv_watch_hub *watch; /* NULL until the first watch (api_watch.c) */

@@ -219,15 +219,13 @@ static void precondition_failed(struct kv_write *kw)
 	srv_http_respond_error(kw->w.req, 412, "precondition_failed", msg);
 }
 
-static int kv_attempt(struct srv_write *w, uint64_t *seen_end, bool *want_sync)
+static void kv_pass_op(struct srv_write *w, const struct eng_op **op,
+		       struct eng_result **res)
 {
 	struct kv_write *kw = (struct kv_write *)w;
-	int rc = eng_write(w->api->db, &kw->op, &kw->res);
 
-	*seen_end = kw->res.seen_end;
-	*want_sync = kw->res.want_sync;
-	w->version = kw->res.version;
-	return rc;
+	*op = &kw->op;
+	*res = &kw->res;
 }
 
 /* Refusals read from the index: answered once what they saw is durable. */
@@ -270,7 +268,7 @@ out_free:
 }
 
 static const struct srv_write_ops kv_write_ops = {
-	.attempt = kv_attempt,
+	.pass_op = kv_pass_op,
 	.is_refusal = kv_is_refusal,
 	.answer = kv_answer,
 };

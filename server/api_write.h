@@ -12,10 +12,20 @@
  * one continuation between "the engine took it" and "answer": what a
  * write must wait for before it is acknowledged is waited for before
  * it runs. Runs on a worker's event loop thread.
+ *
+ * Also owns the worker's pass: single-key writes do not go to the
+ * engine one by one as they are parsed, but join a queue that one event
+ * drains after the loop turn's reads (it is made active when the first
+ * write joins, so libevent runs it behind the read callbacks already
+ * active in that turn). The pass takes them to the engine together
+ * (eng_write_pass: one append, one index mutex hold each way), then
+ * asks once for the sync that covers all of them, as Redis does for
+ * the writes of one event loop turn in beforeSleep.
  */
 #ifndef CASKD_SERVER_API_WRITE_H
 #define CASKD_SERVER_API_WRITE_H
 
+#include "engine/store.h"
 #include "server/api_base.h"
 
 #include <event2/event.h>
@@ -25,12 +35,19 @@
 struct srv_write;
 
 struct srv_write_ops {
-	/* One try at the engine: 0 (and w->version set), -EAGAIN (busy:
-	 * tried again), a refusal, or an error. *seen_end: the log offset
+	/* A write tried on its own (pass_op NULL): one try at the engine:
+	 * 0 (and w->version set), -EAGAIN (busy: tried again), a refusal,
+	 * or an error. *seen_end: the log offset
 	 * a refusal read up to; *want_sync: the version lease runs low. */
 	int (*attempt)(struct srv_write *w, uint64_t *seen_end, bool *want_sync);
 	/* Is rc a refusal read from the index (answered once durable)? */
 	bool (*is_refusal)(int rc);
+	/* A single-key write: its operation and where its result goes, so
+	 * that it joins the loop turn's pass (eng_write_pass) with the
+	 * other single-key writes parsed in the same turn. NULL: tried on
+	 * its own through attempt (a batch, all-or-nothing). */
+	void (*pass_op)(struct srv_write *w, const struct eng_op **op,
+			struct eng_result **res);
 	/* The outcome, once: answers w->req and frees w. rc is 0 (durable),
 	 * or the error of the engine (w->written false) or of the wait
 	 * (true); w->refused holds a refusal then durable (rc 0). */
@@ -49,6 +66,7 @@ struct srv_write {
 	int refused;            /* the refusal waiting to be durable; 0: none */
 	uint64_t version;       /* the version written, once taken */
 	bool written;           /* the engine took it: waiting to be durable */
+	struct srv_write *next; /* in the pass queue */
 };
 
 /* Fills w for req on route (enum srv_route): call before srv_write_try. */
@@ -61,5 +79,8 @@ void srv_write_try(struct srv_write *w);
 void srv_write_durable(int rc, void *arg);
 /* Frees what srv_write_init made (the route frees w itself). */
 void srv_write_release(struct srv_write *w);
+/* A stopping worker: writes still waiting for a pass are answered with
+ * -ECANCELED, and the pass's event is freed. */
+void srv_write_pass_stop(struct srv_api *api);
 
 #endif

@@ -10,6 +10,7 @@
 #include "server/api.h"
 #include "server/api_wait.h"
 #include "server/api_watch.h"
+#include "server/api_write.h"
 #include "server/commit.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -257,7 +258,9 @@ static int setup(struct worker *w)
 
 static void teardown(struct worker *w)
 {
-	/* Waiters of the commit queue hold requests: answer them first. */
+	/* Writes waiting for a pass and waiters of the commit queue hold
+	 * requests: answer them first. */
+	srv_write_pass_stop(&w->api);
 	srv_api_watch_shutdown(&w->api);
 	srv_api_cluster_stop(&w->api);
 	srv_commit_stop(w->commit);

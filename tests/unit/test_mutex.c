@@ -511,6 +511,84 @@ Test(engine_dead_worker, killed_before_publish_stays_unwritten, .timeout = 10)
 	uu_close(&db);
 }
 
+/* A pass of three writes (two existing keys and a new one), killed at
+ * spec: it must die there. */
+static void crash_pass(struct eng_db *db, const char *spec)
+{
+	static const struct eng_op ops[3] = {
+		{ .kind = ENG_OP_PUT, .key = "key3", .klen = 4, .val = "pass-3", .vlen = 6 },
+		{ .kind = ENG_OP_PUT, .key = "fresh", .klen = 5, .val = "pass-f", .vlen = 6 },
+		{ .kind = ENG_OP_PUT, .key = "key4", .klen = 4, .val = "pass-4", .vlen = 6 },
+	};
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		const struct eng_op *op[3] = { &ops[0], &ops[1], &ops[2] };
+		struct eng_result r[3], *res[3] = { &r[0], &r[1], &r[2] };
+		int rcs[3];
+
+		uu_child_init();
+		if (eng_db_attach(db, 1))
+			_exit(1);
+		uu_child_arm(spec);
+		eng_write_pass(db, op, 3, res, rcs);
+		_exit(2); /* not reached if the failpoint fired */
+	}
+	uu_expect_killed(pid, spec);
+}
+
+/* Killed at each step of a pass: before its records are written, after,
+ * and holding the mutex in the publish. The whole pass is undone by the
+ * master's reap in the first two (none of it was visible, none was
+ * acknowledged), and finished by the repair in the third; no key stays
+ * busy, and a reopen agrees. */
+static void killed_pass(const char *spec, int finished)
+{
+	struct eng_db db;
+	struct eng_recovery rep;
+
+	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+	fill(&db);
+	crash_pass(&db, spec);
+	cr_assert(eq(u32, db.sh->seats[1].inflight.nrec, 3), "one range for the pass");
+	cr_assert(eq(int, eng_db_reap_worker(&db, 1), 0));
+	cr_assert(eq(u64, db.sh->seats[1].inflight.off, 0));
+	cr_assert(eq(u64, eng_cur_table(db.sh)->pending, 0));
+	uu_expect_val(&db, "key3", finished ? "pass-3" : "old-value-3");
+	uu_expect_val(&db, "key4", finished ? "pass-4" : "old-value-4");
+	uu_expect_val(&db, "fresh", finished ? "pass-f" : NULL);
+	for (int i = 0; i < NKEYS; i++)
+		if (i != 3 && i != 4) {
+			char key[16], val[32];
+			key_i(key, i);
+			val_i(val, "old", i);
+			uu_expect_val(&db, key, val);
+		}
+	cr_assert(eq(int, uu_put(&db, "key3", "after", NULL), 0), "key3 is free");
+	cr_assert(eq(int, uu_put(&db, "fresh", "after", NULL), 0), "fresh is free");
+	reopen(&db, &rep);
+	uu_expect_val(&db, "key3", "after");
+	uu_expect_val(&db, "fresh", "after");
+	uu_expect_val(&db, "key4", finished ? "pass-4" : "old-value-4");
+	uu_close(&db);
+}
+
+Test(engine_dead_worker, pass_killed_after_reserve_is_undone, .timeout = 10)
+{
+	killed_pass("log.after_reserve=crash", 0);
+}
+
+Test(engine_dead_worker, pass_killed_before_publish_is_undone, .timeout = 10)
+{
+	killed_pass("log.after_write=crash", 0);
+}
+
+Test(engine_dead_worker, pass_killed_mid_publish_is_finished, .timeout = 10)
+{
+	killed_pass("index.locked=crash", 1);
+}
+
 Test(engine_dead_worker, reaping_an_idle_worker_changes_nothing, .timeout = 5)
 {
 	struct eng_db db;

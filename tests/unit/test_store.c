@@ -1,7 +1,7 @@
 /* tests/unit/test_store.c — what a write does (engine/store.h): put, get,
  * replace and delete, the created flag, If-Match / If-None-Match, incr,
- * the argument limits, versions, failed writes, and the one-caskd-per-
- * directory lock.
+ * the argument limits, versions, failed writes, a pass of independent
+ * writes (eng_write_pass), and the one-caskd-per-directory lock.
  *
  * The test process is master and worker slot 0 (see unit_util.h). The
  * full-index cases live in test_index.c, dead workers in test_mutex.c.
@@ -427,6 +427,83 @@ Test(engine_store, everything_survives_a_reopen, .timeout = 10)
 		uu_expect_val(&db, key, i % 3 ? val : NULL);
 	}
 	cr_assert(eq(int, eng_db_attach(&db, 0), 0));
+}
+
+/* --- a pass: many independent writes, one append ------------------------------ */
+
+#define PASS_N 6
+
+Test(engine_store, a_pass_is_independent_writes_in_one_append, .timeout = 5)
+{
+	struct eng_op ops[PASS_N] = {
+		{ .kind = ENG_OP_PUT, .key = "a", .klen = 1, .val = "1", .vlen = 1 },
+		/* If-Match on an absent key: refused, the others go on */
+		{ .kind = ENG_OP_PUT, .key = "b", .klen = 1, .val = "2", .vlen = 1,
+		  .has_if_match = 1, .if_match = 7 },
+		{ .kind = ENG_OP_INCR, .key = "n", .klen = 1, .by = 5 },
+		/* the same key again: it waits for the next pass */
+		{ .kind = ENG_OP_PUT, .key = "a", .klen = 1, .val = "3", .vlen = 1 },
+		{ .kind = ENG_OP_DEL, .key = "gone", .klen = 4 },
+		{ .kind = ENG_OP_PUT, .key = "c", .klen = 1, .val = "cc", .vlen = 2 },
+	};
+	const struct eng_op *op[PASS_N];
+	struct eng_result r[PASS_N], *res[PASS_N];
+	int rcs[PASS_N];
+	uint64_t tail = db.sh->tail, writes = db.sh->writes_total;
+
+	for (int i = 0; i < PASS_N; i++) {
+		op[i] = &ops[i];
+		res[i] = &r[i];
+	}
+	cr_assert(eq(int, eng_write_pass(&db, op, PASS_N, res, rcs), 0));
+	cr_assert(eq(int, rcs[0], 0));
+	cr_assert(eq(int, rcs[1], ENG_EPRECOND));
+	cr_assert(eq(int, rcs[2], 0));
+	cr_assert(eq(i64, r[2].value, 5));
+	cr_assert(eq(int, rcs[3], ENG_ENEXTPASS), "%s", eng_strerror(rcs[3]));
+	cr_assert(eq(int, rcs[4], -ENOENT));
+	cr_assert(eq(int, rcs[5], 0));
+	/* three records, one after another in log order, versions in order */
+	cr_assert(lt(u64, r[0].version, r[2].version));
+	cr_assert(lt(u64, r[2].version, r[5].version));
+	cr_assert(eq(u64, r[0].end, tail + eng_rec_size(1, 1)));
+	cr_assert(eq(u64, r[2].end, r[0].end + eng_rec_size(1, 1)));
+	cr_assert(eq(u64, r[5].end, r[2].end + eng_rec_size(1, 2)));
+	cr_assert(eq(u64, db.sh->tail, r[5].end));
+	cr_assert(eq(u64, db.sh->writes_total, writes + 3));
+	cr_assert(r[0].created && r[5].created);
+	uu_expect_val(&db, "a", "1");
+	uu_expect_val(&db, "b", NULL);
+	uu_expect_val(&db, "n", "5");
+	uu_expect_val(&db, "c", "cc");
+	cr_assert(eq(u64, db.sh->seats[0].inflight.off, 0));
+	cr_assert(eq(u64, eng_cur_table(db.sh)->pending, 0));
+	/* the next pass takes the write that waited */
+	cr_assert(eq(int, eng_write_pass(&db, &op[3], 1, &res[3], &rcs[3]), 0));
+	cr_assert(eq(int, rcs[3], 0));
+	cr_assert(gt(u64, r[3].version, r[5].version));
+	uu_expect_val(&db, "a", "3");
+}
+
+Test(engine_store, a_pass_checks_each_write_alone, .timeout = 5)
+{
+	char big[64];
+	struct eng_op ops[3] = {
+		{ .kind = ENG_OP_PUT, .key = "", .klen = 0, .val = "x", .vlen = 1 },
+		{ .kind = ENG_OP_PUT, .key = "ok", .klen = 2, .val = "y", .vlen = 1 },
+		{ .kind = ENG_OP_PUT, .key = "big", .klen = 3, .val = big,
+		  .vlen = (size_t)db.max_value + 1 },
+	};
+	const struct eng_op *op[3] = { &ops[0], &ops[1], &ops[2] };
+	struct eng_result r[3], *res[3] = { &r[0], &r[1], &r[2] };
+	int rcs[3];
+
+	memset(big, 'b', sizeof(big));
+	cr_assert(eq(int, eng_write_pass(&db, op, 3, res, rcs), 0));
+	cr_assert(eq(int, rcs[0], -EINVAL));
+	cr_assert(eq(int, rcs[1], 0));
+	cr_assert(eq(int, rcs[2], -E2BIG));
+	uu_expect_val(&db, "ok", "y");
 }
 
 /* --- one caskd per directory ------------------------------------------------------ */
