@@ -21,7 +21,7 @@
  *
  * Output (stdout): a header line
  *   IDXBENCH keys=K key_bytes=16 value_bytes=100 seconds=D nproc=P max_n=M
- *            preload_s=S table_slots=T
+ *            pass=P preload_s=S table_slots=T
  * then one line per N:
  *   IDX n=N get_per_proc=... put_per_proc=... get_total=... put_total=...
  *       lock_wait_ms=... get_per_cpu_s=... put_per_cpu_s=... cpu_pct=...
@@ -33,9 +33,11 @@
  * lock_wait_ms is the growth of eng_stats' lock_wait_ns over the round:
  * time all processes together waited for the index (and sync) mutex.
  *
- * Usage: idxbench [-k keys] [-d seconds] [-n max_n]
+ * Usage: idxbench [-k keys] [-d seconds] [-n max_n] [-p writes_per_pass]
  *   defaults: 100000 keys, 2 s per N, max N = 2 x nproc (at most 63:
- *   2N worker slots, slot 0 is this process's).
+ *   2N worker slots, slot 0 is this process's), writers make one
+ *   eng_write per PUT; -p P makes them write P PUTs per eng_write_pass,
+ *   as a worker's loop turn does (P <= 32).
  * Exit status 0, or 1 on any failure (the temp dir is removed either
  * way); 130 when interrupted.
  */
@@ -63,6 +65,7 @@
 #define VAL_LEN 100
 #define MAX_N ((ENG_SEATS - 1) / 2)
 #define OPS_PER_CHECK 32      /* ops between looks at the clock */
+#define PASS_MAX 32           /* -p at most */
 #define CHILD_ALARM_S 30      /* beyond D: a child that hangs dies */
 #define SYNC_EVERY_NS 1000000000ull /* caskd's default --fsync-interval-ms */
 #define TICK_NS 10000000L     /* the parent looks at want_sync this often */
@@ -309,37 +312,55 @@ static void reader_ops(struct eng_db *db, uint64_t keys, uint64_t *seed,
 	}
 }
 
+/* Writes per call: 1 is eng_write; more is eng_write_pass, as a worker
+ * does with the PUTs it parsed in one loop turn (-p). */
+static int g_pass = 1;
+
 static void writer_ops(struct eng_db *db, uint64_t keys, uint64_t *seed,
 		       const char *val, uint64_t *ops, uint64_t *busy)
 {
-	char key[KEY_LEN];
-	struct eng_op op = {
-		.kind = ENG_OP_PUT, .key = key, .klen = KEY_LEN,
-		.val = val, .vlen = VAL_LEN,
-	};
-	struct eng_result res;
+	char key[PASS_MAX][KEY_LEN];
+	struct eng_op op[PASS_MAX];
+	const struct eng_op *opp[PASS_MAX];
+	struct eng_result res[PASS_MAX], *resp[PASS_MAX];
+	int rcs[PASS_MAX], tries = 0;
 
-	for (int n = 0; n < OPS_PER_CHECK; n++) {
-		int rc, tries = 0;
+	for (int i = 0; i < g_pass; i++) {
+		op[i] = (struct eng_op){ .kind = ENG_OP_PUT, .key = key[i], .klen = KEY_LEN,
+					 .val = val, .vlen = VAL_LEN };
+		opp[i] = &op[i];
+		resp[i] = &res[i];
+	}
+	for (int n = 0; n < OPS_PER_CHECK; n += g_pass) {
+		int done = 0;
 
-		/* A busy key (another writer's) or no version left: another
-		 * key, as a client would retry later. */
-		for (;;) {
-			fmt_key(key, pick(seed, keys));
-			rc = eng_write(db, &op, &res);
-			if (res.want_sync)
+		/* A busy key (another writer's, or one this pass already
+		 * writes) or no version left: another key next time, as a
+		 * client would retry later. */
+		for (int i = 0; i < g_pass; i++)
+			fmt_key(key[i], pick(seed, keys));
+		if (eng_write_pass(db, opp, (size_t)g_pass, resp, rcs))
+			_exit(CX_PUT);
+		for (int i = 0; i < g_pass; i++) {
+			if (res[i].want_sync)
 				atomic_store(&g_shm->want_sync, 1);
-			if (rc != -EAGAIN)
-				break;
-			(*busy)++;
+			if (rcs[i] == -EAGAIN || rcs[i] == ENG_ENEXTPASS) {
+				(*busy)++;
+				continue;
+			}
+			if (rcs[i])
+				_exit(CX_PUT);
+			done++;
+		}
+		*ops += (uint64_t)done;
+		if (done) {
+			tries = 0;
+		} else {
 			if (++tries > MAX_RETRIES)
 				_exit(CX_RETRIES);
 			if (tries % 64 == 0)
 				sched_yield();
 		}
-		if (rc)
-			_exit(CX_PUT);
-		(*ops)++;
 	}
 }
 
@@ -567,8 +588,9 @@ static int cleanup(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: idxbench [-k keys] [-d seconds] [-n max_n]\n"
-		"  defaults: 100000 keys, 2 s per N, max N = 2 x nproc (at most %d)\n", MAX_N);
+	fprintf(stderr, "usage: idxbench [-k keys] [-d seconds] [-n max_n] [-p writes_per_pass]\n"
+		"  defaults: 100000 keys, 2 s per N, max N = 2 x nproc (at most %d), 1 write per call\n",
+		MAX_N);
 	return 2;
 }
 
@@ -584,7 +606,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	const char *tmp = getenv("TMPDIR");
 
-	while ((opt = getopt(argc, argv, "k:d:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "k:d:n:p:")) != -1) {
 		errno = 0;
 		switch (opt) {
 		case 'k':
@@ -595,6 +617,11 @@ int main(int argc, char **argv)
 		case 'd':
 			secs = strtod(optarg, &end);
 			if (errno || *end || !(secs > 0 && secs <= 3600))
+				return usage();
+			break;
+		case 'p':
+			g_pass = (int)strtol(optarg, &end, 10);
+			if (errno || *end || g_pass < 1 || g_pass > PASS_MAX)
 				return usage();
 			break;
 		case 'n':
@@ -675,8 +702,8 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	printf("IDXBENCH keys=%" PRIu64 " key_bytes=%d value_bytes=%d seconds=%g nproc=%d "
-	       "max_n=%d preload_s=%.2f table_slots=%" PRIu64 "\n", keys, KEY_LEN, VAL_LEN,
-	       secs, ncpu, max_n, (double)(mono_ns() - t0) / 1e9, st.table_slots);
+	       "max_n=%d pass=%d preload_s=%.2f table_slots=%" PRIu64 "\n", keys, KEY_LEN,
+	       VAL_LEN, secs, ncpu, max_n, g_pass, (double)(mono_ns() - t0) / 1e9, st.table_slots);
 	fflush(stdout);
 	for (int n = 1; n <= max_n; n++)
 		if (round_n(&g_db, n, keys, (uint64_t)(secs * 1e9), ncpu, val))
