@@ -224,7 +224,7 @@ static int run_job(struct eng_db *db)
 			_exit(10);
 		if (eng_db_attach(db, ENG_JOB_SEAT))
 			_exit(11);
-		_exit(eng_job_run(db, id));
+		_exit(eng_job_run(db, id, NULL));
 	}
 	close(go[0]);
 	eng_job_started(db, id, pid);

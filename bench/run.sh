@@ -694,16 +694,12 @@ bench_compact() {
 	rm -rf "$dir"
 }
 
-bench_compactlat() {
-	local name=caskd-compactlat dir="$TMP/compactlat" port i c0 s0 s1 d0 d1 t0 t1 n_st n_ok n_bad
-	mkdir -p "$dir"
-	compact_data "$dir" "key:,$NKEYS,100"
-	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
-	port=$PORT
-	say "latency while compactions run ($COMPACT_MB MiB: $CMP_KEYS keys x 1 KiB and $NKEYS x 100 B, about 1/4 live;" \
-		"GET and PUT 100 B; caskd w2 group)"
-	wrk_run "$name" get get.lua "$port" key: "$NKEYS" 100
-	wrk_run "$name" put put.lua "$port" key: "$NKEYS" 100
+# compactlat_cmp NAME PORT SUFFIX: GET and PUT 100 B (workloads get_SUFFIX,
+# put_SUFFIX) while a background loop starts a compaction each time the
+# previous one is done; records how many finished, the share of the runs
+# one was running, and a finished job's mean seconds (job_s).
+compactlat_cmp() {
+	local name=$1 port=$2 sfx=$3 i c0 s0 s1 d0 d1 t0 t1 n_st n_ok n_bad
 	c0=$(metric "$port" caskd_compactions_started_total)
 	start_bg compactloop bash -c 'compact_loop "$@"' _ "$port"
 	for ((i = 0; i < 500; i++)); do
@@ -713,11 +709,9 @@ bench_compactlat() {
 	d0=$(metric "$port" caskd_compactions_done_total)
 	s0=$(metric "$port" caskd_compaction_seconds_total)
 	t0=$(date +%s.%N)
-	wrk_run "$name" get_cmp get.lua "$port" key: "$NKEYS" 100
-	wrk_run "$name" put_cmp put.lua "$port" key: "$NKEYS" 100
+	wrk_run "$name" "get_$sfx" get.lua "$port" key: "$NKEYS" 100
+	wrk_run "$name" "put_$sfx" put.lua "$port" key: "$NKEYS" 100
 	t1=$(date +%s.%N)
-	d1=$(metric "$port" caskd_compactions_done_total)
-	s1=$(metric "$port" caskd_compaction_seconds_total)
 	stop_bg compactloop
 	# Let the last job finish: a stop would kill it (a warning in the log).
 	for ((i = 0; i < 6000; i++)); do
@@ -728,13 +722,46 @@ bench_compactlat() {
 		kill -0 "${PIDS[$name]}" 2>/dev/null || break
 		sleep 0.01
 	done
-	put_res "$name" compacting finished "$((${d1:-0} - ${d0:-0}))"
-	put_res "$name" compacting failed "$(metric "$port" caskd_compactions_failed_total)"
+	d1=$(metric "$port" caskd_compactions_done_total)
+	s1=$(metric "$port" caskd_compaction_seconds_total)
+	put_res "$name" "compacting_$sfx" finished "$((${d1:-0} - ${d0:-0}))"
+	put_res "$name" "compacting_$sfx" failed "$(metric "$port" caskd_compactions_failed_total)"
 	# share of the two runs that a compaction was running (finished ones)
-	put_res "$name" compacting busy_pct "$(awk -v a="${s0:-0}" -v b="${s1:-0}" -v t0="$t0" -v t1="$t1" \
+	put_res "$name" "compacting_$sfx" busy_pct "$(awk -v a="${s0:-0}" -v b="${s1:-0}" -v t0="$t0" -v t1="$t1" \
 		'BEGIN { if (t1 > t0) printf "%.0f", 100 * (b - a) / (t1 - t0) }')"
-	say "  compactions finished during the two runs: $(get_res "$name" compacting finished)" \
-		"(compacting $(get_res "$name" compacting busy_pct)% of the time; failed: $(get_res "$name" compacting failed))"
+	# a job's mean duration, from its start to its end (the last one
+	# finishes after the runs)
+	put_res "$name" "compacting_$sfx" job_s "$(awk -v a="${s0:-0}" -v b="${s1:-0}" -v n="$((${d1:-0} - ${d0:-0}))" \
+		'BEGIN { if (n > 0) printf "%.2f", (b - a) / n }')"
+	say "  compactions finished: $(get_res "$name" "compacting_$sfx" finished)" \
+		"(compacting $(get_res "$name" "compacting_$sfx" busy_pct)% of the time; failed:" \
+		"$(get_res "$name" "compacting_$sfx" failed); a job took $(get_res "$name" "compacting_$sfx" job_s) s on average)"
+}
+
+# Latency with and without compactions running: paced as caskd paces them
+# by default (--compaction-rate auto), then again on a fresh file of the
+# same kind with --compaction-rate off (unpaced, as before issue 21).
+bench_compactlat() {
+	local name=caskd-compactlat dir="$TMP/compactlat" port
+	mkdir -p "$dir"
+	compact_data "$dir" "key:,$NKEYS,100"
+	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
+	port=$PORT
+	say "latency while compactions run ($COMPACT_MB MiB: $CMP_KEYS keys x 1 KiB and $NKEYS x 100 B, about 1/4 live;" \
+		"GET and PUT 100 B; caskd w2 group)"
+	wrk_run "$name" get get.lua "$port" key: "$NKEYS" 100
+	wrk_run "$name" put put.lua "$port" key: "$NKEYS" 100
+	say "  compactions paced (--compaction-rate auto):"
+	compactlat_cmp "$name" "$port" cmp
+	stop_bg "$name"
+	note_warnings "$name"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	compact_data "$dir" "key:,$NKEYS,100"
+	start_caskd "$name" "$dir" --compact-garbage-pct 0 --compaction-rate off || return 1
+	port=$PORT
+	say "  compactions unpaced (--compaction-rate off), a fresh file of the same kind:"
+	compactlat_cmp "$name" "$port" off
 	stop_bg "$name"
 	note_warnings "$name"
 	rm -rf "$dir"

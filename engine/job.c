@@ -79,6 +79,7 @@ static struct eng_job *new_job(struct eng_shared *sh, enum eng_job_kind kind)
 	j->id = id;
 	j->kind = kind;
 	j->state = ENG_JOB_PENDING;
+	j->eta_ms = UINT64_MAX;
 	return j;
 }
 
@@ -119,6 +120,12 @@ static void info_of(const struct eng_job *j, struct eng_job_info *out)
 	out->bytes_before = j->bytes_before;
 	out->bytes_after = j->bytes_after;
 	out->keys = j->keys;
+	out->pace_mode = (enum eng_pace_mode)j->pace_mode;
+	out->rate_limit = j->rate_limit;
+	out->rate = j->rate;
+	out->bytes_done = j->done;
+	out->bytes_total = j->total;
+	out->eta_ms = j->eta_ms;
 	memcpy(out->error, j->error, sizeof(out->error));
 }
 
@@ -168,6 +175,7 @@ static void record_outcome(struct eng_shared *sh, struct eng_job *j, int rc)
 	assert(ipc_mtx_held(&sh->job_mtx));
 	j->finished_ms = unix_ms();
 	j->state = rc ? ENG_JOB_FAILED : ENG_JOB_DONE;
+	j->eta_ms = UINT64_MAX; /* ended: nothing left to expect */
 	if (j->kind != ENG_JOB_COMPACT)
 		return;
 	atomic_fetch_add(&sh->compactions[rc ? 2 : 1], 1);
@@ -196,6 +204,24 @@ int eng_job_record_stage(struct eng_shared *sh, uint64_t id,
 	}
 	eng_unlock_jobs(sh);
 	return 0;
+}
+
+void eng_job_record_progress(struct eng_shared *sh, uint64_t id,
+			     const struct eng_job_progress *p)
+{
+	struct eng_job *j;
+
+	if (eng_lock_jobs(sh))
+		return;
+	if ((j = job_at(sh, id))) {
+		j->pace_mode = (uint32_t)p->mode;
+		j->rate_limit = p->rate_limit;
+		j->rate = p->rate;
+		j->done = p->done;
+		j->total = p->total;
+		j->eta_ms = p->eta_ms;
+	}
+	eng_unlock_jobs(sh);
 }
 
 void eng_job_record_outcome(struct eng_shared *sh, uint64_t id, int rc,

@@ -15,6 +15,7 @@
 #ifndef CASKD_ENGINE_JOB_H
 #define CASKD_ENGINE_JOB_H
 
+#include "engine/pace.h"
 #include "engine/store.h"
 
 #include <stddef.h>
@@ -63,6 +64,13 @@ struct eng_job_info {
 	 * done, the file it made; a failed job made none: 0 */
 	uint64_t bytes_before, bytes_after;
 	uint64_t keys;                      /* in the new table, once done */
+	/* A compaction's pace (engine/pace.h): its mode, the rate it is
+	 * held to (0: not held back), the rate it made over the last
+	 * moments (bytes/s; over the whole job once it ended), bytes done of
+	 * the total it expects (0 and 0 until it measured them), and the ms
+	 * it expects to take still (UINT64_MAX: unknown or ended). */
+	enum eng_pace_mode pace_mode;
+	uint64_t rate_limit, rate, bytes_done, bytes_total, eta_ms;
 	char error[ENG_JOB_ERROR_LEN];
 };
 
@@ -105,7 +113,9 @@ uint64_t eng_job_reaped(struct eng_db *db, pid_t pid, int status);
 void eng_job_reclaim(struct eng_db *db);
 
 /* The job process (forked by the master, attached to ENG_JOB_SEAT): runs
- * job id. Returns the process's exit status (0 done, 1 failed). */
-int eng_job_run(struct eng_db *db, uint64_t id);
+ * job id, a compaction at the pace `pace` says (NULL: unpaced; a table
+ * rebuild is never paced: writers may be waiting for it). Returns the
+ * process's exit status (0 done, 1 failed). */
+int eng_job_run(struct eng_db *db, uint64_t id, const struct eng_pace_cfg *pace);
 
 #endif

@@ -20,6 +20,14 @@
 int eng_job_record_stage(struct eng_shared *sh, uint64_t id,
 			 enum eng_job_stage st, const struct eng_flip *f,
 			 uint64_t bytes_before, uint64_t keys);
+/* Job process: its pace and progress now (the fields of struct
+ * eng_job_info of the same names). */
+struct eng_job_progress {
+	enum eng_pace_mode mode;
+	uint64_t rate_limit, rate, done, total, eta_ms;
+};
+void eng_job_record_progress(struct eng_shared *sh, uint64_t id,
+			     const struct eng_job_progress *p);
 /* Job process: records its own outcome (rc 0 or -errno, err naming what
  * failed) and counts it. */
 void eng_job_record_outcome(struct eng_shared *sh, uint64_t id, int rc,

@@ -45,6 +45,7 @@
 #include "engine/idxsnap.h"
 #include "engine/index.h"
 #include "engine/io.h"
+#include "engine/pacer.h"
 #include "engine/record.h"
 #include "engine/replay.h"
 #include "engine/scan.h"
@@ -111,6 +112,10 @@ struct rb {
 	uint64_t before;          /* database.bin's size at the cut */
 	uint64_t catchup_delta;   /* new offset - old offset of the pass */
 	uint64_t ns_copy, ns_catchup, ns_sync, ns_frozen; /* where time went */
+	/* a compaction's pace: the copy and the catch-up before the freeze
+	 * report their bytes to it and sleep as it says (never frozen) */
+	const struct eng_pace_cfg *pace;
+	struct eng_pacer pacer;
 	char err[ENG_JOB_ERROR_MAX];
 };
 
@@ -449,6 +454,9 @@ static int walk(struct rb *r, uint64_t from, uint64_t to,
 	eng_scan_seek(&s, from);
 	eng_replay_init(&rp, &s);
 	while (!rc && !(rc = eng_replay_next(&rp, &it)) && it.kind != ENG_REPLAY_END) {
+		/* the copy's pace counts every byte it scans, dead ones too */
+		if (r->compact && !r->in_catchup)
+			eng_pacer_done(&r->pacer, it.len);
 		if (it.kind == ENG_REPLAY_RECORD) {
 			rc = fn(r, &it);
 		} else if (r->in_catchup && r->compact &&
@@ -501,6 +509,8 @@ static int catch_up(struct rb *r, uint64_t to)
 			uint64_t n = to - o < COPY_CHUNK_BYTES ? to - o : COPY_CHUNK_BYTES;
 			if ((rc = eng_io_pwrite_all(r->nfd, r->db->map + o, n, o + r->catchup_delta)))
 				return fail(r, rc, "writing database.bin.compact");
+			if (!r->frozen)
+				eng_pacer_done(&r->pacer, n);
 		}
 		r->ntail += to - r->pos;
 		r->buf_off = r->ntail;
@@ -532,6 +542,8 @@ static int catch_up_while_running(struct rb *r)
 	for (int pass = 0; pass < CATCHUP_PASSES; pass++) {
 		uint64_t to = written_below(r);
 		uint64_t n = to > r->pos ? to - r->pos : 0;
+		if (r->compact)
+			eng_pacer_catchup(&r->pacer, to);
 		if ((rc = catch_up(r, to)))
 			return rc;
 		if (n < CATCHUP_SMALL_BYTES)
@@ -702,12 +714,17 @@ static int run(struct rb *r)
 	uint64_t t0 = 0, tail, lease, t = mono_ns();
 	int rc;
 
-	if (r->compact)
+	if (r->compact) {
+		/* before the cut: its first probe measures the load alone */
+		eng_pacer_start(&r->pacer, r->sh, r->id, r->pace);
 		make_room(r);
+	}
 	if ((rc = cut(r)))
 		return rc;
 	ENG_FP("compact.cut");
 	t0 = r->pos;
+	if (r->compact)
+		eng_pacer_cut(&r->pacer, ENG_FILE_HDR_SIZE, t0);
 	(void)set_stage(r, ENG_STAGE_COPY);
 	if (r->compact) {
 		if ((rc = create_new_file(r)) ||
@@ -744,11 +761,11 @@ static int run(struct rb *r)
 	return rc;
 }
 
-int eng_job_run(struct eng_db *db, uint64_t id)
+int eng_job_run(struct eng_db *db, uint64_t id, const struct eng_pace_cfg *pace)
 {
 	struct eng_shared *sh = db->sh;
 	struct eng_job *j = &sh->jobs[id % ENG_JOBS_KEPT];
-	struct rb r = { .db = db, .sh = sh, .id = id, .nfd = -1 };
+	struct rb r = { .db = db, .sh = sh, .id = id, .nfd = -1, .pace = pace };
 	uint64_t t0 = mono_ns();
 	int rc;
 
@@ -771,14 +788,17 @@ int eng_job_run(struct eng_db *db, uint64_t id)
 			eng_job_kind_name((enum eng_job_kind)j->kind), id, r.err);
 	} else {
 		if (r.compact) {
+			eng_pacer_end(&r.pacer);
 			ENG_FP("compact.done");
 			write_snapshot(&r);
 			eng_log(ENG_LOG_INFO, "compaction %" PRIu64 " done in %.2f s: database.bin "
 				"%" PRIu64 " -> %" PRIu64 " bytes, %" PRIu64 " keys (copy %.3f s, "
-				"catch-up %.3f s, sync %.3f s, writes held off %.1f ms)", id,
+				"catch-up %.3f s, sync %.3f s, writes held off %.1f ms), pace %s, "
+				"%.1f MB/s", id,
 				(double)(mono_ns() - t0) / 1e9, r.before, r.ntail, r.t->live,
 				(double)r.ns_copy / 1e9, (double)r.ns_catchup / 1e9,
-				(double)r.ns_sync / 1e9, (double)r.ns_frozen / 1e6);
+				(double)r.ns_sync / 1e9, (double)r.ns_frozen / 1e6,
+				eng_pace_mode_name(r.pacer.mode), (double)r.pacer.made / 1e6);
 		} else {
 			eng_log(ENG_LOG_INFO, "index rebuilt: %" PRIu64 " slots for %" PRIu64 " keys",
 				r.t->nslots, r.t->live);

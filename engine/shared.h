@@ -51,7 +51,7 @@
 #include <stdint.h>
 
 #define ENG_SHM_MAGIC 0x324D48534B534143ull /* "CASKSHM2" */
-#define ENG_SHM_VERSION 3 /* 3: struct ipc_mtx carries its rank */
+#define ENG_SHM_VERSION 4 /* 4: job records carry their pace and progress */
 /* The lock order of ipc/mutex.h, as ranks (asserted in debug builds). */
 #define ENG_RANK_INDEX 1
 #define ENG_RANK_SYNC 2
@@ -131,6 +131,12 @@ struct eng_job {
 	uint64_t bytes_before, bytes_after;
 	uint64_t keys;
 	char error[ENG_JOB_ERROR_MAX];
+	/* A compaction's pace and progress (engine/pacer.c), a few times a
+	 * second while it runs: enum eng_pace_mode, the rate it is held to
+	 * (0: none), the rate it made, bytes done of the total it expects,
+	 * and the ms it expects to take still (UINT64_MAX: unknown). */
+	uint32_t pace_mode;
+	uint64_t rate_limit, rate, done, total, eta_ms;
 	/* From ENG_STAGE_RENAMING on, what the master needs to finish the
 	 * flip of a compaction whose process died after its rename. */
 	struct eng_flip flip;

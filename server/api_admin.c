@@ -30,8 +30,9 @@
 
 #define JOBS_PATH "/admin/jobs"
 #define JOBS_PREFIX JOBS_PATH "/"
-/* One job's JSON: its fixed text, times, sizes and error fit. */
-#define JOB_JSON_MAX 768
+/* One job's JSON: its fixed text, times, sizes, pace and error fit. */
+#define JOB_JSON_MAX 1024
+#define PACE_JSON_MAX 256
 
 /* --- authorization --------------------------------------------------------- */
 
@@ -98,13 +99,36 @@ static void json_size(char *buf, size_t n, int known, uint64_t v)
 		snprintf(buf, n, "null");
 }
 
+/* A compaction's pace and progress (engine/pace.h): null where not
+ * known (before its cut, a table rebuild); the rate limit is null while
+ * nothing holds it back, the ETA once it ended. */
+static void pace_json(char *buf, size_t n, const struct eng_job_info *j)
+{
+	char rate[24], lim[24], done[24], total[24], eta[32];
+	int known = j->kind == ENG_JOB_COMPACT && j->bytes_total != 0;
+	int running = j->state == ENG_JOB_RUNNING;
+
+	json_size(rate, sizeof(rate), known, j->rate);
+	json_size(lim, sizeof(lim), known && running && j->rate_limit, j->rate_limit);
+	json_size(done, sizeof(done), known, j->bytes_done);
+	json_size(total, sizeof(total), known, j->bytes_total);
+	if (known && running && j->eta_ms != UINT64_MAX)
+		snprintf(eta, sizeof(eta), "%.1f", (double)j->eta_ms / 1000);
+	else
+		snprintf(eta, sizeof(eta), "null");
+	snprintf(buf, n, "\"pace\":\"%s\",\"rate_bytes_per_s\":%s,"
+		 "\"rate_limit_bytes_per_s\":%s,\"bytes_done\":%s,\"bytes_total\":%s,"
+		 "\"eta_s\":%s", j->kind == ENG_JOB_COMPACT ? eng_pace_mode_name(j->pace_mode) : "off",
+		 rate, lim, done, total, eta);
+}
+
 /* One job record as JSON into buf (n >= JOB_JSON_MAX): its length.
  * bytes_before is known from the job's cut on; bytes_after and keys
  * only once it is done: a failed job made no file to measure. */
 static size_t job_json(char *buf, size_t n, const struct eng_job_info *j)
 {
 	char started[64], finished[64], err[ENG_JOB_ERROR_LEN + 2];
-	char before[24], after[24], keys[24];
+	char before[24], after[24], keys[24], pace[PACE_JSON_MAX];
 	int done = j->state == ENG_JOB_DONE, len;
 
 	iso_time(started, sizeof(started), j->started_ms);
@@ -113,12 +137,13 @@ static size_t job_json(char *buf, size_t n, const struct eng_job_info *j)
 	json_size(before, sizeof(before), j->bytes_before != 0, j->bytes_before);
 	json_size(after, sizeof(after), done, j->bytes_after);
 	json_size(keys, sizeof(keys), done, j->keys);
+	pace_json(pace, sizeof(pace), j);
 	len = snprintf(buf, n,
 		       "{\"id\":\"%" PRIu64 "\",\"kind\":\"%s\",\"state\":\"%s\","
 		       "\"started\":%s,\"finished\":%s,\"bytes_before\":%s,"
-		       "\"bytes_after\":%s,\"keys\":%s,\"error\":%s%s%s}",
+		       "\"bytes_after\":%s,\"keys\":%s,%s,\"error\":%s%s%s}",
 		       j->id, eng_job_kind_name(j->kind), eng_job_state_name(j->state),
-		       started, finished, before, after, keys,
+		       started, finished, before, after, keys, pace,
 		       j->error[0] ? "\"" : "", j->error[0] ? err : "null",
 		       j->error[0] ? "\"" : "");
 	return len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;

@@ -2,6 +2,8 @@
  * config.h). */
 #include "server/config.h"
 
+#include "engine/pace.h"
+
 #include "server/cli_check.h"
 
 #include "server/cli_client.h"
@@ -20,7 +22,7 @@
 #define MAX_PORT 65535
 
 enum opt_type { OPT_INT, OPT_U64, OPT_SIZE, OPT_STR, OPT_LISTEN, OPT_FSYNC,
-		OPT_LEVEL };
+		OPT_LEVEL, OPT_PACE };
 
 struct opt {
 	const char *name;
@@ -100,6 +102,9 @@ static const struct opt opts[] = {
 	  "compact by itself once garbage passes this % of database.bin (default 50; 0: never)" },
 	{ "compact-min-size", OPT_SIZE, F(compact_min_size), 0, 1ull << 40,
 	  "... and database.bin is at least this big (default 64m)" },
+	{ "compaction-rate", OPT_PACE, F(compaction_rate), 1ull << 16, 1ull << 40,
+	  "auto (default): a compaction slows down while it makes request p99\n"
+	  "                         grow; off: it runs unpaced; or bytes per second (k, m, g)" },
 	{ "max-watches", OPT_INT, F(max_watches), 0, 1000000,
 	  "open GET /watch streams per worker before 503 (default 4096)" },
 	{ "watch-max-lag", OPT_SIZE, F(watch_max_lag), 1, 1ull << 40,
@@ -140,6 +145,7 @@ static void defaults(struct srv_config *c)
 	c->max_batch_size = 16u << 20;
 	c->compact_garbage_pct = 50;
 	c->compact_min_size = 64u << 20;
+	c->compaction_pace = ENG_PACE_AUTO;
 	c->group_size = 3;
 	c->lease_ttl_s = 5;
 	c->replication_timeout_ms = 2000;
@@ -343,6 +349,19 @@ static int apply(struct srv_config *c, const struct opt *o, const char *val,
 			}
 		snprintf(err, errlen, "%s: '%s' is not group, periodic or always", where, val);
 		return -EINVAL;
+	case OPT_PACE:
+		if (!strcmp(val, "auto") || !strcmp(val, "off")) {
+			c->compaction_pace = val[0] == 'a' ? ENG_PACE_AUTO : ENG_PACE_OFF;
+			return 0;
+		}
+		if (parse_u64(val, &v, 1) < 0 || v < o->min || v > o->max) {
+			snprintf(err, errlen, "%s: '%s' is not auto, off or a rate in bytes per "
+				 "second from 64k to 1024g", where, val);
+			return -EINVAL;
+		}
+		c->compaction_pace = ENG_PACE_FIXED;
+		*(uint64_t *)field = v;
+		return 0;
 	case OPT_LEVEL:
 		if (srv_log_parse_level(val, &lv) < 0) {
 			snprintf(err, errlen, "%s: '%s' is not debug, info, warn or error",
@@ -519,6 +538,10 @@ enum srv_config_result srv_config_load(int argc, char **argv,
 		if (opts[i].type == OPT_LISTEN) {
 			memcpy(c->listen, flags.listen, sizeof(c->listen));
 			c->nlisten = flags.nlisten;
+		} else if (opts[i].type == OPT_PACE) {
+			/* two fields: the mode, and the rate when fixed */
+			c->compaction_pace = flags.compaction_pace;
+			c->compaction_rate = flags.compaction_rate;
 		} else {
 			size_t sz = opts[i].type == OPT_STR ? opts[i].max
 				  : opts[i].type == OPT_INT || opts[i].type == OPT_FSYNC ||

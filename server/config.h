@@ -53,6 +53,10 @@ struct srv_config {
 	char admin_token_file[PATH_MAX]; /* "" none */
 	int compact_garbage_pct;
 	uint64_t compact_min_size;
+	/* --compaction-rate: enum eng_pace_mode (auto, a fixed rate, off)
+	 * and, when fixed, bytes per second */
+	int compaction_pace;
+	uint64_t compaction_rate;
 	/* Cluster mode (../docs/cluster.md): on when cluster[0]. */
 	char cluster[64];
 	char etcd[512];          /* endpoints, comma-separated */

@@ -8,6 +8,7 @@
 #include "engine/io.h"
 #include "engine/job.h"
 #include "server/log.h"
+#include "server/metrics.h"
 
 #include <sys/prctl.h>
 #include <errno.h>
@@ -31,10 +32,22 @@ void srv_master_job_reaped(struct master *m, int status)
 	m->job_id = 0;
 }
 
+/* The job's latency source: the workers' key read and write durations,
+ * from the metrics region the master mapped before it forked us. */
+static void read_latency(void *arg, struct eng_lat_hist *out)
+{
+	srv_metrics_latency(arg, out);
+}
+
 /* The job process: a child like a worker, that runs one job and exits. */
 static int job_child(struct master *m, uint64_t id)
 {
 	static const int handled[] = SRV_MASTER_SIGNALS;
+	struct eng_pace_cfg pace = {
+		.mode = (enum eng_pace_mode)m->cfg.compaction_pace,
+		.fixed_rate = m->cfg.compaction_rate,
+		.src = { read_latency, m->metrics },
+	};
 	char role[32];
 	int rc;
 
@@ -64,7 +77,7 @@ static int job_child(struct master *m, uint64_t id)
 		srv_error("job %" PRIu64 ": opening %s: %s", id, m->db.path, eng_strerror(rc));
 		return 1;
 	}
-	rc = eng_job_run(&m->db, id);
+	rc = eng_job_run(&m->db, id, &pace);
 	eng_io_crash_report();
 	return rc;
 }

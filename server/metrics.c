@@ -85,6 +85,9 @@ void srv_metrics_retire_seat(struct srv_metrics *m, int seat)
 	atomic_store_explicit(&w->body_memory_limit, 0, memory_order_relaxed);
 	fold(&r->watch_events, &w->watch_events);
 	fold(&r->watch_dropped, &w->watch_dropped);
+	for (int c = 0; c < ENG_LAT_CLASSES; c++)
+		for (unsigned i = 0; i < ENG_LAT_BUCKETS; i++)
+			fold(&r->lat[c][i], &w->lat[c][i]);
 	/* a gauge: the dead worker's streams are gone with it */
 	atomic_store_explicit(&w->watches_open, 0, memory_order_relaxed);
 	atomic_store_explicit(&m->retired_by_seat[seat],
@@ -107,11 +110,23 @@ static int code_index(int status)
 	return 17; /* counted as 500: an unlisted code is a bug too */
 }
 
+/* The class of engine/pace.h a response counts in, or -1: key reads
+ * and writes only (a listing page or a watch is long by nature). */
+static int latency_class(enum srv_route route, int method)
+{
+	if (route == SRV_ROUTE_KV && (method == SRV_HTTP_GET || method == SRV_HTTP_HEAD))
+		return ENG_LAT_READ;
+	if ((route == SRV_ROUTE_KV && (method == SRV_HTTP_PUT || method == SRV_HTTP_DELETE)) ||
+	    ((route == SRV_ROUTE_INCR || route == SRV_ROUTE_BATCH) && method == SRV_HTTP_POST))
+		return ENG_LAT_WRITE;
+	return -1;
+}
+
 void srv_metrics_request(struct srv_wstats *w, enum srv_route route, int method,
 			 int status, uint64_t duration_ns)
 {
 	double sec = (double)duration_ns / 1e9;
-	int b = 0;
+	int b = 0, lat_class;
 
 	if (route < 0 || route >= SRV_ROUTES)
 		route = SRV_ROUTE_OTHER;
@@ -121,6 +136,9 @@ void srv_metrics_request(struct srv_wstats *w, enum srv_route route, int method,
 	while (b < SRV_DUR_BUCKETS - 1 && sec > dur_bounds[b])
 		b++;
 	srv_metrics_inc(&w->dur_hist[route][b]);
+	lat_class = latency_class(route, method);
+	if (lat_class >= 0)
+		srv_metrics_inc(&w->lat[lat_class][eng_lat_bucket(duration_ns)]);
 	atomic_store_explicit(&w->dur_sum_ns[route],
 			      atomic_load_explicit(&w->dur_sum_ns[route], memory_order_relaxed) +
 				      duration_ns,
@@ -278,6 +296,30 @@ static void snapshot(struct srv_metrics *m, struct snapshot *sn)
 			sn->by_seat[s] = ld(&m->retired_by_seat[s]);
 			add_block(sn, &m->w[s], &sn->by_seat[s]);
 		}
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&m->seq, memory_order_relaxed) == seq)
+			return;
+	}
+}
+
+static void add_latency(struct eng_lat_hist *out, struct srv_wstats *w)
+{
+	for (int c = 0; c < ENG_LAT_CLASSES; c++)
+		for (unsigned i = 0; i < ENG_LAT_BUCKETS; i++)
+			out->n[c][i] += ld(&w->lat[c][i]);
+}
+
+void srv_metrics_latency(struct srv_metrics *m, struct eng_lat_hist *out)
+{
+	for (int tries = 0; tries < SNAPSHOT_TRIES; tries++) {
+		uint32_t seq = atomic_load_explicit(&m->seq, memory_order_acquire);
+
+		if (seq & 1)
+			continue;
+		memset(out, 0, sizeof(*out));
+		add_latency(out, &m->retired);
+		for (int s = 0; s < SRV_SEATS; s++)
+			add_latency(out, &m->w[s]);
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&m->seq, memory_order_relaxed) == seq)
 			return;

@@ -343,7 +343,7 @@ static inline struct eng_job_info uu_run_job_in(struct eng_db *db,
 			_exit(10);
 		if (eng_db_attach(db, ENG_JOB_SEAT))
 			_exit(11);
-		_exit(eng_job_run(db, id));
+		_exit(eng_job_run(db, id, NULL));
 	}
 	close(go[0]);
 	if (order == UU_ENDS_FIRST) {
