@@ -58,6 +58,11 @@ struct srv_wstats {
 	_Atomic uint64_t watches_open;
 	_Atomic uint64_t watch_events;
 	_Atomic uint64_t watch_dropped;
+	/* GET /keys: this worker's ordered views, mapped from database.idx
+	 * or built by a sort (engine's eng_list_stats, copied after each
+	 * listing by its one writer) */
+	_Atomic uint64_t key_views_loaded;
+	_Atomic uint64_t key_views_built;
 };
 
 /* Counters never go backwards while the master lives (Prometheus reads a
@@ -90,6 +95,8 @@ void srv_metrics_request(struct srv_wstats *w, enum srv_route route, int method,
 /* Worker: n index mutex acquisitions were made for a request. */
 void srv_metrics_locks(struct srv_wstats *w, enum srv_route route, int method,
 		       uint64_t n);
+/* Worker: its ordered views of the keys so far (engine's eng_list_stats). */
+void srv_metrics_key_views(struct srv_wstats *w, uint64_t loaded, uint64_t built);
 static inline void srv_metrics_inc(_Atomic uint64_t *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
