@@ -37,11 +37,13 @@
 #define ORDER_ENTRY_SIZE 24
 /* Entries encoded per write: 48 KiB a pwrite. */
 #define WRITE_CHUNK 2048
+/* Keys read this many entries ahead of their use (fill_prefixes): enough
+ * to overlap misses of a few hundred ns at tens of ns an entry. */
+#define PREFETCH_AHEAD 16
 
 /* --- making one ----------------------------------------------------------- */
 
-int eng_idxorder_add(struct eng_idxorder *o, const char *map, uint64_t voff,
-		     uint16_t klen)
+int eng_idxorder_add(struct eng_idxorder *o, uint64_t voff, uint16_t klen)
 {
 	if (o->n == o->cap) {
 		size_t ncap = o->cap ? o->cap * 2 : 4096;
@@ -51,7 +53,69 @@ int eng_idxorder_add(struct eng_idxorder *o, const char *map, uint64_t voff,
 		o->v = p;
 		o->cap = ncap;
 	}
-	o->v[o->n++] = eng_okey_make(map + voff - klen, klen, voff - klen);
+	/* the key's bytes later, in one pass that prefetches (fill_prefixes) */
+	o->v[o->n++] = (struct eng_okey){ 0, 0, (voff - klen) << 16 | klen };
+	return 0;
+}
+
+/* The entries come in the table's order, that is of their hashes, so
+ * the keys they name are all over database.bin: each read is a miss.
+ * Their addresses are known entries ahead, so they are asked for that
+ * far ahead and the misses overlap (measured at 1 M keys: the reads
+ * were a third of a stop's sort before). */
+static void fill_prefixes(struct eng_okey *v, size_t n, const char *map)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i + PREFETCH_AHEAD < n)
+			__builtin_prefetch(eng_okey_ptr(map, &v[i + PREFETCH_AHEAD]), 0);
+		v[i] = eng_okey_make(eng_okey_ptr(map, &v[i]), eng_okey_len(&v[i]),
+				     eng_okey_off(&v[i]));
+	}
+}
+
+static uint8_t digit(const struct eng_okey *k, unsigned d)
+{
+	/* digits 0..7: p1 from its low byte up; 8..15: p0 likewise */
+	return (uint8_t)((d < 8 ? k->p1 : k->p0) >> (8 * (d % 8)));
+}
+
+/* Sorts by the 16 inline bytes (p0, p1) as one 128-bit number: a least
+ * significant digit first radix sort, stable, one byte a pass, passes
+ * skipped where every entry has the same byte (keys with a common
+ * prefix, or shorter than 16 bytes). Instead of the n log n calls of
+ * a comparator: at 1 M keys, msort's were two fifths of a stop. 0 or
+ * -ENOMEM. */
+static int radix_sort(struct eng_okey **v, size_t n)
+{
+	size_t (*count)[256] = calloc(OKEY_INLINE, sizeof(*count));
+	struct eng_okey *tmp = malloc(n * sizeof(*tmp)), *t;
+
+	if (!count || !tmp) {
+		free(count);
+		free(tmp);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		for (unsigned d = 0; d < OKEY_INLINE; d++)
+			count[d][digit(&(*v)[i], d)]++;
+	for (unsigned d = 0; d < OKEY_INLINE; d++) {
+		size_t at = 0;
+
+		if (count[d][digit(&(*v)[0], d)] == n)
+			continue; /* one value: this pass would change nothing */
+		for (unsigned b = 0; b < 256; b++) {
+			size_t c = count[d][b];
+			count[d][b] = at;
+			at += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			tmp[count[d][digit(&(*v)[i], d)]++] = (*v)[i];
+		t = *v;
+		*v = tmp;
+		tmp = t;
+	}
+	free(tmp);
+	free(count);
 	return 0;
 }
 
@@ -60,10 +124,25 @@ static int sort_cmp(const void *a, const void *b, void *map)
 	return eng_okey_cmp(a, eng_okey_ptr(map, a), b, eng_okey_ptr(map, b));
 }
 
-void eng_idxorder_sort(struct eng_idxorder *o, const char *map)
+int eng_idxorder_sort(struct eng_idxorder *o, const char *map)
 {
-	if (o->n > 1)
-		qsort_r(o->v, o->n, sizeof(*o->v), sort_cmp, (void *)map);
+	size_t i, j;
+	int rc;
+
+	fill_prefixes(o->v, o->n, map);
+	if (o->n < 2)
+		return 0;
+	if ((rc = radix_sort(&o->v, o->n)))
+		return rc;
+	o->cap = o->n; /* radix_sort may have handed back its own buffer */
+	/* keys whose 16 inline bytes tie: by their length, or their bytes */
+	for (i = 0; i < o->n; i = j) {
+		for (j = i + 1; j < o->n && o->v[j].p0 == o->v[i].p0 && o->v[j].p1 == o->v[i].p1; j++)
+			;
+		if (j - i > 1)
+			qsort_r(o->v + i, j - i, sizeof(*o->v), sort_cmp, (void *)map);
+	}
+	return 0;
 }
 
 static void encode(unsigned char *d, const struct eng_okey *k)

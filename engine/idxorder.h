@@ -29,12 +29,13 @@ struct eng_idxorder {
 	size_t n, cap;
 };
 
-/* Adds the key of the record whose value is at voff in map. 0 or -ENOMEM. */
-int eng_idxorder_add(struct eng_idxorder *o, const char *map, uint64_t voff,
-		     uint16_t klen);
-/* Sorts the entries by their keys' bytes (read from map where their first
- * OKEY_INLINE bytes tie). */
-void eng_idxorder_sort(struct eng_idxorder *o, const char *map);
+/* Adds the key of the record whose value is at voff (its bytes are read
+ * by the sort). 0 or -ENOMEM. */
+int eng_idxorder_add(struct eng_idxorder *o, uint64_t voff, uint16_t klen);
+/* Reads the keys' first OKEY_INLINE bytes from map and sorts the entries
+ * by their keys' bytes (read from map again where those tie). 0 or
+ * -ENOMEM. */
+int eng_idxorder_sort(struct eng_idxorder *o, const char *map);
 /* Writes the entries at off of fd, little-endian; *crc: their CRC-32C.
  * 0 or -errno. */
 int eng_idxorder_write(int fd, const struct eng_idxorder *o, uint64_t off,

@@ -184,7 +184,7 @@ static int write_entries(int fd, struct eng_db *db, const struct eng_table *t,
 		(*keys)++;
 		if (*ord_ok && e.voff + e.vlen > covered_from)
 			*ord_ok = 0; /* published after the cut: no section */
-		if (*ord_ok && (rc = eng_idxorder_add(ord, db->map, e.voff, e.klen)))
+		if (*ord_ok && (rc = eng_idxorder_add(ord, e.voff, e.klen)))
 			break;
 		if (n == IDX_BUF_ENTRIES) {
 			rc = flush_entries(fd, buf, n, &off, crc);
@@ -206,7 +206,8 @@ static int write_ordered(int fd, struct eng_db *db, struct eng_idxorder *ord,
 
 	if (!ord_ok || ord->n != keys)
 		return 0;
-	eng_idxorder_sort(ord, db->map);
+	if (eng_idxorder_sort(ord, db->map))
+		return 0; /* no memory for it: the snapshot goes without */
 	if ((rc = eng_idxorder_write(fd, ord, IDX_HDR_SIZE + keys * IDX_ENTRY_SIZE, &crc)))
 		return rc;
 	h->ordered = htole64(keys);

@@ -454,3 +454,49 @@ Test(engine_list, a_compaction_after_a_mapped_view_builds_it_again, .timeout = 2
 	cr_assert(eq(u64, s1.loaded, s0.loaded + 1));
 	cr_assert(eq(u64, s1.built, s0.built + 1));
 }
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The stop's sort (a radix sort by the first 16 bytes, then the ties by
+ * all their bytes) against strcmp: keys of any length and any bytes but
+ * NUL, a third sharing their first 20 bytes; the start's check of their
+ * order must keep them, and the listing be exactly them. */
+Test(engine_list, the_stop_sorts_any_bytes_as_a_listing_does, .timeout = 30)
+{
+	enum { N = 900 };
+	static char want[N][KEY_MAX], got[N][KEY_MAX];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	size_t n = 0, m;
+
+	for (int i = 0; i < N; i++) {
+		size_t len = 1, at = 0;
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		len += (size_t)(x >> 33) % 40;
+		if (i % 3 == 0) {
+			memcpy(want[i], "r-shared-prefix-20by", 20);
+			at = 20;
+			len += 20;
+		} else {
+			want[i][at++] = 'r';
+		}
+		for (; at < len; at++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			want[i][at] = (char)(1 + (x >> 40) % 255);
+		}
+		want[i][len] = '\0';
+		cr_assert(eq(int, uu_put(&db, want[i], "v", NULL), 0));
+	}
+	qsort(want, N, KEY_MAX, cmp_str);
+	for (int i = 0; i < N; i++)
+		if (!n || strcmp(want[n - 1], want[i]))
+			memmove(want[n++], want[i], KEY_MAX);
+	stop_and_start();
+	cr_assert(eq(u64, db.idx_view.keys, n), "not kept: %s", db.idx_view.why);
+	m = list_all(&db, "r", 97, got, N);
+	cr_assert(eq(sz, m, n));
+	for (size_t i = 0; i < n; i++)
+		cr_assert(eq(int, strcmp(got[i], want[i]), 0), "key %zu", i);
+}
