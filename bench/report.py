@@ -259,6 +259,7 @@ def targets(res):
         ("start-up, full scan (no .idx)", v("caskd", "startup", "scan_start_s"), None, None, " s"),
         ("GET /keys page of 1000 (median)", v("caskd-keys", "page", "p50_ms"), None, None, " ms"),
         ("GET /keys page, 1 M keys / 10 k", ratio(v("caskd-keys", "page", "p50_ms"), v("caskd-keys", "page_ref", "p50_ms")), "<=", 2, "x"),
+        ("1st /keys page after restart / warm", ratio(v("caskd-keys", "restart", "max_ms"), v("caskd-keys", "restart", "warm_new_conn_ms")), "<=", 2, "x"),
         ("listing all 1 M keys, 1000 a page", v("caskd-keys", "full", "seconds"), "<=", 1, " s"),
         ("p99 PUT with listings / without", p99_ratio("caskd-keys", "put_lst", "put"), "<=", 2, "x"),
         ("batch keys/s / single PUT req/s", ratio(v("caskd-batch", "batch", "keys_per_s"), rps("caskd-batch", "put100")), None, None, "x"),

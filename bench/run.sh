@@ -897,6 +897,55 @@ keys_pages() {
 		"p99 $(get_res caskd-keys "$set" p99_ms) ms (${#times[@]} of $LIST_PAGES pages answered 200)"
 }
 
+# keys_restart NAME DIR: a clean stop and a start of the same data, then
+# the first pages after it, each on a new connection (so each worker's
+# first listing is among them: with an ordered view loaded from
+# database.idx it is a page like any other, built by a sort it is the
+# build); reports the stop, the start and the first and slowest of
+# RESTART_PAGES pages, with their ratio to a warm page (page p50_ms, on
+# a kept-alive connection), and to the median of RESTART_PAGES more
+# pages on new connections once warm (a new connection costs its own).
+RESTART_PAGES=4
+keys_restart() {
+	local name=$1 dir=$2 t0 t1 t2 out i
+	local -a times=() warm=()
+	t0=$(date +%s.%N)
+	stop_bg "$name"
+	t1=$(date +%s.%N)
+	start_caskd "$name" "$dir" --compact-garbage-pct 0 || return 1
+	t2=$(date +%s.%N)
+	# then as many again, the workers warm by now: the same kind of
+	# page (a new connection each, a part of the keys not read yet)
+	for ((i = 0; i < 2 * RESTART_PAGES; i++)); do
+		out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' \
+			"http://127.0.0.1:$PORT/keys?prefix=lst:&limit=1000&start_after=$(printf 'lst:%012d' \
+			$((((2 * i + 1) * LIST_KEYS / (4 * RESTART_PAGES) + RANDOM) % LIST_KEYS)))")
+		printf '== keys page %d after restart (code, seconds): %s\n' "$i" "$out" >>"$RAW"
+		[ "${out%% *}" = 200 ] || continue
+		if ((i < RESTART_PAGES)); then
+			times+=("$(awk -v s="${out##* }" 'BEGIN { printf "%.3f", s * 1000 }')")
+		else
+			warm+=("$(awk -v s="${out##* }" 'BEGIN { printf "%.3f", s * 1000 }')")
+		fi
+	done
+	put_res "$name" restart stop_s "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
+	put_res "$name" restart start_s "$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')"
+	put_res "$name" restart pages "${#times[@]}"
+	put_res "$name" restart first_ms "${times[0]:-}"
+	put_res "$name" restart max_ms "$(printf '%s\n' "${times[@]}" | sort -g | tail -n 1)"
+	put_res "$name" restart warm_new_conn_ms "$(median "${warm[@]}")"
+	say "  first GET /keys page after restart, $LIST_KEYS keys: $(get_res "$name" restart first_ms) ms" \
+		"($(awk -v a="$(get_res "$name" restart first_ms)" -v b="$(get_res "$name" page p50_ms)" \
+		'BEGIN { if (b > 0) printf "%.1fx", a / b }') a warm page); slowest of the first" \
+		"$RESTART_PAGES: $(get_res "$name" restart max_ms) ms" \
+		"($(awk -v a="$(get_res "$name" restart max_ms)" -v b="$(get_res "$name" page p50_ms)" \
+		'BEGIN { if (b > 0) printf "%.1fx", a / b }')); the next $RESTART_PAGES (warm, also on new" \
+		"connections): median $(get_res "$name" restart warm_new_conn_ms) ms, so the slowest first page is" \
+		"$(awk -v a="$(get_res "$name" restart max_ms)" -v b="$(get_res "$name" restart warm_new_conn_ms)" \
+		'BEGIN { if (b > 0) printf "%.1fx", a / b }') of that; clean stop $(get_res "$name" restart stop_s) s," \
+		"start $(get_res "$name" restart start_s) s"
+}
+
 bench_keys() {
 	local name=caskd-keys dir="$TMP/keys" port i out lines n0 n1 t0 t1
 	# the reference: the same pages with 10 k keys stored
@@ -926,6 +975,8 @@ bench_keys() {
 	put_res "$name" full keys "${out%% *}"
 	put_res "$name" full seconds "${out##* }"
 	say "  all $(get_res "$name" full keys) keys listed, 1000 a page: $(get_res "$name" full seconds) s"
+	keys_restart "$name" "$dir" || return 1
+	port=$PORT
 	wrk_run "$name" put put.lua "$port" lst: "$LIST_KEYS" 100
 	start_bg keysloop $PY -c "$KEYS_LOOP" "$port" "$LIST_KEYS"
 	for ((i = 0; i < 500; i++)); do

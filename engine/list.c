@@ -35,27 +35,35 @@
  * in flight.
  *
  * Growth (a table rebuilt bigger or smaller) does not touch the view: it
- * holds offsets, not slots. Recovery leaves nothing to keep: a process
- * builds its view at its first listing.
+ * holds offsets, not slots.
+ *
+ * After a clean stop there is no build: database.idx carries the keys in
+ * order (engine/idxorder.h), recovery checked them, and the first view
+ * of that file maps them read-only as its base (every worker shares the
+ * page cache's copy) with its reader started where they end; a page
+ * then touches only the pages its searches fall in. A view built again
+ * later (a compaction, a delta grown too big) is built as above.
  */
 #include "engine/store.h"
 
+#include "engine/elog.h"
 #include "engine/errors.h"
+#include "engine/idxorder.h"
 #include "engine/index.h"
 #include "engine/logread.h"
+#include "engine/okey.h"
+#include "engine/record.h"
 #include "engine/shared.h"
 #include "engine/db.h"
 
 #include <endian.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Key bytes kept in an entry: with them, keys that differ in their first
- * 16 bytes compare without reading the mapping. */
-#define OKEY_INLINE 16
 /* The view is built again once the keys added (or deleted) since it was
  * built pass this share of it, or this many: a page then pays for at
  * most that many extra candidates, and a rebuild is amortised over as
@@ -69,19 +77,9 @@
  * in one call). */
 #define PAGE_WAIT_NS 100000000ull
 
-struct okey {
-	uint64_t p0, p1;     /* key bytes 0..15, big-endian, zero padded */
-	/* OKEY_DEAD (delta only: deleted since the build) | offset of the
-	 * key in the mapping << 16 | klen. Offsets are below 2^40
-	 * (ENG_MAP_BYTES), so bit 63 is free. */
-	uint64_t off_len;
-};
-_Static_assert(sizeof(struct okey) == 24, "an ordered entry is 24 bytes");
-#define OKEY_DEAD (1ull << 63)
-
 /* A change read from the log, in the order read. */
 struct fkey {
-	struct okey k;
+	struct eng_okey k;
 	uint64_t seq;
 };
 
@@ -94,7 +92,7 @@ struct oview {
 	struct eng_map *map;     /* the file the entries point into: referenced */
 	uint64_t cur;            /* the table the pass reads */
 	uint64_t next;           /* its next slot */
-	struct okey *base;
+	struct eng_okey *base;
 	size_t nbase, capbase;
 	/* The sort, a step at a time: each step of the pass sorts what it
 	 * added (a run), then merge passes of a bounded number of entries
@@ -103,16 +101,21 @@ struct oview {
 	size_t *runs;            /* where each run starts */
 	size_t nruns, capruns;
 	size_t sorted_to;        /* base[0, sorted_to) is in runs */
-	struct okey *tmp;        /* the merge's output */
+	struct eng_okey *tmp;        /* the merge's output */
 	size_t captmp;
 	size_t mpair, mi, mj, mk; /* the merge pass: pair, inputs, output */
-	struct okey *delta;      /* sorted, each key once, with its state */
+	struct eng_okey *delta;      /* sorted, each key once, with its state */
 	size_t ndelta, capdelta;
 	struct fkey *fresh;      /* changes not laid over delta yet */
 	size_t nfresh, capfresh;
 	uint64_t seq;
 	uint64_t end;            /* the end of every record the view holds */
 	struct eng_logread lr;
+	/* base is database.idx's ordered section, mapped (capbase 0) */
+	struct eng_idxorder_map mapped;
+	uint64_t idx_gen;        /* the file whose section was tried: once */
+	uint64_t build_start_ns; /* when the build under way began (0: none) */
+	struct eng_list_stats stats;
 };
 
 static struct oview view;
@@ -137,32 +140,8 @@ struct eng_list {
 
 /* --- entries ------------------------------------------------------------- */
 
-static struct okey okey_make(const char *key, uint16_t klen, uint64_t off)
-{
-	unsigned char b[OKEY_INLINE] = { 0 };
-	struct okey k;
-
-	memcpy(b, key, klen < OKEY_INLINE ? klen : OKEY_INLINE);
-	memcpy(&k.p0, b, 8);
-	memcpy(&k.p1, b + 8, 8);
-	k.p0 = be64toh(k.p0);
-	k.p1 = be64toh(k.p1);
-	k.off_len = off << 16 | klen;
-	return k;
-}
-
-static uint16_t okey_len(const struct okey *k)
-{
-	return (uint16_t)(k->off_len & 0xffff);
-}
-
-static const char *okey_ptr(const char *base, const struct okey *k)
-{
-	return base + ((k->off_len & ~OKEY_DEAD) >> 16);
-}
-
 /* The key's bytes when it is short enough to be all inline. */
-static void okey_bytes(const struct okey *k, char *out)
+static void okey_bytes(const struct eng_okey *k, char *out)
 {
 	uint64_t a = htobe64(k->p0), b = htobe64(k->p1);
 
@@ -170,41 +149,22 @@ static void okey_bytes(const struct okey *k, char *out)
 	memcpy(out + 8, &b, 8);
 }
 
-static int kcmp(const char *a, size_t al, const char *b, size_t bl)
-{
-	int c = memcmp(a, b, al < bl ? al : bl);
-	return c ? c : (al > bl) - (al < bl);
-}
-
-/* Byte order of a and b, whose bytes are at pa and pb. */
-static int ocmp(const struct okey *a, const char *pa, const struct okey *b,
-		const char *pb)
-{
-	if (a->p0 != b->p0)
-		return a->p0 < b->p0 ? -1 : 1;
-	if (a->p1 != b->p1)
-		return a->p1 < b->p1 ? -1 : 1;
-	if (okey_len(a) <= OKEY_INLINE && okey_len(b) <= OKEY_INLINE)
-		return (okey_len(a) > okey_len(b)) - (okey_len(a) < okey_len(b));
-	return kcmp(pa, okey_len(a), pb, okey_len(b));
-}
-
 static int sort_cmp(const void *a, const void *b, void *base)
 {
-	return ocmp(a, okey_ptr(base, a), b, okey_ptr(base, b));
+	return eng_okey_cmp(a, eng_okey_ptr(base, a), b, eng_okey_ptr(base, b));
 }
 
 /* The first entry of v[0, n) not below key (after = 0) or above it
  * (after = 1). */
-static size_t bound(const char *base, const struct okey *v, size_t n,
+static size_t bound(const char *base, const struct eng_okey *v, size_t n,
 		    const char *key, uint16_t klen, int after)
 {
-	struct okey k = okey_make(key, klen, 0);
+	struct eng_okey k = eng_okey_make(key, klen, 0);
 	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = ocmp(&v[mid], okey_ptr(base, &v[mid]), &k, key);
+		int c = eng_okey_cmp(&v[mid], eng_okey_ptr(base, &v[mid]), &k, key);
 		if (c < 0 || (after && c == 0))
 			lo = mid + 1;
 		else
@@ -213,11 +173,11 @@ static size_t bound(const char *base, const struct okey *v, size_t n,
 	return lo;
 }
 
-static int push(struct okey **v, size_t *n, size_t *cap, struct okey k)
+static int push(struct eng_okey **v, size_t *n, size_t *cap, struct eng_okey k)
 {
 	if (*n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 1024;
-		struct okey *p = realloc(*v, ncap * sizeof(*p));
+		struct eng_okey *p = realloc(*v, ncap * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		*v = p;
@@ -229,10 +189,29 @@ static int push(struct okey **v, size_t *n, size_t *cap, struct okey k)
 
 /* --- the view ---------------------------------------------------------- */
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Lets base go: a mapped section is unmapped, an array kept for reuse. */
+static void base_unmap(void)
+{
+	if (!view.mapped.addr)
+		return;
+	eng_idxorder_unmap(&view.mapped);
+	view.base = NULL;
+	view.capbase = 0;
+}
+
 static void view_clear(struct eng_db *db)
 {
 	if (view.map)
 		eng_map_put(db, view.map);
+	base_unmap();
 	view.map = NULL;
 	view.state = VIEW_NONE;
 	view.nbase = view.ndelta = view.nfresh = 0;
@@ -248,12 +227,17 @@ static void view_clear(struct eng_db *db)
  * child's to put. */
 static void view_free(void)
 {
+	struct eng_list_stats st = view.stats;
+
+	if (view.mapped.addr)
+		base_unmap(); /* a child's copy of the mapping is its own */
 	free(view.base);
 	free(view.delta);
 	free(view.fresh);
 	free(view.runs);
 	free(view.tmp);
 	memset(&view, 0, sizeof(view));
+	view.stats = st;
 }
 
 static void forget_inherited(void)
@@ -272,7 +256,58 @@ void eng_list_drop(struct eng_db *db)
 	view_free();
 }
 
-/* Begins a build: the reader first, then a pass over the current table. */
+/* Takes database.idx's ordered section as base, when recovery checked
+ * one for the current file (db->idx_view, inherited from the master)
+ * and the file still holds it: the view is then ready at once, its
+ * delta to come from the log from where the section ends. Tried once
+ * per file: a view built again because its delta grew would only read
+ * the same changes again. 1 loaded, 0 not (build), -errno. */
+static int view_load(struct eng_db *db)
+{
+	const struct eng_idx_view *v = &db->idx_view;
+	uint64_t floor, hist_floor, hist_off;
+	int rc;
+
+	if (!v->file_gen || v->file_gen != db->file_gen || view.idx_gen == db->file_gen)
+		return 0;
+	view.idx_gen = db->file_gen;
+	/* The reader starts at covered_from; in a compacted file, records
+	 * of versions above the floor lie at or past the history offset,
+	 * which a section written at a stop of that file never precedes
+	 * (checked: the reader would start there instead). */
+	if (!eng_hist_decode(db->map, __atomic_load_n(&db->sh->tail, __ATOMIC_RELAXED),
+			     &hist_floor, &hist_off) && v->covered_from < hist_off)
+		return 0;
+	if ((rc = eng_idxorder_map(db->dir, v, &view.mapped))) {
+		eng_log(ENG_LOG_INFO, "keys: not mapping the ordered keys of %s/%s (%s); "
+			"sorting them instead", db->dir, ENG_IDX_FILE,
+			rc == -ESTALE ? "the file was replaced since the start" : strerror(-rc));
+		return 0;
+	}
+	floor = eng_logread_floor(db);
+	if ((rc = eng_logread_start(db, UINT64_MAX, 0, &view.lr, &floor))) {
+		base_unmap();
+		return rc;
+	}
+	/* every record from covered_from on, whatever its version */
+	view.lr.last = floor;
+	view.lr.hint_off = v->covered_from;
+	view.lr.hint_gen = db->file_gen;
+	view.map = db->cur;
+	view.map->refs++;
+	view.base = (struct eng_okey *)view.mapped.base;
+	view.nbase = view.sorted_to = (size_t)view.mapped.n;
+	view.capbase = 0;
+	view.end = v->covered_from;
+	view.state = VIEW_READY;
+	view.stats.loaded++;
+	eng_log(ENG_LOG_INFO, "keys: ordered view of %" PRIu64 " keys mapped from %s/%s",
+		view.mapped.n, db->dir, ENG_IDX_FILE);
+	return 1;
+}
+
+/* Begins a view: from database.idx when it can, else a build (the
+ * reader first, then a pass over the current table). */
 static int view_start(struct eng_db *db)
 {
 	uint64_t floor;
@@ -285,6 +320,10 @@ static int view_start(struct eng_db *db)
 	view_clear(db);
 	if ((rc = eng_db_refresh(db)))
 		return rc;
+	if ((rc = view_load(db)))
+		return rc < 0 ? rc : 0;
+	if (!view.build_start_ns)
+		view.build_start_ns = now_ns();
 	floor = eng_logread_floor(db);
 	if ((rc = eng_logread_start(db, UINT64_MAX, 0, &view.lr, &floor)))
 		return rc;
@@ -303,7 +342,7 @@ static int view_start(struct eng_db *db)
 				eng_cur_area(view.cur))->live, __ATOMIC_RELAXED);
 		size_t want = (size_t)(live + live / 16 + 1024);
 		if (want > view.capbase) {
-			struct okey *p = realloc(view.base, want * sizeof(*p));
+			struct eng_okey *p = realloc(view.base, want * sizeof(*p));
 			if (!p)
 				return -ENOMEM;
 			view.base = p;
@@ -369,7 +408,7 @@ static int view_walk(struct eng_db *db, uint64_t max_slots)
 		if (r != 1)
 			continue;
 		rc = push(&view.base, &view.nbase, &view.capbase,
-			  okey_make(view.map->base + e.voff - e.klen, e.klen,
+			  eng_okey_make(view.map->base + e.voff - e.klen, e.klen,
 				    e.voff - e.klen));
 		if (e.voff + e.vlen > view.end)
 			view.end = e.voff + e.vlen;
@@ -398,7 +437,7 @@ static size_t run_start(size_t r)
 /* A merge pass is done: its output becomes base, with half the runs. */
 static void pass_done(void)
 {
-	struct okey *b = view.base;
+	struct eng_okey *b = view.base;
 	size_t cap = view.capbase, n = 0;
 
 	view.base = view.tmp;
@@ -420,7 +459,7 @@ static int view_merge(size_t budget)
 	const char *base = view.map->base;
 
 	if (view.nruns > 1 && view.captmp < view.nbase) {
-		struct okey *p = realloc(view.tmp, view.nbase * sizeof(*p));
+		struct eng_okey *p = realloc(view.tmp, view.nbase * sizeof(*p));
 		if (!p)
 			return -ENOMEM;
 		view.tmp = p;
@@ -458,14 +497,19 @@ static int view_merge(size_t budget)
 	view.tmp = NULL;
 	view.captmp = 0;
 	view.state = VIEW_READY;
+	view.stats.built++;
+	eng_log(ENG_LOG_INFO, "keys: ordered view of %zu keys built in %.2f s (a pass "
+		"over the table and a sort)", view.nbase,
+		(double)(now_ns() - view.build_start_ns) / 1e9);
+	view.build_start_ns = 0;
 	return 1;
 }
 
-static int in_sorted(const struct okey *v, size_t n, const char *key, uint16_t klen)
+static int in_sorted(const struct eng_okey *v, size_t n, const char *key, uint16_t klen)
 {
 	size_t i = bound(view.map->base, v, n, key, klen, 0);
 
-	return i < n && !kcmp(okey_ptr(view.map->base, &v[i]), okey_len(&v[i]), key, klen);
+	return i < n && !eng_okey_kcmp(eng_okey_ptr(view.map->base, &v[i]), eng_okey_len(&v[i]), key, klen);
 }
 
 static int on_change(const struct eng_change *c, void *arg)
@@ -476,7 +520,7 @@ static int on_change(const struct eng_change *c, void *arg)
 
 	if (view.lr.file_gen != view.map->file_gen)
 		return 1; /* a new file: the view is built again */
-	f.k = okey_make(c->key, c->klen, (uint64_t)(c->key - view.map->base));
+	f.k = eng_okey_make(c->key, c->klen, (uint64_t)(c->key - view.map->base));
 	if (c->del)
 		f.k.off_len |= OKEY_DEAD;
 	f.seq = view.seq++;
@@ -530,7 +574,7 @@ static int merge_fresh(void)
 {
 	const char *base = view.map->base;
 	size_t nf, n, i, j, k;
-	struct okey *out;
+	struct eng_okey *out;
 
 	if (!view.nfresh)
 		return 0;
@@ -541,7 +585,7 @@ static int merge_fresh(void)
 	for (i = j = k = 0; i < view.ndelta || j < nf;) {
 		int c = i == view.ndelta ? 1 : j == nf ? -1 :
 			sort_cmp(&view.delta[i], &view.fresh[j].k, (void *)base);
-		const struct okey *f;
+		const struct eng_okey *f;
 
 		if (c < 0) {
 			out[k++] = view.delta[i++];
@@ -555,7 +599,7 @@ static int merge_fresh(void)
 		}
 		/* new to delta: only if it changes what base says */
 		if ((f->off_len & OKEY_DEAD ? 0 : 1) !=
-		    in_sorted(view.base, view.nbase, okey_ptr(base, f), okey_len(f)))
+		    in_sorted(view.base, view.nbase, eng_okey_ptr(base, f), eng_okey_len(f)))
 			out[k++] = *f;
 	}
 	free(view.delta);
@@ -627,11 +671,11 @@ int eng_list_begin(struct eng_db *db, const void *prefix, size_t plen,
 
 /* The next candidate of base[*i..] and delta[*j..] in byte order (each
  * key once), or NULL when both are used up. */
-static const struct okey *next_candidate(size_t *i, size_t *j)
+static const struct eng_okey *next_candidate(size_t *i, size_t *j)
 {
 	const char *base = view.map->base;
-	const struct okey *a = *i < view.nbase ? &view.base[*i] : NULL;
-	const struct okey *b = *j < view.ndelta ? &view.delta[*j] : NULL;
+	const struct eng_okey *a = *i < view.nbase ? &view.base[*i] : NULL;
+	const struct eng_okey *b = *j < view.ndelta ? &view.delta[*j] : NULL;
 	int c;
 
 	if (!a || !b) {
@@ -653,18 +697,18 @@ static const struct okey *next_candidate(size_t *i, size_t *j)
 static void fill_page(struct eng_list *l)
 {
 	const char *base = view.map->base;
-	const char *from = l->alen && kcmp(l->after, l->alen, l->prefix, l->plen) >= 0 ?
+	const char *from = l->alen && eng_okey_kcmp(l->after, l->alen, l->prefix, l->plen) >= 0 ?
 			   l->after : l->prefix;
 	size_t flen = from == l->after ? l->alen : l->plen;
 	int strict = from == l->after;
 	size_t i = bound(base, view.base, view.nbase, from, (uint16_t)flen, strict);
 	size_t j = bound(base, view.delta, view.ndelta, from, (uint16_t)flen, strict);
-	const struct okey *k;
+	const struct eng_okey *k;
 
 	l->n = 0;
 	l->more = 0;
 	while ((k = next_candidate(&i, &j))) {
-		uint16_t klen = okey_len(k);
+		uint16_t klen = eng_okey_len(k);
 		const char *key;
 
 		if (k->off_len & OKEY_DEAD)
@@ -673,7 +717,7 @@ static void fill_page(struct eng_list *l)
 			okey_bytes(k, l->inl[l->n]);
 			key = l->inl[l->n];
 		} else {
-			key = okey_ptr(base, k);
+			key = eng_okey_ptr(base, k);
 		}
 		if (klen < l->plen || memcmp(key, l->prefix, l->plen))
 			break; /* past the prefix: no later key has it */
@@ -690,11 +734,8 @@ static void fill_page(struct eng_list *l)
  * long enough for it)? */
 static int caught_up(struct eng_db *db, struct eng_list *l)
 {
-	struct timespec ts;
-	uint64_t now;
+	uint64_t now = now_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	if (!l->want) {
 		l->want = __atomic_load_n(&db->sh->tail, __ATOMIC_RELAXED);
 		l->want_gen = db->file_gen;
@@ -766,4 +807,9 @@ void eng_list_end(struct eng_db *db, struct eng_list *l)
 	free(l->lens);
 	free(l->inl);
 	free(l);
+}
+
+void eng_list_stats(struct eng_list_stats *st)
+{
+	*st = view.stats;
 }

@@ -430,7 +430,7 @@ int eng_db_save_index(struct eng_db *db)
 	/* the newest version in the log, not the newest handed out: a
 	 * group member's position is read from it at the next start
 	 * (versions resume above the lease in the file's mark anyway) */
-	return eng_idx_write(db, db->dir, eng_cur_table(sh), eng_file_id(db->map),
-			     sh->tail, atomic_load(&sh->top_version));
+	return eng_idx_write_ordered(db, db->dir, eng_cur_table(sh), eng_file_id(db->map),
+				     sh->tail, atomic_load(&sh->top_version));
 }
 

@@ -132,6 +132,7 @@ struct rscan {
 	struct wiped wiped[WIPED_MAX];
 	unsigned nwiped;
 	int wiped_overflow;
+	struct eng_idx_view view;  /* database.idx's ordered section, if sound */
 };
 
 static int on_record(struct rscan *r, const struct eng_replay_item *it)
@@ -253,7 +254,7 @@ static int start_table(struct rscan *r, uint64_t *from)
 		return rc;
 	}
 	t = new_table(sh, 0, eng_index_slots_for(claimed, sh->area_slots), &seed);
-	rc = eng_idx_load(db, r->size, t, from, &maxv, r->rep->note,
+	rc = eng_idx_load(db, r->size, t, from, &maxv, &r->view, r->rep->note,
 			  sizeof(r->rep->note));
 	if (rc == 0) {
 		r->rep->from_snapshot = 1;
@@ -331,6 +332,31 @@ static int restart_scan(struct rscan *r)
 	return 0;
 }
 
+/* Keeps database.idx's ordered section for the workers (db->idx_view)
+ * if the snapshot it came with was kept: its keys are then exactly the
+ * live keys below its covered_from, all of them below where the replay
+ * began, so nothing the replay cut or wiped is among them; a worker's
+ * log reader takes it from there (engine/list.c). */
+static void keep_view(struct rscan *r)
+{
+	struct eng_db *db = r->db;
+
+	memset(&db->idx_view, 0, sizeof(db->idx_view));
+	if (!r->rep->from_snapshot)
+		return;
+	if (!r->view.file_gen) {
+		if (r->view.why[0])
+			eng_log(ENG_LOG_WARN, "recovery: not using the ordered keys of "
+				"%s/%s: %s (each worker sorts the keys at its first "
+				"listing instead)", db->dir, ENG_IDX_FILE, r->view.why);
+		snprintf(db->idx_view.why, sizeof(db->idx_view.why), "%s",
+			 r->view.why[0] ? r->view.why : "database.idx has no ordered keys");
+		return;
+	}
+	db->idx_view = r->view;
+	db->idx_view.file_gen = db->file_gen;
+}
+
 /* What recovery read may have come from the page cache of a process that
  * was killed before syncing: make it durable, then record that (and the
  * new version lease) in the header's durable mark, so a later crash can
@@ -398,6 +424,7 @@ int eng_recover(struct eng_db *db, const struct eng_opts *o, uint64_t size,
 	}
 	if (sh->max_keys && eng_cur_table(sh)->live > sh->max_keys)
 		return ENG_EFULL;
+	keep_view(&r);
 	rep->tail = size - rep->cut_bytes;
 	if (rep->cut_bytes) {
 		if (rep->cut_zeros)

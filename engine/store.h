@@ -119,6 +119,20 @@ struct eng_recovery {
 	double seconds;
 };
 
+/* The ordered section of database.idx that recovery checked and kept
+ * (engine/idxorder.h): where it is, and the header of the file it was
+ * checked in, so that a worker maps it only from that same file. The
+ * master's recovery fills it; the workers it forks inherit it with the
+ * rest of struct eng_db. */
+#define ENG_IDX_VIEW_HDR 96  /* database.idx's header (version 3) */
+struct eng_idx_view {
+	uint64_t file_gen;      /* of the database.bin it holds keys of; 0: none */
+	uint64_t off, keys;     /* the section: offset in database.idx, entries */
+	uint64_t covered_from;  /* it holds the live keys of every record below */
+	unsigned char hdr[ENG_IDX_VIEW_HDR];
+	char why[160];          /* why a section was not kept, or "" */
+};
+
 struct eng_db {
 	struct eng_shared *sh;
 	size_t shm_size;
@@ -147,6 +161,7 @@ struct eng_db {
 	 * eng_db_open and inherited across fork: engine/db.c takes the
 	 * mutex without calling up into the files above it. */
 	int (*repair_index)(struct ipc_mtx *m, pid_t dead, void *arg);
+	struct eng_idx_view idx_view; /* set by recovery (engine/recover.c) */
 };
 
 /* Master: opens or creates dir/database.bin, recovers it (from
@@ -348,6 +363,12 @@ void eng_list_end(struct eng_db *db, struct eng_list *l);
 /* Frees this process's ordered view of db's keys (engine/list.c), if it
  * has one: eng_db_close calls it. */
 void eng_list_drop(struct eng_db *db);
+/* How this process's ordered views came to be, since it started: mapped
+ * from database.idx's ordered section, or built (a pass and a sort). */
+struct eng_list_stats {
+	uint64_t loaded, built;
+};
+void eng_list_stats(struct eng_list_stats *st);
 
 /* A consistent cut for GET /admin/snapshot: base[0, end) is a complete
  * database file, read from a private mapping of the live one (the

@@ -24,6 +24,7 @@
 #include "server/api_query.h"
 #include "server/api_wait.h"
 #include "server/http.h"
+#include "server/metrics.h"
 #include "server/pct.h"
 
 #include <errno.h>
@@ -179,6 +180,15 @@ static int page_queue(struct listing *j)
 	return 0;
 }
 
+/* The metrics of where this worker's ordered views came from. */
+static void note_view(struct srv_api *api)
+{
+	struct eng_list_stats st;
+
+	eng_list_stats(&st);
+	srv_metrics_key_views(api->stats, st.loaded, st.built);
+}
+
 static void on_step(evutil_socket_t fd, short what, void *arg)
 {
 	struct listing *j = arg;
@@ -188,6 +198,8 @@ static void on_step(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	rc = eng_list_step(j->api->db, j->list, SLOTS_PER_TURN);
+	if (rc > 0)
+		note_view(j->api);
 	if (rc == 0) {
 		if (evtimer_add(j->step, &now) < 0)
 			answer(-ENOMEM, j);

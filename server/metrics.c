@@ -7,6 +7,7 @@
 #include "server/version.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,8 @@ void srv_metrics_retire_seat(struct srv_metrics *m, int seat)
 	for (int c = 0; c < ENG_LAT_CLASSES; c++)
 		for (unsigned i = 0; i < ENG_LAT_BUCKETS; i++)
 			fold(&r->lat[c][i], &w->lat[c][i]);
+	fold(&r->key_views_loaded, &w->key_views_loaded);
+	fold(&r->key_views_built, &w->key_views_built);
 	/* a gauge: the dead worker's streams are gone with it */
 	atomic_store_explicit(&w->watches_open, 0, memory_order_relaxed);
 	atomic_store_explicit(&m->retired_by_seat[seat],
@@ -245,6 +248,7 @@ struct snapshot {
 	uint64_t conns_refused;
 	uint64_t send_timeouts;
 	uint64_t watches, watch_events, watch_dropped;
+	uint64_t views_loaded, views_built;
 	uint64_t locks[SRV_ROUTES][SRV_METHODS];
 	uint64_t by_seat[SRV_SEATS];
 };
@@ -252,6 +256,12 @@ struct snapshot {
 /* A fold takes microseconds; a master killed inside one must not wedge
  * every scrape, so after this many tries the sums are taken as they are. */
 #define SNAPSHOT_TRIES 1000
+
+void srv_metrics_key_views(struct srv_wstats *w, uint64_t loaded, uint64_t built)
+{
+	atomic_store_explicit(&w->key_views_loaded, loaded, memory_order_relaxed);
+	atomic_store_explicit(&w->key_views_built, built, memory_order_relaxed);
+}
 
 static uint64_t ld(_Atomic uint64_t *c)
 {
@@ -280,6 +290,8 @@ static void add_block(struct snapshot *sn, struct srv_wstats *w, uint64_t *serve
 	sn->watches += ld(&w->watches_open);
 	sn->watch_events += ld(&w->watch_events);
 	sn->watch_dropped += ld(&w->watch_dropped);
+	sn->views_loaded += ld(&w->key_views_loaded);
+	sn->views_built += ld(&w->key_views_built);
 }
 
 static void snapshot(struct srv_metrics *m, struct snapshot *sn)
@@ -496,6 +508,12 @@ int srv_metrics_render(struct srv_metrics *m, const struct srv_super *super,
 	gauge(&b, "caskd_watch_dropped_total", "counter",
 	      "Watchers ended with a too_slow line (behind by --watch-max-lag, or a "
 	      "compaction's cut).", (double)sn->watch_dropped);
+	put(&b, "# HELP caskd_key_views_total Ordered views of the keys workers made for "
+	       "GET /keys: mapped from database.idx's ordered keys, or built by a pass and "
+	       "a sort.\n# TYPE caskd_key_views_total counter\n"
+	       "caskd_key_views_total{source=\"database.idx\"} %" PRIu64 "\n"
+	       "caskd_key_views_total{source=\"built\"} %" PRIu64 "\n",
+	    sn->views_loaded, sn->views_built);
 	gauge(&b, "caskd_index_slots", "gauge",
 	      "Slots of the index table now (it grows and shrinks with the keys).",
 	      (double)st.table_slots);

@@ -63,6 +63,11 @@ struct srv_wstats {
 	 * the finer buckets of engine/pace.h: what a compaction paces itself
 	 * by (a p99 to within 19%, where dur_hist's steps are 2-2.5x). */
 	_Atomic uint64_t lat[ENG_LAT_CLASSES][ENG_LAT_BUCKETS];
+	/* GET /keys: this worker's ordered views, mapped from database.idx
+	 * or built by a sort (engine's eng_list_stats, copied after each
+	 * listing by its one writer) */
+	_Atomic uint64_t key_views_loaded;
+	_Atomic uint64_t key_views_built;
 };
 
 /* Counters never go backwards while the master lives (Prometheus reads a
@@ -99,6 +104,8 @@ void srv_metrics_latency(struct srv_metrics *m, struct eng_lat_hist *out);
 /* Worker: n index mutex acquisitions were made for a request. */
 void srv_metrics_locks(struct srv_wstats *w, enum srv_route route, int method,
 		       uint64_t n);
+/* Worker: its ordered views of the keys so far (engine's eng_list_stats). */
+void srv_metrics_key_views(struct srv_wstats *w, uint64_t loaded, uint64_t built);
 static inline void srv_metrics_inc(_Atomic uint64_t *c)
 {
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,

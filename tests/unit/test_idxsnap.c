@@ -23,12 +23,19 @@
 #define NKEYS 2000
 #define KEY_LEN 16
 /* database.idx's layout (engine/idxsnap.c, docs/format.md) */
-#define IDX_HDR 80
+#define IDX_HDR 96
 #define IDX_ENT 32
+#define IDX_ORD_ENT 24
+#define IDX_OFF_VERSION 8
+#define IDX_OFF_HDR_SIZE 12
 #define IDX_OFF_COVERED 24
 #define IDX_OFF_KEYS 32
 #define IDX_OFF_ENTRIES_CRC 64
-#define IDX_OFF_CRC 76
+#define IDX_OFF_ORDERED_CRC 68
+#define IDX_OFF_ORDERED 72
+#define IDX_OFF_CRC 92
+#define IDX_V2_HDR 80
+#define IDX_V2_OFF_CRC 76
 
 UU_DIR_SUITE(engine_idxsnap, "idxsnap");
 
@@ -116,7 +123,8 @@ static void damage_db(uint64_t off, int zero)
 }
 
 /* Reads database.idx, lets edit() change its entries, and writes it back
- * with its checksums made right again: damage the checksums cannot see. */
+ * with its checksums made right again: damage the checksums cannot see.
+ * The ordered keys are left out (they would no longer match). */
 static void edit_idx(void (*edit)(unsigned char *ents, uint64_t *keys, void *arg),
 		     void *arg, size_t extra, uint64_t covered_from)
 {
@@ -140,6 +148,8 @@ static void edit_idx(void (*edit)(unsigned char *ents, uint64_t *keys, void *arg
 	n = IDX_HDR + keys * IDX_ENT;
 	keys = htole64(keys);
 	memcpy(f + IDX_OFF_KEYS, &keys, 8);
+	memset(f + IDX_OFF_ORDERED_CRC, 0, 4);
+	memset(f + IDX_OFF_ORDERED, 0, 8);
 	crc = htole32(eng_crc32c(0, f + IDX_HDR, n - IDX_HDR));
 	memcpy(f + IDX_OFF_ENTRIES_CRC, &crc, 4);
 	crc = htole32(eng_crc32c(0, f, IDX_OFF_CRC));
@@ -284,5 +294,188 @@ Test(engine_idxsnap, a_sound_snapshot_is_used, .timeout = 30)
 	reopen(&db, &rep);
 	cr_assert(eq(int, rep.from_snapshot, 1), "ignored: %s", rep.note);
 	expect_values(&db, late, 2, 2);
+	uu_close(&db);
+}
+
+/* --- the ordered keys (engine/idxorder.c) ------------------------------------ */
+
+/* A clean stop writes them; a start checks them and keeps them for the
+ * workers' views. */
+Test(engine_idxsnap, the_ordered_keys_are_checked_and_kept, .timeout = 30)
+{
+	int late[] = { 7 };
+	uint64_t off[1];
+	struct eng_db db;
+	struct eng_recovery rep;
+
+	write_store(late, 1, off);
+	reopen(&db, &rep);
+	cr_assert(eq(int, rep.from_snapshot, 1), "ignored: %s", rep.note);
+	cr_assert(eq(u64, db.idx_view.file_gen, 1), "not kept: %s", db.idx_view.why);
+	cr_assert(eq(u64, db.idx_view.keys, NKEYS));
+	cr_assert(eq(u64, db.idx_view.off, IDX_HDR + NKEYS * IDX_ENT));
+	expect_values(&db, late, 1, 2);
+	uu_close(&db);
+}
+
+/* Two ordered keys swapped, checksums made right: the section is out of
+ * order, and fails alone. */
+static void swap_ordered(unsigned char *f, size_t n)
+{
+	unsigned char tmp[IDX_ORD_ENT];
+	unsigned char *a = f + n - 2 * IDX_ORD_ENT, *b = f + n - IDX_ORD_ENT;
+	uint32_t crc;
+
+	memcpy(tmp, a, IDX_ORD_ENT);
+	memcpy(a, b, IDX_ORD_ENT);
+	memcpy(b, tmp, IDX_ORD_ENT);
+	crc = htole32(eng_crc32c(0, f + IDX_HDR + NKEYS * IDX_ENT, NKEYS * IDX_ORD_ENT));
+	memcpy(f + IDX_OFF_ORDERED_CRC, &crc, 4);
+	crc = htole32(eng_crc32c(0, f, IDX_OFF_CRC));
+	memcpy(f + IDX_OFF_CRC, &crc, 4);
+}
+
+/* One ordered key's offset moved to another key's record, checksums
+ * made right: in bounds, maybe in order, but not the entries' keys. */
+static void move_ordered(unsigned char *f, size_t n)
+{
+	unsigned char *a = f + n - IDX_ORD_ENT, *b = f + n - 2 * IDX_ORD_ENT;
+	uint32_t crc;
+
+	memcpy(a + 16, b + 16, 8);
+	crc = htole32(eng_crc32c(0, f + IDX_HDR + NKEYS * IDX_ENT, NKEYS * IDX_ORD_ENT));
+	memcpy(f + IDX_OFF_ORDERED_CRC, &crc, 4);
+	crc = htole32(eng_crc32c(0, f, IDX_OFF_CRC));
+	memcpy(f + IDX_OFF_CRC, &crc, 4);
+}
+
+static void expect_section_refused(void (*edit)(unsigned char *, size_t), const char *why)
+{
+	int late[] = { 7 };
+	uint64_t off[1];
+	struct eng_db db;
+	struct eng_recovery rep;
+	char path[256];
+	size_t n;
+	unsigned char *f;
+
+	write_store(late, 1, off);
+	f = (unsigned char *)uu_read_file(db_path(path, sizeof(path), "database.idx"), &n);
+	cr_assert(eq(sz, n, IDX_HDR + NKEYS * (IDX_ENT + IDX_ORD_ENT)));
+	edit(f, n);
+	uu_write_file(path, f, n);
+	free(f);
+	reopen(&db, &rep);
+	cr_assert(eq(int, rep.from_snapshot, 1), "the entries are sound: %s", rep.note);
+	cr_assert(eq(u64, db.idx_view.file_gen, 0), "a bad section was kept");
+	cr_assert(strstr(db.idx_view.why, why) != NULL, "why: %s", db.idx_view.why);
+	expect_values(&db, late, 1, 2);
+	uu_close(&db);
+}
+
+/* A bit of the last key's 16th byte: still in bounds and in order, so
+ * only the checksum can tell. */
+static void flip_ordered(unsigned char *f, size_t n)
+{
+	f[n - IDX_ORD_ENT + 8] ^= 0x01;
+}
+
+Test(engine_idxsnap, damaged_ordered_keys_fail_their_checksum_alone, .timeout = 30)
+{
+	expect_section_refused(flip_ordered, "checksum");
+}
+
+Test(engine_idxsnap, ordered_keys_out_of_order_fail_alone, .timeout = 30)
+{
+	expect_section_refused(swap_ordered, "not after the one before");
+}
+
+Test(engine_idxsnap, ordered_keys_of_other_records_fail_alone, .timeout = 30)
+{
+	expect_section_refused(move_ordered, "not its entries' keys");
+}
+
+/* What a build before the ordered keys wrote (version 2: an 80-byte
+ * header, no section) is still used; only the view is not in it. */
+Test(engine_idxsnap, a_version_2_snapshot_is_still_used, .timeout = 30)
+{
+	int late[] = { 7 };
+	uint64_t off[1];
+	struct eng_db db;
+	struct eng_recovery rep;
+	char path[256];
+	size_t n, m;
+	unsigned char *f, *g;
+	uint32_t v = htole32(2), crc;
+
+	write_store(late, 1, off);
+	f = (unsigned char *)uu_read_file(db_path(path, sizeof(path), "database.idx"), &n);
+	m = IDX_V2_HDR + NKEYS * IDX_ENT;
+	g = calloc(1, m);
+	cr_assert_not_null(g);
+	memcpy(g, f, IDX_OFF_ORDERED_CRC);   /* all but the version 3 fields */
+	memcpy(g + IDX_OFF_VERSION, &v, 4);
+	v = htole32(IDX_V2_HDR);
+	memcpy(g + IDX_OFF_HDR_SIZE, &v, 4);
+	memcpy(g + IDX_V2_HDR, f + IDX_HDR, NKEYS * IDX_ENT);
+	crc = htole32(eng_crc32c(0, g, IDX_V2_OFF_CRC));
+	memcpy(g + IDX_V2_OFF_CRC, &crc, 4);
+	uu_write_file(path, g, m);
+	free(f);
+	free(g);
+	reopen(&db, &rep);
+	cr_assert(eq(int, rep.from_snapshot, 1), "ignored: %s", rep.note);
+	cr_assert(eq(u64, db.idx_view.file_gen, 0));
+	expect_values(&db, late, 1, 2);
+	uu_close(&db);
+}
+
+/* A version this build does not know is ignored, and says so. */
+Test(engine_idxsnap, an_unknown_version_is_ignored, .timeout = 30)
+{
+	int late[] = { 7 };
+	uint64_t off[1];
+	struct eng_db db;
+	struct eng_recovery rep;
+	char path[256];
+	size_t n;
+	unsigned char *f;
+	uint32_t v = htole32(9), crc;
+
+	write_store(late, 1, off);
+	f = (unsigned char *)uu_read_file(db_path(path, sizeof(path), "database.idx"), &n);
+	memcpy(f + IDX_OFF_VERSION, &v, 4);
+	crc = htole32(eng_crc32c(0, f, IDX_OFF_CRC));
+	memcpy(f + IDX_OFF_CRC, &crc, 4);
+	uu_write_file(path, f, n);
+	free(f);
+	reopen(&db, &rep);
+	cr_assert(eq(int, rep.from_snapshot, 0), "a version 9 snapshot was used");
+	cr_assert(strstr(rep.note, "version 9") != NULL, "why: %s", rep.note);
+	cr_assert(eq(u64, db.idx_view.file_gen, 0));
+	expect_values(&db, late, 1, 2);
+	uu_close(&db);
+}
+
+/* A snapshot cut short anywhere in its ordered keys: its size no longer
+ * matches, and the start scans the log (no crash, every value). */
+Test(engine_idxsnap, a_snapshot_cut_in_its_ordered_keys_is_ignored, .timeout = 30)
+{
+	int late[] = { 7 };
+	uint64_t off[1];
+	struct eng_db db;
+	struct eng_recovery rep;
+	char path[256];
+	size_t n;
+	char *f;
+
+	write_store(late, 1, off);
+	f = uu_read_file(db_path(path, sizeof(path), "database.idx"), &n);
+	uu_write_file(path, f, n - 100);
+	free(f);
+	reopen(&db, &rep);
+	cr_assert(eq(int, rep.from_snapshot, 0), "a cut snapshot was used");
+	cr_assert(eq(u64, db.idx_view.file_gen, 0));
+	expect_values(&db, late, 1, 2);
 	uu_close(&db);
 }

@@ -331,3 +331,172 @@ Test(engine_list_grow, a_delta_too_big_builds_the_view_again, .init = grow_setup
 	expect_all(&gdb, "d", OVERFLOW_KEYS, 1000);
 	expect_all(&gdb, "a", 100, 1000);
 }
+
+/* --- the view database.idx carries (a clean stop, then a start) ---------- */
+
+/* The master's clean stop (it writes database.idx), then a start. */
+static void stop_and_start(void)
+{
+	db.seat = -1;
+	cr_assert(eq(int, eng_db_save_index(&db), 0));
+	uu_close(&db);
+	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+}
+
+/* Keys whose first 16 bytes tie, so that checking the order of the
+ * ordered keys at a start reads the records too. */
+static const char *const alike[] = {
+	"same-first-16-bytes-then-b", "same-first-16-bytes-then-a", "same-first-16-bytes",
+};
+
+static void expect_alike(void)
+{
+	static struct page p;
+
+	list_page(&db, "same", NULL, 100, &p);
+	cr_assert(eq(sz, p.n, 3));
+	cr_assert_str_eq(p.keys[0], alike[2]);
+	cr_assert_str_eq(p.keys[1], alike[1]);
+	cr_assert_str_eq(p.keys[2], alike[0]);
+}
+
+/* After the start: 100 keys more, and every other key deleted. */
+static void change_and_expect(void)
+{
+	static struct page p;
+
+	put_keys(&db, "k", 400);
+	for (long i = 0; i < 400; i += 2) {
+		char key[KEY_MAX];
+		key_n(key, "k", i);
+		cr_assert(eq(int, uu_del(&db, key, NULL), 0));
+	}
+	list_page(&db, "k", NULL, 1000, &p);
+	cr_assert(eq(sz, p.n, 200));
+	for (size_t i = 0; i < p.n; i++) {
+		char key[KEY_MAX];
+		key_n(key, "k", (long)(2 * i + 1));
+		cr_assert_str_eq(p.keys[i], key);
+	}
+	expect_alike();
+}
+
+Test(engine_list, a_clean_restart_maps_the_view_from_database_idx, .timeout = 20)
+{
+	struct eng_list_stats s0, s1;
+
+	put_keys(&db, "k", 300);
+	for (size_t i = 0; i < 3; i++)
+		cr_assert(eq(int, uu_put(&db, alike[i], "v", NULL), 0));
+	expect_all(&db, "k", 300, 50); /* a view, built, before the stop */
+	stop_and_start();
+	cr_assert(eq(int, rep.from_snapshot, 1), "%s", rep.note);
+	cr_assert(eq(u64, db.idx_view.keys, 303), "not kept: %s", db.idx_view.why);
+	eng_list_stats(&s0);
+	expect_all(&db, "k", 300, 50);
+	expect_alike();
+	eng_list_stats(&s1);
+	cr_assert(eq(u64, s1.loaded, s0.loaded + 1), "the view was not mapped");
+	cr_assert(eq(u64, s1.built, s0.built), "the view was sorted");
+	change_and_expect();
+	eng_list_stats(&s1);
+	cr_assert(eq(u64, s1.built, s0.built), "the view was sorted");
+}
+
+Test(engine_list, a_damaged_view_in_database_idx_is_built_instead, .timeout = 20)
+{
+	struct eng_list_stats s0, s1;
+	char path[256];
+	size_t n;
+	char *f;
+
+	put_keys(&db, "k", 300);
+	for (size_t i = 0; i < 3; i++)
+		cr_assert(eq(int, uu_put(&db, alike[i], "v", NULL), 0));
+	db.seat = -1;
+	cr_assert(eq(int, eng_db_save_index(&db), 0));
+	uu_close(&db);
+	/* the file ends with its ordered keys: a bit of the last one's
+	 * key prefix (which still leaves it in bounds and in order) */
+	uu_path(path, sizeof(path), fx.dir, "database.idx");
+	f = uu_read_file(path, &n);
+	f[n - 24] ^= 0x01;
+	uu_write_file(path, f, n);
+	free(f);
+	uu_open_rw(fx.dir, UU_MAX_KEYS, &db, &rep);
+	cr_assert(eq(int, rep.from_snapshot, 1), "the entries are sound: %s", rep.note);
+	cr_assert(eq(u64, db.idx_view.file_gen, 0), "a damaged section was kept");
+	cr_assert(strstr(db.idx_view.why, "checksum") != NULL, "why: %s", db.idx_view.why);
+	eng_list_stats(&s0);
+	expect_all(&db, "k", 300, 50);
+	eng_list_stats(&s1);
+	cr_assert(eq(u64, s1.built, s0.built + 1), "the view was not built");
+	cr_assert(eq(u64, s1.loaded, s0.loaded));
+	change_and_expect();
+}
+
+Test(engine_list, a_compaction_after_a_mapped_view_builds_it_again, .timeout = 20)
+{
+	struct eng_list_stats s0, s1;
+	uint64_t id;
+
+	put_keys(&db, "k", 300);
+	put_keys(&db, "k", 300);
+	stop_and_start();
+	eng_list_stats(&s0);
+	expect_all(&db, "k", 300, 50); /* mapped */
+	cr_assert(eq(int, eng_job_request_compact(&db, &id), 0));
+	cr_assert(eq(int, uu_run_job(&db).kind, ENG_JOB_COMPACT));
+	put_keys(&db, "j", 20);
+	expect_all(&db, "k", 300, 50); /* built: the offsets are the new file's */
+	expect_all(&db, "j", 20, 50);
+	eng_list_stats(&s1);
+	cr_assert(eq(u64, s1.loaded, s0.loaded + 1));
+	cr_assert(eq(u64, s1.built, s0.built + 1));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The stop's sort (a radix sort by the first 16 bytes, then the ties by
+ * all their bytes) against strcmp: keys of any length and any bytes but
+ * NUL, a third sharing their first 20 bytes; the start's check of their
+ * order must keep them, and the listing be exactly them. */
+Test(engine_list, the_stop_sorts_any_bytes_as_a_listing_does, .timeout = 30)
+{
+	enum { N = 900 };
+	static char want[N][KEY_MAX], got[N][KEY_MAX];
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	size_t n = 0, m;
+
+	for (int i = 0; i < N; i++) {
+		size_t len = 1, at = 0;
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		len += (size_t)(x >> 33) % 40;
+		if (i % 3 == 0) {
+			memcpy(want[i], "r-shared-prefix-20by", 20);
+			at = 20;
+			len += 20;
+		} else {
+			want[i][at++] = 'r';
+		}
+		for (; at < len; at++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			want[i][at] = (char)(1 + (x >> 40) % 255);
+		}
+		want[i][len] = '\0';
+		cr_assert(eq(int, uu_put(&db, want[i], "v", NULL), 0));
+	}
+	qsort(want, N, KEY_MAX, cmp_str);
+	for (int i = 0; i < N; i++)
+		if (!n || strcmp(want[n - 1], want[i]))
+			memmove(want[n++], want[i], KEY_MAX);
+	stop_and_start();
+	cr_assert(eq(u64, db.idx_view.keys, n), "not kept: %s", db.idx_view.why);
+	m = list_all(&db, "r", 97, got, N);
+	cr_assert(eq(sz, m, n));
+	for (size_t i = 0; i < n; i++)
+		cr_assert(eq(int, strcmp(got[i], want[i]), 0), "key %zu", i);
+}
