@@ -222,7 +222,13 @@ integration-asan: $(A)/caskd $(ITEST_BIN)
 	  CASKD_POWERCUTS=$(ASAN_POWERCUTS) CASKD_JOBCRASH_QUICK=1 \
 	  CASKD_BIN=$(CURDIR)/$(A)/caskd ./$$t --jobs 1; done
 
+# Everything the suites run is built first, on every core; the suites
+# then run one after another (they time daemons, and share the cores).
+TEST_BUILD = $(B)/caskd $(UNIT_BIN) $(ITEST_BIN) $(A)/caskd $(UNIT_ABIN) \
+	$(CL_BIN) $(B)/tests/it_cluster $(B)/tests/it_cluster_refusals \
+	$(B)/tests/cluster_test_checker $(FUZZ_BIN)
 test: deps-test
+	$(MAKE) -j$(shell nproc) $(TEST_BUILD)
 	$(MAKE) layers unit unit-asan integration integration-asan fuzz-smoke readme
 
 # The README's "Use it" examples, run in order against a fresh daemon:

@@ -263,21 +263,9 @@ int eng_idxorder_check_part(struct eng_idxorder_check *c, const void *p,
 /* len bytes at off of fd: 0, -ESTALE if the file ends first, or -errno. */
 static int read_at(int fd, void *buf, size_t len, uint64_t off)
 {
-	char *p = buf;
+	int rc = eng_io_pread_all(fd, buf, len, off);
 
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ESTALE;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return rc == -ENODATA ? -ESTALE : rc;
 }
 
 int eng_idxorder_map(const char *dir, const struct eng_idx_view *v,

@@ -582,21 +582,9 @@ int eng_idx_parse(const void *idx, uint64_t idx_size, const char *map,
 /* len bytes at off of fd: 0, -EBADMSG if the file ends first, or -errno. */
 static int read_at(int fd, void *buf, size_t len, uint64_t off)
 {
-	char *p = buf;
+	int rc = eng_io_pread_all(fd, buf, len, off);
 
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EBADMSG;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
+	return rc == -ENODATA ? -EBADMSG : rc;
 }
 
 /* Reads the entries of fd chunk by chunk into one buffer and loads them.

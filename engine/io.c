@@ -286,6 +286,25 @@ static int pwrite_loop(int fd, const char *p, size_t len, uint64_t off)
 		}                                                              \
 	} while (0)
 
+int eng_io_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ENODATA;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
 int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	CALL_BEGIN(k, rc);

@@ -50,6 +50,10 @@ void eng_io_set_backend(const struct eng_io_backend *b);
  * nothing written) and "io.write.torn" (the second half written, not the
  * first, then the error). */
 int eng_io_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+/* A read (direct, as every read: no backend, no failpoint): len bytes at
+ * off, through EINTR and short reads. 0, -ENODATA if the file ends
+ * first, or -errno. */
+int eng_io_pread_all(int fd, void *buf, size_t len, uint64_t off);
 /* fdatasync. Failpoints "io.fsync" (eio) and "sync.before" /
  * "sync.after" (crash). Never retried after a failure: see
  * docs/durability.md. */
