@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* A refresh that keeps meeting a file renamed over the one it mapped
@@ -211,43 +210,6 @@ static int mapped_somewhere(struct eng_shared *sh, uint64_t gen)
 	return 0;
 }
 
-/* A replaced file's cached pages are dropped this much per call (the
- * master's tick, every 100 ms) before its last close. */
-#define RELEASE_STEP_BYTES (32ull << 20)
-
-/* One step of releasing m, an old file no process maps any more: 1 when
- * it may be closed now. The master's close is the file's last (the
- * compaction's rename took its name), so the kernel then drops its
- * whole page cache and frees its blocks inside that one close(): traced
- * at 400-540 ms for a cached 1 GiB database.bin, during which the
- * workers' fdatasyncs on the new file took 30-120 ms. Dropping the
- * cache a step per tick first spreads most of that work out; the
- * close is left the block freeing. POSIX_FADV_DONTNEED changes no
- * byte: a process still reading the file some other way (a snapshot's
- * private mapping) reads it back from the disk. A file that still has
- * a name, or a small one, is closed at once. */
-static int release_step(struct eng_map *m)
-{
-	struct stat st;
-	uint64_t n;
-
-	if (!m->rel_size) {
-		if (fstat(m->fd, &st) < 0 || st.st_nlink > 0 ||
-		    (uint64_t)st.st_size <= RELEASE_STEP_BYTES)
-			return 1;
-		m->rel_size = (uint64_t)st.st_size;
-	}
-	if (m->rel_dropped >= m->rel_size)
-		return 1;
-	n = m->rel_size - m->rel_dropped;
-	if (n > RELEASE_STEP_BYTES)
-		n = RELEASE_STEP_BYTES;
-	/* a hint: on failure the close does it all, as before */
-	(void)posix_fadvise(m->fd, (off_t)m->rel_dropped, (off_t)n, POSIX_FADV_DONTNEED);
-	m->rel_dropped += n;
-	return m->rel_dropped >= m->rel_size;
-}
-
 void eng_db_release_old(struct eng_db *db)
 {
 	struct eng_map **pp;
@@ -261,7 +223,7 @@ void eng_db_release_old(struct eng_db *db)
 
 	while (pp && *pp) {
 		struct eng_map *m = *pp;
-		if (m->refs || mapped_somewhere(db->sh, m->file_gen) || !release_step(m)) {
+		if (m->refs || mapped_somewhere(db->sh, m->file_gen)) {
 			pp = &m->next;
 			continue;
 		}

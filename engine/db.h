@@ -50,9 +50,6 @@ struct eng_map {
 	uint64_t file_gen;
 	uint64_t refs;        /* values handed out, not yet released */
 	struct eng_map *next; /* older mappings still referenced */
-	/* the master's release of a replaced file (eng_db_release_old):
-	 * its size, and how much of its page cache was dropped so far */
-	uint64_t rel_size, rel_dropped;
 };
 
 /* --- mappings ---------------------------------------------------------- */
