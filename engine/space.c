@@ -100,6 +100,12 @@ static int prezero_one(struct eng_db *db, uint64_t *synced_upto)
 		eng_unlock_index(db);
 		return 1; /* a compaction just swapped the file: next time */
 	}
+	/* A compaction short of space claims what lies past the tail to
+	 * give it back (make_room, engine/rebuild.c): its claim stands. */
+	if (sh->zeroing_to) {
+		eng_unlock_index(db);
+		return 1;
+	}
 	from = align_up(sh->tail, ENG_CHUNK_BYTES);
 	if (sh->zeroed_end > from)
 		from = sh->zeroed_end;
@@ -220,13 +226,16 @@ int eng_db_release_reserve(struct eng_db *db)
 	return 1;
 }
 
-int eng_db_prezero(struct eng_db *db)
+int eng_db_prezero(struct eng_db *db, int job_running)
 {
 	static uint64_t synced_upto;
 	char path[PATH_MAX];
 	int rc = 0;
 
-	(void)make_reserve(db); /* best effort: retried every call */
+	/* Best effort, retried every call; not while a job runs: a
+	 * compaction short of space deleted the reserve for its new file. */
+	if (!job_running)
+		(void)make_reserve(db);
 	/* After a compaction deleted the reserve, the reserve comes first:
 	 * zeros prepared in the space it freed would leave the next
 	 * compaction on a full disk nothing to write its file into (and

@@ -615,3 +615,31 @@ Test(engine_store, a_compaction_prepares_zeros_ahead_of_the_new_tail, .timeout =
 	uu_expect_val(&db, "after", "the swap");
 	cr_assert(eq(int, eng_db_attach(&db, 0), 0));
 }
+
+/* The master prepares zeros while a job runs too (a compaction's
+ * appends need them most), but then makes no reserve file (a compaction
+ * short of space deleted it for its new file), and it leaves alone what
+ * a compaction claimed past the tail to give back. */
+Test(engine_store, prezero_while_a_job_runs, .timeout = 20)
+{
+	struct eng_shared *sh = db.sh;
+	char reserve[PATH_MAX];
+	uint64_t tail, zend;
+
+	snprintf(reserve, sizeof(reserve), "%s/%s", fx.dir, ENG_RESERVE_FILE);
+	cr_assert(eq(int, uu_put(&db, "k", "v", NULL), 0));
+	tail = sh->tail;
+	zend = sh->zeroed_end;
+	/* a compaction's claim (make_room) stands */
+	sh->zeroing_from = zend > tail ? zend : tail;
+	sh->zeroing_to = sh->zeroing_from + (1u << 20);
+	cr_assert(eq(int, eng_db_prezero(&db, 1), 1));
+	cr_assert(eq(u64, sh->zeroed_end, zend));
+	sh->zeroing_from = sh->zeroing_to = 0;
+	/* then zeros, but no reserve while the job runs */
+	cr_assert(ge(int, eng_db_prezero(&db, 1), 0));
+	cr_assert(gt(u64, sh->zeroed_end, tail));
+	cr_assert(eq(int, access(reserve, F_OK), -1));
+	cr_assert(ge(int, eng_db_prezero(&db, 0), 0));
+	cr_assert(eq(int, access(reserve, F_OK), 0));
+}
