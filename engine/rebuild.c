@@ -14,9 +14,12 @@
  *      the records written since, until little is left; replay applies
  *      a record only if it is newer than what a key holds, so the copy
  *      made while writers ran needs no more than that;
- *   4. freeze: hold new reservations off (writers retry, -EAGAIN, from
- *      their loops: nothing blocks), wait for the ones in flight to
- *      publish, catch up the rest; a compaction then syncs the new file,
+ *   4. freeze: a compaction first (not frozen) writes zeros ahead of
+ *      the new file's tail, as the master keeps them ahead of
+ *      database.bin's, and syncs them with the copy; then new
+ *      reservations are held off (writers retry, -EAGAIN, from their
+ *      loops: nothing blocks), the ones in flight waited for to
+ *      publish, the rest caught up; a compaction then syncs the new file,
  *      puts its tail and the version lease in its header, renames it over
  *      database.bin and syncs the directory (ALICE: the new file and its
  *      directory entry are durable before the old one is dropped);
@@ -72,8 +75,8 @@
 #define OUT_BUF_BYTES (4u << 20)
 /* Write-back is started for every this much copied, so the final
  * fdatasync has little left and the page cache never holds the whole
- * new file dirty. */
-#define WRITEBACK_BYTES (32ull << 20)
+ * new file dirty; one piece at a time (out_flush). */
+#define WRITEBACK_BYTES (4ull << 20)
 /* Catch-up passes go on until one has less than this to do, or this
  * many passes ran: the rest is done frozen. */
 #define CATCHUP_SMALL_BYTES (256u << 10)
@@ -99,12 +102,14 @@ struct rb {
 	int nfd;
 	const char *nmap;
 	uint64_t ntail;
+	uint64_t nzeroed;         /* written zeros up to here (prepare_zeros) */
 	uint64_t file_id;
 	uint64_t file_gen;
 	char *buf;                /* records copied, not yet written */
 	size_t used;
 	uint64_t buf_off;
 	uint64_t written_back;
+	uint64_t wb_from;         /* the piece of write-back last started */
 	int frozen;
 	enum eng_job_stage stage; /* as set_stage last recorded it */
 	int in_catchup;           /* walk() is replaying a copied range */
@@ -112,6 +117,10 @@ struct rb {
 	uint64_t before;          /* database.bin's size at the cut */
 	uint64_t catchup_delta;   /* new offset - old offset of the pass */
 	uint64_t ns_copy, ns_catchup, ns_sync, ns_frozen; /* where time went */
+	/* the frozen window's parts: draining writes in flight, the last
+	 * catch-up, the two syncs of the new file, rename and directory
+	 * sync, the flip (logged at debug level: where a freeze went) */
+	uint64_t ns_drain, ns_last, ns_sync1, ns_sync2, ns_rename, ns_dirsync;
 	/* a compaction's pace: the copy and the catch-up before the freeze
 	 * report their bytes to it and sleep as it says (never frozen) */
 	const struct eng_pace_cfg *pace;
@@ -204,8 +213,18 @@ static int out_flush(struct rb *r)
 	r->buf_off += r->used;
 	r->used = 0;
 	if (r->buf_off - r->written_back >= WRITEBACK_BYTES) {
-		eng_io_sync_range(r->nfd, r->written_back, r->buf_off - r->written_back,
-				  SYNC_FILE_RANGE_WRITE);
+		/* One piece in flight at a time: the last one is waited for
+		 * before this one starts. A worker's fdatasync ends with a
+		 * cache flush that waits for every write the device holds;
+		 * with 32 MiB started at once, traced, workers' syncs took
+		 * 160-200 ms while an unpaced copy ran. Hints only: the
+		 * swap's fdatasync is what makes the file durable. */
+		if (r->written_back > r->wb_from)
+			(void)eng_io_sync_range(r->nfd, r->wb_from, r->written_back - r->wb_from,
+						SYNC_FILE_RANGE_WAIT_BEFORE);
+		r->wb_from = r->written_back;
+		(void)eng_io_sync_range(r->nfd, r->written_back, r->buf_off - r->written_back,
+					SYNC_FILE_RANGE_WRITE);
 		r->written_back = r->buf_off;
 	}
 	return 0;
@@ -260,6 +279,37 @@ static int create_new_file(struct rb *r)
 	if ((rc = out_put(r, hdr, sizeof(hdr))))
 		return rc;
 	return out_put(r, hist, sizeof(hist));
+}
+
+/* Zeros ahead of the new file's tail, as the master keeps them ahead of
+ * database.bin's (engine/space.c), written before the swap's syncs so
+ * that those syncs make them durable. Without them, every append to
+ * the new file grew it: every group-commit fdatasync had to commit the
+ * file's size and allocation through the journal, behind whatever else
+ * the journal held (this job's own allocations, database.idx, the old
+ * file's freed extents), and the master prepares none while a job runs.
+ * The last catch-up writes its records over the first of them. Ends at
+ * a chunk boundary: the master's next piece must start on one. A full
+ * disk keeps no zeros (the file is cut back) rather than failing. */
+static int prepare_zeros(struct rb *r)
+{
+	uint64_t from, end;
+	int rc;
+
+	if ((rc = out_flush(r)))
+		return rc;
+	from = r->ntail;
+	end = (from + eng_space_lead(from) + ENG_CHUNK_BYTES - 1) & ~(ENG_CHUNK_BYTES - 1);
+	rc = eng_space_zero(r->nfd, from, end - from);
+	if (rc == -ENOSPC || rc == -EDQUOT) {
+		if ((rc = eng_io_truncate(r->nfd, from)))
+			return fail(r, rc, "giving back zeros in database.bin.compact");
+		return 0;
+	}
+	if (rc)
+		return fail(r, rc, "preparing zeros in database.bin.compact");
+	r->nzeroed = end;
+	return 0;
 }
 
 /* After the copy of what lay below the cut: what the new file holds of
@@ -606,20 +656,32 @@ static int unfreeze(struct rb *r)
 	return 0;
 }
 
+/* The new file's written zeros end here: the last catch-up may have
+ * gone past them. */
+static uint64_t zeroed_end(const struct rb *r)
+{
+	return r->nzeroed > r->ntail ? r->nzeroed : r->ntail;
+}
+
 /* The new file's last steps before the flip: synced, its tail and the
  * lease in its header, renamed over database.bin, directory synced. */
 static int swap_file(struct rb *r, uint64_t lease)
 {
 	struct eng_mark m = { r->ntail, lease };
 	char mark[ENG_MARK_SIZE];
+	uint64_t t = mono_ns();
 	int rc;
 
 	if ((rc = out_flush(r)) || (rc = eng_io_datasync(r->nfd)))
 		return fail(r, rc, "syncing database.bin.compact");
+	r->ns_sync1 = mono_ns() - t;
+	t = mono_ns();
 	eng_mark_encode(mark, &m);
 	if ((rc = eng_io_pwrite_all(r->nfd, mark, sizeof(mark), eng_mark_off(1))) ||
 	    (rc = eng_io_datasync(r->nfd)))
 		return fail(r, rc, "writing the header of database.bin.compact");
+	r->ns_sync2 = mono_ns() - t;
+	t = mono_ns();
 	ENG_FP("compact.swap");
 	/* From the rename on it is database.bin, where writers take their
 	 * shared chunk leases: our exclusive lock must not outlive the
@@ -628,7 +690,7 @@ static int swap_file(struct rb *r, uint64_t lease)
 	/* What the master needs to finish if we die from here on. */
 	r->pf = (struct eng_flip){
 		.area = r->area, .gen = r->gen, .file_gen = r->file_gen,
-		.tail = r->ntail, .zeroed_end = r->ntail, .durable = r->ntail,
+		.tail = r->ntail, .zeroed_end = zeroed_end(r), .durable = r->ntail,
 		.file_id = r->file_id, .lease = lease,
 	};
 	/* Recorded before the rename: a kill between the two must not
@@ -641,8 +703,11 @@ static int swap_file(struct rb *r, uint64_t lease)
 	ENG_FP("compact.renamed");
 	(void)set_stage(r, ENG_STAGE_RENAMED);
 	ENG_FP("compact.rename");
+	r->ns_rename = mono_ns() - t;
+	t = mono_ns();
 	if ((rc = eng_io_syncdir(r->db->dir)))
 		return fail(r, rc, "syncing the data directory");
+	r->ns_dirsync = mono_ns() - t;
 	ENG_FP("compact.dirsync");
 	return 0;
 }
@@ -660,8 +725,8 @@ static int flip(struct rb *r, uint64_t lease)
 	eng_area_flip(sh, &(struct eng_flip){
 		.area = r->area, .gen = r->gen,
 		.file_gen = r->compact ? r->file_gen : atomic_load(&sh->file_gen),
-		.tail = r->ntail, .zeroed_end = r->ntail, .durable = r->ntail,
-		.file_id = r->file_id, .lease = lease,
+		.tail = r->ntail, .zeroed_end = r->compact ? zeroed_end(r) : r->ntail,
+		.durable = r->ntail, .file_id = r->file_id, .lease = lease,
 	});
 	if (r->compact)
 		atomic_store(&sh->lease, lease);
@@ -741,12 +806,16 @@ static int run(struct rb *r)
 		return rc;
 	r->ns_catchup = mono_ns() - t;
 	t = mono_ns();
-	if (r->compact && ((rc = out_flush(r)) || (rc = eng_io_datasync(r->nfd))))
+	if (r->compact && ((rc = prepare_zeros(r)) || (rc = eng_io_datasync(r->nfd))))
 		return fail(r, rc, "syncing database.bin.compact");
 	r->ns_sync = mono_ns() - t;
 	t = mono_ns();
-	if ((rc = freeze(r, &tail)) || (rc = catch_up(r, tail)))
+	if ((rc = freeze(r, &tail)))
 		return rc;
+	r->ns_drain = mono_ns() - t;
+	if ((rc = catch_up(r, tail)))
+		return rc;
+	r->ns_last = mono_ns() - t - r->ns_drain;
 	/* No version is handed out while frozen: the lease the new file
 	 * gets covers every one so far, with a fresh half to spare. */
 	lease = atomic_load(&r->sh->lease);
@@ -766,7 +835,7 @@ int eng_job_run(struct eng_db *db, uint64_t id, const struct eng_pace_cfg *pace)
 	struct eng_shared *sh = db->sh;
 	struct eng_job *j = &sh->jobs[id % ENG_JOBS_KEPT];
 	struct rb r = { .db = db, .sh = sh, .id = id, .nfd = -1, .pace = pace };
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = mono_ns(), ts;
 	int rc;
 
 	if (j->id != id)
@@ -790,7 +859,17 @@ int eng_job_run(struct eng_db *db, uint64_t id, const struct eng_pace_cfg *pace)
 		if (r.compact) {
 			eng_pacer_end(&r.pacer);
 			ENG_FP("compact.done");
+			ts = mono_ns();
 			write_snapshot(&r);
+			/* where the freeze went, for an operator chasing a
+			 * latency spike at the swap */
+			eng_log(ENG_LOG_DEBUG, "compaction %" PRIu64 ": writes held off %.1f ms "
+				"(draining %.1f, last catch-up %.1f, sync %.1f, header sync %.1f, "
+				"rename %.1f, directory sync %.1f ms); database.idx %.1f ms", id,
+				(double)r.ns_frozen / 1e6, (double)r.ns_drain / 1e6,
+				(double)r.ns_last / 1e6, (double)r.ns_sync1 / 1e6,
+				(double)r.ns_sync2 / 1e6, (double)r.ns_rename / 1e6,
+				(double)r.ns_dirsync / 1e6, (double)(mono_ns() - ts) / 1e6);
 			eng_log(ENG_LOG_INFO, "compaction %" PRIu64 " done in %.2f s: database.bin "
 				"%" PRIu64 " -> %" PRIu64 " bytes, %" PRIu64 " keys (copy %.3f s, "
 				"catch-up %.3f s, sync %.3f s, writes held off %.1f ms), pace %s, "

@@ -59,15 +59,15 @@ static char zero_buf[PREZERO_STEP_BYTES];
  * would leave nothing dirty, but an extending direct write holds the
  * inode lock for the whole device write: traced, every worker's pwrite
  * then waited 5-15 ms behind it.) */
-static int zero_piece(struct eng_db *db, uint64_t off, uint64_t len)
+int eng_space_zero(int fd, uint64_t off, uint64_t len)
 {
 	int rc;
 
 	for (uint64_t o = off; o < off + len; o += PREZERO_STEP_BYTES) {
 		uint64_t n = off + len - o < PREZERO_STEP_BYTES ? off + len - o : PREZERO_STEP_BYTES;
-		if ((rc = eng_io_pwrite_all(db->fd, zero_buf, n, o)))
+		if ((rc = eng_io_pwrite_all(fd, zero_buf, n, o)))
 			return rc;
-		if ((rc = eng_io_sync_range(db->fd, o, n,
+		if ((rc = eng_io_sync_range(fd, o, n,
 					    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
 					    SYNC_FILE_RANGE_WAIT_AFTER)))
 			return rc;
@@ -75,7 +75,7 @@ static int zero_piece(struct eng_db *db, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static uint64_t lead_for(uint64_t tail)
+uint64_t eng_space_lead(uint64_t tail)
 {
 	uint64_t lead = tail / 4;
 
@@ -100,10 +100,16 @@ static int prezero_one(struct eng_db *db, uint64_t *synced_upto)
 		eng_unlock_index(db);
 		return 1; /* a compaction just swapped the file: next time */
 	}
+	/* A compaction short of space claims what lies past the tail to
+	 * give it back (make_room, engine/rebuild.c): its claim stands. */
+	if (sh->zeroing_to) {
+		eng_unlock_index(db);
+		return 1;
+	}
 	from = align_up(sh->tail, ENG_CHUNK_BYTES);
 	if (sh->zeroed_end > from)
 		from = sh->zeroed_end;
-	if (from >= sh->tail + lead_for(sh->tail)) {
+	if (from >= sh->tail + eng_space_lead(sh->tail)) {
 		eng_unlock_index(db);
 		return 1;
 	}
@@ -114,7 +120,7 @@ static int prezero_one(struct eng_db *db, uint64_t *synced_upto)
 
 	rc = ipc_flock(db->fd, IPC_FLOCK_WRITE, from, to - from, 0);
 	if (rc == 0) {
-		rc = zero_piece(db, from, to - from);
+		rc = eng_space_zero(db->fd, from, to - from);
 		ipc_flock(db->fd, IPC_FLOCK_UNLOCK, from, to - from, 0);
 	}
 	if (rc == 0 && to - *synced_upto >= PREZERO_SYNC_BYTES) {
@@ -220,13 +226,16 @@ int eng_db_release_reserve(struct eng_db *db)
 	return 1;
 }
 
-int eng_db_prezero(struct eng_db *db)
+int eng_db_prezero(struct eng_db *db, int job_running)
 {
 	static uint64_t synced_upto;
 	char path[PATH_MAX];
 	int rc = 0;
 
-	(void)make_reserve(db); /* best effort: retried every call */
+	/* Best effort, retried every call; not while a job runs: a
+	 * compaction short of space deleted the reserve for its new file. */
+	if (!job_running)
+		(void)make_reserve(db);
 	/* After a compaction deleted the reserve, the reserve comes first:
 	 * zeros prepared in the space it freed would leave the next
 	 * compaction on a full disk nothing to write its file into (and

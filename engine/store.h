@@ -335,10 +335,14 @@ uint64_t eng_db_written_below(struct eng_db *db);
  * flush (8 MiB of them made single syncs 100-1000 times slower than the
  * mean); O_DIRECT was tried and held the inode lock for whole device
  * writes (docs/decisions.md). It first makes database.reserve if that is
- * missing; after a compaction deleted it, it prepares nothing until the
- * reserve is back (the reserve has the space first). Blocks; never on a loop. 0, 1 (nothing to do), or -errno (the
- * caller retries later). */
-int eng_db_prezero(struct eng_db *db);
+ * missing (not while a job runs: job_running); after a compaction deleted
+ * it, it prepares nothing until the reserve is back (the reserve has the
+ * space first). Zeros go on being prepared while a job runs: without
+ * them every append grows the file and every group commit goes through
+ * the journal, behind the job's own allocations (docs/decisions.md).
+ * Blocks; never on a loop. 0, 1 (nothing to do), or -errno (the caller
+ * retries later). */
+int eng_db_prezero(struct eng_db *db, int job_running);
 /* Master, at a clean stop with no worker left: truncates the zeros ahead of
  * the tail, so the file ends at its last record, and puts the tail in
  * the durable mark (so damage to any record is named, never truncated). */

@@ -178,7 +178,7 @@ static int prezero(struct master *m)
 	int rc;
 
 	eng_io_set_role("space");
-	rc = eng_db_prezero(&m->db);
+	rc = eng_db_prezero(&m->db, m->job_pid != 0);
 	eng_io_set_role("master");
 	return rc;
 }
@@ -203,9 +203,10 @@ static void tick(struct master *m)
 	kill_overdue(m, now);
 	if (m->reloading && !m->stopping)
 		srv_master_reload_step(m);
-	/* Not while a job runs: a compaction short of space deletes the
-	 * reserve file, and that space is for its new file. */
-	if (!m->stopping && !m->job_pid && !eng_sync_poisoned(&m->db) &&
+	/* Also while a job runs (a compaction's appends need zeros most),
+	 * but then without making the reserve file: a compaction short of
+	 * space deletes it, and that space is for its new file. */
+	if (!m->stopping && !eng_sync_poisoned(&m->db) &&
 	    now >= m->prezero_retry_ms && prezero(m) < 0) {
 		if (!m->prezero_warned)
 			srv_warn("preparing space in database.bin failed (disk full?); appends "

@@ -6,7 +6,9 @@
  * The test process is master and worker slot 0 (see unit_util.h). The
  * full-index cases live in test_index.c, dead workers in test_mutex.c.
  */
+#include "engine/db.h"
 #include "engine/errors.h"
+#include "engine/job.h"
 #include "engine/record.h"
 #include "engine/shared.h"
 #include "engine/store.h"
@@ -15,11 +17,13 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 UU_STORE_SUITE(engine_store, "store");
@@ -552,4 +556,90 @@ Test(engine_store, directory_is_free_again_after_close, .timeout = 5)
 	cr_assert(eq(int, rc, 0), "%s", eng_strerror(rc));
 	uu_expect_val(&db, "k", "v");
 	cr_assert(eq(int, eng_db_attach(&db, 0), 0));
+}
+
+/* --- a compaction's new file ----------------------------------------------------- */
+
+/* A compaction leaves zeros prepared ahead of the new file's tail, as the
+ * master keeps them ahead of database.bin's: appends after the swap
+ * then grow no file, so the first group-commit syncs on the new file
+ * commit no metadata. They end on a chunk boundary (the master's next
+ * piece starts there), lie past the tail the header names, and a
+ * restart reads them as the unused end of the log. */
+Test(engine_store, a_compaction_prepares_zeros_ahead_of_the_new_tail, .timeout = 20)
+{
+	struct eng_recovery rep2;
+	struct eng_shared *sh = db.sh;
+	char key[16], val[64], buf[4096];
+	uint64_t id, tail, zend;
+	struct stat st;
+	int fd, rc;
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(key, sizeof(key), "key%d", i % 100);
+		snprintf(val, sizeof(val), "value %d", i);
+		cr_assert(eq(int, uu_put(&db, key, val, NULL), 0));
+	}
+	cr_assert(eq(int, eng_job_request_compact(&db, &id), 0));
+	cr_assert(eq(int, uu_run_job(&db).kind, ENG_JOB_COMPACT));
+	cr_assert(eq(int, eng_db_refresh(&db), 0));
+	tail = sh->tail;
+	zend = sh->zeroed_end;
+	cr_assert(gt(u64, zend, tail), "zeroed_end %" PRIu64 ", tail %" PRIu64, zend, tail);
+	cr_assert(eq(u64, zend % ENG_CHUNK_BYTES, 0));
+	cr_assert(eq(int, stat(db.path, &st), 0));
+	cr_assert(ge(u64, (uint64_t)st.st_size, zend));
+	fd = open(db.path, O_RDONLY | O_CLOEXEC);
+	cr_assert(ge(int, fd, 0));
+	for (uint64_t o = tail; o < zend; o += sizeof(buf)) {
+		size_t n = zend - o < sizeof(buf) ? zend - o : sizeof(buf);
+		cr_assert(eq(i64, pread(fd, buf, n, (off_t)o), (int64_t)n));
+		for (size_t i = 0; i < n; i++)
+			cr_assert(eq(int, buf[i], 0), "byte %" PRIu64 " past the tail", o + i);
+	}
+	close(fd);
+	/* appends go into them; everything is there after a restart */
+	cr_assert(eq(int, uu_put(&db, "after", "the swap", NULL), 0));
+	uu_close(&db);
+	rc = uu_open(fx.dir, UU_MAX_KEYS, &db, &rep2);
+	cr_assert(eq(int, rc, 0), "%s", eng_strerror(rc));
+	cr_assert(eq(u64, rep2.keys, 101));
+	cr_assert(eq(u64, rep2.skipped + rep2.dropped, 0));
+	/* the zeros left are trimmed as prepared space, not a torn tail */
+	cr_assert(rep2.cut_bytes == 0 || rep2.cut_zeros);
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "key%d", i);
+		snprintf(val, sizeof(val), "value %d", 1900 + i);
+		uu_expect_val(&db, key, val);
+	}
+	uu_expect_val(&db, "after", "the swap");
+	cr_assert(eq(int, eng_db_attach(&db, 0), 0));
+}
+
+/* The master prepares zeros while a job runs too (a compaction's
+ * appends need them most), but then makes no reserve file (a compaction
+ * short of space deleted it for its new file), and it leaves alone what
+ * a compaction claimed past the tail to give back. */
+Test(engine_store, prezero_while_a_job_runs, .timeout = 20)
+{
+	struct eng_shared *sh = db.sh;
+	char reserve[PATH_MAX];
+	uint64_t tail, zend;
+
+	snprintf(reserve, sizeof(reserve), "%s/%s", fx.dir, ENG_RESERVE_FILE);
+	cr_assert(eq(int, uu_put(&db, "k", "v", NULL), 0));
+	tail = sh->tail;
+	zend = sh->zeroed_end;
+	/* a compaction's claim (make_room) stands */
+	sh->zeroing_from = zend > tail ? zend : tail;
+	sh->zeroing_to = sh->zeroing_from + (1u << 20);
+	cr_assert(eq(int, eng_db_prezero(&db, 1), 1));
+	cr_assert(eq(u64, sh->zeroed_end, zend));
+	sh->zeroing_from = sh->zeroing_to = 0;
+	/* then zeros, but no reserve while the job runs */
+	cr_assert(ge(int, eng_db_prezero(&db, 1), 0));
+	cr_assert(gt(u64, sh->zeroed_end, tail));
+	cr_assert(eq(int, access(reserve, F_OK), -1));
+	cr_assert(ge(int, eng_db_prezero(&db, 0), 0));
+	cr_assert(eq(int, access(reserve, F_OK), 0));
 }
