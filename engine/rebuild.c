@@ -75,8 +75,11 @@
 #define OUT_BUF_BYTES (4u << 20)
 /* Write-back is started for every this much copied, so the final
  * fdatasync has little left and the page cache never holds the whole
- * new file dirty; one piece at a time (out_flush). */
-#define WRITEBACK_BYTES (4ull << 20)
+ * new file dirty: while the pace holds the job back (requests are being
+ * served) a small piece, one in flight at a time; otherwise a large
+ * one, started without waiting (out_flush). */
+#define WRITEBACK_BYTES (32ull << 20)
+#define WRITEBACK_GENTLE_BYTES (4ull << 20)
 /* Catch-up passes go on until one has less than this to do, or this
  * many passes ran: the rest is done frozen. */
 #define CATCHUP_SMALL_BYTES (256u << 10)
@@ -203,7 +206,7 @@ static int cut(struct rb *r)
 
 static int out_flush(struct rb *r)
 {
-	int rc;
+	int rc, gentle;
 
 	if (!r->used)
 		return 0;
@@ -212,14 +215,18 @@ static int out_flush(struct rb *r)
 		return fail(r, rc, "writing database.bin.compact");
 	r->buf_off += r->used;
 	r->used = 0;
-	if (r->buf_off - r->written_back >= WRITEBACK_BYTES) {
-		/* One piece in flight at a time: the last one is waited for
-		 * before this one starts. A worker's fdatasync ends with a
-		 * cache flush that waits for every write the device holds;
-		 * with 32 MiB started at once, traced, workers' syncs took
-		 * 160-200 ms while an unpaced copy ran. Hints only: the
-		 * swap's fdatasync is what makes the file durable. */
-		if (r->written_back > r->wb_from)
+	gentle = eng_pace_limited(&r->pacer.ctl);
+	if (r->buf_off - r->written_back >= (gentle ? WRITEBACK_GENTLE_BYTES : WRITEBACK_BYTES)) {
+		/* Gently, one piece in flight at a time: the last one is
+		 * waited for before this one starts. A worker's fdatasync
+		 * ends with a cache flush that waits for every write the
+		 * device holds; with 32 MiB started at once, traced,
+		 * workers' syncs took 160-200 ms while an unpaced copy ran.
+		 * With no requests to protect (unpaced, or the pace at its
+		 * ceiling) the copy does not wait on its own write-back.
+		 * Hints only: the swap's fdatasync is what makes the file
+		 * durable. */
+		if (gentle && r->written_back > r->wb_from)
 			(void)eng_io_sync_range(r->nfd, r->wb_from, r->written_back - r->wb_from,
 						SYNC_FILE_RANGE_WAIT_BEFORE);
 		r->wb_from = r->written_back;

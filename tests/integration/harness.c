@@ -1286,3 +1286,11 @@ int it_on_path(const char *tool)
 	free(dirs);
 	return found;
 }
+
+void it_round_value(char *buf, size_t len, int i, int r)
+{
+	int n = snprintf(buf, len + 1, "key %d round %d:", i, r);
+
+	memset(buf + n, 'a' + (i + r) % 26, len - (size_t)n);
+	buf[len] = '\0';
+}

@@ -187,4 +187,9 @@ void it_sleep_ms(int ms);
 /* 1 if an executable named tool is in a directory of $PATH. */
 int it_on_path(const char *tool);
 
+/* The value of key i after write round r, as the compaction suites
+ * write and check it: recognisable, len bytes and a NUL (buf holds len
+ * + 1). */
+void it_round_value(char *buf, size_t len, int i, int r);
+
 #endif

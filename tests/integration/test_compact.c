@@ -76,15 +76,6 @@ static int file_exists(const char *name)
 	return access(path, F_OK) == 0;
 }
 
-/* The value of key i after write round r: recognisable, VAL_LEN bytes. */
-static void value_of(char *buf, int i, int r)
-{
-	int n = snprintf(buf, VAL_LEN + 1, "key %d round %d:", i, r);
-
-	memset(buf + n, 'a' + (i + r) % 26, (size_t)(VAL_LEN - n));
-	buf[VAL_LEN] = '\0';
-}
-
 /* Writes every key OVERWRITES times, then deletes every fourth key:
  * most of the file is garbage. vers[i]: key i's last version (0 deleted). */
 static void fill(int port, uint64_t *vers)
@@ -95,7 +86,7 @@ static void fill(int port, uint64_t *vers)
 	for (int rnd = 0; rnd < OVERWRITES; rnd++)
 		for (int i = 0; i < NKEYS; i++) {
 			snprintf(path, sizeof(path), "/kv/k%04d", i);
-			value_of(val, i, rnd);
+			it_round_value(val, VAL_LEN, i, rnd);
 			vers[i] = it_put(port, path, val, VAL_LEN, 0);
 		}
 	for (int i = 0; i < NKEYS; i += 4) {
@@ -117,7 +108,7 @@ static void expect_fill(int port, const uint64_t *vers)
 			it_expect_error(port, "GET", path, NULL, NULL, 0, 404, NULL);
 			continue;
 		}
-		value_of(val, i, OVERWRITES - 1);
+		it_round_value(val, VAL_LEN, i, OVERWRITES - 1);
 		it_expect_value(port, path, val, VAL_LEN, vers[i]);
 	}
 }
@@ -535,7 +526,7 @@ static void reader(int idx, void *arg)
 			if (r.status != 404)
 				it_child_fail("deleted %s: %s", path, it_resp_brief(&r));
 		} else {
-			value_of(val, i, OVERWRITES - 1);
+			it_round_value(val, VAL_LEN, i, OVERWRITES - 1);
 			if (r.status != 200 || r.body_len != VAL_LEN ||
 			    memcmp(r.body, val, VAL_LEN))
 				it_child_fail("GET %s during compaction: %s", path,
@@ -1178,7 +1169,7 @@ Test(it_compact, damaged_or_stale_index_snapshot_is_ignored)
 			char path[64], val[VAL_LEN + 1];
 
 			snprintf(path, sizeof(path), "/kv/k%04d", i);
-			value_of(val, i, OVERWRITES - 1);
+			it_round_value(val, VAL_LEN, i, OVERWRITES - 1);
 			it_expect_value(d.port, path, val, VAL_LEN, vers[i]);
 		}
 	it_stop_clean(&d);

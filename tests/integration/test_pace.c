@@ -32,14 +32,6 @@ static void setup(void) { it_setup(); }
 static void teardown(void) { it_teardown(); }
 TestSuite(it_pace, .init = setup, .fini = teardown, .timeout = 120);
 
-static void value_of(char *buf, int i, int r)
-{
-	int n = snprintf(buf, VAL_LEN + 1, "key %d round %d:", i, r);
-
-	memset(buf + n, 'a' + (i + r) % 26, (size_t)(VAL_LEN - n));
-	buf[VAL_LEN] = '\0';
-}
-
 /* Every key written ROUNDS times: most of the file is garbage. */
 static void fill(int port, uint64_t *vers)
 {
@@ -48,7 +40,7 @@ static void fill(int port, uint64_t *vers)
 	for (int r = 0; r < ROUNDS; r++)
 		for (int i = 0; i < NKEYS; i++) {
 			snprintf(path, sizeof(path), "/kv/k%04d", i);
-			value_of(val, i, r);
+			it_round_value(val, VAL_LEN, i, r);
 			vers[i] = it_put(port, path, val, VAL_LEN, 0);
 		}
 }
@@ -59,7 +51,7 @@ static void expect_fill(int port, const uint64_t *vers)
 
 	for (int i = 0; i < NKEYS; i++) {
 		snprintf(path, sizeof(path), "/kv/k%04d", i);
-		value_of(val, i, ROUNDS - 1);
+		it_round_value(val, VAL_LEN, i, ROUNDS - 1);
 		it_expect_value(port, path, val, VAL_LEN, vers[i]);
 	}
 }
