@@ -63,7 +63,7 @@ RUN_ARGS ?=
 
 deps-cluster: DEB_WANT = $(DEB_RUN) $(DEB_CLUSTER)
 
-.PHONY: all deps deps-run deps-fuzz deps-test deps-cluster cluster bench-cluster run test unit unit-asan \
+.PHONY: integration-suites integration-both asan-and-refusals all deps deps-run deps-fuzz deps-test deps-cluster cluster bench-cluster run test unit unit-asan \
         integration integration-asan clean asan fuzz fuzz-smoke layers readme drill FORCE \
         cluster-unit cluster-drill drill-cluster cluster-selftest cluster-refusals
 all: $(B)/caskd
@@ -144,9 +144,12 @@ unit-asan: $(UNIT_ABIN)
 # sweep runs in `make drill`), so that the cluster drill fits in `make
 # test`'s ten minutes.
 integration: $(B)/caskd $(ITEST_BIN)
-	@set -e; for t in $(ITEST_BIN); do echo "== $$t"; \
-	  CASKD_JOBCRASH_QUICK=1 CASKD_BIN=$(CURDIR)/$(B)/caskd ./$$t --jobs 1; done
+	$(MAKE) integration-suites ITEST_RUN="$(ITEST_BIN)"
 	$(MAKE) cluster-unit cluster-drill cluster-refusals
+ITEST_RUN ?= $(ITEST_BIN)
+integration-suites: $(B)/caskd $(ITEST_BIN)
+	@set -e; for t in $(ITEST_RUN); do echo "== $$t"; \
+	  CASKD_JOBCRASH_QUICK=1 CASKD_BIN=$(CURDIR)/$(B)/caskd ./$$t --jobs 1; done
 
 # ---- cluster drills (tests/cluster/, ../shared/CLUSTER.md) -----------------
 # cluster_workload records histories through HAProxy and dumps members;
@@ -215,8 +218,9 @@ drill-cluster: $(B)/caskd $(CL_BIN) $(B)/tests/it_cluster
 # 2 cores.
 ASAN_POWERCUTS ?= 30
 ASAN_SKIP := $(B)/tests/it_jobcrash $(B)/tests/it_powercut
+ITEST_ARUN ?= $(filter-out $(ASAN_SKIP),$(ITEST_BIN))
 integration-asan: $(A)/caskd $(ITEST_BIN)
-	@set -e; for t in $(filter-out $(ASAN_SKIP),$(ITEST_BIN)); do \
+	@set -e; for t in $(ITEST_ARUN); do \
 	  echo "== $$t (daemon with asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  CASKD_POWERCUTS=$(ASAN_POWERCUTS) CASKD_JOBCRASH_QUICK=1 \
@@ -227,9 +231,33 @@ integration-asan: $(A)/caskd $(ITEST_BIN)
 TEST_BUILD = $(B)/caskd $(UNIT_BIN) $(ITEST_BIN) $(A)/caskd $(UNIT_ABIN) \
 	$(CL_BIN) $(B)/tests/it_cluster $(B)/tests/it_cluster_refusals \
 	$(B)/tests/cluster_test_checker $(FUZZ_BIN)
+# The integration suites mostly wait (daemons starting, stopping, being
+# killed; the cores are about 40% busy), so the ones that judge only
+# answers run as two streams side by side: the plain daemon's and the
+# sanitized daemon's, one suite at a time each (--output-sync keeps a
+# stream's output together). The suites that judge timing or how load
+# spreads (slow clients, worker balance, crash and power-cut drills, the
+# cluster drills) then run alone, as they always did.
+# The job-crash sweeps kill at a syscall count, not at a time, and the
+# cluster refusals judge exit codes: they share the streams. make test's
+# power-cut drill makes TEST_POWERCUTS cuts (make drill: 600).
+ITEST_TIMED := $(addprefix $(B)/tests/it_,bounded daemon drills powercut)
+TEST_POWERCUTS ?= 40
+integration-both: $(B)/caskd $(A)/caskd $(ITEST_BIN)
+	$(MAKE) -j2 --output-sync=target integration-suites asan-and-refusals \
+	  ITEST_RUN="$(filter-out $(ITEST_TIMED),$(ITEST_BIN))" \
+	  ITEST_ARUN="$(filter-out $(ITEST_TIMED) $(ASAN_SKIP),$(ITEST_BIN))"
+	CASKD_POWERCUTS=$(TEST_POWERCUTS) $(MAKE) integration-suites ITEST_RUN="$(ITEST_TIMED)"
+	$(MAKE) integration-asan ITEST_ARUN="$(filter-out $(ASAN_SKIP),$(ITEST_TIMED))"
+	$(MAKE) cluster-drill
+asan-and-refusals:
+	$(MAKE) cluster-unit cluster-refusals integration-asan
+TEST_STAGES := layers unit unit-asan integration-both fuzz-smoke readme
 test: deps-test
-	$(MAKE) -j$(shell nproc) $(TEST_BUILD)
-	$(MAKE) layers unit unit-asan integration integration-asan fuzz-smoke readme
+	@t0=$$(date +%s); $(MAKE) -j$(shell nproc) $(TEST_BUILD); \
+	  echo "== make test: build took $$(( $$(date +%s) - t0 )) s"
+	@set -e; for s in $(TEST_STAGES); do t0=$$(date +%s); $(MAKE) $$s; \
+	  echo "== make test: $$s took $$(( $$(date +%s) - t0 )) s"; done
 
 # The README's "Use it" examples, run in order against a fresh daemon:
 # each must print what the README shows (tests/readme_examples.sh).
@@ -277,7 +305,7 @@ layers:
 # `make test` runs fuzz-smoke: the regressions, the seeds and a few seconds.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_SMOKE_SECONDS ?= 2
 FUZZ_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
                 -fno-sanitize-recover=undefined
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
