@@ -109,7 +109,7 @@ static int http_get(int port, const char *path, struct it_resp *r)
 static void etcd_start(void)
 {
 	char curl[64], purl[64], ic[96], dir[300];
-	int pport, fd, nul;
+	int pport;
 	pid_t parent = getpid(), pid;
 	int64_t end;
 
@@ -128,17 +128,7 @@ static void etcd_start(void)
 	pid = fork();
 	cr_assert(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		if (getppid() != parent)
-			_exit(126);
-		fd = open(g.etcd_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-		nul = open("/dev/null", O_RDONLY);
-		if (fd < 0 || nul < 0)
-			_exit(126);
-		dup2(nul, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
+		it_child_detach(parent, SIGKILL, g.etcd_log);
 		execlp("etcd", "etcd", "--name", "e1", "--data-dir", dir,
 		       "--listen-client-urls", curl, "--advertise-client-urls", curl,
 		       "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,

@@ -419,19 +419,9 @@ static void exec_daemon(const struct it_daemon *d, const char *bin,
 {
 	const char *argv[IT_MAX_ARGS];
 	char listen[64], nworkers[16];
-	int n = 0, logfd, nul;
+	int n = 0;
 
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-	if (getppid() != parent)
-		_exit(126);
-	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-	nul = open("/dev/null", O_RDONLY);
-	if (logfd < 0 || nul < 0)
-		_exit(126);
-	dup2(nul, 0);
-	dup2(logfd, 1);
-	dup2(logfd, 2);
+	it_child_detach(parent, SIGTERM, d->log);
 	child_reset();
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", d->port);
 	snprintf(nworkers, sizeof(nworkers), "%d", workers);
@@ -1293,4 +1283,21 @@ void it_round_value(char *buf, size_t len, int i, int r)
 
 	memset(buf + n, 'a' + (i + r) % 26, len - (size_t)n);
 	buf[len] = '\0';
+}
+
+void it_child_detach(pid_t parent, int deathsig, const char *log)
+{
+	int fd, nul;
+
+	setpgid(0, 0);
+	prctl(PR_SET_PDEATHSIG, deathsig, 0, 0, 0);
+	if (getppid() != parent)
+		_exit(126);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	nul = open("/dev/null", O_RDONLY);
+	if (fd < 0 || nul < 0)
+		_exit(126);
+	dup2(nul, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
 }

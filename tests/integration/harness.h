@@ -187,6 +187,11 @@ void it_sleep_ms(int ms);
 /* 1 if an executable named tool is in a directory of $PATH. */
 int it_on_path(const char *tool);
 
+/* In a forked child, before exec: its own process group, deathsig when
+ * the test (parent) dies, stdin from /dev/null, stdout and stderr
+ * appended to log; _exit(126) if any of it fails. */
+void it_child_detach(pid_t parent, int deathsig, const char *log);
+
 /* The value of key i after write round r, as the compaction suites
  * write and check it: recognisable, len bytes and a NUL (buf holds len
  * + 1). */

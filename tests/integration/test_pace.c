@@ -135,6 +135,17 @@ static void expect_done_record(const char *job, const char *pace)
 	cr_assert(is_null(job, "rate_limit_bytes_per_s"), "%s", job);
 }
 
+/* After a job under load: the load's acknowledged writes and every
+ * value of the fill are there, and the daemon stops cleanly. */
+static void end_under_load(pid_t pid, uint64_t *acked, const uint64_t *vers)
+{
+	load_end(d.port, pid, acked);
+	expect_fill(d.port, vers);
+	it_stop_clean(&d);
+	it_shared_free(acked, sizeof(uint64_t) * LOAD_WRITES);
+	it_assert_no_leaks();
+}
+
 Test(it_pace, a_paced_job_shows_its_rate_and_eta_and_keeps_every_value)
 {
 	static const char *const extra[] = { "--compaction-rate", "4m", NULL };
@@ -167,11 +178,7 @@ Test(it_pace, a_paced_job_shows_its_rate_and_eta_and_keeps_every_value)
 	cr_assert_lt(it_json_u64(job, "bytes_after"), it_json_u64(job, "bytes_before"), "%s", job);
 	free(seen);
 	free(job);
-	load_end(d.port, pid, acked);
-	expect_fill(d.port, vers);
-	it_stop_clean(&d);
-	it_shared_free(acked, sizeof(uint64_t) * LOAD_WRITES);
-	it_assert_no_leaks();
+	end_under_load(pid, acked, vers);
 }
 
 Test(it_pace, an_auto_paced_job_under_light_load_ends_with_its_record)
@@ -188,11 +195,7 @@ Test(it_pace, an_auto_paced_job_under_light_load_ends_with_its_record)
 	cr_assert_str_eq(state, "done", "%s", job);
 	expect_done_record(job, "auto");
 	free(job);
-	load_end(d.port, pid, acked);
-	expect_fill(d.port, vers);
-	it_stop_clean(&d);
-	it_shared_free(acked, sizeof(uint64_t) * LOAD_WRITES);
-	it_assert_no_leaks();
+	end_under_load(pid, acked, vers);
 }
 
 Test(it_pace, compaction_rate_off_runs_unpaced)

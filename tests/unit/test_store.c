@@ -453,7 +453,7 @@ Test(engine_store, a_pass_is_independent_writes_in_one_append, .timeout = 5)
 	const struct eng_op *op[PASS_N];
 	struct eng_result r[PASS_N], *res[PASS_N];
 	int rcs[PASS_N];
-	uint64_t tail = db.sh->tail, writes = db.sh->writes_total;
+	uint64_t tail = db.sh->tail, writes = db.sh->writes_total, locks = db.mutex_locks;
 
 	for (int i = 0; i < PASS_N; i++) {
 		op[i] = &ops[i];
@@ -475,6 +475,9 @@ Test(engine_store, a_pass_is_independent_writes_in_one_append, .timeout = 5)
 	cr_assert(eq(u64, r[5].end, r[2].end + eng_rec_size(1, 2)));
 	cr_assert(eq(u64, db.sh->tail, r[5].end));
 	cr_assert(eq(u64, db.sh->writes_total, writes + 3));
+	/* one hold to reserve them all, one to publish them all: not two
+	 * per write, as six eng_write calls would take */
+	cr_assert(eq(u64, db.mutex_locks - locks, 2));
 	cr_assert(r[0].created && r[5].created);
 	uu_expect_val(&db, "a", "1");
 	uu_expect_val(&db, "b", NULL);
